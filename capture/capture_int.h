@@ -1,0 +1,35 @@
+/*
+ * Internals shared by the capture component's files (never installed).
+ */
+#ifndef REPRO_CAPTURE_INT_H
+#define REPRO_CAPTURE_INT_H
+
+#include "repro/capture.h"
+#include "tcp_reasm.h"
+
+struct repro_capture {
+    struct repro_capture_sink sink;
+    struct repro_redact_rules rules;
+    struct repro_capture_limits limits;
+    struct repro_capture_stats stats;
+    struct repro_budget budget; /* every held byte: messages and out-of-order data */
+    struct repro_reasm reasm;
+    struct repro_error *err;    /* the current call's error sink */
+    int64_t last_ts_us;
+    int failed;                 /* a sink callback failed: stop */
+};
+
+/* Reassembler callbacks implementing HTTP over each connection
+ * (http_conn.c). */
+extern const struct repro_reasm_cb repro__http_conn_cb;
+
+/*
+ * Redacts one message. Returns 1 and fills *out (transferred: release with
+ * repro_buf_release) and *info (spans into out) when something was
+ * replaced, 0 when the message is left as it is, negative on allocation
+ * failure. raw and info describe the message as framed.
+ */
+int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
+                  struct repro_slice raw, struct repro_http_info *info, struct repro_buf *out);
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * TCP stream reassembly (RFC 9293) for passive capture.
+ *
+ * Per direction, bytes are delivered in sequence order exactly once.
+ * Policies:
+ *  - Overlaps: the first bytes seen win. Data already delivered is never
+ *    replaced; a new segment only fills holes between queued segments.
+ *  - Sequence numbers compare in serial arithmetic, so wraparound at 2^32
+ *    is transparent.
+ *  - A direction without a SYN starts at the first data segment seen
+ *    (streams picked up mid-connection).
+ *  - A hole becomes a gap (reported with its length, then delivery goes on)
+ *    when the peer acknowledges data past it (the receiver had it, so the
+ *    capture lost it), when the out-of-order queue exceeds its per-stream
+ *    cap or the overall budget, and when the connection ends.
+ *  - A connection ends on RST, when both FINs have been delivered, after
+ *    idle_timeout_us of capture time without packets, when evicted because
+ *    the table is full (least recently active first), or at the end of the
+ *    capture.
+ *  - Pure ACKs and bare FIN/RST of connections not in the table are ignored
+ *    (counted); only a SYN or payload creates a connection.
+ *
+ * Expected workload: millions of segments, mostly in order; the in-order
+ * path does no allocation and no copy.
+ */
+#include "tcp_reasm.h"
+
+#include <string.h>
+
+#define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
+#define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((a) - (b)) >= 0)
+
+static uint32_t hash_endpoint(uint32_t h, const uint8_t *addr, size_t alen, uint16_t port)
+{
+    size_t i;
+    for (i = 0; i < alen; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    h = (h ^ (port & 0xff)) * 16777619u;
+    h = (h ^ (port >> 8)) * 16777619u;
+    return h;
+}
+
+/* Direction-independent hash of the 4-tuple. */
+static uint32_t hash_tuple(int family, const uint8_t *a, uint16_t pa, const uint8_t *b,
+                           uint16_t pb)
+{
+    size_t alen = family == 6 ? 16 : 4;
+    uint32_t ha = hash_endpoint(2166136261u, a, alen, pa);
+    uint32_t hb = hash_endpoint(2166136261u, b, alen, pb);
+    return (ha ^ hb) * 2654435761u + (ha + hb);
+}
+
+int repro_reasm_init(struct repro_reasm *r, const struct repro_reasm_cb *cb, size_t max_stream_ooo,
+                     size_t max_connections, int64_t idle_timeout_us, struct repro_budget *budget)
+{
+    memset(r, 0, sizeof *r);
+    r->cb = *cb;
+    r->n_buckets = 1024;
+    r->buckets = repro_calloc(r->n_buckets, sizeof *r->buckets);
+    if (r->buckets == NULL)
+        return REPRO_E_NOMEM;
+    r->max_stream_ooo = max_stream_ooo;
+    r->max_connections = max_connections ? max_connections : 1;
+    r->idle_timeout_us = idle_timeout_us;
+    r->budget = budget;
+    r->next_id = 1;
+    return REPRO_OK;
+}
+
+static void free_ooo(struct repro_reasm *r, struct repro_tcp_half *h)
+{
+    struct repro_tcp_seg *s = h->ooo, *n;
+    for (; s != NULL; s = n) {
+        n = s->next;
+        repro_budget_give(r->budget, s->len);
+        repro_free(s);
+    }
+    h->ooo = NULL;
+    h->ooo_bytes = 0;
+}
+
+static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    struct repro_tcp_conn **pp = &r->buckets[c->hash & (r->n_buckets - 1)];
+    while (*pp != c)
+        pp = &(*pp)->hnext;
+    *pp = c->hnext;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        r->lru_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        r->lru_tail = c->lprev;
+    r->n_conns--;
+}
+
+static void free_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    free_ooo(r, &c->half[0]);
+    free_ooo(r, &c->half[1]);
+    repro_free(c);
+}
+
+void repro_reasm_release(struct repro_reasm *r)
+{
+    while (r->lru_head != NULL) {
+        struct repro_tcp_conn *c = r->lru_head;
+        unlink_conn(r, c);
+        free_conn(r, c);
+    }
+    repro_free(r->buckets);
+    r->buckets = NULL;
+}
+
+static void touch(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    if (r->lru_tail == c)
+        return;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        r->lru_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    c->lprev = r->lru_tail;
+    c->lnext = NULL;
+    if (r->lru_tail)
+        r->lru_tail->lnext = c;
+    r->lru_tail = c;
+    if (r->lru_head == NULL)
+        r->lru_head = c;
+}
+
+static void grow_table(struct repro_reasm *r)
+{
+    size_t nb = r->n_buckets * 2, i;
+    struct repro_tcp_conn **b = repro_calloc(nb, sizeof *b);
+    if (b == NULL)
+        return; /* keep the smaller table: slower, still correct */
+    for (i = 0; i < r->n_buckets; i++) {
+        struct repro_tcp_conn *c = r->buckets[i], *n;
+        for (; c != NULL; c = n) {
+            n = c->hnext;
+            c->hnext = b[c->hash & (nb - 1)];
+            b[c->hash & (nb - 1)] = c;
+        }
+    }
+    repro_free(r->buckets);
+    r->buckets = b;
+    r->n_buckets = nb;
+}
+
+/* Finds the connection of pkt; *dir is the packet's direction in it. */
+static struct repro_tcp_conn *lookup(struct repro_reasm *r, const struct repro_pkt *pkt,
+                                     uint32_t hash, int *dir)
+{
+    size_t alen = pkt->family == 6 ? 16 : 4;
+    struct repro_tcp_conn *c = r->buckets[hash & (r->n_buckets - 1)];
+
+    for (; c != NULL; c = c->hnext) {
+        if (c->hash != hash || c->family != pkt->family)
+            continue;
+        if (c->port[0] == pkt->sport && c->port[1] == pkt->dport &&
+            memcmp(c->addr[0], pkt->src, alen) == 0 && memcmp(c->addr[1], pkt->dst, alen) == 0) {
+            *dir = 0;
+            return c;
+        }
+        if (c->port[1] == pkt->sport && c->port[0] == pkt->dport &&
+            memcmp(c->addr[1], pkt->src, alen) == 0 && memcmp(c->addr[0], pkt->dst, alen) == 0) {
+            *dir = 1;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static int deliver(struct repro_reasm *r, struct repro_tcp_conn *c, int d, const uint8_t *p,
+                   size_t len, int64_t ts)
+{
+    c->half[d].next_seq += (uint32_t)len;
+    c->half[d].bytes += len;
+    return r->cb.data ? r->cb.data(r->cb.ctx, c, d, p, len, ts) : 0;
+}
+
+static int declare_gap(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t upto,
+                       int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    uint32_t n = upto - h->next_seq;
+
+    if (!SEQ_GT(upto, h->next_seq))
+        return 0;
+    h->next_seq = upto;
+    h->gap_bytes += n;
+    r->stats.gaps++;
+    r->stats.gap_bytes += n;
+    return r->cb.gap ? r->cb.gap(r->cb.ctx, c, d, n, ts) : 0;
+}
+
+/* Delivers queued segments that have become contiguous, then the FIN. */
+static int drain(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    int rc = 0;
+
+    while (rc == 0 && h->ooo != NULL && SEQ_LEQ(h->ooo->seq, h->next_seq)) {
+        struct repro_tcp_seg *s = h->ooo;
+        uint32_t skip = h->next_seq - s->seq;
+        h->ooo = s->next;
+        h->ooo_bytes -= s->len;
+        if (skip < s->len)
+            rc = deliver(r, c, d, s->data + skip, s->len - skip, s->ts_us);
+        repro_budget_give(r->budget, s->len);
+        repro_free(s);
+    }
+    if (rc == 0 && h->fin_seen && !h->fin_done && SEQ_GEQ(h->next_seq, h->fin_seq)) {
+        h->fin_done = 1;
+        if (r->cb.fin)
+            rc = r->cb.fin(r->cb.ctx, c, d, ts);
+    }
+    return rc;
+}
+
+/* Skips the hole before the first queued segment and drains. */
+static int skip_hole(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    int rc;
+    if (h->ooo == NULL)
+        return 0;
+    rc = declare_gap(r, c, d, h->ooo->seq, ts);
+    return rc ? rc : drain(r, c, d, ts);
+}
+
+/* Queues [seq, seq+len) where it is not already covered (first wins). */
+static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t seq,
+                     const uint8_t *p, uint32_t len, int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    struct repro_tcp_seg **pp = &h->ooo;
+    uint32_t end = seq + len;
+
+    while (SEQ_LT(seq, end)) {
+        struct repro_tcp_seg *s;
+        uint32_t piece_end = end, n;
+
+        while (*pp != NULL && SEQ_LEQ((*pp)->seq + (*pp)->len, seq))
+            pp = &(*pp)->next;
+        if (*pp != NULL && SEQ_LEQ((*pp)->seq, seq)) {
+            uint32_t covered = (*pp)->seq + (*pp)->len - seq;
+            r->stats.overlap_bytes += SEQ_LT(end, seq + covered) ? end - seq : covered;
+            p += covered;
+            seq += covered;
+            continue;
+        }
+        if (*pp != NULL && SEQ_LT((*pp)->seq, piece_end)) {
+            r->stats.overlap_bytes += piece_end - (*pp)->seq;
+            piece_end = (*pp)->seq;
+        }
+        n = piece_end - seq;
+        while (h->ooo_bytes + n > r->max_stream_ooo || !repro_budget_take(r->budget, n)) {
+            /* Over a cap: give up on the oldest hole to make room. */
+            int rc;
+            if (h->ooo == NULL || SEQ_LEQ(seq, h->ooo->seq)) {
+                r->stats.dropped_ooo_bytes += n;
+                return 0;
+            }
+            rc = skip_hole(r, c, d, ts);
+            if (rc)
+                return rc;
+            if (SEQ_GEQ(h->next_seq, seq))
+                return 0; /* the hole moved past this piece; caller re-delivers */
+            pp = &h->ooo;
+        }
+        s = repro_malloc(sizeof *s + n);
+        if (s == NULL) {
+            repro_budget_give(r->budget, n);
+            r->stats.dropped_ooo_bytes += n;
+            return 0;
+        }
+        s->seq = seq;
+        s->len = n;
+        s->ts_us = ts;
+        memcpy(s->data, p, n);
+        s->next = *pp;
+        *pp = s;
+        h->ooo_bytes += n;
+        pp = &s->next;
+        p += n;
+        seq += n;
+    }
+    return 0;
+}
+
+static int segment_data(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t seq,
+                        const uint8_t *p, uint32_t len, int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    int rc;
+
+    if (!h->seq_known) {
+        h->seq_known = 1;
+        h->next_seq = seq;
+    }
+    if (SEQ_LT(seq, h->next_seq)) {
+        uint32_t old = h->next_seq - seq;
+        if (old >= len) {
+            r->stats.retransmitted_bytes += len;
+            return 0;
+        }
+        r->stats.overlap_bytes += old;
+        p += old;
+        len -= old;
+        seq += old;
+    }
+    if (seq == h->next_seq) {
+        rc = deliver(r, c, d, p, len, ts);
+        return rc ? rc : drain(r, c, d, ts);
+    }
+    rc = queue_ooo(r, c, d, seq, p, len, ts);
+    if (rc == 0 && SEQ_GEQ(h->next_seq, seq) && SEQ_LT(h->next_seq, seq + len))
+        return segment_data(r, c, d, h->next_seq, p + (h->next_seq - seq),
+                            len - (h->next_seq - seq), ts);
+    return rc;
+}
+
+static int close_conn(struct repro_reasm *r, struct repro_tcp_conn *c, int reason, int64_t ts)
+{
+    int d, rc = 0;
+
+    /* Whatever is still missing is a gap: up to the queued data, the FIN,
+     * or the highest acknowledged byte. */
+    for (d = 0; d < 2 && rc == 0; d++) {
+        struct repro_tcp_half *h = &c->half[d];
+        while (rc == 0 && h->ooo != NULL)
+            rc = skip_hole(r, c, d, ts);
+        if (rc == 0 && h->seq_known && h->fin_seen && !h->fin_done) {
+            rc = declare_gap(r, c, d, h->fin_seq, ts);
+            if (rc == 0)
+                rc = drain(r, c, d, ts);
+        } else if (rc == 0 && h->seq_known && h->ack_known && !h->fin_done &&
+                   SEQ_GT(h->max_ack, h->next_seq)) {
+            rc = declare_gap(r, c, d, h->max_ack, ts);
+        }
+    }
+    if (rc == 0 && r->cb.close)
+        rc = r->cb.close(r->cb.ctx, c, reason, ts);
+    unlink_conn(r, c);
+    free_conn(r, c);
+    return rc;
+}
+
+int repro_reasm_flush(struct repro_reasm *r, int reason, int64_t ts_us)
+{
+    int rc = 0;
+    while (rc == 0 && r->lru_head != NULL)
+        rc = close_conn(r, r->lru_head, reason, ts_us);
+    return rc;
+}
+
+static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_pkt *pkt,
+                                     uint32_t hash, int *dir, int *rc)
+{
+    struct repro_tcp_conn *c;
+    size_t alen = pkt->family == 6 ? 16 : 4;
+    /* A SYN-ACK's sender is the server: make direction 0 the client's. */
+    int flip = (pkt->tcp_flags & (REPRO_TCP_SYN | REPRO_TCP_ACK)) == (REPRO_TCP_SYN | REPRO_TCP_ACK);
+
+    *rc = 0;
+    while (r->n_conns >= r->max_connections && r->lru_head != NULL) {
+        r->stats.evicted++;
+        *rc = close_conn(r, r->lru_head, REPRO_END_EVICTED, pkt->ts_us);
+        if (*rc)
+            return NULL;
+    }
+    c = repro_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->id = r->next_id++;
+    c->family = pkt->family;
+    memcpy(c->addr[flip], pkt->src, alen);
+    memcpy(c->addr[!flip], pkt->dst, alen);
+    c->port[flip] = pkt->sport;
+    c->port[!flip] = pkt->dport;
+    c->syn_dir = -1;
+    c->first_us = c->last_us = pkt->ts_us;
+    c->hash = hash;
+    c->hnext = r->buckets[hash & (r->n_buckets - 1)];
+    r->buckets[hash & (r->n_buckets - 1)] = c;
+    c->lprev = r->lru_tail;
+    if (r->lru_tail)
+        r->lru_tail->lnext = c;
+    r->lru_tail = c;
+    if (r->lru_head == NULL)
+        r->lru_head = c;
+    r->n_conns++;
+    r->stats.connections++;
+    *dir = flip;
+    if (r->n_conns > r->n_buckets)
+        grow_table(r);
+    if (r->cb.open)
+        *rc = r->cb.open(r->cb.ctx, c);
+    return c;
+}
+
+static int expire_idle(struct repro_reasm *r, int64_t now)
+{
+    int rc = 0;
+    while (rc == 0 && r->lru_head != NULL && r->idle_timeout_us > 0 &&
+           now - r->lru_head->last_us > r->idle_timeout_us)
+        rc = close_conn(r, r->lru_head, REPRO_END_TIMEOUT, now);
+    return rc;
+}
+
+int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
+{
+    uint32_t hash = hash_tuple(pkt->family, pkt->src, pkt->sport, pkt->dst, pkt->dport);
+    int dir = 0, rc = expire_idle(r, pkt->ts_us);
+    struct repro_tcp_conn *c;
+    struct repro_tcp_half *h, *peer;
+    uint8_t fl = pkt->tcp_flags;
+
+    if (rc)
+        return rc;
+    c = lookup(r, pkt, hash, &dir);
+    if (c != NULL && (fl & REPRO_TCP_SYN) && !(fl & REPRO_TCP_ACK) && c->half[dir].seq_known &&
+        pkt->seq + 1 != c->half[dir].next_seq) {
+        /* A new SYN with another ISN on a known tuple: port reuse. */
+        rc = close_conn(r, c, REPRO_END_FIN, pkt->ts_us);
+        if (rc)
+            return rc;
+        c = NULL;
+    }
+    if (c == NULL) {
+        if (!(fl & REPRO_TCP_SYN) && pkt->payload_len == 0) {
+            r->stats.ignored_packets++;
+            return 0;
+        }
+        c = create(r, pkt, hash, &dir, &rc);
+        if (c == NULL)
+            return rc;
+        c->mid_stream = !(fl & REPRO_TCP_SYN);
+    }
+    c->last_us = pkt->ts_us;
+    touch(r, c);
+    h = &c->half[dir];
+    peer = &c->half[!dir];
+
+    if (fl & REPRO_TCP_SYN) {
+        if (!(fl & REPRO_TCP_ACK))
+            c->syn_dir = dir;
+        if (!h->seq_known || h->bytes == 0) {
+            h->seq_known = 1;
+            h->next_seq = pkt->seq + 1;
+        }
+    }
+    if (pkt->payload_len > 0) {
+        uint32_t seq = pkt->seq + ((fl & REPRO_TCP_SYN) ? 1 : 0);
+        rc = segment_data(r, c, dir, seq, pkt->payload, pkt->payload_len, pkt->ts_us);
+        if (rc)
+            return rc;
+    }
+    if ((fl & REPRO_TCP_FIN) && !h->fin_seen) {
+        h->fin_seen = 1;
+        h->fin_seq = pkt->seq + ((fl & REPRO_TCP_SYN) ? 1 : 0) + pkt->seg_len;
+        if (!h->seq_known) {
+            h->seq_known = 1;
+            h->next_seq = h->fin_seq;
+        }
+        rc = drain(r, c, dir, pkt->ts_us);
+        if (rc)
+            return rc;
+    }
+    /* The peer acknowledged bytes of this direction's opposite: if they lie
+     * beyond a hole, the hole will never be filled. */
+    if ((fl & REPRO_TCP_ACK) && peer->seq_known) {
+        if (!peer->ack_known || SEQ_GT(pkt->ack, peer->max_ack)) {
+            peer->max_ack = pkt->ack;
+            peer->ack_known = 1;
+        }
+        while (rc == 0 && peer->ooo != NULL && SEQ_GEQ(pkt->ack, peer->ooo->seq + 1))
+            rc = skip_hole(r, c, !dir, pkt->ts_us);
+        if (rc)
+            return rc;
+    }
+    if (fl & REPRO_TCP_RST)
+        return close_conn(r, c, REPRO_END_RST, pkt->ts_us);
+    if (c->half[0].fin_done && c->half[1].fin_done)
+        return close_conn(r, c, REPRO_END_FIN, pkt->ts_us);
+    return 0;
+}

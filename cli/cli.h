@@ -1,0 +1,47 @@
+/*
+ * The repro command line: argument parsing, exit codes, output formats.
+ * Nothing else lives in cli/: the work is done by the library.
+ */
+#ifndef REPRO_CLI_H
+#define REPRO_CLI_H
+
+#include "repro/core.h"
+
+/* Exit codes (docs/exit-codes.md). */
+enum {
+    EXIT_CLEAN = 0,    /* success */
+    EXIT_FINDINGS = 1, /* finished, with findings or input problems */
+    EXIT_FATAL = 2,    /* error */
+    EXIT_USAGE = 64    /* bad command line */
+};
+
+struct cli_global {
+    const char *db; /* --db, else $REPRO_DB, else ./repro.db */
+    const char *prog;
+};
+
+int cmd_capture(struct cli_global *g, int argc, char **argv);
+int cmd_exchanges(struct cli_global *g, int argc, char **argv);
+int cmd_show(struct cli_global *g, int argc, char **argv);
+int cmd_demo(struct cli_global *g, int argc, char **argv);
+
+/* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
+int cli_fail(const struct repro_error *err);
+/* Prints a usage error and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a non-negative integer option value; -1 on error. */
+long long cli_parse_int(const char *s);
+/* Writes b to stdout; returns 0 or -1 (EPIPE etc.). */
+int cli_write_out(const void *p, size_t n);
+
+/* Long options shared by every command. Returns 1 if opt was handled. */
+int cli_common_option(struct cli_global *g, int opt, const char *arg);
+#define CLI_OPT_DB 1000
+#define CLI_OPT_TRACE 1001
+#define CLI_OPT_VERBOSE 1002
+#define CLI_COMMON_LONGOPTS                                                 \
+    {"db", required_argument, NULL, CLI_OPT_DB},                            \
+        {"trace", required_argument, NULL, CLI_OPT_TRACE},                  \
+        {"verbose", no_argument, NULL, CLI_OPT_VERBOSE}
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * Helpers shared by the commands: errors to stderr, exit codes, common
+ * options (--db, --trace, --verbose).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_fail(const struct repro_error *err)
+{
+    fprintf(stderr, "repro: %s\n", err->msg[0] ? err->msg : repro_strerror(err->code));
+    return EXIT_FATAL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "repro %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'repro %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+long long cli_parse_int(const char *s)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < 0)
+        return -1;
+    return v;
+}
+
+int cli_write_out(const void *p, size_t n)
+{
+    if (fwrite(p, 1, n, stdout) == n)
+        return 0;
+    /* A reader that went away (| head) is not an error: stop quietly. */
+    if (errno == EPIPE)
+        exit(EXIT_CLEAN);
+    return -1;
+}
+
+int cli_common_option(struct cli_global *g, int opt, const char *arg)
+{
+    switch (opt) {
+    case CLI_OPT_DB:
+        g->db = arg;
+        return 1;
+    case CLI_OPT_TRACE:
+        repro_log_set_trace(arg);
+        return 1;
+    case CLI_OPT_VERBOSE:
+        repro_log_set_level(REPRO_LOG_INFO);
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,200 @@
+/*
+ * repro exchanges [--format text|json] [--method M] [--path-prefix P]
+ *                 [--status N] [--host H] [--connection ID] [--capture ID]
+ *                 [--limit N]
+ */
+#include "cli.h"
+#include "repro/store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct list_ctx {
+    int json;
+    struct repro_buf out;
+    unsigned long n;
+};
+
+static void fmt_time(char *buf, size_t n, int64_t us)
+{
+    time_t t;
+    struct tm tm;
+    if (us < 0) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    t = (time_t)(us / 1000000);
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + strlen(buf), n - strlen(buf), ".%06lld", (long long)(us % 1000000));
+}
+
+/* Appends one exchange as a JSON object (no newline). Used by show too. */
+int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies);
+
+int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies)
+{
+    int rc = repro_buf_printf(b, "{\"id\":%lld,\"capture_id\":%lld,\"connection_id\":%lld,\"seq\":%lld,\"client\":",
+                              (long long)r->id, (long long)r->capture_id,
+                              (long long)r->connection_id, (long long)r->seq);
+    rc |= repro_json_cstr(b, r->client);
+    rc |= repro_buf_printf(b, ",\"server\":");
+    rc |= repro_json_cstr(b, r->server);
+    rc |= repro_buf_printf(b, ",\"method\":");
+    rc |= repro_json_cstr(b, r->method);
+    rc |= repro_buf_printf(b, ",\"uri\":");
+    rc |= repro_json_cstr(b, r->uri);
+    rc |= repro_buf_printf(b, ",\"host\":");
+    rc |= repro_json_cstr(b, r->host);
+    rc |= repro_buf_printf(b, ",\"http_version\":");
+    rc |= repro_json_cstr(b, r->http_version);
+    if (r->status > 0)
+        rc |= repro_buf_printf(b, ",\"status\":%d", r->status);
+    else
+        rc |= repro_buf_printf(b, ",\"status\":null");
+    rc |= repro_buf_printf(b, ",\"reason\":");
+    rc |= repro_json_cstr(b, r->reason);
+    rc |= repro_buf_printf(b, ",\"interim\":");
+    rc |= repro_json_cstr(b, r->interim);
+    rc |= repro_buf_printf(b, ",\"request_time\":");
+    rc |= repro_json_time_us(b, r->request_first_us);
+    rc |= repro_buf_printf(b, ",\"request_end_time\":");
+    rc |= repro_json_time_us(b, r->request_last_us);
+    rc |= repro_buf_printf(b, ",\"response_time\":");
+    rc |= repro_json_time_us(b, r->response_first_us);
+    rc |= repro_buf_printf(b, ",\"response_end_time\":");
+    rc |= repro_json_time_us(b, r->response_last_us);
+    rc |= repro_buf_printf(b, ",\"request_bytes\":%lld,\"response_bytes\":%lld,\"complete\":%s,\"flags\":",
+                           (long long)r->request_bytes, (long long)r->response_bytes,
+                           r->complete ? "true" : "false");
+    rc |= repro_xflags_json(b, r->flags);
+    rc |= repro_buf_printf(b, ",\"note\":");
+    rc |= repro_json_cstr(b, r->note);
+    if (with_bodies) {
+        rc |= repro_buf_printf(b, ",\"request\":");
+        rc |= repro_json_str(b, r->request.ptr, r->request.len);
+        rc |= repro_buf_printf(b, ",\"response\":");
+        rc |= repro_json_str(b, r->response.ptr, r->response.len);
+    }
+    rc |= repro_buf_append(b, "}", 1);
+    return rc ? REPRO_E_NOMEM : REPRO_OK;
+}
+
+static int print_row(void *vctx, const struct repro_exchange_row *r)
+{
+    struct list_ctx *ctx = vctx;
+    int rc;
+
+    repro_buf_reset(&ctx->out);
+    if (ctx->json) {
+        rc = cli_exchange_json(&ctx->out, r, 0);
+        rc |= repro_buf_append(&ctx->out, "\n", 1);
+    } else {
+        char t[40], status[16];
+        unsigned bit;
+        int first = 1;
+        fmt_time(t, sizeof t, r->request_first_us >= 0 ? r->request_first_us : r->response_first_us);
+        if (r->status > 0)
+            snprintf(status, sizeof status, "%d", r->status);
+        else
+            snprintf(status, sizeof status, "-");
+        rc = repro_buf_printf(&ctx->out, "%-6lld %s  %s -> %s  %s %s  %s  %lld/%lld bytes",
+                              (long long)r->id, t, r->client, r->server,
+                              r->method ? r->method : "-", r->uri ? r->uri : "-", status,
+                              (long long)r->request_bytes, (long long)r->response_bytes);
+        for (bit = 0; bit < 32; bit++) {
+            const char *name = (r->flags & (1u << bit)) ? repro_xflag_name(1u << bit) : NULL;
+            if (name == NULL)
+                continue;
+            rc |= repro_buf_printf(&ctx->out, "%s%s", first ? "  [" : ",", name);
+            first = 0;
+        }
+        rc |= repro_buf_printf(&ctx->out, "%s\n", first ? "" : "]");
+    }
+    if (rc)
+        return REPRO_E_NOMEM;
+    ctx->n++;
+    return cli_write_out(ctx->out.data, ctx->out.len) ? REPRO_E_IO : 0;
+}
+
+static void help(void)
+{
+    printf("usage: repro exchanges [--db PATH] [--format text|json] [--method M]\n"
+           "                       [--path-prefix P] [--status N] [--host H]\n"
+           "                       [--connection ID] [--capture ID] [--limit N]\n"
+           "Lists recorded exchanges in id order. --format json prints JSON Lines with\n"
+           "the fields documented in docs/formats.md.\n");
+}
+
+int cmd_exchanges(struct cli_global *g, int argc, char **argv)
+{
+    enum { O_FORMAT = 1, O_METHOD, O_PATH, O_STATUS, O_HOST, O_CONN, O_CAPTURE, O_LIMIT };
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"format", required_argument, NULL, O_FORMAT},
+        {"method", required_argument, NULL, O_METHOD},
+        {"path-prefix", required_argument, NULL, O_PATH},
+        {"status", required_argument, NULL, O_STATUS},
+        {"host", required_argument, NULL, O_HOST},
+        {"connection", required_argument, NULL, O_CONN},
+        {"capture", required_argument, NULL, O_CAPTURE},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct repro_exchange_filter f;
+    struct list_ctx ctx;
+    struct repro_store *store = NULL;
+    struct repro_error err = {0};
+    int opt, rc;
+    long long v;
+
+    memset(&f, 0, sizeof f);
+    memset(&ctx, 0, sizeof ctx);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_option(g, opt, optarg))
+            continue;
+        switch (opt) {
+        case O_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                ctx.json = 1;
+            else if (strcmp(optarg, "text") != 0)
+                return cli_usage_error("exchanges", "--format is text or json, not '%s'", optarg);
+            break;
+        case O_METHOD: f.method = optarg; break;
+        case O_PATH: f.path_prefix = optarg; break;
+        case O_HOST: f.host = optarg; break;
+        case O_STATUS:
+        case O_CONN:
+        case O_CAPTURE:
+        case O_LIMIT:
+            if ((v = cli_parse_int(optarg)) <= 0)
+                return cli_usage_error("exchanges", "option needs a positive number, not '%s'", optarg);
+            if (opt == O_STATUS) f.status = (int)v;
+            else if (opt == O_CONN) f.connection_id = v;
+            else if (opt == O_CAPTURE) f.capture_id = v;
+            else f.limit = v;
+            break;
+        case 'h': help(); return EXIT_CLEAN;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("exchanges", "unexpected argument '%s'", argv[optind]);
+    if (repro_store_open(g->db, REPRO_STORE_READONLY, &store, &err) != REPRO_OK)
+        return cli_fail(&err);
+    repro_buf_init(&ctx.out, 64 * 1024 * 1024);
+    rc = repro_store_exchanges(store, &f, 0, print_row, &ctx, &err);
+    repro_buf_release(&ctx.out);
+    repro_store_close(store);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = REPRO_E_IO;
+    if (rc) {
+        if (err.code == 0)
+            repro_error_set(&err, rc, "cannot list exchanges: %s", repro_strerror(rc));
+        return cli_fail(&err);
+    }
+    return EXIT_CLEAN;
+}

@@ -1,0 +1,214 @@
+/*
+ * repro show ID [--raw | --curl | --json]
+ *
+ * --curl prints a runnable curl command that sends the recorded request
+ * (redacted values stay redacted) to the host it was sent to; chunked
+ * request bodies are de-chunked and sent with --data-binary.
+ */
+#include "cli.h"
+#include "repro/http.h"
+#include "repro/store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies);
+
+enum { MODE_TEXT, MODE_RAW, MODE_CURL, MODE_JSON };
+
+struct show_ctx {
+    int mode;
+    int found;
+    struct repro_buf out;
+};
+
+/* Shell-quotes p[0..n): '...' when printable, else $'...' with escapes. */
+static int shell_quote(struct repro_buf *b, const uint8_t *p, size_t n)
+{
+    size_t i;
+    int printable = 1, rc = 0;
+
+    for (i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] >= 0x7f)
+            printable = 0;
+    if (printable) {
+        rc |= repro_buf_append(b, "'", 1);
+        for (i = 0; i < n; i++)
+            rc |= p[i] == '\'' ? repro_buf_append(b, "'\\''", 4) : repro_buf_append(b, p + i, 1);
+        return rc | repro_buf_append(b, "'", 1);
+    }
+    rc |= repro_buf_append(b, "$'", 2);
+    for (i = 0; i < n; i++) {
+        if (p[i] == '\'' || p[i] == '\\')
+            rc |= repro_buf_printf(b, "\\%c", p[i]);
+        else if (p[i] >= 0x20 && p[i] < 0x7f)
+            rc |= repro_buf_append(b, p + i, 1);
+        else
+            rc |= repro_buf_printf(b, "\\x%02x", p[i]);
+    }
+    return rc | repro_buf_append(b, "'", 1);
+}
+
+static int curl_command(struct repro_buf *b, const struct repro_exchange_row *r)
+{
+    struct repro_http_head h;
+    struct repro_buf body;
+    const uint8_t *p = r->request.ptr;
+    size_t i, len = r->request.len;
+    int rc = 0, chunked;
+    char url[2048];
+
+    if (len == 0 || repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, len, len + 1, NULL, NULL) !=
+                        REPRO_HTTP_DONE) {
+        fprintf(stderr, "repro: exchange %lld has no complete request head to turn into curl\n",
+                (long long)r->id);
+        return REPRO_E_MALFORMED;
+    }
+    if (h.target.len > 0 && h.target.ptr[0] == '/')
+        snprintf(url, sizeof url, "http://%.*s%.*s",
+                 (int)(h.host.len ? h.host.len : strlen(r->server)),
+                 h.host.len ? (const char *)h.host.ptr : r->server, (int)h.target.len,
+                 (const char *)h.target.ptr);
+    else
+        snprintf(url, sizeof url, "%.*s", (int)h.target.len, (const char *)h.target.ptr);
+    rc |= repro_buf_printf(b, "curl --http1.1 -sS -X ");
+    rc |= shell_quote(b, h.method.ptr, h.method.len);
+    rc |= repro_buf_printf(b, " ");
+    rc |= shell_quote(b, (const uint8_t *)url, strlen(url));
+    for (i = 0; i < h.n_headers; i++) {
+        struct repro_buf hv;
+        struct repro_slice n = h.headers[i].name;
+        if (repro_slice_ieq(n, "host") || repro_slice_ieq(n, "content-length") ||
+            repro_slice_ieq(n, "transfer-encoding"))
+            continue;
+        repro_buf_init(&hv, 70000);
+        rc |= repro_buf_append(&hv, n.ptr, n.len);
+        rc |= repro_buf_append(&hv, h.headers[i].value.len ? ": " : ";", h.headers[i].value.len ? 2 : 1);
+        rc |= repro_buf_append(&hv, h.headers[i].value.ptr, h.headers[i].value.len);
+        rc |= repro_buf_printf(b, " \\\n  -H ");
+        rc |= shell_quote(b, hv.data, hv.len);
+        repro_buf_release(&hv);
+    }
+    chunked = (h.flags & REPRO_HTTP_H_CHUNKED) != 0;
+    repro_buf_init(&body, 256 * 1024 * 1024);
+    if (chunked)
+        repro_http_dechunk(p + h.head_len, len - h.head_len, &body);
+    else
+        rc |= repro_buf_append(&body, p + h.head_len, len - h.head_len);
+    if (body.len > 0 || h.content_length == 0) {
+        rc |= repro_buf_printf(b, " \\\n  --data-binary ");
+        rc |= shell_quote(b, body.data, body.len);
+    }
+    repro_buf_release(&body);
+    rc |= repro_buf_append(b, "\n", 1);
+    return rc ? REPRO_E_NOMEM : REPRO_OK;
+}
+
+static int text_view(struct repro_buf *b, const struct repro_exchange_row *r)
+{
+    int rc = repro_buf_printf(b, "exchange %lld (capture %lld, connection %lld #%lld): %s -> %s\n",
+                              (long long)r->id, (long long)r->capture_id,
+                              (long long)r->connection_id, (long long)r->seq, r->client, r->server);
+    rc |= repro_buf_printf(b, "complete: %s  flags: ", r->complete ? "yes" : "no");
+    rc |= repro_xflags_json(b, r->flags);
+    if (r->note)
+        rc |= repro_buf_printf(b, "  note: %s", r->note);
+    rc |= repro_buf_printf(b, "\n\n--- request (%lld bytes on the wire, %zu stored)\n",
+                           (long long)r->request_bytes, r->request.len);
+    rc |= repro_buf_append(b, r->request.ptr, r->request.len);
+    rc |= repro_buf_printf(b, "%s--- response (%lld bytes on the wire, %zu stored)\n",
+                           r->request.len && r->request.ptr[r->request.len - 1] != '\n' ? "\n" : "",
+                           (long long)r->response_bytes, r->response.len);
+    rc |= repro_buf_append(b, r->response.ptr, r->response.len);
+    if (r->response.len && r->response.ptr[r->response.len - 1] != '\n')
+        rc |= repro_buf_append(b, "\n", 1);
+    return rc ? REPRO_E_NOMEM : REPRO_OK;
+}
+
+static int show_row(void *vctx, const struct repro_exchange_row *r)
+{
+    struct show_ctx *ctx = vctx;
+    int rc;
+
+    ctx->found = 1;
+    switch (ctx->mode) {
+    case MODE_RAW:
+        rc = repro_buf_append(&ctx->out, r->request.ptr, r->request.len);
+        rc |= repro_buf_append(&ctx->out, r->response.ptr, r->response.len);
+        break;
+    case MODE_CURL:
+        rc = curl_command(&ctx->out, r);
+        break;
+    case MODE_JSON:
+        rc = cli_exchange_json(&ctx->out, r, 1);
+        rc |= repro_buf_append(&ctx->out, "\n", 1);
+        break;
+    default:
+        rc = text_view(&ctx->out, r);
+    }
+    if (rc)
+        return rc;
+    return cli_write_out(ctx->out.data, ctx->out.len) ? REPRO_E_IO : 0;
+}
+
+int cmd_show(struct cli_global *g, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"raw", no_argument, NULL, 'r'},
+        {"curl", no_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct show_ctx ctx;
+    struct repro_exchange_filter f;
+    struct repro_store *store = NULL;
+    struct repro_error err = {0};
+    long long id;
+    int opt, rc;
+
+    memset(&ctx, 0, sizeof ctx);
+    memset(&f, 0, sizeof f);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_option(g, opt, optarg))
+            continue;
+        switch (opt) {
+        case 'r': ctx.mode = MODE_RAW; break;
+        case 'c': ctx.mode = MODE_CURL; break;
+        case 'j': ctx.mode = MODE_JSON; break;
+        case 'h':
+            printf("usage: repro show [--db PATH] ID [--raw | --curl | --json]\n"
+                   "Shows one exchange: a readable view (default), the raw request and\n"
+                   "response bytes (--raw), a runnable curl command for the request (--curl),\n"
+                   "or one JSON object with the raw bytes as strings (--json).\n");
+            return EXIT_CLEAN;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error("show", "give exactly one exchange ID");
+    if ((id = cli_parse_int(argv[optind])) <= 0)
+        return cli_usage_error("show", "exchange ID must be a positive number, not '%s'", argv[optind]);
+    f.id = id;
+    if (repro_store_open(g->db, REPRO_STORE_READONLY, &store, &err) != REPRO_OK)
+        return cli_fail(&err);
+    repro_buf_init(&ctx.out, (size_t)1 << 30);
+    rc = repro_store_exchanges(store, &f, 1, show_row, &ctx, &err);
+    repro_buf_release(&ctx.out);
+    repro_store_close(store);
+    fflush(stdout);
+    if (rc == REPRO_E_MALFORMED)
+        return EXIT_FINDINGS;
+    if (rc) {
+        if (err.code == 0)
+            repro_error_set(&err, rc, "cannot show exchange %lld: %s", id, repro_strerror(rc));
+        return cli_fail(&err);
+    }
+    if (!ctx.found) {
+        fprintf(stderr, "repro: no exchange %lld in database '%s'\n", id, g->db);
+        return EXIT_FATAL;
+    }
+    return EXIT_CLEAN;
+}

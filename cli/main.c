@@ -1,0 +1,77 @@
+/*
+ * repro: the staging/replay debugging harness. This file dispatches to the
+ * subcommands; see README.md for each command with an example.
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(struct cli_global *g, int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"capture", cmd_capture, "record HTTP exchanges from a pcap file or an interface"},
+    {"exchanges", cmd_exchanges, "list recorded exchanges"},
+    {"show", cmd_show, "show one exchange (raw, as curl, as JSON)"},
+    {"demo", cmd_demo, "run the whole story on bundled data"},
+};
+
+static void usage(FILE *f)
+{
+    size_t i;
+    fprintf(f, "usage: repro [--db PATH] COMMAND [ARGS...]\n\ncommands:\n");
+    for (i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nEvery command takes --db PATH (default: $REPRO_DB, else ./repro.db),\n"
+               "--trace=COMPONENTS and --verbose. 'repro COMMAND --help' for details.\n"
+               "Exit codes: 0 success, 1 findings or input problems, 2 error, 64 usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_global g = {NULL, "repro"};
+    const char *env_trace = getenv("REPRO_TRACE");
+    int i = 1;
+    size_t k;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (env_trace && *env_trace)
+        repro_log_set_trace(env_trace);
+    g.db = getenv("REPRO_DB");
+    if (g.db == NULL || *g.db == '\0')
+        g.db = "repro.db";
+    /* Options before the command name. */
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
+            g.db = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--db=", 5) == 0) {
+            g.db = argv[i] + 5;
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return EXIT_CLEAN;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("repro 0.1.0\n");
+            return EXIT_CLEAN;
+        } else {
+            fprintf(stderr, "repro: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (k = 0; k < sizeof commands / sizeof *commands; k++)
+        if (strcmp(argv[i], commands[k].name) == 0)
+            return commands[k].fn(&g, argc - i, argv + i);
+    fprintf(stderr, "repro: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,440 @@
+/*
+ * The HTTP/1.x framer: finds message boundaries in one direction of one
+ * connection (RFC 9112 section 6), keeping each message's raw bytes up to a
+ * cap so capture can store them and replay can compare them.
+ *
+ * It is built for passive capture: input may start mid-message, have holes
+ * (capture gaps, reported with their length) or stop anywhere. A gap inside
+ * a Content-Length body or inside one chunk's data keeps the framer in sync;
+ * any other gap ends the current message (flagged) and the framer
+ * resynchronises at the next line that looks like a message start. Malformed
+ * input is reported as a message flagged MALFORMED, never as a failure.
+ *
+ * Deliberately left out: interpreting bodies, HTTP/2 (its preface is not a
+ * valid request line, so such streams are skipped as non-HTTP).
+ */
+#include "repro/http.h"
+
+#include <string.h>
+
+enum {
+    FR_IDLE = 0, /* between messages */
+    FR_HEAD,     /* collecting a head */
+    FR_BODY,     /* inside a body */
+    FR_RESYNC,   /* skipping to the next plausible message start */
+    FR_TUNNEL    /* opaque bytes until the end */
+};
+
+void repro_http_limits_default(struct repro_http_limits *l)
+{
+    l->max_head = 64 * 1024;
+    l->max_store = 1024 * 1024;
+    l->max_trailer = 16 * 1024;
+    l->budget = NULL;
+}
+
+static struct repro_http_span span_of(struct repro_slice s, const uint8_t *base)
+{
+    if (s.ptr == NULL || s.len == 0)
+        return (struct repro_http_span){0, 0};
+    return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
+}
+
+void repro_http_info_from_head(struct repro_http_info *info, const struct repro_http_head *h,
+                               const uint8_t *base)
+{
+    info->kind = h->kind;
+    info->status = h->status;
+    info->version_major = h->version_major;
+    info->version_minor = h->version_minor;
+    info->content_length = h->content_length;
+    info->flags = h->flags;
+    info->body = REPRO_HTTP_BODY_NONE;
+    info->head_len = h->head_len;
+    info->method = span_of(h->method, base);
+    info->target = span_of(h->target, base);
+    info->reason = span_of(h->reason, base);
+    info->host = span_of(h->host, base);
+}
+
+void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind kind,
+                            const struct repro_http_limits *limits, int mid_stream)
+{
+    memset(f, 0, sizeof *f);
+    f->kind = kind;
+    if (limits != NULL)
+        f->limits = *limits;
+    else
+        repro_http_limits_default(&f->limits);
+    repro_buf_init(&f->raw, f->limits.max_head > f->limits.max_store ? f->limits.max_head
+                                                                     : f->limits.max_store);
+    f->state = mid_stream ? FR_RESYNC : FR_IDLE;
+    f->at_line_start = 1;
+}
+
+void repro_http_framer_release(struct repro_http_framer *f)
+{
+    if (f == NULL)
+        return;
+    repro_budget_give(f->limits.budget, f->raw.len);
+    repro_buf_release(&f->raw);
+}
+
+void repro_http_framer_set_request_method(struct repro_http_framer *f, const char *method,
+                                          size_t len)
+{
+    if (method == NULL || len >= sizeof f->req_method)
+        len = 0;
+    if (len > 0)
+        memcpy(f->req_method, method, len);
+    f->req_method[len] = '\0';
+}
+
+void repro_http_framer_tunnel(struct repro_http_framer *f)
+{
+    f->state = FR_TUNNEL;
+}
+
+int repro_http_framer_busy(const struct repro_http_framer *f)
+{
+    return !f->finished && (f->state == FR_HEAD || f->state == FR_BODY);
+}
+
+const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_framer *f)
+{
+    return &f->msg;
+}
+
+void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out)
+{
+    *out = f->raw;
+    repro_buf_init(&f->raw, out->max);
+}
+
+/* Drops the previous message once the caller has had its look at it. */
+static void clear_finished(struct repro_http_framer *f)
+{
+    if (!f->finished)
+        return;
+    f->finished = 0;
+    repro_budget_give(f->limits.budget, f->raw.len);
+    repro_buf_reset(&f->raw);
+    f->flags = 0;
+    f->why = NULL;
+    f->wire_bytes = 0;
+    f->head_scan = 0;
+    f->head_raw_len = 0;
+    memset(&f->msg, 0, sizeof f->msg);
+}
+
+/* Keeps n bytes of the current message, within max_store and the budget. */
+static void keep(struct repro_http_framer *f, const uint8_t *p, size_t n)
+{
+    size_t room = f->raw.len < f->limits.max_store ? f->limits.max_store - f->raw.len : 0;
+    size_t k = n < room ? n : room;
+
+    if (k > 0 && repro_budget_take(f->limits.budget, k)) {
+        if (repro_buf_append(&f->raw, p, k) != REPRO_OK) {
+            repro_budget_give(f->limits.budget, k);
+            k = 0;
+        }
+    } else {
+        k = 0;
+    }
+    if (k < n) {
+        f->flags |= REPRO_HTTP_M_BODY_CAPPED;
+        f->capped_bytes += n - k;
+    }
+}
+
+static enum repro_http_outcome finish(struct repro_http_framer *f, int next_state,
+                                      enum repro_http_outcome rc)
+{
+    f->msg.info = f->head_raw_len > 0 ? &f->info : NULL;
+    f->msg.raw = (struct repro_slice){f->raw.data, f->raw.len};
+    f->msg.wire_bytes = f->wire_bytes;
+    f->msg.first_us = f->first_us;
+    f->msg.last_us = f->last_us;
+    f->msg.flags = f->flags;
+    f->msg.why = f->why;
+    f->finished = 1;
+    f->n_messages++;
+    f->state = next_state;
+    f->body = REPRO_HTTP_BODY_NONE;
+    f->body_remaining = 0;
+    memset(&f->chunk, 0, sizeof f->chunk);
+    if (next_state == FR_RESYNC)
+        f->at_line_start = 0;
+    return rc;
+}
+
+static enum repro_http_outcome malformed(struct repro_http_framer *f, const char *why)
+{
+    f->flags |= REPRO_HTTP_M_MALFORMED;
+    f->why = why;
+    return finish(f, FR_RESYNC, REPRO_HTTP_MALFORMED);
+}
+
+static void begin_message(struct repro_http_framer *f, int64_t ts_us)
+{
+    f->state = FR_HEAD;
+    f->first_us = f->last_us = ts_us;
+    f->head_scan = 0;
+    f->head_raw_len = 0;
+}
+
+/* Offset just past the empty line that ends a head in p[from..len), or 0. */
+static size_t find_head_end(const uint8_t *p, size_t len, size_t from)
+{
+    size_t i = from;
+    while (i < len) {
+        const uint8_t *lf = memchr(p + i, '\n', len - i);
+        size_t k;
+        if (lf == NULL)
+            return 0;
+        k = (size_t)(lf - p) + 1;
+        if (k < len && p[k] == '\n')
+            return k + 1;
+        if (k + 1 < len && p[k] == '\r' && p[k + 1] == '\n')
+            return k + 2;
+        i = k;
+    }
+    return 0;
+}
+
+/* The head is complete in raw[0..end): parse it and choose body framing. */
+static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t end)
+{
+    struct repro_http_head head; /* transient: only the compact info is kept */
+    const char *why = "malformed head";
+    int body;
+
+    if (repro_http_parse_head(&head, f->kind, f->raw.data, end, f->limits.max_head, NULL,
+                              &why) != REPRO_HTTP_DONE) {
+        f->head_raw_len = 0;
+        return malformed(f, why);
+    }
+    f->head_raw_len = end;
+    body = repro_http_body_kind(&head, (struct repro_slice){(const uint8_t *)f->req_method,
+                                                            strlen(f->req_method)});
+    repro_http_info_from_head(&f->info, &head, f->raw.data);
+    if (body < 0)
+        return malformed(f, "request Transfer-Encoding does not end in chunked");
+    f->body = body;
+    f->info.body = body;
+    switch (body) {
+    case REPRO_HTTP_BODY_NONE:
+        return finish(f, FR_IDLE, REPRO_HTTP_DONE);
+    case REPRO_HTTP_BODY_TUNNEL:
+        return finish(f, FR_TUNNEL, REPRO_HTTP_DONE);
+    case REPRO_HTTP_BODY_LENGTH:
+        f->body_remaining = (uint64_t)f->info.content_length;
+        break;
+    default:
+        break;
+    }
+    f->state = FR_BODY;
+    return REPRO_HTTP_NEED_MORE;
+}
+
+static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint8_t *p,
+                                         size_t len, size_t *used)
+{
+    size_t old = f->raw.len, room = f->limits.max_head - old, n = len < room ? len : room;
+    size_t end;
+
+    if (!repro_budget_take(f->limits.budget, n)) {
+        *used = len;
+        f->wire_bytes += len;
+        return malformed(f, "memory cap reached while reading a head");
+    }
+    if (repro_buf_append(&f->raw, p, n) != REPRO_OK) {
+        repro_budget_give(f->limits.budget, n);
+        *used = len;
+        f->wire_bytes += len;
+        return malformed(f, "out of memory while reading a head");
+    }
+    end = find_head_end(f->raw.data, f->raw.len, f->head_scan);
+    if (end == 0) {
+        f->head_scan = f->raw.len > 2 ? f->raw.len - 2 : 0;
+        *used = n;
+        f->wire_bytes += n;
+        if (f->raw.len >= f->limits.max_head)
+            return malformed(f, "message head too long");
+        return REPRO_HTTP_NEED_MORE;
+    }
+    /* Give back what belongs to the body or the next message. */
+    repro_budget_give(f->limits.budget, f->raw.len - end);
+    f->raw.len = end;
+    *used = end - old;
+    f->wire_bytes += *used;
+    return head_complete(f, end);
+}
+
+static enum repro_http_outcome feed_body(struct repro_http_framer *f, const uint8_t *p,
+                                         size_t len, size_t *used)
+{
+    enum repro_http_outcome rc;
+    size_t n;
+
+    switch (f->body) {
+    case REPRO_HTTP_BODY_LENGTH:
+        n = (uint64_t)len < f->body_remaining ? len : (size_t)f->body_remaining;
+        keep(f, p, n);
+        f->body_remaining -= n;
+        f->wire_bytes += n;
+        *used = n;
+        return f->body_remaining == 0 ? finish(f, FR_IDLE, REPRO_HTTP_DONE) : REPRO_HTTP_NEED_MORE;
+    case REPRO_HTTP_BODY_CHUNKED:
+        rc = repro_http_chunked_scan(&f->chunk, p, len, f->limits.max_trailer, &n);
+        keep(f, p, n);
+        f->wire_bytes += n;
+        *used = n;
+        if (rc == REPRO_HTTP_DONE)
+            return finish(f, FR_IDLE, REPRO_HTTP_DONE);
+        if (rc == REPRO_HTTP_MALFORMED)
+            return malformed(f, "bad chunked framing");
+        return REPRO_HTTP_NEED_MORE;
+    default: /* close-delimited */
+        keep(f, p, len);
+        f->wire_bytes += len;
+        *used = len;
+        return REPRO_HTTP_NEED_MORE;
+    }
+}
+
+/* Skips bytes up to the next line start that looks like a message start.
+ * Returns the number of bytes skipped; *found says whether a start was
+ * found at p + returned offset. */
+static size_t resync_scan(struct repro_http_framer *f, const uint8_t *p, size_t len, int *found)
+{
+    size_t i = 0;
+
+    *found = 0;
+    while (i < len) {
+        if (f->at_line_start && p[i] != '\r' && p[i] != '\n' &&
+            repro_http_looks_like_start(f->kind, p + i, len - i) != 0) {
+            *found = 1;
+            return i;
+        }
+        f->at_line_start = p[i] == '\n';
+        i++;
+    }
+    return i;
+}
+
+enum repro_http_outcome repro_http_framer_feed(struct repro_http_framer *f, const uint8_t *p,
+                                               size_t len, int64_t ts_us, size_t *consumed)
+{
+    size_t off = 0;
+
+    clear_finished(f);
+    while (off < len) {
+        size_t used = 0;
+        enum repro_http_outcome rc = REPRO_HTTP_NEED_MORE;
+        int found;
+
+        switch (f->state) {
+        case FR_IDLE:
+            if (p[off] == '\r' || p[off] == '\n') {
+                off++; /* empty lines between messages are allowed */
+                continue;
+            }
+            if (repro_http_looks_like_start(f->kind, p + off, len - off) == 0) {
+                f->first_us = f->last_us = ts_us;
+                used = len - off < 64 ? len - off : 64;
+                keep(f, p + off, used);
+                f->wire_bytes = used;
+                off += used;
+                f->at_line_start = 0;
+                *consumed = off;
+                return malformed(f, f->kind == REPRO_HTTP_REQUEST ? "not a request line"
+                                                                   : "not a status line");
+            }
+            begin_message(f, ts_us);
+            continue;
+        case FR_HEAD:
+            rc = feed_head(f, p + off, len - off, &used);
+            break;
+        case FR_BODY:
+            rc = feed_body(f, p + off, len - off, &used);
+            break;
+        case FR_RESYNC:
+            used = resync_scan(f, p + off, len - off, &found);
+            f->skipped_bytes += used;
+            off += used;
+            if (found)
+                f->state = FR_IDLE;
+            continue;
+        default: /* tunnel */
+            f->tunnel_bytes += len - off;
+            off = len;
+            continue;
+        }
+        off += used;
+        if (used > 0)
+            f->last_us = ts_us;
+        if (rc != REPRO_HTTP_NEED_MORE) {
+            f->msg.last_us = f->last_us;
+            *consumed = off;
+            return rc;
+        }
+    }
+    *consumed = len;
+    return REPRO_HTTP_NEED_MORE;
+}
+
+enum repro_http_outcome repro_http_framer_gap(struct repro_http_framer *f, uint64_t n,
+                                              int64_t ts_us)
+{
+    clear_finished(f);
+    if (n == 0)
+        return REPRO_HTTP_NEED_MORE;
+    switch (f->state) {
+    case FR_TUNNEL:
+        f->tunnel_bytes += n;
+        return REPRO_HTTP_NEED_MORE;
+    case FR_IDLE:
+    case FR_RESYNC:
+        f->state = FR_RESYNC;
+        f->at_line_start = 1; /* a gap may end right before a message */
+        f->skipped_bytes += n;
+        return REPRO_HTTP_NEED_MORE;
+    case FR_BODY:
+        f->flags |= REPRO_HTTP_M_GAP;
+        f->wire_bytes += n;
+        f->last_us = ts_us;
+        if (f->body == REPRO_HTTP_BODY_CLOSE)
+            return REPRO_HTTP_NEED_MORE;
+        if (f->body == REPRO_HTTP_BODY_LENGTH && n < f->body_remaining) {
+            f->body_remaining -= n;
+            return REPRO_HTTP_NEED_MORE;
+        }
+        if (f->body == REPRO_HTTP_BODY_LENGTH && n == f->body_remaining)
+            return finish(f, FR_IDLE, REPRO_HTTP_DONE);
+        if (f->body == REPRO_HTTP_BODY_CHUNKED &&
+            repro_http_chunked_skip(&f->chunk, n) == REPRO_HTTP_DONE)
+            return REPRO_HTTP_NEED_MORE;
+        break;
+    default: /* inside a head */
+        f->flags |= REPRO_HTTP_M_GAP;
+        f->wire_bytes += n;
+        break;
+    }
+    finish(f, FR_RESYNC, REPRO_HTTP_DONE);
+    f->at_line_start = 1;
+    return REPRO_HTTP_DONE;
+}
+
+enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64_t ts_us)
+{
+    (void)ts_us;
+    clear_finished(f);
+    if (f->state == FR_BODY && f->body == REPRO_HTTP_BODY_CLOSE)
+        return finish(f, FR_IDLE, REPRO_HTTP_DONE);
+    if (f->state == FR_HEAD || f->state == FR_BODY) {
+        f->flags |= REPRO_HTTP_M_TRUNCATED;
+        return finish(f, FR_IDLE, REPRO_HTTP_DONE);
+    }
+    return REPRO_HTTP_NEED_MORE;
+}

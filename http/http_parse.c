@@ -1,0 +1,559 @@
+/*
+ * HTTP/1.x message heads and chunked framing (RFC 9112 sections 2-7).
+ *
+ * Pure parsers: no allocation, no state beyond what the caller passes,
+ * results are slices into the caller's bytes. Lenient where deployed
+ * servers are lenient (bare LF line endings, empty lines before a request,
+ * a missing reason phrase, obs-fold continuation lines are skipped) and
+ * strict where leniency would break framing (bad or conflicting
+ * Content-Length, Transfer-Encoding in a request not ending in chunked,
+ * whitespace before the colon, control bytes in the start line).
+ *
+ * Expected workload: heads of a few hundred bytes, parsed once each.
+ */
+#include "repro/http.h"
+
+#include <string.h>
+
+static const uint8_t lower_tab[256] = {
+#define L4(i) L1(i), L1(i + 1), L1(i + 2), L1(i + 3)
+#define L1(i) (uint8_t)((i) >= 'A' && (i) <= 'Z' ? (i) + 32 : (i))
+#define L16(i) L4(i), L4(i + 4), L4(i + 8), L4(i + 12)
+#define L64(i) L16(i), L16(i + 16), L16(i + 32), L16(i + 48)
+    L64(0), L64(64), L64(128), L64(192)
+#undef L64
+#undef L16
+#undef L4
+#undef L1
+};
+
+/* tchar from RFC 9110 section 5.6.2 */
+static int is_tchar(uint8_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int repro_slice_ieq(struct repro_slice s, const char *str)
+{
+    size_t n = strlen(str), i;
+    if (s.len != n)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (lower_tab[s.ptr[i]] != lower_tab[(uint8_t)str[i]])
+            return 0;
+    return 1;
+}
+
+const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
+                                                       const char *name)
+{
+    size_t i;
+    for (i = 0; i < h->n_headers; i++)
+        if (repro_slice_ieq(h->headers[i].name, name))
+            return &h->headers[i];
+    return NULL;
+}
+
+/* Whether a comma-separated header value lists token (case-insensitive). */
+static int list_has(struct repro_slice v, const char *token)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        size_t s, e;
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
+            i++;
+        s = i;
+        while (i < v.len && v.ptr[i] != ',')
+            i++;
+        e = i;
+        while (e > s && (v.ptr[e - 1] == ' ' || v.ptr[e - 1] == '\t'))
+            e--;
+        if (e > s && repro_slice_ieq((struct repro_slice){v.ptr + s, e - s}, token))
+            return 1;
+    }
+    return 0;
+}
+
+/* Last element of a comma-separated list, trimmed. */
+static struct repro_slice list_last(struct repro_slice v)
+{
+    size_t e = v.len, s;
+    while (e > 0 && (v.ptr[e - 1] == ' ' || v.ptr[e - 1] == '\t' || v.ptr[e - 1] == ','))
+        e--;
+    s = e;
+    while (s > 0 && v.ptr[s - 1] != ',')
+        s--;
+    while (s < e && (v.ptr[s] == ' ' || v.ptr[s] == '\t'))
+        s++;
+    return (struct repro_slice){v.ptr + s, e - s};
+}
+
+/* Content-Length: 1*DIGIT, or a list of identical values (RFC 9110 8.6). */
+static int parse_content_length(struct repro_slice v, int64_t *out)
+{
+    int64_t first = -1;
+    size_t i = 0;
+
+    while (i < v.len) {
+        int64_t n = 0;
+        size_t digits = 0;
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t'))
+            i++;
+        while (i < v.len && v.ptr[i] >= '0' && v.ptr[i] <= '9') {
+            if (n > (INT64_C(1) << 58))
+                return -1;
+            n = n * 10 + (v.ptr[i] - '0');
+            i++;
+            digits++;
+        }
+        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t'))
+            i++;
+        if (digits == 0 || (i < v.len && v.ptr[i] != ','))
+            return -1;
+        if (first >= 0 && n != first)
+            return -1;
+        first = n;
+        if (i < v.len)
+            i++; /* comma */
+    }
+    if (first < 0)
+        return -1;
+    *out = first;
+    return 0;
+}
+
+/* Finds the end of the line starting at off: returns the offset just past
+ * LF and sets *eol to the offset of the line's end (before CR LF), or
+ * returns 0 when no LF is in range. */
+static size_t line_end(const uint8_t *p, size_t len, size_t off, size_t *eol, int *bare_lf)
+{
+    const uint8_t *lf = memchr(p + off, '\n', len - off);
+    size_t e;
+    if (lf == NULL)
+        return 0;
+    e = (size_t)(lf - p);
+    *eol = e;
+    if (e > off && p[e - 1] == '\r')
+        *eol = e - 1;
+    else
+        *bare_lf = 1;
+    return e + 1;
+}
+
+static int parse_version(const uint8_t *p, size_t len, int *maj, int *min)
+{
+    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[5] < '0' || p[5] > '9' || p[6] != '.' ||
+        p[7] < '0' || p[7] > '9')
+        return -1;
+    *maj = p[5] - '0';
+    *min = p[7] - '0';
+    return 0;
+}
+
+#define FAIL(off, text)                                                     \
+    do {                                                                    \
+        if (err_off)                                                        \
+            *err_off = (off);                                               \
+        if (why)                                                            \
+            *why = (text);                                                  \
+        return REPRO_HTTP_MALFORMED;                                        \
+    } while (0)
+
+static enum repro_http_outcome parse_start_line(struct repro_http_head *h, const uint8_t *p,
+                                                size_t eol, size_t *err_off, const char **why)
+{
+    size_t i = 0, s;
+
+    if (h->kind == REPRO_HTTP_REQUEST) {
+        while (i < eol && is_tchar(p[i]))
+            i++;
+        if (i == 0 || i >= eol || p[i] != ' ')
+            FAIL(i, "bad request method");
+        h->method = (struct repro_slice){p, i};
+        s = ++i;
+        while (i < eol && p[i] > 0x20 && p[i] != 0x7f)
+            i++;
+        if (i == s || i >= eol || p[i] != ' ')
+            FAIL(i, "bad request target");
+        h->target = (struct repro_slice){p + s, i - s};
+        i++;
+        if (parse_version(p + i, eol - i, &h->version_major, &h->version_minor) != 0)
+            FAIL(i, "bad HTTP version in request line");
+        return REPRO_HTTP_DONE;
+    }
+    if (eol < 12 || parse_version(p, 8, &h->version_major, &h->version_minor) != 0 || p[8] != ' ')
+        FAIL(0, "bad status line");
+    for (i = 9; i < 12; i++)
+        if (p[i] < '0' || p[i] > '9')
+            FAIL(i, "bad status code");
+    h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    if (h->status < 100)
+        FAIL(9, "status code below 100");
+    if (eol > 12 && p[12] != ' ')
+        FAIL(12, "bad status line");
+    s = eol > 12 ? 13 : 12;
+    for (i = s; i < eol; i++)
+        if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+            FAIL(i, "control byte in reason phrase");
+    h->reason = (struct repro_slice){p + s, eol - s};
+    return REPRO_HTTP_DONE;
+}
+
+/* Applies the framing-relevant meaning of one header. */
+static enum repro_http_outcome apply_header(struct repro_http_head *h,
+                                            const struct repro_http_header *hd, int *seen_cl,
+                                            size_t off, size_t *err_off, const char **why)
+{
+    struct repro_slice n = hd->name;
+
+    switch (lower_tab[n.ptr[0]]) {
+    case 'c':
+        if (repro_slice_ieq(n, "content-length")) {
+            int64_t cl;
+            if (parse_content_length(hd->value, &cl) != 0)
+                FAIL(off, "bad Content-Length");
+            if (*seen_cl && cl != h->content_length)
+                FAIL(off, "conflicting Content-Length headers");
+            *seen_cl = 1;
+            h->content_length = cl;
+        } else if (repro_slice_ieq(n, "connection")) {
+            if (list_has(hd->value, "close"))
+                h->flags |= REPRO_HTTP_H_CONN_CLOSE;
+            if (list_has(hd->value, "keep-alive"))
+                h->flags |= REPRO_HTTP_H_CONN_KEEPALIVE;
+        }
+        break;
+    case 't':
+        if (repro_slice_ieq(n, "transfer-encoding")) {
+            if (repro_slice_ieq(list_last(hd->value), "chunked")) {
+                h->flags |= REPRO_HTTP_H_CHUNKED;
+                h->flags &= ~REPRO_HTTP_H_TE_OTHER;
+            } else if (list_last(hd->value).len > 0) {
+                h->flags |= REPRO_HTTP_H_TE_OTHER;
+                h->flags &= ~REPRO_HTTP_H_CHUNKED;
+            }
+        }
+        break;
+    case 'h':
+        if (repro_slice_ieq(n, "host") && h->host.len == 0)
+            h->host = hd->value;
+        break;
+    case 'u':
+        if (repro_slice_ieq(n, "upgrade"))
+            h->flags |= REPRO_HTTP_H_UPGRADE;
+        break;
+    case 'e':
+        if (repro_slice_ieq(n, "expect") && list_has(hd->value, "100-continue"))
+            h->flags |= REPRO_HTTP_H_EXPECT_CONTINUE;
+        break;
+    default:
+        break;
+    }
+    return REPRO_HTTP_DONE;
+}
+
+enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum repro_http_kind kind,
+                                              const uint8_t *p, size_t len, size_t max_head,
+                                              size_t *err_off, const char **why)
+{
+    size_t off, next, eol;
+    int bare_lf = 0, seen_cl = 0;
+    enum repro_http_outcome rc;
+
+    h->kind = kind;
+    h->method = h->target = h->reason = h->host = (struct repro_slice){NULL, 0};
+    h->status = 0;
+    h->version_major = h->version_minor = 0;
+    h->content_length = -1;
+    h->flags = 0;
+    h->head_len = 0;
+    h->n_headers = 0;
+    if (len > max_head)
+        len = max_head;
+
+    next = line_end(p, len, 0, &eol, &bare_lf);
+    if (next == 0)
+        goto need_more;
+    rc = parse_start_line(h, p, eol, err_off, why);
+    if (rc != REPRO_HTTP_DONE)
+        return rc;
+
+    for (off = next;; off = next) {
+        struct repro_http_header *hd;
+        size_t i, vs, ve, colon;
+
+        next = line_end(p, len, off, &eol, &bare_lf);
+        if (next == 0)
+            goto need_more;
+        if (eol == off)
+            break; /* the empty line ending the head */
+        if (p[off] == ' ' || p[off] == '\t') {
+            if (h->n_headers == 0)
+                FAIL(off, "continuation line before any header");
+            continue; /* obs-fold: skipped (RFC 9112 5.2 allows replacing by SP) */
+        }
+        for (i = off; i < eol && is_tchar(p[i]); i++)
+            ;
+        if (i == off || i >= eol || p[i] != ':')
+            FAIL(i, "bad header line");
+        if (h->n_headers == REPRO_HTTP_MAX_HEADERS)
+            FAIL(off, "too many header fields");
+        colon = i;
+        for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
+            ;
+        for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+            ;
+        for (i = vs; i < ve; i++)
+            if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+                FAIL(i, "control byte in header value");
+        hd = &h->headers[h->n_headers++];
+        hd->name = (struct repro_slice){p + off, colon - off};
+        hd->value = (struct repro_slice){p + vs, ve - vs};
+        rc = apply_header(h, hd, &seen_cl, off, err_off, why);
+        if (rc != REPRO_HTTP_DONE)
+            return rc;
+    }
+    if ((h->flags & (REPRO_HTTP_H_CHUNKED | REPRO_HTTP_H_TE_OTHER)) && seen_cl)
+        h->flags |= REPRO_HTTP_H_CL_AND_TE;
+    if (bare_lf)
+        h->flags |= REPRO_HTTP_H_BARE_LF;
+    h->head_len = next;
+    return REPRO_HTTP_DONE;
+
+need_more:
+    if (len >= max_head)
+        FAIL(len, "message head too long");
+    return REPRO_HTTP_NEED_MORE;
+}
+
+int repro_http_body_kind(const struct repro_http_head *h, struct repro_slice req_method)
+{
+    if (h->kind == REPRO_HTTP_REQUEST) {
+        if (h->flags & REPRO_HTTP_H_CHUNKED)
+            return REPRO_HTTP_BODY_CHUNKED;
+        if (h->flags & REPRO_HTTP_H_TE_OTHER)
+            return -1;
+        return h->content_length > 0 ? REPRO_HTTP_BODY_LENGTH : REPRO_HTTP_BODY_NONE;
+    }
+    if (h->status == 101)
+        return REPRO_HTTP_BODY_TUNNEL;
+    if (h->status < 200 || h->status == 204 || h->status == 304)
+        return REPRO_HTTP_BODY_NONE;
+    if (repro_slice_ieq(req_method, "HEAD"))
+        return REPRO_HTTP_BODY_NONE;
+    if (repro_slice_ieq(req_method, "CONNECT") && h->status < 300)
+        return REPRO_HTTP_BODY_TUNNEL;
+    if (h->flags & REPRO_HTTP_H_CHUNKED)
+        return REPRO_HTTP_BODY_CHUNKED;
+    if (h->flags & REPRO_HTTP_H_TE_OTHER)
+        return REPRO_HTTP_BODY_CLOSE;
+    if (h->content_length >= 0)
+        return h->content_length > 0 ? REPRO_HTTP_BODY_LENGTH : REPRO_HTTP_BODY_NONE;
+    return REPRO_HTTP_BODY_CLOSE;
+}
+
+/* Chunked scanner states. */
+enum {
+    CH_SIZE = 0, /* hex digits of the chunk size */
+    CH_EXT,      /* chunk extension up to LF */
+    CH_DATA,     /* remaining data bytes */
+    CH_DATA_CR,  /* CR (or bare LF) after the data */
+    CH_DATA_LF,  /* LF after the data's CR */
+    CH_TRAILER,  /* start of a trailer line or the final empty line */
+    CH_TRAILER_LINE,
+    CH_FINAL_LF /* LF of the final empty line */
+};
+
+#define CHUNK_LINE_MAX 4096u
+
+static int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = lower_tab[c];
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
+                                                size_t len, size_t max_trailer, size_t *consumed)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        uint8_t b = p[i];
+        int v;
+
+        switch (c->state) {
+        case CH_SIZE:
+            v = hexval(b);
+            if (v >= 0) {
+                if (c->remaining >> 56)
+                    goto bad;
+                c->remaining = c->remaining * 16 + (uint64_t)v;
+                c->n_digits++;
+                i++;
+                break;
+            }
+            if (c->n_digits == 0)
+                goto bad;
+            if (b == ';' || b == ' ' || b == '\t' || b == '\r') {
+                c->state = CH_EXT;
+                c->line_len = 0;
+                i++;
+                break;
+            }
+            if (b != '\n')
+                goto bad;
+            /* fall through: bare LF ends the size line */
+            c->state = CH_EXT;
+            c->line_len = 0;
+            /* fall through */
+        case CH_EXT:
+            if (b == '\n') {
+                i++;
+                c->n_digits = 0;
+                if (c->remaining == 0) {
+                    c->state = CH_TRAILER;
+                    c->trailer_bytes = 0;
+                } else {
+                    c->state = CH_DATA;
+                }
+                break;
+            }
+            if (++c->line_len > CHUNK_LINE_MAX)
+                goto bad;
+            i++;
+            break;
+        case CH_DATA: {
+            size_t n = len - i;
+            if ((uint64_t)n > c->remaining)
+                n = (size_t)c->remaining;
+            c->remaining -= n;
+            i += n;
+            if (c->remaining == 0)
+                c->state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            if (b == '\r') {
+                c->state = CH_DATA_LF;
+                i++;
+            } else if (b == '\n') {
+                c->state = CH_SIZE;
+                i++;
+            } else {
+                goto bad;
+            }
+            break;
+        case CH_DATA_LF:
+            if (b != '\n')
+                goto bad;
+            c->state = CH_SIZE;
+            i++;
+            break;
+        case CH_TRAILER:
+            if (b == '\r') {
+                c->state = CH_FINAL_LF;
+                i++;
+                break;
+            }
+            if (b == '\n') {
+                i++;
+                goto done;
+            }
+            c->state = CH_TRAILER_LINE;
+            c->line_len = 0;
+            /* fall through */
+        case CH_TRAILER_LINE:
+            if (++c->trailer_bytes > max_trailer || ++c->line_len > CHUNK_LINE_MAX)
+                goto bad;
+            if (b == '\n')
+                c->state = CH_TRAILER;
+            i++;
+            break;
+        case CH_FINAL_LF:
+            if (b != '\n')
+                goto bad;
+            i++;
+            goto done;
+        default:
+            goto bad;
+        }
+    }
+    *consumed = i;
+    return REPRO_HTTP_NEED_MORE;
+done:
+    memset(c, 0, sizeof *c);
+    *consumed = i;
+    return REPRO_HTTP_DONE;
+bad:
+    *consumed = i;
+    return REPRO_HTTP_MALFORMED;
+}
+
+enum repro_http_outcome repro_http_chunked_skip(struct repro_http_chunked *c, uint64_t n)
+{
+    if (c->state == CH_DATA && n < c->remaining) {
+        c->remaining -= n;
+        return REPRO_HTTP_DONE;
+    }
+    return REPRO_HTTP_MALFORMED;
+}
+
+int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out)
+{
+    struct repro_http_chunked c;
+    size_t i = 0, used;
+
+    memset(&c, 0, sizeof c);
+    while (i < len) {
+        enum repro_http_outcome o;
+        if (c.state == CH_DATA) {
+            size_t n = len - i < c.remaining ? len - i : (size_t)c.remaining;
+            int rc = repro_buf_append(out, p + i, n);
+            if (rc != REPRO_OK)
+                return rc;
+            c.remaining -= n;
+            i += n;
+            if (c.remaining == 0)
+                c.state = CH_DATA_CR;
+            continue;
+        }
+        o = repro_http_chunked_scan(&c, p + i, 1, 64 * 1024, &used);
+        if (o != REPRO_HTTP_NEED_MORE)
+            return o;
+        i += used;
+    }
+    return REPRO_HTTP_NEED_MORE;
+}
+
+int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len)
+{
+    size_t i;
+
+    if (kind == REPRO_HTTP_RESPONSE) {
+        static const char pfx[] = "HTTP/1.";
+        size_t n = len < 7 ? len : 7;
+        if (memcmp(p, pfx, n) != 0)
+            return 0;
+        return len < 7 ? -1 : 1;
+    }
+    /* METHOD SP target: the method is a token of at most 20 bytes, the
+     * target starts with '/', '*', or a scheme/authority character. */
+    for (i = 0; i < len && i <= 20 && is_tchar(p[i]); i++)
+        ;
+    if (i == len)
+        return i <= 20 ? -1 : 0;
+    if (i == 0 || p[i] != ' ')
+        return 0;
+    for (size_t k = 0; k < i; k++)
+        if (!(p[k] >= 'A' && p[k] <= 'Z') && p[k] != '-' && p[k] != '_')
+            return 0; /* real methods are upper-case tokens */
+    if (i + 1 == len)
+        return -1;
+    return p[i + 1] > 0x20 && p[i + 1] != 0x7f ? 1 : 0;
+}

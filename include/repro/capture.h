@@ -1,0 +1,246 @@
+/*
+ * repro capture: packets in, HTTP exchanges out.
+ *
+ *   source (pcap file | live interface, libpcap)
+ *     -> decode (link, VLAN, IPv4/IPv6, TCP; bounds-checked)
+ *     -> TCP reassembly (per direction, gaps reported with their length)
+ *     -> HTTP framing and request/response pairing (repro/http.h)
+ *     -> redaction -> sink (the store writer, or a test's callback)
+ *
+ * Memory is capped per message, per stream and overall; whatever a cap drops
+ * is counted in struct repro_capture_stats.
+ */
+#ifndef REPRO_CAPTURE_H
+#define REPRO_CAPTURE_H
+
+#include "repro/core.h"
+#include "repro/http.h"
+
+#include <stdint.h>
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* A decoded TCP segment. Pointers borrow from the packet buffer passed to
+ * repro_decode_packet() and are valid while it is. */
+struct repro_pkt {
+    int64_t ts_us;
+    uint8_t family; /* 4 or 6 */
+    uint8_t tcp_flags;
+    uint16_t sport, dport;
+    uint8_t src[16], dst[16]; /* IPv4 uses the first 4 bytes */
+    uint32_t seq, ack;
+    const uint8_t *payload;
+    uint32_t payload_len; /* bytes present in the capture */
+    uint32_t seg_len;     /* bytes the IP header says the segment carries */
+};
+
+#define REPRO_TCP_FIN 0x01
+#define REPRO_TCP_SYN 0x02
+#define REPRO_TCP_RST 0x04
+#define REPRO_TCP_PSH 0x08
+#define REPRO_TCP_ACK 0x10
+
+enum repro_decode_result {
+    REPRO_DECODE_TCP = 0,  /* *out holds a TCP segment */
+    REPRO_DECODE_SKIP = 1, /* a valid packet that is not TCP over IP (or a fragment) */
+    REPRO_DECODE_MALFORMED = 2
+};
+
+/* Why a packet was skipped, for the summary counters. */
+enum repro_skip_reason {
+    REPRO_SKIP_NONE = 0,
+    REPRO_SKIP_NOT_IP,
+    REPRO_SKIP_NOT_TCP,
+    REPRO_SKIP_FRAGMENT,
+    REPRO_SKIP_LINKTYPE,
+    REPRO_SKIP__COUNT
+};
+
+/*
+ * Decodes one captured frame of libpcap link type dlt (DLT_EN10MB,
+ * DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_NULL, DLT_LOOP, DLT_RAW, DLT_IPV4,
+ * DLT_IPV6), with 802.1Q/802.1ad/QinQ tags, IPv4 options and IPv6
+ * extension headers. caplen bytes are present at p. On MALFORMED, *why is a
+ * static description; on SKIP, *skip says why. Never allocates;
+ * thread-safe.
+ */
+enum repro_decode_result repro_decode_packet(int dlt, const uint8_t *p, size_t caplen,
+                                             struct repro_pkt *out, enum repro_skip_reason *skip,
+                                             const char **why);
+
+/* Formats "ip:port" ("[v6]:port" for IPv6) into out (at least 64 bytes). */
+void repro_format_endpoint(char *out, size_t out_len, int family, const uint8_t *addr,
+                           uint16_t port);
+
+/* ---- capture sessions -------------------------------------------------- */
+
+/* Exchange flags, stored in exchanges.flags (docs/schema.md). Values never
+ * change once released. */
+enum {
+    REPRO_XF_GAP = 1u << 0,         /* bytes of the request or response were not captured */
+    REPRO_XF_TRUNCATED = 1u << 1,   /* the connection or capture ended mid-message */
+    REPRO_XF_UNANSWERED = 1u << 2,  /* no response was captured */
+    REPRO_XF_NO_REQUEST = 1u << 3,  /* a response whose request was not captured */
+    REPRO_XF_MALFORMED = 1u << 4,   /* framing could not be parsed */
+    REPRO_XF_REDACTED = 1u << 5,    /* secrets were replaced before storage */
+    REPRO_XF_BODY_CAPPED = 1u << 6, /* stored bytes were cut at a cap */
+    REPRO_XF_TUNNEL = 1u << 7,      /* the connection became a tunnel after this exchange */
+    REPRO_XF_INTERIM = 1u << 8      /* 1xx interim responses preceded the final one */
+};
+#define REPRO_XF_INCOMPLETE                                                 \
+    (REPRO_XF_GAP | REPRO_XF_TRUNCATED | REPRO_XF_UNANSWERED | REPRO_XF_NO_REQUEST | \
+     REPRO_XF_MALFORMED)
+
+/* Name of a single flag bit ("gap"), NULL for unknown bits. */
+const char *repro_xflag_name(unsigned bit);
+
+/* How a connection ended (connections.end_reason). */
+enum repro_conn_end {
+    REPRO_END_FIN = 0, /* both sides closed */
+    REPRO_END_RST,     /* reset */
+    REPRO_END_TIMEOUT, /* idle longer than the idle timeout */
+    REPRO_END_EOF,     /* still open when the capture ended */
+    REPRO_END_EVICTED  /* dropped because the connection table was full */
+};
+const char *repro_conn_end_name(int reason);
+
+/* A connection as handed to the sink. Borrowed for the callback's duration;
+ * conn_open may set store_id, which later callbacks see. */
+struct repro_conn_info {
+    uint64_t id; /* capture-local, 1-based, in order of first packet */
+    int64_t store_id; /* set by the sink (for example the database row id) */
+    int is_http;      /* 0 when the payload never looked like HTTP */
+    int family;
+    uint8_t client_ip[16], server_ip[16];
+    uint16_t client_port, server_port;
+    int64_t opened_us, closed_us; /* closed_us -1 while open */
+    int end_reason;               /* enum repro_conn_end, -1 while open */
+    int mid_stream;               /* no SYN seen: picked up mid-connection */
+    uint64_t bytes_c2s, bytes_s2c, gap_bytes;
+    uint64_t n_exchanges;
+};
+
+/* An exchange as handed to the sink. Every pointer borrows until the
+ * callback returns. */
+struct repro_exchange {
+    uint64_t conn_id;
+    uint64_t seq; /* 0-based position of the exchange on its connection */
+    struct repro_slice request, response; /* raw bytes after redaction (may be empty) */
+    struct repro_slice method, uri, host, reason;
+    char version[12]; /* "HTTP/1.1" of the request (else the response), "" if unknown */
+    int status; /* 0 when no response */
+    char interim[64]; /* "100,100" or "" */
+    int64_t req_first_us, req_last_us, resp_first_us, resp_last_us; /* -1 if absent */
+    uint64_t request_bytes, response_bytes; /* on the wire */
+    unsigned flags; /* REPRO_XF_* */
+    const char *note; /* why it is malformed, or NULL */
+};
+
+/* Where a session delivers its results. All callbacks are optional; a
+ * non-zero return from one stops the session with that code. */
+struct repro_capture_sink {
+    void *ctx;
+    int (*conn_open)(void *ctx, struct repro_conn_info *c); /* at its first payload byte */
+    int (*exchange)(void *ctx, const struct repro_conn_info *c, const struct repro_exchange *x);
+    int (*conn_close)(void *ctx, const struct repro_conn_info *c);
+};
+
+/* Redaction rules. Strings are borrowed for the session's life. */
+struct repro_redact_rules {
+    int no_defaults; /* 1: do not redact Authorization, Proxy-Authorization, Cookie, Set-Cookie */
+    const char **headers;
+    size_t n_headers;
+    const char **query_params;
+    size_t n_query_params;
+    const char **json_fields;
+    size_t n_json_fields;
+};
+
+struct repro_capture_limits {
+    struct repro_http_limits http;  /* per message */
+    size_t max_stream_ooo;          /* out-of-order bytes held per direction */
+    size_t max_total;               /* all held bytes (messages + out-of-order) */
+    size_t max_connections;         /* open connections tracked */
+    size_t max_pipeline;            /* requests waiting for responses per connection */
+    int64_t idle_timeout_us;        /* a silent connection is closed after this */
+};
+void repro_capture_limits_default(struct repro_capture_limits *l);
+
+/* Counters of one session, shown in the summary and stored with it. */
+struct repro_capture_stats {
+    uint64_t packets, bytes, tcp_packets;
+    uint64_t skipped[REPRO_SKIP__COUNT];
+    uint64_t malformed_packets;
+    uint64_t connections, http_connections, non_http_connections;
+    uint64_t exchanges, incomplete;
+    uint64_t incomplete_by[9]; /* per REPRO_XF_* bit index, for the incomplete reasons */
+    uint64_t redacted;
+    uint64_t retransmitted_bytes, overlap_bytes, gap_bytes, gaps;
+    uint64_t dropped_ooo_bytes;     /* out-of-order data dropped at a cap */
+    uint64_t dropped_body_bytes;    /* message bytes not stored (per-message cap or budget) */
+    uint64_t dropped_connections;   /* evicted because the table was full */
+    uint64_t dropped_pipeline;      /* requests beyond max_pipeline */
+    uint64_t skipped_stream_bytes;  /* bytes skipped while resynchronising */
+    uint64_t tunnel_bytes;
+    uint64_t errors; /* input problems reported (records, streams) */
+};
+
+struct repro_capture;
+
+/* Creates a session; sink, rules and limits are copied (their strings are
+ * borrowed). Returns NULL on allocation failure. */
+struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
+                                        const struct repro_redact_rules *rules,
+                                        const struct repro_capture_limits *limits);
+void repro_capture_free(struct repro_capture *cap);
+
+/*
+ * Feeds one frame (libpcap link type dlt, caplen bytes at p, captured at
+ * ts_us). record_no identifies the frame in messages. Bad packets are
+ * counted and logged, not returned as errors. Returns REPRO_OK, or the
+ * non-zero code a sink callback returned (with err filled).
+ */
+int repro_capture_packet(struct repro_capture *cap, int dlt, const uint8_t *p, size_t caplen,
+                         int64_t ts_us, uint64_t record_no, struct repro_error *err);
+/* Ends every open connection (reason eof) and flushes their exchanges. */
+int repro_capture_finish(struct repro_capture *cap, struct repro_error *err);
+const struct repro_capture_stats *repro_capture_stats(const struct repro_capture *cap);
+/* Prints the summary (packets, bytes, connections, exchanges, incomplete by
+ * reason, dropped by cap) to f. */
+void repro_capture_print_summary(const struct repro_capture *cap, FILE *f);
+
+/* ---- packet sources ---------------------------------------------------- */
+
+struct repro_source;
+
+struct repro_source_opts {
+    const char *file;      /* -r: pcap or pcapng file ("-" for stdin) */
+    const char *iface;     /* -i: live interface */
+    const char *filter;    /* BPF in tcpdump syntax, or NULL */
+    int snaplen;           /* live: 0 for 262144 */
+    int buffer_kib;        /* live: kernel buffer, 0 for 32 MiB */
+};
+
+/* Opens a source (file or live backend). Returns NULL with err set. */
+struct repro_source *repro_source_open(const struct repro_source_opts *opts,
+                                       struct repro_error *err);
+void repro_source_close(struct repro_source *src);
+/* Link type (DLT_*) of the frames. */
+int repro_source_dlt(const struct repro_source *src);
+
+enum repro_source_next {
+    REPRO_SOURCE_PACKET = 0,  /* *data, *caplen, *ts_us filled (borrowed until next call) */
+    REPRO_SOURCE_TIMEOUT = 1, /* live: nothing within the read timeout */
+    REPRO_SOURCE_END = 2,     /* end of file */
+    REPRO_SOURCE_ERROR = 3    /* err says what; e.g. a truncated file */
+};
+enum repro_source_next repro_source_next(struct repro_source *src, const uint8_t **data,
+                                         size_t *caplen, int64_t *ts_us, struct repro_error *err);
+/* Interrupts a blocking live read (async-signal-safe: pcap_breakloop). */
+void repro_source_break(struct repro_source *src);
+/* Packets the kernel dropped (live only, else 0). */
+uint64_t repro_source_kernel_drops(struct repro_source *src);
+/* Human-readable description ("file 'x.pcap'", "interface 'lo'"). */
+const char *repro_source_name(const struct repro_source *src);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * repro core: what every component needs — error codes and the error
+ * struct, logging, the allocation hook (for fault injection), bounded
+ * growable buffers, byte slices, clocks and a small JSON writer.
+ *
+ * Nothing here speaks to the network, the disk or SQL.
+ */
+#ifndef REPRO_CORE_H
+#define REPRO_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * Error codes. A code's number never changes once released; add new codes at
+ * the end of the list with the next free number.
+ */
+#define REPRO_ERRNO_MAP(X)                                                  \
+    X(OK, 0, "success")                                                     \
+    X(E_NOMEM, -1, "out of memory")                                         \
+    X(E_INVAL, -2, "invalid argument")                                      \
+    X(E_IO, -3, "input/output error")                                       \
+    X(E_MALFORMED, -4, "malformed input")                                   \
+    X(E_LIMIT, -5, "limit reached")                                         \
+    X(E_STORE, -6, "database error")                                        \
+    X(E_PCAP, -7, "packet capture error")                                   \
+    X(E_NOTFOUND, -8, "not found")                                          \
+    X(E_UNSUPPORTED, -9, "unsupported")                                     \
+    X(E_INTERRUPTED, -10, "interrupted")                                    \
+    X(E_SCHEMA, -11, "database schema is newer than this program")
+
+enum repro_errno {
+#define REPRO__ERR_ENUM(name, num, text) REPRO_##name = (num),
+    REPRO_ERRNO_MAP(REPRO__ERR_ENUM)
+#undef REPRO__ERR_ENUM
+};
+
+/* Returns a static description of code; never NULL. Thread-safe. */
+const char *repro_strerror(int code);
+/* Returns the symbolic name ("E_MALFORMED") of code; never NULL. */
+const char *repro_errname(int code);
+
+/*
+ * Error detail. Invariant: once code != 0 the struct is frozen — the first
+ * error recorded wins, later calls to repro_error_set() are ignored so outer
+ * callers cannot overwrite the root cause (they may add context with
+ * repro_error_prefix()).
+ */
+struct repro_error {
+    int code;       /* REPRO_OK or a negative REPRO_E_* */
+    int sys_errno;  /* errno saved at the failing call, 0 if none */
+    char msg[256];  /* lower case, no final period */
+};
+
+/* Records code and a printf-style message into err unless err is NULL or
+ * already holds an error. Always returns code so callers can
+ * `return repro_error_set(err, REPRO_E_IO, ...)`. */
+int repro_error_set(struct repro_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like repro_error_set, also saving errno (read before anything else). */
+int repro_error_sys(struct repro_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefixes context ("capture 'x.pcap': ") to an existing message. */
+void repro_error_prefix(struct repro_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void repro_error_clear(struct repro_error *err);
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum repro_log_level {
+    REPRO_LOG_ERROR = 0,
+    REPRO_LOG_WARN = 1,
+    REPRO_LOG_INFO = 2,
+    REPRO_LOG_DEBUG = 3,
+    REPRO_LOG_TRACE = 4
+};
+
+/* A sink receives one formatted line (no trailing newline). */
+typedef void (*repro_log_sink_fn)(enum repro_log_level level, const char *component,
+                                  const char *line, void *ctx);
+
+/* Installs the sink (NULL restores the default: stderr). Not thread-safe:
+ * call at start-up. */
+void repro_log_set_sink(repro_log_sink_fn sink, void *ctx);
+/* Messages above this level are dropped (default REPRO_LOG_WARN). */
+void repro_log_set_level(enum repro_log_level level);
+/* Comma-separated component prefixes ("capture.tcp,store", "all") whose
+ * debug and trace messages are enabled. The string is copied. */
+void repro_log_set_trace(const char *spec);
+
+extern int repro__log_level;
+int repro__log_enabled(enum repro_log_level level, const char *component);
+void repro__log(enum repro_log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A disabled level costs one branch. */
+#define repro_log(level, component, ...)                                    \
+    do {                                                                    \
+        if ((int)(level) <= repro__log_level && repro__log_enabled((level), (component))) \
+            repro__log((level), (component), __VA_ARGS__);                  \
+    } while (0)
+
+/* Writes at most out_len-1 printable bytes of p[0..len) into out, replacing
+ * non-printable bytes with '.', appending "..." when cut. Returns out. */
+char *repro_excerpt(char *out, size_t out_len, const uint8_t *p, size_t len);
+
+/* ---- allocation ------------------------------------------------------- */
+
+/* All library allocations go through these so tests can inject failures. */
+void *repro_malloc(size_t n);
+void *repro_calloc(size_t n, size_t size);
+void *repro_realloc(void *p, size_t n);
+void repro_free(void *p);
+char *repro_strdup(const char *s);
+/* Fault injection for tests: the n-th allocation from now (1-based) and all
+ * later ones fail; 0 disables. Returns how many allocations were made since
+ * the last call. Not thread-safe. */
+unsigned long repro_alloc_fail_after(unsigned long n);
+
+/* ---- byte slices and bounded buffers ---------------------------------- */
+
+/* A borrowed view of bytes; never owns. */
+struct repro_slice {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+/*
+ * Growable byte buffer with a hard cap. Invariants: len <= cap <= max;
+ * data is NULL iff cap == 0. Growing past max fails with REPRO_E_LIMIT and
+ * leaves the buffer unchanged.
+ */
+struct repro_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+void repro_buf_init(struct repro_buf *b, size_t max);
+void repro_buf_release(struct repro_buf *b);
+/* Empties the buffer but keeps its memory. */
+void repro_buf_reset(struct repro_buf *b);
+/* Makes room for n more bytes. REPRO_E_LIMIT past max, REPRO_E_NOMEM. */
+int repro_buf_reserve(struct repro_buf *b, size_t n);
+int repro_buf_append(struct repro_buf *b, const void *p, size_t n);
+int repro_buf_printf(struct repro_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * A memory budget shared by many buffers (for example every stream of a
+ * capture). Invariant: used <= max. Owners charge bytes before keeping them
+ * and give them back when they free them; a refused charge is the caller's
+ * cue to drop data and count it.
+ */
+struct repro_budget {
+    size_t used;
+    size_t max;
+    uint64_t refused; /* bytes refused so far */
+};
+
+/* Charges n bytes: 1 on success, 0 (and counts the refusal) when it would
+ * exceed max. A NULL budget always succeeds. */
+int repro_budget_take(struct repro_budget *b, size_t n);
+void repro_budget_give(struct repro_budget *b, size_t n);
+
+/* ---- clocks ----------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds: for durations. */
+uint64_t repro_mono_ns(void);
+/* CLOCK_REALTIME in microseconds since the epoch: for recorded timestamps. */
+int64_t repro_wall_us(void);
+
+/* ---- JSON output ------------------------------------------------------ */
+
+/* Appends p[0..len) as a JSON string literal (with quotes). Bytes that are
+ * not valid UTF-8 are written as \u00XX of the byte, so output is always
+ * valid JSON. */
+int repro_json_str(struct repro_buf *b, const void *p, size_t len);
+/* Appends a C string or null when s is NULL. */
+int repro_json_cstr(struct repro_buf *b, const char *s);
+/* Appends epoch microseconds as seconds with 6 decimals, or null when
+ * us < 0. */
+int repro_json_time_us(struct repro_buf *b, int64_t us);
+
+#endif

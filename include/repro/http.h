@@ -1,0 +1,275 @@
+/*
+ * repro http: HTTP/1.0 and 1.1 message framing (RFC 9112), shared by capture
+ * (passive, over possibly gappy reassembled streams) and replay (reading
+ * staging responses).
+ *
+ * Two layers:
+ *  - repro_http_parse_head() and repro_http_chunked_scan(): pure parsers that
+ *    never allocate and return slices into the caller's bytes;
+ *  - struct repro_http_framer: one direction of one connection. It is fed
+ *    bytes in order (plus gap and end-of-stream notices) and reports where
+ *    each message ends, keeping the message's raw bytes up to a cap.
+ *
+ * Deliberately not here: content decoding (gzip), HTTP/2, TLS, semantics of
+ * individual headers beyond framing (Content-Length, Transfer-Encoding,
+ * Connection, Upgrade, Expect, Host).
+ */
+#ifndef REPRO_HTTP_H
+#define REPRO_HTTP_H
+
+#include "repro/core.h"
+
+#include <stdint.h>
+
+enum repro_http_kind { REPRO_HTTP_REQUEST = 0, REPRO_HTTP_RESPONSE = 1 };
+
+/* Outcome of every incremental parser in this component. */
+enum repro_http_outcome {
+    REPRO_HTTP_DONE = 0,      /* a unit finished; *consumed says where */
+    REPRO_HTTP_NEED_MORE = 1, /* all input consumed, nothing finished */
+    REPRO_HTTP_MALFORMED = 2  /* input is not HTTP; *consumed is the offset */
+};
+
+#define REPRO_HTTP_MAX_HEADERS 100
+
+struct repro_http_header {
+    struct repro_slice name;
+    struct repro_slice value; /* without surrounding whitespace */
+};
+
+/* Head flags derived while parsing. */
+enum {
+    REPRO_HTTP_H_CHUNKED = 1u << 0,         /* Transfer-Encoding ends in chunked */
+    REPRO_HTTP_H_TE_OTHER = 1u << 1,        /* Transfer-Encoding without final chunked */
+    REPRO_HTTP_H_CONN_CLOSE = 1u << 2,      /* Connection: close */
+    REPRO_HTTP_H_CONN_KEEPALIVE = 1u << 3,  /* Connection: keep-alive */
+    REPRO_HTTP_H_UPGRADE = 1u << 4,         /* Upgrade header present */
+    REPRO_HTTP_H_EXPECT_CONTINUE = 1u << 5, /* Expect: 100-continue */
+    REPRO_HTTP_H_CL_AND_TE = 1u << 6,       /* both Content-Length and T-E */
+    REPRO_HTTP_H_BARE_LF = 1u << 7          /* some line ended in LF only */
+};
+
+/*
+ * A parsed message head. All slices borrow from the bytes passed to
+ * repro_http_parse_head() and stay valid as long as those bytes do.
+ * Invariants after REPRO_HTTP_DONE: head_len > 0; n_headers <=
+ * REPRO_HTTP_MAX_HEADERS; for requests method and target are non-empty; for
+ * responses 100 <= status <= 999; content_length is -1 or >= 0.
+ */
+struct repro_http_head {
+    enum repro_http_kind kind;
+    struct repro_slice method; /* request */
+    struct repro_slice target; /* request */
+    int status;                /* response */
+    struct repro_slice reason; /* response */
+    int version_major, version_minor;
+    struct repro_slice host; /* request Host header, len 0 if none */
+    int64_t content_length;  /* -1 when absent */
+    unsigned flags;          /* REPRO_HTTP_H_* */
+    size_t head_len;         /* start line + headers + empty line */
+    size_t n_headers;
+    struct repro_http_header headers[REPRO_HTTP_MAX_HEADERS];
+};
+
+/*
+ * Parses a complete message head from p[0..len). Returns DONE with
+ * h->head_len set; NEED_MORE when the empty line ending the head is not in
+ * the input yet and len < max_head; MALFORMED otherwise, with *why a static
+ * description and *err_off the byte offset of the problem (both optional).
+ * Bare LF line endings are accepted (lenient, like real servers). Never
+ * allocates; thread-safe.
+ */
+enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum repro_http_kind kind,
+                                              const uint8_t *p, size_t len, size_t max_head,
+                                              size_t *err_off, const char **why);
+
+/* How the body after a head is delimited (RFC 9112 section 6.3). */
+enum repro_http_body {
+    REPRO_HTTP_BODY_NONE = 0,
+    REPRO_HTTP_BODY_LENGTH,  /* Content-Length bytes */
+    REPRO_HTTP_BODY_CHUNKED, /* chunked coding with optional trailers */
+    REPRO_HTTP_BODY_CLOSE,   /* until the connection closes */
+    REPRO_HTTP_BODY_TUNNEL   /* the rest of the connection is not HTTP */
+};
+
+/*
+ * Body framing for a parsed head. req_method is the method of the request a
+ * response answers (len 0 when unknown, treated like GET). For requests a
+ * Transfer-Encoding other than chunked yields -1 (malformed, RFC 9112 6.3
+ * rule 4). Thread-safe.
+ */
+int repro_http_body_kind(const struct repro_http_head *h, struct repro_slice req_method);
+
+/* Incremental chunked-body scanner. Zero-initialise before the first call. */
+struct repro_http_chunked {
+    int state;
+    uint64_t remaining; /* data bytes left in the current chunk */
+    unsigned line_len;  /* bytes of the current size/extension/trailer line */
+    unsigned n_digits;
+    unsigned trailer_bytes;
+};
+
+/*
+ * Consumes chunked framing from p[0..len). DONE: the last chunk and the
+ * trailers ended at *consumed. NEED_MORE: everything consumed. MALFORMED:
+ * bad framing at offset *consumed (non-hex size, size over 2^60, missing
+ * CRLF after data, line longer than 4 KiB, trailers over max_trailer).
+ */
+enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
+                                                size_t len, size_t max_trailer, size_t *consumed);
+/* Skips n data bytes lost in a capture gap. Returns DONE when the gap fits
+ * inside the current chunk's data (the scanner stays in sync), MALFORMED
+ * otherwise (sync is lost). */
+enum repro_http_outcome repro_http_chunked_skip(struct repro_http_chunked *c, uint64_t n);
+
+/* Decodes a chunked body p[0..len) into out (data bytes only). Returns
+ * DONE when the last chunk was seen, NEED_MORE when the input ended first
+ * (out holds what was decoded), MALFORMED on bad framing; REPRO_E_LIMIT or
+ * REPRO_E_NOMEM (negative) when out cannot grow. */
+int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out);
+
+/* Quick check whether p[0..len) can be the start of a message of this kind:
+ * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */
+int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len);
+
+/* ---- the framer ------------------------------------------------------- */
+
+struct repro_http_limits {
+    size_t max_head;    /* a head longer than this is malformed (default 64 KiB) */
+    size_t max_store;   /* raw bytes kept per message; the rest is counted only */
+    size_t max_trailer; /* chunked trailer bytes (default 16 KiB) */
+    struct repro_budget *budget; /* optional, borrowed: charged for kept bytes */
+};
+
+void repro_http_limits_default(struct repro_http_limits *l);
+
+/* Message flags. */
+enum {
+    REPRO_HTTP_M_GAP = 1u << 0,         /* bytes missing from the capture */
+    REPRO_HTTP_M_TRUNCATED = 1u << 1,   /* the stream ended mid-message */
+    REPRO_HTTP_M_MALFORMED = 1u << 2,   /* framing could not be parsed */
+    REPRO_HTTP_M_BODY_CAPPED = 1u << 3, /* raw bytes beyond max_store not kept */
+    REPRO_HTTP_M_TUNNEL = 1u << 4       /* opaque tunnel data, not a message */
+};
+
+/* Where a field lies in a message's raw bytes (offsets survive the buffer
+ * growing or moving, unlike pointers). */
+struct repro_http_span {
+    uint32_t off, len;
+};
+
+/* The compact result of a parsed head that a framer keeps per message (the
+ * full header array is transient: re-parse raw bytes when needed). */
+struct repro_http_info {
+    enum repro_http_kind kind;
+    int status;
+    int version_major, version_minor;
+    int64_t content_length;
+    unsigned flags; /* REPRO_HTTP_H_* */
+    int body;       /* enum repro_http_body chosen for this message */
+    size_t head_len;
+    struct repro_http_span method, target, reason, host;
+};
+
+/* Fills info from a parsed head whose bytes start at base. */
+void repro_http_info_from_head(struct repro_http_info *info, const struct repro_http_head *h,
+                               const uint8_t *base);
+
+/* The bytes of a span inside raw (empty slice when out of range). */
+static inline struct repro_slice repro_http_span_slice(struct repro_slice raw,
+                                                       struct repro_http_span s)
+{
+    if ((size_t)s.off + s.len > raw.len)
+        return (struct repro_slice){raw.ptr, 0};
+    return (struct repro_slice){raw.ptr + s.off, s.len};
+}
+
+/* A finished message, valid until the next call on its framer. */
+struct repro_http_msg {
+    const struct repro_http_info *info; /* NULL if the head never completed */
+    struct repro_slice raw;             /* stored bytes (up to max_store) */
+    uint64_t wire_bytes;                /* bytes on the wire, gaps included */
+    int64_t first_us, last_us;          /* times of the first and last byte */
+    unsigned flags;                     /* REPRO_HTTP_M_* */
+    const char *why;                    /* static text when MALFORMED */
+};
+
+/*
+ * One direction of one connection. Owns its raw-message buffer. Invariants:
+ * raw.len <= limits.max_store (except while the head is being collected,
+ * when it may reach max_head); in state BODY with LENGTH framing
+ * body_remaining > 0.
+ */
+struct repro_http_framer {
+    enum repro_http_kind kind;
+    struct repro_http_limits limits;
+    int state;
+    int body;                  /* enum repro_http_body of the current message */
+    uint64_t body_remaining;   /* LENGTH framing */
+    struct repro_http_chunked chunk;
+    size_t head_scan;          /* where to resume looking for the head's end */
+    size_t head_raw_len;       /* head bytes in raw */
+    struct repro_buf raw;
+    struct repro_http_info info;
+    struct repro_http_msg msg;
+    uint64_t wire_bytes;
+    int64_t first_us, last_us;
+    unsigned flags;
+    const char *why;
+    char req_method[24];       /* hint: method of the request being answered */
+    int at_line_start;         /* resync: the next byte may start a message */
+    int finished;              /* msg is valid; reset before the next input */
+    uint64_t skipped_bytes;    /* bytes dropped while resynchronising */
+    uint64_t tunnel_bytes;     /* bytes passed through as an opaque tunnel */
+    uint64_t capped_bytes;     /* message bytes not kept (max_store or budget) */
+    uint64_t n_messages;
+};
+
+/* mid_stream: the capture may start inside a message, so leading bytes that
+ * do not look like a message start are skipped (counted), not malformed. */
+void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind kind,
+                            const struct repro_http_limits *limits, int mid_stream);
+void repro_http_framer_release(struct repro_http_framer *f);
+
+/* Sets the method of the request the next response answers (responses
+ * only; HEAD and CONNECT change framing). NULL or "" means unknown. */
+void repro_http_framer_set_request_method(struct repro_http_framer *f, const char *method,
+                                          size_t len);
+
+/*
+ * Feeds p[0..len) received at ts_us. Returns NEED_MORE when all bytes were
+ * consumed without finishing a message; DONE or MALFORMED when a message
+ * ended (read it with repro_http_framer_msg()) after *consumed bytes — call
+ * again with the rest. After MALFORMED the framer resynchronises at the next
+ * plausible message start. Errors: never fails; memory limits are reported
+ * through REPRO_HTTP_M_BODY_CAPPED / MALFORMED.
+ */
+enum repro_http_outcome repro_http_framer_feed(struct repro_http_framer *f, const uint8_t *p,
+                                               size_t len, int64_t ts_us, size_t *consumed);
+/* Reports n bytes lost in the capture. DONE if this ended the current
+ * message (flagged GAP), NEED_MORE otherwise. */
+enum repro_http_outcome repro_http_framer_gap(struct repro_http_framer *f, uint64_t n,
+                                              int64_t ts_us);
+/* End of stream. DONE if a message ended (a close-delimited body is
+ * complete; anything else in progress is flagged TRUNCATED). */
+enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64_t ts_us);
+/* Switches to tunnel mode: all further bytes are opaque and counted. */
+void repro_http_framer_tunnel(struct repro_http_framer *f);
+/* 1 when the framer is inside a message (bytes seen, not finished). */
+int repro_http_framer_busy(const struct repro_http_framer *f);
+
+/* The message that the last DONE/MALFORMED reported; borrowed until the
+ * next call on f. */
+const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_framer *f);
+/* Moves the finished message's raw buffer into *out so the bytes outlive
+ * the framer's next call (transferred: the caller releases it with
+ * repro_buf_release and gives its len back to limits.budget). */
+void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out);
+
+/* Case-insensitive lookup of a header in a parsed head; NULL if absent. */
+const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
+                                                       const char *name);
+/* Case-insensitive comparison of a slice with a C string. */
+int repro_slice_ieq(struct repro_slice s, const char *str);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * repro store: the only code that speaks SQL. One SQLite file in WAL mode,
+ * created mode 0600 (it holds production traffic), a versioned schema with
+ * migrations (docs/schema.md), prepared statements and batched
+ * transactions. The interface speaks in repro's own types so another
+ * backend (PostgreSQL for many hosts) can implement it.
+ *
+ * A store handle is not thread-safe: use one per thread.
+ */
+#ifndef REPRO_STORE_H
+#define REPRO_STORE_H
+
+#include "repro/capture.h"
+#include "repro/core.h"
+
+#include <stdint.h>
+
+/* The schema version this build writes and understands. */
+#define REPRO_SCHEMA_VERSION 1
+
+struct repro_store;
+
+enum {
+    REPRO_STORE_READONLY = 1 << 0, /* open an existing file for reading */
+};
+
+/*
+ * Opens (creating it mode 0600 unless READONLY) the database at path and
+ * migrates it to REPRO_SCHEMA_VERSION. *out is transferred: close with
+ * repro_store_close(). Errors: REPRO_E_STORE (cannot open, not a database,
+ * corrupt), REPRO_E_SCHEMA (written by a newer repro), REPRO_E_NOTFOUND
+ * (READONLY and missing).
+ */
+int repro_store_open(const char *path, int flags, struct repro_store **out,
+                     struct repro_error *err);
+/* Commits any open batch and closes. Accepts NULL. */
+void repro_store_close(struct repro_store *s);
+
+/* Rows per transaction for the writers below (default 4096). */
+void repro_store_set_batch(struct repro_store *s, unsigned rows);
+/* Commits the open batch, if any. */
+int repro_store_flush(struct repro_store *s, struct repro_error *err);
+
+/* ---- capture writer ---------------------------------------------------- */
+
+/* source_kind: "file" or "live"; source: path or interface; filter may be
+ * NULL. Strings are borrowed for the call. */
+int repro_store_capture_begin(struct repro_store *s, const char *source_kind, const char *source,
+                              const char *filter, int link_type, int64_t *capture_id,
+                              struct repro_error *err);
+/* status: "complete", "partial" (input had problems) or "failed". */
+int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
+                            const struct repro_capture_stats *st, const char *status,
+                            struct repro_error *err);
+/* Inserts a connection and sets c->store_id. */
+int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct repro_conn_info *c,
+                            struct repro_error *err);
+/* Updates close time, end reason and counters of c (by c->store_id). */
+int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info *c,
+                            struct repro_error *err);
+/* Inserts an exchange of connection c. *id (optional) gets its row id. */
+int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
+                                const struct repro_conn_info *c, const struct repro_exchange *x,
+                                int64_t *id, struct repro_error *err);
+
+/* ---- readers ----------------------------------------------------------- */
+
+/* Filters for exchanges; zero/NULL fields do not filter. */
+struct repro_exchange_filter {
+    int64_t id;
+    const char *method;
+    const char *path_prefix;
+    const char *host;
+    int status;
+    int64_t connection_id;
+    int64_t capture_id;
+    int64_t limit;
+};
+
+/* One stored exchange. Every pointer borrows until the callback returns;
+ * text fields are NULL when unknown. */
+struct repro_exchange_row {
+    int64_t id, capture_id, connection_id, seq;
+    char client[64], server[64];
+    const char *method, *uri, *host, *http_version, *reason, *interim, *note;
+    int status; /* 0 when no response */
+    int64_t request_first_us, request_last_us, response_first_us, response_last_us; /* -1 if none */
+    int64_t request_bytes, response_bytes;
+    unsigned flags;
+    int complete;
+    struct repro_slice request, response; /* only when asked for bodies */
+};
+
+typedef int (*repro_exchange_fn)(void *ctx, const struct repro_exchange_row *row);
+
+/* Calls fn for each matching exchange in id order. A non-zero return from
+ * fn stops the walk and is returned. Thread-safety: one handle per thread. */
+int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
+                          int with_bodies, repro_exchange_fn fn, void *ctx,
+                          struct repro_error *err);
+
+/* Writes the stored flags as a JSON array of names into b. */
+int repro_xflags_json(struct repro_buf *b, unsigned flags);
+
+#endif

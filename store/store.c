@@ -1,0 +1,635 @@
+/*
+ * SQLite store. Schema and migrations live here (documented in
+ * docs/schema.md); every statement is prepared once per handle and owned by
+ * it. Writers batch rows into transactions of `batch` rows; readers stream
+ * rows to a callback.
+ *
+ * Durability: WAL mode with synchronous=NORMAL — a committed batch survives
+ * a crash of the process; the last batch may be lost on power failure.
+ */
+#include "repro/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Each entry migrates from version i to i+1. Never edit a released entry:
+ * append a new one. */
+static const char *const migrations[] = {
+    /* 0 -> 1: captures, connections, exchanges */
+    "CREATE TABLE captures ("
+    " id INTEGER PRIMARY KEY,"
+    " started_us INTEGER NOT NULL,"
+    " finished_us INTEGER,"
+    " source_kind TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " filter TEXT,"
+    " link_type INTEGER,"
+    " status TEXT NOT NULL DEFAULT 'running',"
+    " packets INTEGER, bytes INTEGER, connections INTEGER, exchanges INTEGER,"
+    " incomplete INTEGER, errors INTEGER,"
+    " stats_json TEXT);"
+    "CREATE TABLE connections ("
+    " id INTEGER PRIMARY KEY,"
+    " capture_id INTEGER NOT NULL REFERENCES captures(id),"
+    " client_ip TEXT NOT NULL, client_port INTEGER NOT NULL,"
+    " server_ip TEXT NOT NULL, server_port INTEGER NOT NULL,"
+    " opened_us INTEGER NOT NULL,"
+    " closed_us INTEGER,"
+    " end_reason TEXT,"
+    " mid_stream INTEGER NOT NULL,"
+    " is_http INTEGER,"
+    " bytes_c2s INTEGER, bytes_s2c INTEGER, gap_bytes INTEGER, exchanges INTEGER);"
+    "CREATE TABLE exchanges ("
+    " id INTEGER PRIMARY KEY,"
+    " capture_id INTEGER NOT NULL REFERENCES captures(id),"
+    " connection_id INTEGER NOT NULL REFERENCES connections(id),"
+    " seq INTEGER NOT NULL,"
+    " method TEXT, uri TEXT, host TEXT, http_version TEXT,"
+    " status INTEGER, reason TEXT, interim TEXT,"
+    " request_first_us INTEGER, request_last_us INTEGER,"
+    " response_first_us INTEGER, response_last_us INTEGER,"
+    " request_bytes INTEGER NOT NULL, response_bytes INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL, complete INTEGER NOT NULL, note TEXT,"
+    " request BLOB, response BLOB);"
+    "CREATE INDEX exchanges_by_connection ON exchanges(connection_id, seq);",
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
+
+enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST__COUNT };
+
+static const char *const stmt_sql[ST__COUNT] = {
+    "BEGIN",
+    "COMMIT",
+    "INSERT INTO connections(capture_id, client_ip, client_port, server_ip, server_port,"
+    " opened_us, mid_stream, is_http) VALUES (?,?,?,?,?,?,?,?)",
+    "UPDATE connections SET closed_us=?, end_reason=?, is_http=?, bytes_c2s=?, bytes_s2c=?,"
+    " gap_bytes=?, exchanges=? WHERE id=?",
+    "INSERT INTO exchanges(capture_id, connection_id, seq, method, uri, host, http_version,"
+    " status, reason, interim, request_first_us, request_last_us, response_first_us,"
+    " response_last_us, request_bytes, response_bytes, flags, complete, note, request, response)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+};
+
+struct repro_store {
+    sqlite3 *db;
+    char path[512];
+    sqlite3_stmt *st[ST__COUNT];
+    int in_tx;
+    unsigned batch, pending;
+};
+
+static int db_error(struct repro_store *s, struct repro_error *err, const char *what)
+{
+    return repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
+                           sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(struct repro_store *s, const char *sql, struct repro_error *err,
+                    const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
+                        msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return REPRO_E_STORE;
+    }
+    return REPRO_OK;
+}
+
+static int user_version(struct repro_store *s, int *v, struct repro_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        *v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return REPRO_OK;
+    }
+    db_error(s, err, "cannot read the schema version");
+    sqlite3_finalize(st);
+    return REPRO_E_STORE;
+}
+
+static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
+{
+    int v, rc;
+    char sql[64];
+
+    rc = user_version(s, &v, err);
+    if (rc)
+        return rc;
+    if (v > (int)N_MIGRATIONS)
+        return repro_error_set(err, REPRO_E_SCHEMA,
+                               "cannot use database '%s': schema version %d is newer than this "
+                               "repro's %d",
+                               s->path, v, (int)N_MIGRATIONS);
+    if (v == (int)N_MIGRATIONS)
+        return REPRO_OK;
+    if (readonly)
+        return repro_error_set(err, REPRO_E_SCHEMA,
+                               "cannot read database '%s': schema version %d needs migrating "
+                               "(open it for writing once)",
+                               s->path, v);
+    for (; v < (int)N_MIGRATIONS; v++) {
+        if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
+            return rc;
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
+        if ((rc = exec_sql(s, migrations[v], err, "cannot migrate the schema")) != 0 ||
+            (rc = exec_sql(s, sql, err, "cannot migrate the schema")) != 0) {
+            exec_sql(s, "ROLLBACK", NULL, "rollback");
+            return rc;
+        }
+        if ((rc = exec_sql(s, "COMMIT", err, "cannot commit a migration")) != 0)
+            return rc;
+    }
+    return REPRO_OK;
+}
+
+int repro_store_open(const char *path, int flags, struct repro_store **out,
+                     struct repro_error *err)
+{
+    struct repro_store *s;
+    int readonly = (flags & REPRO_STORE_READONLY) != 0, rc, i;
+
+    *out = NULL;
+    s = repro_calloc(1, sizeof *s);
+    if (s == NULL)
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot open database '%s': out of memory",
+                               path);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->batch = 4096;
+    if (readonly && access(path, F_OK) != 0) {
+        rc = repro_error_sys(err, REPRO_E_NOTFOUND, "cannot open database '%s': %s", path,
+                             strerror(errno));
+        goto fail;
+    }
+    if (!readonly) {
+        /* Create the file ourselves so it is 0600 from the start; SQLite
+         * gives the -wal and -shm files the same mode. */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = repro_error_sys(err, REPRO_E_STORE, "cannot open database '%s': %s", path,
+                                 strerror(errno));
+            goto fail;
+        }
+        close(fd);
+    }
+    if (sqlite3_open_v2(path, &s->db,
+                        readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        rc = db_error(s, err, "cannot open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_extended_result_codes(s->db, 1);
+    if (!readonly && (rc = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                       " PRAGMA foreign_keys=ON;",
+                                    err, "cannot configure")) != 0)
+        goto fail;
+    if ((rc = migrate(s, readonly, err)) != 0)
+        goto fail;
+    if (!readonly) {
+        for (i = 0; i < ST__COUNT; i++) {
+            if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                   NULL) != SQLITE_OK) {
+                rc = db_error(s, err, "cannot prepare a statement");
+                goto fail;
+            }
+        }
+    }
+    *out = s;
+    return REPRO_OK;
+fail:
+    repro_store_close(s);
+    return rc;
+}
+
+void repro_store_close(struct repro_store *s)
+{
+    int i;
+    if (s == NULL)
+        return;
+    repro_store_flush(s, NULL);
+    for (i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    repro_free(s);
+}
+
+void repro_store_set_batch(struct repro_store *s, unsigned rows)
+{
+    s->batch = rows ? rows : 1;
+}
+
+static int step_reset(struct repro_store *s, sqlite3_stmt *st, struct repro_error *err,
+                      const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_error(s, err, what);
+        sqlite3_reset(st);
+        return REPRO_E_STORE;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return REPRO_OK;
+}
+
+int repro_store_flush(struct repro_store *s, struct repro_error *err)
+{
+    int rc;
+    if (!s->in_tx)
+        return REPRO_OK;
+    rc = step_reset(s, s->st[ST_COMMIT], err, "cannot commit");
+    if (rc == REPRO_OK) {
+        s->in_tx = 0;
+        s->pending = 0;
+    }
+    return rc;
+}
+
+/* Opens a batch if none is open and commits it once it is full. */
+static int batch_row(struct repro_store *s, struct repro_error *err)
+{
+    if (!s->in_tx) {
+        int rc = step_reset(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
+        if (rc)
+            return rc;
+        s->in_tx = 1;
+    }
+    if (++s->pending >= s->batch)
+        return repro_store_flush(s, err);
+    return REPRO_OK;
+}
+
+int repro_store_capture_begin(struct repro_store *s, const char *source_kind, const char *source,
+                              const char *filter, int link_type, int64_t *capture_id,
+                              struct repro_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = repro_store_flush(s, err);
+
+    if (rc)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO captures(started_us, source_kind, source, filter, link_type)"
+                           " VALUES (?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_error(s, err, "cannot record the capture");
+    sqlite3_bind_int64(st, 1, repro_wall_us());
+    sqlite3_bind_text(st, 2, source_kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_TRANSIENT);
+    if (filter)
+        sqlite3_bind_text(st, 4, filter, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 5, link_type);
+    rc = step_reset(s, st, err, "cannot record the capture");
+    sqlite3_finalize(st);
+    if (rc == REPRO_OK)
+        *capture_id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int stats_json(struct repro_buf *b, const struct repro_capture_stats *st)
+{
+    return repro_buf_printf(
+        b,
+        "{\"packets\":%llu,\"bytes\":%llu,\"tcp_packets\":%llu,\"malformed_packets\":%llu,"
+        "\"skipped_not_ip\":%llu,\"skipped_not_tcp\":%llu,\"skipped_fragments\":%llu,"
+        "\"skipped_link_type\":%llu,\"connections\":%llu,\"http_connections\":%llu,"
+        "\"exchanges\":%llu,\"incomplete\":%llu,\"redacted\":%llu,\"gaps\":%llu,"
+        "\"gap_bytes\":%llu,\"retransmitted_bytes\":%llu,\"overlap_bytes\":%llu,"
+        "\"dropped_ooo_bytes\":%llu,\"dropped_body_bytes\":%llu,\"dropped_connections\":%llu,"
+        "\"dropped_pipeline\":%llu,\"skipped_stream_bytes\":%llu,\"tunnel_bytes\":%llu,"
+        "\"errors\":%llu}",
+        (unsigned long long)st->packets, (unsigned long long)st->bytes,
+        (unsigned long long)st->tcp_packets, (unsigned long long)st->malformed_packets,
+        (unsigned long long)st->skipped[REPRO_SKIP_NOT_IP],
+        (unsigned long long)st->skipped[REPRO_SKIP_NOT_TCP],
+        (unsigned long long)st->skipped[REPRO_SKIP_FRAGMENT],
+        (unsigned long long)st->skipped[REPRO_SKIP_LINKTYPE],
+        (unsigned long long)st->connections, (unsigned long long)st->http_connections,
+        (unsigned long long)st->exchanges, (unsigned long long)st->incomplete,
+        (unsigned long long)st->redacted, (unsigned long long)st->gaps,
+        (unsigned long long)st->gap_bytes, (unsigned long long)st->retransmitted_bytes,
+        (unsigned long long)st->overlap_bytes, (unsigned long long)st->dropped_ooo_bytes,
+        (unsigned long long)st->dropped_body_bytes, (unsigned long long)st->dropped_connections,
+        (unsigned long long)st->dropped_pipeline, (unsigned long long)st->skipped_stream_bytes,
+        (unsigned long long)st->tunnel_bytes, (unsigned long long)st->errors);
+}
+
+int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
+                            const struct repro_capture_stats *st, const char *status,
+                            struct repro_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    struct repro_buf js;
+    int rc = repro_store_flush(s, err);
+
+    if (rc)
+        return rc;
+    repro_buf_init(&js, 4096);
+    if (stats_json(&js, st) != REPRO_OK)
+        js.len = 0;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE captures SET finished_us=?, status=?, packets=?, bytes=?,"
+                           " connections=?, exchanges=?, incomplete=?, errors=?, stats_json=?"
+                           " WHERE id=?",
+                           -1, &q, NULL) != SQLITE_OK) {
+        repro_buf_release(&js);
+        return db_error(s, err, "cannot finish the capture record");
+    }
+    sqlite3_bind_int64(q, 1, repro_wall_us());
+    sqlite3_bind_text(q, 2, status, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)st->packets);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)st->bytes);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)st->connections);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)st->exchanges);
+    sqlite3_bind_int64(q, 7, (sqlite3_int64)st->incomplete);
+    sqlite3_bind_int64(q, 8, (sqlite3_int64)st->errors);
+    if (js.len)
+        sqlite3_bind_text(q, 9, (const char *)js.data, (int)js.len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 10, capture_id);
+    rc = step_reset(s, q, err, "cannot finish the capture record");
+    sqlite3_finalize(q);
+    repro_buf_release(&js);
+    return rc;
+}
+
+static void bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *ip)
+{
+    char buf[64], *colon;
+    /* reuse the endpoint formatter, then cut the port and brackets */
+    repro_format_endpoint(buf, sizeof buf, family, ip, 0);
+    colon = strrchr(buf, ':');
+    if (colon)
+        *colon = '\0';
+    if (family == 6) {
+        size_t n = strlen(buf);
+        if (n >= 2 && buf[0] == '[') {
+            buf[n - 1] = '\0';
+            sqlite3_bind_text(st, col, buf + 1, -1, SQLITE_TRANSIENT);
+            return;
+        }
+    }
+    sqlite3_bind_text(st, col, buf, -1, SQLITE_TRANSIENT);
+}
+
+int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct repro_conn_info *c,
+                            struct repro_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_CONN_INS];
+    int rc = batch_row(s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, capture_id);
+    bind_ip(st, 2, c->family, c->client_ip);
+    sqlite3_bind_int(st, 3, c->client_port);
+    bind_ip(st, 4, c->family, c->server_ip);
+    sqlite3_bind_int(st, 5, c->server_port);
+    sqlite3_bind_int64(st, 6, c->opened_us);
+    sqlite3_bind_int(st, 7, c->mid_stream);
+    sqlite3_bind_int(st, 8, c->is_http);
+    rc = step_reset(s, st, err, "cannot store a connection");
+    if (rc == REPRO_OK)
+        c->store_id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info *c,
+                            struct repro_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_CONN_UPD];
+    const char *end = repro_conn_end_name(c->end_reason);
+    int rc = batch_row(s, err);
+
+    if (rc)
+        return rc;
+    if (c->closed_us >= 0)
+        sqlite3_bind_int64(st, 1, c->closed_us);
+    if (end)
+        sqlite3_bind_text(st, 2, end, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, c->is_http);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bytes_c2s);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)c->bytes_s2c);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)c->gap_bytes);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)c->n_exchanges);
+    sqlite3_bind_int64(st, 8, c->store_id);
+    return step_reset(s, st, err, "cannot update a connection");
+}
+
+static void bind_slice_text(sqlite3_stmt *st, int col, struct repro_slice v)
+{
+    if (v.ptr != NULL && v.len > 0)
+        sqlite3_bind_text(st, col, (const char *)v.ptr, (int)v.len, SQLITE_STATIC);
+}
+
+static void bind_time(sqlite3_stmt *st, int col, int64_t us)
+{
+    if (us >= 0)
+        sqlite3_bind_int64(st, col, us);
+}
+
+int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
+                                const struct repro_conn_info *c, const struct repro_exchange *x,
+                                int64_t *id, struct repro_error *err)
+{
+    sqlite3_stmt *st = s->st[ST_EX_INS];
+    int rc = batch_row(s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, capture_id);
+    sqlite3_bind_int64(st, 2, c->store_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)x->seq);
+    bind_slice_text(st, 4, x->method);
+    bind_slice_text(st, 5, x->uri);
+    bind_slice_text(st, 6, x->host);
+    if (x->version[0])
+        sqlite3_bind_text(st, 7, x->version, -1, SQLITE_STATIC);
+    if (x->status > 0)
+        sqlite3_bind_int(st, 8, x->status);
+    if (x->status > 0)
+        sqlite3_bind_text(st, 9, x->reason.ptr ? (const char *)x->reason.ptr : "",
+                          (int)x->reason.len, SQLITE_STATIC);
+    if (x->interim[0])
+        sqlite3_bind_text(st, 10, x->interim, -1, SQLITE_STATIC);
+    bind_time(st, 11, x->req_first_us);
+    bind_time(st, 12, x->req_last_us);
+    bind_time(st, 13, x->resp_first_us);
+    bind_time(st, 14, x->resp_last_us);
+    sqlite3_bind_int64(st, 15, (sqlite3_int64)x->request_bytes);
+    sqlite3_bind_int64(st, 16, (sqlite3_int64)x->response_bytes);
+    sqlite3_bind_int(st, 17, (int)x->flags);
+    sqlite3_bind_int(st, 18, (x->flags & REPRO_XF_INCOMPLETE) == 0);
+    if (x->note)
+        sqlite3_bind_text(st, 19, x->note, -1, SQLITE_STATIC);
+    if (x->request.len > 0)
+        sqlite3_bind_blob(st, 20, x->request.ptr, (int)x->request.len, SQLITE_STATIC);
+    if (x->response.len > 0)
+        sqlite3_bind_blob(st, 21, x->response.ptr, (int)x->response.len, SQLITE_STATIC);
+    rc = step_reset(s, st, err, "cannot store an exchange");
+    if (rc == REPRO_OK && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+/* ---- readers ---------------------------------------------------------- */
+
+static int64_t col_time(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+}
+
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL
+                                                       : (const char *)sqlite3_column_text(st, col);
+}
+
+static void format_ep(char *out, size_t n, const char *ip, int port)
+{
+    if (ip && strchr(ip, ':'))
+        snprintf(out, n, "[%s]:%d", ip, port);
+    else
+        snprintf(out, n, "%s:%d", ip ? ip : "?", port);
+}
+
+int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
+                          int with_bodies, repro_exchange_fn fn, void *ctx,
+                          struct repro_error *err)
+{
+    struct repro_buf sql;
+    sqlite3_stmt *st = NULL;
+    int rc = REPRO_OK, col = 1, step;
+    char like[1024];
+
+    repro_buf_init(&sql, 4096);
+    rc = repro_buf_printf(
+        &sql,
+        "SELECT e.id, e.capture_id, e.connection_id, e.seq, c.client_ip, c.client_port,"
+        " c.server_ip, c.server_port, e.method, e.uri, e.host, e.http_version, e.status,"
+        " e.reason, e.interim, e.note, e.request_first_us, e.request_last_us,"
+        " e.response_first_us, e.response_last_us, e.request_bytes, e.response_bytes,"
+        " e.flags, e.complete, %s FROM exchanges e JOIN connections c ON c.id = e.connection_id"
+        " WHERE 1",
+        with_bodies ? "e.request, e.response" : "NULL, NULL");
+    if (f->id)
+        rc |= repro_buf_printf(&sql, " AND e.id = ?%d", col++);
+    if (f->method)
+        rc |= repro_buf_printf(&sql, " AND e.method = ?%d", col++);
+    if (f->path_prefix)
+        rc |= repro_buf_printf(&sql, " AND e.uri LIKE ?%d ESCAPE '\\'", col++);
+    if (f->host)
+        rc |= repro_buf_printf(&sql, " AND e.host = ?%d COLLATE NOCASE", col++);
+    if (f->status)
+        rc |= repro_buf_printf(&sql, " AND e.status = ?%d", col++);
+    if (f->connection_id)
+        rc |= repro_buf_printf(&sql, " AND e.connection_id = ?%d", col++);
+    if (f->capture_id)
+        rc |= repro_buf_printf(&sql, " AND e.capture_id = ?%d", col++);
+    rc |= repro_buf_printf(&sql, " ORDER BY e.id");
+    if (f->limit > 0)
+        rc |= repro_buf_printf(&sql, " LIMIT %lld", (long long)f->limit);
+    if (rc != REPRO_OK) {
+        repro_buf_release(&sql);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot build a query: out of memory");
+    }
+    if (sqlite3_prepare_v2(s->db, (const char *)sql.data, (int)sql.len, &st, NULL) != SQLITE_OK) {
+        rc = db_error(s, err, "cannot query exchanges");
+        goto out;
+    }
+    col = 1;
+    if (f->id)
+        sqlite3_bind_int64(st, col++, f->id);
+    if (f->method)
+        sqlite3_bind_text(st, col++, f->method, -1, SQLITE_STATIC);
+    if (f->path_prefix) {
+        size_t i, o = 0;
+        for (i = 0; f->path_prefix[i] && o + 3 < sizeof like; i++) {
+            char ch = f->path_prefix[i];
+            if (ch == '%' || ch == '_' || ch == '\\')
+                like[o++] = '\\';
+            like[o++] = ch;
+        }
+        like[o++] = '%';
+        like[o] = '\0';
+        sqlite3_bind_text(st, col++, like, -1, SQLITE_STATIC);
+    }
+    if (f->host)
+        sqlite3_bind_text(st, col++, f->host, -1, SQLITE_STATIC);
+    if (f->status)
+        sqlite3_bind_int(st, col++, f->status);
+    if (f->connection_id)
+        sqlite3_bind_int64(st, col++, f->connection_id);
+    if (f->capture_id)
+        sqlite3_bind_int64(st, col++, f->capture_id);
+    /* LIKE is case-insensitive for ASCII by default; paths are not. */
+    sqlite3_exec(s->db, "PRAGMA case_sensitive_like=ON", NULL, NULL, NULL);
+
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct repro_exchange_row r;
+        memset(&r, 0, sizeof r);
+        r.id = sqlite3_column_int64(st, 0);
+        r.capture_id = sqlite3_column_int64(st, 1);
+        r.connection_id = sqlite3_column_int64(st, 2);
+        r.seq = sqlite3_column_int64(st, 3);
+        format_ep(r.client, sizeof r.client, col_text(st, 4), sqlite3_column_int(st, 5));
+        format_ep(r.server, sizeof r.server, col_text(st, 6), sqlite3_column_int(st, 7));
+        r.method = col_text(st, 8);
+        r.uri = col_text(st, 9);
+        r.host = col_text(st, 10);
+        r.http_version = col_text(st, 11);
+        r.status = sqlite3_column_int(st, 12);
+        r.reason = col_text(st, 13);
+        r.interim = col_text(st, 14);
+        r.note = col_text(st, 15);
+        r.request_first_us = col_time(st, 16);
+        r.request_last_us = col_time(st, 17);
+        r.response_first_us = col_time(st, 18);
+        r.response_last_us = col_time(st, 19);
+        r.request_bytes = sqlite3_column_int64(st, 20);
+        r.response_bytes = sqlite3_column_int64(st, 21);
+        r.flags = (unsigned)sqlite3_column_int(st, 22);
+        r.complete = sqlite3_column_int(st, 23);
+        r.request.ptr = sqlite3_column_blob(st, 24);
+        r.request.len = (size_t)sqlite3_column_bytes(st, 24);
+        r.response.ptr = sqlite3_column_blob(st, 25);
+        r.response.len = (size_t)sqlite3_column_bytes(st, 25);
+        rc = fn(ctx, &r);
+        if (rc)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_error(s, err, "cannot read exchanges");
+out:
+    sqlite3_finalize(st);
+    repro_buf_release(&sql);
+    return rc;
+}
+
+int repro_xflags_json(struct repro_buf *b, unsigned flags)
+{
+    unsigned bit;
+    int rc = repro_buf_append(b, "[", 1), first = 1;
+    for (bit = 0; bit < 32 && rc == REPRO_OK; bit++) {
+        const char *name;
+        if (!(flags & (1u << bit)))
+            continue;
+        name = repro_xflag_name(1u << bit);
+        if (name == NULL)
+            continue;
+        if (!first)
+            rc = repro_buf_append(b, ",", 1);
+        first = 0;
+        if (rc == REPRO_OK)
+            rc = repro_json_cstr(b, name);
+    }
+    return rc == REPRO_OK ? repro_buf_append(b, "]", 1) : rc;
+}
