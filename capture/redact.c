@@ -35,6 +35,23 @@ static int header_is_secret(const struct repro_redact_rules *r, struct repro_sli
     return 0;
 }
 
+/* Whether any header line of the head names a secret header: a cheap scan
+ * that spares the full parse for the common message without secrets. */
+static int head_mentions_secret(const struct repro_redact_rules *r, const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len, *line = memchr(p, '\n', len);
+
+    while (line != NULL && line + 1 < end) {
+        const uint8_t *s = line + 1, *colon;
+        size_t room = (size_t)(end - s);
+        line = memchr(s, '\n', room);
+        colon = memchr(s, ':', line ? (size_t)(line - s) : room);
+        if (colon != NULL && header_is_secret(r, (struct repro_slice){s, (size_t)(colon - s)}))
+            return 1;
+    }
+    return 0;
+}
+
 struct edit {
     size_t off, len;
     const char *with;
@@ -174,6 +191,9 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
     size_t n = 0, i, pos = 0, body_off;
     int json = 0, body;
 
+    if (rules->n_query_params == 0 && rules->n_json_fields == 0 &&
+        !head_mentions_secret(rules, raw.ptr, info->head_len))
+        return 0;
     if (repro_http_parse_head(&head, kind, raw.ptr, info->head_len, info->head_len + 1, NULL,
                               NULL) != REPRO_HTTP_DONE)
         return 0;

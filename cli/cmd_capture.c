@@ -24,8 +24,9 @@ static void on_signal(int sig)
     repro_source_break(active_source);
 }
 
+/* The capture's results go to the store's background writer. */
 struct store_sink {
-    struct repro_store *store;
+    struct repro_store_writer *writer;
     int64_t capture_id;
     struct repro_error *err;
 };
@@ -33,19 +34,19 @@ struct store_sink {
 static int sink_conn_open(void *ctx, struct repro_conn_info *c)
 {
     struct store_sink *s = ctx;
-    return repro_store_conn_insert(s->store, s->capture_id, c, s->err);
+    return repro_store_writer_conn_open(s->writer, c, s->err);
 }
 
 static int sink_exchange(void *ctx, const struct repro_conn_info *c, const struct repro_exchange *x)
 {
     struct store_sink *s = ctx;
-    return repro_store_exchange_insert(s->store, s->capture_id, c, x, NULL, s->err);
+    return repro_store_writer_exchange(s->writer, c, x, s->err);
 }
 
 static int sink_conn_close(void *ctx, const struct repro_conn_info *c)
 {
     struct store_sink *s = ctx;
-    return repro_store_conn_update(s->store, c, s->err);
+    return repro_store_writer_conn_close(s->writer, c, s->err);
 }
 
 static void help(void)
@@ -161,7 +162,8 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
 }
 
 /* Runs the read loop; returns 1 if the input had a read error. */
-static int read_loop(struct repro_source *src, struct repro_capture *cap, struct repro_store *store,
+static int read_loop(struct repro_source *src, struct repro_capture *cap,
+                     struct repro_store_writer *writer,
                      const struct capture_args *a, struct repro_error *err, int *sink_rc)
 {
     int dlt = repro_source_dlt(src);
@@ -196,7 +198,7 @@ static int read_loop(struct repro_source *src, struct repro_capture *cap, struct
         /* Live captures commit at least once a second so readers see data. */
         if (a->src.iface && repro_mono_ns() - last_flush > 1000000000u) {
             last_flush = repro_mono_ns();
-            if ((*sink_rc = repro_store_flush(store, err)) != 0)
+            if ((*sink_rc = repro_store_writer_flush(writer, err)) != 0)
                 return 0;
         }
     }
@@ -230,7 +232,10 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                                   a.src.file ? a.src.file : a.src.iface, a.src.filter,
                                   repro_source_dlt(src), &ss.capture_id, &err) != REPRO_OK)
         goto out;
-    ss.store = store;
+    if (repro_store_writer_start(store, ss.capture_id,
+                                 4 * (a.limits.http.max_store + a.limits.http.max_head) + 65536,
+                                 &ss.writer, &err) != REPRO_OK)
+        goto out;
     ss.err = &err;
     cap = repro_capture_new(&sink, &a.rules, &a.limits);
     if (cap == NULL) {
@@ -250,9 +255,12 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                 a.src.filter ? "'" : "");
         fflush(stderr);
     }
-    read_error = read_loop(src, cap, store, &a, &err, &sink_rc);
+    read_error = read_loop(src, cap, ss.writer, &a, &err, &sink_rc);
     if (sink_rc == 0)
         sink_rc = repro_capture_finish(cap, &err);
+    if (repro_store_writer_finish(ss.writer, &err) != REPRO_OK && sink_rc == 0)
+        sink_rc = REPRO_E_STORE;
+    ss.writer = NULL;
     if (a.src.iface) {
         drops = repro_source_kernel_drops(src);
         signal(SIGINT, SIG_DFL);
@@ -281,6 +289,7 @@ out:
         if (store && ss.capture_id && cap)
             repro_store_capture_end(store, ss.capture_id, repro_capture_stats(cap), "failed", NULL);
     }
+    repro_store_writer_finish(ss.writer, NULL);
     repro_capture_free(cap);
     repro_store_close(store);
     repro_source_close(src);

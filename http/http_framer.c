@@ -168,11 +168,22 @@ static enum repro_http_outcome finish(struct repro_http_framer *f, int next_stat
     return rc;
 }
 
-static enum repro_http_outcome malformed(struct repro_http_framer *f, const char *why)
+/* Ends the current message as malformed. at_line_start: the bytes
+ * consumed so far end a line, so the next byte may start a message. */
+static enum repro_http_outcome malformed_at(struct repro_http_framer *f, const char *why,
+                                            int at_line_start)
 {
+    enum repro_http_outcome rc;
     f->flags |= REPRO_HTTP_M_MALFORMED;
     f->why = why;
-    return finish(f, FR_RESYNC, REPRO_HTTP_MALFORMED);
+    rc = finish(f, FR_RESYNC, REPRO_HTTP_MALFORMED);
+    f->at_line_start = at_line_start;
+    return rc;
+}
+
+static enum repro_http_outcome malformed(struct repro_http_framer *f, const char *why)
+{
+    return malformed_at(f, why, 0);
 }
 
 static void begin_message(struct repro_http_framer *f, int64_t ts_us)
@@ -212,14 +223,14 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
     if (repro_http_parse_head(&head, f->kind, f->raw.data, end, f->limits.max_head, NULL,
                               &why) != REPRO_HTTP_DONE) {
         f->head_raw_len = 0;
-        return malformed(f, why);
+        return malformed_at(f, why, 1); /* the head ended with its empty line */
     }
     f->head_raw_len = end;
     body = repro_http_body_kind(&head, (struct repro_slice){(const uint8_t *)f->req_method,
                                                             strlen(f->req_method)});
     repro_http_info_from_head(&f->info, &head, f->raw.data);
     if (body < 0)
-        return malformed(f, "request Transfer-Encoding does not end in chunked");
+        return malformed_at(f, "request Transfer-Encoding does not end in chunked", 1);
     f->body = body;
     f->info.body = body;
     switch (body) {

@@ -63,6 +63,36 @@ int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
                                 const struct repro_conn_info *c, const struct repro_exchange *x,
                                 int64_t *id, struct repro_error *err);
 
+/* ---- the background writer -------------------------------------------- */
+
+/*
+ * Writes a capture's connections and exchanges from a thread of its own so
+ * parsing and SQLite work run on two cores. The capture thread copies each
+ * record into a batch (bounded: at most three batches of max_batch_bytes
+ * exist); the writer thread inserts a whole batch per transaction. Records
+ * are written in the order they were queued. The store must not be used by
+ * anyone else until repro_store_writer_finish() returns.
+ */
+struct repro_store_writer;
+
+/* max_batch_bytes 0 means 4 MiB (raised to hold the largest record). *out
+ * is transferred: end it with repro_store_writer_finish(). */
+int repro_store_writer_start(struct repro_store *s, int64_t capture_id, size_t max_record_bytes,
+                             struct repro_store_writer **out, struct repro_error *err);
+/* Queue records (copied; the arguments are borrowed for the call). They
+ * fail with the writer's first error once the writer thread has failed. */
+int repro_store_writer_conn_open(struct repro_store_writer *w, const struct repro_conn_info *c,
+                                 struct repro_error *err);
+int repro_store_writer_exchange(struct repro_store_writer *w, const struct repro_conn_info *c,
+                                const struct repro_exchange *x, struct repro_error *err);
+int repro_store_writer_conn_close(struct repro_store_writer *w, const struct repro_conn_info *c,
+                                  struct repro_error *err);
+/* Waits until everything queued so far is committed. */
+int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *err);
+/* Flushes, stops the thread and frees w (accepts NULL). Returns the first
+ * error of the writer's life. */
+int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err);
+
 /* ---- readers ----------------------------------------------------------- */
 
 /* Filters for exchanges; zero/NULL fields do not filter. */

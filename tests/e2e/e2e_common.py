@@ -1,0 +1,361 @@
+"""Shared code of the golden end-to-end tests: running repro, checking the
+`repro exchanges --format json` contract, and comparing repro's exchanges with
+an oracle (tshark, or a committed oracle TSV) per TCP connection.
+
+Every failure raises Fail with a message that says what was expected, what
+repro did, and the command that did it.
+"""
+import difflib
+import ipaddress
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+FLAGS = {"gap", "truncated", "unanswered", "no_request", "malformed", "redacted",
+         "body_capped", "tunnel", "interim"}
+# field -> allowed JSON types (None = null allowed)
+FIELDS = {
+    "id": (int,), "capture_id": (int, None), "connection_id": (int,),
+    "client": (str,), "server": (str,), "method": (str, None), "uri": (str, None),
+    "host": (str, None), "http_version": (str, None), "status": (int, None),
+    "reason": (str, None), "request_time": (float, int, None),
+    "response_time": (float, int, None), "request_bytes": (int, None),
+    "response_bytes": (int, None), "complete": (bool,), "flags": (list,),
+}
+ENDPOINT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$")
+CMD_TIMEOUT_S = 60
+
+
+class Fail(Exception):
+    """repro did something wrong: the test fails (exit 1)."""
+
+
+class Setup(Exception):
+    """The test cannot run (missing binary, file or tool): exit 2."""
+
+
+def repro_bin(arg):
+    b = arg or os.environ.get("REPRO_BIN")
+    if not b:
+        raise Setup("no repro binary: pass --repro BIN or set REPRO_BIN")
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        raise Setup("repro binary '%s' is not an executable file" % b)
+    return b
+
+
+def run(cmd, ok_codes=(0,), timeout=CMD_TIMEOUT_S):
+    """Runs cmd; returns (stdout bytes, stderr text, exit code). Raises Fail on
+    a timeout, a signal, or an exit code outside ok_codes."""
+    shown = " ".join(cmd)
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Fail("command timed out after %d s: %s" % (timeout, shown))
+    err = r.stderr.decode(errors="replace")
+    if r.returncode < 0:
+        raise Fail("command died of signal %d: %s\nstderr:\n%s" % (-r.returncode, shown, err[-3000:]))
+    if r.returncode not in ok_codes:
+        raise Fail("command exited %d (expected %s): %s\nstderr:\n%s" % (
+            r.returncode, "/".join(map(str, ok_codes)), shown, err[-3000:]))
+    return r.stdout, err, r.returncode
+
+
+class TempDir:
+    """A private temporary directory, removed on exit unless KEEP_TMP=1."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="repro-e2e-")
+        return self.path
+
+    def __exit__(self, *exc):
+        if os.environ.get("KEEP_TMP") == "1":
+            print("kept temporary directory %s" % self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def capture_file(repro, pcap, db, ok_codes=(0, 1)):
+    """repro capture -r PCAP --db DB. Returns (exit code, stderr summary)."""
+    _, err, rc = run([repro, "capture", "-r", pcap, "--db", db], ok_codes=ok_codes)
+    if not os.path.isfile(db):
+        raise Fail("repro capture exited %d but created no database '%s'" % (rc, db))
+    return rc, err
+
+
+def exchanges_raw(repro, db, extra=()):
+    out, _, _ = run([repro, "exchanges", "--db", db, "--format", "json"] + list(extra))
+    return out
+
+
+def parse_exchanges(raw, what="repro exchanges"):
+    """Parses JSON Lines and checks every object against the contract.
+    Returns the list of objects in output order."""
+    xs = []
+    text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else raw
+    if text and not text.endswith("\n"):
+        raise Fail("%s: output does not end with a newline" % what)
+    for n, line in enumerate(text.split("\n")[:-1] if text else [], 1):
+        try:
+            x = json.loads(line)
+        except ValueError as e:
+            raise Fail("%s: line %d is not JSON (%s): %.200r" % (what, n, e, line))
+        if not isinstance(x, dict):
+            raise Fail("%s: line %d is not a JSON object: %.200r" % (what, n, line))
+        problems = check_exchange(x)
+        if problems:
+            raise Fail("%s: line %d breaks the contract: %s\n  %s" % (what, n, "; ".join(problems), line))
+        xs.append(x)
+    ids = [x["id"] for x in xs]
+    if len(set(ids)) != len(ids):
+        raise Fail("%s: duplicate exchange ids" % what)
+    return xs
+
+
+def check_exchange(x):
+    p = []
+    for k, types in FIELDS.items():
+        if k not in x:
+            p.append("missing field '%s'" % k)
+            continue
+        v = x[k]
+        ok = (v is None and None in types) or any(
+            t is not None and isinstance(v, t) and not (t is int and isinstance(v, bool))
+            for t in types)
+        if not ok:
+            p.append("field '%s' has type %s" % (k, type(v).__name__))
+    if p:
+        return p
+    for k in ("client", "server"):
+        if not ENDPOINT.match(x[k]):
+            p.append("%s %r is not ip:port / [ipv6]:port" % (k, x[k]))
+    bad = [f for f in x["flags"] if f not in FLAGS]
+    if bad:
+        p.append("unknown flags %s" % bad)
+    if x["status"] is None and x["complete"]:
+        p.append("complete=true but status is null")
+    if x["method"] is None and x["complete"]:
+        p.append("complete=true but method is null")
+    for k in ("request_time", "response_time"):
+        if x[k] is not None and (not math.isfinite(x[k]) or x[k] < 0):
+            p.append("%s %r is not an epoch time" % (k, x[k]))
+    return p
+
+
+def endpoint(s):
+    """'1.2.3.4:80' or '[::1]:80' -> (canonical ip, 'port')."""
+    m = ENDPOINT.match(s)
+    ip = m.group(1) or m.group(2)
+    try:
+        ip = ipaddress.ip_address(ip).compressed
+    except ValueError:
+        pass
+    return ip, str(int(m.group(3)))
+
+
+def show_ep(ep):
+    ip, port = ep
+    return ("[%s]:%s" if ":" in ip else "%s:%s") % (ip, port)
+
+
+def uri_matches(expected, actual, redacted):
+    """Exact match, except that when repro flagged the exchange 'redacted' the
+    values of query parameters may differ (names and order may not)."""
+    if expected == actual:
+        return True
+    if not redacted or actual is None or expected is None:
+        return False
+    ep, _, eq = expected.partition("?")
+    ap, _, aq = actual.partition("?")
+    if ep != ap:
+        return False
+    en = [kv.partition("=")[0] for kv in eq.split("&")]
+    an = [kv.partition("=")[0] for kv in aq.split("&")]
+    return en == an
+
+
+def compare(expected_rows, exchanges, label):
+    """expected_rows: dicts with client, server ((ip, port) tuples), method,
+    uri, host ('' when absent), status ('' when none), hint ('' or a status).
+    exchanges: parsed repro objects. Returns a list of report lines; the first
+    line says OK or MISMATCH. The comparison is per connection 4-tuple, on the
+    ordered list of (method, uri, host, status)."""
+    exp = {}
+    for r in expected_rows:
+        exp.setdefault((r["client"], r["server"]), []).append(r)
+    act, orphans = {}, 0
+    for x in exchanges:
+        if x["method"] is None:
+            orphans += 1
+            continue
+        act.setdefault((endpoint(x["client"]), endpoint(x["server"])), []).append(x)
+
+    lines, bad = [], 0
+    for key in sorted(set(exp) | set(act), key=lambda k: (show_ep(k[0]), show_ep(k[1]))):
+        e, a = exp.get(key, []), act.get(key, [])
+        rows, nbad = [], 0
+        for er, ax in align(e, a):
+            why = row_problem(er, ax)
+            nbad += why is not None
+            rows.append("  %s %-56s %-56s%s" % (
+                "!" if why else " ", fmt_expected(er), fmt_actual(ax), ("  <- " + why) if why else ""))
+            if why and er is not None and ax is not None:
+                rows.append("      expected: %s" % fmt_expected(er, full=True))
+                rows.append("      repro:    %s" % fmt_actual(ax, full=True))
+        head = "connection %s -> %s: %d expected, %d from repro" % (
+            show_ep(key[0]), show_ep(key[1]), len(e), len(a))
+        if nbad:
+            bad += 1
+            lines.append(head + ": MISMATCH")
+            lines.append("    %-56s %-56s" % ("expected (oracle), in wire order", "repro"))
+            lines.extend(rows)
+        else:
+            lines.append(head + ": ok")
+    total = sum(len(v) for v in exp.values())
+    summary = "%s: %s: %d connections, %d expected requests, %d repro exchanges with a request, " \
+              "%d orphan responses (method null) ignored, %d connections differ" % (
+                  label, "MISMATCH" if bad else "OK", len(set(exp) | set(act)), total,
+                  sum(len(v) for v in act.values()), orphans, bad)
+    return [summary] + lines, bad == 0
+
+
+def align(e, a):
+    """Pairs expected rows with repro exchanges of one connection, in order,
+    aligning on (method, uri, host) so that one missing or extra exchange
+    shows up as such instead of shifting every later row. Yields (row or
+    None, exchange or None)."""
+    ek = [(r["method"], r["uri"], r["host"]) for r in e]
+    ak = [(x["method"], x["uri"], x["host"] or "") for x in a]
+    sm = difflib.SequenceMatcher(None, ek, ak, autojunk=False)
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op == "equal":
+            for k in range(i2 - i1):
+                yield e[i1 + k], a[j1 + k]
+        else:
+            for k in range(max(i2 - i1, j2 - j1)):
+                yield (e[i1 + k] if i1 + k < i2 else None), (a[j1 + k] if j1 + k < j2 else None)
+
+
+def align_all(expected_rows, exchanges):
+    """align() over every connection; orphan responses are left out."""
+    exp, act = {}, {}
+    for r in expected_rows:
+        exp.setdefault((r["client"], r["server"]), []).append(r)
+    for x in exchanges:
+        if x["method"] is not None:
+            act.setdefault((endpoint(x["client"]), endpoint(x["server"])), []).append(x)
+    for key in set(exp) | set(act):
+        for pair in align(exp.get(key, []), act.get(key, [])):
+            yield pair
+
+
+def first_diff(a, b):
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else "<none>"
+        y = b[i] if i < len(b) else "<none>"
+        if x != y:
+            return "\n    first difference at line %d:\n    expected: %s\n    got:      %s" % (
+                i + 1, x[:300], y[:300])
+    return ""
+
+
+def row_problem(er, ax):
+    if er is None:
+        return "extra exchange in repro"
+    if ax is None:
+        return "missing in repro"
+    if ax["method"] != er["method"]:
+        return "method differs"
+    if not uri_matches(er["uri"], ax["uri"], "redacted" in ax["flags"]):
+        return "uri differs"
+    if (ax["host"] or "") != er["host"]:
+        return "host differs"
+    st = ax["status"]
+    if er["status"]:
+        if st != int(er["status"]):
+            return "status differs"
+    elif er.get("hint"):
+        if st is not None and (st != int(er["hint"]) or ax["complete"]):
+            return "status must be null, or %s with complete=false" % er["hint"]
+    elif st is not None:
+        return "oracle saw no response"
+    return None
+
+
+def fmt_expected(r, full=False):
+    if r is None:
+        return "-"
+    st = r["status"] or ("null|%s(hint)" % r["hint"] if r.get("hint") else "null")
+    return trunc("%s %s host=%s %s" % (r["method"], r["uri"], r["host"] or "-", st), full)
+
+
+def fmt_actual(x, full=False):
+    if x is None:
+        return "-"
+    st = "null" if x["status"] is None else str(x["status"])
+    if not x["complete"]:
+        st += " (incomplete)"
+    s = "%s %s host=%s %s" % (x["method"], x["uri"], x["host"] or "-", st)
+    if full:
+        s += "  [id %d, flags %s]" % (x["id"], ",".join(x["flags"]) or "-")
+    return trunc(s, full)
+
+
+def trunc(s, full=False, n=56):
+    s = s.encode("unicode_escape").decode("ascii")
+    return s if full or len(s) <= n else s[:n - 3] + "..."
+
+
+def unescape(s):
+    """Undoes the oracle TSV escaping: \\t \\r \\n \\\\."""
+    out, i = [], 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            out.append({"t": "\t", "r": "\r", "n": "\n", "\\": "\\"}.get(s[i + 1], "\\" + s[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def read_oracle_tsv(path):
+    """Rows of a corpus <trace>.requests.tsv as dicts (values unescaped), plus
+    client/server as (canonical ip, port) tuples."""
+    try:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            lines = f.read().split("\n")
+    except OSError as e:
+        raise Setup("cannot read oracle '%s': %s" % (path, e.strerror))
+    if not lines or not lines[0].startswith("time_epoch\t"):
+        raise Fail("oracle '%s' has no header line" % path)
+    cols = lines[0].split("\t")
+    rows = []
+    for n, line in enumerate(lines[1:], 2):
+        if not line:
+            continue
+        vals = line.split("\t")
+        if len(vals) != len(cols):
+            raise Fail("oracle '%s' line %d has %d columns, header has %d" % (path, n, len(vals), len(cols)))
+        r = {c: unescape(v) for c, v in zip(cols, vals)}
+        r["client"] = (ipaddress.ip_address(r["client_ip"]).compressed, r["client_port"])
+        r["server"] = (ipaddress.ip_address(r["server_ip"]).compressed, r["server_port"])
+        r["status"] = r["resp_status"]
+        r["hint"] = r["resp_status_hint"]
+        rows.append(r)
+    return rows
+
+
+def read_tsv(path):
+    """A TSV file with a header line -> list of dicts."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [l for l in f.read().split("\n") if l]
+    except OSError as e:
+        raise Setup("cannot read '%s': %s" % (path, e.strerror))
+    cols = lines[0].split("\t")
+    return [dict(zip(cols, l.split("\t") + [""] * (len(cols) - len(l.split("\t"))))) for l in lines[1:]]

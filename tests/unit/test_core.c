@@ -1,0 +1,172 @@
+/*
+ * Unit tests for core/: error codes and first-error-wins, bounded buffers,
+ * budgets, JSON strings, excerpts, the allocation hook.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "repro/core.h"
+
+static void test_error_first_wins(void **state)
+{
+    struct repro_error err = {0};
+    (void)state;
+    assert_int_equal(repro_error_set(&err, REPRO_E_IO, "cannot open '%s'", "a"), REPRO_E_IO);
+    assert_int_equal(repro_error_set(&err, REPRO_E_NOMEM, "later"), REPRO_E_NOMEM);
+    assert_int_equal(err.code, REPRO_E_IO);
+    assert_string_equal(err.msg, "cannot open 'a'");
+    repro_error_prefix(&err, "capture %d: ", 3);
+    assert_string_equal(err.msg, "capture 3: cannot open 'a'");
+    assert_int_equal(repro_error_set(NULL, REPRO_E_INVAL, "x"), REPRO_E_INVAL);
+    repro_error_clear(&err);
+    assert_int_equal(err.code, 0);
+}
+
+static void test_error_table(void **state)
+{
+    (void)state;
+    assert_string_equal(repro_strerror(REPRO_OK), "success");
+    assert_string_equal(repro_strerror(REPRO_E_MALFORMED), "malformed input");
+    assert_string_equal(repro_errname(REPRO_E_LIMIT), "E_LIMIT");
+    assert_string_equal(repro_strerror(-999), "unknown error");
+    /* Released numbers never change. */
+    assert_int_equal(REPRO_E_NOMEM, -1);
+    assert_int_equal(REPRO_E_MALFORMED, -4);
+    assert_int_equal(REPRO_E_SCHEMA, -11);
+}
+
+static void test_buf_cap(void **state)
+{
+    struct repro_buf b;
+    (void)state;
+    repro_buf_init(&b, 10);
+    assert_int_equal(repro_buf_append(&b, "0123456789", 10), REPRO_OK);
+    assert_int_equal(b.len, 10);
+    assert_true(b.cap <= b.max);
+    /* Past the cap: refused, unchanged. */
+    assert_int_equal(repro_buf_append(&b, "x", 1), REPRO_E_LIMIT);
+    assert_int_equal(b.len, 10);
+    assert_memory_equal(b.data, "0123456789", 10);
+    repro_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_non_null(b.data);
+    assert_int_equal(repro_buf_printf(&b, "%d-%s", 42, "ab"), REPRO_OK);
+    assert_memory_equal(b.data, "42-ab", 5);
+    assert_int_equal(repro_buf_printf(&b, "%s", "too long for it"), REPRO_E_LIMIT);
+    repro_buf_release(&b);
+    assert_null(b.data);
+    repro_buf_release(NULL);
+}
+
+static void test_buf_overflow_len(void **state)
+{
+    struct repro_buf b;
+    (void)state;
+    repro_buf_init(&b, SIZE_MAX);
+    assert_int_equal(repro_buf_append(&b, "ab", 2), REPRO_OK);
+    assert_int_equal(repro_buf_reserve(&b, SIZE_MAX), REPRO_E_LIMIT);
+    repro_buf_release(&b);
+}
+
+static void test_alloc_fault(void **state)
+{
+    struct repro_buf b;
+    unsigned long n;
+    (void)state;
+    for (n = 1; n < 10; n++) {
+        int rc;
+        repro_buf_init(&b, 1 << 20);
+        repro_alloc_fail_after(n);
+        rc = repro_buf_append(&b, "hello", 5);
+        if (n == 1)
+            assert_int_equal(rc, REPRO_E_NOMEM);
+        repro_alloc_fail_after(0);
+        assert_true(b.len <= b.cap);
+        repro_buf_release(&b);
+    }
+}
+
+static void test_budget(void **state)
+{
+    struct repro_budget bg = {0, 100, 0};
+    (void)state;
+    assert_true(repro_budget_take(&bg, 60));
+    assert_false(repro_budget_take(&bg, 41));
+    assert_int_equal(bg.refused, 41);
+    assert_true(repro_budget_take(&bg, 40));
+    assert_int_equal(bg.used, 100);
+    repro_budget_give(&bg, 100);
+    assert_int_equal(bg.used, 0);
+    assert_true(repro_budget_take(NULL, 1000));
+}
+
+static void test_json(void **state)
+{
+    struct repro_buf b;
+    static const struct {
+        const char *desc;
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", "abc", 3, "\"abc\""},
+        {"quote and backslash", "a\"b\\", 4, "\"a\\\"b\\\\\""},
+        {"controls", "\n\r\t\x01", 4, "\"\\n\\r\\t\\u0001\""},
+        {"utf-8 kept", "\xc3\xa9", 2, "\"\xc3\xa9\""},
+        {"invalid utf-8 escaped", "\xff\xc3", 2, "\"\\u00ff\\u00c3\""},
+        {"overlong rejected", "\xc0\x80", 2, "\"\\u00c0\\u0080\""},
+        {"nul", "a\0b", 3, "\"a\\u0000b\""},
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        repro_buf_init(&b, 1024);
+        assert_int_equal(repro_json_str(&b, cases[i].in, cases[i].len), REPRO_OK);
+        if (b.len != strlen(cases[i].out) || memcmp(b.data, cases[i].out, b.len) != 0)
+            fail_msg("case '%s': got %.*s", cases[i].desc, (int)b.len, (const char *)b.data);
+        repro_buf_release(&b);
+    }
+    repro_buf_init(&b, 1024);
+    assert_int_equal(repro_json_time_us(&b, 1700000000123456), REPRO_OK);
+    assert_memory_equal(b.data, "1700000000.123456", 17);
+    repro_buf_reset(&b);
+    repro_json_time_us(&b, -1);
+    assert_memory_equal(b.data, "null", 4);
+    repro_buf_reset(&b);
+    repro_json_cstr(&b, NULL);
+    assert_memory_equal(b.data, "null", 4);
+    repro_buf_release(&b);
+}
+
+static void test_excerpt(void **state)
+{
+    char out[16];
+    (void)state;
+    assert_string_equal(repro_excerpt(out, sizeof out, (const uint8_t *)"GET /\r\n", 7), "GET /..");
+    repro_excerpt(out, sizeof out, (const uint8_t *)"0123456789abcdefghij", 20);
+    assert_string_equal(out, "0123456789ab...");
+}
+
+static void test_clock(void **state)
+{
+    uint64_t a = repro_mono_ns(), b = repro_mono_ns();
+    (void)state;
+    assert_true(b >= a);
+    assert_true(repro_wall_us() > INT64_C(1600000000000000));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_first_wins), cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_buf_cap),          cmocka_unit_test(test_buf_overflow_len),
+        cmocka_unit_test(test_alloc_fault),      cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_json),             cmocka_unit_test(test_excerpt),
+        cmocka_unit_test(test_clock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
