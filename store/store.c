@@ -170,7 +170,7 @@ int repro_store_open(const char *path, int flags, struct repro_store **out,
                              strerror(errno));
         goto fail;
     }
-    if (!readonly) {
+    if (!readonly && strcmp(path, ":memory:") != 0) {
         /* Create the file ourselves so it is 0600 from the start; SQLite
          * gives the -wal and -shm files the same mode. */
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

@@ -25,7 +25,8 @@ enum {
 };
 
 /*
- * Opens (creating it mode 0600 unless READONLY) the database at path and
+ * Opens (creating it mode 0600 unless READONLY) the database at path
+ * (":memory:" for a private in-memory database) and
  * migrates it to REPRO_SCHEMA_VERSION. *out is transferred: close with
  * repro_store_close(). Errors: REPRO_E_STORE (cannot open, not a database,
  * corrupt), REPRO_E_SCHEMA (written by a newer repro), REPRO_E_NOTFOUND

@@ -1,0 +1,344 @@
+/*
+ * Unit tests for store/: file creation mode, WAL, schema version and
+ * migrations, round trips through the writers and readers, filters,
+ * the background writer, bad databases and allocation failures.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "repro/store.h"
+#include "test_util.h"
+
+static char db_path[512];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(db_path, sizeof db_path, "%s/t.db", test_tmpdir());
+    return 0;
+}
+
+static void fill_conn(struct repro_conn_info *c, uint64_t id, uint16_t cport)
+{
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    c->family = 4;
+    c->client_ip[0] = 127;
+    c->client_ip[3] = 1;
+    c->server_ip[0] = 10;
+    c->server_ip[3] = 9;
+    c->client_port = cport;
+    c->server_port = 8080;
+    c->opened_us = 1700000000000000;
+    c->closed_us = -1;
+    c->end_reason = -1;
+    c->is_http = 1;
+}
+
+static struct repro_slice sl(const char *s)
+{
+    return (struct repro_slice){(const uint8_t *)s, strlen(s)};
+}
+
+static void fill_x(struct repro_exchange *x, const char *method, const char *uri, int status,
+                   const char *req, const char *resp)
+{
+    memset(x, 0, sizeof *x);
+    x->method = sl(method);
+    x->uri = sl(uri);
+    x->host = sl("Example.com");
+    x->status = status;
+    x->reason = sl("OK");
+    snprintf(x->version, sizeof x->version, "HTTP/1.1");
+    x->request = sl(req);
+    x->response = sl(resp);
+    x->req_first_us = 1700000000000001;
+    x->req_last_us = 1700000000000002;
+    x->resp_first_us = 1700000000000003;
+    x->resp_last_us = status ? 1700000000000004 : -1;
+    x->request_bytes = strlen(req);
+    x->response_bytes = strlen(resp);
+}
+
+struct collect {
+    int n;
+    int64_t ids[16];
+    char uris[16][64];
+    unsigned flags[16];
+    int complete[16];
+    size_t req_len[16];
+    int status[16];
+    int64_t resp_last[16];
+    char client[16][64];
+};
+
+static int collect_fn(void *ctx, const struct repro_exchange_row *r)
+{
+    struct collect *c = ctx;
+    assert_true(c->n < 16);
+    c->ids[c->n] = r->id;
+    snprintf(c->uris[c->n], 64, "%s", r->uri ? r->uri : "(null)");
+    snprintf(c->client[c->n], 64, "%s", r->client);
+    c->flags[c->n] = r->flags;
+    c->complete[c->n] = r->complete;
+    c->req_len[c->n] = r->request.len;
+    c->status[c->n] = r->status;
+    c->resp_last[c->n] = r->response_last_us;
+    c->n++;
+    return 0;
+}
+
+static void test_create_mode_wal_version(void **state)
+{
+    struct repro_store *s;
+    struct repro_error err = {0};
+    struct stat st;
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    repro_store_close(s);
+    assert_int_equal(stat(db_path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), REPRO_SCHEMA_VERSION);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    /* Reopening an up-to-date file migrates nothing and works. */
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    repro_store_close(s);
+    assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
+    repro_store_close(s);
+}
+
+static void test_roundtrip_and_filters(void **state)
+{
+    struct repro_store *s;
+    struct repro_error err = {0};
+    struct repro_conn_info c1, c2;
+    struct repro_exchange x;
+    struct repro_exchange_filter f;
+    struct collect got;
+    int64_t cap, id;
+    struct repro_capture_stats st;
+    (void)state;
+
+    unlink(db_path);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, "file", "x.pcap", "tcp", 1, &cap, &err), REPRO_OK);
+    fill_conn(&c1, 1, 5000);
+    fill_conn(&c2, 2, 5001);
+    c2.family = 6;
+    memset(c2.client_ip, 0, 16);
+    c2.client_ip[15] = 1;
+    assert_int_equal(repro_store_conn_insert(s, cap, &c1, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, cap, &c2, &err), REPRO_OK);
+    assert_true(c1.store_id > 0 && c2.store_id > c1.store_id);
+    fill_x(&x, "GET", "/api/100%_x", 200, "GET /api HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n");
+    assert_int_equal(repro_store_exchange_insert(s, cap, &c1, &x, &id, &err), REPRO_OK);
+    fill_x(&x, "POST", "/api/1000", 500, "POST /api/1000 HTTP/1.1\r\n\r\n", "HTTP/1.1 500 E\r\n\r\n");
+    x.flags = REPRO_XF_GAP | REPRO_XF_REDACTED;
+    assert_int_equal(repro_store_exchange_insert(s, cap, &c2, &x, NULL, &err), REPRO_OK);
+    fill_x(&x, "GET", "/other", 0, "GET /other HTTP/1.1\r\n\r\n", "");
+    x.flags = REPRO_XF_UNANSWERED;
+    assert_int_equal(repro_store_exchange_insert(s, cap, &c2, &x, NULL, &err), REPRO_OK);
+    c1.closed_us = c1.opened_us + 5;
+    c1.end_reason = REPRO_END_RST;
+    assert_int_equal(repro_store_conn_update(s, &c1, &err), REPRO_OK);
+    memset(&st, 0, sizeof st);
+    st.exchanges = 3;
+    assert_int_equal(repro_store_capture_end(s, cap, &st, "complete", &err), REPRO_OK);
+
+    memset(&f, 0, sizeof f);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 1, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.ids[0], id);
+    assert_string_equal(got.client[0], "127.0.0.1:5000");
+    assert_string_equal(got.client[1], "[::1]:5001");
+    assert_int_equal(got.flags[1], REPRO_XF_GAP | REPRO_XF_REDACTED);
+    assert_int_equal(got.complete[0], 1);
+    assert_int_equal(got.complete[1], 0);
+    assert_int_equal(got.req_len[0], 21);
+    assert_int_equal(got.status[2], 0);
+    assert_int_equal(got.resp_last[2], -1);
+
+    /* path prefix treats % and _ literally */
+    memset(&got, 0, sizeof got);
+    f.path_prefix = "/api/100%";
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.uris[0], "/api/100%_x");
+    assert_int_equal(got.req_len[0], 0); /* no bodies asked for */
+    memset(&got, 0, sizeof got);
+    f.path_prefix = "/API";
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 0); /* paths are case-sensitive */
+    memset(&got, 0, sizeof got);
+    memset(&f, 0, sizeof f);
+    f.method = "POST";
+    f.status = 500;
+    f.host = "example.COM"; /* hosts are not */
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 1);
+    memset(&got, 0, sizeof got);
+    memset(&f, 0, sizeof f);
+    f.connection_id = c2.store_id;
+    f.limit = 1;
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.uris[0], "/api/1000");
+    repro_store_close(s);
+}
+
+static void test_writer(void **state)
+{
+    struct repro_store *s;
+    struct repro_store_writer *w;
+    struct repro_error err = {0};
+    struct repro_conn_info c[4];
+    struct repro_exchange x;
+    struct repro_exchange_filter f;
+    struct collect got;
+    int64_t cap;
+    int i, k;
+    char body[3000];
+    (void)state;
+
+    unlink(db_path);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, "live", "lo", NULL, 1, &cap, &err), REPRO_OK);
+    assert_int_equal(repro_store_writer_start(s, cap, 8192, &w, &err), REPRO_OK);
+    memset(body, 'b', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (k = 0; k < 4; k++) {
+        fill_conn(&c[k], (uint64_t)k + 1, (uint16_t)(6000 + k));
+        assert_int_equal(repro_store_writer_conn_open(w, &c[k], &err), REPRO_OK);
+    }
+    /* Enough rows for several batches. */
+    for (i = 0; i < 20000; i++) {
+        fill_x(&x, "GET", "/w", 200, "GET /w HTTP/1.1\r\n\r\n", body);
+        x.note = (i % 7) ? NULL : "a note";
+        assert_int_equal(repro_store_writer_exchange(w, &c[i % 4], &x, &err), REPRO_OK);
+        if (i == 10000)
+            assert_int_equal(repro_store_writer_flush(w, &err), REPRO_OK);
+    }
+    for (k = 0; k < 4; k++)
+        assert_int_equal(repro_store_writer_conn_close(w, &c[k], &err), REPRO_OK);
+    assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
+    memset(&f, 0, sizeof f);
+    f.connection_id = 2; /* ids are assigned in order by the writer */
+    f.limit = 16;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 1, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 16);
+    assert_string_equal(got.client[0], "127.0.0.1:6001");
+    assert_int_equal(got.req_len[0], 19);
+    repro_store_close(s);
+    {
+        sqlite3 *db;
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), sum(length(response)),"
+                                                " (SELECT count(*) FROM connections WHERE closed_us IS NULL AND end_reason IS NULL),"
+                                                " (SELECT count(*) FROM exchanges WHERE note='a note')"
+                                                " FROM exchanges", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 20000);
+        assert_int_equal(sqlite3_column_int64(q, 1), (sqlite3_int64)20000 * 2999);
+        assert_int_equal(sqlite3_column_int(q, 2), 4); /* update kept them open (-1) */
+        assert_int_equal(sqlite3_column_int(q, 3), 2858);
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
+}
+
+static void test_bad_databases(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    FILE *f;
+    sqlite3 *db;
+    char path2[600];
+    (void)state;
+
+    /* Not a database: a clear error naming the file. */
+    unlink(db_path);
+    f = fopen(db_path, "wb");
+    fputs("this is not an sqlite database, just text that is long enough..................", f);
+    fclose(f);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_E_STORE);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, db_path));
+    assert_non_null(strstr(err.msg, "not a database"));
+
+    /* Written by a newer repro. */
+    unlink(db_path);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    repro_error_clear(&err);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_E_SCHEMA);
+    assert_non_null(strstr(err.msg, "newer"));
+
+    /* Read-only open of a missing file does not create it. */
+    snprintf(path2, sizeof path2, "%s.missing", db_path);
+    repro_error_clear(&err);
+    assert_int_equal(repro_store_open(path2, REPRO_STORE_READONLY, &s, &err), REPRO_E_NOTFOUND);
+    assert_int_not_equal(access(path2, F_OK), 0);
+
+    /* A directory that does not exist. */
+    repro_error_clear(&err);
+    assert_int_equal(repro_store_open("/nonexistent/dir/x.db", 0, &s, &err), REPRO_E_STORE);
+    assert_non_null(strstr(err.msg, "/nonexistent/dir/x.db"));
+}
+
+static void test_alloc_failures(void **state)
+{
+    unsigned long n;
+    (void)state;
+    for (n = 1; n < 50; n++) {
+        struct repro_store *s = NULL;
+        struct repro_error err = {0};
+        unsigned long made;
+        int rc;
+        unlink(db_path);
+        repro_alloc_fail_after(n);
+        rc = repro_store_open(db_path, 0, &s, &err);
+        made = repro_alloc_fail_after(0);
+        if (rc == REPRO_OK)
+            repro_store_close(s);
+        else
+            assert_int_not_equal(err.code, 0);
+        if (made < n)
+            break;
+    }
+    assert_true(n < 50);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_create_mode_wal_version, setup),
+        cmocka_unit_test_setup(test_roundtrip_and_filters, setup),
+        cmocka_unit_test_setup(test_writer, setup),
+        cmocka_unit_test_setup(test_bad_databases, setup),
+        cmocka_unit_test_setup(test_alloc_failures, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
