@@ -232,6 +232,10 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                                   a.src.file ? a.src.file : a.src.iface, a.src.filter,
                                   repro_source_dlt(src), &ss.capture_id, &err) != REPRO_OK)
         goto out;
+    /* A file can be imported again: do not wait for the disk on each
+     * commit. A live capture keeps full WAL durability. */
+    if (a.src.file && repro_store_bulk_begin(store, &err) != REPRO_OK)
+        goto out;
     if (repro_store_writer_start(store, ss.capture_id,
                                  4 * (a.limits.http.max_store + a.limits.http.max_head) + 65536,
                                  &ss.writer, &err) != REPRO_OK)
@@ -268,6 +272,8 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         active_source = NULL;
     }
     st = repro_capture_stats(cap);
+    if (sink_rc == 0 && a.src.file && repro_store_bulk_end(store, &err) != REPRO_OK)
+        sink_rc = REPRO_E_STORE;
     if (sink_rc == 0) {
         int problems = read_error || st->errors > 0 || st->gaps > 0 || drops > 0;
         if (repro_store_capture_end(store, ss.capture_id, st, problems ? "partial" : "complete",

@@ -276,6 +276,21 @@ static int batch_row(struct repro_store *s, struct repro_error *err)
     return REPRO_OK;
 }
 
+int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err)
+{
+    int rc = repro_store_flush(s, err);
+    return rc ? rc : exec_sql(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import");
+}
+
+int repro_store_bulk_end(struct repro_store *s, struct repro_error *err)
+{
+    int rc = repro_store_flush(s, err);
+    if (rc == REPRO_OK)
+        rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA wal_checkpoint(TRUNCATE);", err,
+                      "cannot finish a bulk import");
+    return rc;
+}
+
 int repro_store_capture_begin(struct repro_store *s, const char *source_kind, const char *source,
                               const char *filter, int link_type, int64_t *capture_id,
                               struct repro_error *err)

@@ -42,6 +42,17 @@ void repro_store_set_batch(struct repro_store *s, unsigned rows);
 /* Commits the open batch, if any. */
 int repro_store_flush(struct repro_store *s, struct repro_error *err);
 
+/*
+ * Bulk import mode, for re-runnable imports such as a capture file: while
+ * it is on, commits do not wait for the disk (synchronous=OFF), which more
+ * than halves the cost of a large import. A crash of the process still
+ * loses nothing committed; a power failure during the import may. Ending it
+ * checkpoints the WAL into the database file and syncs it, so once
+ * repro_store_bulk_end() returns the data is as durable as ever.
+ */
+int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err);
+int repro_store_bulk_end(struct repro_store *s, struct repro_error *err);
+
 /* ---- capture writer ---------------------------------------------------- */
 
 /* source_kind: "file" or "live"; source: path or interface; filter may be
