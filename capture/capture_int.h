@@ -17,6 +17,8 @@ struct repro_capture {
     struct repro_error *err;    /* the current call's error sink */
     int64_t last_ts_us;
     int failed;                 /* a sink callback failed: stop */
+    char source[160];           /* names the input in warnings */
+    unsigned warnings;          /* input warnings logged so far */
 };
 
 /* Reassembler callbacks implementing HTTP over each connection
@@ -31,5 +33,11 @@ extern const struct repro_reasm_cb repro__http_conn_cb;
  */
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, struct repro_http_info *info, struct repro_buf *out);
+
+/* Whether another warning about bad input may be logged: the first
+ * REPRO_CAPTURE_MAX_WARNINGS are, then one notice, then only the counters
+ * in the summary (a hostile capture must not flood the log). */
+#define REPRO_CAPTURE_MAX_WARNINGS 50
+int repro__capture_may_warn(struct repro_capture *cap);
 
 #endif

@@ -197,8 +197,10 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         st->errors++;
         repro_format_endpoint(a, sizeof a, h->info.family, h->info.client_ip, h->info.client_port);
         repro_format_endpoint(b, sizeof b, h->info.family, h->info.server_ip, h->info.server_port);
-        repro_log(REPRO_LOG_WARN, "capture.http", "malformed HTTP on %s -> %s (exchange %llu): %s",
-                  a, b, (unsigned long long)x.seq, x.note ? x.note : "bad framing");
+        if (repro__capture_may_warn(cap))
+            repro_log(REPRO_LOG_WARN, "capture.http",
+                  "%s: malformed HTTP on %s -> %s (exchange %llu of the connection): %s",
+                  cap->source, a, b, (unsigned long long)x.seq, x.note ? x.note : "bad framing");
     }
     rc = open_conn(cap, h);
     if (rc == 0 && cap->sink.exchange)

@@ -60,6 +60,7 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
     if (cap->limits.max_pipeline == 0)
         cap->limits.max_pipeline = 1;
     cap->budget.max = cap->limits.max_total;
+    repro_capture_set_source(cap, NULL);
     cb.ctx = cap;
     if (repro_reasm_init(&cap->reasm, &cb, cap->limits.max_stream_ooo,
                          cap->limits.max_connections, cap->limits.idle_timeout_us,
@@ -68,6 +69,21 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
         return NULL;
     }
     return cap;
+}
+
+int repro__capture_may_warn(struct repro_capture *cap)
+{
+    if (cap->warnings < REPRO_CAPTURE_MAX_WARNINGS)
+        return ++cap->warnings, 1;
+    if (cap->warnings++ == REPRO_CAPTURE_MAX_WARNINGS)
+        repro_log(REPRO_LOG_WARN, "capture", "%s: more input problems; they are counted in the summary",
+                  cap->source);
+    return 0;
+}
+
+void repro_capture_set_source(struct repro_capture *cap, const char *name)
+{
+    snprintf(cap->source, sizeof cap->source, "%s", name ? name : "input");
 }
 
 void repro_capture_free(struct repro_capture *cap)
@@ -129,8 +145,9 @@ int repro_capture_packet(struct repro_capture *cap, int dlt, const uint8_t *p, s
         char ex[48];
         cap->stats.malformed_packets++;
         cap->stats.errors++;
-        repro_log(REPRO_LOG_WARN, "capture.decode", "record %llu: %s (%zu bytes: %s)",
-                  (unsigned long long)record_no, why, caplen,
+        if (repro__capture_may_warn(cap))
+            repro_log(REPRO_LOG_WARN, "capture.decode", "%s record %llu: %s (%zu bytes: %s)",
+                  cap->source, (unsigned long long)record_no, why, caplen,
                   repro_excerpt(ex, sizeof ex, p, caplen < 16 ? caplen : 16));
         return REPRO_OK;
     }

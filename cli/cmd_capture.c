@@ -246,6 +246,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         repro_error_set(&err, REPRO_E_NOMEM, "cannot start the capture: out of memory");
         goto out;
     }
+    repro_capture_set_source(cap, repro_source_name(src));
     if (a.src.iface) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

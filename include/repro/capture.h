@@ -193,6 +193,8 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
                                         const struct repro_redact_rules *rules,
                                         const struct repro_capture_limits *limits);
 void repro_capture_free(struct repro_capture *cap);
+/* Names the input in warnings ("capture 'x.pcap'"); copied. */
+void repro_capture_set_source(struct repro_capture *cap, const char *name);
 
 /*
  * Feeds one frame (libpcap link type dlt, caplen bytes at p, captured at
