@@ -22,8 +22,13 @@ enum {
     FR_HEAD,     /* collecting a head */
     FR_BODY,     /* inside a body */
     FR_RESYNC,   /* skipping to the next plausible message start */
-    FR_TUNNEL    /* opaque bytes until the end */
+    FR_TUNNEL,   /* opaque bytes until the end */
+    FR_PROBE     /* like FR_HEAD for a start found while resynchronising:
+                    if its first bytes rule out a message they are skipped */
 };
+
+/* repro_http_looks_like_start() decides within this many bytes. */
+#define START_DECIDED 32
 
 void repro_http_limits_default(struct repro_http_limits *l)
 {
@@ -97,7 +102,7 @@ void repro_http_framer_tunnel(struct repro_http_framer *f)
 
 int repro_http_framer_busy(const struct repro_http_framer *f)
 {
-    return !f->finished && (f->state == FR_HEAD || f->state == FR_BODY);
+    return !f->finished && (f->state == FR_HEAD || f->state == FR_PROBE || f->state == FR_BODY);
 }
 
 const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_framer *f)
@@ -163,8 +168,6 @@ static enum repro_http_outcome finish(struct repro_http_framer *f, int next_stat
     f->body = REPRO_HTTP_BODY_NONE;
     f->body_remaining = 0;
     memset(&f->chunk, 0, sizeof f->chunk);
-    if (next_state == FR_RESYNC)
-        f->at_line_start = 0;
     return rc;
 }
 
@@ -181,9 +184,12 @@ static enum repro_http_outcome malformed_at(struct repro_http_framer *f, const c
     return rc;
 }
 
+/* Elsewhere the feed loop tracks whether the last byte consumed ended a
+ * line; keeping that (rather than assuming not) lets the next message be
+ * found even when the bad byte was the first of a segment. */
 static enum repro_http_outcome malformed(struct repro_http_framer *f, const char *why)
 {
-    return malformed_at(f, why, 0);
+    return malformed_at(f, why, f->at_line_start);
 }
 
 static void begin_message(struct repro_http_framer *f, int64_t ts_us)
@@ -248,6 +254,35 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
     return REPRO_HTTP_NEED_MORE;
 }
 
+/*
+ * The head collected so far cannot start a message. The verdict rests on
+ * the first bytes only, and just the prefix that decided it is consumed, so
+ * the result does not depend on how the stream was segmented. While
+ * resynchronising the prefix is skipped; otherwise it is reported as a
+ * malformed message.
+ */
+static enum repro_http_outcome not_a_start(struct repro_http_framer *f, size_t old, size_t *used)
+{
+    size_t d = old + 1;
+
+    while (d < f->raw.len && repro_http_looks_like_start(f->kind, f->raw.data, d) != 0)
+        d++;
+    repro_budget_give(f->limits.budget, f->raw.len - d);
+    f->raw.len = d;
+    *used = d - old;
+    if (f->state == FR_PROBE) {
+        repro_budget_give(f->limits.budget, d);
+        f->raw.len = 0;
+        f->wire_bytes = 0;
+        f->skipped_bytes += d;
+        f->state = FR_RESYNC;
+        return REPRO_HTTP_NEED_MORE;
+    }
+    f->wire_bytes += *used;
+    return malformed(f, f->kind == REPRO_HTTP_REQUEST ? "not a request line"
+                                                       : "not a status line");
+}
+
 static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint8_t *p,
                                          size_t len, size_t *used)
 {
@@ -265,6 +300,9 @@ static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint
         f->wire_bytes += len;
         return malformed(f, "out of memory while reading a head");
     }
+    if (old < START_DECIDED &&
+        repro_http_looks_like_start(f->kind, f->raw.data, f->raw.len) == 0)
+        return not_a_start(f, old, used);
     end = find_head_end(f->raw.data, f->raw.len, f->head_scan);
     if (end == 0) {
         f->head_scan = f->raw.len > 2 ? f->raw.len - 2 : 0;
@@ -323,8 +361,11 @@ static size_t resync_scan(struct repro_http_framer *f, const uint8_t *p, size_t 
 
     *found = 0;
     while (i < len) {
+        /* Look no further than a head may reach, as feed_head() does, so
+         * the verdict is the same however the bytes are segmented. */
+        size_t n = len - i < f->limits.max_head ? len - i : f->limits.max_head;
         if (f->at_line_start && p[i] != '\r' && p[i] != '\n' &&
-            repro_http_looks_like_start(f->kind, p + i, len - i) != 0) {
+            repro_http_looks_like_start(f->kind, p + i, n) != 0) {
             *found = 1;
             return i;
         }
@@ -348,23 +389,14 @@ enum repro_http_outcome repro_http_framer_feed(struct repro_http_framer *f, cons
         switch (f->state) {
         case FR_IDLE:
             if (p[off] == '\r' || p[off] == '\n') {
+                f->at_line_start = p[off] == '\n';
                 off++; /* empty lines between messages are allowed */
                 continue;
             }
-            if (repro_http_looks_like_start(f->kind, p + off, len - off) == 0) {
-                f->first_us = f->last_us = ts_us;
-                used = len - off < 64 ? len - off : 64;
-                keep(f, p + off, used);
-                f->wire_bytes = used;
-                off += used;
-                f->at_line_start = 0;
-                *consumed = off;
-                return malformed(f, f->kind == REPRO_HTTP_REQUEST ? "not a request line"
-                                                                   : "not a status line");
-            }
-            begin_message(f, ts_us);
+            begin_message(f, ts_us); /* feed_head() rejects non-starts */
             continue;
         case FR_HEAD:
+        case FR_PROBE:
             rc = feed_head(f, p + off, len - off, &used);
             break;
         case FR_BODY:
@@ -374,8 +406,10 @@ enum repro_http_outcome repro_http_framer_feed(struct repro_http_framer *f, cons
             used = resync_scan(f, p + off, len - off, &found);
             f->skipped_bytes += used;
             off += used;
-            if (found)
-                f->state = FR_IDLE;
+            if (found) {
+                begin_message(f, ts_us);
+                f->state = FR_PROBE;
+            }
             continue;
         default: /* tunnel */
             f->tunnel_bytes += len - off;
@@ -383,8 +417,11 @@ enum repro_http_outcome repro_http_framer_feed(struct repro_http_framer *f, cons
             continue;
         }
         off += used;
-        if (used > 0)
+        if (used > 0) {
             f->last_us = ts_us;
+            /* where resynchronisation starts if this message is malformed */
+            f->at_line_start = p[off - 1] == '\n';
+        }
         if (rc != REPRO_HTTP_NEED_MORE) {
             f->msg.last_us = f->last_us;
             *consumed = off;
@@ -443,7 +480,7 @@ enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64
     clear_finished(f);
     if (f->state == FR_BODY && f->body == REPRO_HTTP_BODY_CLOSE)
         return finish(f, FR_IDLE, REPRO_HTTP_DONE);
-    if (f->state == FR_HEAD || f->state == FR_BODY) {
+    if (f->state == FR_HEAD || f->state == FR_PROBE || f->state == FR_BODY) {
         f->flags |= REPRO_HTTP_M_TRUNCATED;
         return finish(f, FR_IDLE, REPRO_HTTP_DONE);
     }

@@ -560,8 +560,13 @@ int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, siz
      * target starts with '/', '*', or a scheme/authority character. */
     for (i = 0; i < len && i <= 20 && is_tchar(p[i]); i++)
         ;
+    /* Decide on the token's length alone, so the answer for a prefix never
+     * changes when more bytes arrive (the framer must find the same starts
+     * however the stream was segmented). */
+    if (i > 20)
+        return 0;
     if (i == len)
-        return i <= 20 ? -1 : 0;
+        return -1;
     if (i == 0 || p[i] != ' ')
         return 0;
     for (size_t k = 0; k < i; k++)

@@ -196,9 +196,9 @@ struct repro_http_msg {
 
 /*
  * One direction of one connection. Owns its raw-message buffer. Invariants:
- * raw.len <= limits.max_store (except while the head is being collected,
- * when it may reach max_head); in state BODY with LENGTH framing
- * body_remaining > 0.
+ * raw.len <= max(limits.max_store, head length) — a head is always kept
+ * whole (up to max_head), the body only up to max_store; in state BODY
+ * with LENGTH framing body_remaining > 0.
  */
 struct repro_http_framer {
     enum repro_http_kind kind;

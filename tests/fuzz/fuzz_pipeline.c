@@ -71,19 +71,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t n = 0;
     int64_t cid;
 
-    if (store == NULL) {
-        if (repro_store_open(":memory:", 0, &store, NULL) != REPRO_OK)
-            abort();
-        repro_store_capture_begin(store, "file", "fuzz", NULL, 1, &cid, NULL);
-    }
     if (size == 0)
         return 0;
+    /* A fresh in-memory database per input keeps memory flat. */
+    repro_log_set_level(REPRO_LOG_ERROR); /* bad input is the norm here */
+    if (repro_store_open(":memory:", 0, &store, NULL) != REPRO_OK)
+        abort();
+    repro_store_capture_begin(store, "file", "fuzz", NULL, 1, &cid, NULL);
     f = fmemopen((void *)data, size, "rb");
-    if (f == NULL)
-        return 0;
-    p = pcap_fopen_offline(f, ebuf); /* owns f from here on */
+    p = f ? pcap_fopen_offline(f, ebuf) : NULL; /* owns f from here on */
     if (p == NULL) {
-        fclose(f);
+        if (f)
+            fclose(f);
+        repro_store_close(store);
         return 0;
     }
     repro_capture_limits_default(&lim);
@@ -101,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         repro_capture_free(cap);
     }
     pcap_close(p);
-    repro_store_flush(store, NULL);
+    repro_store_close(store);
+    store = NULL;
     return 0;
 }
