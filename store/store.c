@@ -7,7 +7,7 @@
  * Durability: WAL mode with synchronous=NORMAL — a committed batch survives
  * a crash of the process; the last batch may be lost on power failure.
  */
-#include "repro/store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,10 +57,36 @@ static const char *const migrations[] = {
     " flags INTEGER NOT NULL, complete INTEGER NOT NULL, note TEXT,"
     " request BLOB, response BLOB);"
     "CREATE INDEX exchanges_by_connection ON exchanges(connection_id, seq);",
+    /* 1 -> 2: crashes, their modules, threads, frames and open connections */
+    "CREATE TABLE crashes ("
+    " id INTEGER PRIMARY KEY,"
+    " time_us INTEGER NOT NULL,"
+    " pid INTEGER, tid INTEGER,"
+    " executable TEXT, cmdline TEXT, service TEXT, hostname TEXT,"
+    " signo INTEGER NOT NULL, signal TEXT NOT NULL, si_code INTEGER, fault_address INTEGER,"
+    " source TEXT NOT NULL,"
+    " partial INTEGER NOT NULL, partial_reason TEXT,"
+    " signature TEXT, symbolized_us INTEGER);"
+    "CREATE TABLE crash_modules ("
+    " crash_id INTEGER NOT NULL REFERENCES crashes(id), idx INTEGER NOT NULL,"
+    " path TEXT, start INTEGER, end INTEGER, load_bias INTEGER, build_id TEXT,"
+    " PRIMARY KEY (crash_id, idx));"
+    "CREATE TABLE crash_threads ("
+    " crash_id INTEGER NOT NULL REFERENCES crashes(id), idx INTEGER NOT NULL,"
+    " tid INTEGER, name TEXT, crashed INTEGER NOT NULL, registers TEXT, partial INTEGER,"
+    " PRIMARY KEY (crash_id, idx));"
+    "CREATE TABLE crash_frames ("
+    " crash_id INTEGER NOT NULL REFERENCES crashes(id), thread_idx INTEGER NOT NULL,"
+    " idx INTEGER NOT NULL, pc INTEGER NOT NULL, module_idx INTEGER, offset INTEGER,"
+    " function TEXT, file TEXT, line INTEGER, column INTEGER, inlined INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (crash_id, thread_idx, idx));"
+    "CREATE TABLE crash_connections ("
+    " crash_id INTEGER NOT NULL REFERENCES crashes(id), fd INTEGER, family INTEGER,"
+    " local_ip TEXT, local_port INTEGER, remote_ip TEXT, remote_port INTEGER, state INTEGER);"
+    "CREATE INDEX crash_connections_by_endpoint ON crash_connections(remote_ip, remote_port);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
-enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST__COUNT };
 
 static const char *const stmt_sql[ST__COUNT] = {
     "BEGIN",
@@ -75,21 +101,15 @@ static const char *const stmt_sql[ST__COUNT] = {
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 };
 
-struct repro_store {
-    sqlite3 *db;
-    char path[512];
-    sqlite3_stmt *st[ST__COUNT];
-    int in_tx;
-    unsigned batch, pending;
-};
 
-static int db_error(struct repro_store *s, struct repro_error *err, const char *what)
+
+int repro__store_db_error(struct repro_store *s, struct repro_error *err, const char *what)
 {
     return repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
                            sqlite3_errmsg(s->db));
 }
 
-static int exec_sql(struct repro_store *s, const char *sql, struct repro_error *err,
+int repro__store_exec(struct repro_store *s, const char *sql, struct repro_error *err,
                     const char *what)
 {
     char *msg = NULL;
@@ -112,7 +132,7 @@ static int user_version(struct repro_store *s, int *v, struct repro_error *err)
         sqlite3_finalize(st);
         return REPRO_OK;
     }
-    db_error(s, err, "cannot read the schema version");
+    repro__store_db_error(s, err, "cannot read the schema version");
     sqlite3_finalize(st);
     return REPRO_E_STORE;
 }
@@ -138,15 +158,15 @@ static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
                                "(open it for writing once)",
                                s->path, v);
     for (; v < (int)N_MIGRATIONS; v++) {
-        if ((rc = exec_sql(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
+        if ((rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
             return rc;
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
-        if ((rc = exec_sql(s, migrations[v], err, "cannot migrate the schema")) != 0 ||
-            (rc = exec_sql(s, sql, err, "cannot migrate the schema")) != 0) {
-            exec_sql(s, "ROLLBACK", NULL, "rollback");
+        if ((rc = repro__store_exec(s, migrations[v], err, "cannot migrate the schema")) != 0 ||
+            (rc = repro__store_exec(s, sql, err, "cannot migrate the schema")) != 0) {
+            repro__store_exec(s, "ROLLBACK", NULL, "rollback");
             return rc;
         }
-        if ((rc = exec_sql(s, "COMMIT", err, "cannot commit a migration")) != 0)
+        if ((rc = repro__store_exec(s, "COMMIT", err, "cannot commit a migration")) != 0)
             return rc;
     }
     return REPRO_OK;
@@ -188,14 +208,14 @@ int repro_store_open(const char *path, int flags, struct repro_store **out,
                         (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
                             SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        rc = db_error(s, err, "cannot open");
+        rc = repro__store_db_error(s, err, "cannot open");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 5000);
     sqlite3_extended_result_codes(s->db, 1);
     /* page_size only takes effect on a new file, before WAL is enabled:
      * 16 KiB pages hold a few dozen typical exchanges each. */
-    if (!readonly && (rc = exec_sql(s, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
+    if (!readonly && (rc = repro__store_exec(s, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
                                        " PRAGMA synchronous=NORMAL;"
                                        " PRAGMA cache_size=-8192;",
                                     err, "cannot configure")) != 0)
@@ -206,7 +226,7 @@ int repro_store_open(const char *path, int flags, struct repro_store **out,
         for (i = 0; i < ST__COUNT; i++) {
             if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                    NULL) != SQLITE_OK) {
-                rc = db_error(s, err, "cannot prepare a statement");
+                rc = repro__store_db_error(s, err, "cannot prepare a statement");
                 goto fail;
             }
         }
@@ -235,12 +255,12 @@ void repro_store_set_batch(struct repro_store *s, unsigned rows)
     s->batch = rows ? rows : 1;
 }
 
-static int step_reset(struct repro_store *s, sqlite3_stmt *st, struct repro_error *err,
+int repro__store_step(struct repro_store *s, sqlite3_stmt *st, struct repro_error *err,
                       const char *what)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        db_error(s, err, what);
+        repro__store_db_error(s, err, what);
         sqlite3_reset(st);
         return REPRO_E_STORE;
     }
@@ -254,7 +274,7 @@ int repro_store_flush(struct repro_store *s, struct repro_error *err)
     int rc;
     if (!s->in_tx)
         return REPRO_OK;
-    rc = step_reset(s, s->st[ST_COMMIT], err, "cannot commit");
+    rc = repro__store_step(s, s->st[ST_COMMIT], err, "cannot commit");
     if (rc == REPRO_OK) {
         s->in_tx = 0;
         s->pending = 0;
@@ -263,10 +283,10 @@ int repro_store_flush(struct repro_store *s, struct repro_error *err)
 }
 
 /* Opens a batch if none is open and commits it once it is full. */
-static int batch_row(struct repro_store *s, struct repro_error *err)
+int repro__store_batch_row(struct repro_store *s, struct repro_error *err)
 {
     if (!s->in_tx) {
-        int rc = step_reset(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
+        int rc = repro__store_step(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
         if (rc)
             return rc;
         s->in_tx = 1;
@@ -279,14 +299,14 @@ static int batch_row(struct repro_store *s, struct repro_error *err)
 int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err)
 {
     int rc = repro_store_flush(s, err);
-    return rc ? rc : exec_sql(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import");
+    return rc ? rc : repro__store_exec(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import");
 }
 
 int repro_store_bulk_end(struct repro_store *s, struct repro_error *err)
 {
     int rc = repro_store_flush(s, err);
     if (rc == REPRO_OK)
-        rc = exec_sql(s, "PRAGMA synchronous=NORMAL; PRAGMA wal_checkpoint(TRUNCATE);", err,
+        rc = repro__store_exec(s, "PRAGMA synchronous=NORMAL; PRAGMA wal_checkpoint(TRUNCATE);", err,
                       "cannot finish a bulk import");
     return rc;
 }
@@ -304,14 +324,14 @@ int repro_store_capture_begin(struct repro_store *s, const char *source_kind, co
                            "INSERT INTO captures(started_us, source_kind, source, filter, link_type)"
                            " VALUES (?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
-        return db_error(s, err, "cannot record the capture");
+        return repro__store_db_error(s, err, "cannot record the capture");
     sqlite3_bind_int64(st, 1, repro_wall_us());
     sqlite3_bind_text(st, 2, source_kind, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, source, -1, SQLITE_TRANSIENT);
     if (filter)
         sqlite3_bind_text(st, 4, filter, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 5, link_type);
-    rc = step_reset(s, st, err, "cannot record the capture");
+    rc = repro__store_step(s, st, err, "cannot record the capture");
     sqlite3_finalize(st);
     if (rc == REPRO_OK)
         *capture_id = sqlite3_last_insert_rowid(s->db);
@@ -365,7 +385,7 @@ int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
                            " WHERE id=?",
                            -1, &q, NULL) != SQLITE_OK) {
         repro_buf_release(&js);
-        return db_error(s, err, "cannot finish the capture record");
+        return repro__store_db_error(s, err, "cannot finish the capture record");
     }
     sqlite3_bind_int64(q, 1, repro_wall_us());
     sqlite3_bind_text(q, 2, status, -1, SQLITE_TRANSIENT);
@@ -378,7 +398,7 @@ int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
     if (js.len)
         sqlite3_bind_text(q, 9, (const char *)js.data, (int)js.len, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 10, capture_id);
-    rc = step_reset(s, q, err, "cannot finish the capture record");
+    rc = repro__store_step(s, q, err, "cannot finish the capture record");
     sqlite3_finalize(q);
     repro_buf_release(&js);
     return rc;
@@ -407,7 +427,7 @@ int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct re
                             struct repro_error *err)
 {
     sqlite3_stmt *st = s->st[ST_CONN_INS];
-    int rc = batch_row(s, err);
+    int rc = repro__store_batch_row(s, err);
 
     if (rc)
         return rc;
@@ -419,7 +439,7 @@ int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct re
     sqlite3_bind_int64(st, 6, c->opened_us);
     sqlite3_bind_int(st, 7, c->mid_stream);
     sqlite3_bind_int(st, 8, c->is_http);
-    rc = step_reset(s, st, err, "cannot store a connection");
+    rc = repro__store_step(s, st, err, "cannot store a connection");
     if (rc == REPRO_OK)
         c->store_id = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -430,7 +450,7 @@ int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info 
 {
     sqlite3_stmt *st = s->st[ST_CONN_UPD];
     const char *end = repro_conn_end_name(c->end_reason);
-    int rc = batch_row(s, err);
+    int rc = repro__store_batch_row(s, err);
 
     if (rc)
         return rc;
@@ -444,7 +464,7 @@ int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info 
     sqlite3_bind_int64(st, 6, (sqlite3_int64)c->gap_bytes);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)c->n_exchanges);
     sqlite3_bind_int64(st, 8, c->store_id);
-    return step_reset(s, st, err, "cannot update a connection");
+    return repro__store_step(s, st, err, "cannot update a connection");
 }
 
 static void bind_slice_text(sqlite3_stmt *st, int col, struct repro_slice v)
@@ -464,7 +484,7 @@ int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
                                 int64_t *id, struct repro_error *err)
 {
     sqlite3_stmt *st = s->st[ST_EX_INS];
-    int rc = batch_row(s, err);
+    int rc = repro__store_batch_row(s, err);
 
     if (rc)
         return rc;
@@ -497,7 +517,7 @@ int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
         sqlite3_bind_blob(st, 20, x->request.ptr, (int)x->request.len, SQLITE_STATIC);
     if (x->response.len > 0)
         sqlite3_bind_blob(st, 21, x->response.ptr, (int)x->response.len, SQLITE_STATIC);
-    rc = step_reset(s, st, err, "cannot store an exchange");
+    rc = repro__store_step(s, st, err, "cannot store an exchange");
     if (rc == REPRO_OK && id)
         *id = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -565,7 +585,7 @@ int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_fil
         return repro_error_set(err, REPRO_E_NOMEM, "cannot build a query: out of memory");
     }
     if (sqlite3_prepare_v2(s->db, (const char *)sql.data, (int)sql.len, &st, NULL) != SQLITE_OK) {
-        rc = db_error(s, err, "cannot query exchanges");
+        rc = repro__store_db_error(s, err, "cannot query exchanges");
         goto out;
     }
     col = 1;
@@ -630,7 +650,7 @@ int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_fil
             goto out;
     }
     if (step != SQLITE_DONE)
-        rc = db_error(s, err, "cannot read exchanges");
+        rc = repro__store_db_error(s, err, "cannot read exchanges");
 out:
     sqlite3_finalize(st);
     repro_buf_release(&sql);

@@ -12,11 +12,12 @@
 
 #include "repro/capture.h"
 #include "repro/core.h"
+#include "repro/crash.h"
 
 #include <stdint.h>
 
 /* The schema version this build writes and understands. */
-#define REPRO_SCHEMA_VERSION 1
+#define REPRO_SCHEMA_VERSION 2
 
 struct repro_store;
 
@@ -140,6 +141,24 @@ typedef int (*repro_exchange_fn)(void *ctx, const struct repro_exchange_row *row
 int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
                           int with_bodies, repro_exchange_fn fn, void *ctx,
                           struct repro_error *err);
+
+/* ---- crashes ----------------------------------------------------------- */
+
+/* Stores a whole crash record (modules, threads, frames, connections) in
+ * one transaction; *id (optional) gets its id. */
+int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
+                             struct repro_error *err);
+/* Loads crash id into *out (transferred: repro_crash_free). REPRO_E_NOTFOUND
+ * when there is no such crash. */
+int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash **out,
+                           struct repro_error *err);
+/* Calls fn with every crash id in order (newest last). */
+int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id), void *ctx,
+                          struct repro_error *err);
+/* Replaces the symbolized fields (function, file, line, column of each
+ * frame, and the signature) of a stored crash from c. */
+int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
+                                     struct repro_error *err);
 
 /* Writes the stored flags as a JSON array of names into b. */
 int repro_xflags_json(struct repro_buf *b, unsigned flags);
