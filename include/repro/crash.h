@@ -108,4 +108,32 @@ int repro_crash_validate(const struct repro_crash *c, struct repro_error *err);
 /* "SIGSEGV" for 11, "SIG37" for unknown numbers. */
 const char *repro_signal_name(int signo, char *buf, size_t len);
 
+/* ---- producers (each implemented in its own capture/ file) ------------- */
+
+/*
+ * Parses one crash record file written by librepro_crash.so (format:
+ * docs/crash-record.md) into *out (transferred). A damaged or truncated
+ * record yields REPRO_E_MALFORMED with err naming the line/byte; when
+ * enough was readable *out is still set, marked partial. (crash_file.c)
+ */
+int repro_crash_file_parse(const uint8_t *p, size_t len, struct repro_crash **out,
+                           struct repro_error *err);
+
+/*
+ * Reads a core file with libdwfl (threads, registers, unwound stacks,
+ * module table with build-ids) into *out (transferred). exe is the binary
+ * that produced it; a binary whose build-id does not match the core's is
+ * refused with REPRO_E_INVAL. A truncated core gives a partial record.
+ * (core_import.c)
+ */
+int repro_core_import(const char *core_path, const char *exe_path, struct repro_crash **out,
+                      struct repro_error *err);
+
+/*
+ * Adds the TCP connections that process pid has open (sockets in
+ * /proc/PID/fd matched against /proc/PID/net/tcp and tcp6) to c.
+ * (proc_conns.c)
+ */
+int repro_crash_add_proc_connections(struct repro_crash *c, int pid, struct repro_error *err);
+
 #endif
