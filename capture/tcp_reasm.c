@@ -10,9 +10,11 @@
  *  - A direction without a SYN starts at the first data segment seen
  *    (streams picked up mid-connection).
  *  - A hole becomes a gap (reported with its length, then delivery goes on)
- *    when the peer acknowledges data past it (the receiver had it, so the
- *    capture lost it), when the out-of-order queue exceeds its per-stream
- *    cap or the overall budget, and when the connection ends.
+ *    when the peer acknowledges data or the FIN past it (the receiver had
+ *    it, so the capture lost it), when the out-of-order queue exceeds its
+ *    per-stream cap or the overall budget, and when the connection ends.
+ *  - Data more than 2^30 bytes (the largest TCP window) ahead of the next
+ *    byte is dropped and counted.
  *  - A connection ends on RST, when both FINs have been delivered, after
  *    idle_timeout_us of capture time without packets, when evicted because
  *    the table is full (least recently active first), or at the end of the
@@ -31,6 +33,11 @@
 #define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
 #define SEQ_GT(a, b) ((int32_t)((a) - (b)) > 0)
 #define SEQ_GEQ(a, b) ((int32_t)((a) - (b)) >= 0)
+
+/* No TCP window exceeds 2^30 bytes (RFC 7323 section 2.3); data further
+ * ahead is not part of the stream, and serial comparisons across it would be
+ * ambiguous. */
+#define MAX_AHEAD ((uint64_t)1 << 30)
 
 static uint32_t hash_endpoint(uint32_t h, const uint8_t *addr, size_t alen, uint16_t port)
 {
@@ -236,6 +243,22 @@ static int skip_hole(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int
     return rc ? rc : drain(r, c, d, ts);
 }
 
+/* The peer acknowledged the FIN of direction d: whatever is still missing
+ * before it was received, so the capture lost it. */
+static int fin_acked(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int64_t ts)
+{
+    struct repro_tcp_half *h = &c->half[d];
+    int rc = 0;
+
+    if (!h->fin_seen || h->fin_done || !h->ack_known || !SEQ_GT(h->max_ack, h->fin_seq))
+        return 0;
+    while (rc == 0 && h->ooo != NULL)
+        rc = skip_hole(r, c, d, ts);
+    if (rc == 0)
+        rc = declare_gap(r, c, d, h->fin_seq, ts);
+    return rc ? rc : drain(r, c, d, ts);
+}
+
 /* Queues [seq, seq+len) where it is not already covered (first wins). */
 static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t seq,
                      const uint8_t *p, uint32_t len, int64_t ts)
@@ -262,8 +285,9 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
             piece_end = (*pp)->seq;
         }
         n = piece_end - seq;
-        while (h->ooo_bytes + n > r->max_stream_ooo || !repro_budget_take(r->budget, n)) {
-            /* Over a cap: give up on the oldest hole to make room. */
+        if (h->ooo_bytes + n > r->max_stream_ooo || !repro_budget_take(r->budget, n)) {
+            /* Over a cap: give up on the oldest hole to make room, then
+             * find this piece's place again (the queue's head changed). */
             int rc;
             if (h->ooo == NULL || SEQ_LEQ(seq, h->ooo->seq)) {
                 r->stats.dropped_ooo_bytes += n;
@@ -275,6 +299,7 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
             if (SEQ_GEQ(h->next_seq, seq))
                 return 0; /* the hole moved past this piece; caller re-delivers */
             pp = &h->ooo;
+            continue;
         }
         s = repro_malloc(sizeof *s + n);
         if (s == NULL) {
@@ -317,9 +342,33 @@ static int segment_data(struct repro_reasm *r, struct repro_tcp_conn *c, int d, 
         len -= old;
         seq += old;
     }
-    if (seq == h->next_seq) {
-        rc = deliver(r, c, d, p, len, ts);
-        return rc ? rc : drain(r, c, d, ts);
+    while (seq == h->next_seq) {
+        /* In order. Queued bytes it covers were seen first and win: deliver
+         * up to the first queued segment, drain, then go on past it. */
+        uint32_t n = len, old;
+        if (h->ooo != NULL && SEQ_GT(h->ooo->seq, seq) && SEQ_LT(h->ooo->seq, seq + len))
+            n = h->ooo->seq - seq;
+        rc = deliver(r, c, d, p, n, ts);
+        if (rc == 0)
+            rc = drain(r, c, d, ts);
+        if (rc != 0 || n == len)
+            return rc;
+        p += n;
+        len -= n;
+        seq += n;
+        old = h->next_seq - seq;
+        if (old >= len) {
+            r->stats.overlap_bytes += len;
+            return 0;
+        }
+        r->stats.overlap_bytes += old;
+        p += old;
+        len -= old;
+        seq += old;
+    }
+    if ((uint64_t)(uint32_t)(seq - h->next_seq) + len > MAX_AHEAD) {
+        r->stats.dropped_ooo_bytes += len;
+        return 0;
     }
     rc = queue_ooo(r, c, d, seq, p, len, ts);
     if (rc == 0 && SEQ_GEQ(h->next_seq, seq) && SEQ_LT(h->next_seq, seq + len))
@@ -428,8 +477,11 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
         return rc;
     c = lookup(r, pkt, hash, &dir);
     if (c != NULL && (fl & REPRO_TCP_SYN) && !(fl & REPRO_TCP_ACK) && c->half[dir].seq_known &&
-        pkt->seq + 1 != c->half[dir].next_seq) {
-        /* A new SYN with another ISN on a known tuple: port reuse. */
+        pkt->seq + 1 !=
+            c->half[dir].next_seq - (uint32_t)(c->half[dir].bytes + c->half[dir].gap_bytes)) {
+        /* A new SYN with another ISN on a known tuple: port reuse. (The
+         * stream started at next_seq less what was delivered or declared
+         * missing; a late copy of the first SYN matches that.) */
         rc = close_conn(r, c, REPRO_END_FIN, pkt->ts_us);
         if (rc)
             return rc;
@@ -441,7 +493,7 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
             return 0;
         }
         c = create(r, pkt, hash, &dir, &rc);
-        if (c == NULL)
+        if (c == NULL || rc != 0)
             return rc;
         c->mid_stream = !(fl & REPRO_TCP_SYN);
     }
@@ -453,7 +505,8 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
     if (fl & REPRO_TCP_SYN) {
         if (!(fl & REPRO_TCP_ACK))
             c->syn_dir = dir;
-        if (!h->seq_known || h->bytes == 0) {
+        /* Not with data queued: it must stay after next_seq. */
+        if (!h->seq_known || (h->bytes == 0 && h->ooo == NULL)) {
             h->seq_known = 1;
             h->next_seq = pkt->seq + 1;
         }
@@ -472,6 +525,8 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
             h->next_seq = h->fin_seq;
         }
         rc = drain(r, c, dir, pkt->ts_us);
+        if (rc == 0)
+            rc = fin_acked(r, c, dir, pkt->ts_us);
         if (rc)
             return rc;
     }
@@ -484,6 +539,8 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
         }
         while (rc == 0 && peer->ooo != NULL && SEQ_GEQ(pkt->ack, peer->ooo->seq + 1))
             rc = skip_hole(r, c, !dir, pkt->ts_us);
+        if (rc == 0)
+            rc = fin_acked(r, c, !dir, pkt->ts_us);
         if (rc)
             return rc;
     }
