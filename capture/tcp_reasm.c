@@ -88,12 +88,9 @@ static void free_ooo(struct repro_reasm *r, struct repro_tcp_half *h)
     h->ooo_bytes = 0;
 }
 
-static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
+/* Takes c out of the activity list. */
+static void lru_unlink(struct repro_reasm *r, struct repro_tcp_conn *c)
 {
-    struct repro_tcp_conn **pp = &r->buckets[c->hash & (r->n_buckets - 1)];
-    while (*pp != c)
-        pp = &(*pp)->hnext;
-    *pp = c->hnext;
     if (c->lprev)
         c->lprev->lnext = c->lnext;
     else
@@ -102,6 +99,28 @@ static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
         c->lnext->lprev = c->lprev;
     else
         r->lru_tail = c->lprev;
+    c->lprev = c->lnext = NULL;
+}
+
+/* Puts c at the most recently active end of the list. */
+static void lru_append(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    c->lprev = r->lru_tail;
+    c->lnext = NULL;
+    if (r->lru_tail)
+        r->lru_tail->lnext = c;
+    r->lru_tail = c;
+    if (r->lru_head == NULL)
+        r->lru_head = c;
+}
+
+static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    struct repro_tcp_conn **pp = &r->buckets[c->hash & (r->n_buckets - 1)];
+    while (*pp != c)
+        pp = &(*pp)->hnext;
+    *pp = c->hnext;
+    lru_unlink(r, c);
     r->n_conns--;
 }
 
@@ -127,19 +146,8 @@ static void touch(struct repro_reasm *r, struct repro_tcp_conn *c)
 {
     if (r->lru_tail == c)
         return;
-    if (c->lprev)
-        c->lprev->lnext = c->lnext;
-    else
-        r->lru_head = c->lnext;
-    if (c->lnext)
-        c->lnext->lprev = c->lprev;
-    c->lprev = r->lru_tail;
-    c->lnext = NULL;
-    if (r->lru_tail)
-        r->lru_tail->lnext = c;
-    r->lru_tail = c;
-    if (r->lru_head == NULL)
-        r->lru_head = c;
+    lru_unlink(r, c);
+    lru_append(r, c);
 }
 
 static void grow_table(struct repro_reasm *r)
@@ -440,12 +448,7 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     c->hash = hash;
     c->hnext = r->buckets[hash & (r->n_buckets - 1)];
     r->buckets[hash & (r->n_buckets - 1)] = c;
-    c->lprev = r->lru_tail;
-    if (r->lru_tail)
-        r->lru_tail->lnext = c;
-    r->lru_tail = c;
-    if (r->lru_head == NULL)
-        r->lru_head = c;
+    lru_append(r, c);
     r->n_conns++;
     r->stats.connections++;
     *dir = flip;
