@@ -152,11 +152,26 @@ static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
                                s->path, v, (int)N_MIGRATIONS);
     if (v == (int)N_MIGRATIONS)
         return REPRO_OK;
-    if (readonly)
-        return repro_error_set(err, REPRO_E_SCHEMA,
-                               "cannot read database '%s': schema version %d needs migrating "
-                               "(open it for writing once)",
-                               s->path, v);
+    if (readonly) {
+        /* An older file is brought forward through a short read-write
+         * connection (migrations only add tables and columns), then read. */
+        sqlite3 *rw = NULL;
+        sqlite3 *ro = s->db;
+        if (sqlite3_open_v2(s->path, &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+            sqlite3_close(rw);
+            return repro_error_set(err, REPRO_E_SCHEMA,
+                                   "cannot read database '%s': schema version %d needs migrating "
+                                   "and the file is not writable",
+                                   s->path, v);
+        }
+        sqlite3_busy_timeout(rw, 5000);
+        s->db = rw;
+        rc = migrate(s, 0, err);
+        s->db = ro;
+        sqlite3_close(rw);
+        return rc;
+    }
     for (; v < (int)N_MIGRATIONS; v++) {
         if ((rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
             return rc;

@@ -308,6 +308,35 @@ static void test_bad_databases(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent/dir/x.db"));
 }
 
+static void test_readonly_migrates_old_file(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    (void)state;
+
+    /* A version-1 file (before the crash tables) read by `repro exchanges`. */
+    unlink(db_path);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    repro_store_close(s);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP INDEX crash_connections_by_endpoint;"
+                                      " DROP TABLE crash_connections; DROP TABLE crash_frames;"
+                                      " DROP TABLE crash_threads; DROP TABLE crash_modules;"
+                                      " DROP TABLE crashes; PRAGMA user_version=1;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
+    repro_store_close(s);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM crashes", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 static void test_alloc_failures(void **state)
 {
     unsigned long n;
@@ -338,6 +367,7 @@ int main(void)
         cmocka_unit_test_setup(test_roundtrip_and_filters, setup),
         cmocka_unit_test_setup(test_writer, setup),
         cmocka_unit_test_setup(test_bad_databases, setup),
+        cmocka_unit_test_setup(test_readonly_migrates_old_file, setup),
         cmocka_unit_test_setup(test_alloc_failures, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
