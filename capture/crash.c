@@ -43,6 +43,7 @@ void repro_crash_free(struct repro_crash *c)
     repro_free(c->service);
     repro_free(c->hostname);
     repro_free(c->signature);
+    repro_free(c->record_key);
     repro_free(c);
 }
 

@@ -24,6 +24,9 @@ int cmd_capture(struct cli_global *g, int argc, char **argv);
 int cmd_exchanges(struct cli_global *g, int argc, char **argv);
 int cmd_show(struct cli_global *g, int argc, char **argv);
 int cmd_demo(struct cli_global *g, int argc, char **argv);
+int cmd_crashes(struct cli_global *g, int argc, char **argv);
+int cmd_ingest(struct cli_global *g, int argc, char **argv);
+int cmd_run(struct cli_global *g, int argc, char **argv);
 
 /* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);

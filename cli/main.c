@@ -17,6 +17,9 @@ static const struct {
     {"capture", cmd_capture, "record HTTP exchanges from a pcap file or an interface"},
     {"exchanges", cmd_exchanges, "list recorded exchanges"},
     {"show", cmd_show, "show one exchange (raw, as curl, as JSON)"},
+    {"run", cmd_run, "run a command under the crash-recording supervisor"},
+    {"ingest", cmd_ingest, "store crash records (librepro_crash.so) or a core file"},
+    {"crashes", cmd_crashes, "show recorded crashes, symbolized and grouped"},
     {"demo", cmd_demo, "run the whole story on bundled data"},
 };
 

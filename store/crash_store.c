@@ -119,10 +119,27 @@ int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c,
     if ((rc = repro_store_flush(s, err)) != 0 ||
         (rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot store a crash")) != 0)
         return rc;
+    if (c->record_key != NULL) {
+        /* Stored before (an ingest that died between commit and unlink)? */
+        rc = prep(s, "SELECT id FROM crashes WHERE record_key = ?", &st, err);
+        if (rc == REPRO_OK) {
+            sqlite3_bind_text(st, 1, c->record_key, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                cid = sqlite3_column_int64(st, 0);
+                sqlite3_finalize(st);
+                repro__store_exec(s, "COMMIT", NULL, "commit");
+                if (id)
+                    *id = cid;
+                return REPRO_OK;
+            }
+            sqlite3_finalize(st);
+            st = NULL;
+        }
+    }
     rc = prep(s,
               "INSERT INTO crashes(time_us, pid, tid, executable, cmdline, service, hostname,"
-              " signo, signal, si_code, fault_address, source, partial, partial_reason, signature)"
-              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+              " signo, signal, si_code, fault_address, source, partial, partial_reason, signature,"
+              " record_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
               &st, err);
     if (rc == REPRO_OK) {
         sqlite3_bind_int64(st, 1, c->time_us);
@@ -140,6 +157,7 @@ int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c,
         sqlite3_bind_int(st, 13, c->partial);
         bind_text(st, 14, c->partial ? c->partial_reason : NULL);
         bind_text(st, 15, c->signature);
+        bind_text(st, 16, c->record_key);
         rc = repro__store_step(s, st, err, "cannot store a crash");
     }
     sqlite3_finalize(st);
@@ -312,6 +330,33 @@ int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id
 
     while (rc == REPRO_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
         rc = fn(ctx, sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
+                            int64_t *first_us, int64_t *last_us, struct repro_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *count = 0;
+    *first_us = *last_us = -1;
+    if (signature == NULL)
+        return REPRO_OK;
+    if ((rc = prep(s, "SELECT count(*), min(time_us), max(time_us) FROM crashes WHERE signature = ?",
+                   &st, err)))
+        return rc;
+    sqlite3_bind_text(st, 1, signature, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        if (*count > 0) {
+            *first_us = sqlite3_column_int64(st, 1);
+            *last_us = sqlite3_column_int64(st, 2);
+        }
+    } else {
+        rc = repro__store_db_error(s, err, "cannot group crashes");
+    }
     sqlite3_finalize(st);
     return rc;
 }

@@ -80,6 +80,8 @@ struct repro_crash {
     struct repro_crash_conn *conns;
     size_t n_conns, cap_conns;
     char *signature;       /* owned, set by symbolization or NULL */
+    char *record_key;      /* owned or NULL: a key that makes storing idempotent
+                              (a second insert with the same key stores nothing) */
 };
 
 /* Allocates an empty record (transferred: free with repro_crash_free). */
@@ -136,4 +138,83 @@ int repro_core_import(const char *core_path, const char *exe_path, struct repro_
  */
 int repro_crash_add_proc_connections(struct repro_crash *c, int pid, struct repro_error *err);
 
+/* ---- supervisor (capture/supervisor.c): `repro run` ---------------------- */
+
+struct repro_store;
+
+/* What the supervisor tells about one recorded crash (see on_crash). */
+struct repro_supervisor_crash_info {
+    int64_t crash_id;                    /* id in the store, -1 when not stored */
+    const struct repro_error *store_err; /* code != 0 when storing failed */
+    uint64_t stop_ns;     /* monotonic: from seeing the signal to all threads stopped */
+    uint64_t unwind_ns;   /* registers, module table, stacks, connections */
+    uint64_t store_ns;    /* the store transaction */
+    uint64_t total_ns;    /* from seeing the signal to the committed record */
+    int64_t committed_us; /* wall clock once the record committed */
+};
+
+/*
+ * Called once per recorded crash, before the signal is delivered, on the
+ * supervisor's thread. c and info are borrowed for the call only.
+ */
+typedef void (*repro_supervisor_crash_fn)(void *ctx, const struct repro_crash *c,
+                                          const struct repro_supervisor_crash_info *info);
+
+struct repro_supervisor_opts {
+    char *const *argv;                  /* borrowed for the call: CMD and ARGS, NULL-terminated;
+                                           argv[0] is looked up in PATH like execvp(3) */
+    const char *service;                /* borrowed, or NULL: stored as every crash's service */
+    int follow_forks;                   /* 1: trace children and exec'd programs too */
+    struct repro_store *store;          /* borrowed: where crashes go; NULL: recorded and
+                                           passed to on_crash, not stored */
+    int record_timeout_ms;              /* bound on stopping the threads of a crashed process
+                                           (0: 2000); a thread that does not stop in time makes
+                                           the record partial, never a hang */
+    repro_supervisor_crash_fn on_crash; /* or NULL */
+    void *ctx;                          /* passed to on_crash */
+};
+
+/* How the command ended. */
+struct repro_supervisor_result {
+    int exit_code;           /* as a shell reports it: the exit code, 128+signal when
+                                killed by one, 127/126 when CMD could not be executed */
+    int exited;              /* 1 when it exited, 0 when a signal killed it */
+    int term_signal;         /* the killing signal, or 0 */
+    int core_dumped;         /* the kernel reported a core dump */
+    int exec_errno;          /* errno of a failed exec of CMD, else 0 */
+    unsigned n_crashes;      /* crashes recorded (stored or not) */
+    unsigned n_store_errors; /* crashes that could not be stored */
+};
+
+/*
+ * Runs argv under ptrace (PTRACE_SEIZE from the parent; TRACECLONE, and
+ * with follow_forks TRACEFORK|TRACEVFORK; TRACEEXEC) and waits until it
+ * exits. Every non-fatal signal is passed through, group-stops are kept
+ * with PTRACE_LISTEN. When a thread of any traced process takes SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP or SIGSYS while that signal has
+ * its default disposition (a program's own handler runs untouched; a
+ * handler that re-raises with the default action is recorded then), all
+ * threads of that process are stopped and a crash record (source "ptrace")
+ * is made and stored in o->store, on_crash is called, and the threads are
+ * detached with the signal so that the kernel kills the process as it would
+ * have (core dumps included). Anything that fails while recording gives a
+ * partial record. When the command exits, remaining tracees (with
+ * follow_forks) are detached and left running.
+ *
+ * For the duration of the call SIGCHLD is blocked and SIGTERM, SIGINT,
+ * SIGQUIT, SIGHUP, SIGUSR1 and SIGUSR2 that another process sends to the
+ * caller (si_code <= 0) are forwarded to the command; signals from the
+ * terminal reach the command directly. The command starts with the
+ * caller's signal mask and dispositions, except SIGPIPE, which is reset to
+ * its default. The previous handlers and mask are restored on return.
+ *
+ * Returns REPRO_OK with *res filled once the command has been started and
+ * has ended (whatever its status; an exec failure is reported in
+ * res->exec_errno); REPRO_E_INVAL (empty argv), REPRO_E_IO (cannot fork,
+ * pipe or wait) or REPRO_E_UNSUPPORTED (the kernel refuses PTRACE_SEIZE)
+ * with err set otherwise. Not thread-safe: it owns the process's SIGCHLD
+ * and children for its duration.
+ */
+int repro_supervisor_run(const struct repro_supervisor_opts *o, struct repro_supervisor_result *res,
+                         struct repro_error *err);
 #endif

@@ -145,7 +145,9 @@ int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_fil
 /* ---- crashes ----------------------------------------------------------- */
 
 /* Stores a whole crash record (modules, threads, frames, connections) in
- * one transaction; *id (optional) gets its id. */
+ * one transaction; *id (optional) gets its id. With c->record_key set, a
+ * record already stored under that key is not stored again (*id gets the
+ * existing id): insert-once, so retried ingests stay idempotent. */
 int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
                              struct repro_error *err);
 /* Loads crash id into *out (transferred: repro_crash_free). REPRO_E_NOTFOUND
@@ -155,6 +157,10 @@ int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash
 /* Calls fn with every crash id in order (newest last). */
 int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id), void *ctx,
                           struct repro_error *err);
+/* Crashes sharing a signature form a group: how many, first and last
+ * seen (time_us). *count is 0 when signature is NULL or unknown. */
+int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
+                            int64_t *first_us, int64_t *last_us, struct repro_error *err);
 /* Replaces the symbolized fields (function, file, line, column of each
  * frame, and the signature) of a stored crash from c. */
 int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,

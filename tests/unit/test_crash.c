@@ -150,6 +150,15 @@ static void test_store_roundtrip(void **state)
     assert_string_equal(back->signature, "SIGSEGV|handler");
     repro_crash_free(back);
 
+    /* insert-once by record key */
+    {
+        int64_t a, b;
+        assert_int_equal(repro_crash_set_str(&c->record_key, "inproc:h:1:2:3"), REPRO_OK);
+        assert_int_equal(repro_store_crash_insert(s, c, &a, &err), REPRO_OK);
+        assert_int_equal(repro_store_crash_insert(s, c, &b, &err), REPRO_OK);
+        assert_int_equal(a, b);
+        assert_int_not_equal(a, id);
+    }
     repro_error_clear(&err);
     assert_int_equal(repro_store_crash_load(s, id + 100, &back, &err), REPRO_E_NOTFOUND);
     assert_null(back);
