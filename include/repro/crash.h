@@ -124,9 +124,13 @@ int repro_crash_file_parse(const uint8_t *p, size_t len, struct repro_crash **ou
 /*
  * Reads a core file with libdwfl (threads, registers, unwound stacks,
  * module table with build-ids) into *out (transferred). exe is the binary
- * that produced it; a binary whose build-id does not match the core's is
- * refused with REPRO_E_INVAL. A truncated core gives a partial record.
- * (core_import.c)
+ * that produced it, or NULL to rely on the paths and build-ids the core
+ * names. Errors: REPRO_E_NOTFOUND / REPRO_E_IO when a file cannot be
+ * opened; REPRO_E_INVAL when exe's build-id does not match the core's main
+ * module or a path is not a regular file; REPRO_E_MALFORMED for a file that
+ * is not an ELF core, a core truncated inside its headers, or one that maps
+ * a FIFO; REPRO_E_NOMEM. A core truncated further on gives a partial
+ * record (REPRO_OK, c->partial set). (core_import.c)
  */
 int repro_core_import(const char *core_path, const char *exe_path, struct repro_crash **out,
                       struct repro_error *err);

@@ -61,6 +61,8 @@ class Importer:
             raise Setup("repro has no `ingest --core` yet and no --driver was given")
 
     def _repro_has_ingest(self):
+        if not (os.path.isfile(self.repro) and os.access(self.repro, os.X_OK)):
+            raise Setup("repro binary '%s' is not an executable file" % self.repro)
         r = subprocess.run([self.repro, "ingest", "--help"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30)
         err = r.stderr.decode(errors="replace")
