@@ -620,8 +620,11 @@ def compare_stacks(gdb_frames, repro_frames, by="pc", min_frames=8, what="stack"
     return problems
 
 
-def compare_crash(o, r, by="pc", same_tids=True, all_threads=False, min_frames=8):
-    """gdb's view (GdbCrash) vs repro's record (ReproCrash). Returns problems."""
+def compare_crash(o, r, by="pc", same_tids=True, all_threads=False, min_frames=8,
+                  count_threads=True):
+    """gdb's view (GdbCrash) vs repro's record (ReproCrash). Returns problems.
+    count_threads=False for records of the crashing thread alone (the
+    in-process agent)."""
     problems = []
     if o.signo is not None and r.signo != o.signo:
         problems.append("signal: gdb %s (%s), repro %s (%s)" % (o.signo, o.signal, r.signo, r.signal))
@@ -642,7 +645,7 @@ def compare_crash(o, r, by="pc", same_tids=True, all_threads=False, min_frames=8
         missing = sorted(t for t in o.threads if t not in have)
         if missing:
             problems.append("threads missing from repro's record: %s" % missing)
-    elif len(r.threads) != len(o.threads):
+    elif count_threads and len(r.threads) != len(o.threads):
         problems.append("threads: gdb %d, repro %d" % (len(o.threads), len(r.threads)))
     problems += compare_stacks(gt.frames, rt.frames, by, min_frames, "crashing thread %s" % gt.tid)
     if all_threads and same_tids:
