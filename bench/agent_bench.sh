@@ -42,8 +42,8 @@ measure() {  # measure SPOOL_PARENT LABEL
     mkdir -p "$spool"
     for _ in $(seq "$RUNS"); do
         rm -f "$spool"/*
-        # (a subshell, so bash's own "Segmentation fault" notice stays quiet)
-        (LD_PRELOAD="$AGENT" REPRO_CRASH_DIR="$spool" exec "$WORK/deep" 250) >/dev/null 2>&1 || true
+        # (braces around a subshell keep bash's "Segmentation fault" notice quiet)
+        { (LD_PRELOAD="$AGENT" REPRO_CRASH_DIR="$spool" exec "$WORK/deep" 250) >/dev/null 2>&1; } 2>/dev/null || true
         local f
         f=$(ls "$spool"/*.rcr 2>/dev/null | head -1)
         [ -n "$f" ] || { echo "agent_bench: no record written" >&2; exit 1; }
