@@ -25,8 +25,17 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv);
 int cmd_show(struct cli_global *g, int argc, char **argv);
 int cmd_demo(struct cli_global *g, int argc, char **argv);
 int cmd_crashes(struct cli_global *g, int argc, char **argv);
+int cmd_symbolize(struct cli_global *g, int argc, char **argv);
+
+struct repro_store;
+/* Symbolizes crashes ids[0..n_ids) (all when ids is NULL) and stores the
+ * result; a line per crash on stderr unless quiet. (cmd_symbolize.c) */
+int cli_symbolize_crashes(struct repro_store *store, const int64_t *ids, size_t n_ids,
+                          const char *const *dirs, size_t n_dirs, int quiet,
+                          struct repro_error *err);
 int cmd_ingest(struct cli_global *g, int argc, char **argv);
 int cmd_run(struct cli_global *g, int argc, char **argv);
+int cmd_addr2line(struct cli_global *g, int argc, char **argv);
 
 /* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);

@@ -229,6 +229,15 @@ static int move_aside(struct ingest_run *run, const char *name, char *dest, size
                            damaged);
 }
 
+/* Symbolizes a just-stored crash when the debug information is at hand;
+ * what is missing is said, and the crash stays stored either way. */
+static void symbolize_stored(struct repro_store *store, int64_t id)
+{
+    struct repro_error err = {0};
+    if (cli_symbolize_crashes(store, &id, 1, NULL, 0, 0, &err) != REPRO_OK)
+        fprintf(stderr, "repro: crash %lld stored, not symbolized: %s\n", (long long)id, err.msg);
+}
+
 static void print_stored(int64_t id, const char *what, const struct repro_crash *c)
 {
     char sigbuf[16];
@@ -288,6 +297,7 @@ static int ingest_one(struct ingest_run *run, const char *name, struct repro_err
             return rc;
         }
         print_stored(id, name, c);
+        symbolize_stored(run->store, id);
         snprintf(stored, sizeof stored, "stored as crash %lld%s, ", (long long)id,
                  c->partial ? " (partial)" : "");
         run->stored++;
@@ -387,6 +397,7 @@ static int ingest_core(struct cli_global *g, const char *core, const char *exe)
     if (repro_store_open(g->db, 0, &store, &err) == REPRO_OK &&
         repro_store_crash_insert(store, c, &id, &err) == REPRO_OK) {
         print_stored(id, core, c);
+        symbolize_stored(store, id);
         exit_code = c->partial ? EXIT_FINDINGS : EXIT_CLEAN;
     }
     if (err.code)

@@ -28,15 +28,19 @@ static void help(void)
            "64 usage.\n");
 }
 
+#define RUN_MAX_SYMBOLIZE 64
+
 struct run_ctx {
     const char *db;
+    int64_t ids[RUN_MAX_SYMBOLIZE]; /* stored crashes, symbolized once CMD is done */
+    size_t n_ids;
 };
 
 /* One line on stderr per crash; stdout belongs to the command. */
 static void on_crash(void *ctx, const struct repro_crash *c,
                      const struct repro_supervisor_crash_info *info)
 {
-    const struct run_ctx *r = ctx;
+    struct run_ctx *r = ctx;
     char sbuf[16], where[64] = "";
     const char *sig = repro_signal_name(c->signo, sbuf, sizeof sbuf);
     size_t i;
@@ -45,6 +49,8 @@ static void on_crash(void *ctx, const struct repro_crash *c,
         if (c->threads[i].crashed && c->threads[i].n_frames > 0)
             snprintf(where, sizeof where, " at 0x%llx",
                      (unsigned long long)c->threads[i].frames[0].pc);
+    if (info->crash_id >= 0 && r->n_ids < RUN_MAX_SYMBOLIZE)
+        r->ids[r->n_ids++] = info->crash_id;
     if (info->crash_id >= 0)
         fprintf(stderr, "repro: %d crashed with %s%s, crash %lld stored in '%s'%s%s%s\n", c->pid,
                 sig, where, (long long)info->crash_id, r->db, c->partial ? " (partial: " : "",
@@ -90,6 +96,7 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
         repro_error_prefix(&err, "run: ");
         return cli_fail(&err);
     }
+    memset(&ctx, 0, sizeof ctx);
     ctx.db = g->db;
     o.argv = argv + optind;
     o.store = store;
@@ -98,6 +105,13 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     if (repro_supervisor_run(&o, &res, &err) != REPRO_OK) {
         repro_store_close(store);
         return cli_fail(&err);
+    }
+    /* Symbolize now that the process is gone (never while it waits to
+     * die); a failure here leaves the crash stored with module+offset. */
+    if (ctx.n_ids > 0) {
+        struct repro_error serr = {0};
+        if (cli_symbolize_crashes(store, ctx.ids, ctx.n_ids, NULL, 0, 0, &serr) != REPRO_OK)
+            fprintf(stderr, "repro: crashes stored, not symbolized: %s\n", serr.msg);
     }
     repro_store_close(store);
     if (res.exec_errno != 0)

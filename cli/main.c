@@ -20,6 +20,8 @@ static const struct {
     {"run", cmd_run, "run a command under the crash-recording supervisor"},
     {"ingest", cmd_ingest, "store crash records (librepro_crash.so) or a core file"},
     {"crashes", cmd_crashes, "show recorded crashes, symbolized and grouped"},
+    {"symbolize", cmd_symbolize, "symbolize stored crashes (again), e.g. with debug files"},
+    {"addr2line", cmd_addr2line, "addresses to function, file:line (binutils-compatible)"},
     {"demo", cmd_demo, "run the whole story on bundled data"},
 };
 

@@ -28,18 +28,51 @@ static void ip_text(char *out, size_t n, int family, const uint8_t *ip)
     inet_ntop(family == 6 ? AF_INET6 : AF_INET, ip, out, (socklen_t)n);
 }
 
+/* Inserts every frame of every thread of c. */
+static int insert_frames(struct repro_store *s, const struct repro_crash *c, int64_t id,
+                         struct repro_error *err)
+{
+    sqlite3_stmt *frm = NULL;
+    size_t i, k;
+    int rc = prep(s, "INSERT INTO crash_frames(crash_id, thread_idx, idx, pc, module_idx, offset,"
+                     " function, file, line, column, inlined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                  &frm, err);
+
+    for (i = 0; i < c->n_threads && rc == REPRO_OK; i++) {
+        const struct repro_crash_thread *t = &c->threads[i];
+        for (k = 0; k < t->n_frames && rc == REPRO_OK; k++) {
+            const struct repro_crash_frame *f = &t->frames[k];
+            sqlite3_bind_int64(frm, 1, id);
+            sqlite3_bind_int64(frm, 2, (sqlite3_int64)i);
+            sqlite3_bind_int64(frm, 3, (sqlite3_int64)k);
+            sqlite3_bind_int64(frm, 4, (sqlite3_int64)f->pc);
+            if (f->module >= 0) {
+                sqlite3_bind_int(frm, 5, f->module);
+                sqlite3_bind_int64(frm, 6, (sqlite3_int64)f->offset);
+            }
+            bind_text(frm, 7, f->function);
+            bind_text(frm, 8, f->file);
+            if (f->line > 0)
+                sqlite3_bind_int(frm, 9, f->line);
+            if (f->column > 0)
+                sqlite3_bind_int(frm, 10, f->column);
+            sqlite3_bind_int(frm, 11, f->inlined);
+            rc = repro__store_step(s, frm, err, "cannot store a crash frame");
+        }
+    }
+    sqlite3_finalize(frm);
+    return rc;
+}
+
 static int insert_parts(struct repro_store *s, const struct repro_crash *c, int64_t id,
                         struct repro_error *err)
 {
-    sqlite3_stmt *mod = NULL, *thr = NULL, *frm = NULL, *con = NULL;
-    size_t i, k;
+    sqlite3_stmt *mod = NULL, *thr = NULL, *con = NULL;
+    size_t i;
     int rc;
 
     if ((rc = prep(s, "INSERT INTO crash_modules VALUES (?,?,?,?,?,?,?)", &mod, err)) ||
         (rc = prep(s, "INSERT INTO crash_threads VALUES (?,?,?,?,?,?,?)", &thr, err)) ||
-        (rc = prep(s, "INSERT INTO crash_frames(crash_id, thread_idx, idx, pc, module_idx, offset,"
-                      " function, file, line, column, inlined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                   &frm, err)) ||
         (rc = prep(s, "INSERT INTO crash_connections VALUES (?,?,?,?,?,?,?,?)", &con, err)))
         goto out;
     for (i = 0; i < c->n_modules && rc == REPRO_OK; i++) {
@@ -63,26 +96,9 @@ static int insert_parts(struct repro_store *s, const struct repro_crash *c, int6
         bind_text(thr, 6, t->registers);
         sqlite3_bind_int(thr, 7, t->partial);
         rc = repro__store_step(s, thr, err, "cannot store a crash thread");
-        for (k = 0; k < t->n_frames && rc == REPRO_OK; k++) {
-            const struct repro_crash_frame *f = &t->frames[k];
-            sqlite3_bind_int64(frm, 1, id);
-            sqlite3_bind_int64(frm, 2, (sqlite3_int64)i);
-            sqlite3_bind_int64(frm, 3, (sqlite3_int64)k);
-            sqlite3_bind_int64(frm, 4, (sqlite3_int64)f->pc);
-            if (f->module >= 0) {
-                sqlite3_bind_int(frm, 5, f->module);
-                sqlite3_bind_int64(frm, 6, (sqlite3_int64)f->offset);
-            }
-            bind_text(frm, 7, f->function);
-            bind_text(frm, 8, f->file);
-            if (f->line > 0)
-                sqlite3_bind_int(frm, 9, f->line);
-            if (f->column > 0)
-                sqlite3_bind_int(frm, 10, f->column);
-            sqlite3_bind_int(frm, 11, f->inlined);
-            rc = repro__store_step(s, frm, err, "cannot store a crash frame");
-        }
     }
+    if (rc == REPRO_OK)
+        rc = insert_frames(s, c, id, err);
     for (i = 0; i < c->n_conns && rc == REPRO_OK; i++) {
         const struct repro_crash_conn *k2 = &c->conns[i];
         char a[64], b[64];
@@ -101,7 +117,6 @@ static int insert_parts(struct repro_store *s, const struct repro_crash *c, int6
 out:
     sqlite3_finalize(mod);
     sqlite3_finalize(thr);
-    sqlite3_finalize(frm);
     sqlite3_finalize(con);
     return rc;
 }
@@ -364,31 +379,20 @@ int repro_store_crash_group(struct repro_store *s, const char *signature, int64_
 int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
                                      struct repro_error *err)
 {
-    sqlite3_stmt *st = NULL, *sig = NULL;
-    size_t i, k;
+    sqlite3_stmt *del = NULL, *sig = NULL;
     int rc;
 
     if ((rc = repro_store_flush(s, err)) != 0 ||
         (rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot update a crash")) != 0)
         return rc;
-    rc = prep(s, "UPDATE crash_frames SET function=?, file=?, line=?, column=?, inlined=?"
-                 " WHERE crash_id=? AND thread_idx=? AND idx=?", &st, err);
-    for (i = 0; i < c->n_threads && rc == REPRO_OK; i++) {
-        for (k = 0; k < c->threads[i].n_frames && rc == REPRO_OK; k++) {
-            const struct repro_crash_frame *f = &c->threads[i].frames[k];
-            bind_text(st, 1, f->function);
-            bind_text(st, 2, f->file);
-            if (f->line > 0)
-                sqlite3_bind_int(st, 3, f->line);
-            if (f->column > 0)
-                sqlite3_bind_int(st, 4, f->column);
-            sqlite3_bind_int(st, 5, f->inlined);
-            sqlite3_bind_int64(st, 6, id);
-            sqlite3_bind_int64(st, 7, (sqlite3_int64)i);
-            sqlite3_bind_int64(st, 8, (sqlite3_int64)k);
-            rc = repro__store_step(s, st, err, "cannot update a crash frame");
-        }
+    /* Symbolization may expand inlined frames: the frames are rewritten. */
+    rc = prep(s, "DELETE FROM crash_frames WHERE crash_id = ?", &del, err);
+    if (rc == REPRO_OK) {
+        sqlite3_bind_int64(del, 1, id);
+        rc = repro__store_step(s, del, err, "cannot update crash frames");
     }
+    if (rc == REPRO_OK)
+        rc = insert_frames(s, c, id, err);
     if (rc == REPRO_OK)
         rc = prep(s, "UPDATE crashes SET signature=?, symbolized_us=? WHERE id=?", &sig, err);
     if (rc == REPRO_OK) {
@@ -397,7 +401,7 @@ int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const st
         sqlite3_bind_int64(sig, 3, id);
         rc = repro__store_step(s, sig, err, "cannot update a crash");
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(del);
     sqlite3_finalize(sig);
     if (rc == REPRO_OK)
         rc = repro__store_exec(s, "COMMIT", err, "cannot commit a crash update");

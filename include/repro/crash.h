@@ -221,4 +221,39 @@ struct repro_supervisor_result {
  */
 int repro_supervisor_run(const struct repro_supervisor_opts *o, struct repro_supervisor_result *res,
                          struct repro_error *err);
+/* ---- symbolization of crashes (symbolize/crash_symbolize.c) ------------ */
+
+struct repro_sym_session;
+
+/* What symbolizing a crash could and could not do. */
+struct repro_crash_sym_report {
+    size_t n_frames;     /* physical frames looked at */
+    size_t n_symbolized; /* of those, with a function or a file */
+    size_t n_missing;    /* modules whose file (with the recorded build-id) was not found */
+    size_t n_no_dwarf;   /* modules found without debug information */
+    char missing[2048];  /* "path (build-id X): why; ..." */
+};
+
+/*
+ * Symbolizes every frame of c through session s: function (demangled),
+ * file, line and column, the inlined frames expanded in front of the
+ * physical frame that holds them (inlined = 1, same pc), then sets
+ * c->signature. Modules are used only when their build-id equals the
+ * recorded one: by recorded path first, then in the build-id trees of
+ * debug_dirs and /usr/lib/debug. Frames of missing modules keep module and
+ * offset; *rep says what was missing. Calling it again on a symbolized
+ * crash rebuilds the inlined frames. Returns REPRO_OK or REPRO_E_NOMEM.
+ */
+int repro_crash_symbolize(struct repro_sym_session *s, struct repro_crash *c,
+                          const char *const *debug_dirs, size_t n_debug_dirs,
+                          struct repro_crash_sym_report *rep, struct repro_error *err);
+
+/*
+ * Sets c->signature: the signal plus the first three in-app frames of the
+ * crashing thread, runtime frames (raise, abort, assert, libc and allocator
+ * internals, thread start, the crash agent) skipped; unsymbolized frames
+ * count as module+offset. Returns REPRO_OK or REPRO_E_NOMEM.
+ */
+int repro_crash_compute_signature(struct repro_crash *c);
+
 #endif

@@ -161,8 +161,8 @@ int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id
  * seen (time_us). *count is 0 when signature is NULL or unknown. */
 int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
                             int64_t *first_us, int64_t *last_us, struct repro_error *err);
-/* Replaces the symbolized fields (function, file, line, column of each
- * frame, and the signature) of a stored crash from c. */
+/* Replaces a stored crash's frames (symbolization may expand inlined
+ * frames) and its signature with those of c, in one transaction. */
 int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
                                      struct repro_error *err);
 

@@ -1,0 +1,332 @@
+/*
+ * The per-module address index and its lookup: address → ALLOC section →
+ * unit (unit map) → the unit's function segment and line row → the inline
+ * chain, with binutils' symbol-table fallback for the function name. Units
+ * are built on the first address that falls into them (line table first:
+ * call_file names come from it), under the session lock; a built unit is
+ * published with a release store and read without locks.
+ *
+ * The decisions follow binutils 2.40 _bfd_dwarf2_find_nearest_line(),
+ * _bfd_elf_find_nearest_line() and addr2line's translate_addresses(), so
+ * that repro addr2line prints what addr2line prints:
+ *  - an address outside every SHF_ALLOC section of the file is not found;
+ *  - the first unit whose range holds the address and that knows a line or a
+ *    function for it answers;
+ *  - a DWARF function with a linkage name (or a DW_AT_name in C) names
+ *    frame 0; otherwise the ELF symbol binutils would pick does, and its
+ *    STT_FILE stands in for a missing file name;
+ *  - nothing from DWARF: the symbol tables (debug file's, then the file's).
+ */
+#include "sym_internal.h"
+
+#include <stdlib.h>
+
+void repro_sym_result_init(struct repro_sym_result *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
+{
+    struct repro_error e2 = {0};
+    uint64_t t0;
+    int rc;
+
+    pthread_mutex_lock(m->lock);
+    if (atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_NEW) {
+        pthread_mutex_unlock(m->lock);
+        return REPRO_OK;
+    }
+    t0 = repro_mono_ns();
+    rc = repro__unit_read_die(m, u, &e2);
+    if (rc == REPRO_OK)
+        rc = repro__line_build(m, u, &e2);
+    if (rc == REPRO_E_MALFORMED) {
+        /* the functions can still be named without the lines */
+        repro_log(REPRO_LOG_WARN, "symbolize", "malformed DWARF in '%s': unit at "
+                  ".debug_info+0x%llx: %s", m->debug_path, (unsigned long long)u->off, e2.msg);
+        repro_error_clear(&e2);
+        repro_free(u->files);
+        u->files = NULL;
+        u->n_files = 0;
+        u->has_stmt_list = 0;
+        rc = u->abbrevs != NULL ? repro__line_build(m, u, &e2) : REPRO_E_MALFORMED;
+    }
+    if (rc == REPRO_OK)
+        rc = repro__funcs_build(m, u, &e2);
+    if (rc == REPRO_OK) {
+        size_t bytes = u->n_funcs * sizeof *u->funcs + u->n_segs * sizeof *u->segs
+                       + u->n_rows * sizeof *u->rows;
+        atomic_fetch_add(&m->n_funcs, u->n_funcs);
+        atomic_fetch_add(&m->n_segs, u->n_segs);
+        atomic_fetch_add(&m->n_rows, u->n_rows);
+        atomic_fetch_add(&m->bytes, bytes);
+        atomic_fetch_add(&m->n_built, 1);
+        atomic_store_explicit(&u->state, UNIT_BUILT, memory_order_release);
+    } else if (rc == REPRO_E_MALFORMED || rc == REPRO_E_LIMIT) {
+        repro_log(REPRO_LOG_WARN, "symbolize", "malformed DWARF in '%s': unit at "
+                  ".debug_info+0x%llx skipped: %s", m->debug_path, (unsigned long long)u->off,
+                  e2.msg);
+        repro__unit_release(u);
+        atomic_fetch_add(&m->n_failed, 1);
+        atomic_store_explicit(&u->state, UNIT_FAILED, memory_order_release);
+        rc = REPRO_OK;
+    } else {
+        repro__unit_release(u); /* out of memory: retried next time */
+        repro_error_set(err, rc, "%s", e2.msg);
+    }
+    atomic_fetch_add(&m->units_ns, repro_mono_ns() - t0);
+    pthread_mutex_unlock(m->lock);
+    return rc;
+}
+
+int repro_sym_module_build_all(struct repro_sym_module *m, struct repro_error *err)
+{
+    size_t i;
+    for (i = 0; i < m->n_units; i++) {
+        struct sym_unit *u = &m->units[i];
+        int rc;
+        if (atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_NEW)
+            continue;
+        rc = unit_build(m, u, err);
+        if (rc != REPRO_OK)
+            return rc;
+    }
+    return REPRO_OK;
+}
+
+void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->open_ns = m->open_ns;
+    st->units_ns = atomic_load(&m->units_ns);
+    st->n_units = m->n_units;
+    st->n_units_built = atomic_load(&m->n_built);
+    st->n_units_failed = atomic_load(&m->n_failed);
+    st->n_symbols = m->symtab_main.n + m->symtab_dbg.n;
+    st->n_functions = atomic_load(&m->n_funcs);
+    st->n_segments = atomic_load(&m->n_segs);
+    st->n_rows = atomic_load(&m->n_rows);
+    st->bytes = atomic_load(&m->bytes) + m->n_units * sizeof *m->units
+                + m->n_uranges * sizeof *m->uranges
+                + st->n_symbols * sizeof(struct sym_elfsym);
+}
+
+/* Last element with key <= addr in an array sorted by key; n > 0. */
+#define UPPER_LE(arr, n, field, addr, out)                                  \
+    do {                                                                    \
+        size_t lo_ = 0, hi_ = (n);                                          \
+        while (lo_ < hi_) {                                                 \
+            size_t mid_ = lo_ + (hi_ - lo_) / 2;                            \
+            if ((arr)[mid_].field <= (addr))                                \
+                lo_ = mid_ + 1;                                             \
+            else                                                            \
+                hi_ = mid_;                                                 \
+        }                                                                   \
+        (out) = lo_;                                                        \
+    } while (0)
+
+struct hit {
+    const struct sym_unit *u;
+    const struct sym_func *f;
+    const struct sym_row *row;
+};
+
+/* Looks addr up in one built unit. */
+static void unit_lookup(const struct sym_unit *u, uint64_t addr, struct hit *h)
+{
+    size_t k;
+    h->u = u;
+    h->f = NULL;
+    h->row = NULL;
+    UPPER_LE(u->segs, u->n_segs, lo, addr, k);
+    if (k > 0 && u->segs[k - 1].func != SYM_NONE)
+        h->f = &u->funcs[u->segs[k - 1].func];
+    UPPER_LE(u->rows, u->n_rows, addr, addr, k);
+    if (k > 0 && u->rows[k - 1].file != SYM_GAP)
+        h->row = &u->rows[k - 1];
+}
+
+static int ensure_built(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
+{
+    int st = atomic_load_explicit(&u->state, memory_order_acquire);
+    if (st == UNIT_NEW) {
+        int rc = unit_build(m, u, err);
+        if (rc != REPRO_OK)
+            return rc;
+        st = atomic_load_explicit(&u->state, memory_order_acquire);
+    }
+    return st == UNIT_BUILT ? REPRO_OK : REPRO_E_NOTFOUND;
+}
+
+static int dwarf_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
+                        struct hit *h, struct repro_error *err)
+{
+    size_t lo = 0, hi = m->n_uranges, i;
+    memset(h, 0, sizeof *h);
+    /* first range whose running maximum end lies above addr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->uranges[mid].hi_max <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (i = lo; i < m->n_uranges && m->uranges[i].lo <= addr; i++) {
+        struct sym_unit *u;
+        int rc;
+        if (addr >= m->uranges[i].hi)
+            continue;
+        u = &m->units[m->uranges[i].unit];
+        rc = ensure_built(m, u, err);
+        if (rc == REPRO_E_NOTFOUND)
+            continue;
+        if (rc != REPRO_OK)
+            return rc;
+        if ((flags & REPRO_SYM_BINUTILS) && !atomic_load_explicit(&u->bu_touched,
+                                                                  memory_order_relaxed))
+            atomic_store_explicit(&u->bu_touched, 1, memory_order_relaxed);
+        unit_lookup(u, addr, h);
+        if (h->f != NULL || h->row != NULL)
+            return REPRO_OK;
+    }
+    if (flags & REPRO_SYM_BINUTILS) {
+        /* binutils also finds a unit it has decoded through its line
+         * sequences and function ranges (padding between functions) */
+        for (i = 0; i < m->n_units; i++) {
+            struct sym_unit *u = &m->units[i];
+            if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed)
+                || atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_BUILT)
+                continue;
+            unit_lookup(u, addr, h);
+            if (h->f != NULL || h->row != NULL)
+                return REPRO_OK;
+        }
+    }
+    memset(h, 0, sizeof *h);
+    return REPRO_OK;
+}
+
+static const char *func_name(struct sym_func *f, unsigned flags)
+{
+    if (!(flags & REPRO_SYM_DEMANGLE) || f->name == NULL)
+        return f->name;
+    return repro__demangle_cached(&f->demangled, f->name);
+}
+
+static void set_sym(struct repro_sym_frame *fr, const struct sym_elfsym *s, unsigned flags)
+{
+    fr->function = s->name;
+    fr->demangled = (flags & REPRO_SYM_DEMANGLE)
+                        ? repro__demangle_cached((_Atomic(const char *) *)&s->demangled, s->name)
+                        : s->name;
+}
+
+/* The name binutils gives f now (after any renaming by an earlier lookup). */
+static void set_func(struct repro_sym_frame *fr, struct sym_func *f, unsigned flags)
+{
+    const struct sym_elfsym *s = NULL;
+    if ((flags & REPRO_SYM_BINUTILS) && atomic_load_explicit(&f->bu_done, memory_order_acquire))
+        s = atomic_load_explicit(&f->bu_sym, memory_order_acquire);
+    if (s != NULL) {
+        set_sym(fr, s, flags);
+        return;
+    }
+    fr->function = f->name;
+    fr->demangled = func_name(f, flags);
+}
+
+int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
+                            struct repro_sym_result *r, struct repro_error *err)
+{
+    const struct sym_section *sec = NULL;
+    struct repro_sym_frame *fr = &r->frames[0];
+    struct hit h;
+    const struct sym_elfsym *s = NULL;
+    int found = 0, rc;
+    size_t i;
+
+    r->addr = addr;
+    r->status = REPRO_SYM_NOT_FOUND;
+    r->n_frames = 0;
+    r->truncated = 0;
+    memset(fr, 0, sizeof *fr);
+    for (i = 0; i < m->n_sections; i++)
+        if (addr >= m->sections[i].addr && addr - m->sections[i].addr < m->sections[i].size) {
+            sec = &m->sections[i];
+            break;
+        }
+    if (sec == NULL)
+        return REPRO_OK;
+    memset(&h, 0, sizeof h);
+    if (m->has_dwarf) {
+        struct sym_func *f;
+        rc = dwarf_lookup(m, addr, flags, &h, err);
+        if (rc != REPRO_OK)
+            return rc;
+        f = (struct sym_func *)h.f;
+        found = f != NULL || h.row != NULL;
+        if (h.row != NULL) {
+            fr->file = h.u->files[h.row->file];
+            fr->line = h.row->line;
+            fr->column = h.row->column;
+            fr->discriminator = h.row->discriminator;
+        }
+        if (f != NULL && (f->is_linkage || atomic_load_explicit(&f->bu_done, memory_order_acquire)
+                          || (!(flags & REPRO_SYM_BINUTILS) && f->name != NULL))) {
+            set_func(fr, f, flags);
+        } else {
+            const struct sym_symtab *t = &m->symtab_main;
+            int table_id = 0;
+            if (m->dbg_elf != m->elf && m->dbg_sections_match && m->symtab_dbg.n > 0) {
+                t = &m->symtab_dbg;
+                table_id = 1;
+            }
+            s = repro__symtab_find(t, table_id, sec->shndx, addr, r);
+            if (s != NULL) {
+                found = 1;
+                set_sym(fr, s, flags);
+                if (fr->file == NULL)
+                    fr->file = s->file;
+            } else if (f != NULL) {
+                set_func(fr, f, flags);
+            }
+            if (f != NULL && (flags & REPRO_SYM_BINUTILS)) {
+                if (s != NULL && s->value == f->low)
+                    atomic_store_explicit(&f->bu_sym, s, memory_order_release);
+                atomic_store_explicit(&f->bu_done, 1, memory_order_release);
+            }
+        }
+    }
+    if (!found) {
+        s = repro__symtab_find(&m->symtab_main, 0, sec->shndx, addr, r);
+        if (s == NULL)
+            return REPRO_OK;
+        memset(fr, 0, sizeof *fr);
+        set_sym(fr, s, flags);
+        fr->file = s->file;
+    }
+    r->status = REPRO_SYM_FOUND;
+    r->n_frames = 1;
+    if (h.f != NULL && h.f->inlined) {
+        const struct sym_func *f = h.f;
+        while (f->inlined && f->parent != SYM_NONE) {
+            struct sym_func *p = &h.u->funcs[f->parent];
+            struct repro_sym_frame *o;
+            if (r->n_frames >= REPRO_SYM_MAX_FRAMES) {
+                r->truncated = 1;
+                break;
+            }
+            r->frames[r->n_frames - 1].inlined = 1;
+            o = &r->frames[r->n_frames++];
+            set_func(o, p, flags);
+            o->file = f->call_file;
+            o->line = f->call_line;
+            o->column = f->call_column;
+            o->discriminator = 0;
+            o->inlined = 0;
+            f = p;
+        }
+    }
+    return REPRO_OK;
+}

@@ -1,0 +1,505 @@
+/*
+ * Unit tests for symbolize/: the address index and its lookups.
+ *
+ *  - lookups on this very test binary (built -g by CMake): a noinline
+ *    function's name, file and line; an always_inline function's inline
+ *    chain with the call site's line; demangling;
+ *  - the index invariants of symbolize/sym_internal.h on every unit of this
+ *    binary, and "no lost ranges": every function's first address maps to a
+ *    function segment;
+ *  - bad files: missing, a directory, empty, garbage, a truncated ELF, a
+ *    stripped copy (symbol table only), randomly damaged copies of a small
+ *    program (no crash, no leak under ASan);
+ *  - allocation failures: the N-th allocation fails, for every N, over
+ *    session creation, open, building every unit and lookups: each ends in
+ *    a clean REPRO_E_NOMEM (or success), never a crash or a leak;
+ *  - the binutils output format on hand-made results.
+ * A small program is compiled at test time with cc (skipped when absent);
+ * its recipe is the source string below.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <link.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "repro/symbolize.h"
+#include "symbolize/sym_internal.h"
+#include "test_util.h"
+
+/* ---- probes in this binary --------------------------------------------- */
+
+static int probe_leaf_line;
+static int probe_call_line;
+
+__attribute__((noinline)) int probe_leaf(int x);
+__attribute__((noinline)) int probe_leaf(int x)
+{
+    probe_leaf_line = __LINE__ + 1;
+    return x * 31 + (int)(uintptr_t)&probe_leaf_line % 7;
+}
+
+static inline __attribute__((always_inline)) int probe_inlined(volatile int *p)
+{
+    return *p * 3 + 1;
+}
+
+__attribute__((noinline)) int probe_outer(volatile int *p);
+__attribute__((noinline)) int probe_outer(volatile int *p)
+{
+    int r = 0;
+    for (int i = 0; i < *p; i++) {
+        /* both statements on one line: the call site's line is known */
+        r += probe_inlined(p); probe_call_line = __LINE__;
+    }
+    return r;
+}
+
+static uint64_t load_bias;
+
+static int find_bias(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    (void)ctx;
+    load_bias = info->dlpi_addr; /* the first object is the executable */
+    return 1;
+}
+
+static uint64_t self_addr(const void *fn)
+{
+    dl_iterate_phdr(find_bias, NULL);
+    return (uint64_t)(uintptr_t)fn - load_bias;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+    return s != NULL && a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static struct repro_sym_module *open_self(struct repro_sym_session **s)
+{
+    struct repro_sym_module *m = NULL;
+    struct repro_error err = {0};
+    assert_int_equal(repro_sym_session_new(s, NULL, &err), REPRO_OK);
+    assert_int_equal(repro_sym_session_open(*s, "/proc/self/exe", &m, &err), REPRO_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static void test_self_lookup(void **state)
+{
+    struct repro_sym_session *s;
+    struct repro_sym_module *m = open_self(&s);
+    struct repro_sym_result r;
+    struct repro_error err = {0};
+    volatile int three = 3;
+
+    (void)state;
+    assert_true(probe_leaf(2) > 0);
+    assert_true(probe_outer(&three) > 0);
+    assert_true(repro_sym_module_has_dwarf(m));
+    repro_sym_result_init(&r);
+    assert_int_equal(repro_sym_module_lookup(m, self_addr((const void *)probe_leaf) + 4, 0, &r,
+                                             &err), REPRO_OK);
+    assert_int_equal(r.status, REPRO_SYM_FOUND);
+    assert_string_equal(r.frames[0].function, "probe_leaf");
+    assert_true(ends_with(r.frames[0].file, "tests/unit/test_symbolize.c"));
+    assert_true(r.frames[0].line >= (uint32_t)probe_leaf_line - 3
+                && r.frames[0].line <= (uint32_t)probe_leaf_line + 1);
+    /* a second open of the same file is the same module */
+    {
+        struct repro_sym_module *m2 = NULL;
+        assert_int_equal(repro_sym_session_open(s, "/proc/self/exe", &m2, &err), REPRO_OK);
+        assert_ptr_equal(m, m2);
+    }
+    repro_sym_session_free(s);
+}
+
+static void test_self_inline_chain(void **state)
+{
+    struct repro_sym_session *s;
+    struct repro_sym_module *m = open_self(&s);
+    struct repro_sym_result r;
+    struct repro_error err = {0};
+    uint64_t base = self_addr((const void *)probe_outer), a;
+    int seen = 0;
+
+    (void)state;
+    repro_sym_result_init(&r);
+    for (a = base; a < base + 256 && !seen; a++) {
+        assert_int_equal(repro_sym_module_lookup(m, a, 0, &r, &err), REPRO_OK);
+        if (r.status == REPRO_SYM_FOUND && r.n_frames >= 2 && r.frames[0].function
+            && strcmp(r.frames[0].function, "probe_inlined") == 0) {
+            assert_true(r.frames[0].inlined);
+            assert_string_equal(r.frames[1].function, "probe_outer");
+            assert_int_equal(r.frames[1].line, (uint32_t)probe_call_line);
+            assert_true(ends_with(r.frames[1].file, "test_symbolize.c"));
+            assert_false(r.frames[1].inlined);
+            seen = 1;
+        }
+    }
+    assert_true(seen);
+    repro_sym_session_free(s);
+}
+
+/* ---- invariants ---------------------------------------------------------- */
+
+static void check_unit(const struct sym_unit *u)
+{
+    size_t i;
+    assert_true(u->n_segs >= 1);
+    assert_int_equal(u->segs[u->n_segs - 1].func, SYM_NONE);
+    for (i = 1; i < u->n_segs; i++) {
+        assert_true(u->segs[i - 1].lo < u->segs[i].lo);
+        assert_true(u->segs[i - 1].func != u->segs[i].func);
+    }
+    for (i = 0; i < u->n_segs; i++)
+        assert_true(u->segs[i].func == SYM_NONE || u->segs[i].func < u->n_funcs);
+    assert_true(u->n_rows >= 1);
+    assert_int_equal(u->rows[u->n_rows - 1].file, SYM_GAP);
+    for (i = 1; i < u->n_rows; i++)
+        assert_true(u->rows[i - 1].addr < u->rows[i].addr);
+    for (i = 0; i < u->n_rows; i++)
+        assert_true(u->rows[i].file == SYM_GAP || u->rows[i].file < u->n_files);
+    for (i = 0; i < u->n_funcs; i++) {
+        const struct sym_func *f = &u->funcs[i];
+        size_t k, lo = 0, hi = u->n_segs;
+        assert_true(f->parent == SYM_NONE || f->parent < i);
+        if (f->parent != SYM_NONE)
+            assert_true(f->inlined);
+        if (f->low == 0)
+            continue;
+        /* no lost ranges: a function's first address is inside some function */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (u->segs[mid].lo <= f->low)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        k = lo;
+        assert_true(k > 0);
+        assert_true(u->segs[k - 1].func != SYM_NONE);
+    }
+}
+
+static void test_invariants(void **state)
+{
+    struct repro_sym_session *s;
+    struct repro_sym_module *m = open_self(&s);
+    struct repro_error err = {0};
+    struct repro_sym_stats st;
+    size_t i;
+
+    (void)state;
+    assert_int_equal(repro_sym_module_build_all(m, &err), REPRO_OK);
+    repro_sym_module_stats(m, &st);
+    assert_true(st.n_units > 10); /* this binary links all of repro_lib */
+    assert_int_equal(st.n_units_built + st.n_units_failed, st.n_units);
+    assert_int_equal(st.n_units_failed, 0);
+    for (i = 1; i < m->n_sections; i++)
+        assert_true(m->sections[i - 1].shndx < m->sections[i].shndx);
+    for (i = 1; i < m->symtab_main.n; i++) {
+        const struct sym_elfsym *a = &m->symtab_main.syms[i - 1], *b = &m->symtab_main.syms[i];
+        assert_true(a->shndx < b->shndx || (a->shndx == b->shndx && (a->value < b->value
+                    || (a->value == b->value && a->order < b->order))));
+    }
+    for (i = 0; i < m->n_uranges; i++) {
+        assert_true(m->uranges[i].lo < m->uranges[i].hi);
+        assert_true(m->uranges[i].unit < m->n_units);
+        if (i > 0) {
+            assert_true(m->uranges[i - 1].lo <= m->uranges[i].lo);
+            assert_true(m->uranges[i].hi_max >= m->uranges[i - 1].hi_max);
+        }
+        assert_true(m->uranges[i].hi_max >= m->uranges[i].hi);
+    }
+    for (i = 0; i < m->n_units; i++)
+        if (atomic_load(&m->units[i].state) == UNIT_BUILT)
+            check_unit(&m->units[i]);
+    repro_sym_session_free(s);
+}
+
+/* ---- a small program built at test time ----------------------------------- */
+
+static const char *tiny_src =
+    "#include <stdlib.h>\n"
+    "static inline int sq(int x) { return x * x; }\n"
+    "static inline int sum(int n) { int s = 0; for (int i = 0; i < n; i++) s += sq(i); return s; }\n"
+    "__attribute__((noinline)) int work(int n) { return n > 3 ? sum(n) : sq(n); }\n"
+    "int main(int c, char **v) { return work(c > 1 ? atoi(v[1]) : c); }\n";
+
+static char tiny_path[512];
+
+/* one temporary directory for the whole run (test_tmpdir() makes a new one
+ * per call) */
+static const char *tmp(void)
+{
+    static char dir[256];
+    if (dir[0] == '\0')
+        snprintf(dir, sizeof dir, "%s", test_tmpdir());
+    return dir;
+}
+
+static int build_tiny(void)
+{
+    char src[512], cmd[1400];
+    FILE *f;
+    if (tiny_path[0])
+        return 1;
+    snprintf(src, sizeof src, "%s/tiny.c", tmp());
+    f = fopen(src, "w");
+    if (f == NULL)
+        return 0;
+    fputs(tiny_src, f);
+    fclose(f);
+    snprintf(tiny_path, sizeof tiny_path, "%s/tiny", tmp());
+    snprintf(cmd, sizeof cmd, "cc -O2 -g -o '%s' '%s' 2>/dev/null", tiny_path, src);
+    if (system(cmd) != 0) {
+        tiny_path[0] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int ok = fd >= 0 && write(fd, p, n) == (ssize_t)n;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static uint8_t *read_all(const char *path, size_t *n)
+{
+    struct stat st;
+    uint8_t *p;
+    int fd = open(path, O_RDONLY);
+    *n = 0;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    p = malloc((size_t)st.st_size + 1);
+    if (p != NULL && read(fd, p, (size_t)st.st_size) != st.st_size) {
+        free(p);
+        p = NULL;
+    }
+    close(fd);
+    *n = (size_t)st.st_size;
+    return p;
+}
+
+/* open, build everything, look up a spread of addresses; returns the open
+ * result (anything but a crash or a leak is acceptable for damaged input) */
+static int exercise(const char *path, unsigned flags)
+{
+    struct repro_sym_session *s = NULL;
+    struct repro_sym_module *m = NULL;
+    struct repro_error err = {0};
+    struct repro_sym_result r;
+    int rc = repro_sym_session_new(&s, NULL, &err);
+    uint64_t a;
+    if (rc != REPRO_OK)
+        return rc;
+    rc = repro_sym_session_open(s, path, &m, &err);
+    if (rc == REPRO_OK) {
+        struct repro_buf b;
+        repro_buf_init(&b, 1 << 20);
+        repro_sym_result_init(&r);
+        rc = repro_sym_module_build_all(m, &err);
+        for (a = 0; a < 0x3000 && rc == REPRO_OK; a += 7) {
+            rc = repro_sym_module_lookup(m, a, flags, &r, &err);
+            if (rc == REPRO_OK) {
+                rc = repro_sym_format_addr2line(&b, &r, REPRO_A2L_FUNCTIONS | REPRO_A2L_INLINES
+                                                            | REPRO_A2L_DEMANGLE);
+                if (rc != REPRO_OK)
+                    repro_error_set(&err, rc, "formatting failed");
+            }
+            repro_buf_reset(&b);
+        }
+        repro_buf_release(&b);
+    }
+    repro_sym_session_free(s);
+    /* every failure says what failed */
+    if (rc != REPRO_OK && (err.code == 0 || err.msg[0] == '\0')) {
+        repro_alloc_fail_after(0);
+        fail_msg("error %d without a message", rc);
+    }
+    return rc;
+}
+
+static void test_bad_files(void **state)
+{
+    struct repro_sym_session *s;
+    struct repro_sym_module *m = NULL;
+    struct repro_error err = {0};
+    char path[600];
+    uint8_t garbage[4096];
+    size_t i;
+
+    (void)state;
+    assert_int_equal(repro_sym_session_new(&s, NULL, &err), REPRO_OK);
+    assert_int_equal(repro_sym_session_open(s, "/nonexistent/x", &m, &err), REPRO_E_NOTFOUND);
+    assert_non_null(strstr(err.msg, "/nonexistent/x"));
+    repro_error_clear(&err);
+    assert_int_equal(repro_sym_session_open(s, tmp(), &m, &err), REPRO_E_IO);
+    repro_error_clear(&err);
+    snprintf(path, sizeof path, "%s/empty", tmp());
+    assert_true(write_file(path, "", 0));
+    assert_int_equal(repro_sym_session_open(s, path, &m, &err), REPRO_E_MALFORMED);
+    assert_non_null(strstr(err.msg, "not an ELF file"));
+    repro_error_clear(&err);
+    for (i = 0; i < sizeof garbage; i++)
+        garbage[i] = (uint8_t)(i * 131 + 7);
+    snprintf(path, sizeof path, "%s/garbage", tmp());
+    assert_true(write_file(path, garbage, sizeof garbage));
+    assert_int_equal(repro_sym_session_open(s, path, &m, &err), REPRO_E_MALFORMED);
+    repro_sym_session_free(s);
+}
+
+static void test_truncated_and_damaged(void **state)
+{
+    char path[600], cmd[1400];
+    uint8_t *img;
+    size_t n = 0, cut;
+    unsigned seed;
+
+    (void)state;
+    if (!build_tiny())
+        skip();
+    assert_int_equal(exercise(tiny_path, REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE), REPRO_OK);
+    img = read_all(tiny_path, &n);
+    assert_non_null(img);
+    snprintf(path, sizeof path, "%s/damaged", tmp());
+    /* every truncation on a coarse grid, then random damage */
+    for (cut = 0; cut < n; cut += n / 97 + 1) {
+        assert_true(write_file(path, img, cut));
+        (void)exercise(path, REPRO_SYM_BINUTILS);
+    }
+    for (seed = 1; seed <= 150; seed++) {
+        uint8_t *d = malloc(n);
+        unsigned k, x = seed * 2654435761u;
+        assert_non_null(d);
+        memcpy(d, img, n);
+        for (k = 0; k < 1 + seed % 40; k++) {
+            x = x * 1103515245u + 12345u;
+            /* the headers are at the start: hit the DWARF more often */
+            d[(n / 3) + x % (n - n / 3)] ^= (uint8_t)(x >> 16 | 1);
+        }
+        assert_true(write_file(path, d, n));
+        (void)exercise(path, REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE);
+        free(d);
+    }
+    free(img);
+    /* a stripped copy: no DWARF, no symbols; lookups answer "not found" */
+    snprintf(cmd, sizeof cmd, "strip -o '%s/stripped' '%s' 2>/dev/null", tmp(), tiny_path);
+    if (system(cmd) == 0) {
+        struct repro_sym_session *s;
+        struct repro_sym_module *m = NULL;
+        struct repro_error err = {0};
+        struct repro_sym_options o = {0};
+        o.no_default_debug_dir = 1;
+        o.no_dwfl_fallback = 1;
+        snprintf(path, sizeof path, "%s/stripped", tmp());
+        assert_int_equal(repro_sym_session_new(&s, &o, &err), REPRO_OK);
+        if (repro_sym_session_open(s, path, &m, &err) != REPRO_OK)
+            fail_msg("open stripped: %s", err.msg);
+        assert_false(repro_sym_module_has_dwarf(m));
+        assert_null(repro_sym_module_debug_path(m));
+        repro_sym_session_free(s);
+    }
+}
+
+static void test_alloc_failures(void **state)
+{
+    unsigned long n;
+    int rc = REPRO_E_NOMEM;
+
+    (void)state;
+    if (!build_tiny())
+        skip();
+    for (n = 1; n < 100000 && rc != REPRO_OK; n++) {
+        repro_alloc_fail_after(n);
+        rc = exercise(tiny_path, REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE);
+        repro_alloc_fail_after(0);
+        assert_true(rc == REPRO_OK || rc == REPRO_E_NOMEM);
+    }
+    assert_int_equal(rc, REPRO_OK);
+    assert_true(n > 10);
+}
+
+/* ---- output format ------------------------------------------------------- */
+
+static void test_format(void **state)
+{
+    struct repro_sym_result r;
+    struct repro_buf b;
+    (void)state;
+    repro_buf_init(&b, 1 << 16);
+    repro_sym_result_init(&r);
+    r.addr = 0x1234;
+    r.status = REPRO_SYM_NOT_FOUND;
+    assert_int_equal(repro_sym_format_addr2line(&b, &r, REPRO_A2L_ADDRESSES | REPRO_A2L_FUNCTIONS),
+                     REPRO_OK);
+    assert_int_equal(b.len, strlen("0x0000000000001234\n??\n??:0\n"));
+    assert_memory_equal(b.data, "0x0000000000001234\n??\n??:0\n", b.len);
+    repro_buf_reset(&b);
+    r.status = REPRO_SYM_FOUND;
+    r.n_frames = 2;
+    r.frames[0].function = "_Z3fooi";
+    r.frames[0].demangled = "foo(int)";
+    r.frames[0].file = "/src/a.h";
+    r.frames[0].line = 7;
+    r.frames[0].discriminator = 2;
+    r.frames[0].inlined = 1;
+    r.frames[1].function = "main";
+    r.frames[1].demangled = "main";
+    r.frames[1].file = "/src/m.c";
+    r.frames[1].line = 0;
+    assert_int_equal(repro_sym_format_addr2line(&b, &r, REPRO_A2L_FUNCTIONS | REPRO_A2L_INLINES
+                                                            | REPRO_A2L_PRETTY | REPRO_A2L_DEMANGLE
+                                                            | REPRO_A2L_BASENAMES), REPRO_OK);
+    assert_memory_equal(b.data, "foo(int) at a.h:7 (discriminator 2)\n (inlined by) main at m.c:?\n",
+                        b.len);
+    repro_buf_release(&b);
+    {
+        char *d = repro_sym_demangle("_Z3maxIiET_S0_S0_");
+        assert_non_null(d);
+        assert_string_equal(d, "int max<int>(int, int)");
+        repro_free(d);
+        d = repro_sym_demangle("_ZN3geo6CircleD0Ev");
+        assert_non_null(d);
+        assert_string_equal(d, "geo::Circle::~Circle()");
+        repro_free(d);
+        d = repro_sym_demangle("_Z3barv@@V2");
+        assert_non_null(d);
+        assert_string_equal(d, "bar()@@V2");
+        repro_free(d);
+        assert_null(repro_sym_demangle("main"));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_self_lookup),
+        cmocka_unit_test(test_self_inline_chain),
+        cmocka_unit_test(test_invariants),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_truncated_and_damaged),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_format),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
