@@ -44,6 +44,9 @@ int main(int argc, char **argv)
     size_t k;
 
     signal(SIGPIPE, SIG_IGN);
+    /* A slow or hung debuginfod server must not stall symbolization for the
+     * client's default 90 s: 5 s unless the user chose otherwise. */
+    setenv("DEBUGINFOD_TIMEOUT", "5", 0);
     if (env_trace && *env_trace)
         repro_log_set_trace(env_trace);
     g.db = getenv("REPRO_DB");

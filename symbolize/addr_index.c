@@ -55,6 +55,21 @@ static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
     if (rc == REPRO_OK)
         rc = repro__funcs_build(m, u, &e2);
     if (rc == REPRO_OK) {
+        size_t k;
+        u->ext_lo = UINT64_MAX;
+        u->ext_hi = 0;
+        for (k = 0; k + 1 < u->n_segs; k++)
+            if (u->segs[k].func != SYM_NONE) {
+                u->ext_lo = u->segs[k].lo < u->ext_lo ? u->segs[k].lo : u->ext_lo;
+                u->ext_hi = u->segs[k + 1].lo > u->ext_hi ? u->segs[k + 1].lo : u->ext_hi;
+            }
+        for (k = 0; k + 1 < u->n_rows; k++)
+            if (u->rows[k].file != SYM_GAP) {
+                u->ext_lo = u->rows[k].addr < u->ext_lo ? u->rows[k].addr : u->ext_lo;
+                u->ext_hi = u->rows[k + 1].addr > u->ext_hi ? u->rows[k + 1].addr : u->ext_hi;
+            }
+    }
+    if (rc == REPRO_OK) {
         size_t bytes = u->n_funcs * sizeof *u->funcs + u->n_segs * sizeof *u->segs
                        + u->n_rows * sizeof *u->rows;
         atomic_fetch_add(&m->n_funcs, u->n_funcs);
@@ -196,7 +211,8 @@ static int dwarf_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flag
         for (i = 0; i < m->n_units; i++) {
             struct sym_unit *u = &m->units[i];
             if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed)
-                || atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_BUILT)
+                || atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_BUILT
+                || addr < u->ext_lo || addr >= u->ext_hi)
                 continue;
             unit_lookup(u, addr, h);
             if (h->f != NULL || h->row != NULL)

@@ -231,6 +231,7 @@ struct sym_unit {
     /* binutils has decoded this unit (REPRO_SYM_BINUTILS): its line
      * sequences and function ranges now count as the unit's range */
     _Atomic uint8_t bu_touched;
+    uint64_t ext_lo, ext_hi; /* bounds of everything rows and segs cover */
     struct sym_func *funcs;
     size_t n_funcs;
     struct sym_seg *segs;

@@ -180,5 +180,34 @@ else:
         proc.kill()
         proc.wait()
 
+# A debuginfod that is down, and one that accepts and never answers: the
+# command still succeeds, promptly, and the frames keep module+offset.
+if shutil.which("debuginfod") is not None:
+    db4 = os.path.join(TMP, "r4.db")
+    run([REPRO, "run", "--db", db4, "--", binary], ok_codes=(139,))
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
+    down_port = down.getsockname()[1]
+    down.close()  # nothing listens there now
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # accepts connections (backlog), never answers
+    for label, port in (("down", down_port), ("hung", hung.getsockname()[1])):
+        env = dict(os.environ, DEBUGINFOD_URLS="http://127.0.0.1:%d" % port,
+                   DEBUGINFOD_CACHE_PATH=os.path.join(TMP, "cache-" + label))
+        env.pop("DEBUGINFOD_TIMEOUT", None)
+        t0 = time.monotonic()
+        out, err = run([REPRO, "symbolize", "--db", db4], env=env, timeout=60)
+        took = time.monotonic() - t0
+        c4 = crashes_json(db4)[-1]
+        f0 = next(t for t in c4["threads"] if t["crashed"])["frames"][0]
+        if f0["offset"] is None or f0["build_id"] != bid:
+            fail("with debuginfod %s the frame lost module/offset: %s" % (label, f0))
+        if "missing" not in err and "no debug information" not in err:
+            fail("with debuginfod %s the report does not say what was missing: %s" % (label, err))
+        ok("debuginfod %s: symbolize still succeeds (%.1f s), frames keep module+offset"
+           % (label, took))
+    hung.close()
+
 shutil.rmtree(TMP, ignore_errors=True)
 print("%d passed, 0 failed" % checks)

@@ -436,6 +436,7 @@ static void test_alloc_failures(void **state)
         assert_true(rc == REPRO_OK || rc == REPRO_E_NOMEM);
     }
     assert_int_equal(rc, REPRO_OK);
+    print_message("%lu allocation failure points, each a clean REPRO_E_NOMEM\n", n - 1);
     assert_true(n > 10);
 }
 
