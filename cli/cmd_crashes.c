@@ -127,7 +127,7 @@ static int text_crash(struct crashes_ctx *x, int64_t id, const struct repro_cras
         for (i = 0; i < c->n_conns; i++)
             rc |= conn_text(b, &c->conns[i]);
     }
-    rc |= repro_buf_printf(b, md ? "```\n\n" : "\n");
+    (void)md; /* show_one closes the block after the requests in flight */
     return rc ? REPRO_E_NOMEM : REPRO_OK;
 }
 
@@ -200,6 +200,42 @@ static int json_crash(struct crashes_ctx *x, int64_t id, const struct repro_cras
     return rc ? REPRO_E_NOMEM : REPRO_OK;
 }
 
+struct in_flight {
+    struct repro_store *store;
+    struct repro_buf *b;
+    int json, n;
+};
+
+static int in_flight_row(void *vctx, const struct repro_exchange_row *r)
+{
+    struct in_flight *f = vctx;
+    int rc;
+    if (f->json)
+        return repro_buf_printf(f->b, "%s%lld", f->n++ ? "," : "", (long long)r->id);
+    rc = repro_buf_printf(f->b, "%s    exchange %lld: %s %s from %s%s\n",
+                          f->n++ ? "" : "\nrequests in flight (the incident):\n", (long long)r->id,
+                          r->method ? r->method : "-", r->uri ? r->uri : "-", r->client,
+                          r->status ? "" : ", unanswered");
+    return rc;
+}
+
+static int in_flight_id(void *vctx, int64_t xid)
+{
+    struct in_flight *f = vctx;
+    struct repro_exchange_filter flt;
+    memset(&flt, 0, sizeof flt);
+    flt.id = xid;
+    return repro_store_exchanges(f->store, &flt, 0, in_flight_row, f, NULL);
+}
+
+/* Appends the exchanges in flight at the crash (text lines or a JSON
+ * array's members). */
+static int append_in_flight(struct crashes_ctx *x, int64_t id, int json)
+{
+    struct in_flight f = {x->store, &x->out, json, 0};
+    return repro_store_crash_in_flight(x->store, id, in_flight_id, &f, x->err);
+}
+
 static int show_one(void *vctx, int64_t id)
 {
     struct crashes_ctx *x = vctx;
@@ -211,6 +247,19 @@ static int show_one(void *vctx, int64_t id)
     repro_buf_reset(&x->out);
     rc = x->format == FMT_JSON ? json_crash(x, id, c) : text_crash(x, id, c);
     repro_crash_free(c);
+    if (rc)
+        return rc;
+    if (x->format == FMT_JSON) {
+        /* replace the closing "}\n" with the in-flight list */
+        x->out.len -= 2;
+        rc = repro_buf_printf(&x->out, ",\"in_flight\":[");
+        rc = rc ? rc : append_in_flight(x, id, 1);
+        rc = rc ? rc : repro_buf_printf(&x->out, "]}\n");
+    } else {
+        rc = append_in_flight(x, id, 0);
+        if (rc == REPRO_OK)
+            rc = repro_buf_printf(&x->out, x->format == FMT_MD ? "```\n\n" : "\n");
+    }
     if (rc)
         return rc;
     x->n++;

@@ -1,20 +1,44 @@
 /*
- * repro demo: the story on bundled data. For now (until live capture,
- * crash capture and replay land) it records the bundled golden capture of
- * curl against nginx into a fresh database and lists the exchanges.
+ * repro demo: the story on the bundled sample service, on loopback, in one
+ * command (as root, for live capture on lo):
+ *
+ *   1. the sample service runs under `repro run` (the crash supervisor),
+ *   2. `repro capture -i lo` records its traffic,
+ *   3. a client sends a few requests, then the one that hits the planted
+ *      bug (GET /crash?depth=3): the service dies of SIGSEGV,
+ *   4. the crash is stored, symbolized, and joined to the requests that
+ *      were in flight on the connections the process had open,
+ *   5. `repro exchanges` and `repro crashes` show it all.
+ *
+ * Without root (no live capture) or without the sample service next to the
+ * binary, it falls back to recording the bundled capture
+ * fixtures/capture/nginx_curl.pcap. Replay, reproduce and verify join the
+ * story as their issues land.
  */
 #include "cli.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef REPRO_FIXTURES_DIR
 #define REPRO_FIXTURES_DIR "fixtures"
 #endif
 
-int cmd_demo(struct cli_global *g, int argc, char **argv)
+#define DEMO_WAIT_MS 15000
+
+static int offline_demo(struct cli_global *g)
 {
     const char *dir = getenv("REPRO_FIXTURES");
     char pcap[1024];
@@ -22,14 +46,6 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     char *list_argv[] = {"exchanges", NULL};
     int rc;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: repro demo [--db PATH]\n"
-               "Records the bundled capture fixtures/capture/nginx_curl.pcap into the\n"
-               "database and lists its exchanges.\n");
-        return EXIT_CLEAN;
-    }
-    if (argc > 1)
-        return cli_usage_error("demo", "unexpected argument '%s'", argv[1]);
     snprintf(pcap, sizeof pcap, "%s/capture/nginx_curl.pcap", dir ? dir : REPRO_FIXTURES_DIR);
     if (access(pcap, R_OK) != 0) {
         fprintf(stderr, "repro: cannot find the demo capture '%s' (set REPRO_FIXTURES)\n", pcap);
@@ -46,4 +62,236 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     if (rc == EXIT_CLEAN)
         printf("\nNext: 'repro show ID --curl' prints a request as a curl command.\n");
     return rc;
+}
+
+/* Starts argv with its stdout (pipe_stdout) or its stderr piped to *fd. */
+static pid_t spawn(char *const argv[], int pipe_stdout, int *fd)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe(p) != 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(p[1], pipe_stdout ? STDOUT_FILENO : STDERR_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    *fd = p[0];
+    return pid;
+}
+
+static uint64_t now_ms(void)
+{
+    return repro_mono_ns() / 1000000u;
+}
+
+/* Reads from fd into buf (NUL-terminated) until needle appears or the
+ * deadline passes. Returns 0 when found. */
+static int wait_for(int fd, char *buf, size_t len, size_t *used, const char *needle)
+{
+    uint64_t deadline = now_ms() + DEMO_WAIT_MS;
+    while (strstr(buf, needle) == NULL) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        uint64_t t = now_ms();
+        ssize_t n;
+        if (t >= deadline || *used + 1 >= len)
+            return -1;
+        if (poll(&pf, 1, (int)(deadline - t)) <= 0)
+            return -1;
+        n = read(fd, buf + *used, len - 1 - *used);
+        if (n <= 0)
+            return -1;
+        *used += (size_t)n;
+        buf[*used] = '\0';
+    }
+    return 0;
+}
+
+/* One HTTP request on a new or given connection; prints the status line. */
+static int http_get(int *sock, int port, const char *method, const char *target, const char *body)
+{
+    char req[512], resp[4096];
+    struct timeval tv = {5, 0};
+    ssize_t n;
+    size_t got = 0;
+
+    if (*sock < 0) {
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *sock = socket(AF_INET, SOCK_STREAM, 0);
+        if (*sock < 0 || connect(*sock, (struct sockaddr *)&a, sizeof a) != 0)
+            return -1;
+        setsockopt(*sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    /* The Authorization header shows redaction at work: it is stored as
+     * [REDACTED]. */
+    if (body)
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: repro-demo\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, target, port, strlen(body), body);
+    else
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: repro-demo\r\n"
+                 "Authorization: Bearer demo-secret-token\r\n\r\n",
+                 method, target, port);
+    if (write(*sock, req, strlen(req)) != (ssize_t)strlen(req))
+        return -1;
+    while (got < sizeof resp - 1) {
+        n = read(*sock, resp + got, sizeof resp - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        resp[got] = '\0';
+        if (strstr(resp, "\r\n\r\n")) {
+            const char *cl = strstr(resp, "Content-Length: ");
+            const char *end = strstr(resp, "\r\n\r\n") + 4;
+            if (cl == NULL || (size_t)(resp + got - end) >= (size_t)atol(cl + 16))
+                break;
+        }
+    }
+    resp[got] = '\0';
+    if (got == 0) {
+        printf("   %s %s -> no response (%s)\n", method, target, n < 0 ? strerror(errno) : "closed");
+        return 1;
+    }
+    printf("   %s %s -> %.*s\n", method, target, (int)strcspn(resp, "\r\n"), resp);
+    return 0;
+}
+
+static int live_demo(struct cli_global *g, const char *self, const char *service)
+{
+    char port_s[16], filter[64], out[4096] = "", err[65536] = "";
+    size_t out_n = 0, err_n = 0;
+    char *run_argv[] = {(char *)self, "--db", (char *)g->db, "run", "--service", "sample",
+                        "--", (char *)service, NULL};
+    char *cap_argv[] = {(char *)self, "--db", (char *)g->db, "capture", "-i", "lo", "-f",
+                        filter, "--redact-json-field", "password", NULL};
+    int run_out = -1, cap_err = -1, port, sock = -1, sock2 = -1, status = 0;
+    pid_t run_pid, cap_pid = -1;
+    char *list_argv[] = {"exchanges", NULL};
+    char *crash_argv[] = {"crashes", NULL};
+    const char *p;
+
+    printf("== 1. the sample service under the crash supervisor: repro run -- %s\n", service);
+    fflush(stdout);
+    run_pid = spawn(run_argv, 1, &run_out);
+    if (run_pid < 0 || wait_for(run_out, out, sizeof out, &out_n, "\n") != 0 ||
+        (p = strstr(out, "LISTENING ")) == NULL) {
+        fprintf(stderr, "repro: demo: the sample service did not start\n");
+        goto fail;
+    }
+    port = atoi(p + 10);
+    snprintf(port_s, sizeof port_s, "%d", port);
+    printf("   listening on 127.0.0.1:%d\n", port);
+    snprintf(filter, sizeof filter, "tcp port %d", port);
+    printf("== 2. live capture of its traffic: repro capture -i lo -f '%s' "
+           "--redact-json-field password\n", filter);
+    fflush(stdout);
+    cap_pid = spawn(cap_argv, 0, &cap_err);
+    if (cap_pid < 0 || wait_for(cap_err, err, sizeof err, &err_n, "listening on") != 0) {
+        fprintf(stderr, "repro: demo: the capture did not start:\n%s\n", err);
+        goto fail;
+    }
+    printf("== 3. traffic, then the request that hits the planted bug\n");
+    fflush(stdout);
+    if (http_get(&sock, port, "GET", "/health", NULL) < 0 ||
+        http_get(&sock, port, "GET", "/items/42", NULL) < 0 ||
+        http_get(&sock, port, "POST", "/items", "{\"name\":\"widget\",\"password\":\"hunter2\"}") < 0) {
+        fprintf(stderr, "repro: demo: cannot talk to the sample service\n");
+        goto fail;
+    }
+    http_get(&sock2, port, "GET", "/crash?depth=3", NULL);
+    fflush(stdout);
+    waitpid(run_pid, &status, 0);
+    run_pid = -1;
+    printf("   the service died: repro run exited %d\n",
+           WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    if (sock >= 0)
+        close(sock);
+    if (sock2 >= 0)
+        close(sock2);
+    /* The capture sees the resets; then it is stopped like a user would. */
+    kill(cap_pid, SIGINT);
+    waitpid(cap_pid, &status, 0);
+    cap_pid = -1;
+    while (err_n + 1 < sizeof err) {
+        ssize_t n = read(cap_err, err + err_n, sizeof err - 1 - err_n);
+        if (n <= 0)
+            break;
+        err_n += (size_t)n;
+    }
+    err[err_n] = '\0';
+    printf("   capture summary:\n%s", err);
+    printf("\n== 4. repro exchanges --db %s\n", g->db);
+    fflush(stdout);
+    cmd_exchanges(g, 1, list_argv);
+    printf("\n== 5. repro crashes --db %s (symbolized, with the requests in flight)\n", g->db);
+    fflush(stdout);
+    cmd_crashes(g, 1, crash_argv);
+    printf("Next: 'repro show ID --curl' for a request, 'repro crashes --format json' for tools.\n");
+    close(run_out);
+    close(cap_err);
+    return EXIT_CLEAN;
+fail:
+    if (run_pid > 0) {
+        kill(run_pid, SIGTERM);
+        waitpid(run_pid, NULL, 0);
+    }
+    if (cap_pid > 0) {
+        kill(cap_pid, SIGINT);
+        waitpid(cap_pid, NULL, 0);
+    }
+    if (run_out >= 0)
+        close(run_out);
+    if (cap_err >= 0)
+        close(cap_err);
+    return EXIT_FATAL;
+}
+
+int cmd_demo(struct cli_global *g, int argc, char **argv)
+{
+    char self[4096], service[4200];
+    ssize_t n;
+    char *slash;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: repro demo [--db PATH] [--offline]\n"
+               "Runs the story on loopback: the sample service under repro run, live\n"
+               "capture on lo, a few requests and one that crashes it, then the exchanges\n"
+               "and the symbolized crash joined to the requests in flight. Needs root for\n"
+               "live capture; --offline (or no root) records the bundled capture instead.\n");
+        return EXIT_CLEAN;
+    }
+    if (argc > 1 && strcmp(argv[1], "--offline") != 0)
+        return cli_usage_error("demo", "unexpected argument '%s'", argv[1]);
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return offline_demo(g);
+    self[n] = '\0';
+    snprintf(service, sizeof service, "%s", self);
+    slash = strrchr(service, '/');
+    if (slash)
+        snprintf(slash + 1, sizeof service - (size_t)(slash + 1 - service), "fixtures/sample_service");
+    if (argc > 1 || geteuid() != 0 || access(service, X_OK) != 0) {
+        if (argc == 1)
+            printf("(live demo needs root and %s; recording the bundled capture instead)\n\n",
+                   service);
+        return offline_demo(g);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return live_demo(g, self, service);
 }

@@ -349,6 +349,35 @@ int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id
     return rc;
 }
 
+int repro_store_crash_in_flight(struct repro_store *s, int64_t crash_id,
+                                int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
+                                struct repro_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s,
+                  "SELECT DISTINCT e.id FROM crashes c"
+                  " JOIN crash_connections k ON k.crash_id = c.id"
+                  " JOIN connections n ON n.client_ip = replace(k.remote_ip, '::ffff:', '')"
+                  "  AND n.client_port = k.remote_port"
+                  "  AND n.server_ip = replace(k.local_ip, '::ffff:', '')"
+                  "  AND n.server_port = k.local_port"
+                  " JOIN exchanges e ON e.connection_id = n.id"
+                  " WHERE c.id = ?1 AND n.opened_us <= c.time_us"
+                  "  AND e.request_first_us <= c.time_us"
+                  "  AND (e.response_first_us IS NULL OR e.response_first_us >= c.time_us)"
+                  " ORDER BY e.id",
+                  &st, err);
+    int step;
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, crash_id);
+    while (rc == REPRO_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ctx, sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
                             int64_t *first_us, int64_t *last_us, struct repro_error *err)
 {

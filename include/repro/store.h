@@ -157,6 +157,17 @@ int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash
 /* Calls fn with every crash id in order (newest last). */
 int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id), void *ctx,
                           struct repro_error *err);
+/*
+ * The exchanges in flight when crash crash_id happened: on a TCP connection
+ * the process had open (crash_connections, matched to captured connections
+ * by both endpoints; IPv4-mapped addresses count as IPv4), whose request
+ * had started by the crash time and whose response had not (or never came).
+ * Calls fn with each exchange id in id order; a non-zero return stops.
+ */
+int repro_store_crash_in_flight(struct repro_store *s, int64_t crash_id,
+                                int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
+                                struct repro_error *err);
+
 /* Crashes sharing a signature form a group: how many, first and last
  * seen (time_us). *count is 0 when signature is NULL or unknown. */
 int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
