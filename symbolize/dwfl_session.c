@@ -158,6 +158,9 @@ static void module_free(struct repro_sym_module *m)
     repro__symtab_release(&m->symtab_main);
     repro__symtab_release(&m->symtab_dbg);
     repro_free(m->sections);
+    for (i = 0; i < m->n_dw_bufs; i++)
+        repro_free(m->dw_bufs[i]);
+    repro_free(m->dw_bufs);
     if (m->dbg_elf != NULL && m->dbg_elf != m->elf)
         elf_end(m->dbg_elf);
     if (m->dbg_fd >= 0 && m->dbg_fd != m->fd)
@@ -269,9 +272,63 @@ static struct dw_section *dw_slot(struct dw_sections *dw, const char *name)
     return NULL;
 }
 
+/* The compressed payload of a section: SHF_COMPRESSED with an ELF
+ * compression header, or GNU .zdebug ("ZLIB", 8-byte big-endian size).
+ * Returns 0 and fills j when it is zlib in the file's mapping. */
+static int zjob_of(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, int gnu, struct repro__dw_zjob *j)
+{
+    Elf_Data *raw = elf_rawdata(scn, NULL);
+    const uint8_t *p;
+    size_t len;
+    uint64_t size;
+    if (raw == NULL || raw->d_buf == NULL)
+        return -1;
+    p = raw->d_buf;
+    len = raw->d_size;
+    if (gnu) {
+        size_t i;
+        if (len < 12 || memcmp(p, "ZLIB", 4) != 0)
+            return -1;
+        for (size = 0, i = 4; i < 12; i++)
+            size = size << 8 | p[i];
+        p += 12;
+        len -= 12;
+    } else if (gelf_getclass(elf) == ELFCLASS64) {
+        Elf64_Chdr ch;
+        if (len < sizeof ch)
+            return -1;
+        memcpy(&ch, p, sizeof ch);
+        if (ch.ch_type != ELFCOMPRESS_ZLIB)
+            return -1;
+        size = ch.ch_size;
+        p += sizeof ch;
+        len -= sizeof ch;
+    } else {
+        Elf32_Chdr ch;
+        if (len < sizeof ch)
+            return -1;
+        memcpy(&ch, p, sizeof ch);
+        if (ch.ch_type != ELFCOMPRESS_ZLIB)
+            return -1;
+        size = ch.ch_size;
+        p += sizeof ch;
+        len -= sizeof ch;
+    }
+    /* deflate expands at most ~1032x: refuse absurd sizes before allocating */
+    if (size == 0 || size > (uint64_t)len * 1032 + 64 || size > ((uint64_t)1 << 34))
+        return -1;
+    (void)sh;
+    j->src = p;
+    j->src_len = len;
+    j->dst_len = (size_t)size;
+    return 0;
+}
+
+/* Starts inflating the compressed sections (load_dwarf_finish ends it). */
 static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
 {
-    size_t shstrndx;
+    size_t shstrndx, n_jobs = 0, i;
+    struct repro__dw_zjob *jobs = m->zjobs;
     Elf_Scn *scn = NULL;
     if (elf_getshdrstrndx(m->dbg_elf, &shstrndx) != 0)
         return REPRO_OK;
@@ -280,19 +337,27 @@ static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
         const char *name;
         struct dw_section *slot;
         Elf_Data *d;
+        int gnu;
         if (gelf_getshdr(scn, &sh) == NULL || sh.sh_type == SHT_NOBITS)
             continue;
         name = elf_strptr(m->dbg_elf, shstrndx, sh.sh_name);
         if (name == NULL || (slot = dw_slot(&m->dw, name)) == NULL)
             continue;
-        if (sh.sh_flags & SHF_COMPRESSED) {
-            if (elf_compress(scn, 0, 0) < 0) {
-                repro_log(REPRO_LOG_WARN, "symbolize", "cannot decompress %s of '%s': %s", name,
-                          m->debug_path, elf_errmsg(-1));
+        gnu = !(sh.sh_flags & SHF_COMPRESSED) && strncmp(name, ".zdebug_", 8) == 0;
+        if ((sh.sh_flags & SHF_COMPRESSED) || gnu) {
+            struct repro__dw_zjob *j = &jobs[n_jobs];
+            memset(j, 0, sizeof *j);
+            j->slot = slot;
+            j->scn = scn;
+            j->name = name;
+            j->gnu = gnu;
+            if (n_jobs < sizeof m->zjobs / sizeof *m->zjobs
+                && zjob_of(m->dbg_elf, scn, &sh, gnu, j) == 0) {
+                n_jobs++;
                 continue;
             }
-        } else if (strncmp(name, ".zdebug_", 8) == 0) {
-            if (elf_compress_gnu(scn, 0, 0) < 0) {
+            /* not zlib or not in the mapping: libelf inflates it */
+            if (!gnu ? elf_compress(scn, 0, 0) < 0 : elf_compress_gnu(scn, 0, 0) < 0) {
                 repro_log(REPRO_LOG_WARN, "symbolize", "cannot decompress %s of '%s': %s", name,
                           m->debug_path, elf_errmsg(-1));
                 continue;
@@ -304,9 +369,58 @@ static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
         slot->data = d->d_buf;
         slot->len = d->d_size;
     }
-    (void)err;
+    if (n_jobs > 0) {
+        m->dw_bufs = repro_calloc(n_jobs, sizeof *m->dw_bufs);
+        if (m->dw_bufs == NULL)
+            return repro_error_set(err, REPRO_E_NOMEM, "out of memory decompressing DWARF");
+        for (i = 0; i < n_jobs; i++) {
+            jobs[i].dst = repro_malloc(jobs[i].dst_len);
+            if (jobs[i].dst == NULL) {
+                size_t k;
+                for (k = 0; k < i; k++)
+                    repro_free(jobs[k].dst);
+                repro_free(m->dw_bufs);
+                m->dw_bufs = NULL;
+                return repro_error_set(err, REPRO_E_NOMEM, "out of memory decompressing DWARF");
+            }
+        }
+        repro__dw_inflate_start(&m->zpool, jobs, n_jobs);
+        m->n_zjobs = n_jobs;
+    }
     m->has_dwarf = m->dw.info.len > 0 && m->dw.abbrev.len > 0;
     return REPRO_OK;
+}
+
+static void load_dwarf_finish(struct repro_sym_module *m)
+{
+    size_t i;
+    struct repro__dw_zjob *jobs = m->zjobs;
+    if (m->n_zjobs > 0) {
+        repro__dw_inflate_finish(&m->zpool);
+        for (i = 0; i < m->n_zjobs; i++) {
+            struct repro__dw_zjob *j = &jobs[i];
+            Elf_Data *d;
+            if (!j->failed) {
+                m->dw_bufs[m->n_dw_bufs++] = j->dst;
+                j->slot->data = j->dst;
+                j->slot->len = j->dst_len;
+                continue;
+            }
+            repro_free(j->dst);
+            if (!j->gnu ? elf_compress(j->scn, 0, 0) < 0 : elf_compress_gnu(j->scn, 0, 0) < 0) {
+                repro_log(REPRO_LOG_WARN, "symbolize", "cannot decompress %s of '%s': %s",
+                          j->name, m->debug_path, elf_errmsg(-1));
+                continue;
+            }
+            d = elf_getdata(j->scn, NULL);
+            if (d == NULL || d->d_buf == NULL)
+                continue;
+            j->slot->data = d->d_buf;
+            j->slot->len = d->d_size;
+        }
+        m->n_zjobs = 0;
+    }
+    m->has_dwarf = m->dw.info.len > 0 && m->dw.abbrev.len > 0;
 }
 
 static int open_module(struct repro_sym_session *s, const char *path, int fd, Elf *elf,
@@ -387,6 +501,7 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
             goto fail;
         m->dbg_sections_match = sections_match(m);
     }
+    load_dwarf_finish(m);
     if (m->has_dwarf) {
         rc = repro__units_load(m, err);
         if (rc != REPRO_OK)
@@ -396,6 +511,7 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
     *out = m;
     return REPRO_OK;
 fail:
+    load_dwarf_finish(m);
     module_free(m);
     return rc;
 }

@@ -281,6 +281,36 @@ const struct sym_elfsym *repro__symtab_find(const struct sym_symtab *t, int tabl
 
 /* ---- modules and sessions --------------------------------------------- */
 
+/* One compressed section to inflate (dw_inflate.c): src/src_len the
+ * deflate stream with its zlib header, dst a buffer of dst_len bytes (the
+ * size announced) allocated by the caller; failed is set when the stream
+ * does not inflate to exactly dst_len bytes. */
+struct repro__dw_zjob {
+    const uint8_t *src;
+    size_t src_len;
+    uint8_t *dst;
+    size_t dst_len;
+    struct dw_section *slot;
+    Elf_Scn *scn;
+    const char *name;
+    int gnu;     /* .zdebug_* */
+    int failed;
+};
+struct repro__dw_zpool {
+    struct repro__dw_zjob *jobs;
+    size_t n;
+    _Atomic size_t next;
+    pthread_t th[3];
+    struct repro__dw_zpool *self[3];
+    size_t n_th;
+};
+/* Inflates jobs (reordered: biggest first) on up to one thread per core:
+ * start returns once the calling thread finds no job left to take (others
+ * may still run: the biggest went to a thread); finish waits for them. */
+void repro__dw_inflate_start(struct repro__dw_zpool *p, struct repro__dw_zjob *jobs, size_t n);
+void repro__dw_inflate_finish(struct repro__dw_zpool *p);
+
+
 struct sym_section {
     uint64_t addr, size;
     uint32_t shndx;
@@ -302,6 +332,11 @@ struct repro_sym_module {
     struct sym_symtab symtab_dbg;    /* the debug file's .symtab */
     int dbg_sections_match;          /* debug file section headers mirror the file's */
     struct dw_sections dw;
+    uint8_t **dw_bufs;      /* sections repro inflated itself */
+    size_t n_dw_bufs;
+    struct repro__dw_zjob zjobs[16]; /* at open: sections being inflated */
+    size_t n_zjobs;
+    struct repro__dw_zpool zpool;
     int has_dwarf;
     struct sym_unit *units;
     size_t n_units;
@@ -354,6 +389,7 @@ int repro__line_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
 int repro__funcs_build(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err);
 /* Frees what a unit's build allocated and resets it to UNIT_NEW. */
 void repro__unit_release(struct sym_unit *u);
+
 
 /* Finds the debug file of m (see repro/symbolize.h). On success sets
  * m->dbg_fd, m->dbg_elf and m->debug_path; REPRO_E_NOTFOUND when there is
