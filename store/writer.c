@@ -257,24 +257,26 @@ static int append_record(struct repro_store_writer *w, struct rec_hdr *h, const 
     return REPRO_OK;
 }
 
-int repro_store_writer_conn_open(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                 struct repro_error *err)
+static int queue_conn(struct repro_store_writer *w, uint32_t type,
+                      const struct repro_conn_info *c, struct repro_error *err)
 {
     struct rec_hdr h;
     memset(&h, 0, sizeof h);
-    h.type = REC_OPEN;
+    h.type = type;
     h.conn = *c;
     return append_record(w, &h, NULL, 0, err);
+}
+
+int repro_store_writer_conn_open(struct repro_store_writer *w, const struct repro_conn_info *c,
+                                 struct repro_error *err)
+{
+    return queue_conn(w, REC_OPEN, c, err);
 }
 
 int repro_store_writer_conn_close(struct repro_store_writer *w, const struct repro_conn_info *c,
                                   struct repro_error *err)
 {
-    struct rec_hdr h;
-    memset(&h, 0, sizeof h);
-    h.type = REC_CLOSE;
-    h.conn = *c;
-    return append_record(w, &h, NULL, 0, err);
+    return queue_conn(w, REC_CLOSE, c, err);
 }
 
 int repro_store_writer_exchange(struct repro_store_writer *w, const struct repro_conn_info *c,
