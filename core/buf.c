@@ -97,6 +97,20 @@ int repro_budget_take(struct repro_budget *b, size_t n)
     return 1;
 }
 
+size_t repro_budget_take_upto(struct repro_budget *b, size_t n)
+{
+    size_t room;
+    if (b == NULL)
+        return n;
+    room = b->max - b->used;
+    if (n > room) {
+        b->refused += n - room;
+        n = room;
+    }
+    b->used += n;
+    return n;
+}
+
 void repro_budget_give(struct repro_budget *b, size_t n)
 {
     if (b == NULL)

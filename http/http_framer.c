@@ -138,12 +138,16 @@ static void keep(struct repro_http_framer *f, const uint8_t *p, size_t n)
     size_t room = f->raw.len < f->limits.max_store ? f->limits.max_store - f->raw.len : 0;
     size_t k = n < room ? n : room;
 
-    if (k > 0 && repro_budget_take(f->limits.budget, k)) {
-        if (repro_buf_append(&f->raw, p, k) != REPRO_OK) {
-            repro_budget_give(f->limits.budget, k);
-            k = 0;
-        }
-    } else {
+    /* The kept bytes are always a prefix of the message: once something
+     * was not kept, nothing after it is (no holes in stored bytes). Within
+     * that, the budget grants what it can, so results do not depend on how
+     * the stream was cut into segments. */
+    if (f->flags & REPRO_HTTP_M_BODY_CAPPED)
+        k = 0;
+    if (k > 0)
+        k = repro_budget_take_upto(f->limits.budget, k);
+    if (k > 0 && repro_buf_append(&f->raw, p, k) != REPRO_OK) {
+        repro_budget_give(f->limits.budget, k);
         k = 0;
     }
     if (k < n) {
@@ -283,12 +287,39 @@ static enum repro_http_outcome not_a_start(struct repro_http_framer *f, size_t o
                                                        : "not a status line");
 }
 
+/* How many bytes of p[0..n) complete the head whose earlier bytes are in
+ * raw: up to and including the LF of the empty line; 0 when the head does
+ * not end within p[0..n). */
+static size_t head_end_within(const struct repro_buf *raw, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        const uint8_t *lf = memchr(p + i, '\n', n - i);
+        size_t k;
+        int b1, b2;
+        if (lf == NULL)
+            return 0;
+        k = (size_t)(lf - p);
+        b1 = k >= 1 ? p[k - 1] : raw->len >= 1 ? raw->data[raw->len - 1] : -1;
+        b2 = k >= 2 ? p[k - 2] : raw->len + k >= 2 ? raw->data[raw->len + k - 2] : -1;
+        if (b1 == '\n' || (b1 == '\r' && b2 == '\n'))
+            return k + 1;
+        i = k + 1;
+    }
+    return 0;
+}
+
 static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint8_t *p,
                                          size_t len, size_t *used)
 {
     size_t old = f->raw.len, room = f->limits.max_head - old, n = len < room ? len : room;
-    size_t end;
+    size_t end, head_part = head_end_within(&f->raw, p, n);
 
+    /* Charge only what belongs to the head when it ends in this input, so
+     * a tight budget gives the same result however the stream was cut. */
+    if (head_part > 0)
+        n = head_part;
     if (!repro_budget_take(f->limits.budget, n)) {
         *used = len;
         f->wire_bytes += len;

@@ -165,6 +165,9 @@ struct repro_budget {
  * exceed max. A NULL budget always succeeds. */
 int repro_budget_take(struct repro_budget *b, size_t n);
 void repro_budget_give(struct repro_budget *b, size_t n);
+/* Charges as much of n as fits and returns it (the rest is counted as
+ * refused). A NULL budget grants everything. */
+size_t repro_budget_take_upto(struct repro_budget *b, size_t n);
 
 /* ---- clocks ----------------------------------------------------------- */
 

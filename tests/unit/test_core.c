@@ -102,6 +102,13 @@ static void test_budget(void **state)
     repro_budget_give(&bg, 100);
     assert_int_equal(bg.used, 0);
     assert_true(repro_budget_take(NULL, 1000));
+    /* take_upto grants what fits and counts the rest as refused */
+    assert_int_equal(repro_budget_take_upto(&bg, 70), 70);
+    assert_int_equal(repro_budget_take_upto(&bg, 50), 30);
+    assert_int_equal(bg.used, 100);
+    assert_int_equal(bg.refused, 41 + 20);
+    assert_int_equal(repro_budget_take_upto(&bg, 5), 0);
+    assert_int_equal(repro_budget_take_upto(NULL, 5), 5);
 }
 
 static void test_json(void **state)

@@ -1497,9 +1497,8 @@ static void test_framer_budget(void **state)
     repro_buf_release(&taken);
     assert_int_equal(budget.used, 0);
 
-    /* Room for the head but not the body: the body is counted, not kept.
-     * (The head is fed alone: feed_head() charges the whole segment before
-     * it finds where the head ends.) */
+    /* Room for the head but not the body: the body is counted, not kept
+     * beyond what the budget grants. */
     budget.max = 45;
     repro_http_framer_init(&f, RESP, &lim, 0);
     assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in, 39, 0, &used),
@@ -1507,9 +1506,38 @@ static void test_framer_budget(void **state)
     assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in + 39, 10, 0, &used),
                      REPRO_HTTP_DONE);
     assert_true(repro_http_framer_msg(&f)->flags & REPRO_HTTP_M_BODY_CAPPED);
-    assert_int_equal(repro_http_framer_msg(&f)->raw.len, 39);
+    assert_int_equal(repro_http_framer_msg(&f)->raw.len, 45); /* head + the 6 granted */
+    assert_memory_equal(repro_http_framer_msg(&f)->raw.ptr, in, 45);
     assert_int_equal(repro_http_framer_msg(&f)->wire_bytes, 49);
-    assert_true(budget.used <= budget.max);
+    assert_int_equal(budget.used, budget.max);
+    repro_http_framer_release(&f);
+    assert_int_equal(budget.used, 0);
+
+    /* The same in one segment: only the head is charged, so the result is
+     * the same however the stream was cut. */
+    repro_http_framer_init(&f, RESP, &lim, 0);
+    assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in, 49, 0, &used),
+                     REPRO_HTTP_DONE);
+    assert_false(repro_http_framer_msg(&f)->flags & REPRO_HTTP_M_MALFORMED);
+    assert_int_equal(repro_http_framer_msg(&f)->raw.len, 45);
+    assert_int_equal(repro_http_framer_msg(&f)->wire_bytes, 49);
+    repro_http_framer_release(&f);
+    assert_int_equal(budget.used, 0);
+
+    /* Kept bytes are a prefix: once the budget refused some, bytes that
+     * arrive after room came back are not kept either (no hole). */
+    budget.max = 43;
+    repro_http_framer_init(&f, RESP, &lim, 0);
+    assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in, 39, 0, &used),
+                     REPRO_HTTP_NEED_MORE);
+    assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in + 39, 6, 0, &used),
+                     REPRO_HTTP_NEED_MORE); /* 4 kept, 2 refused */
+    budget.max = 1 << 20;                   /* room again */
+    assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in + 45, 4, 0, &used),
+                     REPRO_HTTP_DONE);
+    assert_int_equal(repro_http_framer_msg(&f)->raw.len, 43);
+    assert_memory_equal(repro_http_framer_msg(&f)->raw.ptr, in, 43);
+    assert_true(repro_http_framer_msg(&f)->flags & REPRO_HTTP_M_BODY_CAPPED);
     repro_http_framer_release(&f);
     assert_int_equal(budget.used, 0);
 }
