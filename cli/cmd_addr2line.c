@@ -11,6 +11,10 @@
  * input, so a script that writes one address and reads the answer never
  * blocks; in bulk the answers go out in large writes.
  *
+ * The index of the units is built on the other cores (up to three threads)
+ * from the moment the file is open, while the first addresses are looked
+ * up; the output does not depend on it.
+ *
  * Exit codes (as binutils): 0 done; 1 FILE is missing or unreadable or not
  * ELF. Usage errors exit 64 (repro's convention; binutils uses 1); a write
  * error or running out of memory exits 2.
@@ -76,11 +80,35 @@ static int flush_out(struct a2l *a)
     return 0;
 }
 
+/* text as strtoull(text, NULL, 16) reads it: a fast path for the usual
+ * "[0x]HEX\n" of at most 16 digits, strtoull for anything else. */
+static uint64_t scan_vma(const char *text)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    int n = 0;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+        p += 2;
+    for (;; p++, n++) {
+        unsigned c = (unsigned char)*p, d;
+        if (c - '0' < 10)
+            d = c - '0';
+        else if ((c | 0x20) - 'a' < 6)
+            d = (c | 0x20) - 'a' + 10;
+        else
+            break;
+        v = v << 4 | d;
+    }
+    if (n >= 1 && n <= 16 && (*p == '\n' || *p == '\0'))
+        return v;
+    return (uint64_t)strtoull(text, NULL, 16);
+}
+
 /* One address in bfd_scan_vma's syntax. */
 static int one(struct a2l *a, const char *text)
 {
     struct repro_error err = {0};
-    uint64_t addr = (uint64_t)strtoull(text, NULL, 16);
+    uint64_t addr = scan_vma(text);
     int rc = repro_sym_module_lookup(a->mod, addr, a->lookup_flags, &a->res, &err);
     if (rc != REPRO_OK)
         return cli_fail(&err);
@@ -149,11 +177,11 @@ static void print_stats(const struct repro_sym_module *m, uint64_t total_ns)
     fprintf(stderr,
             "repro addr2line: index of '%s' (debug: %s): open %.2f ms (%zu units, %zu symbols); "
             "%zu units built in %.2f ms (%zu failed): %zu functions, %zu segments, %zu rows, "
-            "%.1f MiB; total %.2f ms\n",
+            "%.1f MiB; index complete %.2f ms after start; total %.2f ms\n",
             repro_sym_module_debug_path(m) ? repro_sym_module_debug_path(m) : "-",
             repro_sym_module_has_dwarf(m) ? "dwarf" : "none", st.open_ns / 1e6, st.n_units,
             st.n_symbols, st.n_units_built, st.units_ns / 1e6, st.n_units_failed, st.n_functions,
-            st.n_segments, st.n_rows, st.bytes / 1048576.0, total_ns / 1e6);
+            st.n_segments, st.n_rows, st.bytes / 1048576.0, st.index_ns / 1e6, total_ns / 1e6);
 }
 
 enum { OPT_DEBUG_DIR = 2000, OPT_STATS, OPT_RECURSE, OPT_TARGET };
@@ -247,6 +275,10 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
         free(dirs);
         return EXIT_FINDINGS;
     }
+    /* the units' index is built on the other cores while the first
+     * addresses are looked up (a lookup waits for or builds what it needs) */
+    (void)repro_sym_module_build_background(a.mod, &err);
+    repro_error_clear(&err);
     repro_buf_init(&a.out, 256u * 1024 * 1024);
     repro_sym_result_init(&a.res);
     rc = EXIT_CLEAN;

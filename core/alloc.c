@@ -5,24 +5,26 @@
  */
 #include "repro/core.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long alloc_count;
-static unsigned long alloc_fail_at;
+/* atomic: library threads (symbolize's background builders) allocate too */
+static _Atomic unsigned long alloc_count;
+static _Atomic unsigned long alloc_fail_at;
 
 unsigned long repro_alloc_fail_after(unsigned long n)
 {
-    unsigned long made = alloc_count;
-    alloc_count = 0;
-    alloc_fail_at = n;
+    unsigned long made = atomic_exchange_explicit(&alloc_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&alloc_fail_at, n, memory_order_relaxed);
     return made;
 }
 
 static int alloc_should_fail(void)
 {
-    alloc_count++;
-    return alloc_fail_at != 0 && alloc_count >= alloc_fail_at;
+    unsigned long at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
+    unsigned long count = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
+    return at != 0 && count >= at;
 }
 
 void *repro_malloc(size_t n)

@@ -9,6 +9,32 @@
  */
 #include "sym_internal.h"
 
+/* Writes v in decimal ending at end; returns the first digit. */
+static char *utoa_end(char *end, uint32_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+/* ":LINE\n" or ":LINE (discriminator D)\n", as "%u" prints them. */
+static int append_line(struct repro_buf *out, uint32_t line, uint32_t disc)
+{
+    char tmp[64], *end = tmp + sizeof tmp, *p = end;
+    *--p = '\n';
+    if (disc != 0) {
+        *--p = ')';
+        p = utoa_end(p, disc);
+        p -= 16;
+        memcpy(p, " (discriminator ", 16);
+    }
+    p = utoa_end(p, line);
+    *--p = ':';
+    return repro_buf_append(out, p, (size_t)(end - p));
+}
+
 int repro_sym_format_addr2line(struct repro_buf *out, const struct repro_sym_result *r,
                                unsigned fl)
 {
@@ -54,11 +80,8 @@ int repro_sym_format_addr2line(struct repro_buf *out, const struct repro_sym_res
             break;
         if (f->line == 0)
             rc = repro_buf_append(out, ":?\n", 3);
-        else if (r->frames[0].discriminator != 0)
-            rc = repro_buf_printf(out, ":%u (discriminator %u)\n", f->line,
-                                  r->frames[0].discriminator);
         else
-            rc = repro_buf_printf(out, ":%u\n", f->line);
+            rc = append_line(out, f->line, r->frames[0].discriminator);
     }
     return rc;
 }

@@ -3,8 +3,11 @@
  * unit (unit map) → the unit's function segment and line row → the inline
  * chain, with binutils' symbol-table fallback for the function name. Units
  * are built on the first address that falls into them (line table first:
- * call_file names come from it), under the session lock; a built unit is
- * published with a release store and read without locks.
+ * call_file names come from it), or ahead of need by background threads
+ * (repro_sym_module_build_background); a thread claims a unit with a
+ * compare-and-swap (NEW → BUILDING), builds it without a lock and publishes
+ * it with a release store; lookups read built units without locks and wait
+ * for a unit another thread is building.
  *
  * The decisions follow binutils 2.40 _bfd_dwarf2_find_nearest_line(),
  * _bfd_elf_find_nearest_line() and addr2line's translate_addresses(), so
@@ -20,23 +23,48 @@
 #include "sym_internal.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 void repro_sym_result_init(struct repro_sym_result *r)
 {
     memset(r, 0, sizeof *r);
 }
 
+/* Wakes the threads waiting in unit_wait() (u just left UNIT_BUILDING,
+ * stored seq_cst: either a waiter is counted here or it sees the state). */
+static void unit_notify(struct repro_sym_module *m)
+{
+    if (atomic_load(&m->n_waiters) == 0)
+        return;
+    pthread_mutex_lock(&m->ulock);
+    pthread_cond_broadcast(&m->ucond);
+    pthread_mutex_unlock(&m->ulock);
+}
+
+/* Waits while another thread builds u. */
+static void unit_wait(struct repro_sym_module *m, struct sym_unit *u)
+{
+    pthread_mutex_lock(&m->ulock);
+    atomic_fetch_add(&m->n_waiters, 1);
+    while (atomic_load(&u->state) == UNIT_BUILDING)
+        pthread_cond_wait(&m->ucond, &m->ulock);
+    atomic_fetch_sub(&m->n_waiters, 1);
+    pthread_mutex_unlock(&m->ulock);
+}
+
+/* Builds u if it is UNIT_NEW and this thread claims it (NEW → BUILDING);
+ * returns at once otherwise (the caller looks at the state again). Units
+ * are built concurrently: building one writes only that unit (and reads
+ * other units' DIEs through repro__unit_read_die, which is thread-safe). */
 static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
 {
     struct repro_error e2 = {0};
-    uint64_t t0;
-    int rc;
+    uint64_t t0, t1;
+    int rc, st = UNIT_NEW;
 
-    pthread_mutex_lock(m->lock);
-    if (atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_NEW) {
-        pthread_mutex_unlock(m->lock);
+    if (!atomic_compare_exchange_strong_explicit(&u->state, &st, UNIT_BUILDING,
+                                                 memory_order_acquire, memory_order_acquire))
         return REPRO_OK;
-    }
     t0 = repro_mono_ns();
     rc = repro__unit_read_die(m, u, &e2);
     if (rc == REPRO_OK)
@@ -50,6 +78,7 @@ static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
         u->files = NULL;
         u->n_files = 0;
         u->has_stmt_list = 0;
+        /* (u's DIE is read or known bad by now: nothing writes it any more) */
         rc = u->abbrevs != NULL ? repro__line_build(m, u, &e2) : REPRO_E_MALFORMED;
     }
     if (rc == REPRO_OK)
@@ -69,6 +98,8 @@ static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
                 u->ext_hi = u->rows[k + 1].addr > u->ext_hi ? u->rows[k + 1].addr : u->ext_hi;
             }
     }
+    t1 = repro_mono_ns();
+    atomic_fetch_add(&m->units_ns, t1 - t0);
     if (rc == REPRO_OK) {
         size_t bytes = u->n_funcs * sizeof *u->funcs + u->n_segs * sizeof *u->segs
                        + u->n_rows * sizeof *u->rows;
@@ -76,38 +107,121 @@ static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
         atomic_fetch_add(&m->n_segs, u->n_segs);
         atomic_fetch_add(&m->n_rows, u->n_rows);
         atomic_fetch_add(&m->bytes, bytes);
-        atomic_fetch_add(&m->n_built, 1);
-        atomic_store_explicit(&u->state, UNIT_BUILT, memory_order_release);
+        atomic_store(&u->state, UNIT_BUILT);
+        if (atomic_fetch_add(&m->n_built, 1) + 1 + atomic_load(&m->n_failed) == m->n_units)
+            atomic_store(&m->index_ns, t1 - m->open_t0);
     } else if (rc == REPRO_E_MALFORMED || rc == REPRO_E_LIMIT) {
         repro_log(REPRO_LOG_WARN, "symbolize", "malformed DWARF in '%s': unit at "
                   ".debug_info+0x%llx skipped: %s", m->debug_path, (unsigned long long)u->off,
                   e2.msg);
         repro__unit_release(u);
-        atomic_fetch_add(&m->n_failed, 1);
-        atomic_store_explicit(&u->state, UNIT_FAILED, memory_order_release);
+        atomic_store(&u->state, UNIT_FAILED);
+        if (atomic_fetch_add(&m->n_failed, 1) + 1 + atomic_load(&m->n_built) == m->n_units)
+            atomic_store(&m->index_ns, t1 - m->open_t0);
         rc = REPRO_OK;
     } else {
         repro__unit_release(u); /* out of memory: retried next time */
+        atomic_store(&u->state, UNIT_NEW);
         repro_error_set(err, rc, "%s", e2.msg);
     }
-    atomic_fetch_add(&m->units_ns, repro_mono_ns() - t0);
-    pthread_mutex_unlock(m->lock);
+    unit_notify(m);
     return rc;
+}
+
+/* Makes u built or failed (building it here, or waiting for the thread
+ * that builds it): REPRO_OK when built, REPRO_E_NOTFOUND when failed,
+ * REPRO_E_NOMEM. */
+static int ensure_built(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
+{
+    for (;;) {
+        int st = atomic_load_explicit(&u->state, memory_order_acquire), rc;
+        switch (st) {
+        case UNIT_BUILT:
+            return REPRO_OK;
+        case UNIT_FAILED:
+            return REPRO_E_NOTFOUND;
+        case UNIT_BUILDING:
+            unit_wait(m, u);
+            break;
+        default:
+            rc = unit_build(m, u, err);
+            if (rc != REPRO_OK)
+                return rc;
+            break;
+        }
+    }
 }
 
 int repro_sym_module_build_all(struct repro_sym_module *m, struct repro_error *err)
 {
     size_t i;
     for (i = 0; i < m->n_units; i++) {
-        struct sym_unit *u = &m->units[i];
-        int rc;
-        if (atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_NEW)
-            continue;
-        rc = unit_build(m, u, err);
-        if (rc != REPRO_OK)
+        int rc = ensure_built(m, &m->units[i], err);
+        if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
             return rc;
     }
     return REPRO_OK;
+}
+
+/* A background builder: claims units in .debug_info order (which is
+ * address order for the usual link) until none is left, the module is
+ * being freed, or memory runs out (lookups then build what they need). */
+static void *bg_main(void *arg)
+{
+    struct repro_sym_module *m = arg;
+    while (!atomic_load_explicit(&m->bg_stop, memory_order_relaxed)) {
+        struct repro_error e = {0};
+        size_t i = atomic_fetch_add(&m->bg_next, 1);
+        if (i >= m->n_units)
+            break;
+        if (atomic_load_explicit(&m->units[i].state, memory_order_relaxed) != UNIT_NEW)
+            continue;
+        if (unit_build(m, &m->units[i], &e) != REPRO_OK)
+            break;
+    }
+    return NULL;
+}
+
+int repro_sym_module_build_background(struct repro_sym_module *m, struct repro_error *err)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want, k;
+    int rc = REPRO_OK;
+
+    if (!m->has_dwarf || m->n_units == 0 || cores < 2)
+        return REPRO_OK;
+    want = cores - 1 < 3 ? (size_t)(cores - 1) : 3;
+    pthread_mutex_lock(&m->ulock);
+    if (!m->bg_started) {
+        m->bg_started = 1;
+        for (k = 0; k < want; k++) {
+            int e = pthread_create(&m->bg_th[k], NULL, bg_main, m);
+            if (e != 0) {
+                if (k == 0)
+                    rc = repro_error_set(err, REPRO_E_NOMEM,
+                                         "cannot start a thread to build the index: %s",
+                                         strerror(e));
+                break;
+            }
+            m->n_bg++;
+        }
+    }
+    pthread_mutex_unlock(&m->ulock);
+    return rc;
+}
+
+void repro__bg_stop(struct repro_sym_module *m)
+{
+    size_t k, n;
+    if (!m->ulock_init)
+        return;
+    pthread_mutex_lock(&m->ulock);
+    n = m->n_bg;
+    m->n_bg = 0;
+    pthread_mutex_unlock(&m->ulock);
+    atomic_store(&m->bg_stop, 1);
+    for (k = 0; k < n; k++)
+        pthread_join(m->bg_th[k], NULL);
 }
 
 void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_stats *st)
@@ -115,6 +229,7 @@ void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_s
     memset(st, 0, sizeof *st);
     st->open_ns = m->open_ns;
     st->units_ns = atomic_load(&m->units_ns);
+    st->index_ns = atomic_load(&m->index_ns);
     st->n_units = m->n_units;
     st->n_units_built = atomic_load(&m->n_built);
     st->n_units_failed = atomic_load(&m->n_failed);
@@ -160,18 +275,6 @@ static void unit_lookup(const struct sym_unit *u, uint64_t addr, struct hit *h)
     UPPER_LE(u->rows, u->n_rows, addr, addr, k);
     if (k > 0 && u->rows[k - 1].file != SYM_GAP)
         h->row = &u->rows[k - 1];
-}
-
-static int ensure_built(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
-{
-    int st = atomic_load_explicit(&u->state, memory_order_acquire);
-    if (st == UNIT_NEW) {
-        int rc = unit_build(m, u, err);
-        if (rc != REPRO_OK)
-            return rc;
-        st = atomic_load_explicit(&u->state, memory_order_acquire);
-    }
-    return st == UNIT_BUILT ? REPRO_OK : REPRO_E_NOTFOUND;
 }
 
 static int dwarf_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,

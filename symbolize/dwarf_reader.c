@@ -14,6 +14,8 @@
  */
 #include "sym_internal.h"
 
+#include <sched.h>
+
 #include <dwarf.h>
 #include <stdlib.h>
 
@@ -430,8 +432,10 @@ struct sym_unit *repro__unit_at(struct repro_sym_module *m, uint64_t off)
 }
 
 /* Reads every attribute of the unit DIE; bases first (strx/addrx/rnglistx
- * values depend on them wherever they appear). */
-int repro__unit_read_die(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
+ * values depend on them wherever they appear). Called by the thread that
+ * claimed u's DIE (repro__unit_read_die). */
+static int unit_read_die_claimed(struct repro_sym_module *m, struct sym_unit *u,
+                                struct repro_error *err)
 {
     const struct dw_abbrev *ab;
     struct dw_cur c;
@@ -440,8 +444,6 @@ int repro__unit_read_die(struct repro_sym_module *m, struct sym_unit *u, struct 
     int pass, rc, high_rel = 0, has_low = 0, has_high = 0;
     uint32_t i;
 
-    if (u->die_read)
-        return REPRO_OK;
     rc = repro__unit_abbrevs(m, u, err);
     if (rc != REPRO_OK)
         return rc;
@@ -527,8 +529,40 @@ int repro__unit_read_die(struct repro_sym_module *m, struct sym_unit *u, struct 
         else
             u->ranges_off = ranges_val;
     }
-    u->die_read = 1;
     return REPRO_OK;
+}
+
+/* Thread-safe and idempotent: the thread that claims the DIE (DIE_NEW →
+ * DIE_READING) reads it and publishes it; others wait for it (a unit being
+ * built by one thread may be read by another that follows a reference into
+ * it). A malformed DIE stays malformed, so its fields are never rewritten
+ * once another thread may read them. */
+int repro__unit_read_die(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err)
+{
+    for (;;) {
+        uint8_t st = atomic_load_explicit(&u->die_read, memory_order_acquire);
+        int rc;
+        if (st == DIE_READ)
+            return REPRO_OK;
+        if (st == DIE_BAD)
+            return repro_error_set(err, REPRO_E_MALFORMED, "unit DIE at 0x%llx is malformed",
+                                   (unsigned long long)u->die_off);
+        if (st == DIE_READING) {
+            sched_yield(); /* a DIE and its abbreviations: microseconds */
+            continue;
+        }
+        if (!atomic_compare_exchange_strong_explicit(&u->die_read, &st, DIE_READING,
+                                                     memory_order_acquire,
+                                                     memory_order_acquire))
+            continue;
+        rc = unit_read_die_claimed(m, u, err);
+        atomic_store_explicit(&u->die_read,
+                              rc == REPRO_OK ? DIE_READ
+                              : rc == REPRO_E_MALFORMED ? DIE_BAD
+                                                        : DIE_NEW, /* out of memory: retried */
+                              memory_order_release);
+        return rc;
+    }
 }
 
 uint64_t repro__rnglistx(const struct repro_sym_module *m, const struct sym_unit *u, uint64_t idx)

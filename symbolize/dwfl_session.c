@@ -129,7 +129,6 @@ void repro__unit_release(struct sym_unit *u)
     u->rows = NULL;
     u->files = NULL;
     u->n_funcs = u->n_segs = u->n_rows = u->n_files = 0;
-    atomic_store(&u->state, UNIT_NEW);
 }
 
 static void symtab_free_demangled(struct sym_symtab *t)
@@ -147,6 +146,7 @@ static void module_free(struct repro_sym_module *m)
     size_t i;
     if (m == NULL)
         return;
+    repro__bg_stop(m);
     for (i = 0; i < m->n_units; i++) {
         repro__unit_release(&m->units[i]);
         repro__abbrevs_free(m->units[i].abbrevs);
@@ -171,6 +171,10 @@ static void module_free(struct repro_sym_module *m)
         close(m->fd);
     repro_free(m->debug_path);
     repro_free(m->path);
+    if (m->ulock_init) {
+        pthread_cond_destroy(&m->ucond);
+        pthread_mutex_destroy(&m->ulock);
+    }
     repro_free(m);
 }
 
@@ -440,7 +444,22 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
     }
     m->session = s;
     m->lock = &s->lock;
+    m->open_t0 = t0;
     m->fd = fd;
+    if (pthread_mutex_init(&m->ulock, NULL) != 0) {
+        repro_free(m);
+        elf_end(elf);
+        close(fd);
+        return repro_error_set(err, REPRO_E_NOMEM, "out of memory opening '%s'", path);
+    }
+    if (pthread_cond_init(&m->ucond, NULL) != 0) {
+        pthread_mutex_destroy(&m->ulock);
+        repro_free(m);
+        elf_end(elf);
+        close(fd);
+        return repro_error_set(err, REPRO_E_NOMEM, "out of memory opening '%s'", path);
+    }
+    m->ulock_init = 1;
     m->dbg_fd = -1;
     m->elf = elf;
     m->path = repro_strdup(path);

@@ -545,7 +545,24 @@ int repro__line_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
         goto malformed;
     {
         /* the program's cursor must not read the header as its own */
-        struct sym_unit hu = *u;
+        struct sym_unit hu;
+        /* field by field: u->state may be touched by other threads */
+        memset(&hu, 0, sizeof hu);
+        hu.off = u->off;
+        hu.end = u->end;
+        hu.die_off = u->die_off;
+        hu.abbrev_off = u->abbrev_off;
+        hu.version = u->version;
+        hu.addr_size = u->addr_size;
+        hu.unit_type = u->unit_type;
+        hu.lang = u->lang;
+        hu.comp_dir = u->comp_dir;
+        hu.base_addr = u->base_addr;
+        hu.str_offsets_base = u->str_offsets_base;
+        hu.addr_base = u->addr_base;
+        hu.rnglists_base = u->rnglists_base;
+        hu.has_rnglists_base = u->has_rnglists_base;
+        hu.abbrevs = u->abbrevs;
         hu.offset_size = (uint8_t)osz;
         if (t.v5) {
             rc = read_v5_entries(m, &hu, &c, &t, 0);

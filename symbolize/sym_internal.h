@@ -202,7 +202,10 @@ struct sym_row {
     uint32_t discriminator;
 };
 
-enum { UNIT_NEW = 0, UNIT_BUILT = 1, UNIT_FAILED = 2 };
+/* unit states: NEW → BUILDING (claimed by one thread) → BUILT or FAILED
+ * (or back to NEW when memory ran out) */
+enum { UNIT_NEW = 0, UNIT_BUILT = 1, UNIT_FAILED = 2, UNIT_BUILDING = 3 };
+enum { DIE_NEW = 0, DIE_READ = 1, DIE_BAD = 2, DIE_READING = 3 };
 
 struct sym_unit {
     uint64_t off;        /* unit header offset in .debug_info */
@@ -213,8 +216,11 @@ struct sym_unit {
     uint8_t addr_size;
     uint8_t offset_size;
     uint8_t unit_type;
-    /* the unit DIE (read by repro__unit_read_die) */
-    uint8_t die_read;
+    /* the unit DIE (read by the thread that claims it in
+     * repro__unit_read_die, then published): DIE_NEW, DIE_READING,
+     * DIE_READ, DIE_BAD; the fields below up to abbrevs are valid once
+     * die_read == DIE_READ, read with acquire */
+    _Atomic uint8_t die_read;
     uint8_t has_stmt_list;
     uint8_t has_ranges;
     uint16_t lang;
@@ -343,7 +349,21 @@ struct repro_sym_module {
     struct sym_urange *uranges;
     size_t n_uranges;
     pthread_mutex_t *lock;  /* the session's */
+    /* waiting for a unit another thread builds: ucond is broadcast when a
+     * unit leaves UNIT_BUILDING while n_waiters > 0 */
+    pthread_mutex_t ulock;
+    pthread_cond_t ucond;
+    int ulock_init;
+    _Atomic unsigned n_waiters;
+    /* background building (repro_sym_module_build_background) */
+    pthread_t bg_th[3];
+    size_t n_bg;
+    int bg_started;
+    _Atomic int bg_stop;
+    _Atomic size_t bg_next;
     /* stats */
+    uint64_t open_t0;       /* repro_mono_ns() when the open began */
+    _Atomic uint64_t index_ns; /* open start → every unit built; 0 until then */
     uint64_t open_ns;
     _Atomic uint64_t units_ns;
     _Atomic size_t n_built, n_failed, n_funcs, n_segs, n_rows, bytes;
@@ -387,8 +407,10 @@ uint64_t repro__rnglistx(const struct repro_sym_module *m, const struct sym_unit
 int repro__line_build(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err);
 /* Walks u's DIEs into u->funcs and u->segs (needs u->files). */
 int repro__funcs_build(struct repro_sym_module *m, struct sym_unit *u, struct repro_error *err);
-/* Frees what a unit's build allocated and resets it to UNIT_NEW. */
+/* Frees what a unit's build allocated (its state is left alone). */
 void repro__unit_release(struct sym_unit *u);
+/* Stops and joins m's background builders (module_free). */
+void repro__bg_stop(struct repro_sym_module *m);
 
 
 /* Finds the debug file of m (see repro/symbolize.h). On success sets

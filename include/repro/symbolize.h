@@ -25,8 +25,9 @@
  * differs from the module's is refused with a warning.
  *
  * Thread-safety: a session may be used from several threads. Opening
- * modules and building a unit's index are serialized by the session's
- * mutex; lookups on a module are lock-free once the unit is built. A struct
+ * modules is serialized by the session's mutex; units are built by one
+ * thread each (several units at once), and lookups on a module are
+ * lock-free once the unit is built. A struct
  * repro_sym_result belongs to one thread at a time.
  */
 #ifndef REPRO_SYMBOLIZE_H
@@ -101,10 +102,25 @@ size_t repro_sym_module_build_id(const struct repro_sym_module *m, uint8_t *buf,
  */
 int repro_sym_module_build_all(struct repro_sym_module *m, struct repro_error *err);
 
+/*
+ * Starts building every unit's index in the background, on up to one
+ * thread per core but one (three at most; none on a single core), in
+ * .debug_info order, while lookups go on: a lookup that needs a unit a
+ * builder is working on waits for it, one that needs a unit nobody has
+ * claimed builds it itself. Results are the same as with lazy building.
+ * Idempotent; the threads end when every unit is built and are joined by
+ * repro_sym_session_free(). Returns REPRO_OK (also when there is nothing
+ * to build) or REPRO_E_NOMEM when no thread could be started (lookups then
+ * build lazily). Thread-safe.
+ */
+int repro_sym_module_build_background(struct repro_sym_module *m, struct repro_error *err);
+
 /* Counters and timings of a module's index. */
 struct repro_sym_stats {
     uint64_t open_ns;        /* repro_sym_session_open: files, sections, symbols, unit map */
-    uint64_t units_ns;       /* time spent building units so far */
+    uint64_t units_ns;       /* time spent building units so far (summed over threads) */
+    uint64_t index_ns;       /* wall time from the start of the open until every unit was
+                              * built (0 while some are not) */
     size_t n_units;          /* compilation units */
     size_t n_units_built;
     size_t n_units_failed;   /* units whose DWARF was malformed */

@@ -228,6 +228,61 @@ static void test_invariants(void **state)
     repro_sym_session_free(s);
 }
 
+/* Building units in the background (several threads at once, lookups
+ * waiting for or building what they need) answers as lazy building does. */
+static void test_background(void **state)
+{
+    struct repro_sym_session *sa, *sb, *sc;
+    struct repro_sym_module *ma = open_self(&sa), *mb = open_self(&sb), *mc = open_self(&sc);
+    struct repro_sym_result *ra = malloc(sizeof *ra), *rb = malloc(sizeof *rb);
+    struct repro_buf ba, bb;
+    struct repro_error err = {0};
+    struct repro_sym_stats st;
+    size_t i, k, n = 0;
+    unsigned fl = REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE;
+
+    (void)state;
+    assert_non_null(ra);
+    assert_non_null(rb);
+    repro_buf_init(&ba, 1u << 28);
+    repro_buf_init(&bb, 1u << 28);
+    repro_sym_result_init(ra);
+    repro_sym_result_init(rb);
+    assert_int_equal(repro_sym_module_build_background(mb, &err), REPRO_OK);
+    assert_int_equal(repro_sym_module_build_background(mb, &err), REPRO_OK); /* idempotent */
+    for (k = 0; k < 4; k++)
+        for (i = 0; i < ma->symtab_main.n; i += 1 + k) {
+            const struct sym_elfsym *sy = &ma->symtab_main.syms[i];
+            uint64_t addr = sy->value + (sy->size > 1 ? (sy->size * k) / 4 : 0);
+            assert_int_equal(repro_sym_module_lookup(ma, addr, fl, ra, &err), REPRO_OK);
+            assert_int_equal(repro_sym_module_lookup(mb, addr, fl, rb, &err), REPRO_OK);
+            assert_int_equal(repro_sym_format_addr2line(&ba, ra, 0x3f & ~REPRO_A2L_PRETTY),
+                             REPRO_OK);
+            assert_int_equal(repro_sym_format_addr2line(&bb, rb, 0x3f & ~REPRO_A2L_PRETTY),
+                             REPRO_OK);
+            n++;
+        }
+    assert_true(n > 100);
+    assert_int_equal(ba.len, bb.len);
+    assert_memory_equal(ba.data, bb.data, ba.len);
+    assert_int_equal(repro_sym_module_build_all(mb, &err), REPRO_OK);
+    repro_sym_module_stats(mb, &st);
+    assert_int_equal(st.n_units_built + st.n_units_failed, st.n_units);
+    assert_true(st.index_ns > 0);
+    for (i = 0; i < mb->n_units; i++)
+        if (atomic_load(&mb->units[i].state) == UNIT_BUILT)
+            check_unit(&mb->units[i]);
+    /* freed while the builders run: they are stopped and joined */
+    assert_int_equal(repro_sym_module_build_background(mc, &err), REPRO_OK);
+    repro_sym_session_free(sc);
+    repro_buf_release(&ba);
+    repro_buf_release(&bb);
+    free(ra);
+    free(rb);
+    repro_sym_session_free(sa);
+    repro_sym_session_free(sb);
+}
+
 /* ---- a small program built at test time ----------------------------------- */
 
 static const char *tiny_src =
@@ -497,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_self_lookup),
         cmocka_unit_test(test_self_inline_chain),
         cmocka_unit_test(test_invariants),
+        cmocka_unit_test(test_background),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncated_and_damaged),
         cmocka_unit_test(test_alloc_failures),
