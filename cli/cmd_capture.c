@@ -170,6 +170,7 @@ static int read_loop(struct repro_source *src, struct repro_capture *cap,
     uint64_t n = 0, t0 = repro_mono_ns(), last_flush = t0;
     uint64_t limit_ns = a->duration_s > 0 ? (uint64_t)(a->duration_s * 1e9) : 0;
     struct repro_error rerr = {0};
+    int draining = 0, break_seen = 0;
 
     for (;;) {
         const uint8_t *data;
@@ -177,12 +178,24 @@ static int read_loop(struct repro_source *src, struct repro_capture *cap,
         int64_t ts;
         enum repro_source_next r;
 
-        if (stop_requested)
-            return 0;
-        if (limit_ns && repro_mono_ns() - t0 >= limit_ns)
-            return 0;
+        /* Asked to stop (signal or --duration): first take in what the
+         * kernel has already captured, so the last exchanges are not lost. */
+        if (!draining && (stop_requested || (limit_ns && repro_mono_ns() - t0 >= limit_ns))) {
+            if (!a->src.iface || repro_source_drain(src, &rerr) != REPRO_OK)
+                return 0;
+            draining = 1;
+        }
         r = repro_source_next(src, &data, &caplen, &ts, &rerr);
-        if (r == REPRO_SOURCE_END)
+        if (r == REPRO_SOURCE_END && a->src.iface && stop_requested && !break_seen) {
+            /* The signal handler's pcap_breakloop ended a blocking read:
+             * that is the cue to drain, not the end of the data. */
+            break_seen = 1;
+            if (!draining && repro_source_drain(src, &rerr) != REPRO_OK)
+                return 0;
+            draining = 1;
+            continue;
+        }
+        if (r == REPRO_SOURCE_END || (r == REPRO_SOURCE_TIMEOUT && draining))
             return 0;
         if (r == REPRO_SOURCE_ERROR) {
             fprintf(stderr, "repro: %s; what was read before is stored\n", rerr.msg);
