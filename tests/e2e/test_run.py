@@ -527,6 +527,17 @@ def test_healthy(bins):
         check(p.returncode == code, "healthy: exit code %d passes through" % code, p.returncode)
         check(p.stdout.decode().split("\n")[1:] == ["pong", ""], "healthy: stdout untouched", p.stdout)
         check(p.stderr == b"healthy: stderr line\n", "healthy: stderr untouched", p.stderr)
+    # SIGTSTP without repro first: the kernel discards it when the process
+    # group is orphaned (as in a detached CI shell), so that is the baseline.
+    plain = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    try:
+        plain.stdout.readline()
+        plain.send_signal(signal.SIGTSTP)
+        tstp_stops_plain = wait_state(plain.pid, ("T", "t"), timeout_s=2) is not None
+    finally:
+        plain.kill()
+        plain.wait()
     # Signals: SIGSTOP/SIGCONT, a SIGUSR1 handler, SIGTERM sent to repro.
     p = subprocess.Popen([REPRO, "run", "--db", db, "--", exe], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -548,7 +559,13 @@ def test_healthy(bins):
         n = talk("count")
         check(n in ("usr1=1", "usr1=2"), "healthy: its SIGUSR1 handler runs", n)
         os.kill(pid, signal.SIGTSTP)
-        check(wait_state(pid, ("T", "t")) is not None, "healthy: SIGTSTP stops the child")
+        if tstp_stops_plain:
+            check(wait_state(pid, ("T", "t")) is not None, "healthy: SIGTSTP stops the child")
+        else:
+            # In an orphaned process group (a CI runner's detached shell) the
+            # kernel discards SIGTSTP: the same must happen under repro.
+            check(wait_state(pid, ("T", "t"), timeout_s=1) is None,
+                  "healthy: SIGTSTP is discarded as it is without repro (orphaned process group)")
         os.kill(pid, signal.SIGCONT)
         check(talk("ping") == "pong", "healthy: and SIGCONT resumes it again")
         os.kill(p.pid, signal.SIGTERM)  # to repro: forwarded
