@@ -129,38 +129,42 @@ void repro__attr_skip(const struct sym_unit *u, uint16_t form, struct dw_cur *c)
     }
 }
 
-static uint64_t read_addrx(const struct repro_sym_module *m, const struct sym_unit *u, uint64_t idx)
+/* Reads entry idx (each `size` bytes wide) of a DWARF 5 table that starts
+ * at base in section sec (.debug_addr, .debug_str_offsets,
+ * .debug_rnglists): 0 and *out set, or -1 when it lies outside the data. */
+static int table_entry(const struct dw_section *sec, uint64_t base, uint64_t idx, unsigned size,
+                       uint64_t *out)
 {
-    uint64_t base = u->addr_base ? u->addr_base : 8;
     struct dw_cur c;
     uint64_t off;
-    if (u->addr_size == 0 || idx > (UINT64_MAX - base) / u->addr_size)
-        return 0;
-    off = base + idx * u->addr_size;
-    if (m->dw.addr.data == NULL || off >= m->dw.addr.len)
-        return 0;
-    c.p = m->dw.addr.data + off;
-    c.end = m->dw.addr.data + m->dw.addr.len;
+    if (size == 0 || idx > (UINT64_MAX - base) / size)
+        return -1;
+    off = base + idx * size;
+    if (sec->data == NULL || off >= sec->len)
+        return -1;
+    c.p = sec->data + off;
+    c.end = sec->data + sec->len;
     c.bad = 0;
-    return dw_fixed(&c, u->addr_size);
+    *out = dw_fixed(&c, size);
+    return c.bad ? -1 : 0;
+}
+
+static uint64_t read_addrx(const struct repro_sym_module *m, const struct sym_unit *u, uint64_t idx)
+{
+    uint64_t v;
+    return table_entry(&m->dw.addr, u->addr_base ? u->addr_base : 8, idx, u->addr_size, &v) == 0
+               ? v
+               : 0;
 }
 
 static const char *read_strx(const struct repro_sym_module *m, const struct sym_unit *u,
                              uint64_t idx)
 {
     uint64_t base = u->str_offsets_base ? u->str_offsets_base : (u->offset_size == 8 ? 16 : 8);
-    struct dw_cur c;
     uint64_t off;
-    if (idx > (UINT64_MAX - base) / u->offset_size)
+    if (table_entry(&m->dw.str_offsets, base, idx, u->offset_size, &off) != 0)
         return NULL;
-    off = base + idx * u->offset_size;
-    if (m->dw.str_offsets.data == NULL || off >= m->dw.str_offsets.len)
-        return NULL;
-    c.p = m->dw.str_offsets.data + off;
-    c.end = m->dw.str_offsets.data + m->dw.str_offsets.len;
-    c.bad = 0;
-    off = dw_fixed(&c, u->offset_size);
-    return c.bad ? NULL : repro__dw_str_at(&m->dw.str, off);
+    return repro__dw_str_at(&m->dw.str, off);
 }
 
 void repro__attr_read(const struct repro_sym_module *m, const struct sym_unit *u,
@@ -568,18 +572,9 @@ int repro__unit_read_die(struct repro_sym_module *m, struct sym_unit *u, struct 
 uint64_t repro__rnglistx(const struct repro_sym_module *m, const struct sym_unit *u, uint64_t idx)
 {
     uint64_t base = u->has_rnglists_base ? u->rnglists_base : (u->offset_size == 8 ? 20 : 12);
-    struct dw_cur c;
     uint64_t off;
-    if (idx > (UINT64_MAX - base) / u->offset_size)
-        return UINT64_MAX;
-    off = base + idx * u->offset_size;
-    if (m->dw.rnglists.data == NULL || off >= m->dw.rnglists.len)
-        return UINT64_MAX;
-    c.p = m->dw.rnglists.data + off;
-    c.end = m->dw.rnglists.data + m->dw.rnglists.len;
-    c.bad = 0;
-    off = dw_fixed(&c, u->offset_size);
-    if (c.bad || off > UINT64_MAX - base)
+    if (table_entry(&m->dw.rnglists, base, idx, u->offset_size, &off) != 0 ||
+        off > UINT64_MAX - base)
         return UINT64_MAX;
     return base + off;
 }
