@@ -15,9 +15,10 @@
  * a function is not attributed to the next one.
  *
  * Signature: the signal plus the first three in-app functions of the
- * crashing thread, skipping runtime frames (signal raising, abort/assert,
- * libc and allocator internals, thread start) — so the same bug crashing
- * through different paths of the C library groups together.
+ * crashing thread, skipping runtime frames (is_runtime_frame: the C
+ * runtime's modules, signal raising, abort/assert, allocator internals,
+ * thread start) — so the same bug crashing through different paths of the
+ * C library groups together.
  */
 #include "repro/crash.h"
 #include "repro/symbolize.h"
@@ -210,22 +211,33 @@ int repro_crash_symbolize(struct repro_sym_session *s, struct repro_crash *c,
     return rc;
 }
 
-/* Frames that say where a crash surfaced, not where the bug is. */
+/* Frames that say where a crash surfaced, not where the bug is: anything in
+ * the C runtime's modules (libc, the loader, libstdc++, libgcc, the crash
+ * agent), and by name the runtime entry points that programs link
+ * statically or call through. Names match exactly, or by the prefixes only
+ * runtime internals use, so an application function such as free_list_push
+ * or clone_widget is never skipped. */
 static int is_runtime_frame(const struct repro_crash *c, const struct repro_crash_frame *f)
 {
-    static const char *const prefixes[] = {
-        "raise", "abort", "__assert", "__GI_", "__libc_", "__pthread_kill", "pthread_kill",
-        "__restore_rt", "__stack_chk_fail", "__fortify_fail", "__chk_fail", "_start",
-        "start_thread", "clone", "__clone", "malloc", "free", "realloc", "calloc", "_int_",
-        "__malloc", "__libc_message", "__cxa_", "std::terminate", "__gnu_cxx::__verbose_terminate",
-        "__sanitizer", "__asan", "__ubsan", "__interceptor"};
+    static const char *const names[] = {"raise", "abort", "free", "malloc", "realloc", "calloc",
+                                        "clone", "clone3", "start_thread", "_start",
+                                        "pthread_kill", "__restore_rt", "std::terminate()"};
+    static const char *const prefixes[] = {"__assert", "__GI_", "__libc_", "__pthread_kill",
+                                           "__stack_chk_fail", "__fortify_fail", "__chk_fail",
+                                           "_int_", "__malloc", "__cxa_", "__gnu_cxx::",
+                                           "__sanitizer", "__asan", "__ubsan", "__interceptor"};
     const char *path = f->module >= 0 ? c->modules[f->module].path : NULL;
     size_t i;
 
+    if (path != NULL && (strstr(path, "/libc.so") || strstr(path, "/ld-linux") ||
+                         strstr(path, "librepro_crash") || strstr(path, "/libstdc++") ||
+                         strstr(path, "/libgcc_s")))
+        return 1;
     if (f->function == NULL)
-        return path != NULL && (strstr(path, "/libc.so") || strstr(path, "/ld-linux") ||
-                                strstr(path, "librepro_crash") || strstr(path, "/libstdc++") ||
-                                strstr(path, "/libgcc_s"));
+        return 0;
+    for (i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(f->function, names[i]) == 0)
+            return 1;
     for (i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         if (strncmp(f->function, prefixes[i], strlen(prefixes[i])) == 0)
             return 1;

@@ -170,6 +170,43 @@ static void test_store_roundtrip(void **state)
     repro_store_close(s);
 }
 
+static void test_signature(void **state)
+{
+    struct repro_crash *c = repro_crash_new();
+    struct repro_crash_thread *t;
+    static const char *const fn[] = {"__pthread_kill_implementation", "raise", "abort",
+                                     "free_list_push", "clone_widget", "__assert_fail",
+                                     "handler", "main"};
+    size_t i;
+    (void)state;
+
+    c->signo = 6;
+    repro_crash_add_module(c, "/srv/app", 0x1000, 0x9000, 0, "aa");
+    repro_crash_add_module(c, "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x10000, 0x90000, 0, "bb");
+    t = repro_crash_add_thread(c, 1, "app", 1);
+    for (i = 0; i < sizeof fn / sizeof *fn; i++) {
+        /* the first three and __assert_fail are in libc, the rest in the app */
+        assert_int_equal(repro_crash_add_frame(t, i < 3 || i == 5 ? 0x10100 + i : 0x1100 + i),
+                         REPRO_OK);
+    }
+    repro_crash_resolve_modules(c);
+    for (i = 0; i < sizeof fn / sizeof *fn; i++)
+        assert_int_equal(repro_crash_set_str(&t->frames[i].function, fn[i]), REPRO_OK);
+    assert_int_equal(repro_crash_compute_signature(c), REPRO_OK);
+    /* runtime frames skipped; application names that merely start like
+     * runtime ones (free..., clone...) kept */
+    assert_string_equal(c->signature, "SIGABRT|free_list_push|clone_widget|handler");
+
+    /* unsymbolized application frames count as module+offset */
+    for (i = 0; i < t->n_frames; i++) {
+        repro_free(t->frames[i].function);
+        t->frames[i].function = NULL;
+    }
+    assert_int_equal(repro_crash_compute_signature(c), REPRO_OK);
+    assert_string_equal(c->signature, "SIGABRT|app+0x1103|app+0x1104|app+0x1106");
+    repro_crash_free(c);
+}
+
 static void test_alloc_failures(void **state)
 {
     unsigned long n;
@@ -204,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_resolve_and_validate),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_store_roundtrip),
+        cmocka_unit_test(test_signature),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
