@@ -14,7 +14,9 @@
 # Reports per tool the median wall time, addresses/s and its ratio to repro;
 # repro's warm rate (a 10x longer list minus the 1x list: index building
 # cancels out) and its index timings (--stats: open = sections, symbols,
-# unit map; units = every unit's lines and functions, built lazily). Checks
+# unit map; units = every unit's lines and functions, built lazily); for
+# libc also the whole index built on all cores by bench/sym_index_bench
+# (built next to REPRO with -DREPRO_BUILD_BENCH=ON, the default). Checks
 # that repro's output is byte-identical to binutils'. A JSON summary goes to
 # bench/results/addr2line-DATE.json.
 set -euo pipefail
@@ -138,10 +140,20 @@ BID=$(readelf -n "$LIBC" | awk '/Build ID/{print $3}')
 LIBC_DBG=/usr/lib/debug/.build-id/${BID:0:2}/${BID:2}.debug
 if [ -f "$LIBC_DBG" ]; then
   bench_target libc "$LIBC" "$LIBC_DBG"
-  echo "  libc index, 10 cold opens (open = sections, symbols, unit map; units = all lines and functions):"
-  for i in 1 2 3 4 5 6 7 8 9 10; do
-    echo 0 | "$REPRO" addr2line --stats -e "$LIBC" 2>&1 >/dev/null | sed -n 's/.*open \([0-9.]*\) ms.*/\1/p'
-  done | python3 -c 'import sys,statistics; v=[float(x) for x in sys.stdin]; print("    open median %.1f ms (min %.1f, max %.1f)" % (statistics.median(v), min(v), max(v)))'
+  IDX=$(dirname "$REPRO")/bench/sym_index_bench
+  if [ -x "$IDX" ]; then
+    echo "  libc index, 11 fresh processes (open = sections, symbols, unit map; index = every unit's"
+    echo "  lines and functions built on all cores, wall time from the start of the open):"
+    for i in $(seq 11); do "$IDX" "$LIBC"; done | python3 -c '
+import re, statistics, sys
+rows = [dict(kv.split("=") for kv in line.split()) for line in sys.stdin]
+for key, label in (("open_ms", "open"), ("index_ms", "index"), ("units_cpu_ms", "units CPU")):
+    v = [float(r[key]) for r in rows]
+    print("    %-9s median %.1f ms (min %.1f, max %.1f)" % (label, statistics.median(v), min(v), max(v)))
+'
+  else
+    echo "  (no $IDX: configure with -DREPRO_BUILD_BENCH=ON for the index timings)"
+  fi
 else
   echo "== libc: skipped, libc6-dbg is not installed"
 fi

@@ -42,6 +42,10 @@ struct a2l {
     unsigned fmt;
     unsigned lookup_flags;
     int write_failed;
+    /* the addresses read since the last batch (looked up together) */
+    uint64_t *addrs;
+    size_t n_addrs, cap_addrs;
+    int emit_rc; /* exit code of a failure inside emit() */
 };
 
 static void usage(FILE *f)
@@ -104,28 +108,61 @@ static uint64_t scan_vma(const char *text)
     return (uint64_t)strtoull(text, NULL, 16);
 }
 
-/* One address in bfd_scan_vma's syntax. */
+/* Queues one address in bfd_scan_vma's syntax for the next batch. */
 static int one(struct a2l *a, const char *text)
 {
-    struct repro_error err = {0};
-    uint64_t addr = scan_vma(text);
-    int rc = repro_sym_module_lookup(a->mod, addr, a->lookup_flags, &a->res, &err);
-    if (rc != REPRO_OK)
-        return cli_fail(&err);
-    rc = repro_sym_format_addr2line(&a->out, &a->res, a->fmt);
-    if (rc != REPRO_OK) {
-        err.code = 0;
-        repro_error_set(&err, rc, "cannot format the answer for 0x%llx",
-                        (unsigned long long)addr);
-        return cli_fail(&err);
+    if (a->n_addrs == a->cap_addrs) {
+        size_t cap = a->cap_addrs ? 2 * a->cap_addrs : 1024;
+        uint64_t *p = realloc(a->addrs, cap * sizeof *p);
+        if (p == NULL) {
+            fprintf(stderr, "repro addr2line: out of memory\n");
+            return EXIT_FATAL;
+        }
+        a->addrs = p;
+        a->cap_addrs = cap;
     }
-    if (a->out.len >= OUT_FLUSH_AT && flush_out(a) != 0)
-        return EXIT_FATAL;
+    a->addrs[a->n_addrs++] = scan_vma(text);
     return EXIT_CLEAN;
 }
 
-/* Reads stdin as fgets(buf, 100, stdin) would, flushing before each read
- * that may block. */
+/* Prints one answer (called in input order). */
+static int emit(void *ctx, const struct repro_sym_result *r)
+{
+    struct a2l *a = ctx;
+    int rc = repro_sym_format_addr2line(&a->out, r, a->fmt);
+    if (rc != REPRO_OK) {
+        struct repro_error err = {0};
+        repro_error_set(&err, rc, "cannot format the answer for 0x%llx",
+                        (unsigned long long)r->addr);
+        a->emit_rc = cli_fail(&err);
+        return rc;
+    }
+    if (a->out.len >= OUT_FLUSH_AT && flush_out(a) != 0) {
+        a->emit_rc = EXIT_FATAL;
+        return REPRO_E_IO;
+    }
+    return REPRO_OK;
+}
+
+/* Looks up the queued addresses (on every core: see
+ * repro_sym_module_lookup_each) and prints the answers in order. */
+static int run_batch(struct a2l *a)
+{
+    struct repro_error err = {0};
+    int rc;
+    if (a->n_addrs == 0)
+        return EXIT_CLEAN;
+    rc = repro_sym_module_lookup_each(a->mod, a->addrs, a->n_addrs, a->lookup_flags, &a->res,
+                                      emit, a, &err);
+    a->n_addrs = 0;
+    if (rc != REPRO_OK)
+        return a->emit_rc != 0 ? a->emit_rc : cli_fail(&err);
+    return EXIT_CLEAN;
+}
+
+/* Reads stdin as fgets(buf, 100, stdin) would; the lines at hand form a
+ * batch, answered and flushed before each read that may block (so a
+ * program feeding one address at a time gets each answer at once). */
 static int from_stdin(struct a2l *a)
 {
     static char buf[IN_BUF];
@@ -149,6 +186,9 @@ static int from_stdin(struct a2l *a)
             memmove(buf, buf + pos, avail);
             have = avail;
             pos = 0;
+            rc = run_batch(a);
+            if (rc != EXIT_CLEAN)
+                return rc;
             if (flush_out(a) != 0)
                 return EXIT_FATAL;
             n = read(STDIN_FILENO, buf + have, sizeof buf - have);
@@ -167,6 +207,9 @@ static int from_stdin(struct a2l *a)
         if (rc != EXIT_CLEAN)
             return rc;
     }
+    rc = run_batch(a);
+    if (rc != EXIT_CLEAN)
+        return rc;
     return flush_out(a) == 0 ? EXIT_CLEAN : EXIT_FATAL;
 }
 
@@ -277,7 +320,7 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
     }
     /* the units' index is built on the other cores while the first
      * addresses are looked up (a lookup waits for or builds what it needs) */
-    (void)repro_sym_module_build_background(a.mod, &err);
+    if (!getenv("NOBG")) (void)repro_sym_module_build_background(a.mod, &err);
     repro_error_clear(&err);
     repro_buf_init(&a.out, 256u * 1024 * 1024);
     repro_sym_result_init(&a.res);
@@ -287,6 +330,8 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
     } else {
         for (i = optind; i < argc && rc == EXIT_CLEAN; i++)
             rc = one(&a, argv[i]);
+        if (rc == EXIT_CLEAN)
+            rc = run_batch(&a);
         if (rc == EXIT_CLEAN && flush_out(&a) != 0)
             rc = EXIT_FATAL;
     }
@@ -296,6 +341,7 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
         print_stats(a.mod, repro_mono_ns() - t0);
     repro_buf_release(&a.out);
     repro_sym_session_free(s);
+    free(a.addrs);
     free(dirs);
     return rc;
 }

@@ -22,6 +22,7 @@
  */
 #include "sym_internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -155,73 +156,19 @@ static int ensure_built(struct repro_sym_module *m, struct sym_unit *u, struct r
 int repro_sym_module_build_all(struct repro_sym_module *m, struct repro_error *err)
 {
     size_t i;
+    /* share the in-order claims with the workers (waiting on a unit one of
+     * them builds would serialize the two), then wait for what they hold */
+    while ((i = atomic_fetch_add(&m->bg_next, 1)) < m->n_units) {
+        int rc = unit_build(m, &m->units[i], err);
+        if (rc != REPRO_OK)
+            return rc;
+    }
     for (i = 0; i < m->n_units; i++) {
         int rc = ensure_built(m, &m->units[i], err);
         if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
             return rc;
     }
     return REPRO_OK;
-}
-
-/* A background builder: claims units in .debug_info order (which is
- * address order for the usual link) until none is left, the module is
- * being freed, or memory runs out (lookups then build what they need). */
-static void *bg_main(void *arg)
-{
-    struct repro_sym_module *m = arg;
-    while (!atomic_load_explicit(&m->bg_stop, memory_order_relaxed)) {
-        struct repro_error e = {0};
-        size_t i = atomic_fetch_add(&m->bg_next, 1);
-        if (i >= m->n_units)
-            break;
-        if (atomic_load_explicit(&m->units[i].state, memory_order_relaxed) != UNIT_NEW)
-            continue;
-        if (unit_build(m, &m->units[i], &e) != REPRO_OK)
-            break;
-    }
-    return NULL;
-}
-
-int repro_sym_module_build_background(struct repro_sym_module *m, struct repro_error *err)
-{
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t want, k;
-    int rc = REPRO_OK;
-
-    if (!m->has_dwarf || m->n_units == 0 || cores < 2)
-        return REPRO_OK;
-    want = cores - 1 < 3 ? (size_t)(cores - 1) : 3;
-    pthread_mutex_lock(&m->ulock);
-    if (!m->bg_started) {
-        m->bg_started = 1;
-        for (k = 0; k < want; k++) {
-            int e = pthread_create(&m->bg_th[k], NULL, bg_main, m);
-            if (e != 0) {
-                if (k == 0)
-                    rc = repro_error_set(err, REPRO_E_NOMEM,
-                                         "cannot start a thread to build the index: %s",
-                                         strerror(e));
-                break;
-            }
-            m->n_bg++;
-        }
-    }
-    pthread_mutex_unlock(&m->ulock);
-    return rc;
-}
-
-void repro__bg_stop(struct repro_sym_module *m)
-{
-    size_t k, n;
-    if (!m->ulock_init)
-        return;
-    pthread_mutex_lock(&m->ulock);
-    n = m->n_bg;
-    m->n_bg = 0;
-    pthread_mutex_unlock(&m->ulock);
-    atomic_store(&m->bg_stop, 1);
-    for (k = 0; k < n; k++)
-        pthread_join(m->bg_th[k], NULL);
 }
 
 void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_stats *st)
@@ -242,18 +189,24 @@ void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_s
                 + st->n_symbols * sizeof(struct sym_elfsym);
 }
 
-/* Last element with key <= addr in an array sorted by key; n > 0. */
+/* Number of elements with key <= addr in an array sorted by key (so the
+ * last such element is out - 1). Branchless: the halving step compiles to
+ * a conditional move, so a search costs its loads and no mispredicted
+ * branches (random addresses make every branch of a plain binary search a
+ * coin toss). */
 #define UPPER_LE(arr, n, field, addr, out)                                  \
     do {                                                                    \
-        size_t lo_ = 0, hi_ = (n);                                          \
-        while (lo_ < hi_) {                                                 \
-            size_t mid_ = lo_ + (hi_ - lo_) / 2;                            \
-            if ((arr)[mid_].field <= (addr))                                \
-                lo_ = mid_ + 1;                                             \
-            else                                                            \
-                hi_ = mid_;                                                 \
+        size_t n_ = (n), b_ = 0;                                            \
+        if (n_ == 0) {                                                      \
+            (out) = 0;                                                      \
+            break;                                                          \
         }                                                                   \
-        (out) = lo_;                                                        \
+        while (n_ > 1) {                                                    \
+            size_t half_ = n_ / 2;                                          \
+            b_ = (arr)[b_ + half_].field <= (addr) ? b_ + half_ : b_;       \
+            n_ -= half_;                                                    \
+        }                                                                   \
+        (out) = b_ + ((arr)[b_].field <= (addr));                           \
     } while (0)
 
 struct hit {
@@ -277,19 +230,31 @@ static void unit_lookup(const struct sym_unit *u, uint64_t addr, struct hit *h)
         h->row = &u->rows[k - 1];
 }
 
-static int dwarf_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
-                        struct hit *h, struct repro_error *err)
+/* What a lookup finds without looking at (or changing) the binutils
+ * history: the section, the unit/function/row hit, and the units visited
+ * (binutils has decoded them once this lookup happened). Computed by
+ * resolve() on any thread; finish() applies it in input order. */
+#define PRE_TOUCH 4
+struct sym_pre {
+    uint64_t addr;
+    const struct sym_section *sec;
+    struct hit h;
+    uint32_t touched[PRE_TOUCH];
+    uint8_t n_touched;
+    uint8_t overflow; /* visited more units than touched[] holds */
+    int rc;           /* REPRO_OK or the error of building a unit */
+};
+
+/* The unit map part of a DWARF lookup: the first unit whose range holds
+ * addr and that knows a line or a function for it. With mark, the visited
+ * units are marked decoded now; without, they are recorded in p. */
+static int dwarf_find(struct repro_sym_module *m, unsigned flags, struct sym_pre *p, int mark,
+                      struct repro_error *err)
 {
-    size_t lo = 0, hi = m->n_uranges, i;
-    memset(h, 0, sizeof *h);
+    uint64_t addr = p->addr;
+    size_t lo, i;
     /* first range whose running maximum end lies above addr */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->uranges[mid].hi_max <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    UPPER_LE(m->uranges, m->n_uranges, hi_max, addr, lo);
     for (i = lo; i < m->n_uranges && m->uranges[i].lo <= addr; i++) {
         struct sym_unit *u;
         int rc;
@@ -301,29 +266,56 @@ static int dwarf_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flag
             continue;
         if (rc != REPRO_OK)
             return rc;
-        if ((flags & REPRO_SYM_BINUTILS) && !atomic_load_explicit(&u->bu_touched,
-                                                                  memory_order_relaxed))
+        if (!(flags & REPRO_SYM_BINUTILS))
+            ;
+        else if (mark)
             atomic_store_explicit(&u->bu_touched, 1, memory_order_relaxed);
-        unit_lookup(u, addr, h);
-        if (h->f != NULL || h->row != NULL)
+        else if (p->n_touched < PRE_TOUCH)
+            p->touched[p->n_touched++] = m->uranges[i].unit;
+        else
+            p->overflow = 1;
+        unit_lookup(u, addr, &p->h);
+        if (p->h.f != NULL || p->h.row != NULL)
             return REPRO_OK;
     }
-    if (flags & REPRO_SYM_BINUTILS) {
-        /* binutils also finds a unit it has decoded through its line
-         * sequences and function ranges (padding between functions) */
-        for (i = 0; i < m->n_units; i++) {
-            struct sym_unit *u = &m->units[i];
-            if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed)
-                || atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_BUILT
-                || addr < u->ext_lo || addr >= u->ext_hi)
-                continue;
-            unit_lookup(u, addr, h);
-            if (h->f != NULL || h->row != NULL)
-                return REPRO_OK;
-        }
+    memset(&p->h, 0, sizeof p->h);
+    return REPRO_OK;
+}
+
+/* binutils also finds a unit it has decoded through its line sequences and
+ * function ranges (padding between functions): depends on the history. */
+static void dwarf_find_decoded(struct repro_sym_module *m, uint64_t addr, struct hit *h)
+{
+    size_t i;
+    for (i = 0; i < m->n_units; i++) {
+        struct sym_unit *u = &m->units[i];
+        if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed)
+            || atomic_load_explicit(&u->state, memory_order_acquire) != UNIT_BUILT
+            || addr < u->ext_lo || addr >= u->ext_hi)
+            continue;
+        unit_lookup(u, addr, h);
+        if (h->f != NULL || h->row != NULL)
+            return;
     }
     memset(h, 0, sizeof *h);
-    return REPRO_OK;
+}
+
+/* Fills p for addr without touching the binutils history unless mark. */
+static int resolve(struct repro_sym_module *m, uint64_t addr, unsigned flags, struct sym_pre *p,
+                   int mark, struct repro_error *err)
+{
+    size_t i;
+    memset(p, 0, sizeof *p);
+    p->addr = addr;
+    for (i = 0; i < m->n_sections; i++)
+        if (addr >= m->sections[i].addr && addr - m->sections[i].addr < m->sections[i].size) {
+            p->sec = &m->sections[i];
+            break;
+        }
+    if (p->sec == NULL || !m->has_dwarf)
+        return REPRO_OK;
+    p->rc = dwarf_find(m, flags, p, mark, err);
+    return p->rc;
 }
 
 static const char *func_name(struct sym_func *f, unsigned flags)
@@ -355,13 +347,16 @@ static void set_func(struct repro_sym_frame *fr, struct sym_func *f, unsigned fl
     fr->demangled = func_name(f, flags);
 }
 
-int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
-                            struct repro_sym_result *r, struct repro_error *err)
+/* Turns p into r in input order: applies and consults the binutils
+ * history, names the frames, walks the inline chain. */
+static int finish(struct repro_sym_module *m, struct sym_pre *p, unsigned flags,
+                  struct repro_sym_result *r, struct repro_error *err)
 {
-    const struct sym_section *sec = NULL;
+    const struct sym_section *sec;
     struct repro_sym_frame *fr = &r->frames[0];
     struct hit h;
     const struct sym_elfsym *s = NULL;
+    const uint64_t addr = p->addr;
     int found = 0, rc;
     size_t i;
 
@@ -370,20 +365,23 @@ int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned 
     r->n_frames = 0;
     r->truncated = 0;
     memset(fr, 0, sizeof *fr);
-    for (i = 0; i < m->n_sections; i++)
-        if (addr >= m->sections[i].addr && addr - m->sections[i].addr < m->sections[i].size) {
-            sec = &m->sections[i];
-            break;
-        }
-    if (sec == NULL)
-        return REPRO_OK;
-    memset(&h, 0, sizeof h);
-    if (m->has_dwarf) {
-        struct sym_func *f;
-        rc = dwarf_lookup(m, addr, flags, &h, err);
+    if (p->rc != REPRO_OK || p->overflow) {
+        /* again here, in order (and for the error message) */
+        rc = resolve(m, addr, flags, p, 1, err);
         if (rc != REPRO_OK)
             return rc;
-        f = (struct sym_func *)h.f;
+    } else {
+        for (i = 0; i < p->n_touched; i++)
+            atomic_store_explicit(&m->units[p->touched[i]].bu_touched, 1, memory_order_relaxed);
+    }
+    sec = p->sec;
+    if (sec == NULL)
+        return REPRO_OK;
+    h = p->h;
+    if (m->has_dwarf && h.f == NULL && h.row == NULL && (flags & REPRO_SYM_BINUTILS))
+        dwarf_find_decoded(m, addr, &h);
+    if (m->has_dwarf) {
+        struct sym_func *f = (struct sym_func *)h.f;
         found = f != NULL || h.row != NULL;
         if (h.row != NULL) {
             fr->file = h.u->files[h.row->file];
@@ -430,7 +428,7 @@ int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned 
     if (h.f != NULL && h.f->inlined) {
         const struct sym_func *f = h.f;
         while (f->inlined && f->parent != SYM_NONE) {
-            struct sym_func *p = &h.u->funcs[f->parent];
+            struct sym_func *par = &h.u->funcs[f->parent];
             struct repro_sym_frame *o;
             if (r->n_frames >= REPRO_SYM_MAX_FRAMES) {
                 r->truncated = 1;
@@ -438,14 +436,241 @@ int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned 
             }
             r->frames[r->n_frames - 1].inlined = 1;
             o = &r->frames[r->n_frames++];
-            set_func(o, p, flags);
+            set_func(o, par, flags);
             o->file = f->call_file;
             o->line = f->call_line;
             o->column = f->call_column;
             o->discriminator = 0;
             o->inlined = 0;
-            f = p;
+            f = par;
         }
     }
     return REPRO_OK;
+}
+
+int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
+                            struct repro_sym_result *r, struct repro_error *err)
+{
+    struct sym_pre p;
+    int rc = resolve(m, addr, flags, &p, 1, err);
+    if (rc != REPRO_OK) {
+        r->addr = addr;
+        r->status = REPRO_SYM_NOT_FOUND;
+        r->n_frames = 0;
+        r->truncated = 0;
+        memset(&r->frames[0], 0, sizeof r->frames[0]);
+        return rc;
+    }
+    return finish(m, &p, flags, r, err);
+}
+
+/* ---- many addresses: resolved on every core, finished in order ---------- */
+
+#define PRE_CHUNK 256
+
+struct pre_batch {
+    struct repro_sym_module *m;
+    const uint64_t *addrs;
+    size_t n, n_chunks;
+    unsigned flags;
+    struct sym_pre *pre;
+    _Atomic uint8_t *ready; /* per chunk: resolved (release) */
+    _Atomic size_t next;    /* next chunk to claim */
+    _Atomic int stop;
+};
+
+/* Claims the next chunk and resolves it; 0 when none was left. */
+static int resolve_next(struct pre_batch *b)
+{
+    size_t c = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed), i, end;
+    if (c >= b->n_chunks)
+        return 0;
+    end = (c + 1) * PRE_CHUNK < b->n ? (c + 1) * PRE_CHUNK : b->n;
+    for (i = c * PRE_CHUNK; i < end; i++) {
+        struct repro_error e = {0};
+        /* an error is kept in pre[i].rc: finish() redoes that address */
+        (void)resolve(b->m, b->addrs[i], b->flags, &b->pre[i], 0, &e);
+    }
+    atomic_store_explicit(&b->ready[c], 1, memory_order_release);
+    return 1;
+}
+
+/* Offers b to the module's workers; 1 when they may now help. */
+static int publish_batch(struct repro_sym_module *m, struct pre_batch *b)
+{
+    int ok = 0;
+    pthread_mutex_lock(&m->ulock);
+    if (m->n_bg > 0 && m->batch == NULL) {
+        m->batch = b;
+        ok = 1;
+        pthread_cond_broadcast(&m->wcond);
+    }
+    pthread_mutex_unlock(&m->ulock);
+    return ok;
+}
+
+/* Takes b back: no worker is inside it on return. */
+static void retract_batch(struct repro_sym_module *m, struct pre_batch *b)
+{
+    atomic_store(&b->stop, 1);
+    pthread_mutex_lock(&m->ulock);
+    m->batch = NULL;
+    while (m->batch_refs > 0)
+        pthread_cond_wait(&m->wcond, &m->ulock);
+    pthread_mutex_unlock(&m->ulock);
+}
+
+int repro_sym_module_lookup_each(struct repro_sym_module *m, const uint64_t *addrs, size_t n,
+                                 unsigned flags, struct repro_sym_result *r,
+                                 int (*emit)(void *ctx, const struct repro_sym_result *r),
+                                 void *ctx, struct repro_error *err)
+{
+    struct pre_batch b;
+    size_t c, i;
+    int rc = REPRO_OK, shared = 0;
+
+    memset(&b, 0, sizeof b);
+    b.n_chunks = (n + PRE_CHUNK - 1) / PRE_CHUNK;
+    if (b.n_chunks >= 2 && m->has_dwarf && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+        struct repro_error e = {0};
+        /* the workers: they also build the units no address needs yet */
+        (void)repro_sym_module_build_background(m, &e);
+        if (m->n_bg > 0) {
+            b.pre = repro_malloc(n * sizeof *b.pre);
+            b.ready = repro_calloc(b.n_chunks, sizeof *b.ready);
+        }
+    }
+    if (b.pre == NULL || b.ready == NULL) {
+        /* one by one on this thread (small batch, one core, no memory) */
+        repro_free(b.pre);
+        repro_free((void *)b.ready);
+        for (i = 0; i < n && rc == REPRO_OK; i++) {
+            rc = repro_sym_module_lookup(m, addrs[i], flags, r, err);
+            if (rc == REPRO_OK)
+                rc = emit(ctx, r);
+        }
+        return rc;
+    }
+    b.m = m;
+    b.addrs = addrs;
+    b.n = n;
+    b.flags = flags;
+    atomic_init(&b.next, 0);
+    atomic_init(&b.stop, 0);
+    shared = publish_batch(m, &b);
+    for (c = 0; c < b.n_chunks && rc == REPRO_OK; c++) {
+        size_t end = (c + 1) * PRE_CHUNK < n ? (c + 1) * PRE_CHUNK : n;
+        /* help while chunk c is resolved elsewhere; wait when nothing is left */
+        while (!atomic_load_explicit(&b.ready[c], memory_order_acquire))
+            if (!resolve_next(&b))
+                sched_yield();
+        for (i = c * PRE_CHUNK; i < end && rc == REPRO_OK; i++) {
+            rc = finish(m, &b.pre[i], flags, r, err);
+            if (rc == REPRO_OK)
+                rc = emit(ctx, r);
+        }
+    }
+    if (shared)
+        retract_batch(m, &b);
+    repro_free(b.pre);
+    repro_free((void *)b.ready);
+    return rc;
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+/* A worker: helps with the published batch while it has chunks left,
+ * otherwise claims the next unit in .debug_info order (address order for
+ * the usual link) and builds it; with nothing to do (every unit claimed,
+ * or memory ran out: lookups then build what they need) it waits for a
+ * batch or the module's end. */
+static void *bg_main(void *arg)
+{
+    struct repro_sym_module *m = arg;
+    int building = 1;
+    for (;;) {
+        struct pre_batch *b = NULL;
+        size_t i;
+        pthread_mutex_lock(&m->ulock);
+        for (;;) {
+            if (atomic_load(&m->bg_stop))
+                break;
+            if (m->batch != NULL && !atomic_load(&m->batch->stop)
+                && atomic_load_explicit(&m->batch->next, memory_order_relaxed)
+                       < m->batch->n_chunks) {
+                b = m->batch;
+                m->batch_refs++;
+                break;
+            }
+            if (building)
+                break;
+            pthread_cond_wait(&m->wcond, &m->ulock);
+        }
+        pthread_mutex_unlock(&m->ulock);
+        if (atomic_load(&m->bg_stop))
+            break;
+        if (b != NULL) {
+            while (!atomic_load_explicit(&b->stop, memory_order_relaxed) && resolve_next(b))
+                ;
+            pthread_mutex_lock(&m->ulock);
+            if (--m->batch_refs == 0)
+                pthread_cond_broadcast(&m->wcond);
+            pthread_mutex_unlock(&m->ulock);
+            continue;
+        }
+        i = atomic_fetch_add(&m->bg_next, 1);
+        if (i >= m->n_units) {
+            building = 0;
+            continue;
+        }
+        if (atomic_load_explicit(&m->units[i].state, memory_order_relaxed) == UNIT_NEW) {
+            struct repro_error e = {0};
+            if (unit_build(m, &m->units[i], &e) != REPRO_OK)
+                building = 0;
+        }
+    }
+    return NULL;
+}
+
+int repro_sym_module_build_background(struct repro_sym_module *m, struct repro_error *err)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want, k;
+    int rc = REPRO_OK;
+
+    if (!m->has_dwarf || m->n_units == 0 || cores < 2)
+        return REPRO_OK;
+    want = cores - 1 < 3 ? (size_t)(cores - 1) : 3;
+    pthread_mutex_lock(&m->ulock);
+    if (!m->bg_started) {
+        m->bg_started = 1;
+        for (k = 0; k < want; k++) {
+            int e = pthread_create(&m->bg_th[k], NULL, bg_main, m);
+            if (e != 0) {
+                if (k == 0)
+                    rc = repro_error_set(err, REPRO_E_NOMEM,
+                                         "cannot start a thread to build the index: %s",
+                                         strerror(e));
+                break;
+            }
+            m->n_bg++;
+        }
+    }
+    pthread_mutex_unlock(&m->ulock);
+    return rc;
+}
+
+void repro__bg_stop(struct repro_sym_module *m)
+{
+    size_t k, n;
+    if (!m->ulock_init)
+        return;
+    pthread_mutex_lock(&m->ulock);
+    n = m->n_bg;
+    m->n_bg = 0;
+    atomic_store(&m->bg_stop, 1);
+    pthread_cond_broadcast(&m->wcond);
+    pthread_mutex_unlock(&m->ulock);
+    for (k = 0; k < n; k++)
+        pthread_join(m->bg_th[k], NULL);
 }

@@ -1,55 +1,41 @@
 /*
  * Decompression of a debug file's DWARF sections at open: SHF_COMPRESSED
- * (ELFCOMPRESS_ZLIB) and GNU .zdebug_* sections are inflated with zlib
- * straight from the file's mapping, the biggest first, on up to one thread
- * per core (a thread per section: .debug_info alone is about two thirds of
- * libc's 8.5 MB). libelf's elf_compress() would inflate them one after
- * the other and copy each section first.
+ * (ELFCOMPRESS_ZLIB) and GNU .zdebug_* sections are inflated with
+ * libdeflate straight from the file's mapping, the biggest first, on up to
+ * one thread per core (a thread per section: .debug_info alone is about
+ * two thirds of libc's 8.5 MB). libelf's elf_compress() would inflate them
+ * one after the other with zlib and copy each section first; libdeflate
+ * inflates a whole buffer of known size 2-3x faster than zlib's streaming
+ * inflate (libc's .debug_info: 10 ms instead of 23 ms here), and that
+ * section is on the critical path of every cold start.
  *
  * The zlib header is checked and the deflate stream inflated raw: the
  * adler32 of the output (a tenth of inflate's time) is not verified. The
  * output must have exactly the size the section header announces and the
- * stream must end there; anything else (zstd, a bad stream) fails the job
- * and the caller falls back to libelf.
+ * stream must end there; anything else (zstd, a bad stream, no memory for
+ * the decompressor) fails the job and the caller falls back to libelf.
  */
 #include "sym_internal.h"
 
+#include <libdeflate.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <zlib.h>
 
 static int inflate_job(struct repro__dw_zjob *j)
 {
-    z_stream z;
+    struct libdeflate_decompressor *d;
     const uint8_t *p = j->src;
-    int rc;
+    size_t got = 0;
+    enum libdeflate_result rc;
     if (j->src_len < 2 || (p[0] & 0x0f) != 8 || (p[0] >> 4) > 7 || ((p[0] << 8) | p[1]) % 31 != 0
         || (p[1] & 0x20))
         return -1;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, -15) != Z_OK)
-        goto fail;
-    z.next_in = (Bytef *)(p + 2);
-    z.next_out = j->dst;
-    rc = Z_OK;
-    /* avail_in/avail_out are 32-bit: feed at most 1 GiB at a time */
-    while (rc == Z_OK) {
-        size_t in_left = j->src_len - 2 - (size_t)((const uint8_t *)z.next_in - (p + 2));
-        size_t out_left = j->dst_len - (size_t)(z.next_out - j->dst);
-        z.avail_in = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
-        z.avail_out = (uInt)(out_left > (1u << 30) ? (1u << 30) : out_left);
-        if (z.avail_out == 0 || z.avail_in == 0)
-            break;
-        rc = inflate(&z, Z_FINISH);
-        if (rc == Z_BUF_ERROR)
-            rc = Z_OK; /* more input or output to come */
-    }
-    inflateEnd(&z);
-    if (rc != Z_STREAM_END || (size_t)(z.next_out - j->dst) != j->dst_len)
-        goto fail;
-    return 0;
-fail:
-    return -1;
+    d = libdeflate_alloc_decompressor();
+    if (d == NULL)
+        return -1;
+    rc = libdeflate_deflate_decompress(d, p + 2, j->src_len - 2, j->dst, j->dst_len, &got);
+    libdeflate_free_decompressor(d);
+    return rc == LIBDEFLATE_SUCCESS && got == j->dst_len ? 0 : -1;
 }
 
 static void zrun(struct repro__dw_zpool *p)

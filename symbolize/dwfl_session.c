@@ -172,6 +172,7 @@ static void module_free(struct repro_sym_module *m)
     repro_free(m->debug_path);
     repro_free(m->path);
     if (m->ulock_init) {
+        pthread_cond_destroy(&m->wcond);
         pthread_cond_destroy(&m->ucond);
         pthread_mutex_destroy(&m->ulock);
     }
@@ -453,6 +454,14 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
         return repro_error_set(err, REPRO_E_NOMEM, "out of memory opening '%s'", path);
     }
     if (pthread_cond_init(&m->ucond, NULL) != 0) {
+        pthread_mutex_destroy(&m->ulock);
+        repro_free(m);
+        elf_end(elf);
+        close(fd);
+        return repro_error_set(err, REPRO_E_NOMEM, "out of memory opening '%s'", path);
+    }
+    if (pthread_cond_init(&m->wcond, NULL) != 0) {
+        pthread_cond_destroy(&m->ucond);
         pthread_mutex_destroy(&m->ulock);
         repro_free(m);
         elf_end(elf);

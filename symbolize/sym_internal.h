@@ -248,6 +248,8 @@ struct sym_unit {
     size_t n_files;
 };
 
+struct pre_batch; /* addr_index.c */
+
 struct sym_urange {
     uint64_t lo, hi;
     uint64_t hi_max; /* running maximum of hi over [0..i] */
@@ -355,12 +357,17 @@ struct repro_sym_module {
     pthread_cond_t ucond;
     int ulock_init;
     _Atomic unsigned n_waiters;
-    /* background building (repro_sym_module_build_background) */
+    /* workers (repro_sym_module_build_background): they help with the
+     * batch of repro_sym_module_lookup_each() in progress, else build the
+     * units in .debug_info order, else wait on wcond (under ulock) */
     pthread_t bg_th[3];
     size_t n_bg;
     int bg_started;
     _Atomic int bg_stop;
     _Atomic size_t bg_next;
+    pthread_cond_t wcond;      /* a batch was published, a worker left one, or stop */
+    struct pre_batch *batch;   /* the batch workers may help with (ulock) */
+    unsigned batch_refs;       /* workers inside it (ulock) */
     /* stats */
     uint64_t open_t0;       /* repro_mono_ns() when the open began */
     _Atomic uint64_t index_ns; /* open start → every unit built; 0 until then */

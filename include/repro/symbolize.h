@@ -97,21 +97,23 @@ size_t repro_sym_module_build_id(const struct repro_sym_module *m, uint8_t *buf,
 
 /*
  * Builds the index of every unit now instead of on first use (benchmarks,
- * long-running symbolizers). Returns REPRO_OK or REPRO_E_NOMEM; malformed
+ * long-running symbolizers), together with the workers when they run.
+ * Returns REPRO_OK or REPRO_E_NOMEM; malformed
  * units are skipped (counted in stats). Thread-safe.
  */
 int repro_sym_module_build_all(struct repro_sym_module *m, struct repro_error *err);
 
 /*
- * Starts building every unit's index in the background, on up to one
- * thread per core but one (three at most; none on a single core), in
- * .debug_info order, while lookups go on: a lookup that needs a unit a
- * builder is working on waits for it, one that needs a unit nobody has
- * claimed builds it itself. Results are the same as with lazy building.
- * Idempotent; the threads end when every unit is built and are joined by
- * repro_sym_session_free(). Returns REPRO_OK (also when there is nothing
- * to build) or REPRO_E_NOMEM when no thread could be started (lookups then
- * build lazily). Thread-safe.
+ * Starts the module's workers: up to one thread per core but one (three at
+ * most; none on a single core). They help with the batch of
+ * repro_sym_module_lookup_each() in progress, else build the units' index
+ * in .debug_info order while lookups go on (a lookup that needs a unit a
+ * worker is building waits for it, one that needs a unit nobody has
+ * claimed builds it itself), else sleep until a batch comes. Results are
+ * the same as with lazy building. Idempotent; the threads are stopped and
+ * joined by repro_sym_session_free(). Returns REPRO_OK (also when there is
+ * nothing to build) or REPRO_E_NOMEM when no thread could be started
+ * (lookups then build lazily). Thread-safe.
  */
 int repro_sym_module_build_background(struct repro_sym_module *m, struct repro_error *err);
 
@@ -211,6 +213,24 @@ void repro_sym_result_init(struct repro_sym_result *r);
  */
 int repro_sym_module_lookup(struct repro_sym_module *m, uint64_t addr, unsigned flags,
                             struct repro_sym_result *r, struct repro_error *err);
+
+/*
+ * Symbolizes addrs[0..n) as repro_sym_module_lookup() would one after the
+ * other with r, calling emit(ctx, r) for each in input order (stops at the
+ * first error emit returns, and returns it). The history-free part of each
+ * lookup (section, unit map, the unit's searches, building units) runs on
+ * up to one thread per core, in chunks; naming and the binutils history
+ * (REPRO_SYM_BINUTILS) are applied on the calling thread in input order,
+ * so the answers equal the sequential ones. Starts the module's workers
+ * (repro_sym_module_build_background) for a batch of two chunks or more.
+ * Small batches, one core or no memory for the batch: one by one on the
+ * calling thread.
+ * Returns REPRO_OK, REPRO_E_NOMEM or emit's error.
+ */
+int repro_sym_module_lookup_each(struct repro_sym_module *m, const uint64_t *addrs, size_t n,
+                                 unsigned flags, struct repro_sym_result *r,
+                                 int (*emit)(void *ctx, const struct repro_sym_result *r),
+                                 void *ctx, struct repro_error *err);
 
 /* ---- binutils addr2line output ------------------------------------------ */
 

@@ -10,8 +10,11 @@
  *  - bad files: missing, a directory, empty, garbage, a truncated ELF, a
  *    stripped copy (symbol table only), randomly damaged copies of a small
  *    program (no crash, no leak under ASan);
+ *  - many lookups at once (repro_sym_module_lookup_each) equal the same
+ *    lookups one by one, binutils history included;
  *  - allocation failures: the N-th allocation fails, for every N, over
- *    session creation, open, building every unit and lookups: each ends in
+ *    session creation, open, a batch of lookups, building every unit and
+ *    lookups: each ends in
  *    a clean REPRO_E_NOMEM (or success), never a crash or a leak;
  *  - the binutils output format on hand-made results.
  * A small program is compiled at test time with cc (skipped when absent);
@@ -283,6 +286,122 @@ static void test_background(void **state)
     repro_sym_session_free(sb);
 }
 
+/* lookup_each's emit: formats into a buffer, counts, fails on request */
+struct emit_ctx {
+    struct repro_buf *out;
+    size_t n;
+    size_t fail_at; /* 0: never */
+    int failed;     /* formatting failed (out of memory) */
+};
+
+static int emit_fmt(void *ctx, const struct repro_sym_result *r)
+{
+    struct emit_ctx *e = ctx;
+    if (e->fail_at != 0 && e->n == e->fail_at)
+        return REPRO_E_LIMIT;
+    e->n++;
+    if (repro_sym_format_addr2line(e->out, r, REPRO_A2L_FUNCTIONS | REPRO_A2L_INLINES
+                                                  | REPRO_A2L_DEMANGLE | REPRO_A2L_ADDRESSES)
+        != REPRO_OK) {
+        e->failed = 1;
+        return REPRO_E_NOMEM;
+    }
+    return REPRO_OK;
+}
+
+/* repro_sym_module_lookup_each (lookups resolved on every core, finished
+ * in order) answers exactly what one-by-one lookups answer, binutils
+ * history included, over several batches on the same module; stops at the
+ * first error emit returns; small batches and empty ones work. */
+static void test_lookup_each(void **state)
+{
+    struct repro_sym_session *sa, *sb;
+    struct repro_sym_module *ma = open_self(&sa), *mb = open_self(&sb);
+    struct repro_sym_result *ra = malloc(sizeof *ra), *rb = malloc(sizeof *rb);
+    struct repro_buf ba, bb;
+    struct repro_error err = {0};
+    struct emit_ctx ea = {&ba, 0, 0, 0}, eb = {&bb, 0, 0, 0};
+    size_t n = 0, cap = 4 * ma->symtab_main.n + 64, i, k;
+    uint64_t *addrs = malloc(cap * sizeof *addrs), x = 0x9e3779b97f4a7c15ull;
+    unsigned flags[2] = {REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE, REPRO_SYM_DEMANGLE}, f;
+
+    (void)state;
+    assert_non_null(ra);
+    assert_non_null(rb);
+    assert_non_null(addrs);
+    /* inside functions (start, middle, last byte), padding, outside
+     * everything; shuffled so that the history depends on the order */
+    for (i = 0; i < ma->symtab_main.n; i++) {
+        const struct sym_elfsym *sy = &ma->symtab_main.syms[i];
+        addrs[n++] = sy->value;
+        addrs[n++] = sy->value + sy->size / 2;
+        addrs[n++] = sy->value + sy->size;
+    }
+    addrs[n++] = 0;
+    addrs[n++] = 1;
+    addrs[n++] = UINT64_MAX;
+    for (i = n - 1; i > 0; i--) {
+        uint64_t t;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        k = (size_t)(x % (i + 1));
+        t = addrs[i], addrs[i] = addrs[k], addrs[k] = t;
+    }
+    assert_true(n > 3 * 256); /* several chunks */
+    for (f = 0; f < 2; f++) {
+        repro_buf_init(&ba, 1u << 28);
+        repro_buf_init(&bb, 1u << 28);
+        repro_sym_result_init(ra);
+        repro_sym_result_init(rb);
+        /* two batches on the same modules: the second one finds the
+         * workers waiting and the history of the first */
+        for (k = 0; k < 2; k++) {
+            for (i = 0; i < n; i++) {
+                assert_int_equal(repro_sym_module_lookup(ma, addrs[i], flags[f], ra, &err),
+                                 REPRO_OK);
+                assert_int_equal(emit_fmt(&ea, ra), REPRO_OK);
+            }
+            assert_int_equal(repro_sym_module_lookup_each(mb, addrs, n, flags[f], rb, emit_fmt,
+                                                          &eb, &err),
+                             REPRO_OK);
+            assert_int_equal(ea.n, eb.n);
+            assert_int_equal(ba.len, bb.len);
+            assert_memory_equal(ba.data, bb.data, ba.len);
+        }
+        repro_buf_release(&ba);
+        repro_buf_release(&bb);
+        /* fresh modules for the other flags: the history is per module */
+        repro_sym_session_free(sa);
+        repro_sym_session_free(sb);
+        ma = open_self(&sa);
+        mb = open_self(&sb);
+        repro_sym_result_init(ra); /* its symbol cache pointed into the old ones */
+        repro_sym_result_init(rb);
+        ea.n = eb.n = 0;
+    }
+    /* emit fails halfway (in the third chunk): nothing more is emitted */
+    repro_buf_init(&bb, 1u << 28);
+    eb.n = 0;
+    eb.fail_at = n / 2 + 1;
+    assert_int_equal(repro_sym_module_lookup_each(mb, addrs, n, flags[0], rb, emit_fmt, &eb, &err),
+                     REPRO_E_LIMIT);
+    assert_int_equal(eb.n, n / 2 + 1);
+    /* small and empty batches (one by one on the calling thread) */
+    eb.fail_at = 0;
+    eb.n = 0;
+    assert_int_equal(repro_sym_module_lookup_each(mb, addrs, 3, flags[0], rb, emit_fmt, &eb, &err),
+                     REPRO_OK);
+    assert_int_equal(eb.n, 3);
+    assert_int_equal(repro_sym_module_lookup_each(mb, addrs, 0, flags[0], rb, emit_fmt, &eb, &err),
+                     REPRO_OK);
+    assert_int_equal(eb.n, 3);
+    repro_buf_release(&bb);
+    free(addrs);
+    free(ra);
+    free(rb);
+    repro_sym_session_free(sa);
+    repro_sym_session_free(sb);
+}
+
 /* ---- a small program built at test time ----------------------------------- */
 
 static const char *tiny_src =
@@ -372,7 +491,21 @@ static int exercise(const char *path, unsigned flags)
         struct repro_buf b;
         repro_buf_init(&b, 1 << 20);
         repro_sym_result_init(&r);
-        rc = repro_sym_module_build_all(m, &err);
+        /* a batch first (units built by the workers and the resolvers,
+         * allocation failures there included), then everything */
+        {
+            uint64_t addrs[0x3000 / 7 + 1];
+            struct emit_ctx ec = {&b, 0, 0, 0};
+            size_t n = 0;
+            for (a = 0; a < 0x3000; a += 7)
+                addrs[n++] = a;
+            rc = repro_sym_module_lookup_each(m, addrs, n, flags, &r, emit_fmt, &ec, &err);
+            if (ec.failed)
+                repro_error_set(&err, rc, "formatting failed");
+            repro_buf_reset(&b);
+        }
+        if (rc == REPRO_OK)
+            rc = repro_sym_module_build_all(m, &err);
         for (a = 0; a < 0x3000 && rc == REPRO_OK; a += 7) {
             rc = repro_sym_module_lookup(m, a, flags, &r, &err);
             if (rc == REPRO_OK) {
@@ -553,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_self_inline_chain),
         cmocka_unit_test(test_invariants),
         cmocka_unit_test(test_background),
+        cmocka_unit_test(test_lookup_each),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncated_and_damaged),
         cmocka_unit_test(test_alloc_failures),
