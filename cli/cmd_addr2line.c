@@ -318,9 +318,10 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
         free(dirs);
         return EXIT_FINDINGS;
     }
-    /* the units' index is built on the other cores while the first
-     * addresses are looked up (a lookup waits for or builds what it needs) */
-    if (!getenv("NOBG")) (void)repro_sym_module_build_background(a.mod, &err);
+    /* the workers: they resolve the batches of addresses with this thread
+     * and build the units' index in between (a lookup waits for or builds
+     * what it needs) */
+    (void)repro_sym_module_build_background(a.mod, &err);
     repro_error_clear(&err);
     repro_buf_init(&a.out, 256u * 1024 * 1024);
     repro_sym_result_init(&a.res);
