@@ -23,6 +23,7 @@
 #include "sym_internal.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -98,12 +99,18 @@ static int unit_build(struct repro_sym_module *m, struct sym_unit *u, struct rep
                 u->ext_lo = u->rows[k].addr < u->ext_lo ? u->rows[k].addr : u->ext_lo;
                 u->ext_hi = u->rows[k + 1].addr > u->ext_hi ? u->rows[k + 1].addr : u->ext_hi;
             }
+        /* (no memory for these: plain binary searches) */
+        repro__bkt_build(&u->seg_bkt, u->segs, u->n_segs, sizeof *u->segs,
+                         offsetof(struct sym_seg, lo));
+        repro__bkt_build(&u->row_bkt, u->rows, u->n_rows, sizeof *u->rows,
+                         offsetof(struct sym_row, addr));
     }
     t1 = repro_mono_ns();
     atomic_fetch_add(&m->units_ns, t1 - t0);
     if (rc == REPRO_OK) {
         size_t bytes = u->n_funcs * sizeof *u->funcs + u->n_segs * sizeof *u->segs
-                       + u->n_rows * sizeof *u->rows;
+                       + u->n_rows * sizeof *u->rows
+                       + ((size_t)u->seg_bkt.n + u->row_bkt.n) * sizeof(uint32_t);
         atomic_fetch_add(&m->n_funcs, u->n_funcs);
         atomic_fetch_add(&m->n_segs, u->n_segs);
         atomic_fetch_add(&m->n_rows, u->n_rows);
@@ -209,6 +216,78 @@ void repro_sym_module_stats(const struct repro_sym_module *m, struct repro_sym_s
         (out) = b_ + ((arr)[b_].field <= (addr));                           \
     } while (0)
 
+/* ---- bucket indexes ------------------------------------------------------ */
+
+#define BKT_KEY(arr, stride, off, k) (*(const uint64_t *)((const char *)(arr) + (k) * (stride) + (off)))
+
+void repro__bkt_build(struct sym_bkt *b, const void *arr, size_t n, size_t stride, size_t off)
+{
+    uint64_t lo, span;
+    size_t nb, i, k = 0;
+    unsigned shift = 6; /* 64-byte buckets: a few rows of code each */
+
+    memset(b, 0, sizeof *b);
+    if (n < 16 || n > UINT32_MAX)
+        return; /* a binary search over a few cache lines is as good */
+    lo = BKT_KEY(arr, stride, off, 0);
+    span = BKT_KEY(arr, stride, off, n - 1) - lo;
+    /* at most about four buckets per element, whatever the spread */
+    while (shift < 63 && (span >> shift) >= 4 * (uint64_t)n + 64)
+        shift++;
+    nb = (size_t)(span >> shift) + 1;
+    b->first = repro_malloc(nb * sizeof *b->first);
+    if (b->first == NULL)
+        return;
+    for (i = 0; i < nb; i++) {
+        uint64_t start = lo + ((uint64_t)i << shift);
+        while (k < n && BKT_KEY(arr, stride, off, k) < start)
+            k++;
+        b->first[i] = (uint32_t)k;
+    }
+    b->base = lo;
+    b->n = (uint32_t)nb;
+    b->shift = (uint8_t)shift;
+}
+
+void repro__bkt_free(struct sym_bkt *b)
+{
+    repro_free(b->first);
+    memset(b, 0, sizeof *b);
+}
+
+/* Number of elements with key <= addr (as UPPER_LE), through b. */
+#define BKT_UPPER_LE(bk, arr, cnt, field, addr, out)                                    \
+    do {                                                                             \
+        size_t lo2_ = 0, n2_ = (cnt), r2_;                                             \
+        if ((bk)->first != NULL) {                                                    \
+            uint64_t d_ = (addr) - (bk)->base;                                        \
+            size_t i2_ = (size_t)(d_ >> (bk)->shift);                                 \
+            if ((addr) < (bk)->base) {                                                \
+                n2_ = 0;                                                             \
+            } else if (d_ >> (bk)->shift >= (bk)->n) {                                 \
+                lo2_ = (cnt);                                                          \
+                n2_ = 0;                                                             \
+            } else {                                                                 \
+                lo2_ = (bk)->first[i2_];                                              \
+                n2_ = (i2_ + 1 < (bk)->n ? (bk)->first[i2_ + 1] : (cnt)) - lo2_;         \
+            }                                                                        \
+        }                                                                            \
+        UPPER_LE((arr) + lo2_, n2_, field, addr, r2_);                               \
+        (out) = lo2_ + r2_;                                                          \
+    } while (0)
+
+size_t repro__bkt_count_u64(const struct sym_bkt *b, const uint64_t *keys, size_t n,
+                            uint64_t addr)
+{
+    struct key1 {
+        uint64_t k;
+    };
+    const struct key1 *arr = (const struct key1 *)keys;
+    size_t out;
+    BKT_UPPER_LE(b, arr, n, k, addr, out);
+    return out;
+}
+
 struct hit {
     const struct sym_unit *u;
     const struct sym_func *f;
@@ -222,10 +301,10 @@ static void unit_lookup(const struct sym_unit *u, uint64_t addr, struct hit *h)
     h->u = u;
     h->f = NULL;
     h->row = NULL;
-    UPPER_LE(u->segs, u->n_segs, lo, addr, k);
+    BKT_UPPER_LE(&u->seg_bkt, u->segs, u->n_segs, lo, addr, k);
     if (k > 0 && u->segs[k - 1].func != SYM_NONE)
         h->f = &u->funcs[u->segs[k - 1].func];
-    UPPER_LE(u->rows, u->n_rows, addr, addr, k);
+    BKT_UPPER_LE(&u->row_bkt, u->rows, u->n_rows, addr, addr, k);
     if (k > 0 && u->rows[k - 1].file != SYM_GAP)
         h->row = &u->rows[k - 1];
 }
@@ -243,7 +322,22 @@ struct sym_pre {
     uint8_t n_touched;
     uint8_t overflow; /* visited more units than touched[] holds */
     int rc;           /* REPRO_OK or the error of building a unit */
+    /* h.row's fields, copied where the row is hot (the resolving thread),
+     * so that finishing touches neither the row nor the unit's file table */
+    const char *file;
+    uint32_t line, column, discriminator;
 };
+
+static void take_row(struct sym_pre *p)
+{
+    const struct sym_row *row = p->h.row;
+    if (row == NULL)
+        return;
+    p->file = p->h.u->files[row->file];
+    p->line = row->line;
+    p->column = row->column;
+    p->discriminator = row->discriminator;
+}
 
 /* The unit map part of a DWARF lookup: the first unit whose range holds
  * addr and that knows a line or a function for it. With mark, the visited
@@ -254,7 +348,7 @@ static int dwarf_find(struct repro_sym_module *m, unsigned flags, struct sym_pre
     uint64_t addr = p->addr;
     size_t lo, i;
     /* first range whose running maximum end lies above addr */
-    UPPER_LE(m->uranges, m->n_uranges, hi_max, addr, lo);
+    BKT_UPPER_LE(&m->urange_bkt, m->uranges, m->n_uranges, hi_max, addr, lo);
     for (i = lo; i < m->n_uranges && m->uranges[i].lo <= addr; i++) {
         struct sym_unit *u;
         int rc;
@@ -315,6 +409,7 @@ static int resolve(struct repro_sym_module *m, uint64_t addr, unsigned flags, st
     if (p->sec == NULL || !m->has_dwarf)
         return REPRO_OK;
     p->rc = dwarf_find(m, flags, p, mark, err);
+    take_row(p);
     return p->rc;
 }
 
@@ -377,17 +472,19 @@ static int finish(struct repro_sym_module *m, struct sym_pre *p, unsigned flags,
     sec = p->sec;
     if (sec == NULL)
         return REPRO_OK;
+    if (m->has_dwarf && p->h.f == NULL && p->h.row == NULL && (flags & REPRO_SYM_BINUTILS)) {
+        dwarf_find_decoded(m, addr, &p->h);
+        take_row(p);
+    }
     h = p->h;
-    if (m->has_dwarf && h.f == NULL && h.row == NULL && (flags & REPRO_SYM_BINUTILS))
-        dwarf_find_decoded(m, addr, &h);
     if (m->has_dwarf) {
         struct sym_func *f = (struct sym_func *)h.f;
         found = f != NULL || h.row != NULL;
         if (h.row != NULL) {
-            fr->file = h.u->files[h.row->file];
-            fr->line = h.row->line;
-            fr->column = h.row->column;
-            fr->discriminator = h.row->discriminator;
+            fr->file = p->file;
+            fr->line = p->line;
+            fr->column = p->column;
+            fr->discriminator = p->discriminator;
         }
         if (f != NULL && (f->is_linkage || atomic_load_explicit(&f->bu_done, memory_order_acquire)
                           || (!(flags & REPRO_SYM_BINUTILS) && f->name != NULL))) {

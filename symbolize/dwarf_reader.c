@@ -14,6 +14,8 @@
  */
 #include "sym_internal.h"
 
+#include <stddef.h>
+
 #include <sched.h>
 
 #include <dwarf.h>
@@ -871,5 +873,7 @@ int repro__units_load(struct repro_sym_module *m, struct repro_error *err)
         m->uranges[i].hi_max = i == 0 || m->uranges[i].hi > m->uranges[i - 1].hi_max
                                    ? m->uranges[i].hi
                                    : m->uranges[i - 1].hi_max;
+    repro__bkt_build(&m->urange_bkt, m->uranges, m->n_uranges, sizeof *m->uranges,
+                     offsetof(struct sym_urange, hi_max));
     return REPRO_OK;
 }

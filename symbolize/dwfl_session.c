@@ -124,6 +124,8 @@ void repro__unit_release(struct sym_unit *u)
     repro_free(u->segs);
     repro_free(u->rows);
     repro_free(u->files);
+    repro__bkt_free(&u->seg_bkt);
+    repro__bkt_free(&u->row_bkt);
     u->funcs = NULL;
     u->segs = NULL;
     u->rows = NULL;
@@ -153,6 +155,7 @@ static void module_free(struct repro_sym_module *m)
     }
     repro_free(m->units);
     repro_free(m->uranges);
+    repro__bkt_free(&m->urange_bkt);
     symtab_free_demangled(&m->symtab_main);
     symtab_free_demangled(&m->symtab_dbg);
     repro__symtab_release(&m->symtab_main);

@@ -202,6 +202,28 @@ struct sym_row {
     uint32_t discriminator;
 };
 
+/* A bucket index over a sorted array of 64-bit keys (addresses): bucket i
+ * covers [base + (i << shift), base + ((i + 1) << shift)) and holds the
+ * first element whose key is >= its start, so a search only has to look
+ * between two neighbouring buckets' entries: a cache line or two instead
+ * of every level of a binary search over the whole array (random
+ * addresses miss the cache at nearly every level). first == NULL: no
+ * index (small array or no memory), plain binary search. */
+struct sym_bkt {
+    uint64_t base;
+    uint32_t *first;
+    uint32_t n;
+    uint8_t shift;
+};
+/* Builds b over n elements of stride bytes whose key is the uint64_t at
+ * byte offset off (b is left empty when it would not pay or on ENOMEM). */
+void repro__bkt_build(struct sym_bkt *b, const void *arr, size_t n, size_t stride, size_t off);
+void repro__bkt_free(struct sym_bkt *b);
+/* Number of keys[0..n) <= addr through b (built over keys, stride 8):
+ * for tests of the bucket search. */
+size_t repro__bkt_count_u64(const struct sym_bkt *b, const uint64_t *keys, size_t n,
+                            uint64_t addr);
+
 /* unit states: NEW → BUILDING (claimed by one thread) → BUILT or FAILED
  * (or back to NEW when memory ran out) */
 enum { UNIT_NEW = 0, UNIT_BUILT = 1, UNIT_FAILED = 2, UNIT_BUILDING = 3 };
@@ -246,9 +268,12 @@ struct sym_unit {
     size_t n_rows;
     char **files;        /* binutils-joined names; entries may be NULL */
     size_t n_files;
+    struct sym_bkt seg_bkt, row_bkt; /* over segs[].lo and rows[].addr */
 };
 
 struct pre_batch; /* addr_index.c */
+
+
 
 struct sym_urange {
     uint64_t lo, hi;
@@ -350,6 +375,7 @@ struct repro_sym_module {
     size_t n_units;
     struct sym_urange *uranges;
     size_t n_uranges;
+    struct sym_bkt urange_bkt; /* over uranges[].hi_max */
     pthread_mutex_t *lock;  /* the session's */
     /* waiting for a unit another thread builds: ucond is broadcast when a
      * unit leaves UNIT_BUILDING while n_waiters > 0 */

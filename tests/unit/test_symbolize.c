@@ -10,6 +10,7 @@
  *  - bad files: missing, a directory, empty, garbage, a truncated ELF, a
  *    stripped copy (symbol table only), randomly damaged copies of a small
  *    program (no crash, no leak under ASan);
+ *  - the bucket index of the searches against a plain count;
  *  - many lookups at once (repro_sym_module_lookup_each) equal the same
  *    lookups one by one, binutils history included;
  *  - allocation failures: the N-th allocation fails, for every N, over
@@ -402,6 +403,50 @@ static void test_lookup_each(void **state)
     repro_sym_session_free(sb);
 }
 
+/* The bucket index answers what a binary search answers: sorted keys with
+ * duplicates, dense runs, far outliers (a span that forces wide buckets),
+ * every key and its neighbours, below and above everything. */
+static void test_bucket_index(void **state)
+{
+    uint64_t x = 0x243f6a8885a308d3ull;
+    size_t shape;
+    (void)state;
+    for (shape = 0; shape < 6; shape++) {
+        size_t n = shape == 0 ? 16 : 40 + shape * 977, i, j;
+        uint64_t *keys = malloc(n * sizeof *keys), base = shape == 5 ? UINT64_MAX - (1u << 20) : 0x1000;
+        struct sym_bkt b;
+        assert_non_null(keys);
+        for (i = 0; i < n; i++) {
+            uint64_t step;
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            step = shape == 1 ? x % 3 : shape == 2 ? 1 + x % 200 : (x % 64 == 0 ? 4096 : x % 16);
+            base += step;
+            keys[i] = base;
+        }
+        if (shape == 3) /* one far outlier */
+            keys[n - 1] = keys[n - 2] + (1ull << 40);
+        if (shape == 4) /* an outlier at the start too */
+            keys[0] = 0;
+        repro__bkt_build(&b, keys, n, sizeof *keys, 0);
+        assert_non_null(b.first);
+        assert_true(b.n <= 4 * n + 65);
+        for (i = 0; i < n; i++)
+            for (j = 0; j < 3; j++) {
+                uint64_t a = keys[i] + j - 1, want = 0;
+                size_t k;
+                for (k = 0; k < n; k++)
+                    want += keys[k] <= a;
+                assert_int_equal(repro__bkt_count_u64(&b, keys, n, a), want);
+            }
+        assert_int_equal(repro__bkt_count_u64(&b, keys, n, UINT64_MAX), keys[n - 1] <= UINT64_MAX ? n : 0);
+        if (keys[0] > 0)
+            assert_int_equal(repro__bkt_count_u64(&b, keys, n, keys[0] - 1), 0);
+        repro__bkt_free(&b);
+        assert_null(b.first);
+        free(keys);
+    }
+}
+
 /* ---- a small program built at test time ----------------------------------- */
 
 static const char *tiny_src =
@@ -687,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_invariants),
         cmocka_unit_test(test_background),
         cmocka_unit_test(test_lookup_each),
+        cmocka_unit_test(test_bucket_index),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncated_and_damaged),
         cmocka_unit_test(test_alloc_failures),
