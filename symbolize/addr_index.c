@@ -577,14 +577,64 @@ struct pre_batch {
 };
 
 /* Claims the next chunk and resolves it; 0 when none was left. */
+/* Software pipelining of a chunk's lookups: the three searches of a lookup
+ * are chains of dependent cache misses (unit -> bucket entry -> row), so
+ * for the address PF_DIST x 3 ahead the unit is prefetched, for the one
+ * PF_DIST x 2 ahead its bucket entries, for the one PF_DIST ahead the rows
+ * and segments they point to; each step only reads what the step before
+ * brought in. Hints only: a unit that is not built yet is skipped. */
+#define PF_DIST 4
+#define PF_RING 16 /* > 3 * PF_DIST, a power of two */
+
+static void prefetch_ahead(const struct repro_sym_module *m, const uint64_t *addrs, size_t i,
+                           size_t end, const struct sym_unit **ring)
+{
+    size_t j = i + 3 * PF_DIST, k;
+    const struct sym_unit *u;
+    if (j < end) {
+        uint64_t a = addrs[j];
+        BKT_UPPER_LE(&m->urange_bkt, m->uranges, m->n_uranges, hi_max, a, k);
+        u = k < m->n_uranges ? &m->units[m->uranges[k].unit] : NULL;
+        ring[j % PF_RING] = u;
+        if (u != NULL) {
+            __builtin_prefetch(u);
+            __builtin_prefetch((const char *)u + 64);
+        }
+    }
+    j = i + 2 * PF_DIST;
+    if (j < end && (u = ring[j % PF_RING]) != NULL
+        && atomic_load_explicit(&u->state, memory_order_acquire) == UNIT_BUILT) {
+        uint64_t a = addrs[j];
+        if (u->row_bkt.first != NULL && a >= u->row_bkt.base
+            && (a - u->row_bkt.base) >> u->row_bkt.shift < u->row_bkt.n)
+            __builtin_prefetch(&u->row_bkt.first[(a - u->row_bkt.base) >> u->row_bkt.shift]);
+        if (u->seg_bkt.first != NULL && a >= u->seg_bkt.base
+            && (a - u->seg_bkt.base) >> u->seg_bkt.shift < u->seg_bkt.n)
+            __builtin_prefetch(&u->seg_bkt.first[(a - u->seg_bkt.base) >> u->seg_bkt.shift]);
+    }
+    j = i + PF_DIST;
+    if (j < end && (u = ring[j % PF_RING]) != NULL
+        && atomic_load_explicit(&u->state, memory_order_acquire) == UNIT_BUILT) {
+        uint64_t a = addrs[j];
+        if (u->row_bkt.first != NULL && a >= u->row_bkt.base
+            && (a - u->row_bkt.base) >> u->row_bkt.shift < u->row_bkt.n)
+            __builtin_prefetch(&u->rows[u->row_bkt.first[(a - u->row_bkt.base) >> u->row_bkt.shift]]);
+        if (u->seg_bkt.first != NULL && a >= u->seg_bkt.base
+            && (a - u->seg_bkt.base) >> u->seg_bkt.shift < u->seg_bkt.n)
+            __builtin_prefetch(&u->segs[u->seg_bkt.first[(a - u->seg_bkt.base) >> u->seg_bkt.shift]]);
+    }
+}
+
 static int resolve_next(struct pre_batch *b)
 {
+    const struct sym_unit *ring[PF_RING] = {0};
     size_t c = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed), i, end;
     if (c >= b->n_chunks)
         return 0;
     end = (c + 1) * PRE_CHUNK < b->n ? (c + 1) * PRE_CHUNK : b->n;
     for (i = c * PRE_CHUNK; i < end; i++) {
         struct repro_error e = {0};
+        prefetch_ahead(b->m, b->addrs, i, end, ring);
         /* an error is kept in pre[i].rc: finish() redoes that address */
         (void)resolve(b->m, b->addrs[i], b->flags, &b->pre[i], 0, &e);
     }
@@ -662,6 +712,17 @@ int repro_sym_module_lookup_each(struct repro_sym_module *m, const uint64_t *add
             if (!resolve_next(&b))
                 sched_yield();
         for (i = c * PRE_CHUNK; i < end && rc == REPRO_OK; i++) {
+            /* the function and the strings of the answers ahead (two
+             * steps: the name needs the function) */
+            if (i + 2 * PF_DIST < end && b.pre[i + 2 * PF_DIST].h.f != NULL)
+                __builtin_prefetch(b.pre[i + 2 * PF_DIST].h.f);
+            if (i + PF_DIST < end) {
+                const struct sym_pre *q = &b.pre[i + PF_DIST];
+                if (q->file != NULL)
+                    __builtin_prefetch(q->file);
+                if (q->h.f != NULL && q->h.f->name != NULL)
+                    __builtin_prefetch(q->h.f->name);
+            }
             rc = finish(m, &b.pre[i], flags, r, err);
             if (rc == REPRO_OK)
                 rc = emit(ctx, r);

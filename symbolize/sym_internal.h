@@ -230,6 +230,17 @@ enum { UNIT_NEW = 0, UNIT_BUILT = 1, UNIT_FAILED = 2, UNIT_BUILDING = 3 };
 enum { DIE_NEW = 0, DIE_READ = 1, DIE_BAD = 2, DIE_READING = 3 };
 
 struct sym_unit {
+    /* index, valid once state == UNIT_BUILT; what a lookup reads comes
+     * first (two cache lines: the lookup prefetches them) */
+    _Atomic int state;
+    struct sym_seg *segs;
+    size_t n_segs;
+    struct sym_row *rows;
+    size_t n_rows;
+    struct sym_bkt seg_bkt, row_bkt; /* over segs[].lo and rows[].addr */
+    struct sym_func *funcs;
+    char **files;        /* binutils-joined names; entries may be NULL */
+    /* the unit as read */
     uint64_t off;        /* unit header offset in .debug_info */
     uint64_t end;        /* offset past the unit */
     uint64_t die_off;    /* offset of the unit DIE */
@@ -254,21 +265,12 @@ struct sym_unit {
     uint64_t str_offsets_base, addr_base, rnglists_base;
     uint8_t has_rnglists_base;
     struct dw_abbrev_table *abbrevs; /* lazily */
-    /* index, valid once state == UNIT_BUILT */
-    _Atomic int state;
     /* binutils has decoded this unit (REPRO_SYM_BINUTILS): its line
      * sequences and function ranges now count as the unit's range */
     _Atomic uint8_t bu_touched;
     uint64_t ext_lo, ext_hi; /* bounds of everything rows and segs cover */
-    struct sym_func *funcs;
     size_t n_funcs;
-    struct sym_seg *segs;
-    size_t n_segs;
-    struct sym_row *rows;
-    size_t n_rows;
-    char **files;        /* binutils-joined names; entries may be NULL */
     size_t n_files;
-    struct sym_bkt seg_bkt, row_bkt; /* over segs[].lo and rows[].addr */
 };
 
 struct pre_batch; /* addr_index.c */
