@@ -45,13 +45,19 @@ static void zrun(struct repro__dw_zpool *p)
         p->jobs[i].failed = inflate_job(&p->jobs[i]) != 0;
 }
 
-/* Thread k inflates job k (the k-th biggest), then takes what is left. */
+/* Runs the after task if nobody has claimed it yet. */
+static void run_after(struct repro__dw_zpool *p)
+{
+    if (p->after != NULL && !atomic_exchange(&p->after_claimed, 1))
+        p->after(p->after_ctx);
+}
+
+/* A helper: the jobs the opening thread did not take, then the after task. */
 static void *zworker(void *arg)
 {
-    struct repro__dw_zpool *p = *(struct repro__dw_zpool **)arg;
-    size_t k = (size_t)((struct repro__dw_zpool **)arg - p->self);
-    p->jobs[k].failed = inflate_job(&p->jobs[k]) != 0;
+    struct repro__dw_zpool *p = arg;
     zrun(p);
+    run_after(p);
     return NULL;
 }
 
@@ -61,34 +67,40 @@ static int cmp_job(const void *a, const void *b)
     return x->dst_len < y->dst_len ? 1 : x->dst_len > y->dst_len ? -1 : 0;
 }
 
-void repro__dw_inflate_start(struct repro__dw_zpool *p, struct repro__dw_zjob *jobs, size_t n)
+void repro__dw_inflate_start(struct repro__dw_zpool *p, struct repro__dw_zjob *jobs, size_t n,
+                             void (*after)(void *ctx), void *ctx)
 {
     size_t total = 0, planned = 0, i;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     p->jobs = jobs;
     p->n = n;
     p->n_th = 0;
+    p->after = after;
+    p->after_ctx = ctx;
+    atomic_init(&p->after_claimed, 0);
     if (n > 1)
         qsort(jobs, n, sizeof *jobs, cmp_job);
     for (i = 0; i < n; i++)
         total += jobs[i].dst_len;
     /* threads only pay off past a few hundred KiB */
     if (total >= (256u << 10))
-        while (planned + 1 < n && (long)planned + 1 < cpus && planned < sizeof p->th / sizeof *p->th)
+        while ((long)planned + 1 < cpus && planned < sizeof p->th / sizeof *p->th
+               && planned + 1 < n + (after != NULL))
             planned++;
-    /* jobs below planned belong to the threads; the others are shared */
-    atomic_init(&p->next, planned);
+    /* this thread takes the biggest job at once (a new thread may take
+     * milliseconds to get a core on a busy VM: it gets the small ones and
+     * the after task) */
+    atomic_init(&p->next, n > 0 ? 1 : 0);
     for (i = 0; i < planned; i++) {
-        p->self[i] = p;
-        if (pthread_create(&p->th[i], NULL, zworker, &p->self[i]) != 0)
+        if (pthread_create(&p->th[i], NULL, zworker, p) != 0)
             break;
         p->n_th++;
     }
-    for (i = p->n_th; i < planned; i++) /* threads that did not start */
-        jobs[i].failed = inflate_job(&jobs[i]) != 0;
+    if (n > 0)
+        jobs[0].failed = inflate_job(&jobs[0]) != 0;
     zrun(p);
+    run_after(p);
 }
-
 void repro__dw_inflate_finish(struct repro__dw_zpool *p)
 {
     size_t i;

@@ -332,6 +332,32 @@ static int zjob_of(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, int gnu, struct 
     return 0;
 }
 
+/* The symbol tables, as addr2line's slurp_symtab and bfd's dwarf2 stash. */
+static int load_symtabs(struct repro_sym_module *m, struct repro_error *err)
+{
+    int rc = repro__symtab_load(&m->symtab_main, m->elf, 0, err);
+    if (rc == REPRO_E_NOTFOUND)
+        rc = repro__symtab_load(&m->symtab_main, m->elf, 1, err);
+    if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
+        return rc;
+    if (m->dbg_elf != NULL && m->dbg_elf != m->elf) {
+        rc = repro__symtab_load(&m->symtab_dbg, m->dbg_elf, 0, err);
+        if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
+            return rc;
+        m->dbg_sections_match = sections_match(m);
+    }
+    return REPRO_OK;
+}
+
+/* load_symtabs as the inflate pool's after task: it runs on a helper while
+ * the opening thread inflates .debug_info (libelf is then used by that
+ * helper alone; the jobs only read the mapping and write their buffers). */
+static void symtabs_task(void *ctx)
+{
+    struct repro_sym_module *m = ctx;
+    m->symtab_rc = load_symtabs(m, &m->symtab_err);
+}
+
 /* Starts inflating the compressed sections (load_dwarf_finish ends it). */
 static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
 {
@@ -392,7 +418,8 @@ static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
                 return repro_error_set(err, REPRO_E_NOMEM, "out of memory decompressing DWARF");
             }
         }
-        repro__dw_inflate_start(&m->zpool, jobs, n_jobs);
+        m->symtabs_async = 1;
+        repro__dw_inflate_start(&m->zpool, jobs, n_jobs, symtabs_task, m);
         m->n_zjobs = n_jobs;
     }
     m->has_dwarf = m->dw.info.len > 0 && m->dw.abbrev.len > 0;
@@ -520,19 +547,16 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
         if (rc != REPRO_OK)
             goto fail;
     }
-    /* symbol tables, as addr2line's slurp_symtab and bfd's dwarf2 stash */
-    rc = repro__symtab_load(&m->symtab_main, elf, 0, err);
-    if (rc == REPRO_E_NOTFOUND)
-        rc = repro__symtab_load(&m->symtab_main, elf, 1, err);
-    if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
-        goto fail;
-    if (m->dbg_elf != NULL && m->dbg_elf != elf) {
-        rc = repro__symtab_load(&m->symtab_dbg, m->dbg_elf, 0, err);
-        if (rc != REPRO_OK && rc != REPRO_E_NOTFOUND)
+    if (!m->symtabs_async) {
+        rc = load_symtabs(m, err);
+        if (rc != REPRO_OK)
             goto fail;
-        m->dbg_sections_match = sections_match(m);
     }
     load_dwarf_finish(m);
+    if (m->symtabs_async && m->symtab_rc != REPRO_OK) {
+        rc = repro_error_set(err, m->symtab_rc, "%s", m->symtab_err.msg);
+        goto fail;
+    }
     if (m->has_dwarf) {
         rc = repro__units_load(m, err);
         if (rc != REPRO_OK)

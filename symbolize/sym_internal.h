@@ -336,13 +336,19 @@ struct repro__dw_zpool {
     size_t n;
     _Atomic size_t next;
     pthread_t th[3];
-    struct repro__dw_zpool *self[3];
     size_t n_th;
+    void (*after)(void *ctx);
+    void *after_ctx;
+    _Atomic int after_claimed;
 };
 /* Inflates jobs (reordered: biggest first) on up to one thread per core:
- * start returns once the calling thread finds no job left to take (others
- * may still run: the biggest went to a thread); finish waits for them. */
-void repro__dw_inflate_start(struct repro__dw_zpool *p, struct repro__dw_zjob *jobs, size_t n);
+ * the calling thread inflates the biggest, helpers the others; after(ctx)
+ * (may be NULL) runs once on whichever thread runs out of jobs first (it
+ * must not touch what the jobs write). start returns once the calling
+ * thread finds no job left to take (helpers may still run); finish waits
+ * for them. */
+void repro__dw_inflate_start(struct repro__dw_zpool *p, struct repro__dw_zjob *jobs, size_t n,
+                             void (*after)(void *ctx), void *ctx);
 void repro__dw_inflate_finish(struct repro__dw_zpool *p);
 
 
@@ -370,6 +376,10 @@ struct repro_sym_module {
     uint8_t **dw_bufs;      /* sections repro inflated itself */
     size_t n_dw_bufs;
     struct repro__dw_zjob zjobs[16]; /* at open: sections being inflated */
+    /* at open: the symbol tables load as the inflate pool's after task */
+    int symtabs_async;
+    int symtab_rc;
+    struct repro_error symtab_err;
     size_t n_zjobs;
     struct repro__dw_zpool zpool;
     int has_dwarf;
