@@ -169,6 +169,8 @@ static const char *read_strx(const struct repro_sym_module *m, const struct sym_
     return repro__dw_str_at(&m->dw.str, off);
 }
 
+static int64_t wide_const(const struct dw_abbrev_table *t, const struct dw_attrspec *spec);
+
 void repro__attr_read(const struct repro_sym_module *m, const struct sym_unit *u,
                       const struct dw_attrspec *spec, struct dw_cur *c, struct dw_attr *a)
 {
@@ -212,7 +214,9 @@ again:
         a->u = 1;
         return;
     case DW_FORM_implicit_const:
-        a->u = (uint64_t)spec->implicit_const;
+        /* a spec from u's abbreviation table (or a made-up one: ival 0) */
+        a->u = spec->ival != DW_IVAL_WIDE ? (uint64_t)(int64_t)spec->ival
+                                          : (uint64_t)wide_const(u->abbrevs, spec);
         return;
     case DW_FORM_addrx: case DW_FORM_GNU_addr_index:
         a->u = read_addrx(m, u, dw_uleb(c));
@@ -283,7 +287,28 @@ void repro__abbrevs_free(struct dw_abbrev_table *t)
     repro_free(t->sparse);
     repro_free(t->sparse_codes);
     repro_free(t->attr_pool);
+    repro_free(t->wide_at);
+    repro_free(t->wide);
     repro_free(t);
+}
+
+/* The DW_FORM_implicit_const value of spec, an element of t's pool marked
+ * DW_IVAL_WIDE (wide_at is increasing: pool order); 0 when not found. */
+static int64_t wide_const(const struct dw_abbrev_table *t, const struct dw_attrspec *spec)
+{
+    size_t lo = 0, hi, at;
+    if (t == NULL || spec < t->attr_pool || spec >= t->attr_pool + t->n_attr_pool)
+        return 0;
+    at = (size_t)(spec - t->attr_pool);
+    hi = t->n_wide;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->wide_at[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->n_wide && t->wide_at[lo] == at ? t->wide[lo] : 0;
 }
 
 const struct dw_abbrev *repro__abbrev_find(const struct dw_abbrev_table *t, uint64_t code)
@@ -308,7 +333,7 @@ static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit
 {
     struct dw_cur c;
     struct dw_abbrev_table *t = NULL;
-    size_t n_abbrevs = 0, n_attrs = 0, ai = 0, i;
+    size_t n_abbrevs = 0, n_attrs = 0, n_wide = 0, ai = 0, i;
     uint64_t max_code = 0;
     int rc = REPRO_E_NOMEM;
 
@@ -333,8 +358,11 @@ static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit
             uint64_t name = dw_uleb(&c), form = dw_uleb(&c);
             if (c.bad || (name == 0 && form == 0))
                 break;
-            if (form == DW_FORM_implicit_const)
-                (void)dw_sleb(&c);
+            if (form == DW_FORM_implicit_const) {
+                int64_t v = dw_sleb(&c);
+                if (v <= DW_IVAL_WIDE || v > INT32_MAX)
+                    n_wide++;
+            }
             n_attrs++;
         }
     }
@@ -348,6 +376,13 @@ static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit
     t->attr_pool = repro_calloc(n_attrs ? n_attrs : 1, sizeof *t->attr_pool);
     if (t->attr_pool == NULL)
         goto fail;
+    t->n_attr_pool = n_attrs;
+    if (n_wide > 0) {
+        t->wide_at = repro_calloc(n_wide, sizeof *t->wide_at);
+        t->wide = repro_calloc(n_wide, sizeof *t->wide);
+        if (t->wide_at == NULL || t->wide == NULL)
+            goto fail;
+    }
     if (max_code <= n_abbrevs * 4 + 64) {
         t->n_direct = (size_t)max_code;
         t->direct = repro_calloc(t->n_direct ? t->n_direct : 1, sizeof *t->direct);
@@ -396,7 +431,17 @@ static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit
             sp = &t->attr_pool[ai++];
             sp->name = (uint16_t)(name > 0xffff ? 0xffff : name);
             sp->form = (uint16_t)(form > 0xffff ? 0xffff : form);
-            sp->implicit_const = form == DW_FORM_implicit_const ? dw_sleb(&c) : 0;
+            sp->ival = 0;
+            if (form == DW_FORM_implicit_const) {
+                int64_t v = dw_sleb(&c);
+                if (v > DW_IVAL_WIDE && v <= INT32_MAX) {
+                    sp->ival = (int32_t)v;
+                } else if (t->n_wide < n_wide) { /* (pass 1 counted them) */
+                    sp->ival = DW_IVAL_WIDE;
+                    t->wide_at[t->n_wide] = (uint32_t)(ai - 1);
+                    t->wide[t->n_wide++] = v;
+                }
+            }
             a->n_attrs++;
             sz = form_fixed_size(u, sp->form);
             if (sz < 0 || fixed < 0)

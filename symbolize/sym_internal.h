@@ -146,10 +146,14 @@ struct dw_sections {
  * unterminated. */
 const char *repro__dw_str_at(const struct dw_section *s, uint64_t off);
 
+/* 8 bytes (a table of libc's 309,000 specs is 2.5 MB, not 4.9): the
+ * value of DW_FORM_implicit_const is ival when it fits (about always);
+ * IVAL_WIDE says it is in the table's wide[] (see repro__attr_read). */
+#define DW_IVAL_WIDE INT32_MIN
 struct dw_attrspec {
     uint16_t name;
     uint16_t form;
-    int64_t implicit_const;
+    int32_t ival;
 };
 
 struct dw_abbrev {
@@ -170,6 +174,11 @@ struct dw_abbrev_table {
     uint64_t *sparse_codes;
     size_t n_sparse;
     struct dw_attrspec *attr_pool;
+    size_t n_attr_pool;
+    /* implicit constants that do not fit in ival: by attr_pool index */
+    uint32_t *wide_at;
+    int64_t *wide;
+    size_t n_wide;
 };
 
 struct sym_func {

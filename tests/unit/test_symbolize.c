@@ -35,6 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dwarf.h>
+
 #include "repro/symbolize.h"
 #include "symbolize/sym_internal.h"
 #include "test_util.h"
@@ -447,6 +449,77 @@ static void test_bucket_index(void **state)
     }
 }
 
+/* DW_FORM_implicit_const values of every size survive the 8-byte
+ * attribute specs: small ones inline, the others (beyond int32, and
+ * INT32_MIN, the marker) through the table's wide list. A hand-made
+ * abbreviation table read through a minimal module. */
+static void test_implicit_const(void **state)
+{
+    static const int64_t vals[] = {0, 1, -1, 41, INT32_MAX, INT32_MIN, (int64_t)INT32_MIN + 1,
+                                   (int64_t)INT32_MAX + 1, 3000000000ll, -5000000000ll,
+                                   INT64_MAX, INT64_MIN};
+    uint8_t buf[512];
+    size_t n = 0, k;
+    struct repro_sym_module *m = calloc(1, sizeof *m);
+    struct sym_unit *u = calloc(1, sizeof *u);
+    struct repro_error err = {0};
+    const struct dw_abbrev *ab;
+    (void)state;
+    assert_non_null(m);
+    assert_non_null(u);
+    /* code 1: DW_TAG_subprogram, no children, one implicit_const per value
+     * (attribute names 0x2000 + k: user range), then a data1 attribute */
+    buf[n++] = 1;
+    buf[n++] = DW_TAG_subprogram;
+    buf[n++] = 0;
+    for (k = 0; k < sizeof vals / sizeof *vals; k++) {
+        int64_t v = vals[k];
+        int more = 1;
+        unsigned name = 0x2000 + (unsigned)k;
+        buf[n++] = (uint8_t)(0x80 | (name & 0x7f));
+        buf[n++] = (uint8_t)(name >> 7);
+        buf[n++] = DW_FORM_implicit_const;
+        while (more) { /* sleb128 */
+            uint8_t byte = (uint8_t)(v & 0x7f);
+            v >>= 7; /* arithmetic shift (gcc, clang) */
+            if ((v == 0 && !(byte & 0x40)) || (v == -1 && (byte & 0x40)))
+                more = 0;
+            else
+                byte |= 0x80;
+            buf[n++] = byte;
+        }
+    }
+    buf[n++] = DW_AT_decl_line;
+    buf[n++] = DW_FORM_data1;
+    buf[n++] = 0;
+    buf[n++] = 0;
+    buf[n++] = 0; /* end of table */
+    assert_true(n < sizeof buf);
+    m->dw.abbrev.data = buf;
+    m->dw.abbrev.len = n;
+    u->version = 5;
+    u->addr_size = 8;
+    u->offset_size = 4;
+    assert_int_equal(repro__unit_abbrevs(m, u, &err), REPRO_OK);
+    ab = repro__abbrev_find(u->abbrevs, 1);
+    assert_non_null(ab);
+    assert_int_equal(ab->n_attrs, sizeof vals / sizeof *vals + 1);
+    assert_int_equal(ab->fixed_size, 1); /* the implicit ones take no bytes */
+    for (k = 0; k < sizeof vals / sizeof *vals; k++) {
+        uint8_t none = 0;
+        struct dw_cur c = {&none, &none + 1, 0};
+        struct dw_attr a;
+        repro__attr_read(m, u, &ab->attrs[k], &c, &a);
+        assert_int_equal(a.name, 0x2000 + k);
+        assert_true(a.is_int);
+        assert_int_equal((int64_t)a.u, vals[k]);
+        assert_ptr_equal(c.p, &none); /* nothing consumed */
+    }
+    repro__abbrevs_free(u->abbrevs);
+    free(u);
+    free(m);
+}
+
 /* ---- a small program built at test time ----------------------------------- */
 
 static const char *tiny_src =
@@ -733,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_background),
         cmocka_unit_test(test_lookup_each),
         cmocka_unit_test(test_bucket_index),
+        cmocka_unit_test(test_implicit_const),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncated_and_damaged),
         cmocka_unit_test(test_alloc_failures),
