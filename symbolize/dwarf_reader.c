@@ -292,40 +292,39 @@ void repro__abbrevs_free(struct dw_abbrev_table *t)
     repro_free(t);
 }
 
+/* Index of key in the increasing keys[0..n), or n. */
+static size_t find_u64(const uint64_t *keys, size_t n, uint64_t key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && keys[lo] == key ? lo : n;
+}
+
 /* The DW_FORM_implicit_const value of spec, an element of t's pool marked
  * DW_IVAL_WIDE (wide_at is increasing: pool order); 0 when not found. */
 static int64_t wide_const(const struct dw_abbrev_table *t, const struct dw_attrspec *spec)
 {
-    size_t lo = 0, hi, at;
+    size_t k;
     if (t == NULL || spec < t->attr_pool || spec >= t->attr_pool + t->n_attr_pool)
         return 0;
-    at = (size_t)(spec - t->attr_pool);
-    hi = t->n_wide;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->wide_at[mid] < at)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < t->n_wide && t->wide_at[lo] == at ? t->wide[lo] : 0;
+    k = find_u64(t->wide_at, t->n_wide, (uint64_t)(spec - t->attr_pool));
+    return k < t->n_wide ? t->wide[k] : 0;
 }
 
 const struct dw_abbrev *repro__abbrev_find(const struct dw_abbrev_table *t, uint64_t code)
 {
-    size_t lo = 0, hi;
+    size_t k;
     if (code - 1 < t->n_direct)
         return t->direct[code - 1].attrs != NULL || t->direct[code - 1].tag ? &t->direct[code - 1]
                                                                            : NULL;
-    hi = t->n_sparse;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->sparse_codes[mid] < code)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < t->n_sparse && t->sparse_codes[lo] == code ? &t->sparse[lo] : NULL;
+    k = find_u64(t->sparse_codes, t->n_sparse, code);
+    return k < t->n_sparse ? &t->sparse[k] : NULL;
 }
 
 static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit *u,
@@ -438,7 +437,7 @@ static int parse_abbrevs(const struct repro_sym_module *m, const struct sym_unit
                     sp->ival = (int32_t)v;
                 } else if (t->n_wide < n_wide) { /* (pass 1 counted them) */
                     sp->ival = DW_IVAL_WIDE;
-                    t->wide_at[t->n_wide] = (uint32_t)(ai - 1);
+                    t->wide_at[t->n_wide] = ai - 1;
                     t->wide[t->n_wide++] = v;
                 }
             }

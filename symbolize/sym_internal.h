@@ -176,7 +176,7 @@ struct dw_abbrev_table {
     struct dw_attrspec *attr_pool;
     size_t n_attr_pool;
     /* implicit constants that do not fit in ival: by attr_pool index */
-    uint32_t *wide_at;
+    uint64_t *wide_at;
     int64_t *wide;
     size_t n_wide;
 };
