@@ -112,6 +112,12 @@ if not co.gdb_available() or shutil.which("setarch") is None:
 prog = os.path.join(FIX, CASE)
 if not os.access(prog, os.X_OK):
     fail("fixture '%s' is not built" % prog)
+if CASE.startswith("dwz_"):
+    # the point of the fixture: inline functions' DIEs in partial units
+    dump = subprocess.run(["readelf", "--debug-dump=info", prog], capture_output=True,
+                          text=True).stdout
+    if "DW_TAG_partial_unit" not in dump:
+        fail("%s has no DW_TAG_partial_unit: dwz did not process it" % prog)
 tmp = tempfile.mkdtemp(prefix="repro-paths-")
 try:
     oracle = co.run_under_gdb([prog])
