@@ -227,8 +227,10 @@ void repro__bkt_build(struct sym_bkt *b, const void *arr, size_t n, size_t strid
     unsigned shift = 6; /* 64-byte buckets: a few rows of code each */
 
     memset(b, 0, sizeof *b);
-    if (n < 16 || n > UINT32_MAX)
-        return; /* a binary search over a few cache lines is as good */
+    /* small: a binary search over a few cache lines is as good; the
+     * bucket count (<= 4n + 65) must fit in 32 bits */
+    if (n < 16 || n > (UINT32_MAX - 65) / 4)
+        return;
     lo = BKT_KEY(arr, stride, off, 0);
     span = BKT_KEY(arr, stride, off, n - 1) - lo;
     /* at most about four buckets per element, whatever the spread */
@@ -362,8 +364,10 @@ static int dwarf_find(struct repro_sym_module *m, unsigned flags, struct sym_pre
             return rc;
         if (!(flags & REPRO_SYM_BINUTILS))
             ;
-        else if (mark)
-            atomic_store_explicit(&u->bu_touched, 1, memory_order_relaxed);
+        else if (mark) {
+            if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed))
+                atomic_store_explicit(&u->bu_touched, 1, memory_order_relaxed);
+        }
         else if (p->n_touched < PRE_TOUCH)
             p->touched[p->n_touched++] = m->uranges[i].unit;
         else
@@ -466,8 +470,11 @@ static int finish(struct repro_sym_module *m, struct sym_pre *p, unsigned flags,
         if (rc != REPRO_OK)
             return rc;
     } else {
-        for (i = 0; i < p->n_touched; i++)
-            atomic_store_explicit(&m->units[p->touched[i]].bu_touched, 1, memory_order_relaxed);
+        for (i = 0; i < p->n_touched; i++) {
+            struct sym_unit *u = &m->units[p->touched[i]];
+            if (!atomic_load_explicit(&u->bu_touched, memory_order_relaxed))
+                atomic_store_explicit(&u->bu_touched, 1, memory_order_relaxed);
+        }
     }
     sec = p->sec;
     if (sec == NULL)
@@ -576,7 +583,6 @@ struct pre_batch {
     _Atomic int stop;
 };
 
-/* Claims the next chunk and resolves it; 0 when none was left. */
 /* Software pipelining of a chunk's lookups: the three searches of a lookup
  * are chains of dependent cache misses (unit -> bucket entry -> row), so
  * for the address PF_DIST x 3 ahead the unit is prefetched, for the one
@@ -625,6 +631,7 @@ static void prefetch_ahead(const struct repro_sym_module *m, const uint64_t *add
     }
 }
 
+/* Claims the next chunk and resolves it; 0 when none was left. */
 static int resolve_next(struct pre_batch *b)
 {
     const struct sym_unit *ring[PF_RING] = {0};
@@ -685,6 +692,9 @@ int repro_sym_module_lookup_each(struct repro_sym_module *m, const uint64_t *add
         if (m->n_bg > 0) {
             b.pre = repro_malloc(n * sizeof *b.pre);
             b.ready = repro_calloc(b.n_chunks, sizeof *b.ready);
+            if (b.ready != NULL)
+                for (c = 0; c < b.n_chunks; c++)
+                    atomic_init(&b.ready[c], 0);
         }
     }
     if (b.pre == NULL || b.ready == NULL) {
@@ -765,7 +775,8 @@ static void *bg_main(void *arg)
             pthread_cond_wait(&m->wcond, &m->ulock);
         }
         pthread_mutex_unlock(&m->ulock);
-        if (atomic_load(&m->bg_stop))
+        /* (a worker holding a batch reference gives it back first) */
+        if (b == NULL && atomic_load(&m->bg_stop))
             break;
         if (b != NULL) {
             while (!atomic_load_explicit(&b->stop, memory_order_relaxed) && resolve_next(b))

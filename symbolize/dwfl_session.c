@@ -379,18 +379,20 @@ static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
             continue;
         gnu = !(sh.sh_flags & SHF_COMPRESSED) && strncmp(name, ".zdebug_", 8) == 0;
         if ((sh.sh_flags & SHF_COMPRESSED) || gnu) {
-            struct repro__dw_zjob *j = &jobs[n_jobs];
-            memset(j, 0, sizeof *j);
-            j->slot = slot;
-            j->scn = scn;
-            j->name = name;
-            j->gnu = gnu;
-            if (n_jobs < sizeof m->zjobs / sizeof *m->zjobs
-                && zjob_of(m->dbg_elf, scn, &sh, gnu, j) == 0) {
-                n_jobs++;
-                continue;
+            if (n_jobs < sizeof m->zjobs / sizeof *m->zjobs) {
+                struct repro__dw_zjob *j = &jobs[n_jobs];
+                memset(j, 0, sizeof *j);
+                j->slot = slot;
+                j->scn = scn;
+                j->name = name;
+                j->gnu = gnu;
+                if (zjob_of(m->dbg_elf, scn, &sh, gnu, j) == 0) {
+                    n_jobs++;
+                    continue;
+                }
             }
-            /* not zlib or not in the mapping: libelf inflates it */
+            /* not zlib, not in the mapping, or more sections than jobs:
+             * libelf inflates it */
             if (!gnu ? elf_compress(scn, 0, 0) < 0 : elf_compress_gnu(scn, 0, 0) < 0) {
                 repro_log(REPRO_LOG_WARN, "symbolize", "cannot decompress %s of '%s': %s", name,
                           m->debug_path, elf_errmsg(-1));

@@ -384,7 +384,6 @@ struct repro_sym_module {
     struct dw_sections dw;
     uint8_t **dw_bufs;      /* sections repro inflated itself */
     size_t n_dw_bufs;
-    struct repro__dw_zjob zjobs[16]; /* at open: sections being inflated */
     /* at open: the symbol tables load as the inflate pool's after task */
     int symtabs_async;
     int symtab_rc;
@@ -421,6 +420,9 @@ struct repro_sym_module {
     uint64_t open_ns;
     _Atomic uint64_t units_ns;
     _Atomic size_t n_built, n_failed, n_funcs, n_segs, n_rows, bytes;
+    /* at open: sections being inflated (last, so that AddressSanitizer
+     * sees a write past it) */
+    struct repro__dw_zjob zjobs[16];
 };
 
 /* Reads the unit headers of .debug_info into m->units and the unit map
