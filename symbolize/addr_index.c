@@ -257,25 +257,34 @@ void repro__bkt_free(struct sym_bkt *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Number of elements with key <= addr (as UPPER_LE), through b. */
-#define BKT_UPPER_LE(bk, arr, cnt, field, addr, out)                                    \
-    do {                                                                             \
-        size_t lo2_ = 0, n2_ = (cnt), r2_;                                             \
-        if ((bk)->first != NULL) {                                                    \
-            uint64_t d_ = (addr) - (bk)->base;                                        \
-            size_t i2_ = (size_t)(d_ >> (bk)->shift);                                 \
-            if ((addr) < (bk)->base) {                                                \
-                n2_ = 0;                                                             \
-            } else if (d_ >> (bk)->shift >= (bk)->n) {                                 \
-                lo2_ = (cnt);                                                          \
-                n2_ = 0;                                                             \
-            } else {                                                                 \
-                lo2_ = (bk)->first[i2_];                                              \
-                n2_ = (i2_ + 1 < (bk)->n ? (bk)->first[i2_ + 1] : (cnt)) - lo2_;         \
-            }                                                                        \
-        }                                                                            \
-        UPPER_LE((arr) + lo2_, n2_, field, addr, r2_);                               \
-        (out) = lo2_ + r2_;                                                          \
+/* The bucket entry of addr (the first element at or after its bucket's
+ * start), or NULL when b has no index or addr lies outside its span. */
+static inline const uint32_t *bkt_entry(const struct sym_bkt *b, uint64_t addr)
+{
+    uint64_t i;
+    if (b->first == NULL || addr < b->base)
+        return NULL;
+    i = (addr - b->base) >> b->shift;
+    return i < b->n ? &b->first[i] : NULL;
+}
+
+/* Number of elements with key <= addr (as UPPER_LE), through b: only the
+ * elements between addr's bucket entry and the next one are searched. */
+#define BKT_UPPER_LE(bk, arr, cnt, field, addr, out)                                 \
+    do {                                                                          \
+        size_t lo2_ = 0, n2_ = (cnt), r2_;                                        \
+        if ((bk)->first != NULL) {                                                \
+            const uint32_t *e_ = bkt_entry((bk), (addr));                         \
+            if (e_ != NULL) {                                                     \
+                lo2_ = *e_;                                                       \
+                n2_ = (e_ + 1 < (bk)->first + (bk)->n ? e_[1] : (cnt)) - lo2_;    \
+            } else {                                                              \
+                lo2_ = (addr) < (bk)->base ? 0 : (cnt); /* below or above all */  \
+                n2_ = 0;                                                          \
+            }                                                                     \
+        }                                                                         \
+        UPPER_LE((arr) + lo2_, n2_, field, addr, r2_);                            \
+        (out) = lo2_ + r2_;                                                       \
     } while (0)
 
 size_t repro__bkt_count_u64(const struct sym_bkt *b, const uint64_t *keys, size_t n,
@@ -610,28 +619,23 @@ static void prefetch_ahead(const struct repro_sym_module *m, const uint64_t *add
     j = i + 2 * PF_DIST;
     if (j < end && (u = ring[j % PF_RING]) != NULL
         && atomic_load_explicit(&u->state, memory_order_acquire) == UNIT_BUILT) {
-        uint64_t a = addrs[j];
-        if (u->row_bkt.first != NULL && a >= u->row_bkt.base
-            && (a - u->row_bkt.base) >> u->row_bkt.shift < u->row_bkt.n)
-            __builtin_prefetch(&u->row_bkt.first[(a - u->row_bkt.base) >> u->row_bkt.shift]);
-        if (u->seg_bkt.first != NULL && a >= u->seg_bkt.base
-            && (a - u->seg_bkt.base) >> u->seg_bkt.shift < u->seg_bkt.n)
-            __builtin_prefetch(&u->seg_bkt.first[(a - u->seg_bkt.base) >> u->seg_bkt.shift]);
+        const uint32_t *e;
+        if ((e = bkt_entry(&u->row_bkt, addrs[j])) != NULL)
+            __builtin_prefetch(e);
+        if ((e = bkt_entry(&u->seg_bkt, addrs[j])) != NULL)
+            __builtin_prefetch(e);
     }
     j = i + PF_DIST;
     if (j < end && (u = ring[j % PF_RING]) != NULL
         && atomic_load_explicit(&u->state, memory_order_acquire) == UNIT_BUILT) {
-        uint64_t a = addrs[j];
-        if (u->row_bkt.first != NULL && a >= u->row_bkt.base
-            && (a - u->row_bkt.base) >> u->row_bkt.shift < u->row_bkt.n)
-            __builtin_prefetch(&u->rows[u->row_bkt.first[(a - u->row_bkt.base) >> u->row_bkt.shift]]);
-        if (u->seg_bkt.first != NULL && a >= u->seg_bkt.base
-            && (a - u->seg_bkt.base) >> u->seg_bkt.shift < u->seg_bkt.n)
-            __builtin_prefetch(&u->segs[u->seg_bkt.first[(a - u->seg_bkt.base) >> u->seg_bkt.shift]]);
+        const uint32_t *e;
+        if ((e = bkt_entry(&u->row_bkt, addrs[j])) != NULL)
+            __builtin_prefetch(&u->rows[*e]);
+        if ((e = bkt_entry(&u->seg_bkt, addrs[j])) != NULL)
+            __builtin_prefetch(&u->segs[*e]);
     }
 }
 
-/* Claims the next chunk and resolves it; 0 when none was left. */
 static int resolve_next(struct pre_batch *b)
 {
     const struct sym_unit *ring[PF_RING] = {0};

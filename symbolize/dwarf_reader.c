@@ -85,6 +85,19 @@ static int form_fixed_size(const struct sym_unit *u, uint16_t form)
     }
 }
 
+/* The form a DW_FORM_indirect attribute names (read from c); marks c bad
+ * when it is indirect again, implicit_const (no value to read) or
+ * out of range. */
+static uint16_t indirect_form(struct dw_cur *c)
+{
+    uint64_t f = dw_uleb(c);
+    if (f == DW_FORM_indirect || f == DW_FORM_implicit_const || f > 0xffff) {
+        c->bad = 1;
+        return 0;
+    }
+    return (uint16_t)f;
+}
+
 void repro__attr_skip(const struct sym_unit *u, uint16_t form, struct dw_cur *c)
 {
     int n = form_fixed_size(u, form);
@@ -117,12 +130,9 @@ void repro__attr_skip(const struct sym_unit *u, uint16_t form, struct dw_cur *c)
         (void)dw_uleb(c);
         return;
     case DW_FORM_indirect: {
-        uint64_t f = dw_uleb(c);
-        if (f == DW_FORM_indirect || f == DW_FORM_implicit_const || f > 0xffff) {
-            c->bad = 1;
-            return;
-        }
-        repro__attr_skip(u, (uint16_t)f, c);
+        uint16_t f = indirect_form(c);
+        if (!c->bad)
+            repro__attr_skip(u, f, c);
         return;
     }
     default:
@@ -261,15 +271,11 @@ again:
         a->is_str = 1;
         dw_skip(c, u->offset_size);
         return;
-    case DW_FORM_indirect: {
-        uint64_t f = dw_uleb(c);
-        if (f == DW_FORM_indirect || f == DW_FORM_implicit_const || f > 0xffff) {
-            c->bad = 1;
+    case DW_FORM_indirect:
+        form = indirect_form(c);
+        if (c->bad)
             return;
-        }
-        form = (uint16_t)f;
         goto again;
-    }
     default:
         a->is_int = 0;
         repro__attr_skip(u, form, c);

@@ -285,10 +285,18 @@ static struct dw_section *dw_slot(struct dw_sections *dw, const char *name)
  * Returns 0 and fills j when it is zlib in the file's mapping. */
 static int zjob_of(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, int gnu, struct repro__dw_zjob *j)
 {
-    Elf_Data *raw = elf_rawdata(scn, NULL);
+    Elf_Data *raw;
+    GElf_Chdr ch;
     const uint8_t *p;
-    size_t len;
+    size_t len, hdr = 0;
     uint64_t size;
+    if (!gnu) {
+        /* libelf reads the class-specific compression header */
+        if (gelf_getchdr(scn, &ch) == NULL || ch.ch_type != ELFCOMPRESS_ZLIB)
+            return -1;
+        hdr = gelf_fsize(elf, ELF_T_CHDR, 1, EV_CURRENT);
+    }
+    raw = elf_rawdata(scn, NULL);
     if (raw == NULL || raw->d_buf == NULL)
         return -1;
     p = raw->d_buf;
@@ -299,29 +307,14 @@ static int zjob_of(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, int gnu, struct 
             return -1;
         for (size = 0, i = 4; i < 12; i++)
             size = size << 8 | p[i];
-        p += 12;
-        len -= 12;
-    } else if (gelf_getclass(elf) == ELFCLASS64) {
-        Elf64_Chdr ch;
-        if (len < sizeof ch)
-            return -1;
-        memcpy(&ch, p, sizeof ch);
-        if (ch.ch_type != ELFCOMPRESS_ZLIB)
-            return -1;
-        size = ch.ch_size;
-        p += sizeof ch;
-        len -= sizeof ch;
+        hdr = 12;
     } else {
-        Elf32_Chdr ch;
-        if (len < sizeof ch)
-            return -1;
-        memcpy(&ch, p, sizeof ch);
-        if (ch.ch_type != ELFCOMPRESS_ZLIB)
+        if (hdr == 0 || len < hdr)
             return -1;
         size = ch.ch_size;
-        p += sizeof ch;
-        len -= sizeof ch;
     }
+    p += hdr;
+    len -= hdr;
     /* deflate expands at most ~1032x: refuse absurd sizes before allocating */
     if (size == 0 || size > (uint64_t)len * 1032 + 64 || size > ((uint64_t)1 << 34))
         return -1;
@@ -420,7 +413,6 @@ static int load_dwarf(struct repro_sym_module *m, struct repro_error *err)
                 return repro_error_set(err, REPRO_E_NOMEM, "out of memory decompressing DWARF");
             }
         }
-        m->symtabs_async = 1;
         repro__dw_inflate_start(&m->zpool, jobs, n_jobs, symtabs_task, m);
         m->n_zjobs = n_jobs;
     }
@@ -466,7 +458,7 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
     struct repro_sym_module *m;
     const void *bid = NULL;
     ssize_t n;
-    int rc;
+    int rc, symtabs_async;
     uint64_t t0 = repro_mono_ns();
 
     m = repro_calloc(1, sizeof *m);
@@ -549,13 +541,15 @@ static int open_module(struct repro_sym_session *s, const char *path, int fd, El
         if (rc != REPRO_OK)
             goto fail;
     }
-    if (!m->symtabs_async) {
+    /* with sections to inflate, a helper loads the symbol tables */
+    symtabs_async = m->n_zjobs > 0;
+    if (!symtabs_async) {
         rc = load_symtabs(m, err);
         if (rc != REPRO_OK)
             goto fail;
     }
     load_dwarf_finish(m);
-    if (m->symtabs_async && m->symtab_rc != REPRO_OK) {
+    if (symtabs_async && m->symtab_rc != REPRO_OK) {
         rc = repro_error_set(err, m->symtab_rc, "%s", m->symtab_err.msg);
         goto fail;
     }

@@ -384,8 +384,8 @@ struct repro_sym_module {
     struct dw_sections dw;
     uint8_t **dw_bufs;      /* sections repro inflated itself */
     size_t n_dw_bufs;
-    /* at open: the symbol tables load as the inflate pool's after task */
-    int symtabs_async;
+    /* at open, when sections are inflated: the symbol tables load as the
+     * inflate pool's after task, which leaves its result here */
     int symtab_rc;
     struct repro_error symtab_err;
     size_t n_zjobs;
