@@ -37,14 +37,40 @@ struct held_msg {
     char interim[64]; /* responses: "100" or "100,102" of 1xx before it */
 };
 
+/* Stream offsets (bytes from the start of one direction, gaps included)
+ * and what a segment acknowledged, in the peer's offsets. */
+#define OFF_UNKNOWN INT64_MIN
+
+/* Kinds of entries in the queue of requests waiting for responses. */
+enum {
+    Q_REQ = 0, /* a request seen in the capture (done: its message is complete) */
+    Q_LOST,    /* requests may have been lost in a gap here: how many is unknown */
+    Q_EVICTED  /* n requests already stored without response (pipeline cap) */
+};
+
 struct pending {
+    int kind;
+    int done;            /* Q_REQ: req holds the complete message */
+    int no_resp;         /* decided: no response will be paired with it */
+    uint64_t n;          /* Q_EVICTED: how many requests */
+    int64_t start_off;   /* client-stream offset of its first byte (lower bound) */
+    int64_t ack_off;     /* server-stream bytes the client had when it sent it */
     struct held_msg req;
     int have_resp;
     struct held_msg resp;
 };
 
+/* Where the current message of one direction began. */
+struct msg_pos {
+    int64_t start_ack;  /* peer offset acknowledged by the segment with its first byte */
+    int64_t cur_start;  /* first byte of the message in progress, OFF_UNKNOWN if none */
+    int64_t start, end; /* of the message just finished (end: see end_exact) */
+    int end_exact;      /* 0: ended by a gap, end is where the captured bytes stopped */
+};
+
 struct hconn {
     struct repro_conn_info info;
+    const struct repro_tcp_conn *tc; /* borrowed: valid until the close callback returns */
     int client_dir; /* -1 until known */
     int opened;     /* sink conn_open called */
     int not_http;
@@ -52,8 +78,10 @@ struct hconn {
     struct repro_http_framer fr[2]; /* indexed by direction */
     struct pending *q;              /* waiting requests, oldest first */
     size_t q_len, q_cap;
-    struct held_msg early;  /* a final response that came before its request finished */
-    int have_early;
+    size_t n_held;                  /* Q_REQ entries holding bytes */
+    struct msg_pos pos[2];
+    int resp_lost;  /* the response framer lost its place since the last decided pairing */
+    int pipelined;  /* the client was seen sending before the previous response arrived */
     struct repro_buf interim_raw; /* 1xx responses before any request completed */
     char interim[64];
     int eof[2];
@@ -186,7 +214,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     st->exchanges++;
     if (x.flags & REPRO_XF_INCOMPLETE) {
         st->incomplete++;
-        for (bit = 0; bit < 9; bit++)
+        for (bit = 0; bit < REPRO_XF__BITS; bit++)
             if ((x.flags & REPRO_XF_INCOMPLETE) & (1u << bit))
                 st->incomplete_by[bit]++;
     }
@@ -212,35 +240,79 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     return rc;
 }
 
+/* ---- the queue of requests waiting for responses -------------------- */
+
 static void pop_front(struct hconn *h)
 {
     memmove(h->q, h->q + 1, (h->q_len - 1) * sizeof *h->q);
     h->q_len--;
 }
 
-/* Pairs the oldest waiting request with its response and emits it. */
-static int emit_front(struct repro_capture *cap, struct hconn *h)
+/* Appends an entry; NULL when the queue cannot grow. */
+static struct pending *push(struct hconn *h, int kind)
 {
-    struct pending p = h->q[0];
+    struct pending *p;
 
-    pop_front(h);
-    return emit(cap, h, &p.req, p.have_resp ? &p.resp : NULL);
+    if (h->q_len == h->q_cap) {
+        size_t ncap = h->q_cap ? h->q_cap * 2 : 4;
+        struct pending *nq = repro_realloc(h->q, ncap * sizeof *nq);
+        if (nq == NULL)
+            return NULL;
+        h->q = nq;
+        h->q_cap = ncap;
+    }
+    p = &h->q[h->q_len++];
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->n = 1;
+    p->start_off = p->ack_off = OFF_UNKNOWN;
+    return p;
+}
+
+/* Emits (or drops) the entries at the front whose fate is settled. */
+static int flush_front(struct repro_capture *cap, struct hconn *h)
+{
+    while (h->q_len > 0) {
+        struct pending p = h->q[0];
+        int rc;
+        if (p.kind != Q_REQ) {
+            if (!p.no_resp)
+                return 0;
+            pop_front(h);
+            continue;
+        }
+        if (!p.done || !(p.have_resp || p.no_resp))
+            return 0;
+        pop_front(h);
+        h->n_held--;
+        rc = emit(cap, h, &p.req, p.have_resp ? &p.resp : NULL);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The first entry still waiting for a response (q_len if none). */
+static size_t first_waiting(const struct hconn *h)
+{
+    size_t i = 0;
+    while (i < h->q_len && (h->q[i].have_resp || h->q[i].no_resp))
+        i++;
+    return i;
 }
 
 static void set_method_hint(struct hconn *h)
 {
     struct repro_http_framer *rf = &h->fr[!h->client_dir];
-    size_t i;
+    size_t i = first_waiting(h);
 
-    for (i = 0; i < h->q_len; i++) {
-        if (!h->q[i].have_resp) {
-            struct repro_slice m = span(&h->q[i].req, h->q[i].req.info.method);
-            repro_http_framer_set_request_method(rf, (const char *)m.ptr, m.len);
-            return;
-        }
+    if (i < h->q_len && h->q[i].kind == Q_REQ && h->q[i].done) {
+        struct repro_slice m = span(&h->q[i].req, h->q[i].req.info.method);
+        repro_http_framer_set_request_method(rf, (const char *)m.ptr, m.len);
+        return;
     }
     /* No finished request waiting: the one being sent, if any. */
-    {
+    if (i == h->q_len || (h->q[i].kind == Q_REQ && !h->q[i].done)) {
         struct repro_http_framer *qf = &h->fr[h->client_dir];
         if (repro_http_framer_busy(qf) && qf->head_raw_len > 0) {
             struct repro_slice m = repro_http_span_slice(
@@ -263,6 +335,13 @@ static void add_interim(struct repro_capture *cap, struct hconn *h, struct held_
         repro_buf_append(&h->interim_raw, m->raw.data, m->raw.len) != REPRO_OK)
         repro_budget_give(&cap->budget, m->raw.len);
     held_release(cap, m);
+}
+
+static void drop_interim(struct repro_capture *cap, struct hconn *h)
+{
+    repro_budget_give(&cap->budget, h->interim_raw.len);
+    repro_buf_reset(&h->interim_raw);
+    h->interim[0] = '\0';
 }
 
 /* Moves the pending interim responses in front of the final response m. */
@@ -290,53 +369,307 @@ static void attach_interim(struct repro_capture *cap, struct hconn *h, struct he
     repro_buf_reset(pre);
 }
 
-static int on_request(struct repro_capture *cap, struct hconn *h)
+/*
+ * The client started a request at ack (server-stream offset it had
+ * received). If an earlier request is still unanswered although every
+ * server byte the client had was seen in sync, the client did not wait for
+ * the response: the connection pipelines, and the rule that a request
+ * follows the previous response no longer holds on it.
+ */
+static void check_pipelining(struct hconn *h, struct repro_tcp_conn *c, int64_t ack)
+{
+    const struct repro_tcp_half *s = &c->half[!h->client_dir];
+    size_t i;
+
+    if (h->pipelined || h->resp_lost || ack == OFF_UNKNOWN ||
+        ack > (int64_t)(s->bytes + s->gap_bytes))
+        return;
+    for (i = 0; i < h->q_len; i++) {
+        if (h->q[i].kind == Q_REQ && !h->q[i].have_resp && !h->q[i].no_resp) {
+            h->pipelined = 1;
+            repro_log(REPRO_LOG_DEBUG, "capture.http", "connection %llu pipelines requests",
+                      (unsigned long long)h->info.id);
+            return;
+        }
+    }
+}
+
+/* Stores the oldest waiting request without its response so that at most
+ * max_pipeline requests hold bytes; its response, when it comes, is
+ * stored alone. A run of such requests is one entry, so FIFO pairing
+ * survives any number of them. */
+static int evict_oldest(struct repro_capture *cap, struct hconn *h)
+{
+    size_t i;
+    struct held_msg req;
+
+    for (i = 0; i < h->q_len; i++)
+        if (h->q[i].kind == Q_REQ && h->q[i].done && !h->q[i].have_resp && !h->q[i].no_resp)
+            break;
+    if (i == h->q_len)
+        return 0;
+    cap->stats.dropped_pipeline++;
+    req = h->q[i].req;
+    memset(&h->q[i].req, 0, sizeof h->q[i].req);
+    h->n_held--;
+    if (i > 0 && h->q[i - 1].kind == Q_EVICTED && !h->q[i - 1].no_resp) {
+        h->q[i - 1].n++;
+        h->q[i - 1].ack_off = OFF_UNKNOWN; /* a run: only its start is known */
+        memmove(h->q + i, h->q + i + 1, (h->q_len - i - 1) * sizeof *h->q);
+        h->q_len--;
+    } else {
+        h->q[i].kind = Q_EVICTED;
+        h->q[i].n = 1;
+    }
+    if (req.why == NULL)
+        req.why = "stored before its response: more requests waited than --max-pipeline allows";
+    return emit(cap, h, &req, NULL);
+}
+
+/* Marks that requests may have been lost in a client-stream gap at off. */
+static void note_lost_requests(struct hconn *h, int64_t off)
 {
     struct pending *p;
 
-    if (h->q_len >= cap->limits.max_pipeline) {
-        /* Too many requests without responses: the oldest is stored now as
-         * unanswered so memory stays bounded. */
-        cap->stats.dropped_pipeline++;
-        int rc = emit_front(cap, h);
-        if (rc)
-            return rc;
+    if (h->q_len > 0 && h->q[h->q_len - 1].kind == Q_LOST && !h->q[h->q_len - 1].no_resp)
+        return;
+    p = push(h, Q_LOST);
+    if (p != NULL) {
+        p->start_off = off;
+        return;
     }
-    if (h->q_len == h->q_cap) {
-        size_t ncap = h->q_cap ? h->q_cap * 2 : 4;
-        struct pending *nq = repro_realloc(h->q, ncap * sizeof *nq);
-        if (nq == NULL) {
+    /* No room to remember it: from here on no response is placed in order. */
+    h->resp_lost = 1;
+}
+
+static int on_request(struct repro_capture *cap, struct hconn *h)
+{
+    struct pending *p = NULL;
+    int rc;
+
+    if (h->q_len > 0 && h->q[h->q_len - 1].kind == Q_REQ && !h->q[h->q_len - 1].done) {
+        p = &h->q[h->q_len - 1]; /* answered early, while it was being sent */
+    } else {
+        if (h->n_held >= cap->limits.max_pipeline) {
+            rc = evict_oldest(cap, h);
+            if (rc)
+                return rc;
+        }
+        p = push(h, Q_REQ);
+        if (p == NULL) {
             struct held_msg m;
             take_msg(&h->fr[h->client_dir], &m);
             cap->stats.dropped_pipeline++;
             held_release(cap, &m);
+            note_lost_requests(h, h->pos[h->client_dir].start);
             return 0;
         }
-        h->q = nq;
-        h->q_cap = ncap;
+        p->start_off = h->pos[h->client_dir].start;
+        p->ack_off = h->pos[h->client_dir].start_ack;
     }
-    p = &h->q[h->q_len++];
-    memset(p, 0, sizeof *p);
     take_msg(&h->fr[h->client_dir], &p->req);
-    if (h->have_early) {
-        /* the response that arrived while this request was being sent */
-        p->resp = h->early;
+    p->done = 1;
+    h->n_held++;
+    return flush_front(cap, h);
+}
+
+/* A final response and where it lies. */
+struct resp_pos {
+    int64_t start, end; /* server-stream offsets; end may be a lower bound */
+    int end_exact;      /* end is the response's last byte */
+    int64_t ack;        /* client-stream bytes the server had when it sent it */
+};
+
+/* Makes the request being sent an entry, so a response (an early one, or
+ * one placed by evidence) can wait for it to end. NULL on allocation
+ * failure. */
+static struct pending *request_in_progress(struct hconn *h)
+{
+    const struct msg_pos *ps = &h->pos[h->client_dir];
+    struct pending *p = push(h, Q_REQ);
+
+    if (p != NULL) {
+        p->start_off = ps->cur_start;
+        p->ack_off = ps->start_ack;
+    }
+    return p;
+}
+
+/* Settles entries [from, to) as answered by responses the capture lost. */
+static void settle_lost(struct hconn *h, size_t from, size_t to)
+{
+    for (; from < to; from++) {
+        struct pending *p = &h->q[from];
+        p->no_resp = 1;
+        if (p->kind == Q_REQ) {
+            p->req.flags |= REPRO_XF_GAP;
+            if (p->req.why == NULL)
+                p->req.why = "its response was lost in a capture gap";
+        }
+    }
+}
+
+/* Stores r alone: it answers a request whose bytes are not held. */
+static int emit_alone(struct repro_capture *cap, struct hconn *h, struct held_msg *m,
+                      unsigned flags, const char *why)
+{
+    m->flags |= flags;
+    if (m->why == NULL)
+        m->why = why;
+    return emit(cap, h, NULL, m);
+}
+
+/* Pairs response m with entry i (a guess when uncertain). */
+static int attach(struct repro_capture *cap, struct hconn *h, size_t i, struct held_msg *m,
+                  int uncertain)
+{
+    struct pending *p = &h->q[i];
+
+    if (uncertain) {
+        m->flags |= REPRO_XF_PAIRING_UNCERTAIN;
+        m->why = "pairing uncertain: responses were lost before it and the TCP evidence "
+                 "allows more than one request";
+    }
+    switch (p->kind) {
+    case Q_LOST:
+        return emit_alone(cap, h, m, REPRO_XF_GAP,
+                          "answers a request that was lost in a capture gap");
+    case Q_EVICTED: {
+        int rc = emit_alone(cap, h, m, 0,
+                            "answers a request stored earlier without its response "
+                            "(--max-pipeline)");
+        if (--p->n == 0)
+            p->no_resp = 1;
+        return rc;
+    }
+    default:
+        p->resp = *m;
         p->have_resp = 1;
-        h->have_early = 0;
+        return 0;
     }
-    while (h->q_len > 0 && h->q[0].have_resp) {
-        int rc = emit_front(cap, h);
-        if (rc)
-            return rc;
+}
+
+/*
+ * Whether r can answer entry p (known request, lost or evicted requests),
+ * by what TCP tells:
+ *  - the server cannot answer a request before it received its first byte
+ *    (an early response, 100 Continue or a 413, may come before the rest);
+ *  - a response the client had begun to receive before it sent a request
+ *    does not answer that request;
+ *  - with order_rule (a connection that does not pipeline), a request is
+ *    sent after the response to the previous one ended: r, which ends at
+ *    r->end, cannot answer a request followed by one sent at next_ack < end.
+ */
+static int may_answer(int64_t start_off, int64_t ack_off, int64_t next_ack, int order_rule,
+                      const struct resp_pos *r)
+{
+    if (r->ack != OFF_UNKNOWN && start_off != OFF_UNKNOWN && start_off >= r->ack)
+        return 0;
+    if (ack_off != OFF_UNKNOWN && r->start < ack_off)
+        return 0;
+    if (order_rule && next_ack != OFF_UNKNOWN && r->end > next_ack)
+        return 0;
+    return 1;
+}
+
+/*
+ * For the order rule: a bound on what the client had received when it
+ * sent the request after entry i. A client's ACKs never decrease, so the
+ * first later request whose ACK is known bounds it, even when lost or
+ * evicted requests lie in between (theirs were no larger).
+ */
+static int64_t next_ack_of(const struct hconn *h, size_t i, int virt)
+{
+    size_t j;
+
+    for (j = i + 1; j < h->q_len; j++)
+        if (h->q[j].kind != Q_LOST && h->q[j].ack_off != OFF_UNKNOWN)
+            return h->q[j].ack_off;
+    return virt ? h->pos[h->client_dir].start_ack : OFF_UNKNOWN;
+}
+
+/*
+ * Places a final response. In step (nothing lost since the last pairing
+ * the evidence decided) it answers the oldest waiting request, as RFC 9112
+ * orders them, unless TCP shows the server had not received that request
+ * yet. After a loss every waiting request is a candidate unless TCP rules
+ * it out (may_answer); one candidate left decides, several make the
+ * pairing a guess flagged pairing_uncertain, none leave the response
+ * without request.
+ */
+static int place_response(struct repro_capture *cap, struct hconn *h, struct held_msg *m,
+                          const struct resp_pos *r)
+{
+    const struct msg_pos *cp = &h->pos[h->client_dir];
+    size_t lo = first_waiting(h), i, first = 0;
+    uint64_t n_cand = 0;
+    int in_step = !h->resp_lost && (lo == h->q_len || h->q[lo].kind != Q_LOST);
+    int order_rule = !in_step && !h->pipelined;
+    /* a request being sent that has no entry yet */
+    int virt = !(h->q_len > 0 && h->q[h->q_len - 1].kind == Q_REQ && !h->q[h->q_len - 1].done) &&
+               repro_http_framer_busy(&h->fr[h->client_dir]) && cp->cur_start != OFF_UNKNOWN;
+
+    for (i = lo; i < h->q_len && !(in_step && i > lo); i++) {
+        const struct pending *p = &h->q[i];
+        if (!may_answer(p->start_off, p->ack_off, next_ack_of(h, i, virt), order_rule, r))
+            continue;
+        if (n_cand == 0)
+            first = i;
+        n_cand += p->kind == Q_REQ ? 1 : p->kind == Q_EVICTED ? p->n : 2;
     }
-    return 0;
+    if (virt && (!in_step || lo == h->q_len) &&
+        may_answer(cp->cur_start, cp->start_ack, OFF_UNKNOWN, 0, r)) {
+        if (n_cand == 0)
+            first = h->q_len;
+        n_cand++;
+    }
+    /* The server had client bytes the capture has not delivered (lost, or
+     * still out of order): requests it may have answered with r. */
+    if (!in_step && r->ack != OFF_UNKNOWN &&
+        r->ack > (int64_t)(h->tc->half[h->client_dir].bytes +
+                           h->tc->half[h->client_dir].gap_bytes)) {
+        if (n_cand == 0) {
+            settle_lost(h, lo, h->q_len);
+            return emit_alone(cap, h, m, REPRO_XF_GAP,
+                              "answers a request the capture has not seen");
+        }
+        n_cand += 2;
+    }
+    if (n_cand == 0) {
+        if (lo == h->q_len && !virt)
+            return emit_alone(cap, h, m, 0, NULL); /* nothing was asked */
+        return emit_alone(cap, h, m, 0,
+                          in_step ? "sent before the server had the waiting request"
+                                  : "after a capture gap, no captured request can be answered "
+                                    "by it");
+    }
+    settle_lost(h, lo, first);
+    if (n_cand == 1) {
+        /* The next request was sent before this response had arrived: the
+         * client pipelines. */
+        int64_t next = OFF_UNKNOWN;
+        if (first + 1 < h->q_len && h->q[first + 1].kind == Q_REQ)
+            next = h->q[first + 1].ack_off;
+        else if (first + 1 == h->q_len && virt)
+            next = cp->start_ack;
+        if (r->end_exact && next != OFF_UNKNOWN && next < r->end)
+            h->pipelined = 1;
+        h->resp_lost = 0;
+    } else {
+        repro_log(REPRO_LOG_DEBUG, "capture.http",
+                  "connection %llu: a response after a gap may answer %llu requests",
+                  (unsigned long long)h->info.id, (unsigned long long)n_cand);
+    }
+    if (first == h->q_len && request_in_progress(h) == NULL)
+        return emit_alone(cap, h, m, REPRO_XF_PAIRING_UNCERTAIN, "out of memory");
+    return attach(cap, h, first, m, n_cand > 1);
 }
 
 static int on_response(struct repro_capture *cap, struct hconn *h)
 {
     struct held_msg m;
-    size_t i;
-    int status;
+    struct resp_pos r;
+    int status, rc;
 
     take_msg(&h->fr[!h->client_dir], &m);
     status = m.has_info ? m.info.status : 0;
@@ -349,24 +682,12 @@ static int on_response(struct repro_capture *cap, struct hconn *h)
         m.flags |= REPRO_XF_TUNNEL;
         repro_http_framer_tunnel(&h->fr[h->client_dir]);
     }
-    for (i = 0; i < h->q_len && h->q[i].have_resp; i++)
-        ;
-    if (i == h->q_len) {
-        if (repro_http_framer_busy(&h->fr[h->client_dir]) && !h->have_early) {
-            h->early = m; /* the request is still being sent */
-            h->have_early = 1;
-            return 0;
-        }
-        return emit(cap, h, NULL, &m);
-    }
-    h->q[i].resp = m;
-    h->q[i].have_resp = 1;
-    while (h->q_len > 0 && h->q[0].have_resp) {
-        int rc = emit_front(cap, h);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    r.start = h->pos[!h->client_dir].start;
+    r.end = h->pos[!h->client_dir].end;
+    r.end_exact = h->pos[!h->client_dir].end_exact;
+    r.ack = h->pos[!h->client_dir].start_ack;
+    rc = place_response(cap, h, &m, &r);
+    return rc ? rc : flush_front(cap, h);
 }
 
 static int on_message(struct repro_capture *cap, struct hconn *h, int dir)
@@ -381,7 +702,9 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
                    const uint8_t *p, size_t len)
 {
     struct repro_http_limits hl = cap->limits.http;
-    int mid = c->mid_stream, d;
+    /* Bytes lost before the first ones seen count as picking the stream
+     * up in the middle: the first message starts later. */
+    int mid = c->mid_stream || c->half[0].gap_bytes > 0 || c->half[1].gap_bytes > 0, d;
 
     if (repro_http_looks_like_start(REPRO_HTTP_RESPONSE, p, len) == 1)
         h->client_dir = !dir;
@@ -412,19 +735,72 @@ static int cb_open(void *ctx, struct repro_tcp_conn *c)
 {
     struct repro_capture *cap = ctx;
     struct hconn *h = repro_calloc(1, sizeof *h);
+    int d;
 
     if (h == NULL)
         return 0; /* the connection is tracked without HTTP: counted below */
     h->client_dir = -1;
+    h->tc = c;
     h->info.id = c->id;
     h->info.opened_us = c->first_us;
     h->info.closed_us = -1;
     h->info.end_reason = -1;
     h->info.store_id = -1;
+    for (d = 0; d < 2; d++) {
+        h->pos[d].start_ack = h->pos[d].cur_start = OFF_UNKNOWN;
+        h->pos[d].start = h->pos[d].end = 0;
+    }
     repro_buf_init(&h->interim_raw, cap->limits.http.max_head);
     c->user = h;
     cap->stats.connections++;
     return 0;
+}
+
+/* Offset of the next byte of direction dir (gaps included). */
+static int64_t stream_off(const struct repro_tcp_conn *c, int dir)
+{
+    return (int64_t)(c->half[dir].bytes + c->half[dir].gap_bytes);
+}
+
+/* What the segment being delivered on dir acknowledged, as an offset in
+ * the peer's stream (serial arithmetic: wraparound is transparent). */
+static int64_t seg_ack_off(const struct repro_tcp_conn *c, int dir)
+{
+    const struct repro_tcp_half *h = &c->half[dir], *peer = &c->half[!dir];
+
+    if (!h->seg_ack_known || !peer->seq_known)
+        return OFF_UNKNOWN;
+    return stream_off(c, !dir) + (int32_t)(h->seg_ack - peer->next_seq);
+}
+
+/* A message of dir began at start, in the segment that begins at seg_off
+ * (OFF_UNKNOWN: not in a segment, at a gap or the end) and acknowledged
+ * ack. Only the segment with its first byte tells what the sender had
+ * received when it began. */
+static void note_start(struct hconn *h, struct repro_tcp_conn *c, int dir, int64_t start,
+                       int64_t seg_off, int64_t ack)
+{
+    if (seg_off == OFF_UNKNOWN || start < seg_off)
+        return;
+    h->pos[dir].start_ack = ack;
+    if (dir == h->client_dir)
+        check_pipelining(h, c, ack);
+}
+
+/* The framer of dir reported a message whose wire bytes end at end. A
+ * message ended by a gap really ends somewhere in the gap: only where the
+ * captured bytes stopped (seen_end) is known, and end_exact says so. */
+static void note_finished(struct hconn *h, struct repro_tcp_conn *c, int dir, int64_t end,
+                          int64_t seen_end, int64_t seg_off, int64_t ack)
+{
+    struct msg_pos *ps = &h->pos[dir];
+    int64_t start = end - (int64_t)repro_http_framer_msg(&h->fr[dir])->wire_bytes;
+
+    note_start(h, c, dir, start, seg_off, ack);
+    ps->start = start;
+    ps->end = seen_end;
+    ps->end_exact = seen_end == end;
+    ps->cur_start = OFF_UNKNOWN;
 }
 
 static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *p, size_t len,
@@ -432,6 +808,9 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
 {
     struct repro_capture *cap = ctx;
     struct hconn *h = c->user;
+    struct repro_http_framer *f;
+    int64_t seg_off, ack;
+    size_t done = 0;
     int rc;
 
     if (h == NULL)
@@ -448,16 +827,27 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
         h->info.bytes_s2c += len;
     if (h->not_http)
         return 0;
-    while (len > 0) {
+    f = &h->fr[dir];
+    seg_off = stream_off(c, dir) - (int64_t)len;
+    ack = seg_ack_off(c, dir);
+    while (done < len) {
         size_t used = 0;
-        enum repro_http_outcome o = repro_http_framer_feed(&h->fr[dir], p, len, ts, &used);
-        p += used;
-        len -= used;
+        enum repro_http_outcome o = repro_http_framer_feed(f, p + done, len - done, ts, &used);
+        done += used;
         if (o == REPRO_HTTP_NEED_MORE)
             break;
+        note_finished(h, c, dir, seg_off + (int64_t)done, seg_off + (int64_t)done, seg_off, ack);
         rc = on_message(cap, h, dir);
         if (rc)
             return rc;
+    }
+    if (repro_http_framer_busy(f)) {
+        int64_t start = seg_off + (int64_t)len - (int64_t)repro_http_framer_pending_wire(f);
+        if (h->pos[dir].cur_start != start)
+            note_start(h, c, dir, start, seg_off, ack);
+        h->pos[dir].cur_start = start;
+    } else {
+        h->pos[dir].cur_start = OFF_UNKNOWN;
     }
     if (dir == h->client_dir)
         set_method_hint(h);
@@ -468,31 +858,54 @@ static int cb_gap(void *ctx, struct repro_tcp_conn *c, int dir, uint64_t len, in
 {
     struct repro_capture *cap = ctx;
     struct hconn *h = c->user;
+    int64_t gap_start = stream_off(c, dir) - (int64_t)len;
+    int rc;
 
     if (h == NULL)
         return 0;
     h->info.gap_bytes += len;
     if (!h->framers_ready || h->not_http)
         return 0;
-    if (repro_http_framer_gap(&h->fr[dir], len, ts) == REPRO_HTTP_DONE)
-        return on_message(cap, h, dir);
+    if (repro_http_framer_gap(&h->fr[dir], len, ts) == REPRO_HTTP_DONE) {
+        note_finished(h, c, dir, stream_off(c, dir), gap_start, OFF_UNKNOWN, OFF_UNKNOWN);
+        rc = on_message(cap, h, dir);
+        if (rc)
+            return rc;
+    }
+    if (repro_http_framer_busy(&h->fr[dir]))
+        return 0; /* inside a body whose length keeps the framer in step */
+    /* The framer lost its place: whole messages may be in the gap. */
+    h->pos[dir].cur_start = OFF_UNKNOWN;
+    repro_log(REPRO_LOG_DEBUG, "capture.http", "connection %llu: %llu bytes lost %s",
+              (unsigned long long)h->info.id, (unsigned long long)len,
+              dir == h->client_dir ? "from the client" : "from the server");
+    if (dir == h->client_dir) {
+        note_lost_requests(h, gap_start);
+    } else {
+        h->resp_lost = 1;
+        drop_interim(cap, h);
+    }
     return 0;
 }
 
-static int end_direction(struct repro_capture *cap, struct hconn *h, int dir, int64_t ts)
+static int end_direction(struct repro_capture *cap, struct hconn *h, struct repro_tcp_conn *c,
+                         int dir, int64_t ts)
 {
     if (h->eof[dir] || !h->framers_ready || h->not_http)
         return 0;
     h->eof[dir] = 1;
-    if (repro_http_framer_eof(&h->fr[dir], ts) == REPRO_HTTP_DONE)
+    if (repro_http_framer_eof(&h->fr[dir], ts) == REPRO_HTTP_DONE) {
+        note_finished(h, c, dir, stream_off(c, dir), stream_off(c, dir), OFF_UNKNOWN,
+                      OFF_UNKNOWN);
         return on_message(cap, h, dir);
+    }
     return 0;
 }
 
 static int cb_fin(void *ctx, struct repro_tcp_conn *c, int dir, int64_t ts)
 {
     struct hconn *h = c->user;
-    return h ? end_direction(ctx, h, dir, ts) : 0;
+    return h ? end_direction(ctx, h, c, dir, ts) : 0;
 }
 
 static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
@@ -505,15 +918,21 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
         return 0;
     if (h->framers_ready) {
         /* The response side first: a close-delimited response completes. */
-        rc = end_direction(cap, h, !h->client_dir, ts);
+        rc = end_direction(cap, h, c, !h->client_dir, ts);
         if (rc == 0)
-            rc = end_direction(cap, h, h->client_dir, ts);
+            rc = end_direction(cap, h, c, h->client_dir, ts);
     }
-    while (rc == 0 && h->q_len > 0)
-        rc = emit_front(cap, h);
-    if (rc == 0 && h->have_early) {
-        h->have_early = 0;
-        rc = emit(cap, h, NULL, &h->early);
+    while (rc == 0 && h->q_len > 0) {
+        struct pending p = h->q[0];
+        pop_front(h);
+        if (p.kind != Q_REQ)
+            continue;
+        if (p.done) {
+            h->n_held--;
+            rc = emit(cap, h, &p.req, p.have_resp ? &p.resp : NULL);
+        } else if (p.have_resp) {
+            rc = emit(cap, h, NULL, &p.resp);
+        }
     }
     if (!h->framers_ready)
         cap->stats.non_http_connections++; /* no payload at all */
@@ -540,8 +959,6 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
             held_release(cap, &h->q[0].resp);
         pop_front(h);
     }
-    if (h->have_early)
-        held_release(cap, &h->early);
     repro_free(h->q);
     repro_budget_give(&cap->budget, h->interim_raw.len);
     repro_buf_release(&h->interim_raw);

@@ -11,7 +11,8 @@
 
 static const char *const xflag_names[] = {"gap",      "truncated", "unanswered",
                                           "no_request", "malformed", "redacted",
-                                          "body_capped", "tunnel",   "interim"};
+                                          "body_capped", "tunnel",   "interim",
+                                          "pairing_uncertain"};
 
 const char *repro_xflag_name(unsigned bit)
 {
@@ -192,7 +193,7 @@ void repro_capture_print_summary(const struct repro_capture *cap, FILE *f)
             (unsigned long long)st->http_connections, (unsigned long long)st->non_http_connections);
     fprintf(f, "exchanges: %llu, complete %llu, incomplete %llu", (unsigned long long)st->exchanges,
             (unsigned long long)(st->exchanges - st->incomplete), (unsigned long long)st->incomplete);
-    for (bit = 0; bit < 9; bit++) {
+    for (bit = 0; bit < REPRO_XF__BITS; bit++) {
         if (st->incomplete_by[bit] == 0)
             continue;
         fprintf(f, "%s%s %llu", any ? ", " : " (", repro_xflag_name(1u << bit),

@@ -193,9 +193,13 @@ static struct repro_tcp_conn *lookup(struct repro_reasm *r, const struct repro_p
     return NULL;
 }
 
+/* ack: the ACK number the segment carrying these bytes had, -1 when it had
+ * none; kept in the half for the data callback (pairing evidence). */
 static int deliver(struct repro_reasm *r, struct repro_tcp_conn *c, int d, const uint8_t *p,
-                   size_t len, int64_t ts)
+                   size_t len, int64_t ts, int64_t ack)
 {
+    c->half[d].seg_ack_known = ack >= 0;
+    c->half[d].seg_ack = ack >= 0 ? (uint32_t)ack : 0;
     c->half[d].next_seq += (uint32_t)len;
     c->half[d].bytes += len;
     return r->cb.data ? r->cb.data(r->cb.ctx, c, d, p, len, ts) : 0;
@@ -228,7 +232,7 @@ static int drain(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int64_t
         h->ooo = s->next;
         h->ooo_bytes -= s->len;
         if (skip < s->len)
-            rc = deliver(r, c, d, s->data + skip, s->len - skip, s->ts_us);
+            rc = deliver(r, c, d, s->data + skip, s->len - skip, s->ts_us, s->ack);
         repro_budget_give(r->budget, s->len);
         repro_free(s);
     }
@@ -269,7 +273,7 @@ static int fin_acked(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int
 
 /* Queues [seq, seq+len) where it is not already covered (first wins). */
 static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t seq,
-                     const uint8_t *p, uint32_t len, int64_t ts)
+                     const uint8_t *p, uint32_t len, int64_t ts, int64_t ack)
 {
     struct repro_tcp_half *h = &c->half[d];
     struct repro_tcp_seg **pp = &h->ooo;
@@ -318,6 +322,7 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
         s->seq = seq;
         s->len = n;
         s->ts_us = ts;
+        s->ack = ack;
         memcpy(s->data, p, n);
         s->next = *pp;
         *pp = s;
@@ -330,7 +335,7 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
 }
 
 static int segment_data(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uint32_t seq,
-                        const uint8_t *p, uint32_t len, int64_t ts)
+                        const uint8_t *p, uint32_t len, int64_t ts, int64_t ack)
 {
     struct repro_tcp_half *h = &c->half[d];
     int rc;
@@ -356,7 +361,7 @@ static int segment_data(struct repro_reasm *r, struct repro_tcp_conn *c, int d, 
         uint32_t n = len, old;
         if (h->ooo != NULL && SEQ_GT(h->ooo->seq, seq) && SEQ_LT(h->ooo->seq, seq + len))
             n = h->ooo->seq - seq;
-        rc = deliver(r, c, d, p, n, ts);
+        rc = deliver(r, c, d, p, n, ts, ack);
         if (rc == 0)
             rc = drain(r, c, d, ts);
         if (rc != 0 || n == len)
@@ -378,10 +383,10 @@ static int segment_data(struct repro_reasm *r, struct repro_tcp_conn *c, int d, 
         r->stats.dropped_ooo_bytes += len;
         return 0;
     }
-    rc = queue_ooo(r, c, d, seq, p, len, ts);
+    rc = queue_ooo(r, c, d, seq, p, len, ts, ack);
     if (rc == 0 && SEQ_GEQ(h->next_seq, seq) && SEQ_LT(h->next_seq, seq + len))
         return segment_data(r, c, d, h->next_seq, p + (h->next_seq - seq),
-                            len - (h->next_seq - seq), ts);
+                            len - (h->next_seq - seq), ts, ack);
     return rc;
 }
 
@@ -516,7 +521,8 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
     }
     if (pkt->payload_len > 0) {
         uint32_t seq = pkt->seq + ((fl & REPRO_TCP_SYN) ? 1 : 0);
-        rc = segment_data(r, c, dir, seq, pkt->payload, pkt->payload_len, pkt->ts_us);
+        rc = segment_data(r, c, dir, seq, pkt->payload, pkt->payload_len, pkt->ts_us,
+                          (fl & REPRO_TCP_ACK) ? (int64_t)pkt->ack : -1);
         if (rc)
             return rc;
     }

@@ -12,6 +12,7 @@ struct repro_tcp_seg {
     uint32_t seq;
     uint32_t len;
     int64_t ts_us;
+    int64_t ack;      /* the segment's ACK number, -1 when it had none */
     uint8_t data[];
 };
 
@@ -25,6 +26,11 @@ struct repro_tcp_half {
     uint32_t fin_seq;    /* sequence number of the FIN, when fin_seen */
     uint32_t max_ack;    /* highest ACK the peer sent for this direction */
     uint8_t seq_known, fin_seen, fin_done, ack_known;
+    /* The ACK number carried by the segment whose bytes the data callback
+     * is handed right now (valid during the callback when seg_ack_known):
+     * what this side had received from the peer when it sent them. */
+    uint32_t seg_ack;
+    uint8_t seg_ack_known;
     struct repro_tcp_seg *ooo;
     size_t ooo_bytes;
     uint64_t bytes;      /* delivered */

@@ -7,7 +7,9 @@
  * (capture gaps, reported with their length) or stop anywhere. A gap inside
  * a Content-Length body or inside one chunk's data keeps the framer in sync;
  * any other gap ends the current message (flagged) and the framer
- * resynchronises at the next line that looks like a message start. Malformed
+ * resynchronises at the next line that looks like a message start; a
+ * response stream after a gap at any byte that starts a status line
+ * ("HTTP/1."), since the lost body need not have ended in a newline. Malformed
  * input is reported as a message flagged MALFORMED, never as a failure.
  *
  * Deliberately left out: interpreting bodies, HTTP/2 (its preface is not a
@@ -75,6 +77,9 @@ void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind ki
                                                                      : f->limits.max_store);
     f->state = mid_stream ? FR_RESYNC : FR_IDLE;
     f->at_line_start = 1;
+    /* Picked up inside a message, a response stream may go on with the
+     * next status line right after a body without a newline. */
+    f->resync_any = mid_stream && kind == REPRO_HTTP_RESPONSE;
 }
 
 void repro_http_framer_release(struct repro_http_framer *f)
@@ -103,6 +108,11 @@ void repro_http_framer_tunnel(struct repro_http_framer *f)
 int repro_http_framer_busy(const struct repro_http_framer *f)
 {
     return !f->finished && (f->state == FR_HEAD || f->state == FR_PROBE || f->state == FR_BODY);
+}
+
+uint64_t repro_http_framer_pending_wire(const struct repro_http_framer *f)
+{
+    return repro_http_framer_busy(f) ? f->wire_bytes : 0;
 }
 
 const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_framer *f)
@@ -236,6 +246,7 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
         return malformed_at(f, why, 1); /* the head ended with its empty line */
     }
     f->head_raw_len = end;
+    f->resync_any = 0; /* a whole head parsed: back in step */
     body = repro_http_body_kind(&head, (struct repro_slice){(const uint8_t *)f->req_method,
                                                             strlen(f->req_method)});
     repro_http_info_from_head(&f->info, &head, f->raw.data);
@@ -274,6 +285,23 @@ static enum repro_http_outcome not_a_start(struct repro_http_framer *f, size_t o
     repro_budget_give(f->limits.budget, f->raw.len - d);
     f->raw.len = d;
     *used = d - old;
+    if (f->state == FR_PROBE && f->resync_any) {
+        /* Looking for a start at any byte: a later byte of the rejected
+         * probe may still begin one, exactly as if the bytes had come in
+         * one piece. */
+        size_t k = 1;
+        while (k < d && repro_http_looks_like_start(f->kind, f->raw.data + k, d - k) == 0)
+            k++;
+        if (k < d) {
+            memmove(f->raw.data, f->raw.data + k, d - k);
+            repro_budget_give(f->limits.budget, k);
+            f->raw.len = d - k;
+            f->skipped_bytes += k;
+            f->wire_bytes = f->raw.len;
+            f->head_scan = 0;
+            return REPRO_HTTP_NEED_MORE;
+        }
+    }
     if (f->state == FR_PROBE) {
         repro_budget_give(f->limits.budget, d);
         f->raw.len = 0;
@@ -395,7 +423,7 @@ static size_t resync_scan(struct repro_http_framer *f, const uint8_t *p, size_t 
         /* Look no further than a head may reach, as feed_head() does, so
          * the verdict is the same however the bytes are segmented. */
         size_t n = len - i < f->limits.max_head ? len - i : f->limits.max_head;
-        if (f->at_line_start && p[i] != '\r' && p[i] != '\n' &&
+        if ((f->at_line_start || f->resync_any) && p[i] != '\r' && p[i] != '\n' &&
             repro_http_looks_like_start(f->kind, p + i, n) != 0) {
             *found = 1;
             return i;
@@ -477,6 +505,7 @@ enum repro_http_outcome repro_http_framer_gap(struct repro_http_framer *f, uint6
     case FR_RESYNC:
         f->state = FR_RESYNC;
         f->at_line_start = 1; /* a gap may end right before a message */
+        f->resync_any = f->kind == REPRO_HTTP_RESPONSE;
         f->skipped_bytes += n;
         return REPRO_HTTP_NEED_MORE;
     case FR_BODY:
@@ -502,6 +531,7 @@ enum repro_http_outcome repro_http_framer_gap(struct repro_http_framer *f, uint6
     }
     finish(f, FR_RESYNC, REPRO_HTTP_DONE);
     f->at_line_start = 1;
+    f->resync_any = f->kind == REPRO_HTTP_RESPONSE;
     return REPRO_HTTP_DONE;
 }
 

@@ -85,11 +85,16 @@ enum {
     REPRO_XF_REDACTED = 1u << 5,    /* secrets were replaced before storage */
     REPRO_XF_BODY_CAPPED = 1u << 6, /* stored bytes were cut at a cap */
     REPRO_XF_TUNNEL = 1u << 7,      /* the connection became a tunnel after this exchange */
-    REPRO_XF_INTERIM = 1u << 8      /* 1xx interim responses preceded the final one */
+    REPRO_XF_INTERIM = 1u << 8,     /* 1xx interim responses preceded the final one */
+    /* After packet loss the TCP evidence did not decide which request this
+     * response answers: the pair is a guess (docs/capture.md). */
+    REPRO_XF_PAIRING_UNCERTAIN = 1u << 9
 };
 #define REPRO_XF_INCOMPLETE                                                 \
     (REPRO_XF_GAP | REPRO_XF_TRUNCATED | REPRO_XF_UNANSWERED | REPRO_XF_NO_REQUEST | \
-     REPRO_XF_MALFORMED)
+     REPRO_XF_MALFORMED | REPRO_XF_PAIRING_UNCERTAIN)
+/* Number of flag bits defined above. */
+#define REPRO_XF__BITS 10
 
 /* Name of a single flag bit ("gap"), NULL for unknown bits. */
 const char *repro_xflag_name(unsigned bit);
@@ -173,7 +178,7 @@ struct repro_capture_stats {
     uint64_t malformed_packets;
     uint64_t connections, http_connections, non_http_connections;
     uint64_t exchanges, incomplete;
-    uint64_t incomplete_by[9]; /* per REPRO_XF_* bit index, for the incomplete reasons */
+    uint64_t incomplete_by[REPRO_XF__BITS]; /* per REPRO_XF_* bit index, for the incomplete reasons */
     uint64_t redacted;
     uint64_t retransmitted_bytes, overlap_bytes, gap_bytes, gaps;
     uint64_t dropped_ooo_bytes;     /* out-of-order data dropped at a cap */

@@ -219,6 +219,7 @@ struct repro_http_framer {
     char req_method[24];       /* hint: method of the request being answered */
     int at_line_start;         /* resync: the next byte may start a message */
     int finished;              /* msg is valid; reset before the next input */
+    int resync_any;            /* after a gap (responses): a start may be at any byte */
     uint64_t skipped_bytes;    /* bytes dropped while resynchronising */
     uint64_t tunnel_bytes;     /* bytes passed through as an opaque tunnel */
     uint64_t capped_bytes;     /* message bytes not kept (max_store or budget) */
@@ -257,6 +258,10 @@ enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64
 void repro_http_framer_tunnel(struct repro_http_framer *f);
 /* 1 when the framer is inside a message (bytes seen, not finished). */
 int repro_http_framer_busy(const struct repro_http_framer *f);
+/* Wire bytes (gaps included) of the message in progress, 0 when not busy:
+ * the message began that many bytes before the end of the input fed so far.
+ * Capture uses it to find the segment a message started in. */
+uint64_t repro_http_framer_pending_wire(const struct repro_http_framer *f);
 
 /* The message that the last DONE/MALFORMED reported; borrowed until the
  * next call on f. */

@@ -488,9 +488,17 @@ static void test_caps(void **state)
     conv_fin(&cv);
     assert_int_equal(repro_capture_finish(cap, NULL), REPRO_OK);
     assert_int_equal(repro_capture_stats(cap)->dropped_pipeline, 1);
-    assert_int_equal(r.n_x, 3);
+    /* /1 is stored at once without its response (the pipeline cap); the
+     * response that follows is still its own, so it is stored alone and
+     * never paired with /2 (issue 8: it used to be). */
+    assert_int_equal(r.n_x, 4);
     assert_true(r.x[0].flags & REPRO_XF_UNANSWERED); /* pushed out by the pipeline cap */
+    assert_string_equal(r.x[0].uri, "/1");
+    assert_true(r.x[1].flags & REPRO_XF_NO_REQUEST);
     assert_true(r.x[1].flags & REPRO_XF_BODY_CAPPED);
+    assert_string_equal(r.x[2].uri, "/2");
+    assert_true(r.x[2].flags & REPRO_XF_UNANSWERED);
+    assert_string_equal(r.x[3].uri, "/3");
     assert_int_equal(r.x[1].response_len, 64);
     assert_int_equal(r.x[1].response_bytes, 1199 + 41);
     assert_true(repro_capture_stats(cap)->dropped_body_bytes > 0);

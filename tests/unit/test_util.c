@@ -58,3 +58,42 @@ const char *test_tmpdir(void)
     }
     return path;
 }
+
+size_t tu_tcp_frame(uint8_t *out, size_t cap, int side, const uint16_t port[2], uint8_t flags,
+                    uint32_t seq, uint32_t ack, const void *data, size_t len)
+{
+    size_t n = 14 + 20 + 20 + len;
+    uint8_t *ip = out + 14, *tcp = ip + 20;
+
+    if (n > cap) {
+        fprintf(stderr, "tu_tcp_frame: %zu bytes do not fit in %zu\n", n, cap);
+        abort();
+    }
+    memset(out, 0, 54);
+    out[12] = 0x08; /* IPv4 */
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)((20 + 20 + len) >> 8);
+    ip[3] = (uint8_t)(20 + 20 + len);
+    ip[9] = 6; /* TCP */
+    ip[12] = 10;
+    ip[15] = side == 0 ? 1 : 2;
+    ip[16] = 10;
+    ip[19] = side == 0 ? 2 : 1;
+    tcp[0] = (uint8_t)(port[side] >> 8);
+    tcp[1] = (uint8_t)port[side];
+    tcp[2] = (uint8_t)(port[!side] >> 8);
+    tcp[3] = (uint8_t)port[!side];
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    tcp[8] = (uint8_t)(ack >> 24);
+    tcp[9] = (uint8_t)(ack >> 16);
+    tcp[10] = (uint8_t)(ack >> 8);
+    tcp[11] = (uint8_t)ack;
+    tcp[12] = 0x50;
+    tcp[13] = flags;
+    if (len)
+        memcpy(tcp + 20, data, len);
+    return n;
+}
