@@ -54,7 +54,7 @@ struct pending {
     int no_resp;         /* decided: no response will be paired with it */
     uint64_t n;          /* Q_EVICTED: how many requests */
     int64_t start_off;   /* client-stream offset of its first byte (lower bound) */
-    int64_t ack_off;     /* server-stream bytes the client had when it sent it */
+    int64_t ack_raw;     /* ACK number of its first segment (OFF_UNKNOWN if none): what the client had received */
     struct held_msg req;
     int have_resp;
     struct held_msg resp;
@@ -62,7 +62,7 @@ struct pending {
 
 /* Where the current message of one direction began. */
 struct msg_pos {
-    int64_t start_ack;  /* peer offset acknowledged by the segment with its first byte */
+    int64_t start_ack;  /* ACK number of the segment with its first byte, OFF_UNKNOWN if none */
     int64_t cur_start;  /* first byte of the message in progress, OFF_UNKNOWN if none */
     int64_t start, end; /* of the message just finished (end: see end_exact) */
     int end_exact;      /* 0: ended by a gap, end is where the captured bytes stopped */
@@ -82,6 +82,7 @@ struct hconn {
     struct msg_pos pos[2];
     int resp_lost;  /* the response framer lost its place since the last decided pairing */
     int pipelined;  /* the client was seen sending before the previous response arrived */
+    int64_t last_req_ack; /* what the client had received when it sent its latest request */
     struct repro_buf interim_raw; /* 1xx responses before any request completed */
     char interim[64];
     int eof[2];
@@ -265,7 +266,7 @@ static struct pending *push(struct hconn *h, int kind)
     memset(p, 0, sizeof *p);
     p->kind = kind;
     p->n = 1;
-    p->start_off = p->ack_off = OFF_UNKNOWN;
+    p->start_off = p->ack_raw = OFF_UNKNOWN;
     return p;
 }
 
@@ -370,8 +371,24 @@ static void attach_interim(struct repro_capture *cap, struct hconn *h, struct he
 }
 
 /*
- * The client started a request at ack (server-stream offset it had
- * received). If an earlier request is still unanswered although every
+ * What a segment sent by from_dir with ACK number raw had received of the
+ * other direction, as an offset in that direction's stream (serial
+ * arithmetic: wraparound is transparent; negative: before the first byte
+ * the capture saw). OFF_UNKNOWN when there was no ACK or the other
+ * direction's numbering is not known yet. The result does not depend on
+ * when it is asked: next_seq and the delivered count move together.
+ */
+static int64_t acked(const struct hconn *h, int from_dir, int64_t raw)
+{
+    const struct repro_tcp_half *peer = &h->tc->half[!from_dir];
+
+    if (raw == OFF_UNKNOWN || !peer->seq_known)
+        return OFF_UNKNOWN;
+    return (int64_t)(peer->bytes + peer->gap_bytes) + (int32_t)((uint32_t)raw - peer->next_seq);
+}
+
+/*
+ * The client started a request whose first segment had ACK number ack. If an earlier request is still unanswered although every
  * server byte the client had was seen in sync, the client did not wait for
  * the response: the connection pipelines, and the rule that a request
  * follows the previous response no longer holds on it.
@@ -379,8 +396,21 @@ static void attach_interim(struct repro_capture *cap, struct hconn *h, struct he
 static void check_pipelining(struct hconn *h, struct repro_tcp_conn *c, int64_t ack)
 {
     const struct repro_tcp_half *s = &c->half[!h->client_dir];
+    int64_t prev = h->last_req_ack;
     size_t i;
 
+    if (ack != OFF_UNKNOWN)
+        h->last_req_ack = ack;
+    /* Two requests sent with no server byte received in between: the
+     * second did not wait for the first one's response. Loss elsewhere
+     * does not blur this. */
+    if (!h->pipelined && ack != OFF_UNKNOWN && prev != OFF_UNKNOWN &&
+        (int32_t)((uint32_t)ack - (uint32_t)prev) <= 0) {
+        h->pipelined = 1;
+        repro_log(REPRO_LOG_DEBUG, "capture.http", "connection %llu pipelines requests",
+                  (unsigned long long)h->info.id);
+    }
+    ack = acked(h, h->client_dir, ack);
     if (h->pipelined || h->resp_lost || ack == OFF_UNKNOWN ||
         ack > (int64_t)(s->bytes + s->gap_bytes))
         return;
@@ -414,7 +444,7 @@ static int evict_oldest(struct repro_capture *cap, struct hconn *h)
     h->n_held--;
     if (i > 0 && h->q[i - 1].kind == Q_EVICTED && !h->q[i - 1].no_resp) {
         h->q[i - 1].n++;
-        h->q[i - 1].ack_off = OFF_UNKNOWN; /* a run: only its start is known */
+        h->q[i - 1].ack_raw = OFF_UNKNOWN; /* a run: only its start is known */
         memmove(h->q + i, h->q + i + 1, (h->q_len - i - 1) * sizeof *h->q);
         h->q_len--;
     } else {
@@ -465,7 +495,7 @@ static int on_request(struct repro_capture *cap, struct hconn *h)
             return 0;
         }
         p->start_off = h->pos[h->client_dir].start;
-        p->ack_off = h->pos[h->client_dir].start_ack;
+        p->ack_raw = h->pos[h->client_dir].start_ack;
     }
     take_msg(&h->fr[h->client_dir], &p->req);
     p->done = 1;
@@ -490,7 +520,7 @@ static struct pending *request_in_progress(struct hconn *h)
 
     if (p != NULL) {
         p->start_off = ps->cur_start;
-        p->ack_off = ps->start_ack;
+        p->ack_raw = ps->start_ack;
     }
     return p;
 }
@@ -583,9 +613,16 @@ static int64_t next_ack_of(const struct hconn *h, size_t i, int virt)
     size_t j;
 
     for (j = i + 1; j < h->q_len; j++)
-        if (h->q[j].kind != Q_LOST && h->q[j].ack_off != OFF_UNKNOWN)
-            return h->q[j].ack_off;
-    return virt ? h->pos[h->client_dir].start_ack : OFF_UNKNOWN;
+        if (h->q[j].kind != Q_LOST && acked(h, h->client_dir, h->q[j].ack_raw) != OFF_UNKNOWN)
+            return acked(h, h->client_dir, h->q[j].ack_raw);
+    return virt ? acked(h, h->client_dir, h->pos[h->client_dir].start_ack) : OFF_UNKNOWN;
+}
+
+/* Client bytes delivered or declared lost so far. */
+static int64_t client_seen(const struct hconn *h)
+{
+    const struct repro_tcp_half *c = &h->tc->half[h->client_dir];
+    return (int64_t)(c->bytes + c->gap_bytes);
 }
 
 /*
@@ -611,23 +648,22 @@ static int place_response(struct repro_capture *cap, struct hconn *h, struct hel
 
     for (i = lo; i < h->q_len && !(in_step && i > lo); i++) {
         const struct pending *p = &h->q[i];
-        if (!may_answer(p->start_off, p->ack_off, next_ack_of(h, i, virt), order_rule, r))
+        if (!may_answer(p->start_off, acked(h, h->client_dir, p->ack_raw), next_ack_of(h, i, virt),
+                        order_rule, r))
             continue;
         if (n_cand == 0)
             first = i;
         n_cand += p->kind == Q_REQ ? 1 : p->kind == Q_EVICTED ? p->n : 2;
     }
     if (virt && (!in_step || lo == h->q_len) &&
-        may_answer(cp->cur_start, cp->start_ack, OFF_UNKNOWN, 0, r)) {
+        may_answer(cp->cur_start, acked(h, h->client_dir, cp->start_ack), OFF_UNKNOWN, 0, r)) {
         if (n_cand == 0)
             first = h->q_len;
         n_cand++;
     }
     /* The server had client bytes the capture has not delivered (lost, or
      * still out of order): requests it may have answered with r. */
-    if (!in_step && r->ack != OFF_UNKNOWN &&
-        r->ack > (int64_t)(h->tc->half[h->client_dir].bytes +
-                           h->tc->half[h->client_dir].gap_bytes)) {
+    if (!in_step && r->ack != OFF_UNKNOWN && r->ack > client_seen(h)) {
         if (n_cand == 0) {
             settle_lost(h, lo, h->q_len);
             return emit_alone(cap, h, m, REPRO_XF_GAP,
@@ -636,6 +672,8 @@ static int place_response(struct repro_capture *cap, struct hconn *h, struct hel
         n_cand += 2;
     }
     if (n_cand == 0) {
+        if (lo == h->q_len && !virt && r->ack != OFF_UNKNOWN && r->ack > client_seen(h))
+            return emit_alone(cap, h, m, REPRO_XF_GAP, "answers a request the capture has not seen");
         if (lo == h->q_len && !virt)
             return emit_alone(cap, h, m, 0, NULL); /* nothing was asked */
         return emit_alone(cap, h, m, 0,
@@ -649,9 +687,9 @@ static int place_response(struct repro_capture *cap, struct hconn *h, struct hel
          * client pipelines. */
         int64_t next = OFF_UNKNOWN;
         if (first + 1 < h->q_len && h->q[first + 1].kind == Q_REQ)
-            next = h->q[first + 1].ack_off;
+            next = acked(h, h->client_dir, h->q[first + 1].ack_raw);
         else if (first + 1 == h->q_len && virt)
-            next = cp->start_ack;
+            next = acked(h, h->client_dir, cp->start_ack);
         if (r->end_exact && next != OFF_UNKNOWN && next < r->end)
             h->pipelined = 1;
         h->resp_lost = 0;
@@ -685,7 +723,7 @@ static int on_response(struct repro_capture *cap, struct hconn *h)
     r.start = h->pos[!h->client_dir].start;
     r.end = h->pos[!h->client_dir].end;
     r.end_exact = h->pos[!h->client_dir].end_exact;
-    r.ack = h->pos[!h->client_dir].start_ack;
+    r.ack = acked(h, !h->client_dir, h->pos[!h->client_dir].start_ack);
     rc = place_response(cap, h, &m, &r);
     return rc ? rc : flush_front(cap, h);
 }
@@ -729,6 +767,13 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
         repro_http_framer_init(&h->fr[d], d == h->client_dir ? REPRO_HTTP_REQUEST : REPRO_HTTP_RESPONSE,
                                &hl, mid);
     h->framers_ready = 1;
+    if (mid) {
+        /* Messages before the first bytes seen are unknown: a response may
+         * answer a request the capture never had, so pairing starts from
+         * the evidence, not from order. */
+        note_lost_requests(h, 0);
+        h->resp_lost = 1;
+    }
 }
 
 static int cb_open(void *ctx, struct repro_tcp_conn *c)
@@ -741,6 +786,7 @@ static int cb_open(void *ctx, struct repro_tcp_conn *c)
         return 0; /* the connection is tracked without HTTP: counted below */
     h->client_dir = -1;
     h->tc = c;
+    h->last_req_ack = OFF_UNKNOWN;
     h->info.id = c->id;
     h->info.opened_us = c->first_us;
     h->info.closed_us = -1;
@@ -762,15 +808,12 @@ static int64_t stream_off(const struct repro_tcp_conn *c, int dir)
     return (int64_t)(c->half[dir].bytes + c->half[dir].gap_bytes);
 }
 
-/* What the segment being delivered on dir acknowledged, as an offset in
- * the peer's stream (serial arithmetic: wraparound is transparent). */
-static int64_t seg_ack_off(const struct repro_tcp_conn *c, int dir)
+/* The ACK number of the segment being delivered on dir (OFF_UNKNOWN when
+ * it had none). It is turned into an offset only when used (acked()), so
+ * an ACK sent before the peer's numbering was known still counts. */
+static int64_t seg_ack(const struct repro_tcp_conn *c, int dir)
 {
-    const struct repro_tcp_half *h = &c->half[dir], *peer = &c->half[!dir];
-
-    if (!h->seg_ack_known || !peer->seq_known)
-        return OFF_UNKNOWN;
-    return stream_off(c, !dir) + (int32_t)(h->seg_ack - peer->next_seq);
+    return c->half[dir].seg_ack_known ? (int64_t)c->half[dir].seg_ack : OFF_UNKNOWN;
 }
 
 /* A message of dir began at start, in the segment that begins at seg_off
@@ -829,7 +872,7 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
         return 0;
     f = &h->fr[dir];
     seg_off = stream_off(c, dir) - (int64_t)len;
-    ack = seg_ack_off(c, dir);
+    ack = seg_ack(c, dir);
     while (done < len) {
         size_t used = 0;
         enum repro_http_outcome o = repro_http_framer_feed(f, p + done, len - done, ts, &used);

@@ -21,6 +21,10 @@
  *    capture.
  *  - Pure ACKs and bare FIN/RST of connections not in the table are ignored
  *    (counted); only a SYN or payload creates a connection.
+ *  - A segment's ACK is applied before its payload is delivered, so bytes
+ *    the sender had received reach the callbacks before what it sent in
+ *    reply; each delivery carries the ACK number of its segment
+ *    (repro_tcp_half.seg_ack), the evidence capture pairs responses by.
  *
  * Expected workload: millions of segments, mostly in order; the in-order
  * path does no allocation and no copy.
@@ -519,6 +523,24 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
             h->next_seq = pkt->seq + 1;
         }
     }
+    /* The peer acknowledged bytes of this direction's opposite: if they lie
+     * beyond a hole, the hole will never be filled. This comes before the
+     * segment's own payload: the sender had received those bytes before it
+     * sent this one, so delivering them first keeps cause before effect (a
+     * request held behind a lost segment reaches the pairing before the
+     * response that answers it). */
+    if ((fl & REPRO_TCP_ACK) && peer->seq_known) {
+        if (!peer->ack_known || SEQ_GT(pkt->ack, peer->max_ack)) {
+            peer->max_ack = pkt->ack;
+            peer->ack_known = 1;
+        }
+        while (rc == 0 && peer->ooo != NULL && SEQ_GEQ(pkt->ack, peer->ooo->seq + 1))
+            rc = skip_hole(r, c, !dir, pkt->ts_us);
+        if (rc == 0)
+            rc = fin_acked(r, c, !dir, pkt->ts_us);
+        if (rc)
+            return rc;
+    }
     if (pkt->payload_len > 0) {
         uint32_t seq = pkt->seq + ((fl & REPRO_TCP_SYN) ? 1 : 0);
         rc = segment_data(r, c, dir, seq, pkt->payload, pkt->payload_len, pkt->ts_us,
@@ -536,20 +558,6 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
         rc = drain(r, c, dir, pkt->ts_us);
         if (rc == 0)
             rc = fin_acked(r, c, dir, pkt->ts_us);
-        if (rc)
-            return rc;
-    }
-    /* The peer acknowledged bytes of this direction's opposite: if they lie
-     * beyond a hole, the hole will never be filled. */
-    if ((fl & REPRO_TCP_ACK) && peer->seq_known) {
-        if (!peer->ack_known || SEQ_GT(pkt->ack, peer->max_ack)) {
-            peer->max_ack = pkt->ack;
-            peer->ack_known = 1;
-        }
-        while (rc == 0 && peer->ooo != NULL && SEQ_GEQ(pkt->ack, peer->ooo->seq + 1))
-            rc = skip_hole(r, c, !dir, pkt->ts_us);
-        if (rc == 0)
-            rc = fin_acked(r, c, !dir, pkt->ts_us);
         if (rc)
             return rc;
     }

@@ -292,6 +292,9 @@ static void test_pipelined_loss_is_uncertain(void **state)
         for (k = 1; k <= 12; k++)
             if (rand() % 6 == 0)
                 lost[k] = 1 << (rand() % 5);
+        if (getenv("PAIRING_TRACE"))
+            for (k = 1; k <= 12; k++)
+                fprintf(stderr, "pseed %u: lost[%d]=%#x\n", seed, k, (unsigned)lost[k]);
         run(&o, 12, lost, 1, 0, NULL);
         if (o.mispaired != 0)
             fail_msg("pipelined seed %u: %d mispaired", seed, o.mispaired);

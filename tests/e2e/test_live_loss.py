@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Live capture under induced packet loss (issue 8): never a response stored
+complete with a request it does not answer.
+
+nginx answers every request with its own URI as a JSON body without a
+trailing newline ({"req":"/rN"}). repro captures on lo with a BPF filter
+that drops about one packet in sixteen, chosen by low bits of the TCP
+sequence number (this kernel has no netem). Traffic: curl keep-alive batches
+(one connection, many requests) and raw-socket pipelined batches. The oracle
+reads the database with sqlite3: every exchange stored complete must carry
+its own response; some must survive.
+
+usage: test_live_loss.py REPRO_BIN
+Exit 0 pass, 1 fail, 77 skipped (not root, no nginx or curl).
+"""
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+REPRO = sys.argv[1]
+N_CURL, PER_CURL = 4, 150      # keep-alive batches
+N_PIPE, PER_PIPE = 10, 12      # pipelined batches
+
+
+def skip(why):
+    print("SKIPPED live_loss: " + why)
+    sys.exit(77)
+
+
+def fail(why):
+    print("FAILED live_loss: " + why)
+    sys.exit(1)
+
+
+if os.geteuid() != 0:
+    skip("needs root (capture on lo)")
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+if not NGINX or not shutil.which("curl"):
+    skip("needs nginx and curl")
+
+tmp = tempfile.mkdtemp(prefix="repro-live-loss-")
+os.chmod(tmp, 0o755)
+procs = []
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if os.environ.get("KEEP_TMP") != "1":
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wait_for(pred, what, tries=200):
+    """Bounded polling, 50 ms apart: no sleep used as synchronisation."""
+    for _ in range(tries):
+        if pred():
+            return
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_nginx():
+    os.makedirs(os.path.join(tmp, "ngx-tmp"), exist_ok=True)
+    for _ in range(3):
+        port = free_port()
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path {tmp}/ngx-tmp/body;
+    proxy_temp_path {tmp}/ngx-tmp/proxy;
+    fastcgi_temp_path {tmp}/ngx-tmp/fastcgi;
+    uwsgi_temp_path {tmp}/ngx-tmp/uwsgi;
+    scgi_temp_path {tmp}/ngx-tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ default_type application/json; return 200 '{{"req":"$request_uri"}}'; }}
+    }}
+}}
+""")
+        p = subprocess.Popen([NGINX, "-p", tmp, "-e", tmp + "/nginx-error.log", "-c", conf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return p.poll() is not None
+        for _ in range(200):
+            if up():
+                break
+            time.sleep(0.05)
+        if p.poll() is None:
+            procs.append(p)
+            return port
+    fail("cannot start nginx")
+
+
+def curl_batch(port, first, n):
+    cfg = os.path.join(tmp, f"curl{first}.cfg")
+    with open(cfg, "w") as f:
+        for i in range(first, first + n):
+            f.write(f'url = "http://127.0.0.1:{port}/r{i}"\noutput = "/dev/null"\n')
+    return subprocess.Popen(["curl", "-sS", "--max-time", "30", "-K", cfg])
+
+
+def pipelined_batch(port, first, n):
+    """n requests written at once on one connection, then every response read."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"".join(b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(first, first + n)))
+    want = n
+    got = b""
+    while got.count(b'{"req":') < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+
+
+def main():
+    port = start_nginx()
+    db = os.path.join(tmp, "loss.db")
+    # drop packets whose sequence number has low nibble 5: about 1 in 16
+    flt = f"tcp port {port} and (tcp[7] & 0x0f) != 5"
+    err = open(os.path.join(tmp, "capture.err"), "w+")
+    cap = subprocess.Popen([REPRO, "capture", "-i", "lo", "-f", flt, "--db", db,
+                            "--duration", "120"], stderr=err)
+    procs.append(cap)
+
+    def listening():
+        err.seek(0)
+        return "listening on lo" in err.read() or cap.poll() is not None
+    wait_for(listening, "capture to listen")
+    if cap.poll() is not None:
+        err.seek(0)
+        fail("repro capture exited early: " + err.read())
+
+    n_sent = 0
+    curls = [curl_batch(port, 1 + k * PER_CURL, PER_CURL) for k in range(N_CURL)]
+    for c in curls:
+        if c.wait(timeout=60) != 0:
+            fail("curl batch failed")
+    n_sent += N_CURL * PER_CURL
+    base = 1 + N_CURL * PER_CURL
+    for k in range(N_PIPE):
+        pipelined_batch(port, base + k * PER_PIPE, PER_PIPE)
+    n_sent += N_PIPE * PER_PIPE
+
+    cap.send_signal(signal.SIGINT)
+    try:
+        rc = cap.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        fail("repro capture did not stop within 30 s of SIGINT")
+    err.seek(0)
+    summary = err.read()
+    if rc not in (0, 1):
+        fail(f"repro capture exited {rc}: {summary}")
+
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT uri, response, complete, flags FROM exchanges").fetchall()
+    complete = mispaired = uncertain = 0
+    for uri, resp, comp, flags in rows:
+        if flags & 512:
+            uncertain += 1
+        if not comp:
+            continue
+        complete += 1
+        body = bytes(resp or b"").split(b"\r\n\r\n", 1)[-1]
+        if body != b'{"req":"%s"}' % (uri or "").encode():
+            mispaired += 1
+            print(f"  mispaired: {uri} stored with {body[:60]!r}")
+    print(f"sent {n_sent} requests; stored {len(rows)} exchanges, {complete} complete, "
+          f"{uncertain} pairing_uncertain, {mispaired} complete with another request's response")
+    print("capture summary: " + summary.strip().replace("\n", " | ")[:600])
+    if mispaired:
+        fail(f"{mispaired} complete exchanges carry another request's response")
+    if complete < n_sent // 3:
+        fail(f"only {complete} of {n_sent} exchanges complete: too few survive the induced loss")
+    if "gaps 0 " in summary:
+        fail("the filter dropped nothing: the test did not test loss")
+    print("PASSED live_loss")
+
+
+try:
+    main()
+finally:
+    cleanup()
