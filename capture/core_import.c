@@ -22,9 +22,13 @@
  * cores; the other fields are read for any 32- or 64-bit Linux core.
  *
  * Input model: the core is hostile. A core shorter than its program headers
- * say is imported as far as it goes and marked partial; a file that is not
- * an ELF core is refused; unwinding stops at REPRO_CRASH_MAX_FRAMES per
- * thread (the record says so) and at REPRO_CRASH_MAX_THREADS threads.
+ * say is imported as far as it goes and marked partial, the reason saying
+ * where it was cut (before, inside or after its notes) and what the record
+ * lacks for it (signal, pid, threads and registers, command line, module
+ * table); one cut so early that nothing of the crash remains is refused. A
+ * file that is not an ELF core is refused; unwinding stops at
+ * REPRO_CRASH_MAX_FRAMES per thread (the record says so) and at
+ * REPRO_CRASH_MAX_THREADS threads.
  * libdwfl opens the files the core names (NT_FILE, the r_debug link map);
  * a core whose NT_FILE names a FIFO or socket is refused, since opening one
  * could block. Names read from the core's memory (the link map) are not
@@ -89,7 +93,9 @@ struct notes {
     struct desc file;           /* NT_FILE, len 0 when absent */
     size_t n_prstatus;
     int bad_tid;                /* some NT_PRSTATUS holds a thread id <= 0 */
-    int truncated_notes;
+    size_t n_segs;              /* PT_NOTE segments */
+    size_t n_segs_lost;         /* of those, starting at or past the end of the file */
+    size_t n_segs_cut;          /* of those, ending past the end of the file */
 };
 
 /* Everything one import holds; released by import_release. */
@@ -102,6 +108,8 @@ struct import {
     int is64, big_endian;
     uint16_t machine;
     struct notes n;
+    uint64_t file_size; /* bytes the core has */
+    uint64_t need;      /* bytes its program headers say it has */
     size_t thread_hint; /* index of the thread libdwfl should report next */
     struct repro_error *err;
 };
@@ -461,14 +469,15 @@ static int read_notes(struct import *im, size_t n_phdrs, uint64_t file_size)
 
         if (gelf_getphdr(im->core_elf, (int)i, &ph) == NULL || ph.p_type != PT_NOTE)
             continue;
+        im->n.n_segs++;
         if (ph.p_offset >= file_size) {
-            im->n.truncated_notes = 1;
+            im->n.n_segs_lost++;
             continue;
         }
         size = ph.p_filesz;
         if (size > file_size - ph.p_offset) {
             size = file_size - ph.p_offset;
-            im->n.truncated_notes = 1;
+            im->n.n_segs_cut++;
         }
         data = elf_getdata_rawchunk(im->core_elf, (int64_t)ph.p_offset, (size_t)size,
                                     ph.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR);
@@ -513,7 +522,8 @@ static void hex_encode(const unsigned char *bits, size_t len, char *out, size_t 
     out[2 * i] = '\0';
 }
 
-/* Opens the core, checks that it is an ELF core, spots truncation. */
+/* Opens the core, checks that it is an ELF core, spots truncation (what
+ * it cost is said once everything readable was read: describe_cut). */
 static int open_core(struct import *im, size_t *n_phdrs, uint64_t *file_size)
 {
     struct stat st;
@@ -576,10 +586,8 @@ static int open_core(struct import *im, size_t *n_phdrs, uint64_t *file_size)
         if (ph.p_offset + ph.p_filesz > need)
             need = ph.p_offset + ph.p_filesz;
     }
-    if (need > *file_size)
-        repro_crash_mark_partial(im->c, "core '%s' is truncated: %llu of %llu bytes",
-                                 im->core_path, (unsigned long long)*file_size,
-                                 (unsigned long long)need);
+    im->file_size = *file_size;
+    im->need = need;
     return REPRO_OK;
 }
 
@@ -871,8 +879,10 @@ static int report_and_unwind(struct import *im)
     if (im->err->code)
         return im->err->code;
     if (im->n.n_prstatus == 0) {
-        repro_crash_mark_partial(im->c, "core '%s' holds no thread (no NT_PRSTATUS note)",
-                                 im->core_path);
+        /* In a core cut inside or before its notes, describe_cut says so. */
+        if (im->n.n_segs_lost == 0 && im->n.n_segs_cut == 0)
+            repro_crash_mark_partial(im->c, "core '%s' holds no thread (no NT_PRSTATUS note)",
+                                     im->core_path);
         return REPRO_OK;
     }
     /* libdwfl stops its thread walk with an error at a thread id <= 0 and
@@ -881,8 +891,9 @@ static int report_and_unwind(struct import *im)
     if (im->n.bad_tid) {
         repro_crash_mark_partial(im->c, "core '%s': not unwound (bad thread id)", im->core_path);
     } else if (rc < 0) {
+        const char *why = dwfl_errmsg(-1);
         repro_crash_mark_partial(im->c, "core '%s': cannot unwind: %s", im->core_path,
-                                 dwfl_errmsg(rc));
+                                 why ? why : "libdwfl gave no reason");
     } else {
         im->thread_hint = 0;
         rc = dwfl_getthreads(im->dwfl, thread_cb, im);
@@ -896,6 +907,67 @@ static int report_and_unwind(struct import *im)
     for (i = 0; i < im->c->n_threads; i++)
         if (im->c->threads[i].n_frames == 0)
             im->c->threads[i].partial = 1;
+    return REPRO_OK;
+}
+
+/* Appends item to the comma-separated list in buf. */
+static void list_add(char *buf, size_t len, const char *item)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", item);
+}
+
+/*
+ * A truncated core: says where it was cut and what the record lacks
+ * because of it, as the record's partial reason (ahead of any reason
+ * found on the way, which are consequences of the cut). A core cut so
+ * early that nothing of the crash remains (no thread, module, signal or
+ * process note) is refused with REPRO_E_MALFORMED instead of being stored
+ * as an empty crash.
+ */
+static int describe_cut(struct import *im)
+{
+    struct repro_crash *c = im->c;
+    const struct notes *n = &im->n;
+    char missing[160] = "", earlier[sizeof c->partial_reason], where[64];
+
+    if (im->need <= im->file_size)
+        return REPRO_OK;
+    if (n->n_segs == 0)
+        snprintf(where, sizeof where, "a core without notes");
+    else if (n->n_segs_lost == n->n_segs)
+        snprintf(where, sizeof where, "cut before its notes");
+    else if (n->n_segs_lost > 0 || n->n_segs_cut > 0)
+        snprintf(where, sizeof where, "cut inside its notes");
+    else
+        snprintf(where, sizeof where, "cut after its notes (memory lost)");
+    if (!n->have_siginfo && !n->have_prstatus)
+        list_add(missing, sizeof missing, "signal");
+    else if (!n->have_siginfo)
+        list_add(missing, sizeof missing, "fault address");
+    if (!n->have_prpsinfo && !n->have_prstatus)
+        list_add(missing, sizeof missing, "pid");
+    if (c->n_threads == 0)
+        list_add(missing, sizeof missing, "threads and registers");
+    else if (n->n_segs_lost > 0 || n->n_segs_cut > 0)
+        list_add(missing, sizeof missing, "any thread after the last one kept");
+    if (!n->have_prpsinfo)
+        list_add(missing, sizeof missing, "command line");
+    if (c->n_modules == 0)
+        list_add(missing, sizeof missing, "module table");
+    if (c->n_threads == 0 && c->n_modules == 0 && !n->have_siginfo && !n->have_prpsinfo)
+        return repro_error_set(im->err, REPRO_E_MALFORMED,
+                               "cannot import core '%s': truncated at %llu of %llu bytes, %s: "
+                               "nothing of the crash remains (no %s)",
+                               im->core_path, (unsigned long long)im->file_size,
+                               (unsigned long long)im->need, where, missing);
+    snprintf(earlier, sizeof earlier, "%s", c->partial ? c->partial_reason : "");
+    c->partial = 0;
+    repro_crash_mark_partial(c, "core '%s' is truncated: %llu of %llu bytes, %s%s%s%s%s",
+                             im->core_path, (unsigned long long)im->file_size,
+                             (unsigned long long)im->need, where,
+                             missing[0] ? "; missing: " : "", missing, earlier[0] ? "; " : "",
+                             earlier);
     return REPRO_OK;
 }
 
@@ -941,12 +1013,12 @@ int repro_core_import(const char *core_path, const char *exe_path, struct repro_
     rc = open_core(&im, &n_phdrs, &file_size);
     if (rc == REPRO_OK)
         rc = read_notes(&im, n_phdrs, file_size);
-    if (rc == REPRO_OK && im.n.truncated_notes)
-        repro_crash_mark_partial(im.c, "core '%s' is truncated inside its notes", core_path);
     if (rc == REPRO_OK)
         rc = report_and_unwind(&im);
     if (rc == REPRO_OK)
         rc = fill_process(&im);
+    if (rc == REPRO_OK)
+        rc = describe_cut(&im);
     if (rc == REPRO_OK) {
         repro_crash_resolve_modules(im.c);
         rc = repro_crash_validate(im.c, im.err);

@@ -15,8 +15,8 @@
  * from the moment the file is open, while the first addresses are looked
  * up; the output does not depend on it.
  *
- * Exit codes (as binutils): 0 done; 1 FILE is missing or unreadable or not
- * ELF. Usage errors exit 64 (repro's convention; binutils uses 1); a write
+ * Exit codes (as binutils): 0 done; 1 FILE is missing or unreadable, not
+ * ELF, or truncated ("file format not recognized"). Usage errors exit 64 (repro's convention; binutils uses 1); a write
  * error or running out of memory exits 2.
  *
  * repro additions: --debug-dir DIR (repeatable), --stats (index counters
@@ -63,7 +63,8 @@ static void usage(FILE *f)
             "  -s, --basenames       strip directory names\n"
             "  --debug-dir=DIR       look for debug files in DIR too (repeatable)\n"
             "  --stats               print index counters and timings to stderr\n"
-            "Exit codes: 0 done, 1 FILE missing or unreadable, 2 error, 64 usage.\n");
+            "Exit codes: 0 done, 1 FILE missing, unreadable, not ELF or truncated, 2 error,\n"
+            "64 usage.\n");
 }
 
 static int flush_out(struct a2l *a)

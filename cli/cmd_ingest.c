@@ -240,10 +240,12 @@ static void symbolize_stored(struct repro_store *store, int64_t id)
 
 static void print_stored(int64_t id, const char *what, const struct repro_crash *c)
 {
-    char sigbuf[16];
-    printf("stored crash %lld from %s (%s, pid %d%s)\n", (long long)id, what,
-           repro_signal_name(c->signo, sigbuf, sizeof sigbuf), c->pid,
-           c->partial ? ", partial" : "");
+    char sigbuf[16], pid[16] = "unknown";
+    if (c->pid > 0)
+        snprintf(pid, sizeof pid, "%d", c->pid);
+    printf("stored crash %lld from %s (%s, pid %s%s%s)\n", (long long)id, what,
+           c->signo ? repro_signal_name(c->signo, sigbuf, sizeof sigbuf) : "signal unknown", pid,
+           c->partial ? ", partial: " : "", c->partial ? c->partial_reason : "");
 }
 
 /* Ingests one file. Returns REPRO_OK to go on (damage is counted, not

@@ -3,7 +3,12 @@
  *
  * --curl prints a runnable curl command that sends the recorded request
  * (redacted values stay redacted) to the host it was sent to; chunked
- * request bodies are de-chunked and sent with --data-binary.
+ * request bodies are de-chunked and sent with --data-binary. When the
+ * stored request body is shorter than the one on the wire (cut at the
+ * capture's --max-body cap, or lost to a gap or the end of the capture),
+ * the command still sends what was stored, but a shell comment above it
+ * and a warning on stderr say where the body was cut, and the exit code
+ * is 1.
  */
 #include "cli.h"
 #include "repro/http.h"
@@ -20,6 +25,7 @@ enum { MODE_TEXT, MODE_RAW, MODE_CURL, MODE_JSON };
 struct show_ctx {
     int mode;
     int found;
+    int body_cut; /* --curl: the request body sent is not the whole body */
     struct repro_buf out;
 };
 
@@ -50,13 +56,47 @@ static int shell_quote(struct repro_buf *b, const uint8_t *p, size_t n)
     return rc | repro_buf_append(b, "'", 1);
 }
 
-static int curl_command(struct repro_buf *b, const struct repro_exchange_row *r)
+/* Why a stored request body is shorter than the body that was sent. */
+static const char *cut_cause(const struct repro_exchange_row *r)
 {
+    if (r->flags & REPRO_XF_BODY_CAPPED)
+        return "stored bytes were capped by capture --max-body or its memory budget";
+    if (r->flags & (REPRO_XF_GAP | REPRO_XF_TRUNCATED))
+        return "the capture missed the rest of the request";
+    return "the stored request ends early";
+}
+
+/* Says, as a shell comment in b and as a warning on stderr, that the body
+ * the curl command sends is only part of the recorded one. */
+static int warn_body_cut(struct repro_buf *b, const struct repro_exchange_row *r,
+                         const struct repro_http_head *h, size_t sent, int chunked)
+{
+    char what[160];
+
+    if (chunked)
+        snprintf(what, sizeof what,
+                 "the chunked request body was cut after %zu bytes (the request was %lld bytes "
+                 "on the wire, %zu stored)",
+                 sent, (long long)r->request_bytes, r->request.len);
+    else
+        snprintf(what, sizeof what, "the request body was cut at %zu of %lld bytes", sent,
+                 (long long)h->content_length);
+    fprintf(stderr,
+            "repro: warning: exchange %lld: %s (%s); the curl command sends only those %zu "
+            "bytes\n",
+            (long long)r->id, what, cut_cause(r), sent);
+    return repro_buf_printf(b, "# repro: warning: %s (%s); this command sends only those %zu bytes\n",
+                            what, cut_cause(r), sent);
+}
+
+static int curl_command(struct show_ctx *ctx, const struct repro_exchange_row *r)
+{
+    struct repro_buf *b = &ctx->out;
     struct repro_http_head h;
     struct repro_buf body;
     const uint8_t *p = r->request.ptr;
     size_t i, len = r->request.len;
-    int rc = 0, chunked;
+    int rc = 0, chunked, cut = 0;
     char url[2048];
 
     if (len == 0 || repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, len, len + 1, NULL, NULL) !=
@@ -72,6 +112,18 @@ static int curl_command(struct repro_buf *b, const struct repro_exchange_row *r)
                  (const char *)h.target.ptr);
     else
         snprintf(url, sizeof url, "%.*s", (int)h.target.len, (const char *)h.target.ptr);
+    chunked = (h.flags & REPRO_HTTP_H_CHUNKED) != 0;
+    repro_buf_init(&body, 256 * 1024 * 1024);
+    if (chunked)
+        cut = repro_http_dechunk(p + h.head_len, len - h.head_len, &body) != REPRO_HTTP_DONE;
+    else
+        rc |= repro_buf_append(&body, p + h.head_len, len - h.head_len);
+    if (!chunked && h.content_length >= 0 && (uint64_t)body.len < (uint64_t)h.content_length)
+        cut = 1;
+    if (cut) {
+        ctx->body_cut = 1;
+        rc |= warn_body_cut(b, r, &h, body.len, chunked);
+    }
     rc |= repro_buf_printf(b, "curl --http1.1 -sS -X ");
     rc |= shell_quote(b, h.method.ptr, h.method.len);
     rc |= repro_buf_printf(b, " ");
@@ -90,12 +142,6 @@ static int curl_command(struct repro_buf *b, const struct repro_exchange_row *r)
         rc |= shell_quote(b, hv.data, hv.len);
         repro_buf_release(&hv);
     }
-    chunked = (h.flags & REPRO_HTTP_H_CHUNKED) != 0;
-    repro_buf_init(&body, 256 * 1024 * 1024);
-    if (chunked)
-        repro_http_dechunk(p + h.head_len, len - h.head_len, &body);
-    else
-        rc |= repro_buf_append(&body, p + h.head_len, len - h.head_len);
     if (body.len > 0 || h.content_length == 0) {
         rc |= repro_buf_printf(b, " \\\n  --data-binary ");
         rc |= shell_quote(b, body.data, body.len);
@@ -138,7 +184,7 @@ static int show_row(void *vctx, const struct repro_exchange_row *r)
         rc |= repro_buf_append(&ctx->out, r->response.ptr, r->response.len);
         break;
     case MODE_CURL:
-        rc = curl_command(&ctx->out, r);
+        rc = curl_command(ctx, r);
         break;
     case MODE_JSON:
         rc = cli_exchange_json(&ctx->out, r, 1);
@@ -182,7 +228,8 @@ int cmd_show(struct cli_global *g, int argc, char **argv)
             printf("usage: repro show [--db PATH] ID [--raw | --curl | --json]\n"
                    "Shows one exchange: a readable view (default), the raw request and\n"
                    "response bytes (--raw), a runnable curl command for the request (--curl),\n"
-                   "or one JSON object with the raw bytes as strings (--json).\n");
+                   "or one JSON object with the raw bytes as strings (--json).\n"
+                   "--curl exits 1, with a warning, when the stored request body was cut.\n");
             return EXIT_CLEAN;
         default: return EXIT_USAGE;
         }
@@ -199,7 +246,7 @@ int cmd_show(struct cli_global *g, int argc, char **argv)
     repro_buf_release(&ctx.out);
     repro_store_close(store);
     fflush(stdout);
-    if (rc == REPRO_E_MALFORMED)
+    if (rc == REPRO_E_MALFORMED || (rc == 0 && ctx.body_cut))
         return EXIT_FINDINGS;
     if (rc) {
         if (err.code == 0)

@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a connection waits for another's write lock. */
+#define BUSY_TIMEOUT_MS 5000
 
 /* Each entry migrates from version i to i+1. Never edit a released entry:
  * append a new one. */
@@ -139,6 +143,14 @@ static int user_version(struct repro_store *s, int *v, struct repro_error *err)
     return REPRO_E_STORE;
 }
 
+static int too_new(struct repro_store *s, int v, struct repro_error *err)
+{
+    return repro_error_set(err, REPRO_E_SCHEMA,
+                           "cannot use database '%s': schema version %d is newer than this "
+                           "repro's %d",
+                           s->path, v, (int)N_MIGRATIONS);
+}
+
 static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
 {
     int v, rc;
@@ -148,10 +160,7 @@ static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
     if (rc)
         return rc;
     if (v > (int)N_MIGRATIONS)
-        return repro_error_set(err, REPRO_E_SCHEMA,
-                               "cannot use database '%s': schema version %d is newer than this "
-                               "repro's %d",
-                               s->path, v, (int)N_MIGRATIONS);
+        return too_new(s, v, err);
     if (v == (int)N_MIGRATIONS)
         return REPRO_OK;
     if (readonly) {
@@ -167,26 +176,63 @@ static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
                                    "and the file is not writable",
                                    s->path, v);
         }
-        sqlite3_busy_timeout(rw, 5000);
+        sqlite3_busy_timeout(rw, BUSY_TIMEOUT_MS);
         s->db = rw;
         rc = migrate(s, 0, err);
         s->db = ro;
         sqlite3_close(rw);
         return rc;
     }
-    for (; v < (int)N_MIGRATIONS; v++) {
+    /* The version read above only says whether to migrate. Another process
+     * may be migrating the same file right now, so each step takes the
+     * write lock first and reads the version again under it: a step that
+     * someone else already made is skipped, not made twice. */
+    for (;;) {
         if ((rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
             return rc;
+        if ((rc = user_version(s, &v, err)) != 0)
+            goto rollback;
+        if (v >= (int)N_MIGRATIONS) {
+            /* Another process finished the migration meanwhile (or a
+             * newer repro took the file further). */
+            repro__store_exec(s, "ROLLBACK", NULL, "rollback");
+            return v > (int)N_MIGRATIONS ? too_new(s, v, err) : REPRO_OK;
+        }
         snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
         if ((rc = repro__store_exec(s, migrations[v], err, "cannot migrate the schema")) != 0 ||
-            (rc = repro__store_exec(s, sql, err, "cannot migrate the schema")) != 0) {
-            repro__store_exec(s, "ROLLBACK", NULL, "rollback");
-            return rc;
-        }
+            (rc = repro__store_exec(s, sql, err, "cannot migrate the schema")) != 0)
+            goto rollback;
         if ((rc = repro__store_exec(s, "COMMIT", err, "cannot commit a migration")) != 0)
             return rc;
     }
-    return REPRO_OK;
+rollback:
+    repro__store_exec(s, "ROLLBACK", NULL, "rollback");
+    return rc;
+}
+
+/* Switching a new file to WAL needs an exclusive lock, and SQLite returns
+ * SQLITE_BUSY at once, without its busy handler, when two connections that
+ * both read the file race for it (waiting could deadlock). One of them wins;
+ * the others retry for as long as the busy timeout and then find the file
+ * already in WAL mode. */
+static int enable_wal(struct repro_store *s, struct repro_error *err)
+{
+    const struct timespec pause = {0, 2 * 1000 * 1000};
+    struct timespec t0, now;
+    long waited_ms;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return REPRO_OK;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited_ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
+        if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= BUSY_TIMEOUT_MS)
+            return repro__store_db_error(s, err, "cannot configure");
+        nanosleep(&pause, NULL);
+    }
 }
 
 int repro_store_open(const char *path, int flags, struct repro_store **out,
@@ -228,14 +274,16 @@ int repro_store_open(const char *path, int flags, struct repro_store **out,
         rc = repro__store_db_error(s, err, "cannot open");
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
     /* page_size only takes effect on a new file, before WAL is enabled:
      * 16 KiB pages hold a few dozen typical exchanges each. */
-    if (!readonly && (rc = repro__store_exec(s, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;"
-                                       " PRAGMA synchronous=NORMAL;"
-                                       " PRAGMA cache_size=-8192;",
-                                    err, "cannot configure")) != 0)
+    if (!readonly && ((rc = repro__store_exec(s, "PRAGMA page_size=16384;", err,
+                                              "cannot configure")) != 0 ||
+                      (rc = enable_wal(s, err)) != 0 ||
+                      (rc = repro__store_exec(s, "PRAGMA synchronous=NORMAL;"
+                                                 " PRAGMA cache_size=-8192;",
+                                              err, "cannot configure")) != 0))
         goto fail;
     if ((rc = migrate(s, readonly, err)) != 0)
         goto fail;

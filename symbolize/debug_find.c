@@ -67,6 +67,7 @@ static int try_candidate(struct repro_sym_module *m, int fd, const char *path)
 {
     Elf *elf;
     const void *bid = NULL;
+    char why[160];
     ssize_t n;
     struct stat st;
 
@@ -79,6 +80,11 @@ static int try_candidate(struct repro_sym_module *m, int fd, const char *path)
     elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     if (elf == NULL || elf_kind(elf) != ELF_K_ELF) {
         repro_log(REPRO_LOG_WARN, "symbolize", "ignoring debug file '%s': not an ELF file", path);
+        goto refuse;
+    }
+    if (repro__elf_check_extent(elf, path, (uint64_t)st.st_size, why, sizeof why) != REPRO_OK) {
+        repro_log(REPRO_LOG_WARN, "symbolize",
+                  "ignoring debug file '%s': file format not recognized: %s", path, why);
         goto refuse;
     }
     n = dwelf_elf_gnu_build_id(elf, &bid);

@@ -567,12 +567,78 @@ fail:
     return rc;
 }
 
+/* Whether a table of n entries of entsize bytes at off lies inside a file
+ * of file_size bytes; if not, says where it ends in why. */
+static int table_fits(const char *what, uint64_t off, uint64_t n, uint64_t entsize,
+                      uint64_t file_size, char *why, size_t why_len)
+{
+    uint64_t end = UINT64_MAX;
+
+    if (entsize == 0 || n <= (UINT64_MAX - off) / entsize)
+        end = off + n * entsize;
+    if (end <= file_size)
+        return 1;
+    snprintf(why, why_len, "the %s ends at byte %llu, past the end of the file (%llu bytes)",
+             what, (unsigned long long)end, (unsigned long long)file_size);
+    return 0;
+}
+
+int repro__elf_check_extent(Elf *elf, const char *path, uint64_t file_size, char *why,
+                            size_t why_len)
+{
+    GElf_Ehdr eh;
+    GElf_Shdr sh;
+    Elf_Scn *scn = NULL;
+    size_t shnum, phnum, shstrndx = 0;
+    char past[160];
+
+    if (gelf_getehdr(elf, &eh) == NULL) {
+        snprintf(why, why_len, "the ELF header cannot be read: %s", elf_errmsg(-1));
+        return REPRO_E_MALFORMED;
+    }
+    /* The counts come from the ELF header: libelf quietly reports no
+     * sections or segments when their table is cut. Extended numbering
+     * keeps the real counts in section header 0, which must be inside the
+     * file before libelf reads them from it. */
+    shnum = eh.e_shoff != 0 ? eh.e_shnum : 0;
+    phnum = eh.e_phnum;
+    if (eh.e_shoff != 0 && (shnum == 0 || phnum == PN_XNUM)) {
+        if (!table_fits("section header table", eh.e_shoff, 1, eh.e_shentsize, file_size, why,
+                        why_len))
+            return REPRO_E_MALFORMED;
+        if ((shnum == 0 && elf_getshdrnum(elf, &shnum) != 0) ||
+            (phnum == PN_XNUM && elf_getphdrnum(elf, &phnum) != 0)) {
+            snprintf(why, why_len, "section header 0 cannot be read: %s", elf_errmsg(-1));
+            return REPRO_E_MALFORMED;
+        }
+    }
+    if ((phnum > 0 && !table_fits("program header table", eh.e_phoff, phnum, eh.e_phentsize,
+                                  file_size, why, why_len)) ||
+        (shnum > 0 && !table_fits("section header table", eh.e_shoff, shnum, eh.e_shentsize,
+                                  file_size, why, why_len)))
+        return REPRO_E_MALFORMED;
+    (void)elf_getshdrstrndx(elf, &shstrndx);
+    while ((scn = elf_nextscn(elf, scn)) != NULL) {
+        const char *name;
+        if (gelf_getshdr(scn, &sh) == NULL || sh.sh_type == SHT_NOBITS)
+            continue;
+        name = elf_strptr(elf, shstrndx, sh.sh_name);
+        snprintf(past, sizeof past, "section %s", name ? name : "?");
+        if (table_fits(past, sh.sh_offset, sh.sh_size, 1, file_size, why, why_len))
+            continue;
+        repro_log(REPRO_LOG_WARN, "symbolize", "'%s': %s", path, why);
+        break;
+    }
+    return REPRO_OK;
+}
+
 int repro_sym_session_open(struct repro_sym_session *s, const char *path,
                            struct repro_sym_module **out, struct repro_error *err)
 {
     struct repro_sym_module *m;
     struct stat st;
     const void *bid = NULL;
+    char why[160];
     ssize_t n;
     int fd, rc;
     Elf *elf;
@@ -603,6 +669,13 @@ int repro_sym_session_open(struct repro_sym_session *s, const char *path,
             elf_end(elf);
         close(fd);
         rc = repro_error_set(err, REPRO_E_MALFORMED, "cannot read '%s': not an ELF file", path);
+        goto out;
+    }
+    if (repro__elf_check_extent(elf, path, (uint64_t)st.st_size, why, sizeof why) != REPRO_OK) {
+        elf_end(elf);
+        close(fd);
+        rc = repro_error_set(err, REPRO_E_MALFORMED,
+                             "cannot read '%s': file format not recognized: %s", path, why);
         goto out;
     }
     n = dwelf_elf_gnu_build_id(elf, &bid);

@@ -469,6 +469,18 @@ void repro__unit_release(struct sym_unit *u);
 void repro__bg_stop(struct repro_sym_module *m);
 
 
+/* Whether elf, read from path of file_size bytes, is whole enough to use,
+ * by binutils' rules (bfd's elf_object_p): its program header table and
+ * its section header table must lie inside the file. Returns REPRO_OK, or
+ * REPRO_E_MALFORMED with the reason in why[0..why_len) (a truncated file:
+ * "the section header table ends at byte N, past the end of the file (M
+ * bytes)"). A section whose contents run past the end is not fatal
+ * (binutils warns "has a section extending past end of file" and goes on):
+ * the first one is logged as a warning, and the readers treat it as
+ * absent. Thread-safe for distinct elf handles. */
+int repro__elf_check_extent(Elf *elf, const char *path, uint64_t file_size, char *why,
+                            size_t why_len);
+
 /* Finds the debug file of m (see repro/symbolize.h). On success sets
  * m->dbg_fd, m->dbg_elf and m->debug_path; REPRO_E_NOTFOUND when there is
  * none (not an error for the caller). */

@@ -72,7 +72,7 @@ struct repro_crash {
     uint64_t fault_address;
     char source[16];       /* "ptrace", "inproc" or "core" */
     int partial;           /* something could not be had */
-    char partial_reason[160];
+    char partial_reason[512];
     struct repro_crash_module *modules;
     size_t n_modules, cap_modules;
     struct repro_crash_thread *threads;
@@ -128,9 +128,13 @@ int repro_crash_file_parse(const uint8_t *p, size_t len, struct repro_crash **ou
  * names. Errors: REPRO_E_NOTFOUND / REPRO_E_IO when a file cannot be
  * opened; REPRO_E_INVAL when exe's build-id does not match the core's main
  * module or a path is not a regular file; REPRO_E_MALFORMED for a file that
- * is not an ELF core, a core truncated inside its headers, or one that maps
- * a FIFO; REPRO_E_NOMEM. A core truncated further on gives a partial
- * record (REPRO_OK, c->partial set). (core_import.c)
+ * is not an ELF core, a core truncated inside its headers or so early that
+ * nothing of the crash remains (no thread, module, signal or process
+ * note), or one that maps a FIFO; REPRO_E_NOMEM. A core truncated further
+ * on gives a partial record (REPRO_OK, c->partial set) whose reason says
+ * where it was cut and what is missing ("core 'X' is truncated: N of M
+ * bytes, cut before its notes; missing: signal, pid, threads and
+ * registers, command line"); a missing signal or pid is 0. (core_import.c)
  */
 int repro_core_import(const char *core_path, const char *exe_path, struct repro_crash **out,
                       struct repro_error *err);

@@ -9,7 +9,9 @@ the same flags (-f -i -C on stdin; -a, -p, -s, none; addresses as
 arguments in every spelling). Also: libc.so.6 when libc6-dbg is installed
 (skipped with a message otherwise), a stripped binary with its debug file
 in a build-id tree (--debug-dir) and next to it through .gnu_debuglink, a
-build-id mismatch refused with a warning, a missing file, a coprocess.
+build-id mismatch refused with a warning, a missing file, files cut at
+several offsets (binutils: "file format not recognized", exit 1), a section
+that runs past the end of the file (a warning, exit 0), a coprocess.
 
 usage: test_addr2line.py REPRO [--keep]
 Exit 0 pass, 1 fail, 77 when binutils addr2line or gcc is missing.
@@ -309,6 +311,60 @@ def build_id(path):
     return None
 
 
+def truncated_files(path, addrs):
+    """A cut copy of path at several offsets: binutils refuses each one with
+    "file format not recognized" and exit 1, printing nothing on stdout;
+    repro must too. A whole file whose section runs past its end: binutils
+    warns "section extending past end of file" and answers (exit 0)."""
+    with open(path, "rb") as f:
+        img = f.read()
+    text = fmt_addrs(addrs)
+    for cut in (64, 100, 1000, len(img) // 2, len(img) - 64, len(img) - 1):
+        cpath = "%s.cut%d" % (path, cut)
+        with open(cpath, "wb") as f:
+            f.write(img[:cut])
+        ref = run(["addr2line", "-f", "-e", cpath], text, check=False)
+        mine = run([REPRO, "addr2line", "-f", "-e", cpath], text, check=False)
+        label = "truncated at %d of %d bytes" % (cut, len(img))
+        if (mine.returncode, mine.stdout) != (ref.returncode, ref.stdout) or \
+                "file format not recognized" not in ref.stderr or \
+                "file format not recognized" not in mine.stderr or cpath not in mine.stderr:
+            FAILS.append("truncated file")
+            print("FAIL %s: repro exit %d %r %r, binutils exit %d %r %r" % (
+                label, mine.returncode, mine.stdout[:80], mine.stderr, ref.returncode,
+                ref.stdout[:80], ref.stderr))
+        else:
+            print("ok   %s: exit %d as binutils, %s" % (label, mine.returncode,
+                                                        mine.stderr.strip()))
+    # .text reaching past the end of the file (its sh_size enlarged)
+    shoff = int.from_bytes(img[0x28:0x30], "little")
+    shentsize = int.from_bytes(img[0x3a:0x3c], "little")
+    shnum = int.from_bytes(img[0x3c:0x3e], "little")
+    shstrndx = int.from_bytes(img[0x3e:0x40], "little")
+    strtab = int.from_bytes(img[shoff + shstrndx * shentsize + 24:][:8], "little")
+    for i in range(shnum):
+        h = shoff + i * shentsize
+        name_off = strtab + int.from_bytes(img[h:h + 4], "little")
+        if img[name_off:name_off + 6] == b".text\0":
+            big = bytearray(img)
+            big[h + 32:h + 40] = (len(img) + 4096).to_bytes(8, "little")
+            bpath = path + ".bigtext"
+            with open(bpath, "wb") as f:
+                f.write(big)
+            ref = run(["addr2line", "-f", "-e", bpath], text, check=False)
+            mine = run([REPRO, "addr2line", "-f", "-e", bpath], text, check=False)
+            if (mine.returncode, mine.stdout) != (ref.returncode, ref.stdout) or \
+                    "past end of file" not in ref.stderr or ".text" not in mine.stderr or \
+                    "past the end of the file" not in mine.stderr:
+                FAILS.append("section past end of file")
+                print("FAIL section past end of file: repro exit %d %r, binutils exit %d %r" % (
+                    mine.returncode, mine.stderr, ref.returncode, ref.stderr))
+            else:
+                print("ok   section past end of file: same answers, exit %d, %s" % (
+                    mine.returncode, mine.stderr.strip()))
+            break
+
+
 def main():
     global REPRO
     if len(sys.argv) < 2:
@@ -400,6 +456,8 @@ def main():
             print("FAIL not an ELF file: exit %d, %r" % (p.returncode, p.stderr))
         else:
             print("ok   not an ELF file: exit 1, %s" % p.stderr.strip())
+
+        truncated_files(os.path.join(tmp, "prog5"), addrs[:50])
 
         # stdin edge cases: long lines are read in 99-byte pieces, no final newline
         text = "%x\n%s\n  0x%x\n%x" % (addrs[1], "0" * 150 + "%x" % addrs[2], addrs[3], addrs[4])

@@ -2,7 +2,8 @@
 """End-to-end checks of the repro command line: exit codes (0 clean, 1
 input problems, 2 fatal, 64 usage), error messages that name what and where,
 bad input that still stores everything else, redaction options, stdin input,
---count, the database file mode, and the read-back commands.
+--count, the database file mode, and the read-back commands (show --curl of
+a request whose body was cut warns and exits 1).
 
 usage: test_cli.py REPRO_BIN FIXTURES_DIR CORPUS_DIR
 Exit 0 when every check passes, 1 on the first failure (with the reason).
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -97,6 +99,115 @@ if bash:
     check(p.returncode == 0, "the curl command is valid shell", p.stderr.decode()[:200])
 rc, out, err = run(["show", "999999", "--db", d])
 check(rc == 2 and "no exchange 999999" in err, "show of a missing id exits 2 naming it", err)
+
+# --- show --curl of a request whose body was cut at --max-body: the command
+# still sends what was stored, with a shell comment and a stderr warning
+# saying where the body was cut, and exits 1
+def tcp_session_pcap(path, request, response):
+    """Writes an Ethernet/IPv4 pcap of one TCP connection on 127.0.0.1:
+    handshake, the request and the response in 1000-byte segments, FINs."""
+    def csum(b):
+        if len(b) % 2:
+            b += b"\0"
+        s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        return ~s & 0xFFFF
+
+    ip = bytes([127, 0, 0, 1])
+    recs, seq = [], {0: 1000, 1: 5000}
+
+    def pkt(side, flags, data=b""):
+        sport, dport = (40000, 8080) if side == 0 else (8080, 40000)
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq[side], seq[1 - side], 5 << 4, flags,
+                          65535, 0, 0)
+        pseudo = ip + ip + struct.pack("!BBH", 0, 6, len(tcp) + len(data))
+        tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp + data)) + tcp[18:]
+        iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(data), 0, 0x4000, 64,
+                          6, 0, ip, ip)
+        iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
+        frame = b"\0" * 12 + b"\x08\x00" + iph + tcp + data
+        recs.append(frame)
+        seq[side] = (seq[side] + len(data) + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF
+
+    pkt(0, 0x02)
+    pkt(1, 0x12)
+    pkt(0, 0x10)
+    for side, msg in ((0, request), (1, response)):
+        for i in range(0, len(msg), 1000):
+            pkt(side, 0x18, msg[i:i + 1000])
+    pkt(0, 0x11)
+    pkt(1, 0x11)
+    pkt(0, 0x10)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, frame in enumerate(recs):
+            f.write(struct.pack("<IIII", 1700000000, i, len(frame), len(frame)) + frame)
+
+
+def curl_data(out):
+    """The bytes --data-binary sends, from a show --curl output."""
+    p = subprocess.run(["bash", "-c", "f() { while [ $# -gt 1 ]; do [ \"$1\" = --data-binary ] "
+                        "&& printf %s \"$2\"; shift; done; }; " + out.replace("curl ", "f ", 1)],
+                       capture_output=True)
+    return p.stdout
+
+
+pipe_pcap = os.path.join(FIX, "service_chunked_pipeline.pcap")
+dc = db("cut.db")
+rc, out, err = run(["capture", "-r", pipe_pcap, "--db", dc, "--max-body", "1024"])
+posts = {x["request_bytes"]: x for x in exchanges(dc) if x["method"] == "POST"}
+big = max(posts.values(), key=lambda x: x["request_bytes"])
+small = min(posts.values(), key=lambda x: x["request_bytes"])
+check("body_capped" in big["flags"], "the 3000-byte POST is stored body_capped", big["flags"])
+rc, out, err = run(["show", str(big["id"]), "--db", dc, "--curl"])
+first = out.splitlines()[0] if out else ""
+sent = curl_data(out) if bash else b""
+check(rc == 1, "show --curl of a cut request body exits 1", f"rc={rc} {err}")
+check(first.startswith("# repro: warning: the request body was cut at ")
+      and f" of 3000 bytes" in first and "--max-body" in first,
+      "show --curl puts a shell comment saying where the body was cut", first)
+check(f"exchange {big['id']}: the request body was cut at " in err and "of 3000 bytes" in err,
+      "show --curl warns on stderr that the body was cut", err)
+if bash:
+    check(0 < len(sent) < 3000 and f"cut at {len(sent)} of 3000 bytes" in first,
+          "the warning gives the number of bytes the command sends", f"{len(sent)}: {first}")
+    p = subprocess.run([bash, "-n", "-c", out], capture_output=True)
+    check(p.returncode == 0, "the warned curl command is still valid shell", p.stderr.decode()[:200])
+rc, out, err = run(["show", str(small["id"]), "--db", dc, "--curl"])
+check(rc == 0 and out.startswith("curl ") and "warning" not in out + err,
+      "show --curl of a whole request body prints no warning", f"rc={rc} {err} {out[:100]}")
+
+# the same for a chunked request body cut at the cap
+chunk = b"y" * 1500
+chunked_req = (b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"%x\r\n" % len(chunk) + chunk + b"\r\n" + b"%x\r\n" % len(chunk) + chunk
+               + b"\r\n0\r\n\r\n")
+chunked_resp = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+chunked_pcap = os.path.join(TMP, "chunked_upload.pcap")
+tcp_session_pcap(chunked_pcap, chunked_req, chunked_resp)
+dch = db("cutchunked.db")
+rc, out, err = run(["capture", "-r", chunked_pcap, "--db", dch, "--max-body", "1024"])
+up = [x for x in exchanges(dch) if x["method"] == "POST"]
+check(len(up) == 1 and "body_capped" in up[0]["flags"], "the chunked upload is stored body_capped",
+      json.dumps(up) + err[-300:])
+if up:
+    rc, out, err = run(["show", str(up[0]["id"]), "--db", dch, "--curl"])
+    first = out.splitlines()[0] if out else ""
+    check(rc == 1 and first.startswith("# repro: warning: the chunked request body was cut after ")
+          and f"{len(chunked_req)} bytes on the wire" in first and "warning" in err,
+          "show --curl of a cut chunked body warns and exits 1", f"rc={rc} {first} {err}")
+    if bash:
+        sent = curl_data(out)
+        check(0 < len(sent) < 3000 and f"cut after {len(sent)} bytes" in first,
+              "the chunked warning gives the number of bytes the command sends",
+              f"{len(sent)}: {first}")
+dwhole = db("wholechunked.db")
+rc, out, err = run(["capture", "-r", chunked_pcap, "--db", dwhole])
+up = [x for x in exchanges(dwhole) if x["method"] == "POST"]
+rc, out, err = run(["show", str(up[0]["id"]), "--db", dwhole, "--curl"]) if up else (-1, "", "")
+check(rc == 0 and "warning" not in out + err and (not bash or curl_data(out) == chunk * 2),
+      "show --curl of a whole chunked body sends it all, with no warning", f"rc={rc} {err}")
 
 # --- no default redaction, custom rules
 d2 = db("noredact.db")

@@ -523,6 +523,52 @@ static void test_every_truncation(void **state)
     repro_crash_free(c);
 }
 
+/* Every cut past the program headers either gives a partial record whose
+ * reason says where the core was cut and names each field it lacks, or,
+ * when nothing of the crash remains, a clean refusal: never an empty
+ * "SIG0, pid 0" record that does not say why (it used to be one). */
+static void test_truncation_says_what_is_missing(void **state)
+{
+    static struct syn s;
+    char head[64];
+    size_t n;
+    (void)state;
+
+    syn_kernel(&s, 0, EM_X86_64);
+    for (n = 120; n < s.len; n++) {
+        struct repro_crash *c = NULL;
+        struct repro_error err = {0};
+        int rc = repro_core_import(write_file("cut.core", s.b, n), NULL, &c, &err);
+        if (rc != REPRO_OK) {
+            assert_int_equal(rc, REPRO_E_MALFORMED);
+            if (strstr(err.msg, "nothing of the crash remains (no signal, pid, threads and "
+                                "registers, command line, module table)") == NULL)
+                fail_msg("cut at %zu: %s", n, err.msg);
+            continue;
+        }
+        snprintf(head, sizeof head, "is truncated: %zu of %zu bytes, cut ", n, s.len);
+        if (!c->partial || strstr(c->partial_reason, head) == NULL)
+            fail_msg("cut at %zu: partial %d: %s", n, c->partial, c->partial_reason);
+        if ((c->signo == 0) != (strstr(c->partial_reason, "signal") != NULL) ||
+            (c->pid == 0) != (strstr(c->partial_reason, "pid") != NULL) ||
+            (c->cmdline == NULL) != (strstr(c->partial_reason, "command line") != NULL) ||
+            (c->n_threads == 0) != (strstr(c->partial_reason, "threads and registers") != NULL))
+            fail_msg("cut at %zu: signo %d pid %d cmdline %s threads %zu: %s", n, c->signo,
+                     c->pid, c->cmdline ? c->cmdline : "-", c->n_threads, c->partial_reason);
+        repro_crash_free(c);
+    }
+    /* before the notes: nothing remains */
+    {
+        struct repro_crash *c = NULL;
+        struct repro_error err = {0};
+        assert_int_equal(repro_core_import(write_file("cut.core", s.b, 120), NULL, &c, &err),
+                         REPRO_E_MALFORMED);
+        assert_null(c);
+        assert_non_null(strstr(err.msg, "cut before its notes"));
+        assert_non_null(strstr(err.msg, "cut.core"));
+    }
+}
+
 static void test_random_damage(void **state)
 {
     static struct syn s, d;
@@ -766,6 +812,83 @@ static void test_real_truncated_gdb(void **state)
     repro_crash_free(c);
 }
 
+/* Where the first PT_NOTE of a 64-bit little-endian core starts and ends. */
+static void note_extent(const char *core, long *start, long *end)
+{
+    FILE *f = fopen(core, "rb");
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph;
+    int i;
+
+    assert_non_null(f);
+    assert_int_equal(fread(&eh, sizeof eh, 1, f), 1);
+    *start = *end = -1;
+    for (i = 0; i < eh.e_phnum && *start < 0; i++) {
+        assert_int_equal(fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET), 0);
+        assert_int_equal(fread(&ph, sizeof ph, 1, f), 1);
+        if (ph.p_type == PT_NOTE) {
+            *start = (long)ph.p_offset;
+            *end = (long)(ph.p_offset + ph.p_filesz);
+        }
+    }
+    fclose(f);
+    assert_true(*start > 0);
+}
+
+/* Imports core cut to len bytes; returns the record (or NULL with *rc). */
+static struct repro_crash *import_cut(const char *core, const char *exe, long len, int *rc,
+                                      struct repro_error *err)
+{
+    static char cut[700];
+    struct repro_crash *c = NULL;
+
+    snprintf(cut, sizeof cut, "%s/cut.core", tmp);
+    copy_prefix(core, cut, len);
+    repro_error_clear(err);
+    *rc = repro_core_import(cut, exe, &c, err);
+    return c;
+}
+
+/* A gdb core (notes at the end) cut at several offsets before its notes
+ * keeps the module table (the memory is there) and says the signal, pid,
+ * threads and command line are missing; cut inside them, it says so. */
+static void test_real_gdb_cut_before_notes(void **state)
+{
+    struct repro_crash *c;
+    struct repro_error err = {0};
+    const char *core;
+    long start, end, cuts[4];
+    int rc, k;
+    (void)state;
+
+    if (!have_gdb())
+        skip();
+    core = gdb_core("null_deref");
+    note_extent(core, &start, &end);
+    cuts[0] = start / 3;
+    cuts[1] = start / 2;
+    cuts[2] = start - 1;
+    cuts[3] = start;
+    for (k = 0; k < 4; k++) {
+        c = import_cut(core, fixture("null_deref"), cuts[k], &rc, &err);
+        if (rc != REPRO_OK)
+            fail_msg("cut at %ld: %s", cuts[k], err.msg);
+        assert_int_equal(c->partial, 1);
+        if (strstr(c->partial_reason, "cut before its notes; missing: signal, pid, threads and "
+                                      "registers, command line") == NULL)
+            fail_msg("cut at %ld: %s", cuts[k], c->partial_reason);
+        assert_int_equal(c->n_threads, 0);
+        assert_int_equal(c->signo, 0);
+        assert_true(c->n_modules >= 1);
+        repro_crash_free(c);
+    }
+    c = import_cut(core, fixture("null_deref"), start + (end - start) / 2, &rc, &err);
+    assert_int_equal(rc, REPRO_OK);
+    if (strstr(c->partial_reason, "cut inside its notes") == NULL)
+        fail_msg("%s", c->partial_reason);
+    repro_crash_free(c);
+}
+
 /* The kernel's own core, when core_pattern is a plain file name (written in
  * the crashing process's directory): nothing on the machine is changed. */
 static const char *kernel_core(const char *prog)
@@ -851,6 +974,35 @@ static void test_real_kernel_core(void **state)
     assert_int_equal(thread_of(c, c->tid)->crashed, 1);
     assert_non_null(thread_of(c, c->tid)->registers);
     repro_crash_free(c);
+    c = NULL;
+
+    /* The kernel writes the notes right after the program headers and the
+     * memory after them: cut before the notes, nothing of the crash
+     * remains and the core is refused; cut inside them, the threads before
+     * the cut are kept; cut after them, every thread is. */
+    {
+        long start, end;
+        int rc;
+        note_extent(core, &start, &end);
+        c = import_cut(core, fixture("thread_crash"), start, &rc, &err);
+        assert_int_equal(rc, REPRO_E_MALFORMED);
+        assert_null(c);
+        assert_non_null(strstr(err.msg, "cut before its notes: nothing of the crash remains"));
+        c = import_cut(core, fixture("thread_crash"), start + 2000, &rc, &err);
+        assert_int_equal(rc, REPRO_OK);
+        if (strstr(c->partial_reason, "cut inside its notes; missing: ") == NULL ||
+            strstr(c->partial_reason, "any thread after the last one kept") == NULL)
+            fail_msg("%s", c->partial_reason);
+        assert_true(c->n_threads >= 1 && c->n_threads < 16);
+        assert_int_equal(c->signo, SIGSEGV);
+        repro_crash_free(c);
+        c = import_cut(core, fixture("thread_crash"), end + 1, &rc, &err);
+        assert_int_equal(rc, REPRO_OK);
+        if (strstr(c->partial_reason, "cut after its notes") == NULL)
+            fail_msg("%s", c->partial_reason);
+        assert_int_equal(c->n_threads, 16);
+        repro_crash_free(c);
+    }
     unlink(core);
 }
 
@@ -988,6 +1140,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_fifo_in_nt_file),
         cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_truncation_says_what_is_missing),
         cmocka_unit_test(test_random_damage),
 #ifdef REPRO_CRASH_FIXTURE_DIR
         cmocka_unit_test(test_real_null_deref),
@@ -996,6 +1149,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_real_signals),
         cmocka_unit_test(test_real_mismatch),
         cmocka_unit_test(test_real_truncated_gdb),
+        cmocka_unit_test(test_real_gdb_cut_before_notes),
         cmocka_unit_test(test_real_kernel_core),
         cmocka_unit_test(test_real_alloc_failures),
         cmocka_unit_test(test_real_store_roundtrip),

@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "repro/store.h"
@@ -337,6 +339,102 @@ static void test_readonly_migrates_old_file(void **state)
     sqlite3_close(db);
 }
 
+/* Removes the database with its WAL and shared-memory files. */
+static void unlink_db(void)
+{
+    char side[600];
+
+    unlink(db_path);
+    snprintf(side, sizeof side, "%s-wal", db_path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", db_path);
+    unlink(side);
+}
+
+/* Many processes creating the same new file at once must all succeed: the
+ * schema version is read inside the migration's write transaction, so a
+ * process that waited on another's migration sees it done and skips it. The
+ * children start together behind a pipe that the parent closes. */
+static void test_concurrent_create(void **state)
+{
+    enum { ROUNDS = 8, PROCS = 8 };
+    int round, i;
+    (void)state;
+
+    for (round = 0; round < ROUNDS; round++) {
+        pid_t pids[PROCS];
+        int go[2], failed = 0;
+
+        unlink_db();
+        assert_int_equal(pipe(go), 0);
+        for (i = 0; i < PROCS; i++) {
+            pids[i] = fork();
+            assert_true(pids[i] >= 0);
+            if (pids[i] == 0) {
+                struct repro_store *s = NULL;
+                struct repro_error err = {0};
+                char c;
+                close(go[1]);
+                (void)!read(go[0], &c, 1);
+                if (repro_store_open(db_path, 0, &s, &err) != REPRO_OK) {
+                    fprintf(stderr, "round %d child %d: %s\n", round, i, err.msg);
+                    _exit(1);
+                }
+                repro_store_close(s);
+                _exit(0);
+            }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (i = 0; i < PROCS; i++) {
+            int status = 0;
+            assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                failed++;
+        }
+        assert_int_equal(failed, 0);
+    }
+}
+
+static pthread_barrier_t open_barrier;
+
+static void *open_thread(void *arg)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    int *rc = arg;
+
+    pthread_barrier_wait(&open_barrier);
+    *rc = repro_store_open(db_path, 0, &s, &err);
+    if (*rc != REPRO_OK)
+        fprintf(stderr, "thread: %s\n", err.msg);
+    repro_store_close(s);
+    return NULL;
+}
+
+/* The same with threads of one process, each with its own handle. */
+static void test_concurrent_create_threads(void **state)
+{
+    enum { ROUNDS = 8, THREADS = 8 };
+    int round, i;
+    (void)state;
+
+    for (round = 0; round < ROUNDS; round++) {
+        pthread_t t[THREADS];
+        int rc[THREADS];
+
+        unlink_db();
+        assert_int_equal(pthread_barrier_init(&open_barrier, NULL, THREADS), 0);
+        for (i = 0; i < THREADS; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, open_thread, &rc[i]), 0);
+        for (i = 0; i < THREADS; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(rc[i], REPRO_OK);
+        }
+        pthread_barrier_destroy(&open_barrier);
+    }
+}
+
 static void test_alloc_failures(void **state)
 {
     unsigned long n;
@@ -368,6 +466,8 @@ int main(void)
         cmocka_unit_test_setup(test_writer, setup),
         cmocka_unit_test_setup(test_bad_databases, setup),
         cmocka_unit_test_setup(test_readonly_migrates_old_file, setup),
+        cmocka_unit_test_setup(test_concurrent_create, setup),
+        cmocka_unit_test_setup(test_concurrent_create_threads, setup),
         cmocka_unit_test_setup(test_alloc_failures, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -698,6 +698,26 @@ static void test_truncated_and_damaged(void **state)
         assert_true(write_file(path, img, cut));
         (void)exercise(path, REPRO_SYM_BINUTILS);
     }
+    /* A cut file is refused as binutils refuses it ("file format not
+     * recognized", bfd's elf_object_p): its section header table is at the
+     * end, so any cut leaves it incomplete. It used to open and answer ??. */
+    {
+        const size_t cuts[] = {0, 16, 64, 100, 1000, n / 2, n - 64, n - 1};
+        size_t k;
+        for (k = 0; k < sizeof cuts / sizeof *cuts; k++) {
+            struct repro_sym_session *s;
+            struct repro_sym_module *m = NULL;
+            struct repro_error err = {0};
+            assert_true(write_file(path, img, cuts[k]));
+            assert_int_equal(repro_sym_session_new(&s, NULL, &err), REPRO_OK);
+            if (repro_sym_session_open(s, path, &m, &err) != REPRO_E_MALFORMED)
+                fail_msg("a copy cut at %zu of %zu bytes was not refused", cuts[k], n);
+            assert_non_null(strstr(err.msg, path));
+            if (cuts[k] >= 64 && strstr(err.msg, "file format not recognized: the ") == NULL)
+                fail_msg("cut at %zu: %s", cuts[k], err.msg);
+            repro_sym_session_free(s);
+        }
+    }
     for (seed = 1; seed <= 150; seed++) {
         uint8_t *d = malloc(n);
         unsigned k, x = seed * 2654435761u;
