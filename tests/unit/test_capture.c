@@ -418,7 +418,7 @@ static void test_redaction(void **state)
     static const char *hdrs[] = {"X-Api-Key"};
     static const char *params[] = {"token"};
     static const char *fields[] = {"password", "pin"};
-    struct repro_redact_rules rules = {0, hdrs, 1, params, 1, fields, 2};
+    struct repro_redact_rules rules = {0, hdrs, 1, params, 1, fields, 2, NULL, 0};
     struct rec r;
     struct conv cv;
     struct repro_capture *cap = new_cap(&r, &rules, NULL);
@@ -437,7 +437,7 @@ static void test_redaction(void **state)
     conv_fin(&cv);
     assert_int_equal(r.n_x, 1);
     assert_true(r.x[0].flags & REPRO_XF_REDACTED);
-    assert_string_equal(r.x[0].uri, "/login?token=REDACTED&keep=1");
+    assert_string_equal(r.x[0].uri, "/login?token=%5BREDACTED%5D&keep=1");
     r.x[0].request[r.x[0].request_len < sizeof r.x[0].request ? r.x[0].request_len : 0] = '\0';
     assert_non_null(strstr(r.x[0].request, "Authorization: [REDACTED]\r\n"));
     assert_non_null(strstr(r.x[0].request, "Cookie: [REDACTED]\r\n"));
@@ -445,8 +445,9 @@ static void test_redaction(void **state)
     assert_null(strstr(r.x[0].request, "xyz"));
     assert_null(strstr(r.x[0].request, "s3cr"));
     assert_null(strstr(r.x[0].request, "1234"));
-    /* JSON keeps its length and validity. */
-    assert_non_null(strstr(r.x[0].request, "\"password\":\"********\",\"pin\": 0   }"));
+    /* JSON stays valid, with the marker; Content-Length follows. */
+    assert_non_null(strstr(r.x[0].request, "\"password\":\"[REDACTED]\",\"pin\": \"[REDACTED]\"}"));
+    assert_non_null(strstr(r.x[0].request, "Content-Length: 58\r\n"));
     r.x[0].response[r.x[0].response_len] = '\0';
     assert_non_null(strstr(r.x[0].response, "Set-Cookie: [REDACTED]\r\n"));
     repro_capture_free(cap);
