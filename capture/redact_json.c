@@ -36,6 +36,7 @@ struct jscan {
     void *ctx;
     struct repro_buf *out;
     size_t n_redacted;
+    int in_secret; /* inside a value being redacted: nothing nested is */
     int nomem;
 };
 
@@ -273,7 +274,8 @@ static int scan_object(struct jscan *s, int depth)
             return J_BAD;
         if ((rc = scan_string(s, name, &name_len)) != J_OK)
             return rc;
-        secret = name_len <= NAME_MAX_DECODED && s->is_secret(s->ctx, name, name_len);
+        secret =
+            !s->in_secret && name_len <= NAME_MAX_DECODED && s->is_secret(s->ctx, name, name_len);
         skip_ws(s);
         if (s->i >= s->len)
             return J_EOF;
@@ -284,7 +286,9 @@ static int scan_object(struct jscan *s, int depth)
         if (s->i >= s->len)
             return J_EOF;
         vs = s->i;
+        s->in_secret += secret;
         rc = scan_value(s, depth + 1);
+        s->in_secret -= secret;
         if (secret && rc != J_BAD)
             redact_range(s, vs, rc == J_OK ? s->i : s->len);
         if (rc != J_OK)
@@ -356,6 +360,12 @@ enum repro_json_scrub repro__json_scrub(const uint8_t *p, size_t len,
         any = 1;
         if (rc != J_OK)
             break;
+        /* values of a JSON Lines text are apart: "-0" "05" is not "-005" */
+        if (s.i < len && s.p[s.i] != ' ' && s.p[s.i] != '\t' && s.p[s.i] != '\n' &&
+            s.p[s.i] != '\r') {
+            rc = J_BAD;
+            break;
+        }
     }
     *n_redacted = s.n_redacted;
     if (rc == J_BAD || !any)
