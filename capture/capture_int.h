@@ -25,14 +25,8 @@ struct repro_capture {
  * (http_conn.c). */
 extern const struct repro_reasm_cb repro__http_conn_cb;
 
-/*
- * Redacts one message. Returns 1 and fills *out (transferred: release with
- * repro_buf_release) and *info (spans into out) when something was
- * replaced, 0 when the message is left as it is, negative on allocation
- * failure. raw and info describe the message as framed.
- */
-int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
-                  struct repro_slice raw, struct repro_http_info *info, struct repro_buf *out);
+/* Redaction (capture/redact.c). */
+#include "redact.h"
 
 /* Whether another warning about bad input may be logged: the first
  * REPRO_CAPTURE_MAX_WARNINGS are, then one notice, then only the counters

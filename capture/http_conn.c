@@ -142,24 +142,40 @@ static int open_conn(struct repro_capture *cap, struct hconn *h)
     return 0;
 }
 
-/* Redacts a held message in place when the rules ask for it. */
-static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repro_http_kind kind)
+/* Redacts a held message in place (capture/redact.c): fail-closed, so a
+ * message that cannot be redacted (out of memory) is not stored at all.
+ * note (at least sizeof res.note bytes) receives why a body was decoded or
+ * dropped. */
+static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repro_http_kind kind,
+                        char *note, size_t note_len)
 {
-    struct repro_buf out;
-    struct repro_http_info info;
+    struct repro_redact_result res;
+    int rc;
 
-    if (!m->has_info || m->raw.len == 0)
+    note[0] = '\0';
+    if (m->raw.len == 0)
         return;
-    info = m->info;
-    if (repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len}, &info,
-                      &out) != 1)
+    rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
+                       m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
+    snprintf(note, note_len, "%s", res.note);
+    m->flags |= res.xflags;
+    if (res.xflags & REPRO_XF_DECODED)
+        cap->stats.bodies_decoded++;
+    if (res.xflags & REPRO_XF_BODY_DROPPED)
+        cap->stats.bodies_dropped++;
+    if (rc == 0)
         return;
     repro_budget_give(&cap->budget, m->raw.len);
     repro_buf_release(&m->raw);
-    cap->budget.used += out.len; /* transient: released right after emission */
-    m->raw = out;
-    m->info = info;
-    m->flags |= REPRO_XF_REDACTED;
+    if (rc < 0) {
+        m->has_info = 0; /* nothing of the message is kept */
+        return;
+    }
+    cap->budget.used += res.out.len; /* transient: released right after emission */
+    m->raw = res.out;
+    m->has_info = res.has_info;
+    if (res.has_info)
+        m->info = res.info;
 }
 
 /* Hands one exchange to the sink. req or resp may be NULL. */
@@ -168,6 +184,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
 {
     struct repro_exchange x;
     struct repro_capture_stats *st = &cap->stats;
+    char rnote[2][sizeof ((struct repro_redact_result *)0)->note], note[512];
     int rc = 0, bit;
 
     memset(&x, 0, sizeof x);
@@ -175,7 +192,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     x.seq = h->info.n_exchanges++;
     x.req_first_us = x.req_last_us = x.resp_first_us = x.resp_last_us = -1;
     if (req != NULL) {
-        redact_held(cap, req, REPRO_HTTP_REQUEST);
+        redact_held(cap, req, REPRO_HTTP_REQUEST, rnote[0], sizeof rnote[0]);
         x.request = (struct repro_slice){req->raw.data, req->raw.len};
         x.method = span(req, req->info.method);
         x.uri = span(req, req->info.target);
@@ -192,7 +209,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.flags |= REPRO_XF_NO_REQUEST;
     }
     if (resp != NULL) {
-        redact_held(cap, resp, REPRO_HTTP_RESPONSE);
+        redact_held(cap, resp, REPRO_HTTP_RESPONSE, rnote[1], sizeof rnote[1]);
         x.response = (struct repro_slice){resp->raw.data, resp->raw.len};
         x.status = resp->has_info ? resp->info.status : 0;
         x.reason = span(resp, resp->info.reason);
@@ -212,6 +229,17 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     } else {
         x.flags |= REPRO_XF_UNANSWERED;
     }
+    /* What redaction says (a body decoded or not stored) follows the
+     * framing note. */
+    if ((req && rnote[0][0]) || (resp && rnote[1][0])) {
+        snprintf(note, sizeof note, "%s%s%s%s%s%s%s", x.note ? x.note : "",
+                 x.note ? "; " : "", req && rnote[0][0] ? "request " : "",
+                 req ? rnote[0] : "", req && rnote[0][0] && resp && rnote[1][0] ? "; " : "",
+                 resp && rnote[1][0] ? "response " : "", resp ? rnote[1] : "");
+        x.note = note;
+    }
+    if (req && resp && x.status == 101 && repro__is_h2c_upgrade(x.request))
+        st->h2c_upgrades++;
     st->exchanges++;
     if (x.flags & REPRO_XF_INCOMPLETE) {
         st->incomplete++;
@@ -743,8 +771,18 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
     /* Bytes lost before the first ones seen count as picking the stream
      * up in the middle: the first message starts later. */
     int mid = c->mid_stream || c->half[0].gap_bytes > 0 || c->half[1].gap_bytes > 0, d;
+    int proto = repro__sniff_proto(p, len);
 
-    if (repro_http_looks_like_start(REPRO_HTTP_RESPONSE, p, len) == 1)
+    if (proto != REPRO_PROTO_OTHER) {
+        /* HTTP/2 with prior knowledge or TLS: recognised and counted, not
+         * framed as (malformed) HTTP/1 */
+        h->not_http = 1;
+        h->client_dir = c->syn_dir >= 0 ? c->syn_dir : dir;
+        if (proto == REPRO_PROTO_TLS)
+            cap->stats.tls_connections++;
+        else
+            cap->stats.http2_connections++;
+    } else if (repro_http_looks_like_start(REPRO_HTTP_RESPONSE, p, len) == 1)
         h->client_dir = !dir;
     else if (repro_http_looks_like_start(REPRO_HTTP_REQUEST, p, len) != 0)
         h->client_dir = dir;

@@ -12,7 +12,7 @@
 static const char *const xflag_names[] = {"gap",      "truncated", "unanswered",
                                           "no_request", "malformed", "redacted",
                                           "body_capped", "tunnel",   "interim",
-                                          "pairing_uncertain"};
+                                          "pairing_uncertain", "body_dropped", "decoded"};
 
 const char *repro_xflag_name(unsigned bit)
 {
@@ -189,8 +189,10 @@ void repro_capture_print_summary(const struct repro_capture *cap, FILE *f)
             (unsigned long long)st->skipped[REPRO_SKIP_FRAGMENT],
             (unsigned long long)st->skipped[REPRO_SKIP_LINKTYPE],
             (unsigned long long)st->malformed_packets);
-    fprintf(f, "connections: %llu (http %llu, other %llu)\n", (unsigned long long)st->connections,
-            (unsigned long long)st->http_connections, (unsigned long long)st->non_http_connections);
+    fprintf(f, "connections: %llu (http %llu, other %llu: tls %llu, http/2 %llu)\n",
+            (unsigned long long)st->connections, (unsigned long long)st->http_connections,
+            (unsigned long long)st->non_http_connections, (unsigned long long)st->tls_connections,
+            (unsigned long long)st->http2_connections);
     fprintf(f, "exchanges: %llu, complete %llu, incomplete %llu", (unsigned long long)st->exchanges,
             (unsigned long long)(st->exchanges - st->incomplete), (unsigned long long)st->incomplete);
     for (bit = 0; bit < REPRO_XF__BITS; bit++) {
@@ -201,6 +203,9 @@ void repro_capture_print_summary(const struct repro_capture *cap, FILE *f)
         any = 1;
     }
     fprintf(f, "%s, redacted %llu\n", any ? ")" : "", (unsigned long long)st->redacted);
+    fprintf(f, "redaction: bodies decoded %llu, bodies not stored %llu; h2c upgrades %llu\n",
+            (unsigned long long)st->bodies_decoded, (unsigned long long)st->bodies_dropped,
+            (unsigned long long)st->h2c_upgrades);
     fprintf(f, "tcp: gaps %llu (%llu bytes), retransmitted %llu bytes, overlapping %llu bytes, "
                "resync skipped %llu bytes, tunnelled %llu bytes\n",
             (unsigned long long)st->gaps, (unsigned long long)st->gap_bytes,

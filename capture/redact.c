@@ -1,244 +1,864 @@
 /*
- * Redaction of secrets before anything is stored.
+ * Redaction of secrets before anything is stored (docs/capture.md,
+ * "Redaction"). It is fail-closed: bytes that could hold a secret and that
+ * cannot be parsed with certainty are redacted or not stored.
  *
- * Headers (Authorization, Proxy-Authorization, Cookie, Set-Cookie by
- * default, plus configured names, case-insensitive): the value becomes
- * "[REDACTED]". Query parameters (configured names, case-sensitive): the
- * value becomes "REDACTED". JSON fields (configured names) in bodies that
- * look like JSON: a string value's characters become '*' and any other
- * scalar becomes "0" padded with spaces, so the body keeps its length (the
- * Content-Length and chunk sizes stay right) and stays valid JSON. The JSON
- * scan is lexical (it finds "name" followed by ':'), which also works on
- * chunked bodies as long as a value does not straddle a chunk boundary;
- * nested object or array values are left alone.
+ * Heads are rewritten line by line with a lenient scanner of their own, not
+ * with repro_http_parse_head(), so that a head the parser rejects (too long,
+ * too many fields, conflicting Content-Length, whitespace before a colon,
+ * obs-fold), a chunked trailer and a head cut by a gap or by the end of the
+ * connection are all redacted alike: the start line and header names stay,
+ * the value of a secret field becomes "[REDACTED]" (obs-fold continuation
+ * lines of it are dropped), a line that is not "name: value" with a token
+ * name becomes "[REDACTED]" entirely. Query strings of the request target
+ * and of Referer, Location and Origin lose the values of secret parameters
+ * (names compared after percent-decoding).
  *
- * Deliberately left out: compressed bodies (not decoded), form bodies.
+ * Bodies (only after a head that parsed): chunked coding is removed and
+ * applied again as one chunk, gzip and deflate are decoded with zlib (up to
+ * the per-message cap), then JSON (capture/redact_json.c) and
+ * application/x-www-form-urlencoded bodies lose their secret fields, and
+ * Content-Length is rewritten to the new length, so the stored message keeps
+ * valid framing. A body that must be scrubbed but cannot be (a capture gap
+ * in it, chunked framing that cannot be followed, a coding that cannot be
+ * decoded, JSON that does not parse) is not stored; its length (and, for
+ * an undecodable coding, the SHA-256 of its bytes as captured) goes in the
+ * note. Other bodies (HTML, images) are stored as they are.
+ *
+ * Expected workload: a few secrets in heads of a few hundred bytes; bodies
+ * are only copied when they are JSON, forms, encoded or chunked with a
+ * secret in their trailers.
  */
-#include "capture_int.h"
+#include "redact.h"
 
-#include <stdlib.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
-static const char *const default_headers[] = {"authorization", "proxy-authorization", "cookie",
-                                              "set-cookie"};
+static const char *const default_headers[] = {
+    "authorization", "proxy-authorization", "cookie",      "set-cookie",
+    "x-api-key",     "x-auth-token",        "x-csrf-token"};
 
-static int header_is_secret(const struct repro_redact_rules *r, struct repro_slice name)
+static const char *const default_fields[] = {
+    "password",     "passwd",        "pwd",      "secret",    "client_secret", "token",
+    "access_token", "refresh_token", "id_token", "api_key",   "apikey",        "auth",
+    "credentials",  "private_key",   "session",  "sessionid", "csrftoken",     "csrf_token"};
+
+/* Headers whose value is a URL with a query string to scrub. */
+static const char *const url_headers[] = {"referer", "location", "origin", "content-location"};
+
+#define N_OF(a) (sizeof(a) / sizeof *(a))
+
+/* ---- names ------------------------------------------------------------ */
+
+static int ieq(const uint8_t *p, size_t n, const char *s)
+{
+    return repro_slice_ieq((struct repro_slice){p, n}, s);
+}
+
+static int in_list(const uint8_t *p, size_t n, const char *const *list, size_t len)
 {
     size_t i;
-    if (!r->no_defaults)
-        for (i = 0; i < sizeof default_headers / sizeof *default_headers; i++)
-            if (repro_slice_ieq(name, default_headers[i]))
-                return 1;
-    for (i = 0; i < r->n_headers; i++)
-        if (repro_slice_ieq(name, r->headers[i]))
+    for (i = 0; i < len; i++)
+        if (ieq(p, n, list[i]))
             return 1;
     return 0;
 }
 
-/* Whether any header line of the head names a secret header: a cheap scan
- * that spares the full parse for the common message without secrets. */
-static int head_mentions_secret(const struct repro_redact_rules *r, const uint8_t *p, size_t len)
+static int is_default(const struct repro_redact_rules *r, const uint8_t *p, size_t n,
+                      const char *const *list, size_t len)
 {
-    const uint8_t *end = p + len, *line = memchr(p, '\n', len);
-
-    while (line != NULL && line + 1 < end) {
-        const uint8_t *s = line + 1, *colon;
-        size_t room = (size_t)(end - s);
-        line = memchr(s, '\n', room);
-        colon = memchr(s, ':', line ? (size_t)(line - s) : room);
-        if (colon != NULL && header_is_secret(r, (struct repro_slice){s, (size_t)(colon - s)}))
-            return 1;
-    }
-    return 0;
+    return !r->no_defaults && in_list(p, n, list, len) && !in_list(p, n, r->keep, r->n_keep);
 }
 
-struct edit {
-    size_t off, len;
-    const char *with;
-};
+static int header_is_secret(const struct repro_redact_rules *r, const uint8_t *p, size_t n)
+{
+    return is_default(r, p, n, default_headers, N_OF(default_headers)) ||
+           in_list(p, n, r->headers, r->n_headers);
+}
 
-#define MAX_EDITS 128
-
+/* Query and form fields (decoded names). */
 static int param_is_secret(const struct repro_redact_rules *r, const uint8_t *p, size_t n)
 {
-    size_t i;
-    for (i = 0; i < r->n_query_params; i++)
-        if (strlen(r->query_params[i]) == n && memcmp(r->query_params[i], p, n) == 0)
-            return 1;
-    return 0;
+    return is_default(r, p, n, default_fields, N_OF(default_fields)) ||
+           in_list(p, n, r->query_params, r->n_query_params);
 }
 
-/* Adds edits for secret query parameter values in the request target. */
-static size_t query_edits(const struct repro_redact_rules *r, const uint8_t *base,
-                          struct repro_slice target, struct edit *e, size_t n)
+static int json_is_secret(void *ctx, const uint8_t *p, size_t n)
 {
-    const uint8_t *q = memchr(target.ptr, '?', target.len);
-    size_t i, end;
+    const struct repro_redact_rules *r = ctx;
+    return is_default(r, p, n, default_fields, N_OF(default_fields)) ||
+           in_list(p, n, r->json_fields, r->n_json_fields);
+}
 
-    if (q == NULL || r->n_query_params == 0)
-        return n;
-    i = (size_t)(q - target.ptr) + 1;
-    end = target.len;
-    while (i < end && n < MAX_EDITS) {
-        size_t s = i, eq = 0;
-        while (i < end && target.ptr[i] != '&' && target.ptr[i] != '#') {
-            if (target.ptr[i] == '=' && eq == 0)
+static int has_param_rules(const struct repro_redact_rules *r)
+{
+    return !r->no_defaults || r->n_query_params > 0;
+}
+
+static int has_body_rules(const struct repro_redact_rules *r)
+{
+    return !r->no_defaults || r->n_query_params > 0 || r->n_json_fields > 0;
+}
+
+static int is_token_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+struct out {
+    struct repro_buf *b;
+    int failed; /* first error wins: later appends are no-ops */
+};
+
+static void put(struct out *o, const void *p, size_t n)
+{
+    int rc;
+    if (o->failed || n == 0)
+        return;
+    rc = repro_buf_append(o->b, p, n);
+    if (rc != REPRO_OK)
+        o->failed = rc;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/* ---- URLs and forms --------------------------------------------------- */
+
+int repro__hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes (and '+' to space) p[0..n) into d (cap bytes); returns
+ * the decoded length, or cap + 1 when it does not fit. */
+static size_t url_decode(const uint8_t *p, size_t n, uint8_t *d, size_t cap)
+{
+    size_t i, k = 0;
+    for (i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '%' && i + 2 < n && repro__hexval(p[i + 1]) >= 0 && repro__hexval(p[i + 2]) >= 0) {
+            c = (uint8_t)(repro__hexval(p[i + 1]) * 16 + repro__hexval(p[i + 2]));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (k == cap)
+            return cap + 1;
+        d[k++] = c;
+    }
+    return k;
+}
+
+/* Copies a list of name=value pairs p[0..n) (a query string, a fragment or
+ * a form body; '&' and ';' separate pairs, '#' and '?' start a new list) to
+ * o with the values of secret names replaced. Returns how many. */
+static size_t scrub_pairs(const struct repro_redact_rules *r, struct out *o, const uint8_t *p,
+                          size_t n)
+{
+    size_t i = 0, hits = 0;
+
+    while (i <= n) {
+        size_t s = i, eq = (size_t)-1, e;
+        uint8_t name[64];
+        size_t nl;
+        while (i < n && p[i] != '&' && p[i] != ';' && p[i] != '#' && p[i] != '?') {
+            if (p[i] == '=' && eq == (size_t)-1)
                 eq = i;
             i++;
         }
-        if (eq > s && param_is_secret(r, target.ptr + s, eq - s) && i > eq + 1) {
-            e[n].off = (size_t)(target.ptr + eq + 1 - base);
-            e[n].len = i - eq - 1;
-            e[n].with = "REDACTED";
-            n++;
+        e = i;
+        if (eq != (size_t)-1 && e > eq + 1 &&
+            (nl = url_decode(p + s, eq - s, name, sizeof name)) <= sizeof name &&
+            param_is_secret(r, name, nl)) {
+            put(o, p + s, eq + 1 - s);
+            puts_(o, REPRO_REDACT_MARK_URL);
+            hits++;
+        } else {
+            put(o, p + s, e - s);
         }
-        if (i < end && target.ptr[i] == '#')
-            break;
+        if (i < n)
+            put(o, p + i, 1);
         i++;
     }
-    return n;
+    return hits;
 }
 
-static int looks_json(const struct repro_http_head *h, const uint8_t *body, size_t len)
+/* Copies a URL (or request target) with secret query and fragment
+ * parameters redacted. */
+static size_t scrub_url(const struct repro_redact_rules *r, struct out *o, const uint8_t *p,
+                        size_t n)
 {
-    size_t i;
-    for (i = 0; i < h->n_headers; i++)
-        if (repro_slice_ieq(h->headers[i].name, "content-type")) {
-            struct repro_slice v = h->headers[i].value;
-            size_t k;
-            for (k = 0; k + 4 <= v.len; k++)
-                if (memcmp(v.ptr + k, "json", 4) == 0)
-                    return 1;
-        }
-    for (i = 0; i < len && i < 64; i++) {
-        if (body[i] == '{' || body[i] == '[')
-            return 1;
-        if (body[i] != ' ' && body[i] != '\r' && body[i] != '\n' && body[i] != '\t')
-            break;
+    size_t q;
+    if (!has_param_rules(r)) {
+        put(o, p, n);
+        return 0;
+    }
+    for (q = 0; q < n && p[q] != '?' && p[q] != '#'; q++)
+        ;
+    put(o, p, q < n ? q + 1 : n);
+    return q < n ? scrub_pairs(r, o, p + q + 1, n - q - 1) : 0;
+}
+
+/* ---- heads ------------------------------------------------------------ */
+
+struct line {
+    size_t s, eol, next; /* [s, eol) content, [eol, next) line ending */
+};
+
+/* The line at off within p[0..n): its end is the LF or the end of input. */
+static struct line line_at(const uint8_t *p, size_t n, size_t off)
+{
+    struct line l;
+    const uint8_t *lf = memchr(p + off, '\n', n - off);
+    l.s = off;
+    if (lf == NULL) {
+        l.eol = l.next = n;
+        if (l.eol > off && p[l.eol - 1] == '\r')
+            l.eol--;
+        return l;
+    }
+    l.next = (size_t)(lf - p) + 1;
+    l.eol = l.next - 1;
+    if (l.eol > off && p[l.eol - 1] == '\r')
+        l.eol--;
+    return l;
+}
+
+/* Offset just past the empty line ending the head, or 0 if there is none
+ * in p[0..n). The first line is the start line. */
+static size_t head_end(const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        struct line l = line_at(p, n, off);
+        if (l.next == n && l.eol == l.next)
+            return 0; /* no LF */
+        if (off > 0 && l.eol == l.s && l.next > l.s)
+            return l.next;
+        off = l.next;
     }
     return 0;
 }
 
-/* Masks the value after each "name": in b[0..len). Returns how many. */
-static int mask_json(const struct repro_redact_rules *r, uint8_t *b, size_t len)
-{
-    size_t i = 0, f;
-    int n = 0;
+/* What the head says about the body, read by the same lenient scanner. */
+struct head_facts {
+    struct repro_slice ctype, cenc;
+};
 
-    while (i < len) {
-        uint8_t *q = memchr(b + i, '"', len - i);
-        size_t s, e, v;
-        if (q == NULL)
-            break;
-        s = (size_t)(q - b) + 1;
-        e = s;
-        while (e < len && b[e] != '"') {
-            if (b[e] == '\\')
-                e++;
-            e++;
-        }
-        if (e >= len)
-            break;
-        i = e + 1;
-        for (v = i; v < len && (b[v] == ' ' || b[v] == '\t' || b[v] == '\r' || b[v] == '\n'); v++)
-            ;
-        if (v >= len || b[v] != ':')
-            continue;
-        for (f = 0; f < r->n_json_fields; f++)
-            if (strlen(r->json_fields[f]) == e - s && memcmp(r->json_fields[f], b + s, e - s) == 0)
-                break;
-        if (f == r->n_json_fields)
-            continue;
-        for (v++; v < len && (b[v] == ' ' || b[v] == '\t' || b[v] == '\r' || b[v] == '\n'); v++)
-            ;
-        if (v >= len || b[v] == '{' || b[v] == '[')
-            continue;
-        if (b[v] == '"') {
-            size_t k = v + 1;
-            while (k < len && b[k] != '"') {
-                if (b[k] == '\\' && k + 1 < len)
-                    b[k++] = '*';
-                b[k++] = '*';
-            }
-            i = k + 1;
-        } else {
-            size_t k = v;
-            while (k < len && b[k] != ',' && b[k] != '}' && b[k] != ']' && b[k] != ' ' &&
-                   b[k] != '\r' && b[k] != '\n' && b[k] != '\t')
-                k++;
-            if (k > v) {
-                b[v] = '0';
-                memset(b + v + 1, ' ', k - v - 1);
-            }
-            i = k;
-        }
-        n++;
-    }
-    return n;
+/* Header fields of a head or a trailer section. */
+struct field_ctx {
+    const struct repro_redact_rules *r;
+    struct out *o;
+    int64_t new_length; /* >= 0: rewrite Content-Length to it */
+    int drop_cenc;      /* leave Content-Encoding out */
+    struct head_facts *facts;
+    size_t hits;
+};
+
+static struct repro_slice trim(const uint8_t *p, size_t s, size_t e)
+{
+    while (s < e && (p[s] == ' ' || p[s] == '\t'))
+        s++;
+    while (e > s && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+        e--;
+    return (struct repro_slice){p + s, e - s};
 }
 
-static int cmp_edit(const void *a, const void *b)
+/* Rewrites field lines from p[off..n) up to and including the empty line
+ * (or the end). Returns the offset after what was consumed. */
+static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, size_t off)
 {
-    const struct edit *x = a, *y = b;
-    return x->off < y->off ? -1 : x->off > y->off;
+    int drop_cont = 0; /* continuation lines of the previous field are dropped */
+
+    while (off < n) {
+        struct line l = line_at(p, n, off);
+        const uint8_t *colon;
+        struct repro_slice name;
+        size_t k;
+        int token = 1;
+
+        off = l.next;
+        if (l.eol == l.s && l.next > l.s) { /* the empty line */
+            put(fc->o, p + l.s, l.next - l.s);
+            break;
+        }
+        if (p[l.s] == ' ' || p[l.s] == '\t') {
+            if (!drop_cont)
+                put(fc->o, p + l.s, l.next - l.s);
+            continue;
+        }
+        drop_cont = 0;
+        colon = memchr(p + l.s, ':', l.eol - l.s);
+        name = colon ? trim(p, l.s, (size_t)(colon - p)) : (struct repro_slice){NULL, 0};
+        for (k = 0; k < name.len && token; k++)
+            token = is_token_char(name.ptr[k]);
+        if (colon == NULL || name.len == 0 || !token) {
+            /* not "name: value": nothing of it can be trusted */
+            puts_(fc->o, REPRO_REDACT_MARK);
+            put(fc->o, p + l.eol, l.next - l.eol);
+            fc->hits++;
+            drop_cont = 1;
+            continue;
+        }
+        {
+            size_t vstart = (size_t)(colon - p) + 1;
+            struct repro_slice v = trim(p, vstart, l.eol);
+            size_t vs = v.len ? (size_t)(v.ptr - p) : l.eol;
+            if (header_is_secret(fc->r, name.ptr, name.len)) {
+                put(fc->o, p + l.s, vstart - l.s);
+                puts_(fc->o, " " REPRO_REDACT_MARK);
+                put(fc->o, p + l.eol, l.next - l.eol);
+                fc->hits++;
+                drop_cont = 1;
+                continue;
+            }
+            if (fc->facts && fc->facts->ctype.ptr == NULL &&
+                ieq(name.ptr, name.len, "content-type"))
+                fc->facts->ctype = v;
+            if (fc->facts && ieq(name.ptr, name.len, "content-encoding") && v.len > 0)
+                fc->facts->cenc = v;
+            if (fc->drop_cenc && ieq(name.ptr, name.len, "content-encoding"))
+                continue;
+            if (fc->new_length >= 0 && ieq(name.ptr, name.len, "content-length")) {
+                char num[32];
+                put(fc->o, p + l.s, vs - l.s);
+                snprintf(num, sizeof num, "%lld", (long long)fc->new_length);
+                puts_(fc->o, num);
+                put(fc->o, p + l.eol, l.next - l.eol);
+                continue;
+            }
+            if (in_list(name.ptr, name.len, url_headers, N_OF(url_headers))) {
+                put(fc->o, p + l.s, vs - l.s);
+                fc->hits += scrub_url(fc->r, fc->o, p + vs, l.eol - vs);
+                put(fc->o, p + l.eol, l.next - l.eol);
+                drop_cont = 1; /* a folded URL cannot be scrubbed with certainty */
+                continue;
+            }
+            put(fc->o, p + l.s, l.next - l.s);
+        }
+    }
+    return off;
+}
+
+/* Writes the start line (a request target's query scrubbed) and returns
+ * the offset after it. */
+static size_t scrub_start_line(const struct repro_redact_rules *r, enum repro_http_kind kind,
+                               struct out *o, const uint8_t *p, size_t n, size_t *hits)
+{
+    struct line l = line_at(p, n, 0);
+    const uint8_t *sp1, *sp2;
+
+    if (kind != REPRO_HTTP_REQUEST || (sp1 = memchr(p, ' ', l.eol)) == NULL) {
+        put(o, p, l.next);
+        return l.next;
+    }
+    /* METHOD SP target [SP version]: the target runs to the last space */
+    sp2 = p + l.eol;
+    while (sp2 > sp1 + 1 && sp2[-1] != ' ')
+        sp2--;
+    if (sp2 == sp1 + 1)
+        sp2 = p + l.eol;
+    else
+        sp2--;
+    put(o, p, (size_t)(sp1 - p) + 1);
+    *hits += scrub_url(r, o, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    put(o, sp2, l.next - (size_t)(sp2 - p));
+    return l.next;
+}
+
+/* ---- bodies ----------------------------------------------------------- */
+
+enum coding { C_NONE = 0, C_GZIP, C_DEFLATE, C_OTHER };
+
+static enum coding coding_of(struct repro_slice v)
+{
+    if (v.len == 0 || repro_slice_ieq(v, "identity"))
+        return C_NONE;
+    if (repro_slice_ieq(v, "gzip") || repro_slice_ieq(v, "x-gzip"))
+        return C_GZIP;
+    if (repro_slice_ieq(v, "deflate"))
+        return C_DEFLATE;
+    return C_OTHER; /* br, zstd, a list of codings, ... */
+}
+
+enum body_class { B_OTHER = 0, B_JSON, B_FORM, B_SNIFF };
+
+static enum body_class class_of(struct repro_slice ct)
+{
+    size_t e = 0, k;
+    struct repro_slice media;
+    if (ct.ptr == NULL)
+        return B_SNIFF;
+    while (e < ct.len && ct.ptr[e] != ';')
+        e++;
+    media = trim(ct.ptr, 0, e);
+    if (repro_slice_ieq(media, "application/x-www-form-urlencoded"))
+        return B_FORM;
+    for (k = 0; k + 4 <= media.len; k++)
+        if (ieq(media.ptr + k, 4, "json"))
+            return B_JSON;
+    return B_OTHER;
+}
+
+/* Inflates p[0..n) (gzip or zlib, raw deflate as a fallback for
+ * "deflate") into out, at most cap bytes. Returns 0 when the stream ended
+ * (concatenated gzip members included), 1 when the input ended first (a
+ * valid prefix), 2 when cap was reached, -1 on corrupt data,
+ * REPRO_E_NOMEM/LIMIT when out cannot grow. */
+static int inflate_body(const uint8_t *p, size_t n, enum coding c, size_t cap,
+                        struct repro_buf *out)
+{
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        z_stream z;
+        int zr = Z_OK, rc = 1;
+        uint8_t chunk[16384];
+
+        memset(&z, 0, sizeof z);
+        if (inflateInit2(&z, c == C_GZIP ? 15 + 32 : attempt == 0 ? 15 : -15) != Z_OK)
+            return REPRO_E_NOMEM;
+        repro_buf_reset(out);
+        z.next_in = (Bytef *)(uintptr_t)p;
+        z.avail_in = (uInt)(n > UINT32_MAX ? UINT32_MAX : n);
+        for (;;) {
+            size_t got;
+            z.next_out = chunk;
+            z.avail_out = sizeof chunk;
+            zr = inflate(&z, Z_NO_FLUSH);
+            got = sizeof chunk - z.avail_out;
+            if (got > cap - out->len)
+                got = cap - out->len;
+            if (got > 0 && (rc = repro_buf_append(out, chunk, got)) != REPRO_OK)
+                break;
+            rc = 1;
+            if (out->len >= cap && (zr == Z_OK || zr == Z_BUF_ERROR) && z.avail_out == 0) {
+                rc = 2;
+                break;
+            }
+            if (zr == Z_STREAM_END) {
+                rc = 0;
+                if (z.avail_in == 0)
+                    break;
+                /* another gzip member, else trailing bytes nobody decodes */
+                if (c != C_GZIP || z.next_in[0] != 0x1f || inflateReset(&z) != Z_OK) {
+                    rc = -1;
+                    break;
+                }
+                continue;
+            }
+            if (zr == Z_BUF_ERROR || (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0)) {
+                rc = 1; /* the input ended inside the stream */
+                break;
+            }
+            if (zr != Z_OK) {
+                rc = -1;
+                break;
+            }
+        }
+        inflateEnd(&z);
+        if (rc == -1 && c == C_DEFLATE && attempt == 0)
+            continue; /* some servers send raw deflate */
+        return rc;
+    }
+    return -1;
+}
+
+static void sha256_hex(const uint8_t *p, size_t n, char hex[65])
+{
+    struct sha256_ctx ctx;
+    uint8_t d[SHA256_DIGEST_SIZE];
+    size_t i;
+    sha256_init(&ctx);
+    sha256_update(&ctx, n, p);
+    sha256_digest(&ctx, sizeof d, d);
+    for (i = 0; i < sizeof d; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The body as it will be stored. */
+struct body {
+    struct repro_buf data;     /* decoded and scrubbed data bytes */
+    struct repro_buf trailers; /* chunked: the scrubbed trailer section */
+    int changed;               /* data or trailers differ from the wire */
+    int decoded;
+    int dropped;  /* not stored */
+    int complete; /* the whole body is present */
+    int capped;   /* decoding reached max_body */
+    size_t hits;
+};
+
+static void drop_body(struct body *b, struct repro_redact_result *res, const char *why,
+                      const uint8_t *p, size_t n, int digest)
+{
+    size_t k = strlen(res->note);
+    char hex[65];
+
+    b->dropped = 1;
+    if (digest) {
+        sha256_hex(p, n, hex);
+        snprintf(res->note + k, sizeof res->note - k,
+                 "%sbody not stored: %s (%zu bytes, sha256 %s)", k ? "; " : "", why, n, hex);
+    } else {
+        snprintf(res->note + k, sizeof res->note - k, "%sbody not stored: %s (%zu bytes)",
+                 k ? "; " : "", why, n);
+    }
+}
+
+static void note(struct repro_redact_result *res, const char *text)
+{
+    size_t k = strlen(res->note);
+    snprintf(res->note + k, sizeof res->note - k, "%s%s", k ? "; " : "", text);
+}
+
+/* Scrubs the data bytes of a body according to its class. */
+static int scrub_data(const struct repro_redact_rules *r, struct body *b, enum body_class cls,
+                      int incomplete, struct repro_redact_result *res, const uint8_t *raw_body,
+                      size_t raw_len)
+{
+    struct repro_buf out;
+    struct out o;
+    size_t hits = 0;
+    int rc = REPRO_OK;
+
+    repro_buf_init(&out, b->data.len * 2 + 4096);
+    if (cls == B_SNIFF) {
+        size_t i = 0;
+        while (i < b->data.len && (b->data.data[i] == ' ' || b->data.data[i] == '\t' ||
+                                   b->data.data[i] == '\r' || b->data.data[i] == '\n'))
+            i++;
+        cls = i < b->data.len && (b->data.data[i] == '{' || b->data.data[i] == '[') ? B_JSON
+                                                                                    : B_OTHER;
+        if (cls == B_JSON) {
+            enum repro_json_scrub js = repro__json_scrub(b->data.data, b->data.len, json_is_secret,
+                                                         (void *)r, &out, &hits);
+            if (js == REPRO_JSON_NOMEM) {
+                rc = REPRO_E_NOMEM;
+            } else if (js == REPRO_JSON_INVALID || (js == REPRO_JSON_PREFIX && !incomplete)) {
+                hits = 0; /* looked like JSON but is not: stored like any other body */
+            }
+            goto done;
+        }
+    }
+    if (cls == B_JSON) {
+        enum repro_json_scrub js =
+            repro__json_scrub(b->data.data, b->data.len, json_is_secret, (void *)r, &out, &hits);
+        if (js == REPRO_JSON_NOMEM)
+            rc = REPRO_E_NOMEM;
+        else if (js == REPRO_JSON_INVALID || (js == REPRO_JSON_PREFIX && !incomplete))
+            drop_body(b, res, "JSON that does not parse", raw_body, raw_len, 0);
+    } else if (cls == B_FORM && has_param_rules(r)) {
+        o.b = &out;
+        o.failed = 0;
+        hits = scrub_pairs(r, &o, b->data.data, b->data.len);
+        rc = o.failed;
+    }
+done:
+    if (rc == REPRO_OK && hits > 0 && !b->dropped) {
+        repro_buf_release(&b->data);
+        b->data = out;
+        b->changed = 1;
+        b->hits += hits;
+        return REPRO_OK;
+    }
+    repro_buf_release(&out);
+    return rc;
+}
+
+/* Decides what to store of the body raw[head_len..]. */
+static int process_body(const struct repro_redact_rules *r, const struct repro_http_info *info,
+                        unsigned mflags, size_t max_body, const struct head_facts *hf,
+                        const uint8_t *p, size_t n, struct body *b, struct repro_redact_result *res)
+{
+    int chunked = info->body == REPRO_HTTP_BODY_CHUNKED;
+    int gap = (mflags & REPRO_XF_GAP) != 0;
+    int incomplete = (mflags & (REPRO_XF_GAP | REPRO_XF_TRUNCATED | REPRO_XF_BODY_CAPPED)) != 0;
+    enum coding c = coding_of(hf->cenc);
+    enum body_class cls = class_of(hf->ctype);
+    size_t trailer_off = 0;
+    int rc;
+
+    b->complete = !incomplete;
+    if (n == 0 || !has_body_rules(r)) {
+        if (n == 0 || !chunked)
+            return REPRO_OK;
+    }
+    if (chunked) {
+        rc = repro_http_dechunk_trailers(p, n, &b->data, &trailer_off);
+        if (rc < 0)
+            return rc;
+        if (rc == REPRO_HTTP_MALFORMED || gap) {
+            /* the chunk sizes no longer describe the stored bytes (a gap
+             * collapsed them): data and trailers cannot be told apart */
+            drop_body(b, res, "chunked framing broken by a capture gap", p, n, 0);
+            return REPRO_OK;
+        }
+        if (trailer_off > 0) {
+            struct out o = {&b->trailers, 0};
+            struct field_ctx fc = {r, &o, -1, 0, NULL, 0};
+            scrub_fields(&fc, p, n, trailer_off);
+            if (o.failed)
+                return o.failed;
+            if (fc.hits > 0) {
+                b->changed = 1;
+                b->hits += fc.hits;
+            }
+        }
+        b->complete = rc == REPRO_HTTP_DONE;
+        if (!has_body_rules(r))
+            return REPRO_OK;
+    } else if ((rc = repro_buf_append(&b->data, p, n)) != REPRO_OK) {
+        return rc;
+    }
+    if (c == C_OTHER || (info->flags & REPRO_HTTP_H_TE_OTHER)) {
+        drop_body(b, res, "its content coding cannot be decoded", b->data.data, b->data.len, 1);
+        return REPRO_OK;
+    }
+    if (c != C_NONE) {
+        struct repro_buf dec;
+        repro_buf_init(&dec, max_body + 1);
+        rc = gap ? -1 : inflate_body(b->data.data, b->data.len, c, max_body, &dec);
+        if (rc < -1) {
+            repro_buf_release(&dec);
+            return rc;
+        }
+        if (rc == -1 || (rc == 1 && b->complete)) {
+            repro_buf_release(&dec);
+            drop_body(b, res,
+                      gap ? "a capture gap in an encoded body"
+                          : "its content coding cannot be decoded",
+                      b->data.data, b->data.len, !gap);
+            return REPRO_OK;
+        }
+        if (rc == 2) {
+            b->capped = 1;
+            b->complete = 0;
+        }
+        if (rc == 1)
+            b->complete = 0;
+        repro_buf_release(&b->data);
+        b->data = dec;
+        b->decoded = b->changed = 1;
+        note(res, c == C_GZIP ? "Content-Encoding gzip decoded before storage"
+                              : "Content-Encoding deflate decoded before storage");
+    }
+    if (gap && cls != B_OTHER) {
+        drop_body(b, res, "a capture gap prevents scrubbing", p, n, 0);
+        return REPRO_OK;
+    }
+    return scrub_data(r, b, cls, !b->complete, res, p, n);
+}
+
+/* Appends the stored form of the body: as it was, or reframed. */
+static void write_body(struct out *o, const struct repro_http_info *info, const struct body *b,
+                       const uint8_t *p, size_t n)
+{
+    char line[32];
+
+    if (b->dropped)
+        return;
+    if (!b->changed) {
+        put(o, p, n);
+        return;
+    }
+    if (info->body != REPRO_HTTP_BODY_CHUNKED) {
+        put(o, b->data.data, b->data.len);
+        return;
+    }
+    if (b->data.len > 0) {
+        snprintf(line, sizeof line, "%zx\r\n", b->data.len);
+        puts_(o, line);
+        put(o, b->data.data, b->data.len);
+        if (b->complete)
+            puts_(o, "\r\n");
+    }
+    if (b->complete) {
+        puts_(o, "0\r\n");
+        if (b->trailers.len > 0)
+            put(o, b->trailers.data, b->trailers.len);
+        else
+            puts_(o, "\r\n");
+    }
+}
+
+/* ---- the driver ------------------------------------------------------- */
+
+/* Length of the interim (1xx, not 101) response heads that capture keeps in
+ * front of a final response. */
+static size_t interim_prefix(const uint8_t *p, size_t n)
+{
+    size_t pre = 0;
+    for (;;) {
+        size_t he;
+        if (n - pre < 13 || memcmp(p + pre, "HTTP/", 5) != 0 || p[pre + 8] != ' ' ||
+            p[pre + 9] != '1' || (p[pre + 10] == '0' && p[pre + 11] == '1'))
+            return pre;
+        he = head_end(p + pre, n - pre);
+        if (he == 0 || he == n - pre)
+            return pre;
+        pre += he;
+    }
+}
+
+/* Writes a head (start line and fields) of p[0..n) scrubbed. */
+static size_t write_head(const struct repro_redact_rules *r, enum repro_http_kind kind,
+                         struct out *o, const uint8_t *p, size_t n, int64_t new_length,
+                         int drop_cenc, struct head_facts *facts)
+{
+    size_t hits = 0, off = scrub_start_line(r, kind, o, p, n, &hits);
+    struct field_ctx fc = {r, o, new_length, drop_cenc, facts, 0};
+    scrub_fields(&fc, p, n, off);
+    return hits + fc.hits;
 }
 
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
-                  struct repro_slice raw, struct repro_http_info *info, struct repro_buf *out)
+                  struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
+                  size_t max_body, struct repro_redact_result *res)
 {
-    struct repro_http_head head, nh;
-    struct edit edits[MAX_EDITS];
-    size_t n = 0, i, pos = 0, body_off;
-    int json = 0, body;
+    static const struct repro_redact_rules none;
+    const struct repro_redact_rules *r = rules ? rules : &none;
+    struct head_facts hf = {{NULL, 0}, {NULL, 0}};
+    struct body b;
+    struct out o;
+    const uint8_t *p;
+    size_t n, pre = 0, out_pre, hlen, hits = 0;
+    int rc = REPRO_OK;
+    int64_t new_length = -1;
 
-    if (rules->n_query_params == 0 && rules->n_json_fields == 0 &&
-        !head_mentions_secret(rules, raw.ptr, info->head_len))
+    memset(res, 0, sizeof *res);
+    memset(&b, 0, sizeof b);
+    if (raw.len == 0)
         return 0;
-    if (repro_http_parse_head(&head, kind, raw.ptr, info->head_len, info->head_len + 1, NULL,
-                              NULL) != REPRO_HTTP_DONE)
-        return 0;
-    for (i = 0; i < head.n_headers && n < MAX_EDITS; i++) {
-        if (head.headers[i].value.len > 0 && header_is_secret(rules, head.headers[i].name)) {
-            edits[n].off = (size_t)(head.headers[i].value.ptr - raw.ptr);
-            edits[n].len = head.headers[i].value.len;
-            edits[n].with = "[REDACTED]";
-            n++;
+    if (kind == REPRO_HTTP_RESPONSE)
+        pre = interim_prefix(raw.ptr, raw.len);
+    p = raw.ptr + pre;
+    n = raw.len - pre;
+    hlen = info != NULL ? info->head_len : head_end(p, n);
+    if (hlen == 0 || hlen > n)
+        hlen = n; /* a head cut short: all of it is head */
+
+    repro_buf_init(&b.data, max_body + raw.len + 64);
+    repro_buf_init(&b.trailers, raw.len + 64);
+    repro_buf_init(&res->out, 2 * raw.len + max_body + 256);
+    o.b = &res->out;
+    o.failed = 0;
+    /* A first pass over the head only collects Content-Type and
+     * Content-Encoding (its output is thrown away); the second writes the
+     * head once the body is known. */
+    write_head(r, kind, &o, p, hlen, -1, 0, &hf);
+    rc = o.failed;
+    repro_buf_reset(&res->out);
+    if (rc == REPRO_OK && info != NULL)
+        rc = process_body(r, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
+    if (rc != REPRO_OK)
+        goto fail;
+    if (info == NULL && n > hlen)
+        drop_body(&b, res, "it follows a head that does not parse", p + hlen, n - hlen, 0);
+    if (b.changed && b.complete && !b.dropped && info->body == REPRO_HTTP_BODY_LENGTH)
+        new_length = (int64_t)b.data.len;
+
+    {
+        /* the interim heads, each scrubbed like any head */
+        size_t off = 0;
+        while (off < pre) {
+            size_t he = head_end(raw.ptr + off, pre - off);
+            if (he == 0)
+                he = pre - off;
+            hits += write_head(r, kind, &o, raw.ptr + off, he, -1, 0, NULL);
+            off += he;
         }
     }
-    if (kind == REPRO_HTTP_REQUEST)
-        n = query_edits(rules, raw.ptr, head.target, edits, n);
-    body_off = info->head_len;
-    if (rules->n_json_fields > 0 && raw.len > body_off &&
-        looks_json(&head, raw.ptr + body_off, raw.len - body_off))
-        json = 1;
-    if (n == 0 && !json)
-        return 0;
-
-    qsort(edits, n, sizeof *edits, cmp_edit);
-    repro_buf_init(out, raw.len + n * 16 + 64);
-    for (i = 0; i < n; i++) {
-        if (edits[i].off < pos)
-            continue;
-        if (repro_buf_append(out, raw.ptr + pos, edits[i].off - pos) != REPRO_OK ||
-            repro_buf_append(out, edits[i].with, strlen(edits[i].with)) != REPRO_OK)
-            goto fail;
-        pos = edits[i].off + edits[i].len;
-    }
-    if (repro_buf_append(out, raw.ptr + pos, raw.len - pos) != REPRO_OK)
+    out_pre = res->out.len;
+    hits += write_head(r, kind, &o, p, hlen, new_length, b.decoded, NULL);
+    if (info != NULL || n == hlen)
+        write_body(&o, info, &b, p + hlen, n - hlen);
+    if (o.failed) {
+        rc = o.failed;
         goto fail;
-    body_off = (size_t)((ptrdiff_t)info->head_len + (ptrdiff_t)out->len - (ptrdiff_t)raw.len);
-    if (json && mask_json(rules, out->data + body_off, out->len - body_off) == 0 && n == 0) {
-        repro_buf_release(out);
+    }
+    hits += b.hits;
+    if (hits > 0)
+        res->xflags |= REPRO_XF_REDACTED;
+    if (b.decoded)
+        res->xflags |= REPRO_XF_DECODED;
+    if (b.dropped)
+        res->xflags |= REPRO_XF_BODY_DROPPED;
+    if (b.capped)
+        res->xflags |= REPRO_XF_BODY_CAPPED;
+    repro_buf_release(&b.data);
+    repro_buf_release(&b.trailers);
+    if (hits == 0 && !b.decoded && !b.dropped && !b.changed) {
+        repro_buf_release(&res->out);
         return 0;
     }
-    if (repro_http_parse_head(&nh, kind, out->data, body_off, body_off + 1, NULL, NULL) !=
-        REPRO_HTTP_DONE)
-        goto fail;
-    body = info->body;
-    repro_http_info_from_head(info, &nh, out->data);
-    info->body = body;
+    if (info != NULL) {
+        struct repro_http_head nh;
+        const uint8_t *h = res->out.data + out_pre;
+        size_t nhl = head_end(h, res->out.len - out_pre);
+        res->info = *info;
+        if (nhl > 0 &&
+            repro_http_parse_head(&nh, kind, h, nhl, nhl + 1, NULL, NULL) == REPRO_HTTP_DONE) {
+            repro_http_info_from_head(&res->info, &nh, res->out.data);
+            res->info.body = info->body;
+            res->has_info = 1;
+        }
+    }
     return 1;
 fail:
-    repro_buf_release(out);
-    return -1;
+    repro_buf_release(&b.data);
+    repro_buf_release(&b.trailers);
+    repro_buf_release(&res->out);
+    res->xflags |= REPRO_XF_BODY_DROPPED;
+    note(res, "message not stored: out of memory while redacting");
+    return rc < 0 ? rc : REPRO_E_NOMEM;
+}
+
+int repro__is_h2c_upgrade(struct repro_slice raw)
+{
+    size_t hl = head_end(raw.ptr, raw.len), off;
+    if (hl == 0)
+        return 0;
+    off = line_at(raw.ptr, hl, 0).next;
+    while (off < hl) {
+        struct line l = line_at(raw.ptr, hl, off);
+        const uint8_t *colon = memchr(raw.ptr + l.s, ':', l.eol - l.s);
+        off = l.next;
+        if (colon != NULL &&
+            repro_slice_ieq(trim(raw.ptr, l.s, (size_t)(colon - raw.ptr)), "upgrade")) {
+            struct repro_slice v = trim(raw.ptr, (size_t)(colon - raw.ptr) + 1, l.eol);
+            size_t k;
+            for (k = 0; k + 3 <= v.len; k++)
+                if (ieq(v.ptr + k, 3, "h2c") &&
+                    (k == 0 || v.ptr[k - 1] == ' ' || v.ptr[k - 1] == ','))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+int repro__sniff_proto(const uint8_t *p, size_t len)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    size_t n = len < sizeof preface - 1 ? len : sizeof preface - 1;
+
+    if (len >= 3 && memcmp(p, preface, n) == 0)
+        return REPRO_PROTO_HTTP2;
+    /* TLS record: content type 20-24, version 3.x (SSL 3.0 to TLS 1.3) */
+    if (len >= 3 && p[0] >= 0x14 && p[0] <= 0x18 && p[1] == 0x03 && p[2] <= 0x04)
+        return REPRO_PROTO_TLS;
+    return REPRO_PROTO_OTHER;
 }

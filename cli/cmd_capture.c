@@ -2,6 +2,7 @@
  * repro capture (-i IFACE | -r FILE) [-f BPF] [--duration S] [--count N]
  *               [--redact-header NAME]... [--redact-query PARAM]...
  *               [--redact-json-field NAME]... [--no-default-redaction]
+ *               [--keep-default NAME]...
  */
 #include "cli.h"
 #include "repro/capture.h"
@@ -55,11 +56,15 @@ static void help(void)
            "                     [--duration S] [--count N] [--snaplen N]\n"
            "                     [--redact-header NAME]... [--redact-query PARAM]...\n"
            "                     [--redact-json-field NAME]... [--no-default-redaction]\n"
+           "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet]\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
            "live interface (-i, needs root) into the database. -f takes a BPF filter in\n"
-           "tcpdump syntax. Authorization, Proxy-Authorization, Cookie and Set-Cookie are\n"
-           "redacted unless --no-default-redaction. A summary goes to stderr.\n"
+           "tcpdump syntax. Secrets are redacted by default (docs/capture.md): the headers\n"
+           "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
+           "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
+           "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
+           "--no-default-redaction all of them. A summary goes to stderr.\n"
            "Exit: 0 clean, 1 input had problems (malformed, truncated, gaps), 2 error.\n");
 }
 
@@ -71,7 +76,7 @@ struct capture_args {
     long long count;
     int quiet;
     struct repro_redact_rules rules;
-    const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES];
+    const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
 };
 
@@ -85,7 +90,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -97,6 +102,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"redact-query", required_argument, NULL, O_RQ},
         {"redact-json-field", required_argument, NULL, O_RJ},
         {"no-default-redaction", no_argument, NULL, O_NODEF},
+        {"keep-default", required_argument, NULL, O_KEEP},
         {"snaplen", required_argument, NULL, O_SNAP},
         {"max-body", required_argument, NULL, O_MAXBODY},
         {"idle-timeout", required_argument, NULL, O_IDLE},
@@ -129,6 +135,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case O_RQ: bad |= add_rule(a->params, &a->rules.n_query_params, optarg); break;
         case O_RJ: bad |= add_rule(a->fields, &a->rules.n_json_fields, optarg); break;
         case O_NODEF: a->rules.no_defaults = 1; break;
+        case O_KEEP: bad |= add_rule(a->keep, &a->rules.n_keep, optarg); break;
         case O_SNAP:
             if ((v = cli_parse_int(optarg)) <= 0)
                 return cli_usage_error("capture", "--snaplen needs a number, not '%s'", optarg);
@@ -158,6 +165,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     a->rules.headers = a->headers;
     a->rules.query_params = a->params;
     a->rules.json_fields = a->fields;
+    a->rules.keep = a->keep;
     return 0;
 }
 

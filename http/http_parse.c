@@ -520,9 +520,17 @@ enum repro_http_outcome repro_http_chunked_skip(struct repro_http_chunked *c, ui
 
 int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out)
 {
+    return repro_http_dechunk_trailers(p, len, out, NULL);
+}
+
+int repro_http_dechunk_trailers(const uint8_t *p, size_t len, struct repro_buf *out,
+                                size_t *trailer_off)
+{
     struct repro_http_chunked c;
     size_t i = 0, used;
 
+    if (trailer_off)
+        *trailer_off = 0;
     memset(&c, 0, sizeof c);
     while (i < len) {
         enum repro_http_outcome o;
@@ -538,9 +546,12 @@ int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out)
             continue;
         }
         o = repro_http_chunked_scan(&c, p + i, 1, 64 * 1024, &used);
+        i += used;
+        if (o == REPRO_HTTP_NEED_MORE && trailer_off && *trailer_off == 0 &&
+            c.state == CH_TRAILER)
+            *trailer_off = i; /* just after the last-chunk line */
         if (o != REPRO_HTTP_NEED_MORE)
             return o;
-        i += used;
     }
     return REPRO_HTTP_NEED_MORE;
 }

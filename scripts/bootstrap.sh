@@ -16,7 +16,7 @@ case "$mode" in demo|test|deps) ;; *) echo "usage: $0 demo|test|deps" >&2; exit 
 PKGS=(build-essential cmake pkg-config python3 libpcap-dev libsqlite3-dev sqlite3
       libcmocka-dev tshark tcpdump nginx wrk curl iproute2 time
       libunwind-dev libdw-dev libdeflate-dev libdebuginfod-dev elfutils gdb libiberty-dev libc6-dbg
-      debuginfod binutils valgrind dwz)
+      debuginfod binutils valgrind dwz zlib1g-dev nettle-dev libjansson-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -410,7 +410,9 @@ static int stats_json(struct repro_buf *b, const struct repro_capture_stats *st)
         "{\"packets\":%llu,\"bytes\":%llu,\"tcp_packets\":%llu,\"malformed_packets\":%llu,"
         "\"skipped_not_ip\":%llu,\"skipped_not_tcp\":%llu,\"skipped_fragments\":%llu,"
         "\"skipped_link_type\":%llu,\"connections\":%llu,\"http_connections\":%llu,"
-        "\"exchanges\":%llu,\"incomplete\":%llu,\"redacted\":%llu,\"gaps\":%llu,"
+        "\"exchanges\":%llu,\"incomplete\":%llu,\"redacted\":%llu,\"bodies_decoded\":%llu,"
+        "\"bodies_dropped\":%llu,\"tls_connections\":%llu,\"http2_connections\":%llu,"
+        "\"h2c_upgrades\":%llu,\"gaps\":%llu,"
         "\"gap_bytes\":%llu,\"retransmitted_bytes\":%llu,\"overlap_bytes\":%llu,"
         "\"dropped_ooo_bytes\":%llu,\"dropped_body_bytes\":%llu,\"dropped_connections\":%llu,"
         "\"dropped_pipeline\":%llu,\"skipped_stream_bytes\":%llu,\"tunnel_bytes\":%llu,"
@@ -423,7 +425,10 @@ static int stats_json(struct repro_buf *b, const struct repro_capture_stats *st)
         (unsigned long long)st->skipped[REPRO_SKIP_LINKTYPE],
         (unsigned long long)st->connections, (unsigned long long)st->http_connections,
         (unsigned long long)st->exchanges, (unsigned long long)st->incomplete,
-        (unsigned long long)st->redacted, (unsigned long long)st->gaps,
+        (unsigned long long)st->redacted, (unsigned long long)st->bodies_decoded,
+        (unsigned long long)st->bodies_dropped, (unsigned long long)st->tls_connections,
+        (unsigned long long)st->http2_connections, (unsigned long long)st->h2c_upgrades,
+        (unsigned long long)st->gaps,
         (unsigned long long)st->gap_bytes, (unsigned long long)st->retransmitted_bytes,
         (unsigned long long)st->overlap_bytes, (unsigned long long)st->dropped_ooo_bytes,
         (unsigned long long)st->dropped_body_bytes, (unsigned long long)st->dropped_connections,

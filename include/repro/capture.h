@@ -88,13 +88,15 @@ enum {
     REPRO_XF_INTERIM = 1u << 8,     /* 1xx interim responses preceded the final one */
     /* After packet loss the TCP evidence did not decide which request this
      * response answers: the pair is a guess (docs/capture.md). */
-    REPRO_XF_PAIRING_UNCERTAIN = 1u << 9
+    REPRO_XF_PAIRING_UNCERTAIN = 1u << 9,
+    REPRO_XF_BODY_DROPPED = 1u << 10, /* a body was not stored: it could not be scrubbed */
+    REPRO_XF_DECODED = 1u << 11       /* a gzip/deflate body is stored decoded */
 };
 #define REPRO_XF_INCOMPLETE                                                 \
     (REPRO_XF_GAP | REPRO_XF_TRUNCATED | REPRO_XF_UNANSWERED | REPRO_XF_NO_REQUEST | \
      REPRO_XF_MALFORMED | REPRO_XF_PAIRING_UNCERTAIN)
 /* Number of flag bits defined above. */
-#define REPRO_XF__BITS 10
+#define REPRO_XF__BITS 12
 
 /* Name of a single flag bit ("gap"), NULL for unknown bits. */
 const char *repro_xflag_name(unsigned bit);
@@ -150,15 +152,27 @@ struct repro_capture_sink {
     int (*conn_close)(void *ctx, const struct repro_conn_info *c);
 };
 
-/* Redaction rules. Strings are borrowed for the session's life. */
+/*
+ * Redaction rules (docs/capture.md). Strings are borrowed for the session's
+ * life; names compare case-insensitively. By default the headers
+ * Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key,
+ * X-Auth-Token, X-Csrf-Token and the fields password, passwd, pwd, secret,
+ * client_secret, token, access_token, refresh_token, id_token, api_key,
+ * apikey, auth, credentials, private_key, session, sessionid, csrftoken,
+ * csrf_token (in JSON bodies, form bodies, query strings of the target and
+ * of Referer, Location and Origin) are redacted. keep names defaults that
+ * stay (per-rule opt-out); no_defaults drops all of them.
+ */
 struct repro_redact_rules {
-    int no_defaults; /* 1: do not redact Authorization, Proxy-Authorization, Cookie, Set-Cookie */
-    const char **headers;
+    int no_defaults; /* 1: none of the default names above */
+    const char **headers;      /* more header names */
     size_t n_headers;
-    const char **query_params;
+    const char **query_params; /* more query and form field names */
     size_t n_query_params;
-    const char **json_fields;
+    const char **json_fields;  /* more JSON member names */
     size_t n_json_fields;
+    const char **keep;         /* default names not to redact */
+    size_t n_keep;
 };
 
 struct repro_capture_limits {
@@ -180,6 +194,11 @@ struct repro_capture_stats {
     uint64_t exchanges, incomplete;
     uint64_t incomplete_by[REPRO_XF__BITS]; /* per REPRO_XF_* bit index, for the incomplete reasons */
     uint64_t redacted;
+    uint64_t bodies_decoded;      /* gzip/deflate bodies stored decoded */
+    uint64_t bodies_dropped;      /* bodies not stored because they could not be scrubbed */
+    uint64_t tls_connections;     /* connections that start with a TLS record */
+    uint64_t http2_connections;   /* connections that start with the HTTP/2 preface */
+    uint64_t h2c_upgrades;        /* requests upgraded to h2c by a 101 response */
     uint64_t retransmitted_bytes, overlap_bytes, gap_bytes, gaps;
     uint64_t dropped_ooo_bytes;     /* out-of-order data dropped at a cap */
     uint64_t dropped_body_bytes;    /* message bytes not stored (per-message cap or budget) */

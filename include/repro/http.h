@@ -127,6 +127,11 @@ enum repro_http_outcome repro_http_chunked_skip(struct repro_http_chunked *c, ui
  * (out holds what was decoded), MALFORMED on bad framing; REPRO_E_LIMIT or
  * REPRO_E_NOMEM (negative) when out cannot grow. */
 int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out);
+/* Like repro_http_dechunk(); also sets *trailer_off (optional) to the offset
+ * just after the last-chunk line ("0\r\n"), where the trailer section
+ * starts, or 0 when the input ended before it. */
+int repro_http_dechunk_trailers(const uint8_t *p, size_t len, struct repro_buf *out,
+                                size_t *trailer_off);
 
 /* Quick check whether p[0..len) can be the start of a message of this kind:
  * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 
 FLAGS = {"gap", "truncated", "unanswered", "no_request", "malformed", "redacted",
-         "body_capped", "tunnel", "interim", "pairing_uncertain"}
+         "body_capped", "tunnel", "interim", "pairing_uncertain", "body_dropped", "decoded"}
 # field -> allowed JSON types (None = null allowed)
 FIELDS = {
     "id": (int,), "capture_id": (int, None), "connection_id": (int,),

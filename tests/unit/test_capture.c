@@ -12,6 +12,7 @@
 #include <pcap/dlt.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "repro/capture.h"
 #include "test_util.h"
@@ -29,6 +30,9 @@ struct rec_x {
 };
 
 struct rec {
+    const char *planted; /* a secret no stored byte may contain */
+    int leaks;
+    char note[32][256];
     struct rec_x x[32];
     int n_x, n_open, n_close;
     int end_reason[8];
@@ -57,6 +61,14 @@ static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct 
     struct rec *r = ctx;
     struct rec_x *o = &r->x[r->n_x++];
     assert_true(r->n_x <= 32);
+    if (r->planted != NULL) {
+        size_t n = strlen(r->planted);
+        if ((x->request.len && memmem(x->request.ptr, x->request.len, r->planted, n)) ||
+            (x->response.len && memmem(x->response.ptr, x->response.len, r->planted, n)) ||
+            (x->note && strstr(x->note, r->planted)))
+            r->leaks++;
+    }
+    snprintf(r->note[r->n_x - 1], sizeof r->note[0], "%s", x->note ? x->note : "");
     assert_int_equal(c->store_id, 100 + (int64_t)c->id);
     copy_slice(o->method, sizeof o->method, x->method);
     copy_slice(o->uri, sizeof o->uri, x->uri);
@@ -160,6 +172,18 @@ static void send_data(struct conv *cv, int side, const char *s)
     size_t len = strlen(s);
     frame(cv, side, REPRO_TCP_ACK | REPRO_TCP_PSH, cv->seq[side], s, len);
     cv->seq[side] += (uint32_t)len;
+}
+
+/* Sends len bytes (NULs allowed) in segments that fit a frame. */
+static void send_bytes(struct conv *cv, int side, const char *p, size_t len)
+{
+    while (len > 0) {
+        size_t k = len < 1400 ? len : 1400;
+        frame(cv, side, REPRO_TCP_ACK | REPRO_TCP_PSH, cv->seq[side], p, k);
+        cv->seq[side] += (uint32_t)k;
+        p += k;
+        len -= k;
+    }
 }
 
 static void skip_data(struct conv *cv, int side, size_t len)
@@ -418,7 +442,7 @@ static void test_redaction(void **state)
     static const char *hdrs[] = {"X-Api-Key"};
     static const char *params[] = {"token"};
     static const char *fields[] = {"password", "pin"};
-    struct repro_redact_rules rules = {0, hdrs, 1, params, 1, fields, 2};
+    struct repro_redact_rules rules = {0, hdrs, 1, params, 1, fields, 2, NULL, 0};
     struct rec r;
     struct conv cv;
     struct repro_capture *cap = new_cap(&r, &rules, NULL);
@@ -437,7 +461,7 @@ static void test_redaction(void **state)
     conv_fin(&cv);
     assert_int_equal(r.n_x, 1);
     assert_true(r.x[0].flags & REPRO_XF_REDACTED);
-    assert_string_equal(r.x[0].uri, "/login?token=REDACTED&keep=1");
+    assert_string_equal(r.x[0].uri, "/login?token=%5BREDACTED%5D&keep=1");
     r.x[0].request[r.x[0].request_len < sizeof r.x[0].request ? r.x[0].request_len : 0] = '\0';
     assert_non_null(strstr(r.x[0].request, "Authorization: [REDACTED]\r\n"));
     assert_non_null(strstr(r.x[0].request, "Cookie: [REDACTED]\r\n"));
@@ -445,8 +469,9 @@ static void test_redaction(void **state)
     assert_null(strstr(r.x[0].request, "xyz"));
     assert_null(strstr(r.x[0].request, "s3cr"));
     assert_null(strstr(r.x[0].request, "1234"));
-    /* JSON keeps its length and validity. */
-    assert_non_null(strstr(r.x[0].request, "\"password\":\"********\",\"pin\": 0   }"));
+    /* JSON stays valid, with the marker; Content-Length follows. */
+    assert_non_null(strstr(r.x[0].request, "\"password\":\"[REDACTED]\",\"pin\": \"[REDACTED]\"}"));
+    assert_non_null(strstr(r.x[0].request, "Content-Length: 58\r\n"));
     r.x[0].response[r.x[0].response_len] = '\0';
     assert_non_null(strstr(r.x[0].response, "Set-Cookie: [REDACTED]\r\n"));
     repro_capture_free(cap);
@@ -463,6 +488,297 @@ static void test_redaction(void **state)
     assert_false(r.x[0].flags & REPRO_XF_REDACTED);
     r.x[0].request[r.x[0].request_len] = '\0';
     assert_non_null(strstr(r.x[0].request, "Basic abc"));
+    repro_capture_free(cap);
+}
+
+/* ---- redaction holds on every path (issue 8, section 2) -------------- */
+
+#define SECRET "S3KRIT"
+
+enum cut { CUT_NONE = 0, CUT_REQ_EOF, CUT_REQ_GAP, CUT_RESP_GAP };
+
+struct leak_case {
+    const char *desc;
+    const char *req;   /* NULL: built by build() */
+    const char *resp;  /* may be NULL */
+    enum cut cut;
+    int opt_in;        /* 1: --redact-json-field pin --redact-query pin */
+    unsigned flags;    /* flags exchange 0 must have */
+    const char *keep;  /* must still be stored (request or response) */
+    size_t (*build)(char *buf, size_t cap, int which); /* which: 0 request, 1 response */
+};
+
+static size_t build_long_head(char *b, size_t cap, int which)
+{
+    size_t n = (size_t)snprintf(b, cap, "GET /big HTTP/1.1\r\nAuthorization: Bearer " SECRET "\r\n");
+    (void)which;
+    while (n < 70 * 1024)
+        n += (size_t)snprintf(b + n, cap - n, "X-Pad: %0100d\r\n", 7);
+    n += (size_t)snprintf(b + n, cap - n, "\r\n");
+    return n;
+}
+
+static size_t build_many_fields(char *b, size_t cap, int which)
+{
+    size_t n = (size_t)snprintf(b, cap, "GET /many HTTP/1.1\r\n");
+    int i;
+    (void)which;
+    for (i = 0; i < 120; i++)
+        n += (size_t)snprintf(b + n, cap - n, "X-F%d: v\r\n", i);
+    n += (size_t)snprintf(b + n, cap - n, "Cookie: sid=" SECRET "\r\n\r\n");
+    return n;
+}
+
+static size_t gzip_into(char *b, size_t cap, const char *text, int raw_deflate)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, raw_deflate ? 15 : 15 + 16, 8,
+                                  Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)text;
+    z.avail_in = (uInt)strlen(text);
+    z.next_out = (Bytef *)b;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    deflateEnd(&z);
+    return cap - z.avail_out;
+}
+
+static size_t build_encoded(char *b, size_t cap, int which, const char *coding, int zlib_wrap)
+{
+    char body[512];
+    size_t n, bl;
+    (void)which;
+    bl = gzip_into(body, sizeof body, "{\"user\":\"bob\",\"password\":\"" SECRET "\"}", zlib_wrap);
+    n = (size_t)snprintf(b, cap,
+                         "POST /enc HTTP/1.1\r\nContent-Type: application/json\r\n"
+                         "Content-Encoding: %s\r\nContent-Length: %zu\r\n\r\n",
+                         coding, bl);
+    memcpy(b + n, body, bl);
+    return n + bl;
+}
+
+static size_t build_gzip(char *b, size_t cap, int which)
+{
+    return build_encoded(b, cap, which, "gzip", 0);
+}
+
+static size_t build_deflate(char *b, size_t cap, int which)
+{
+    return build_encoded(b, cap, which, "deflate", 1);
+}
+
+static size_t build_br(char *b, size_t cap, int which)
+{
+    return build_encoded(b, cap, which, "br", 0);
+}
+
+static const struct leak_case leak_cases[] = {
+    {"head over 64 KiB", NULL, NULL, CUT_NONE, 0, REPRO_XF_MALFORMED, "GET /big", build_long_head},
+    {"head over 100 fields", NULL, NULL, CUT_NONE, 0, REPRO_XF_MALFORMED, "X-F119: v",
+     build_many_fields},
+    {"conflicting Content-Length",
+     "POST /cl HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\nAuthorization: Basic " SECRET
+     "\r\n\r\nab",
+     NULL, CUT_NONE, 0, REPRO_XF_MALFORMED, "Authorization: [REDACTED]", NULL},
+    {"space before the colon",
+     "GET / HTTP/1.1\r\nAuthorization : Bearer " SECRET "\r\n\r\n", NULL, CUT_NONE, 0,
+     REPRO_XF_MALFORMED | REPRO_XF_REDACTED, "Authorization :", NULL},
+    {"obs-fold continuation",
+     "GET / HTTP/1.1\r\nAuthorization: Bearer\r\n " SECRET "\r\nHost: h\r\n\r\n",
+     "HTTP/1.1 204 No Content\r\n\r\n", CUT_NONE, 0, REPRO_XF_REDACTED, "Host: h", NULL},
+    {"chunked trailer",
+     "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nSet-Cookie: s=" SECRET
+     "\r\n\r\n",
+     CUT_NONE, 0, REPRO_XF_REDACTED, "2\r\nok\r\n0\r\nSet-Cookie: [REDACTED]\r\n\r\n", NULL},
+    {"connection ends inside the head", "GET /t HTTP/1.1\r\nCookie: sid=" SECRET, NULL,
+     CUT_REQ_EOF, 0, REPRO_XF_TRUNCATED, "Cookie: [REDACTED]", NULL},
+    {"gap inside the head", "GET /g HTTP/1.1\r\nAuthorization: Bearer " SECRET, NULL, CUT_REQ_GAP,
+     0, REPRO_XF_GAP, "GET /g HTTP/1.1", NULL},
+    {"malformed response with Set-Cookie", "GET / HTTP/1.1\r\n\r\n",
+     "HTTP/1.1 200 OK\r\nSet-Cookie: sid=" SECRET "\r\nContent-Length: x\r\n\r\n", CUT_NONE, 0,
+     REPRO_XF_MALFORMED, "Set-Cookie: [REDACTED]", NULL},
+    {"\\u-escaped JSON key (default)",
+     "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: @@\r\n\r\n"
+     "{\"p\\u0061ssword\":\"" SECRET "\",\"a\":1}",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "\"p\\u0061ssword\":\"[REDACTED]\"", NULL},
+    {"\\u-escaped JSON key (opt-in)",
+     "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: @@\r\n\r\n"
+     "{\"p\\u0069n\":\"" SECRET "\"}",
+     NULL, CUT_NONE, 1, REPRO_XF_REDACTED, "\"p\\u0069n\":\"[REDACTED]\"", NULL},
+    {"array value", "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: @@\r\n\r\n"
+                    "{\"token\":[\"" SECRET "\",1]}",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "{\"token\":\"[REDACTED]\"}", NULL},
+    {"object value", "POST / HTTP/1.1\r\nContent-Length: @@\r\n\r\n"
+                     "{\"pin\":{\"a\":\"" SECRET "\"},\"b\":true}",
+     NULL, CUT_NONE, 1, REPRO_XF_REDACTED, "\"b\":true", NULL},
+    {"percent-encoded query name (default)", "GET /?pass%77ord=" SECRET "&x=1 HTTP/1.1\r\n\r\n",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "pass%77ord=%5BREDACTED%5D&x=1", NULL},
+    {"percent-encoded query name (opt-in)", "GET /?P%69N=" SECRET " HTTP/1.1\r\n\r\n", NULL,
+     CUT_NONE, 1, REPRO_XF_REDACTED, "P%69N=%5BREDACTED%5D", NULL},
+    {"form body", "POST /f HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  "Content-Length: @@\r\n\r\nuser=bob&password=" SECRET "&x=",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "user=bob&password=%5BREDACTED%5D&x=", NULL},
+    {"Referer query", "GET / HTTP/1.1\r\nReferer: https://a.example/cb?code=1&access_token=" SECRET
+                      "#x\r\n\r\n",
+     "HTTP/1.1 302 Found\r\nLocation: /next#id_token=" SECRET "&s=2\r\nContent-Length: 0\r\n\r\n",
+     CUT_NONE, 0, REPRO_XF_REDACTED, "Location: /next#id_token=%5BREDACTED%5D&s=2", NULL},
+    {"X-Api-Key, X-Auth-Token, X-Csrf-Token",
+     "GET / HTTP/1.1\r\nX-Api-Key: " SECRET "\r\nx-auth-token: " SECRET "\r\nX-CSRF-Token: " SECRET
+     "\r\n\r\n",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "X-CSRF-Token: [REDACTED]", NULL},
+    {"gzip JSON body", NULL, NULL, CUT_NONE, 0, REPRO_XF_REDACTED | REPRO_XF_DECODED,
+     "\"password\":\"[REDACTED]\"", build_gzip},
+    {"deflate JSON body", NULL, NULL, CUT_NONE, 0, REPRO_XF_REDACTED | REPRO_XF_DECODED,
+     "\"password\":\"[REDACTED]\"", build_deflate},
+    {"undecodable coding", NULL, NULL, CUT_NONE, 0, REPRO_XF_BODY_DROPPED, "Content-Encoding: br",
+     build_br},
+    {"gap inside a JSON body",
+     "POST /j HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"a\":\"x",
+     NULL, CUT_REQ_GAP, 0, REPRO_XF_GAP | REPRO_XF_BODY_DROPPED, "POST /j", NULL},
+    {"not a substring: author stays",
+     "POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: @@\r\n\r\n"
+     "{\"author\":\"keepme\",\"auth\":\"" SECRET "\"}  ",
+     NULL, CUT_NONE, 0, REPRO_XF_REDACTED, "\"author\":\"keepme\",\"auth\":\"[REDACTED]\"", NULL},
+};
+
+static int stored_has(const struct rec_x *x, const char *needle)
+{
+    size_t n = strlen(needle);
+    return (x->request_len && memmem(x->request, x->request_len, needle, n)) ||
+           (x->response_len && memmem(x->response, x->response_len, needle, n));
+}
+
+/* Copies req, with "@@" replaced by the length of the body after the
+ * head. */
+static size_t with_length(char *b, size_t cap, const char *req)
+{
+    const char *at = strstr(req, "@@"), *end = strstr(req, "\r\n\r\n");
+    if (at == NULL || end == NULL)
+        return (size_t)snprintf(b, cap, "%s", req);
+    return (size_t)snprintf(b, cap, "%.*s%zu%s", (int)(at - req), req, strlen(end + 4), at + 2);
+}
+
+static void test_redaction_every_path(void **state)
+{
+    static const char *pin[] = {"pin"};
+    static char big[80 * 1024];
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof leak_cases / sizeof *leak_cases; i++) {
+        const struct leak_case *c = &leak_cases[i];
+        struct repro_redact_rules opt = {0, NULL, 0, pin, 1, pin, 1, NULL, 0};
+        static struct rec r;
+        struct conv cv;
+        struct repro_capture *cap = new_cap(&r, c->opt_in ? &opt : NULL, NULL);
+        size_t len;
+
+        r.planted = SECRET;
+        conv_start(&cv, cap, (uint16_t)(41000 + i), 1);
+        if (c->build)
+            len = c->build(big, sizeof big, 0);
+        else
+            len = with_length(big, sizeof big, c->req);
+        send_bytes(&cv, 0, big, len);
+        if (c->cut == CUT_REQ_GAP) {
+            skip_data(&cv, 0, 200);
+            send_data(&cv, 0, "GET /after HTTP/1.1\r\n\r\n");
+        }
+        if (c->resp)
+            send_data(&cv, 1, c->resp);
+        if (c->cut == CUT_REQ_EOF) {
+            frame(&cv, 0, REPRO_TCP_RST, cv.seq[0], NULL, 0);
+        } else {
+            send_data(&cv, 1, ""); /* acknowledges what the client sent (reports gaps) */
+            conv_fin(&cv);
+        }
+        repro_capture_finish(cap, NULL);
+        if (r.leaks != 0 || r.n_x < 1 || (r.x[0].flags & c->flags) != c->flags ||
+            (c->keep && !stored_has(&r.x[0], c->keep)))
+            print_error("case '%s': %d exchanges, %d leaks, flags %#x, note '%s'\n", c->desc,
+                        r.n_x, r.leaks, r.n_x ? r.x[0].flags : 0, r.note[0]);
+        assert_int_equal(r.leaks, 0);
+        assert_true(r.n_x >= 1);
+        assert_int_equal(r.x[0].flags & c->flags, c->flags);
+        if (c->keep)
+            assert_true(stored_has(&r.x[0], c->keep));
+        repro_capture_free(cap);
+    }
+}
+
+/* Redacting a JSON value that straddles chunks keeps valid chunked
+ * framing: the stored body is re-chunked and Content-Length-free. */
+static void test_redaction_chunk_boundary(void **state)
+{
+    static struct rec r;
+    struct conv cv;
+    struct repro_capture *cap = new_cap(&r, NULL, NULL);
+    struct repro_http_head h;
+    struct repro_buf body;
+    const char *json;
+    (void)state;
+
+    r.planted = SECRET;
+    conv_start(&cv, cap, 41900, 1);
+    send_data(&cv, 0, "GET / HTTP/1.1\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n"
+                      "a\r\n{\"token\":\"\r\n3\r\nS3K\r\n5\r\nRIT\"}\r\n0\r\n\r\n");
+    conv_fin(&cv);
+    assert_int_equal(r.n_x, 1);
+    assert_int_equal(r.leaks, 0);
+    assert_true(r.x[0].flags & REPRO_XF_REDACTED);
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_RESPONSE, (uint8_t *)r.x[0].response,
+                                           r.x[0].response_len, 65536, NULL, NULL),
+                     REPRO_HTTP_DONE);
+    repro_buf_init(&body, 4096);
+    assert_int_equal(repro_http_dechunk((uint8_t *)r.x[0].response + h.head_len,
+                                        r.x[0].response_len - h.head_len, &body),
+                     REPRO_HTTP_DONE);
+    json = "{\"token\":\"[REDACTED]\"}";
+    assert_int_equal(body.len, strlen(json));
+    assert_memory_equal(body.data, json, body.len);
+    repro_buf_release(&body);
+    repro_capture_free(cap);
+}
+
+/* HTTP/2 with prior knowledge and TLS are counted, not stored as malformed
+ * HTTP/1; an h2c upgrade is counted. */
+static void test_not_http1(void **state)
+{
+    static struct rec r;
+    struct conv cv;
+    struct repro_capture *cap = new_cap(&r, NULL, NULL);
+    static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00";
+    const struct repro_capture_stats *st;
+    (void)state;
+
+    conv_start(&cv, cap, 41901, 1);
+    send_bytes(&cv, 0, h2, sizeof h2 - 1);
+    send_bytes(&cv, 1, "\x00\x00\x00\x04\x01\x00\x00\x00\x00", 9);
+    conv_fin(&cv);
+    conv_start(&cv, cap, 41902, 0); /* TLS picked up mid-stream */
+    send_bytes(&cv, 0, "\x17\x03\x03\x00\x10 application data", 22);
+    conv_fin(&cv);
+    conv_start(&cv, cap, 41903, 1);
+    send_data(&cv, 0, "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                      "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                      "Upgrade: h2c\r\n\r\n");
+    send_bytes(&cv, 0, h2, sizeof h2 - 1);
+    conv_fin(&cv);
+    repro_capture_finish(cap, NULL);
+    st = repro_capture_stats(cap);
+    assert_int_equal(r.n_x, 1); /* only the upgrade request */
+    assert_int_equal(r.x[0].status, 101);
+    assert_int_equal(r.x[0].flags & REPRO_XF_MALFORMED, 0);
+    assert_int_equal(st->http2_connections, 1);
+    assert_int_equal(st->tls_connections, 1);
+    assert_int_equal(st->h2c_upgrades, 1);
+    assert_int_equal(st->non_http_connections, 2);
+    assert_int_equal(st->errors, 0);
     repro_capture_free(cap);
 }
 
@@ -555,6 +871,9 @@ int main(void)
         cmocka_unit_test(test_tunnel_and_not_http),
         cmocka_unit_test(test_malformed_http_counts),
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_redaction_every_path),
+        cmocka_unit_test(test_redaction_chunk_boundary),
+        cmocka_unit_test(test_not_http1),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_alloc_failures),
     };
