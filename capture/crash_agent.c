@@ -5,6 +5,16 @@
  * (docs/crash-record.md) into $REPRO_CRASH_DIR with write(2), then lets the
  * process die of the same signal so core dumps still work.
  *
+ * The spool directory belongs to the service: it is chosen, created (0700)
+ * and checked when the library loads (owned by the effective user, not
+ * writable by group or others, not a symbolic link), and checked again at
+ * crash time. A directory that fails the checks is refused with a message
+ * on stderr and no handler is installed: the agent records nothing rather
+ * than hand a record (command line, memory map, registers, peers) to
+ * another user. Records are created with O_CREAT|O_EXCL|O_NOFOLLOW under a
+ * name holding 64 unpredictable bits (getrandom), so nothing anyone placed
+ * in the directory is written through or replaced.
+ *
  * Everything that is not async-signal-safe happens when the library loads:
  * reading the environment, /proc/self/exe and cmdline, the hostname, the
  * module table with build-ids (dl_iterate_phdr), libunwind's one-time
@@ -47,6 +57,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -59,6 +70,10 @@
 #include <libunwind.h>
 
 #define EXPORT __attribute__((visibility("default")))
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
 
 enum {
     ALTSTACK_BYTES = 64 * 1024,
@@ -73,6 +88,7 @@ enum {
     MAX_FDS_EXAMINED = 65536,
     MAX_LINK_MAPS = 4096,
     WAIT_FOR_RECORDER_MS = 10000,
+    NAME_ATTEMPTS = 8, /* fresh names tried when one is taken */
 };
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
@@ -82,6 +98,8 @@ static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SI
 
 static struct sigaction prev_actions[N_FATAL];
 static char crash_dir[DIR_BYTES];
+static size_t crash_dir_len;
+static uint64_t name_key[2]; /* getrandom at load time: unpredictable record names */
 static char exe_path[TEXT_BYTES];
 static char header_text[3 * 4 * TEXT_BYTES + 64]; /* executable/cmdline/hostname lines */
 static size_t header_len;
@@ -677,17 +695,21 @@ static void emit_frames(struct sink *s, ucontext_t *uc)
 
 /* ---- the crash path --------------------------------------------------- */
 
-/* "librepro_crash: WHAT 'SUBJECT': errno N" on stderr (errno 0: no cause). */
-static void stderr_msg(const char *what, const char *subject, int err)
+/* "librepro_crash: WHAT 'SUBJECT': WHY" on stderr; without WHY, ": errno N"
+ * (errno 0: no cause). Async-signal-safe. */
+static void stderr_msg_why(const char *what, const char *subject, const char *why, int err)
 {
-    char buf[DIR_BYTES + 256];
+    char buf[DIR_BYTES + 512];
     struct sink s = {buf, 0, sizeof buf, -1, 0, 0};
     put_str(&s, "librepro_crash: ");
     put_str(&s, what);
     put_str(&s, " '");
     put_str(&s, subject);
     put_str(&s, "'");
-    if (err) {
+    if (why) {
+        put_str(&s, ": ");
+        put_str(&s, why);
+    } else if (err) {
         put_str(&s, ": errno ");
         put_u64(&s, (uint64_t)err);
     }
@@ -696,18 +718,134 @@ static void stderr_msg(const char *what, const char *subject, int err)
         return;
 }
 
-static void build_path(char *out, size_t cap, int pid, int tid, unsigned seq, const char *ext)
+static void stderr_msg(const char *what, const char *subject, int err)
+{
+    stderr_msg_why(what, subject, NULL, err);
+}
+
+/* Why the directory open as fd must not hold crash records, or NULL when
+ * it is private to this process's user: a directory, owned by the
+ * effective user, writable by nobody else. Async-signal-safe. */
+static const char *dir_problem(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return "cannot be examined (fstat failed)";
+    if (!S_ISDIR(st.st_mode))
+        return "not a directory";
+    if (st.st_uid != geteuid())
+        return "owned by another user";
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return "writable by group or others";
+    return NULL;
+}
+
+/* Opens the crash directory itself (never through a symbolic link). */
+static int open_dir(const char *path)
+{
+    return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* After open_dir failed with err: "it is a symbolic link" when it is one
+ * (O_DIRECTORY|O_NOFOLLOW says ENOTDIR or ELOOP), else NULL. Async-signal-safe. */
+static const char *open_dir_why(const char *path, int err)
+{
+    struct stat st;
+    if ((err == ELOOP || err == ENOTDIR) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return "it is a symbolic link";
+    return NULL;
+}
+
+/* splitmix64's finalizer: spreads every input bit over the output. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* 64 bits nobody else can guess: fresh from the kernel when getrandom
+ * answers at once (a plain system call, no locks), else derived from the
+ * key drawn at load time, the thread and the clock. Async-signal-safe. */
+static uint64_t name_token(int pid, int tid, unsigned seq)
+{
+    uint64_t fresh = 0, t;
+    if (syscall(SYS_getrandom, &fresh, sizeof fresh, GRND_NONBLOCK) != (long)sizeof fresh)
+        fresh = 0;
+    t = mix64(name_key[1] ^ ((uint64_t)(uint32_t)pid << 32 | (uint32_t)tid));
+    t = mix64(t ^ mono_ns() ^ ((uint64_t)seq << 48));
+    return mix64(name_key[0] ^ t) ^ fresh;
+}
+
+/* DIR/crash-PID-TID-TOKEN.EXT; the name alone starts at out + crash_dir_len + 1. */
+static void build_path(char *out, size_t cap, int pid, int tid, uint64_t token, const char *ext)
 {
     struct sink s = {out, 0, cap - 1, -1, 0, 0};
+    char hex[16];
+    size_t i;
+    for (i = 0; i < 16; i++)
+        hex[i] = hexdig[(token >> (60 - 4 * i)) & 15];
     put_str(&s, crash_dir);
     put_str(&s, "/crash-");
     put_u64(&s, (uint64_t)pid);
     put(&s, "-", 1);
     put_u64(&s, (uint64_t)tid);
     put(&s, "-", 1);
-    put_u64(&s, seq);
+    put(&s, hex, sizeof hex);
     put_str(&s, ext);
     out[s.len] = '\0';
+}
+
+/* Opens the crash directory again and checks it is still private (it may
+ * have been removed, for example by tmpfiles cleaning, and recreated by
+ * someone else since the agent loaded). Returns its descriptor or -1. */
+static int open_spool_at_crash(void)
+{
+    const char *why;
+    int dfd = open_dir(crash_dir);
+    if (dfd < 0 && errno == ENOENT && mkdir(crash_dir, 0700) == 0)
+        dfd = open_dir(crash_dir);
+    if (dfd < 0) {
+        int err = errno;
+        stderr_msg_why("cannot open crash directory", crash_dir, open_dir_why(crash_dir, err), err);
+        return -1;
+    }
+    if ((why = dir_problem(dfd)) != NULL) {
+        stderr_msg_why("refusing crash directory", crash_dir, why, 0);
+        close(dfd);
+        return -1;
+    }
+    return dfd;
+}
+
+/* Creates the record's .tmp file under a fresh unpredictable name; never
+ * opens anything that is already there. Returns its descriptor or -1. */
+static int create_record(int dfd, int pid, int tid, unsigned seq)
+{
+    int fd = -1, attempt;
+    for (attempt = 0; attempt < NAME_ATTEMPTS; attempt++) {
+        uint64_t token = name_token(pid, tid, seq * NAME_ATTEMPTS + (unsigned)attempt);
+        build_path(path_tmp, sizeof path_tmp, pid, tid, token, ".tmp");
+        build_path(path_rcr, sizeof path_rcr, pid, tid, token, ".rcr");
+        fd = openat(dfd, path_tmp + crash_dir_len + 1,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (fd < 0)
+        stderr_msg("cannot create crash record", path_tmp, errno);
+    return fd;
+}
+
+/* Gives the finished record its final name, replacing nothing. */
+static void publish_record(int dfd)
+{
+    const char *from = path_tmp + crash_dir_len + 1, *to = path_rcr + crash_dir_len + 1;
+    long rc = syscall(SYS_renameat2, dfd, from, dfd, to, RENAME_NOREPLACE);
+    if (rc != 0 && (errno == ENOSYS || errno == EINVAL))
+        rc = renameat(dfd, from, dfd, to); /* kernel or filesystem without NOREPLACE */
+    if (rc != 0)
+        stderr_msg("cannot rename crash record", path_tmp, errno);
 }
 
 static void write_record(int signo, const siginfo_t *si, ucontext_t *uc, int pid, int tid,
@@ -717,12 +855,13 @@ static void write_record(int signo, const siginfo_t *si, ucontext_t *uc, int pid
     struct timespec now;
     char tname[17] = {0};
     struct sink s = {out_buf, 0, sizeof out_buf, -1, 0, 0};
+    int dfd = open_spool_at_crash();
 
-    build_path(path_tmp, sizeof path_tmp, pid, tid, seq, ".tmp");
-    build_path(path_rcr, sizeof path_rcr, pid, tid, seq, ".rcr");
-    s.fd = open(path_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (dfd < 0)
+        return;
+    s.fd = create_record(dfd, pid, tid, seq);
     if (s.fd < 0) {
-        stderr_msg("cannot create crash record", path_tmp, errno);
+        close(dfd);
         return;
     }
     clock_gettime(CLOCK_REALTIME, &now);
@@ -767,12 +906,11 @@ static void write_record(int signo, const siginfo_t *si, ucontext_t *uc, int pid
     put_u64(&s, mono_ns() - t0_ns);
     put_str(&s, "\nend\n");
     sink_flush(&s);
-    if (close(s.fd) != 0 || s.failed) {
+    if (close(s.fd) != 0 || s.failed)
         stderr_msg("cannot write crash record", path_tmp, s.failed ? s.sys_errno : errno);
-        return;
-    }
-    if (rename(path_tmp, path_rcr) != 0)
-        stderr_msg("cannot rename crash record", path_tmp, errno);
+    else
+        publish_record(dfd);
+    close(dfd);
 }
 
 static void restore_previous(void)
@@ -990,21 +1128,109 @@ static void prepare_header(void)
     header_len = s.len;
 }
 
-static void prepare_dir(void)
+/* Copies the n bytes of p into crash_dir, without trailing slashes;
+ * -1 when it does not fit. */
+static int set_dir(const char *p, size_t n)
 {
-    const char *d = getenv("REPRO_CRASH_DIR");
-    size_t n;
-    if (d == NULL || *d == '\0')
-        d = "/tmp";
-    n = cstr_len(d);
-    if (n >= sizeof crash_dir) {
-        stderr_msg("REPRO_CRASH_DIR is too long, using", "/tmp", 0);
-        d = "/tmp";
-        n = 4;
-    }
-    memcpy(crash_dir, d, n + 1);
+    if (n >= sizeof crash_dir)
+        return -1;
+    memcpy(crash_dir, p, n);
+    crash_dir[n] = '\0';
     while (n > 1 && crash_dir[n - 1] == '/')
         crash_dir[--n] = '\0';
+    crash_dir_len = n;
+    return 0;
+}
+
+/* The default spool: $XDG_RUNTIME_DIR/repro-crash when that directory is
+ * private to the effective user (tmpfs, removed at the user's last logout),
+ * else /var/tmp/repro-crash-EUID (kept across reboots; /var/tmp is sticky,
+ * so nobody else can rename or remove it once it is ours). Never a shared
+ * directory itself. */
+static void default_dir(void)
+{
+    static const char sub[] = "/repro-crash";
+    char buf[DIR_BYTES];
+    struct sink s = {buf, 0, sizeof buf - 1, -1, 0, 0};
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+
+    if (xdg != NULL && xdg[0] == '/' && cstr_len(xdg) + sizeof sub < sizeof crash_dir) {
+        int fd = open(xdg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int ok = fd >= 0 && dir_problem(fd) == NULL;
+        if (fd >= 0)
+            close(fd);
+        if (ok) {
+            put_str(&s, xdg);
+            while (s.len > 1 && buf[s.len - 1] == '/')
+                s.len--;
+            put_str(&s, sub);
+            set_dir(buf, s.len);
+            return;
+        }
+    }
+    put_str(&s, "/var/tmp/repro-crash-");
+    put_u64(&s, (uint64_t)geteuid());
+    set_dir(buf, s.len);
+}
+
+/* Chooses the spool directory, creates it (0700) when missing and checks
+ * that it is private. Returns 0 when records may be written there; else
+ * says why not on stderr. */
+static int prepare_dir(void)
+{
+    const char *d = secure_getenv("REPRO_CRASH_DIR"), *why;
+    int fd;
+
+    if (d != NULL && *d != '\0') {
+        if (set_dir(d, cstr_len(d)) != 0) {
+            stderr_msg_why("cannot use crash directory", "$REPRO_CRASH_DIR",
+                           "longer than 3071 bytes; no crash will be recorded", 0);
+            return -1;
+        }
+    } else {
+        default_dir();
+    }
+    if (mkdir(crash_dir, 0700) != 0 && errno != EEXIST) {
+        stderr_msg_why("cannot create crash directory", crash_dir, strerror(errno), 0);
+        return -1;
+    }
+    fd = open_dir(crash_dir);
+    if (fd < 0) {
+        int err = errno;
+        stderr_msg_why("cannot open crash directory", crash_dir,
+                       open_dir_why(crash_dir, err)
+                           ? "it is a symbolic link (name the directory itself); no crash will "
+                             "be recorded"
+                           : strerror(err),
+                       0);
+        return -1;
+    }
+    why = dir_problem(fd);
+    close(fd);
+    if (why != NULL) {
+        char msg[128];
+        struct sink s = {msg, 0, sizeof msg - 1, -1, 0, 0};
+        put_str(&s, why);
+        put_str(&s, " (it must be private to the service's user); no crash will be recorded");
+        msg[s.len] = '\0';
+        stderr_msg_why("refusing crash directory", crash_dir, msg, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* Draws the key that makes record names unpredictable. Without getrandom
+ * (a kernel before 3.17, a seccomp filter) the key comes from the clocks
+ * and addresses (ASLR); O_EXCL still keeps records from being written
+ * through anything placed in the directory. */
+static void prepare_name_key(void)
+{
+    struct timespec ts;
+    if (getrandom(name_key, sizeof name_key, GRND_NONBLOCK) == (ssize_t)sizeof name_key)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    name_key[0] = mix64((uint64_t)ts.tv_nsec ^ mono_ns() ^ (uint64_t)(uintptr_t)&ts);
+    name_key[1] = mix64(name_key[0] ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)name_key);
 }
 
 /* Runs libunwind's one-time initialisation (it takes locks) now, not in
@@ -1039,7 +1265,10 @@ __attribute__((constructor)) static void agent_init(void)
 
     _Static_assert(MAX_FRAMES == 256, "docs/crash-record.md promises 256 frames");
     test_fault = t != NULL && strcmp(t, "fault-in-handler") == 0;
-    prepare_dir();
+    /* A spool that is not private gets no record: no handler either. */
+    if (prepare_dir() != 0)
+        return;
+    prepare_name_key();
     prepare_header();
     probe_process_vm_readv();
     main_phdr = (uintptr_t)getauxval(AT_PHDR);

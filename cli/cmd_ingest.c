@@ -75,7 +75,7 @@ static int has_suffix(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* A crash-PID-TID-SEQ.tmp file whose process is gone and that nobody has
+/* A crash-PID-TID-TOKEN.tmp file whose process is gone and that nobody has
  * written for a while: its writer died in the middle of the record. */
 static int abandoned_tmp(const char *dir, const char *name)
 {
@@ -141,15 +141,22 @@ static int list_records(const char *dir, char ***names, size_t *n, struct repro_
     return REPRO_OK;
 }
 
-/* Reads a whole record file, at most RECORD_MAX_BYTES (transferred). */
+/* Reads a whole record file, at most RECORD_MAX_BYTES (transferred).
+ * Anything but a regular file is refused before it is opened (no FIFO is
+ * waited on, no device opened), and the open never blocks nor follows a
+ * symbolic link. */
 static int read_record(const char *path, unsigned char **data, size_t *len, struct repro_error *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     size_t got = 0;
+    int fd;
 
     *data = NULL;
     *len = 0;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return repro_error_set(err, REPRO_E_MALFORMED, "crash record '%s' is not a regular file",
+                               path);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == ELOOP)
         return repro_error_set(err, REPRO_E_MALFORMED, "crash record '%s' is a symbolic link",
                                path);
@@ -331,6 +338,7 @@ static int ingest_dir(struct cli_global *g, const char *dir)
 {
     struct repro_error err = {0};
     struct ingest_run run;
+    struct stat st;
     char **names = NULL;
     size_t n = 0, i;
     int lock_fd = -1, rc, exit_code = EXIT_FATAL;
@@ -349,6 +357,12 @@ static int ingest_dir(struct cli_global *g, const char *dir)
                         "cannot ingest '%s': another repro ingest is working on it", dir);
         goto out;
     }
+    /* The agent refuses such a directory: what is in it may be forged. */
+    if (fstat(lock_fd, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+        fprintf(stderr,
+                "repro: warning: crash directory '%s' is writable by group or others: its records "
+                "may have been written by anyone (see docs/crash-record.md)\n",
+                dir);
     if ((rc = list_records(dir, &names, &n, &err)) != REPRO_OK)
         goto out;
     if (repro_store_open(g->db, 0, &run.store, &err) != REPRO_OK)

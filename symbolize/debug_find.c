@@ -11,6 +11,12 @@
  * warning and the search goes on. Without a build-id on the module, a
  * debuglink candidate is taken without its CRC being checked (noted in
  * docs/symbolize.md).
+ *
+ * Module paths come from crash records, which anyone able to write a spool
+ * could have written: every file is opened through repro__open_regular
+ * (never a FIFO or a device), and libdwfl, which opens its candidates
+ * itself with a blocking open(2), is not asked when one of the files it
+ * would try exists and is not a regular file.
  */
 #include "sym_internal.h"
 
@@ -21,6 +27,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +39,48 @@ struct repro__sym_dirs {
 };
 const struct repro__sym_dirs *repro__session_dirs(struct repro_sym_session *s);
 Dwfl *repro__session_dwfl(struct repro_sym_session *s);
+
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "of an unknown kind";
+}
+
+int repro__open_regular(const char *path, int *fd_out, struct repro_error *err)
+{
+    struct stat before, st;
+    int fd;
+
+    *fd_out = -1;
+    if (stat(path, &before) != 0)
+        return errno == ENOENT
+                   ? repro_error_sys(err, REPRO_E_NOTFOUND, "cannot open '%s': no such file", path)
+                   : repro_error_sys(err, REPRO_E_IO, "cannot open '%s': %s", path,
+                                     strerror(errno));
+    if (!S_ISREG(before.st_mode))
+        return repro_error_set(err, REPRO_E_IO, "cannot open '%s': not a regular file (%s)", path,
+                               file_kind(before.st_mode));
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return repro_error_sys(err, REPRO_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != before.st_dev ||
+        st.st_ino != before.st_ino) {
+        close(fd);
+        return repro_error_set(err, REPRO_E_IO, "cannot open '%s': replaced while being opened",
+                               path);
+    }
+    *fd_out = fd;
+    return REPRO_OK;
+}
 
 static int has_debug_info(Elf *elf)
 {
@@ -119,11 +168,68 @@ refuse:
 static int try_path(struct repro_sym_module *m, const char *path)
 {
     char real_a[PATH_MAX], real_b[PATH_MAX];
+    struct repro_error err = {0};
+    int fd;
     if (realpath(path, real_a) == NULL)
         return 0;
     if (realpath(m->path, real_b) != NULL && strcmp(real_a, real_b) == 0)
         return 0; /* the module itself */
-    return try_candidate(m, open(path, O_RDONLY | O_CLOEXEC), path);
+    if (repro__open_regular(path, &fd, &err) != REPRO_OK) {
+        repro_log(REPRO_LOG_WARN, "symbolize", "ignoring debug file candidate: %s", err.msg);
+        return 0;
+    }
+    return try_candidate(m, fd, path);
+}
+
+/* 1 when path exists and is not a regular file (said in a warning). */
+static int not_regular(const struct repro_sym_module *m, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    repro_log(REPRO_LOG_WARN, "symbolize",
+              "not asking libdwfl for the debug file of '%s': '%s' is %s", m->path, path,
+              file_kind(st.st_mode));
+    return 1;
+}
+
+/* 1 when every file libdwfl's standard search would open for m (with the
+ * session's path "-:.debug:DIRS") is absent or regular: that search opens
+ * them with a blocking open(2), which waits forever on a FIFO. */
+static int dwfl_candidates_safe(const struct repro__sym_dirs *d, const struct repro_sym_module *m,
+                                const char *link)
+{
+    char path[PATH_MAX * 3], dir[PATH_MAX], name[PATH_MAX];
+    const char *slash = strrchr(m->path, '/');
+    size_t i;
+
+    if (slash == NULL || (size_t)(slash - m->path) >= sizeof dir)
+        return 1; /* crash modules are absolute paths */
+    memcpy(dir, m->path, (size_t)(slash - m->path));
+    dir[slash - m->path] = '\0';
+    if (link != NULL && *link != '\0')
+        snprintf(name, sizeof name, "%s", link);
+    else
+        snprintf(name, sizeof name, "%s.debug", slash + 1);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (not_regular(m, path))
+        return 0;
+    snprintf(path, sizeof path, "%s/.debug/%s", dir, name);
+    if (not_regular(m, path))
+        return 0;
+    for (i = 0; i < d->n_dirs; i++) {
+        snprintf(path, sizeof path, "%s%s/%s", d->dirs[i], dir, name);
+        if (not_regular(m, path))
+            return 0;
+        if (m->build_id_len >= 2) {
+            char h[129];
+            hex(h, m->build_id, m->build_id_len);
+            snprintf(path, sizeof path, "%s/.build-id/%.2s/%s.debug", d->dirs[i], h, h + 2);
+            if (not_regular(m, path))
+                return 0;
+        }
+    }
+    return 1;
 }
 
 static int search_dwfl(struct repro_sym_session *s, struct repro_sym_module *m)
@@ -139,13 +245,15 @@ static int search_dwfl(struct repro_sym_session *s, struct repro_sym_module *m)
 
     if (dwfl == NULL)
         return 0;
+    debuglink = dwelf_elf_gnu_debuglink(m->elf, &crc);
+    if (!dwfl_candidates_safe(repro__session_dirs(s), m, debuglink))
+        return 0;
     dwfl_report_begin_add(dwfl);
     mod = dwfl_report_offline(dwfl, m->path, m->path, -1);
     dwfl_report_end(dwfl, NULL, NULL);
     if (mod == NULL)
         return 0;
     dwfl_module_info(mod, &userdata, &start, NULL, NULL, NULL, NULL, NULL);
-    debuglink = dwelf_elf_gnu_debuglink(m->elf, &crc);
     fd = dwfl_standard_find_debuginfo(mod, userdata, m->path, start, m->path, debuglink, crc,
                                       &found);
     if (fd < 0) {

@@ -636,7 +636,6 @@ int repro_sym_session_open(struct repro_sym_session *s, const char *path,
                            struct repro_sym_module **out, struct repro_error *err)
 {
     struct repro_sym_module *m;
-    struct stat st;
     const void *bid = NULL;
     char why[160];
     ssize_t n;
@@ -651,18 +650,10 @@ int repro_sym_session_open(struct repro_sym_session *s, const char *path,
             pthread_mutex_unlock(&s->lock);
             return REPRO_OK;
         }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = errno == ENOENT
-                 ? repro_error_sys(err, REPRO_E_NOTFOUND, "cannot open '%s': no such file", path)
-                 : repro_error_sys(err, REPRO_E_IO, "cannot open '%s': %s", path, strerror(errno));
+    /* Paths come from crash records: never a FIFO or a device. */
+    rc = repro__open_regular(path, &fd, err);
+    if (rc != REPRO_OK)
         goto out;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        rc = repro_error_set(err, REPRO_E_IO, "cannot open '%s': not an ordinary file", path);
-        goto out;
-    }
     elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     if (elf == NULL || elf_kind(elf) != ELF_K_ELF) {
         if (elf)

@@ -481,6 +481,17 @@ void repro__bg_stop(struct repro_sym_module *m);
 int repro__elf_check_extent(Elf *elf, const char *path, uint64_t file_size, char *why,
                             size_t why_len);
 
+/* Opens path read-only as a module or debug file whose name came from a
+ * crash record (or from a file such a record named): anything but a
+ * regular file is refused before it is opened, so a FIFO cannot hang the
+ * caller and no device is opened; the open itself never blocks
+ * (O_NONBLOCK), and the descriptor is checked to be the file that was
+ * examined. REPRO_OK with *fd_out (transferred: close it);
+ * REPRO_E_NOTFOUND when path does not exist; REPRO_E_IO otherwise, with
+ * err saying what path is ("cannot open 'x': not a regular file (a
+ * FIFO)"). Thread-safe. */
+int repro__open_regular(const char *path, int *fd_out, struct repro_error *err);
+
 /* Finds the debug file of m (see repro/symbolize.h). On success sets
  * m->dbg_fd, m->dbg_elf and m->debug_path; REPRO_E_NOTFOUND when there is
  * none (not an error for the caller). */
