@@ -637,7 +637,8 @@ int repro_sym_session_open(struct repro_sym_session *s, const char *path,
 {
     struct repro_sym_module *m;
     const void *bid = NULL;
-    char why[160];
+    char why[160] = "cannot stat it";
+    struct stat st;
     ssize_t n;
     int fd, rc;
     Elf *elf;
@@ -662,7 +663,8 @@ int repro_sym_session_open(struct repro_sym_session *s, const char *path,
         rc = repro_error_set(err, REPRO_E_MALFORMED, "cannot read '%s': not an ELF file", path);
         goto out;
     }
-    if (repro__elf_check_extent(elf, path, (uint64_t)st.st_size, why, sizeof why) != REPRO_OK) {
+    if (fstat(fd, &st) != 0 ||
+        repro__elf_check_extent(elf, path, (uint64_t)st.st_size, why, sizeof why) != REPRO_OK) {
         elf_end(elf);
         close(fd);
         rc = repro_error_set(err, REPRO_E_MALFORMED,
