@@ -111,14 +111,14 @@ static int is_token_char(uint8_t c)
 /* ---- output ----------------------------------------------------------- */
 
 struct out {
-    struct repro_buf *b;
-    int failed; /* first error wins: later appends are no-ops */
+    struct repro_buf *b; /* NULL: a dry pass that only counts what it would redact */
+    int failed;          /* first error wins: later appends are no-ops */
 };
 
 static void put(struct out *o, const void *p, size_t n)
 {
     int rc;
-    if (o->failed || n == 0)
+    if (o->b == NULL || o->failed || n == 0)
         return;
     rc = repro_buf_append(o->b, p, n);
     if (rc != REPRO_OK)
@@ -725,6 +725,21 @@ static size_t write_head(const struct repro_redact_rules *r, enum repro_http_kin
     return hits + fc.hits;
 }
 
+/* Writes the interim heads p[0..pre), each scrubbed like any head. */
+static size_t write_interim(const struct repro_redact_rules *r, enum repro_http_kind kind,
+                            struct out *o, const uint8_t *p, size_t pre)
+{
+    size_t off = 0, hits = 0;
+    while (off < pre) {
+        size_t he = head_end(p + off, pre - off);
+        if (he == 0)
+            he = pre - off;
+        hits += write_head(r, kind, o, p + off, he, -1, 0, NULL);
+        off += he;
+    }
+    return hits;
+}
+
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res)
@@ -754,34 +769,32 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
     repro_buf_init(&b.data, max_body + raw.len + 64);
     repro_buf_init(&b.trailers, raw.len + 64);
     repro_buf_init(&res->out, 2 * raw.len + max_body + 256);
-    o.b = &res->out;
+    /* A dry pass over the heads writes nothing: it collects Content-Type
+     * and Content-Encoding and counts what would be redacted. Most messages
+     * hold no secret, and then nothing is copied at all; otherwise the
+     * heads are written once the body is known. */
+    o.b = NULL;
     o.failed = 0;
-    /* A first pass over the head only collects Content-Type and
-     * Content-Encoding (its output is thrown away); the second writes the
-     * head once the body is known. */
-    write_head(r, kind, &o, p, hlen, -1, 0, &hf);
-    rc = o.failed;
-    repro_buf_reset(&res->out);
-    if (rc == REPRO_OK && info != NULL)
+    hits = write_head(r, kind, &o, p, hlen, -1, 0, &hf) + write_interim(r, kind, &o, raw.ptr, pre);
+    if (info != NULL)
         rc = process_body(r, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
     if (rc != REPRO_OK)
         goto fail;
     if (info == NULL && n > hlen)
         drop_body(&b, res, "it follows a head that does not parse", p + hlen, n - hlen, 0);
+    if (hits == 0 && b.hits == 0 && !b.decoded && !b.dropped && !b.changed) {
+        repro_buf_release(&b.data);
+        repro_buf_release(&b.trailers);
+        repro_buf_release(&res->out);
+        if (b.capped)
+            res->xflags |= REPRO_XF_BODY_CAPPED;
+        return 0;
+    }
     if (b.changed && b.complete && !b.dropped && info->body == REPRO_HTTP_BODY_LENGTH)
         new_length = (int64_t)b.data.len;
 
-    {
-        /* the interim heads, each scrubbed like any head */
-        size_t off = 0;
-        while (off < pre) {
-            size_t he = head_end(raw.ptr + off, pre - off);
-            if (he == 0)
-                he = pre - off;
-            hits += write_head(r, kind, &o, raw.ptr + off, he, -1, 0, NULL);
-            off += he;
-        }
-    }
+    o.b = &res->out;
+    hits = write_interim(r, kind, &o, raw.ptr, pre);
     out_pre = res->out.len;
     hits += write_head(r, kind, &o, p, hlen, new_length, b.decoded, NULL);
     if (info != NULL || n == hlen)
@@ -801,10 +814,6 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
         res->xflags |= REPRO_XF_BODY_CAPPED;
     repro_buf_release(&b.data);
     repro_buf_release(&b.trailers);
-    if (hits == 0 && !b.decoded && !b.dropped && !b.changed) {
-        repro_buf_release(&res->out);
-        return 0;
-    }
     if (info != NULL) {
         struct repro_http_head nh;
         const uint8_t *h = res->out.data + out_pre;

@@ -51,13 +51,13 @@ static inline int is_tchar(uint8_t c)
 
 int repro_slice_ieq(struct repro_slice s, const char *str)
 {
-    size_t n = strlen(str), i;
-    if (s.len != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower_tab[s.ptr[i]] != lower_tab[(uint8_t)str[i]])
+    size_t i;
+    /* One walk, stopping at the first difference: no strlen of str (this
+     * runs for every header name against every rule). */
+    for (i = 0; i < s.len; i++)
+        if (str[i] == '\0' || lower_tab[s.ptr[i]] != lower_tab[(uint8_t)str[i]])
             return 0;
-    return 1;
+    return str[i] == '\0';
 }
 
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
