@@ -136,17 +136,6 @@ static int dec_i64(struct span f, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-static int hex_digit(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "0x" and 1 to 16 hex digits. */
 static int hex_u64(struct span f, uint64_t *out)
 {
@@ -155,7 +144,7 @@ static int hex_u64(struct span f, uint64_t *out)
     if (f.n < 3 || f.n > 18 || f.p[0] != '0' || f.p[1] != 'x')
         return -1;
     for (i = 2; i < f.n; i++) {
-        int d = hex_digit(f.p[i]);
+        int d = repro_hex_digit(f.p[i]);
         if (d < 0)
             return -1;
         v = v << 4 | (uint64_t)d;
@@ -171,7 +160,7 @@ static int hex_bytes(struct span f, uint8_t *out, size_t n)
     if (f.n != 2 * n)
         return -1;
     for (i = 0; i < n; i++) {
-        int hi = hex_digit(f.p[2 * i]), lo = hex_digit(f.p[2 * i + 1]);
+        int hi = repro_hex_digit(f.p[2 * i]), lo = repro_hex_digit(f.p[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
@@ -190,9 +179,9 @@ static long text(struct reader *r, struct span v, size_t cap, const char *what)
             if (i + 1 < v.n && v.p[i + 1] == '\\') {
                 c = '\\';
                 i += 2;
-            } else if (i + 3 < v.n && v.p[i + 1] == 'x' && hex_digit(v.p[i + 2]) >= 0 &&
-                       hex_digit(v.p[i + 3]) >= 0) {
-                c = (uint8_t)(hex_digit(v.p[i + 2]) << 4 | hex_digit(v.p[i + 3]));
+            } else if (i + 3 < v.n && v.p[i + 1] == 'x' && repro_hex_digit(v.p[i + 2]) >= 0 &&
+                       repro_hex_digit(v.p[i + 3]) >= 0) {
+                c = (uint8_t)(repro_hex_digit(v.p[i + 2]) << 4 | repro_hex_digit(v.p[i + 3]));
                 i += 4;
                 if (c == 0)
                     return bad(r, "%s holds an escaped NUL byte", what), -1;
@@ -355,7 +344,7 @@ static int k_module(struct reader *r, struct span v)
         if (f[3].n % 2 != 0 || f[3].n >= sizeof id)
             return bad(r, "bad build-id '%s'", quote(q, sizeof q, f[3]));
         for (i = 0; i < f[3].n; i++) {
-            if (hex_digit(f[3].p[i]) < 0)
+            if (repro_hex_digit(f[3].p[i]) < 0)
                 return bad(r, "bad build-id '%s'", quote(q, sizeof q, f[3]));
             id[i] = (char)(f[3].p[i] | 0x20); /* lower case */
         }

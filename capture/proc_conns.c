@@ -47,24 +47,13 @@
 
 /* ---- pure parsing ------------------------------------------------------ */
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Parses exactly n (<= 16) hex digits at p. */
 static int hex_exact(const char *p, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
     size_t i;
     for (i = 0; i < n; i++) {
-        int d = hex_digit(p[i]);
+        int d = repro_hex_digit((unsigned char)p[i]);
         if (d < 0)
             return -1;
         v = v << 4 | (uint64_t)d;

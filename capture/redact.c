@@ -132,17 +132,6 @@ static void puts_(struct out *o, const char *s)
 
 /* ---- URLs and forms --------------------------------------------------- */
 
-int repro__hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes (and '+' to space) p[0..n) into d (cap bytes); returns
  * the decoded length, or cap + 1 when it does not fit. */
 static size_t url_decode(const uint8_t *p, size_t n, uint8_t *d, size_t cap)
@@ -150,8 +139,8 @@ static size_t url_decode(const uint8_t *p, size_t n, uint8_t *d, size_t cap)
     size_t i, k = 0;
     for (i = 0; i < n; i++) {
         uint8_t c = p[i];
-        if (c == '%' && i + 2 < n && repro__hexval(p[i + 1]) >= 0 && repro__hexval(p[i + 2]) >= 0) {
-            c = (uint8_t)(repro__hexval(p[i + 1]) * 16 + repro__hexval(p[i + 2]));
+        if (c == '%' && i + 2 < n && repro_hex_digit(p[i + 1]) >= 0 && repro_hex_digit(p[i + 2]) >= 0) {
+            c = (uint8_t)(repro_hex_digit(p[i + 1]) * 16 + repro_hex_digit(p[i + 2]));
             i += 2;
         } else if (c == '+') {
             c = ' ';

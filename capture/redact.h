@@ -48,9 +48,6 @@ int repro__is_h2c_upgrade(struct repro_slice raw);
 enum { REPRO_PROTO_OTHER = 0, REPRO_PROTO_HTTP2, REPRO_PROTO_TLS };
 int repro__sniff_proto(const uint8_t *p, size_t len);
 
-/* The value of a hex digit, -1 for any other byte. */
-int repro__hexval(uint8_t c);
-
 enum repro_json_scrub {
     REPRO_JSON_OK = 0,  /* valid JSON text(s); out holds the scrubbed copy */
     REPRO_JSON_PREFIX,  /* valid so far but the input ended inside a value */

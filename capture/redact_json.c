@@ -51,7 +51,7 @@ static int hex4(const uint8_t *p, unsigned *v)
 {
     unsigned k, x = 0;
     for (k = 0; k < 4; k++) {
-        int d = repro__hexval(p[k]);
+        int d = repro_hex_digit(p[k]);
         if (d < 0)
             return -1;
         x = (x << 4) | (unsigned)d;

@@ -382,16 +382,6 @@ enum {
 
 #define CHUNK_LINE_MAX 4096u
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower_tab[c];
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
                                                 size_t len, size_t max_trailer, size_t *consumed)
 {
@@ -403,7 +393,7 @@ enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, co
 
         switch (c->state) {
         case CH_SIZE:
-            v = hexval(b);
+            v = repro_hex_digit(b);
             if (v >= 0) {
                 if (c->remaining >> 56)
                     goto bad;

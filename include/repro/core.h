@@ -188,4 +188,18 @@ int repro_json_cstr(struct repro_buf *b, const char *s);
  * us < 0. */
 int repro_json_time_us(struct repro_buf *b, int64_t us);
 
+/* The value of the hex digit c (either case), -1 for any other byte.
+ * Every parser of hex text (chunk sizes, percent escapes, \u escapes,
+ * crash records, /proc tables) uses this one. */
+static inline int repro_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif
