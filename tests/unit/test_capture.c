@@ -119,33 +119,9 @@ static void frame(struct conv *cv, int side, uint8_t flags, uint32_t seq, const 
                   size_t len)
 {
     uint8_t f[1600];
-    size_t n = 14 + 20 + 20 + len;
-    uint8_t *ip = f + 14, *tcp = ip + 20;
-    uint8_t *g;
-    uint32_t ack = cv->seq[!side];
+    size_t n = tu_tcp_frame(f, sizeof f, side, cv->port, flags, seq, cv->seq[!side], data, len);
+    uint8_t *g = guard_copy(f, n);
 
-    assert_true(n <= sizeof f);
-    memset(f, 0, 54);
-    f[12] = 0x08;
-    ip[0] = 0x45;
-    ip[2] = (uint8_t)((20 + 20 + len) >> 8);
-    ip[3] = (uint8_t)(20 + 20 + len);
-    ip[9] = 6;
-    ip[12] = 10; ip[15] = side == 0 ? 1 : 2;
-    ip[16] = 10; ip[19] = side == 0 ? 2 : 1;
-    tcp[0] = (uint8_t)(cv->port[side] >> 8);
-    tcp[1] = (uint8_t)cv->port[side];
-    tcp[2] = (uint8_t)(cv->port[!side] >> 8);
-    tcp[3] = (uint8_t)cv->port[!side];
-    tcp[4] = (uint8_t)(seq >> 24); tcp[5] = (uint8_t)(seq >> 16);
-    tcp[6] = (uint8_t)(seq >> 8); tcp[7] = (uint8_t)seq;
-    tcp[8] = (uint8_t)(ack >> 24); tcp[9] = (uint8_t)(ack >> 16);
-    tcp[10] = (uint8_t)(ack >> 8); tcp[11] = (uint8_t)ack;
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    if (len)
-        memcpy(tcp + 20, data, len);
-    g = guard_copy(f, n);
     repro_capture_packet(cv->cap, DLT_EN10MB, g, n, cv->ts, ++cv->record, NULL);
     guard_free(g, n);
     cv->ts += 1000;
