@@ -83,6 +83,7 @@ struct hconn {
     int resp_lost;  /* the response framer lost its place since the last decided pairing */
     int pipelined;  /* the client was seen sending before the previous response arrived */
     int64_t last_req_ack; /* what the client had received when it sent its latest request */
+    int untracked;  /* a loss could not be recorded: every later pairing is a guess */
     struct repro_buf interim_raw; /* 1xx responses before any request completed */
     char interim[64];
     int eof[2];
@@ -484,19 +485,25 @@ static int evict_oldest(struct repro_capture *cap, struct hconn *h)
     return emit(cap, h, &req, NULL);
 }
 
-/* Marks that requests may have been lost in a client-stream gap at off. */
-static void note_lost_requests(struct hconn *h, int64_t off)
+/* Marks that requests may have been lost in a client-stream gap at off.
+ * The queue holds at most max_pipeline requests with bytes, and runs of
+ * evicted requests lie between such marks, so bounding the marks bounds
+ * the queue. */
+static void note_lost_requests(struct repro_capture *cap, struct hconn *h, int64_t off)
 {
-    struct pending *p;
+    struct pending *p = NULL;
 
     if (h->q_len > 0 && h->q[h->q_len - 1].kind == Q_LOST && !h->q[h->q_len - 1].no_resp)
         return;
-    p = push(h, Q_LOST);
+    if (h->q_len < 2 * cap->limits.max_pipeline + 8)
+        p = push(h, Q_LOST);
     if (p != NULL) {
         p->start_off = off;
         return;
     }
-    /* No room to remember it: from here on no response is placed in order. */
+    /* Without the mark, a response to a lost request could look decided:
+     * from here on no pairing on this connection is taken as certain. */
+    h->untracked = 1;
     h->resp_lost = 1;
 }
 
@@ -519,7 +526,7 @@ static int on_request(struct repro_capture *cap, struct hconn *h)
             take_msg(&h->fr[h->client_dir], &m);
             cap->stats.dropped_pipeline++;
             held_release(cap, &m);
-            note_lost_requests(h, h->pos[h->client_dir].start);
+            note_lost_requests(cap, h, h->pos[h->client_dir].start);
             return 0;
         }
         p->start_off = h->pos[h->client_dir].start;
@@ -710,6 +717,8 @@ static int place_response(struct repro_capture *cap, struct hconn *h, struct hel
                                     "by it");
     }
     settle_lost(h, lo, first);
+    if (h->untracked && !in_step)
+        n_cand = n_cand > 1 ? n_cand : 2;
     if (n_cand == 1) {
         /* The next request was sent before this response had arrived: the
          * client pipelines. */
@@ -809,7 +818,7 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
         /* Messages before the first bytes seen are unknown: a response may
          * answer a request the capture never had, so pairing starts from
          * the evidence, not from order. */
-        note_lost_requests(h, 0);
+        note_lost_requests(cap, h, 0);
         h->resp_lost = 1;
     }
 }
@@ -961,7 +970,7 @@ static int cb_gap(void *ctx, struct repro_tcp_conn *c, int dir, uint64_t len, in
               (unsigned long long)h->info.id, (unsigned long long)len,
               dir == h->client_dir ? "from the client" : "from the server");
     if (dir == h->client_dir) {
-        note_lost_requests(h, gap_start);
+        note_lost_requests(cap, h, gap_start);
     } else {
         h->resp_lost = 1;
         drop_interim(cap, h);
