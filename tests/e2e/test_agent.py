@@ -465,12 +465,17 @@ def fault_in_handler(args, tmp, db):
           "the abandoned record is kept in damaged/", os.listdir(spool))
 
 
-def main():
+def parse_args():
+    """--repro, --agent and --cc: the arguments of the agent's e2e scripts."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--repro", required=True)
     ap.add_argument("--agent", required=True)
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main():
+    args = parse_args()
     for tool in ("gdb", "setarch", "readelf", args.cc):
         if shutil.which(tool) is None:
             print("skipped: %s not found" % tool)

@@ -27,7 +27,6 @@ The in-process agent (librepro_crash.so):
 usage: test_spool.py --repro BIN --agent LIBREPRO_CRASH_SO [--cc CC]
 Exit 0 when every check passes, 1 on failures, 77 when the compiler is missing.
 """
-import argparse
 import os
 import re
 import shutil
@@ -290,11 +289,7 @@ def hostile_modules(args, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repro", required=True)
-    ap.add_argument("--agent", required=True)
-    ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
-    args = ap.parse_args()
+    args = agent_test.parse_args()
     if shutil.which(args.cc) is None:
         print("skipped: %s not found" % args.cc)
         return 77
