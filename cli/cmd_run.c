@@ -1,7 +1,7 @@
 /*
  * repro run [--service NAME] [--follow-forks] [--db PATH] -- CMD [ARGS...]
  *
- * Runs CMD under the ptrace supervisor (capture/supervisor.c) and exits
+ * Runs CMD under the ptrace supervisor (crash/supervisor.c) and exits
  * with its status: its exit code, or 128+signal when a signal killed it.
  */
 #include "cli.h"

@@ -110,7 +110,7 @@ int repro_crash_validate(const struct repro_crash *c, struct repro_error *err);
 /* "SIGSEGV" for 11, "SIG37" for unknown numbers. */
 const char *repro_signal_name(int signo, char *buf, size_t len);
 
-/* ---- producers (each implemented in its own capture/ file) ------------- */
+/* ---- producers (each implemented in its own crash/ file) ------------- */
 
 /*
  * Parses one crash record file written by librepro_crash.so (format:
@@ -146,7 +146,7 @@ int repro_core_import(const char *core_path, const char *exe_path, struct repro_
  */
 int repro_crash_add_proc_connections(struct repro_crash *c, int pid, struct repro_error *err);
 
-/* ---- supervisor (capture/supervisor.c): `repro run` ---------------------- */
+/* ---- supervisor (crash/supervisor.c): `repro run` ---------------------- */
 
 struct repro_store;
 

@@ -1,5 +1,5 @@
 /*
- * Fuzz target for core-file import (capture/core_import.c): the input is
+ * Fuzz target for core-file import (crash/core_import.c): the input is
  * written to a temporary file and imported without a binary. Any outcome
  * but a crash, a leak or a hang is fine, as long as a record that comes
  * back keeps its invariants. Seeds: tests/corpus/core_import/ (synthetic

@@ -1,5 +1,5 @@
 /*
- * Fuzz target for the crash record reader (capture/crash_file.c,
+ * Fuzz target for the crash record reader (crash/crash_file.c,
  * docs/crash-record.md).
  *
  * The input is a record file. The reader must return one of its documented

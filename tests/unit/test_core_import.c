@@ -1,5 +1,5 @@
 /*
- * Unit tests for core-file import (capture/core_import.c).
+ * Unit tests for core-file import (crash/core_import.c).
  *
  * Synthetic cores built here (an ELF header, one PT_NOTE, the Linux notes)
  * pin down the note reading: signal, si_code, fault address, crashing
@@ -102,7 +102,7 @@ static void dput(struct dbuf *d, size_t off, uint64_t v, size_t width)
         d->b[off + (d->be ? width - 1 - i : i)] = (uint8_t)(v >> (8 * i));
 }
 
-/* x86-64 layouts (see capture/core_import.c). */
+/* x86-64 layouts (see crash/core_import.c). */
 static void add_prstatus(struct syn *s, int tid, int cursig, uint64_t rip, uint64_t rsp)
 {
     struct dbuf d;

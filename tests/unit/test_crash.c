@@ -1,5 +1,5 @@
 /*
- * Unit tests for the crash record model (capture/crash.c) and its storage
+ * Unit tests for the crash record model (crash/crash.c) and its storage
  * (store/crash_store.c): building, module resolution, invariants, caps,
  * a full store round trip, symbol updates, allocation failures.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the crash record reader (capture/crash_file.c,
+ * Unit tests for the crash record reader (crash/crash_file.c,
  * docs/crash-record.md): a complete record field by field, a table of
  * malformed records (one line per case, each naming the line it must
  * blame), every prefix of a record (a record cut anywhere is partial, never

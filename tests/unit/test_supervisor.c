@@ -1,7 +1,7 @@
 /*
  * Unit tests for the pure parts of the ptrace supervisor
- * (capture/supervisor.c) and the /proc connection reader
- * (capture/proc_conns.c): /proc/net/tcp{,6} line parsing (malformed lines,
+ * (crash/supervisor.c) and the /proc connection reader
+ * (crash/proc_conns.c): /proc/net/tcp{,6} line parsing (malformed lines,
  * IPv6, IPv4-mapped, every truncation against a guard page), socket link
  * targets, task status, register text; the two ways of reading a process's
  * connections compared on this very process; allocation failures; and a
@@ -24,7 +24,7 @@
 #include <sys/user.h>
 #include <unistd.h>
 
-#include "capture/supervisor.h"
+#include "crash/supervisor.h"
 #include "test_util.h"
 
 #define LE (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)

@@ -1,7 +1,7 @@
 /*
- * Private to capture/: the pure pieces of the ptrace supervisor
- * (capture/supervisor.c) and of the /proc connection reader
- * (capture/proc_conns.c), exposed so that tests/unit/test_supervisor.c can
+ * Private to crash/: the pure pieces of the ptrace supervisor
+ * (crash/supervisor.c) and of the /proc connection reader
+ * (crash/proc_conns.c), exposed so that tests/unit/test_supervisor.c can
  * check them without a traced process.
  */
 #ifndef REPRO_CAPTURE_SUPERVISOR_H
