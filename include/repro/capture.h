@@ -141,6 +141,13 @@ struct repro_exchange {
     uint64_t request_bytes, response_bytes; /* on the wire */
     unsigned flags; /* REPRO_XF_* */
     const char *note; /* why it is malformed, or NULL */
+    /* SHA-256 of each message body as stored: after redaction, transfer
+     * coding removed (dechunked), computed over the whole body even when
+     * the stored bytes were cut at a cap, so replay can compare bodies too
+     * big to store. has_*_digest is 0 when not every body byte was seen
+     * (gap, truncation, no such message). An empty body has a digest. */
+    uint8_t request_digest[32], response_digest[32];
+    int has_request_digest, has_response_digest;
 };
 
 /* Where a session delivers its results. All callbacks are optional; a
