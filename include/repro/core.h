@@ -169,6 +169,15 @@ void repro_budget_give(struct repro_budget *b, size_t n);
  * refused). A NULL budget grants everything. */
 size_t repro_budget_take_upto(struct repro_budget *b, size_t n);
 
+/* ---- stored formats --------------------------------------------------- */
+
+/* What capture writes in place of a secret (docs/capture.md); replay treats
+ * it as a wildcard when it compares and flags requests that still carry it.
+ * REPRO_REDACT_MARK_URL is the same mark percent-encoded, as written in
+ * query strings. */
+#define REPRO_REDACT_MARK "[REDACTED]"
+#define REPRO_REDACT_MARK_URL "%5BREDACTED%5D"
+
 /* ---- clocks ----------------------------------------------------------- */
 
 /* CLOCK_MONOTONIC in nanoseconds: for durations. */
