@@ -82,8 +82,8 @@ const char *repro_diff_kind_name(enum repro_diff_kind k)
 static void jpath_release(struct jpath *p)
 {
     for (size_t i = 0; i < p->n; i++)
-        free(p->segs[i].name);
-    free(p->segs);
+        repro_free(p->segs[i].name);
+    repro_free(p->segs);
 }
 
 void repro_comparer_free(struct repro_comparer *c)
@@ -91,22 +91,32 @@ void repro_comparer_free(struct repro_comparer *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->n_ignore; i++)
-        free(c->ignore[i]);
-    free(c->ignore);
+        repro_free(c->ignore[i]);
+    repro_free(c->ignore);
     for (size_t i = 0; i < c->n_paths; i++)
         jpath_release(&c->paths[i]);
-    free(c->paths);
+    repro_free(c->paths);
     for (size_t i = 0; i < c->n_masks; i++)
         regfree(&c->masks[i]);
-    free(c->masks);
-    free(c);
+    repro_free(c->masks);
+    repro_free(c);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = repro_malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
 }
 
 static int push_seg(struct jpath *p, struct seg s)
 {
-    struct seg *v = realloc(p->segs, (p->n + 1) * sizeof *v);
+    struct seg *v = repro_realloc(p->segs, (p->n + 1) * sizeof *v);
     if (!v) {
-        free(s.name);
+        repro_free(s.name);
         return REPRO_E_NOMEM;
     }
     p->segs = v;
@@ -133,7 +143,7 @@ static int jpath_parse(const char *text, struct jpath *p, struct repro_error *er
             if (n == 0)
                 goto bad;
             g.kind = SEG_KEY;
-            g.name = strndup(s + 1, n);
+            g.name = dup_n(s + 1, n);
             s += 1 + n;
         } else if (s[0] == '[' && s[1] == '*' && s[2] == ']') {
             g.kind = SEG_ANY_INDEX;
@@ -143,7 +153,7 @@ static int jpath_parse(const char *text, struct jpath *p, struct repro_error *er
             if (!end || end[1] != ']')
                 goto bad;
             g.kind = SEG_KEY;
-            g.name = strndup(s + 2, (size_t)(end - (s + 2)));
+            g.name = dup_n(s + 2, (size_t)(end - (s + 2)));
             s = end + 2;
         } else if (s[0] == '[' && isdigit((unsigned char)s[1])) {
             char *end;
@@ -186,18 +196,18 @@ int repro_comparer_new(const struct repro_compare_rules *r, struct repro_compare
     if (!r)
         r = &none;
     *out = NULL;
-    c = calloc(1, sizeof *c);
+    c = repro_calloc(1, sizeof *c);
     if (!c)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot set up the comparison: out of memory");
     n_def = r->no_default_ignores ? 0 : sizeof default_ignores / sizeof *default_ignores;
-    c->ignore = calloc(n_def + r->n_ignore_headers + 1, sizeof *c->ignore);
-    c->paths = calloc(r->n_ignore_json_paths + 1, sizeof *c->paths);
-    c->masks = calloc(r->n_masks + 1, sizeof *c->masks);
+    c->ignore = repro_calloc(n_def + r->n_ignore_headers + 1, sizeof *c->ignore);
+    c->paths = repro_calloc(r->n_ignore_json_paths + 1, sizeof *c->paths);
+    c->masks = repro_calloc(r->n_masks + 1, sizeof *c->masks);
     if (!c->ignore || !c->paths || !c->masks)
         goto fail;
     for (size_t i = 0; i < n_def + r->n_ignore_headers; i++) {
         const char *name = i < n_def ? default_ignores[i] : r->ignore_headers[i - n_def];
-        char *low = strdup(name);
+        char *low = repro_strdup(name);
         if (!low)
             goto fail;
         for (char *p = low; *p; p++)
@@ -236,12 +246,12 @@ void repro_diffs_release(struct repro_diffs *d)
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
-        free(d->v[i].where);
-        free(d->v[i].key);
-        free(d->v[i].expected);
-        free(d->v[i].actual);
+        repro_free(d->v[i].where);
+        repro_free(d->v[i].key);
+        repro_free(d->v[i].expected);
+        repro_free(d->v[i].actual);
     }
-    free(d->v);
+    repro_free(d->v);
     memset(d, 0, sizeof *d);
 }
 
@@ -250,7 +260,7 @@ static char *excerpt(const void *p, size_t len, size_t off)
 {
     const uint8_t *b = p;
     size_t start = off > 20 ? off - 20 : 0, end = start + EXCERPT < len ? start + EXCERPT : len;
-    char *out = malloc(4 * EXCERPT + 8), *o = out;
+    char *out = repro_malloc(4 * EXCERPT + 8), *o = out;
 
     if (!out)
         return NULL;
@@ -272,13 +282,13 @@ static int add_diff(struct repro_diffs *d, enum repro_diff_kind kind, const char
                     const char *key, char *expected, char *actual)
 {
     if (d->n >= MAX_DIFFS) {
-        free(expected);
-        free(actual);
+        repro_free(expected);
+        repro_free(actual);
         return REPRO_OK;
     }
     if (d->n == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 8;
-        struct repro_diff *v = realloc(d->v, cap * sizeof *v);
+        struct repro_diff *v = repro_realloc(d->v, cap * sizeof *v);
         if (!v)
             goto nomem;
         d->v = v;
@@ -286,20 +296,20 @@ static int add_diff(struct repro_diffs *d, enum repro_diff_kind kind, const char
     }
     struct repro_diff *x = &d->v[d->n];
     x->kind = kind;
-    x->where = strdup(where);
-    x->key = strdup(key);
+    x->where = repro_strdup(where);
+    x->key = repro_strdup(key);
     x->expected = expected;
     x->actual = actual;
     if (!x->where || !x->key) {
-        free(x->where);
-        free(x->key);
+        repro_free(x->where);
+        repro_free(x->key);
         goto nomem;
     }
     d->n++;
     return REPRO_OK;
 nomem:
-    free(expected);
-    free(actual);
+    repro_free(expected);
+    repro_free(actual);
     return REPRO_E_NOMEM;
 }
 
@@ -418,13 +428,13 @@ static int text_equal(const struct repro_comparer *c, const void *e, size_t el, 
         return *first == SIZE_MAX;
     }
     if (apply_masks(c, e, el, &me, &mel) != REPRO_OK || apply_masks(c, a, al, &ma, &mal) != REPRO_OK) {
-        free(me);
+        repro_free(me);
         return REPRO_E_NOMEM;
     }
     *first = glob_match((const uint8_t *)me, mel, (const uint8_t *)ma, mal);
     rc = *first == SIZE_MAX;
-    free(me);
-    free(ma);
+    repro_free(me);
+    repro_free(ma);
     return rc;
 }
 
@@ -498,15 +508,15 @@ static int compare_headers(const struct repro_comparer *c, const struct repro_ht
             continue;
         char *ev = joined(e, name, &ne, &el), *av = joined(a, name, &na, &al);
         if (!ev || !av) {
-            free(ev);
-            free(av);
+            repro_free(ev);
+            repro_free(av);
             return REPRO_E_NOMEM;
         }
         header_where(name, where, key, sizeof where);
         if (na == 0) {
             rc = add_diff(d, REPRO_DIFF_HEADER_MISSING, where, key, excerpt(ev, el, 0), NULL);
-            free(ev);
-            free(av);
+            repro_free(ev);
+            repro_free(av);
             continue;
         }
         int eq = text_equal(c, ev, el, av, al, &first);
@@ -514,8 +524,8 @@ static int compare_headers(const struct repro_comparer *c, const struct repro_ht
             rc = eq;
         else if (!eq)
             rc = add_diff(d, REPRO_DIFF_HEADER, where, key, excerpt(ev, el, 0), excerpt(av, al, 0));
-        free(ev);
-        free(av);
+        repro_free(ev);
+        repro_free(av);
     }
     for (size_t i = 0; i < a->n_headers && rc == REPRO_OK; i++) {
         struct repro_slice name = a->headers[i].name;
@@ -525,7 +535,7 @@ static int compare_headers(const struct repro_comparer *c, const struct repro_ht
         char *ev = joined(e, name, &ne, &el);
         if (!ev)
             return REPRO_E_NOMEM;
-        free(ev);
+        repro_free(ev);
         if (ne)
             continue;
         char *av = joined(a, name, &na, &al);
@@ -533,7 +543,7 @@ static int compare_headers(const struct repro_comparer *c, const struct repro_ht
             return REPRO_E_NOMEM;
         header_where(name, where, key, sizeof where);
         rc = add_diff(d, REPRO_DIFF_HEADER_EXTRA, where, key, NULL, excerpt(av, al, 0));
-        free(av);
+        repro_free(av);
     }
     return rc;
 }
@@ -604,7 +614,7 @@ static char *json_excerpt(const json_t *v)
     if (!s)
         return NULL;
     out = excerpt(s, strlen(s), 0);
-    free(s);
+    repro_free(s);
     return out;
 }
 
@@ -706,7 +716,7 @@ static json_t *parse_json(struct repro_slice b)
 
 static char *int_text(int v)
 {
-    char *s = malloc(16);
+    char *s = repro_malloc(16);
     if (s)
         snprintf(s, 16, "%d", v);
     return s;
@@ -714,7 +724,7 @@ static char *int_text(int v)
 
 static char *hex_text(const uint8_t *d)
 {
-    char *s = malloc(65);
+    char *s = repro_malloc(65);
     if (s)
         for (int i = 0; i < 32; i++)
             sprintf(s + 2 * i, "%02x", d[i]);

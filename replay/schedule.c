@@ -93,10 +93,10 @@ void repro_replay_plan_free(struct repro_replay_plan *p)
     if (!p)
         return;
     for (size_t i = 0; i < p->n_conns; i++)
-        free(p->conns[i].steps);
-    free(p->conns);
-    free(p->steps);
-    free(p);
+        repro_free(p->conns[i].steps);
+    repro_free(p->conns);
+    repro_free(p->steps);
+    repro_free(p);
 }
 
 int repro_replay_plan_build(const struct repro_replay_req *reqs, size_t n,
@@ -111,10 +111,10 @@ int repro_replay_plan_build(const struct repro_replay_req *reqs, size_t n,
     *out = NULL;
     if (n == 0)
         return repro_error_set(err, REPRO_E_INVAL, "cannot plan a replay: no requests selected");
-    items = calloc(n, sizeof *items);
-    order = calloc(n, sizeof *order);
-    by_ans = calloc(n, sizeof *by_ans);
-    p = calloc(1, sizeof *p);
+    items = repro_calloc(n, sizeof *items);
+    order = repro_calloc(n, sizeof *order);
+    by_ans = repro_calloc(n, sizeof *by_ans);
+    p = repro_calloc(1, sizeof *p);
     if (!items || !order || !by_ans || !p)
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -147,8 +147,8 @@ int repro_replay_plan_build(const struct repro_replay_req *reqs, size_t n,
     }
     qsort(by_ans, n_ans, sizeof *by_ans, by_answer);
 
-    p->steps = calloc(n, sizeof *p->steps);
-    p->conns = calloc(n_conns, sizeof *p->conns);
+    p->steps = repro_calloc(n, sizeof *p->steps);
+    p->conns = repro_calloc(n_conns, sizeof *p->conns);
     if (!p->steps || !p->conns)
         goto fail;
     p->n_steps = n;
@@ -177,7 +177,7 @@ int repro_replay_plan_build(const struct repro_replay_req *reqs, size_t n,
         struct repro_replay_conn *rc_ = &p->conns[c];
         rc_->conn_id = items[i].r->conn_id;
         rc_->n_steps = j - i;
-        rc_->steps = malloc((j - i) * sizeof *rc_->steps);
+        rc_->steps = repro_malloc((j - i) * sizeof *rc_->steps);
         if (!rc_->steps)
             goto fail;
         int64_t last_end = 0;
@@ -214,15 +214,15 @@ int repro_replay_plan_build(const struct repro_replay_req *reqs, size_t n,
         for (size_t k = 0; k < p->conns[c].n_steps; k++)
             p->steps[p->conns[c].steps[k]].conn = c;
 
-    free(by_ans);
-    free(order);
-    free(items);
+    repro_free(by_ans);
+    repro_free(order);
+    repro_free(items);
     *out = p;
     return REPRO_OK;
 fail:
-    free(by_ans);
-    free(order);
-    free(items);
+    repro_free(by_ans);
+    repro_free(order);
+    repro_free(items);
     repro_replay_plan_free(p);
     return repro_error_set(err, rc, "cannot plan a replay of %zu requests: out of memory", n);
 }
@@ -230,7 +230,7 @@ fail:
 int repro_replay_frontier_init(struct repro_replay_frontier *f, size_t n_answers)
 {
     memset(f, 0, sizeof *f);
-    f->done = calloc(n_answers ? n_answers : 1, 1);
+    f->done = repro_calloc(n_answers ? n_answers : 1, 1);
     if (!f->done)
         return REPRO_E_NOMEM;
     f->n = n_answers;
@@ -241,7 +241,7 @@ void repro_replay_frontier_release(struct repro_replay_frontier *f)
 {
     if (!f)
         return;
-    free(f->done);
+    repro_free(f->done);
     memset(f, 0, sizeof *f);
 }
 
