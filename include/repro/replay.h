@@ -180,4 +180,83 @@ int repro_compare(const struct repro_comparer *c, const struct repro_compare_msg
                   const struct repro_compare_msg *actual, struct repro_diffs *out,
                   struct repro_error *err);
 
+/* ---- the sender (replay/engine.c) --------------------------------------- */
+
+struct sockaddr;
+
+/* Why a replayed request got no response. Values are stored; never change. */
+enum repro_replay_errkind {
+    REPRO_REPLAY_OK = 0,
+    REPRO_REPLAY_REFUSED,   /* connect refused */
+    REPRO_REPLAY_CONNECT,   /* connect failed otherwise (unreachable, timed out) */
+    REPRO_REPLAY_RESET,     /* the target reset the connection */
+    REPRO_REPLAY_CLOSED,    /* the target closed the connection before answering */
+    REPRO_REPLAY_TIMEOUT,   /* no complete response within the timeout */
+    REPRO_REPLAY_MALFORMED, /* the response could not be framed */
+    REPRO_REPLAY_WRITE,     /* the request could not be written */
+    REPRO_REPLAY_ERR__COUNT
+};
+/* "ok", "refused", ... (static, never NULL). */
+const char *repro_replay_errkind_name(enum repro_replay_errkind k);
+
+struct repro_replay_opts {
+    const struct sockaddr *target; /* borrowed for the run */
+    unsigned target_len;
+    double speed;         /* 1: recorded pace, 2: twice as fast; 0: max (as fast as answered) */
+    double rate;          /* cap in requests per second, 0: none */
+    unsigned connections; /* cap on open connections, 0: none */
+    unsigned loops;       /* the whole plan this many times (0 counts as 1) */
+    int timeout_ms;       /* per request, from its send (0: 10000) */
+    size_t max_response;  /* response bytes kept per request (0: 1 MiB); the rest counted */
+};
+
+/* One request's outcome, handed to the callback on the engine's reader
+ * thread. Times are CLOCK_MONOTONIC nanoseconds from the run's start. */
+struct repro_replay_result {
+    size_t step;         /* index into plan->steps */
+    unsigned loop;       /* 0-based iteration */
+    int64_t intended_ns; /* when the schedule wanted it sent */
+    int64_t sent_ns;     /* when write() of its last byte returned; -1 if not sent */
+    int64_t done_ns;     /* response complete or error seen */
+    enum repro_replay_errkind error;
+    int sys_errno;
+    int status;          /* final status (after any 1xx), 0 without response */
+    struct repro_slice response; /* raw response bytes as kept; borrowed for the call */
+    uint64_t response_bytes;     /* on the wire */
+    int response_capped;         /* bytes beyond max_response were not kept */
+    int reopened;        /* sent on a connection opened again after the target closed one */
+};
+
+/* Returning non-zero stops the run (it returns that code). */
+typedef int (*repro_replay_result_fn)(void *ctx, const struct repro_replay_result *r);
+
+struct repro_replay_stats {
+    uint64_t sent, answered;
+    uint64_t errors[REPRO_REPLAY_ERR__COUNT];
+    uint64_t connections_opened; /* connects that succeeded */
+    uint64_t reopened;           /* of those, after the target had closed one early */
+    uint64_t pipelined;          /* requests written while an earlier one was unanswered */
+    /* schedule error: actual - intended send time, ns (not meaningful at speed max) */
+    int64_t sched_p50_ns, sched_p99_ns, sched_p999_ns, sched_max_ns;
+    int64_t first_send_ns, last_done_ns; /* from the run's start */
+};
+
+/*
+ * Sends the plan's requests to o->target and reads every response. reqs[i]
+ * are the bytes of input request i (plan->steps[k].req indexes them),
+ * borrowed for the run. A sender thread writes each step when its
+ * intended time has come (start + at_us / speed, on an absolute clock with
+ * a spin before the deadline), the frontier allows it (causal order), and
+ * the rate and connection caps allow it; a reader thread frames responses
+ * (HEAD, 1xx, chunked, close-delimited) and calls fn once per step per
+ * loop, in completion order. A connection the target closes is reopened
+ * for its remaining requests; requests in flight on it fail as closed.
+ * Returns REPRO_OK when every request got a result (errors by kind are
+ * results, counted in *st), a callback's non-zero return, or REPRO_E_IO /
+ * REPRO_E_NOMEM when the run itself could not go on.
+ */
+int repro_replay_run(const struct repro_replay_plan *plan, const struct repro_slice *reqs,
+                     const struct repro_replay_opts *o, repro_replay_result_fn fn, void *ctx,
+                     struct repro_replay_stats *st, struct repro_error *err);
+
 #endif

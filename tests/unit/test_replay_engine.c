@@ -1,0 +1,490 @@
+/*
+ * Unit tests for the replay sender/reader (replay/engine.c) against a real
+ * HTTP server on a loopback port chosen by the kernel (a thread of this
+ * test). The server logs, per request, which accepted connection carried
+ * it and when it arrived and was answered, so the tests check session
+ * fidelity (one server connection per recorded connection, keep-alive,
+ * pipelining), causal order across connections, timing on an absolute
+ * clock, and every error kind: refused, closed early (reopened and
+ * counted), reset, timeout, malformed; plus HEAD, 1xx and chunked
+ * responses.
+ *
+ * Paths steer the server: /close answers with Connection: close and
+ * closes, /reset resets, /hang never answers, /garbage answers non-HTTP,
+ * /continue sends a 100 first, /chunked answers chunked, /slowN answers
+ * after N ms. Every other path is echoed in the body.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "repro/replay.h"
+
+/* ---- the server ------------------------------------------------------------ */
+
+#define MAXC 64
+#define MAXLOG 4096
+
+struct logent {
+    int conn;          /* accepted connection number */
+    char path[64];
+    int64_t in_ns, out_ns; /* arrival, answer written (mono) */
+};
+
+struct server {
+    int lfd, port, stop_pipe[2];
+    pthread_t th;
+    pthread_mutex_t m;
+    int accepted;
+    struct logent log[MAXLOG];
+    int n_log;
+};
+
+static int64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void put(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Answers one request head; returns 0 when the connection must close. */
+static int answer(struct server *sv, int fd, int cn, const char *head)
+{
+    char method[16] = "", path[64] = "", body[128], out[512];
+    int keep = 1;
+    sscanf(head, "%15s %63s", method, path);
+    int64_t in = mono();
+    if (strncmp(path, "/slow", 5) == 0) {
+        struct timespec ts = {0, atoi(path + 5) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    snprintf(body, sizeof body, "{\"path\":\"%s\"}", path);
+    if (strcmp(path, "/hang") == 0) {
+        keep = 1; /* never answered */
+    } else if (strcmp(path, "/reset") == 0) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        keep = 0;
+    } else if (strcmp(path, "/garbage") == 0) {
+        put(fd, "NOT HTTP AT ALL\r\n\r\n");
+    } else if (strcmp(path, "/chunked") == 0) {
+        put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+    } else {
+        if (strcmp(path, "/continue") == 0)
+            put(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+        keep = strcmp(path, "/close") != 0;
+        snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s\r\n%s", strlen(body),
+                 keep ? "" : "Connection: close\r\n", strcmp(method, "HEAD") == 0 ? "" : body);
+        put(fd, out);
+    }
+    pthread_mutex_lock(&sv->m);
+    if (sv->n_log < MAXLOG) {
+        struct logent *l = &sv->log[sv->n_log++];
+        l->conn = cn;
+        snprintf(l->path, sizeof l->path, "%s", path);
+        l->in_ns = in;
+        l->out_ns = mono();
+    }
+    pthread_mutex_unlock(&sv->m);
+    return keep;
+}
+
+static void *server_main(void *arg)
+{
+    struct server *sv = arg;
+    struct pollfd p[MAXC + 2];
+    int cnum[MAXC + 2];
+    char buf[MAXC + 2][4096];
+    size_t blen[MAXC + 2];
+    int n = 2;
+
+    p[0] = (struct pollfd){.fd = sv->lfd, .events = POLLIN};
+    p[1] = (struct pollfd){.fd = sv->stop_pipe[0], .events = POLLIN};
+    for (;;) {
+        if (poll(p, (nfds_t)n, -1) < 0)
+            continue;
+        if (p[1].revents)
+            break;
+        if (p[0].revents & POLLIN) {
+            int fd = accept(sv->lfd, NULL, NULL);
+            if (fd >= 0 && n < MAXC + 2) {
+                pthread_mutex_lock(&sv->m);
+                cnum[n] = sv->accepted++;
+                pthread_mutex_unlock(&sv->m);
+                p[n] = (struct pollfd){.fd = fd, .events = POLLIN};
+                blen[n] = 0;
+                n++;
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        for (int i = 2; i < n; i++) {
+            if (!p[i].revents)
+                continue;
+            ssize_t r = recv(p[i].fd, buf[i] + blen[i], sizeof buf[i] - 1 - blen[i], 0);
+            int keep = r > 0;
+            if (r > 0) {
+                char *end;
+                blen[i] += (size_t)r;
+                buf[i][blen[i]] = 0;
+                while (keep && (end = strstr(buf[i], "\r\n\r\n")) != NULL) {
+                    size_t hl = (size_t)(end + 4 - buf[i]);
+                    char head[4096];
+                    memcpy(head, buf[i], hl);
+                    head[hl] = 0;
+                    memmove(buf[i], buf[i] + hl, blen[i] - hl + 1);
+                    blen[i] -= hl;
+                    keep = answer(sv, p[i].fd, cnum[i], head);
+                }
+            }
+            if (!keep) {
+                close(p[i].fd);
+                p[i] = p[n - 1];
+                cnum[i] = cnum[n - 1];
+                memcpy(buf[i], buf[n - 1], blen[n - 1] + 1);
+                blen[i] = blen[n - 1];
+                n--;
+                i--;
+            }
+        }
+    }
+    for (int i = 2; i < n; i++)
+        close(p[i].fd);
+    return NULL;
+}
+
+static struct server *server_start(void)
+{
+    struct server *sv = calloc(1, sizeof *sv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int one = 1;
+    assert_non_null(sv);
+    sv->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(sv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(sv->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(sv->lfd, 128), 0);
+    assert_int_equal(getsockname(sv->lfd, (struct sockaddr *)&a, &al), 0);
+    sv->port = ntohs(a.sin_port);
+    assert_int_equal(pipe(sv->stop_pipe), 0);
+    pthread_mutex_init(&sv->m, NULL);
+    assert_int_equal(pthread_create(&sv->th, NULL, server_main, sv), 0);
+    return sv;
+}
+
+static void server_stop(struct server *sv)
+{
+    assert_int_equal(write(sv->stop_pipe[1], "x", 1), 1);
+    pthread_join(sv->th, NULL);
+    close(sv->lfd);
+    close(sv->stop_pipe[0]);
+    close(sv->stop_pipe[1]);
+    pthread_mutex_destroy(&sv->m);
+    free(sv);
+}
+
+/* A copy of the first log entry for path (the server may still run). */
+static struct logent logged_copy(struct server *sv, const char *path)
+{
+    struct logent l = {.conn = -1};
+    pthread_mutex_lock(&sv->m);
+    for (int i = 0; i < sv->n_log; i++)
+        if (strcmp(sv->log[i].path, path) == 0) {
+            l = sv->log[i];
+            break;
+        }
+    pthread_mutex_unlock(&sv->m);
+    if (l.conn < 0)
+        fail_msg("the server never saw %s", path);
+    return l;
+}
+
+static int accepted(struct server *sv)
+{
+    pthread_mutex_lock(&sv->m);
+    int n = sv->accepted;
+    pthread_mutex_unlock(&sv->m);
+    return n;
+}
+
+/* ---- a recorded trace and its run --------------------------------------- */
+
+struct trace {
+    struct repro_replay_req r[256];
+    struct repro_slice q[256];
+    char text[256][128];
+    size_t n;
+};
+
+static void add(struct trace *t, int64_t conn, int64_t sent_us, int64_t answered_us,
+                const char *method, const char *path)
+{
+    size_t i = t->n++;
+    uint64_t seq = 0;
+    for (size_t k = 0; k < i; k++)
+        seq += t->r[k].conn_id == conn;
+    t->r[i] = (struct repro_replay_req){.exchange_id = (int64_t)i + 1, .conn_id = conn, .seq = seq,
+                                        .sent_us = sent_us, .answered_us = answered_us,
+                                        .conn_opened_us = -1, .conn_closed_us = -1};
+    snprintf(t->text[i], sizeof t->text[i], "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, path);
+    t->q[i] = (struct repro_slice){(const uint8_t *)t->text[i], strlen(t->text[i])};
+}
+
+struct got {
+    struct repro_replay_result r[1024];
+    char body[1024][64];
+    size_t n;
+};
+
+static int collect(void *ctx, const struct repro_replay_result *r)
+{
+    struct got *g = ctx;
+    if (g->n < 1024) {
+        g->r[g->n] = *r;
+        const uint8_t *b = memmem(r->response.ptr, r->response.len, "\r\n\r\n", 4);
+        size_t bl = b ? r->response.len - (size_t)(b + 4 - r->response.ptr) : 0;
+        snprintf(g->body[g->n], sizeof g->body[g->n], "%.*s", (int)(bl < 63 ? bl : 63),
+                 b ? (const char *)b + 4 : "");
+        g->r[g->n].response = (struct repro_slice){0};
+        g->n++;
+    }
+    return 0;
+}
+
+/* The result of input request i (first loop). */
+static const struct repro_replay_result *result_of(const struct got *g,
+                                                    const struct repro_replay_plan *p, size_t i,
+                                                    const char **body)
+{
+    for (size_t k = 0; k < g->n; k++)
+        if (p->steps[g->r[k].step].req == i && g->r[k].loop == 0) {
+            if (body)
+                *body = g->body[k];
+            return &g->r[k];
+        }
+    fail_msg("no result for request %zu", i);
+    return NULL;
+}
+
+static int run(struct trace *t, int port, double speed, struct repro_replay_opts *extra,
+               struct repro_replay_plan **plan, struct got *g, struct repro_replay_stats *st)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct repro_replay_opts o = extra ? *extra : (struct repro_replay_opts){0};
+    struct repro_error err = {0};
+    o.target = (const struct sockaddr *)&a;
+    o.target_len = sizeof a;
+    o.speed = speed;
+    if (!o.timeout_ms)
+        o.timeout_ms = 2000;
+    assert_int_equal(repro_replay_plan_build(t->r, t->n, plan, &err), REPRO_OK);
+    memset(g, 0, sizeof *g);
+    return repro_replay_run(*plan, t->q, &o, collect, g, st, &err);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_sessions_and_causality(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct got g;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    const char *body;
+
+    memset(&t, 0, sizeof t);
+    /* conn 1: a slow login, then two requests on keep-alive; conn 2 asks
+     * for /me after the login answer (recorded at 1000+50 ms < 1060 ms);
+     * conn 3 pipelines three requests, one a HEAD */
+    add(&t, 1, 1000000, 1050000, "POST", "/slow30");
+    add(&t, 1, 1070000, 1075000, "GET", "/a");
+    add(&t, 2, 1060000, 1065000, "GET", "/me");
+    add(&t, 3, 1080000, 1090000, "GET", "/p1");
+    add(&t, 3, 1080001, 1090001, "HEAD", "/p2");
+    add(&t, 3, 1080002, 1090002, "GET", "/continue");
+    add(&t, 1, 1100000, 1110000, "GET", "/chunked");
+    assert_int_equal(run(&t, sv->port, 0, NULL, &p, &g, &st), REPRO_OK);
+
+    assert_int_equal(g.n, 7);
+    assert_int_equal(st.answered, 7);
+    assert_int_equal(st.sent, 7);
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(result_of(&g, p, i, NULL)->error, REPRO_REPLAY_OK);
+    result_of(&g, p, 1, &body);
+    assert_string_equal(body, "{\"path\":\"/a\"}");
+    assert_int_equal(result_of(&g, p, 4, &body)->status, 200);
+    assert_string_equal(body, ""); /* HEAD: no body although Content-Length */
+    assert_int_equal(result_of(&g, p, 5, &body)->status, 200); /* after the 100 */
+    assert_string_equal(body, "{\"path\":\"/continue\"}");
+    assert_int_equal(result_of(&g, p, 6, &body)->status, 200);
+    /* one server connection per recorded connection */
+    assert_int_equal(accepted(sv), 3);
+    assert_int_equal(st.connections_opened, 3);
+    assert_int_equal(st.reopened, 0);
+    struct logent login = logged_copy(sv, "/slow30"), me = logged_copy(sv, "/me"),
+                  a = logged_copy(sv, "/a"), p1 = logged_copy(sv, "/p1"), p2 = logged_copy(sv, "/p2");
+    assert_int_equal(a.conn, login.conn);
+    assert_int_not_equal(me.conn, login.conn);
+    assert_int_equal(p1.conn, p2.conn);
+    /* /me waited for the login answer although speed is max */
+    assert_true(me.in_ns >= login.out_ns);
+    /* pipelined: /p2 was written before /p1 was answered... the server
+     * reads both at once or one after the other; the sender counted it */
+    assert_true(st.pipelined >= 2);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
+static void test_timing(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct got g;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+
+    memset(&t, 0, sizeof t);
+    /* 40 requests 5 ms apart on 4 connections, replayed at 2x: 2.5 ms apart */
+    for (int i = 0; i < 40; i++) {
+        char path[16];
+        snprintf(path, sizeof path, "/t%d", i);
+        add(&t, i % 4, 5000 * i, 5000 * i + 100, "GET", path);
+    }
+    assert_int_equal(run(&t, sv->port, 2.0, NULL, &p, &g, &st), REPRO_OK);
+    assert_int_equal(st.answered, 40);
+    for (size_t k = 0; k < g.n; k++) {
+        const struct repro_replay_result *r = &g.r[k];
+        int64_t want = p->steps[r->step].at_us * 1000 / 2;
+        assert_int_equal(r->intended_ns - g.r[0].intended_ns + p->steps[g.r[0].step].at_us * 500,
+                         want);
+        assert_true(r->sent_ns >= r->intended_ns);
+    }
+    /* the run lasted as long as the trace at 2x (97.5 ms), not longer by the
+     * sum of per-request delays; bounds are loose: this is not a benchmark */
+    int64_t span = st.last_done_ns - st.first_send_ns;
+    assert_true(span >= 97000000);
+    assert_true(span < 97000000 + 400000000);
+    assert_true(st.sched_p50_ns >= 0);
+    assert_true(st.sched_max_ns >= st.sched_p99_ns && st.sched_p99_ns >= st.sched_p50_ns);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct got g;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    struct repro_replay_opts o = {.timeout_ms = 300};
+    const char *body;
+
+    memset(&t, 0, sizeof t);
+    add(&t, 1, 0, 10, "GET", "/close");   /* answered, then closed by the target */
+    add(&t, 1, 20, 30, "GET", "/after");  /* reopened */
+    add(&t, 2, 40, 50, "GET", "/reset");
+    add(&t, 3, 60, 70, "GET", "/hang");
+    add(&t, 4, 80, 90, "GET", "/garbage");
+    add(&t, 5, 100, 110, "GET", "/fine");
+    assert_int_equal(run(&t, sv->port, 0, &o, &p, &g, &st), REPRO_OK);
+    assert_int_equal(g.n, 6);
+    assert_int_equal(result_of(&g, p, 0, NULL)->error, REPRO_REPLAY_OK);
+    assert_int_equal(result_of(&g, p, 1, &body)->error, REPRO_REPLAY_OK);
+    assert_string_equal(body, "{\"path\":\"/after\"}");
+    assert_true(result_of(&g, p, 1, NULL)->reopened);
+    assert_int_equal(st.reopened, 1);
+    enum repro_replay_errkind k = result_of(&g, p, 2, NULL)->error;
+    assert_true(k == REPRO_REPLAY_RESET || k == REPRO_REPLAY_CLOSED);
+    assert_int_equal(result_of(&g, p, 3, NULL)->error, REPRO_REPLAY_TIMEOUT);
+    assert_true(result_of(&g, p, 3, NULL)->done_ns - result_of(&g, p, 3, NULL)->sent_ns >=
+                300000000);
+    assert_int_equal(result_of(&g, p, 4, NULL)->error, REPRO_REPLAY_MALFORMED);
+    assert_int_equal(result_of(&g, p, 5, NULL)->error, REPRO_REPLAY_OK);
+    assert_int_equal(st.errors[REPRO_REPLAY_TIMEOUT], 1);
+    assert_string_equal(repro_replay_errkind_name(REPRO_REPLAY_TIMEOUT), "timeout");
+    repro_replay_plan_free(p);
+
+    /* nobody listens: every request is refused, the run completes */
+    int port = sv->port;
+    server_stop(sv);
+    assert_int_equal(run(&t, port, 0, &o, &p, &g, &st), REPRO_OK);
+    assert_int_equal(g.n, 6);
+    assert_int_equal(st.errors[REPRO_REPLAY_REFUSED], 6);
+    assert_int_equal(result_of(&g, p, 0, NULL)->sent_ns, -1);
+    repro_replay_plan_free(p);
+}
+
+static void test_caps_and_loops(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct got g;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    struct repro_replay_opts o = {.connections = 2, .loops = 3};
+
+    memset(&t, 0, sizeof t);
+    /* 6 connections open at once, two requests each */
+    for (int c = 0; c < 6; c++) {
+        char path[16];
+        snprintf(path, sizeof path, "/c%da", c);
+        add(&t, c, c, 1000 + c, "GET", path);
+    }
+    for (int c = 0; c < 6; c++) {
+        char path[16];
+        snprintf(path, sizeof path, "/c%db", c);
+        add(&t, c, 2000 + c, 3000 + c, "GET", path);
+    }
+    assert_int_equal(run(&t, sv->port, 0, &o, &p, &g, &st), REPRO_OK);
+    assert_int_equal(g.n, 36);
+    assert_int_equal(st.answered, 36);
+    for (size_t k = 0; k < g.n; k++)
+        assert_int_equal(g.r[k].error, REPRO_REPLAY_OK);
+    assert_int_equal(g.r[35].loop, 2);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sessions_and_causality),
+        cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_caps_and_loops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
