@@ -93,71 +93,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# nginx rejects `listen 127.0.0.1:0` ("invalid port"), so the kernel picks a
-# free port through a bind(0) just before nginx starts; if another process
-# takes it in between, nginx fails to bind and we retry with a new port.
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_nginx DIR: sets nginx_pid and port, or returns 1.
-start_nginx() {
-    local dir=$1 attempt i
-    mkdir -p "$dir/www" "$dir/tmp"
-    # mktemp -d makes a 0700 directory; a root master runs its worker as
-    # nobody, which must be able to read the page.
-    chmod a+rx "$work" "$dir" "$dir/www"
-    # ~150-byte static body.
-    printf '<!doctype html><html><head><title>repro bench</title></head><body><p>%s</p></body></html>\n' \
-        'static page served to wrk for the repro capture benchmark' > "$dir/www/index.html"
-    chmod a+r "$dir/www/index.html"
-    for attempt in 1 2 3; do
-        port=$(free_port)
-        cat > "$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp;
-    proxy_temp_path $dir/tmp;
-    fastcgi_temp_path $dir/tmp;
-    uwsgi_temp_path $dir/tmp;
-    scgi_temp_path $dir/tmp;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    server {
-        listen 127.0.0.1:$port;
-        root $dir/www;
-        default_type text/html;
-    }
-}
-EOF
-        : > "$dir/error.log"
-        nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
-        nginx_pid=$!
-        # Readiness: poll for up to 5 s.
-        for i in $(seq 50); do
-            kill -0 "$nginx_pid" 2>/dev/null || break
-            if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null; then
-                return 0
-            fi
-            sleep 0.1
-        done
-        kill -QUIT "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-        nginx_pid=
-        if grep -q 'Address already in use' "$dir/error.log"; then
-            log "port $port was taken before nginx could bind it (attempt $attempt); retrying"
-            continue
-        fi
-        log "nginx did not serve http://127.0.0.1:$port/ within 5 s: $(tail -n 2 "$dir/error.log" | tr '\n' ' ')"
-        return 1
-    done
-    return 1
-}
+# free_port and start_nginx DIR (sets nginx_pid and port): shared with the
+# other benchmarks.
+. "$HERE/lib_nginx.sh"
 
 # record_once OUT DURATION THREADS BUFFER_KIB: one nginx + tcpdump + wrk run.
 # Writes $work/wrk.out and $work/tcpdump.err; sets rec_requests, rec_dropped.
