@@ -25,6 +25,8 @@ struct repro_replay_req {
     int64_t answered_us;    /* the response's last byte arrived; -1: no response recorded */
     int64_t conn_opened_us; /* -1 when unknown */
     int64_t conn_closed_us; /* -1 when unknown or still open at the capture's end */
+    int64_t client_key;     /* the recorded client (e.g. a hash of its address): values
+                               are carried over between requests of one client only */
 };
 
 /* One planned send. */
@@ -258,5 +260,54 @@ struct repro_replay_stats {
 int repro_replay_run(const struct repro_replay_plan *plan, const struct repro_slice *reqs,
                      const struct repro_replay_opts *o, repro_replay_result_fn fn, void *ctx,
                      struct repro_replay_stats *st, struct repro_error *err);
+
+/* ---- dynamic values (replay/correlate.c) ---------------------------------- */
+
+/*
+ * Staging hands out other session cookies, CSRF tokens and ids than
+ * production did. The correlator carries them over: a value a recorded
+ * response introduced (a Set-Cookie, a Location, a JSON member) that later
+ * requests of the same client reuse is replaced, in those requests, by the
+ * value the staging response gave in the same place. Redacted values are
+ * matched by name: a request field "csrf_token" holding the redaction mark
+ * gets the "csrf_token" the staging response gave; a redacted Cookie
+ * header gets the cookies staging set for that client (a cookie jar).
+ * Thread-safe: observe() on the reader thread, apply() on the sender's.
+ */
+struct repro_correlator;
+
+/* One substitution made in a request. */
+struct repro_corr_subst {
+    char kind[16];     /* "cookie", "location", "json", "header", "param" */
+    char name[64];     /* cookie, member or field name */
+    char old_val[64];  /* excerpts */
+    char new_val[64];
+};
+
+/*
+ * Learns, from the recorded exchanges, the values responses introduced and
+ * later requests of the same client reuse. reqs[i] is request i's planner
+ * input (client_key, times), requests[i] and responses[i] its recorded raw
+ * bytes (a response may be empty). All borrowed for the call. *out is
+ * transferred: repro_correlator_free().
+ */
+int repro_correlator_new(const struct repro_replay_plan *plan, const struct repro_replay_req *reqs,
+                         const struct repro_slice *requests, const struct repro_slice *responses,
+                         struct repro_correlator **out, struct repro_error *err);
+void repro_correlator_free(struct repro_correlator *c);
+/* How many recorded values later requests reuse (what can be carried over). */
+size_t repro_correlator_n_tokens(const struct repro_correlator *c);
+/* Records what the staging response of input request i gave (raw bytes,
+ * borrowed for the call). */
+void repro_correlator_observe(struct repro_correlator *c, size_t i, struct repro_slice response);
+/*
+ * Writes request i (its recorded bytes in) into out with the carried-over
+ * values substituted (Content-Length fixed when the body changed) and
+ * appends what it substituted to subs (up to max_subs; *n_subs counts them
+ * all). Errors: REPRO_E_NOMEM, REPRO_E_LIMIT (out's cap).
+ */
+int repro_correlator_apply(struct repro_correlator *c, size_t i, struct repro_slice in,
+                           struct repro_buf *out, struct repro_corr_subst *subs, size_t max_subs,
+                           size_t *n_subs);
 
 #endif
