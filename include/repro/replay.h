@@ -310,4 +310,43 @@ int repro_correlator_apply(struct repro_correlator *c, size_t i, struct repro_sl
                            struct repro_buf *out, struct repro_corr_subst *subs, size_t max_subs,
                            size_t *n_subs);
 
+/* ---- noise from a baseline (replay/noise.c) --------------------------------- */
+
+/*
+ * With a baseline (a second instance of the known-good build), each request
+ * has two comparisons against the recorded response: the target's and the
+ * baseline's. A field that differs between two known-good answers is
+ * noise. Diffy's rule over a run: a field is a regression only when the
+ * target differs on it clearly more often than the baseline does (more
+ * than abs_threshold of the requests more often, and more than
+ * rel_threshold relatively); and, per request, a target difference on a
+ * field where the baseline also differed for that same request is noise.
+ */
+struct repro_noise;
+
+struct repro_noise_field {
+    const char *key;                /* repro_diff.key; owned by the repro_noise */
+    uint64_t n_target, n_baseline;  /* requests where each side differed on it */
+    int noisy;                      /* after repro_noise_classify() */
+};
+
+/* *out is transferred: repro_noise_free(). REPRO_E_NOMEM. */
+int repro_noise_new(struct repro_noise **out);
+void repro_noise_free(struct repro_noise *n);
+/* Counts one request's differences (baseline NULL: none for it). */
+int repro_noise_add(struct repro_noise *n, const struct repro_diffs *target,
+                    const struct repro_diffs *baseline);
+/* Decides which fields are noise (defaults when <= 0: 0.03 and 0.2). */
+void repro_noise_classify(struct repro_noise *n, double abs_threshold, double rel_threshold);
+/* 1 when target difference d of a request is noise (see above). */
+int repro_noise_is_noise(const struct repro_noise *n, const struct repro_diff *d,
+                         const struct repro_diffs *baseline);
+/* The fields seen, noisy or not; borrowed until repro_noise_free(). */
+size_t repro_noise_fields(const struct repro_noise *n, const struct repro_noise_field **out);
+/* The rule that would ignore field f ("--ignore-json-path '$.ts'",
+ * "--ignore-header 'x-trace'") in buf, or NULL when ignoring it would be
+ * too broad (the status, a whole body, a whole array) and *why says so. */
+const char *repro_noise_suggest(const struct repro_noise_field *f, char *buf, size_t len,
+                                const char **why);
+
 #endif
