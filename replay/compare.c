@@ -326,6 +326,11 @@ static int apply_masks(const struct repro_comparer *c, const char *s, size_t len
     for (size_t m = 0; m < c->n_masks; m++) {
         struct repro_buf nb;
         size_t pos = 0;
+        /* REG_STARTEND bounds the match, but sanitizers' regexec still reads
+         * up to a NUL: keep one after the bytes */
+        if (repro_buf_reserve(&b, 1) != REPRO_OK)
+            goto nomem;
+        b.data[b.len] = 0;
         repro_buf_init(&nb, SIZE_MAX);
         while (pos <= b.len) {
             regmatch_t mt = {.rm_so = (regoff_t)pos, .rm_eo = (regoff_t)b.len};

@@ -280,7 +280,8 @@ static int collect(void *ctx, const struct repro_replay_result *r)
     struct got *g = ctx;
     if (g->n < 1024) {
         g->r[g->n] = *r;
-        const uint8_t *b = memmem(r->response.ptr, r->response.len, "\r\n\r\n", 4);
+        const uint8_t *b = r->response.len ? memmem(r->response.ptr, r->response.len, "\r\n\r\n", 4)
+                                           : NULL;
         size_t bl = b ? r->response.len - (size_t)(b + 4 - r->response.ptr) : 0;
         snprintf(g->body[g->n], sizeof g->body[g->n], "%.*s", (int)(bl < 63 ? bl : 63),
                  b ? (const char *)b + 4 : "");
