@@ -441,7 +441,7 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
 {
     const struct repro_replay_step *s = &e->plan->steps[k];
     struct conn *c = &e->conns[s->conn];
-    const struct repro_slice *q = &e->reqs[s->req];
+    struct repro_slice q = e->reqs[s->req];
     int timeout_ms = e->o->timeout_ms > 0 ? e->o->timeout_ms : 10000;
 
     e->intended[k] = intended;
@@ -485,7 +485,11 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
     int fd = c->fd;
     pthread_mutex_unlock(&e->m);
 
-    int er = write_all(fd, q->ptr, q->len, timeout_ms);
+    int er = 0;
+    if (e->o->prepare && e->o->prepare(e->o->prepare_ctx, s->req, &q) != 0)
+        er = EINVAL;
+    else
+        er = write_all(fd, q.ptr, q.len, timeout_ms);
     int64_t t = now_ns(e);
 
     pthread_mutex_lock(&e->m);

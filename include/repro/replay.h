@@ -210,6 +210,13 @@ struct repro_replay_opts {
     unsigned loops;       /* the whole plan this many times (0 counts as 1) */
     int timeout_ms;       /* per request, from its send (0: 10000) */
     size_t max_response;  /* response bytes kept per request (0: 1 MiB); the rest counted */
+    /* Optional, called on the sender thread just before input request
+     * `req` is written: may replace *bytes (the recorded ones) with bytes
+     * owned by ctx that stay valid until the next call. Keep it cheap: it
+     * runs between the deadline and the write. Non-zero fails the request
+     * (kind WRITE) without sending it. */
+    int (*prepare)(void *ctx, size_t req, struct repro_slice *bytes);
+    void *prepare_ctx;
 };
 
 /* One request's outcome, handed to the callback on the engine's reader
@@ -348,5 +355,77 @@ size_t repro_noise_fields(const struct repro_noise *n, const struct repro_noise_
  * too broad (the status, a whole body, a whole array) and *why says so. */
 const char *repro_noise_suggest(const struct repro_noise_field *f, char *buf, size_t len,
                                 const char **why);
+
+/* ---- a replay run (replay/run.c) --------------------------------------------- */
+
+/* One recorded exchange to replay; everything borrowed for the run. */
+struct repro_replay_input {
+    int64_t exchange_id;
+    int64_t conn_id, client_key;
+    uint64_t seq;
+    int64_t sent_us, answered_us;  /* answered_us -1: production never answered */
+    int64_t conn_opened_us, conn_closed_us;
+    struct repro_slice request;    /* recorded raw bytes (after redaction) */
+    struct repro_slice response;   /* recorded raw bytes, empty when none */
+    int response_body_cut;         /* the stored body is a prefix of the real one */
+    const uint8_t *response_digest; /* SHA-256 of the whole recorded body, or NULL */
+};
+
+enum repro_verdict {
+    REPRO_VERDICT_MATCH = 0,
+    REPRO_VERDICT_MISMATCH,
+    REPRO_VERDICT_ERROR,
+    REPRO_VERDICT_TIMEOUT,
+    REPRO_VERDICT_CRASH,
+    REPRO_VERDICT_UNANSWERED, /* production never answered: nothing to compare */
+    REPRO_VERDICT__COUNT
+};
+/* "match", "mismatch", ... (static). */
+const char *repro_verdict_name(enum repro_verdict v);
+
+/* One request's outcome; everything borrowed for the callback. */
+struct repro_replay_outcome {
+    size_t input;                       /* index into the inputs */
+    unsigned loop;
+    enum repro_verdict verdict;
+    const struct repro_replay_result *result; /* the target's (response bytes kept for
+                                                 anything but a match, or always with
+                                                 keep_all_responses) */
+    const struct repro_diffs *diffs;    /* differences that count (noise removed) */
+    size_t n_noise;                     /* differences discarded as noise */
+    const struct repro_corr_subst *subs; /* values carried over from staging */
+    size_t n_subs;
+    int still_redacted;                 /* the request sent still held a redaction mark */
+};
+typedef int (*repro_replay_outcome_fn)(void *ctx, const struct repro_replay_outcome *o);
+
+struct repro_replay_run_opts {
+    struct repro_replay_opts engine;        /* target, speed, caps, timeout (prepare is set
+                                               by the run) */
+    const struct sockaddr *baseline;        /* a known-good instance, or NULL */
+    unsigned baseline_len;
+    const struct repro_compare_rules *rules; /* or NULL: defaults */
+    int no_correlate;                       /* 1: send the recorded values */
+    int keep_all_responses;                 /* 1: keep matches' response bytes too */
+};
+
+struct repro_replay_summary {
+    uint64_t verdicts[REPRO_VERDICT__COUNT];
+    uint64_t substitutions, still_redacted, noise_discarded, body_unchecked;
+    struct repro_replay_stats target, baseline;
+    struct repro_noise *noise; /* with a baseline: the fields seen (transferred:
+                                  repro_noise_free), else NULL */
+};
+
+/*
+ * Replays inputs[0..n) against opts->engine.target (and first against the
+ * baseline when there is one), compares every response with the recorded
+ * one, and calls fn once per request and loop, in completion order, after
+ * the run (noise is only known then). Returns REPRO_OK, a non-zero return
+ * of fn, or an error from planning or the engine.
+ */
+int repro_replay_execute(const struct repro_replay_input *inputs, size_t n,
+                         const struct repro_replay_run_opts *opts, repro_replay_outcome_fn fn,
+                         void *ctx, struct repro_replay_summary *sum, struct repro_error *err);
 
 #endif

@@ -50,6 +50,7 @@ struct server {
     pthread_t th;
     pthread_mutex_t m;
     int accepted;
+    int variant; /* 1: /variant answers differently (a regression) */
     struct logent log[MAXLOG];
     int n_log;
 };
@@ -84,7 +85,29 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         struct timespec ts = {0, atoi(path + 5) * 1000000L};
         nanosleep(&ts, NULL);
     }
+    char extra[160] = "";
+    static int stamp;
     snprintf(body, sizeof body, "{\"path\":\"%s\"}", path);
+    if (strcmp(path, "/stamp") == 0) { /* a value that differs on every answer */
+        pthread_mutex_lock(&sv->m);
+        int t = ++stamp;
+        pthread_mutex_unlock(&sv->m);
+        snprintf(body, sizeof body, "{\"path\":\"%s\",\"t\":%d}", path, t);
+    } else if (strcmp(path, "/login") == 0) {
+        pthread_mutex_lock(&sv->m);
+        int t = ++stamp;
+        pthread_mutex_unlock(&sv->m);
+        snprintf(extra, sizeof extra, "Set-Cookie: sid=staging%d; Path=/\r\n", t);
+    } else if (strcmp(path, "/variant") == 0) {
+        pthread_mutex_lock(&sv->m);
+        int v = sv->variant;
+        pthread_mutex_unlock(&sv->m);
+        snprintf(body, sizeof body, "{\"path\":\"%s\",\"v\":%d}", path, v);
+    } else if (strcmp(path, "/me") == 0) { /* echoes the session cookie */
+        const char *ck = strstr(head, "Cookie: ");
+        int cl = ck ? (int)strcspn(ck + 8, "\r\n") : 0;
+        snprintf(body, sizeof body, "{\"path\":\"/me\",\"cookie\":\"%.*s\"}", cl, ck ? ck + 8 : "");
+    }
     if (strcmp(path, "/hang") == 0) {
         keep = 1; /* never answered */
     } else if (strcmp(path, "/reset") == 0) {
@@ -99,8 +122,9 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         if (strcmp(path, "/continue") == 0)
             put(fd, "HTTP/1.1 100 Continue\r\n\r\n");
         keep = strcmp(path, "/close") != 0;
-        snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s\r\n%s", strlen(body),
-                 keep ? "" : "Connection: close\r\n", strcmp(method, "HEAD") == 0 ? "" : body);
+        snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s%s\r\n%s",
+                 strlen(body), extra, keep ? "" : "Connection: close\r\n",
+                 strcmp(method, "HEAD") == 0 ? "" : body);
         put(fd, out);
     }
     pthread_mutex_lock(&sv->m);
@@ -493,6 +517,147 @@ static void test_caps_and_loops(void **state)
     server_stop(sv);
 }
 
+/* ---- whole runs (replay/run.c) ------------------------------------------ */
+
+struct outcomes {
+    struct repro_replay_outcome o[64];
+    struct repro_diffs d[64];
+    char sub_kind[64][16];
+    size_t n;
+};
+
+static int keep_outcome(void *ctx, const struct repro_replay_outcome *o)
+{
+    struct outcomes *s = ctx;
+    if (s->n < 64) {
+        s->o[s->n] = *o;
+        s->d[s->n] = (struct repro_diffs){.n = o->diffs->n};
+        s->o[s->n].diffs = NULL;
+        s->o[s->n].result = NULL;
+        s->o[s->n].subs = NULL;
+        snprintf(s->sub_kind[s->n], sizeof s->sub_kind[s->n], "%s", o->n_subs ? o->subs[0].kind : "");
+        s->n++;
+    }
+    return 0;
+}
+
+static const struct repro_replay_outcome *outcome(const struct outcomes *s, size_t input,
+                                                  size_t *at)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (s->o[k].input == input && s->o[k].loop == 0) {
+            if (at)
+                *at = k;
+            return &s->o[k];
+        }
+    fail_msg("no outcome for input %zu", input);
+    return NULL;
+}
+
+static void input(struct repro_replay_input *in, struct trace *t, size_t i, const char *response)
+{
+    in[i] = (struct repro_replay_input){.exchange_id = t->r[i].exchange_id, .conn_id = t->r[i].conn_id,
+                                        .client_key = 1, .seq = t->r[i].seq,
+                                        .sent_us = t->r[i].sent_us,
+                                        .answered_us = response ? t->r[i].answered_us : -1,
+                                        .conn_opened_us = -1, .conn_closed_us = -1,
+                                        .request = t->q[i]};
+    if (response)
+        in[i].response = (struct repro_slice){(const uint8_t *)response, strlen(response)};
+}
+
+static void test_run_verdicts(void **state)
+{
+    (void)state;
+    struct server *sv = server_start(), *base = server_start();
+    static struct trace t;
+    static struct outcomes got;
+    struct repro_replay_input in[8];
+    struct repro_replay_summary sum;
+    struct repro_error err = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in b = a;
+    b.sin_port = htons((uint16_t)base->port);
+
+    memset(&t, 0, sizeof t);
+    add(&t, 1, 0, 10, "GET", "/same");
+    add(&t, 1, 20, 30, "GET", "/changed");
+    add(&t, 2, 40, 50, "GET", "/never");
+    add(&t, 2, 60, 70, "GET", "/stamp");
+    add(&t, 3, 80, 90, "GET", "/login");
+    add(&t, 3, 100, 110, "GET", "/me");
+    add(&t, 4, 120, 130, "GET", "/hang");
+    add(&t, 4, 140, 150, "GET", "/variant");
+    snprintf(t.text[5], sizeof t.text[5], "GET /me HTTP/1.1\r\nHost: t\r\nCookie: [REDACTED]\r\n\r\n");
+    t.q[5] = (struct repro_slice){(const uint8_t *)t.text[5], strlen(t.text[5])};
+    input(in, &t, 0, "HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"path\":\"/same\"}");
+    input(in, &t, 1, "HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"path\":\"/other\"}");
+    input(in, &t, 2, NULL);
+    input(in, &t, 3, "HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\n{\"path\":\"/stamp\",\"t\":999}");
+    input(in, &t, 4, "HTTP/1.1 200 OK\r\nSet-Cookie: [REDACTED]\r\nContent-Length: 17\r\n\r\n{\"path\":\"/login\"}");
+    input(in, &t, 5, "HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n{\"path\":\"/me\",\"cookie\":\"[REDACTED]\"}");
+    input(in, &t, 6, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    input(in, &t, 7, "HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\n{\"path\":\"/variant\",\"v\":0}");
+    pthread_mutex_lock(&sv->m);
+    sv->variant = 1; /* the target regressed on /variant; the baseline did not */
+    pthread_mutex_unlock(&sv->m);
+
+    struct repro_replay_run_opts o = {.engine = {.target = (const struct sockaddr *)&a,
+                                                 .target_len = sizeof a, .timeout_ms = 300}};
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_replay_execute(in, 8, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_int_equal(got.n, 8);
+    assert_int_equal(outcome(&got, 7, NULL)->verdict, REPRO_VERDICT_MISMATCH);
+    assert_int_equal(outcome(&got, 0, NULL)->verdict, REPRO_VERDICT_MATCH);
+    assert_int_equal(outcome(&got, 1, NULL)->verdict, REPRO_VERDICT_MISMATCH);
+    assert_int_equal(outcome(&got, 2, NULL)->verdict, REPRO_VERDICT_UNANSWERED);
+    assert_int_equal(outcome(&got, 3, NULL)->verdict, REPRO_VERDICT_MISMATCH); /* $.t, no baseline */
+    assert_int_equal(outcome(&got, 6, NULL)->verdict, REPRO_VERDICT_TIMEOUT);
+    /* the staging session cookie went with /me, and matched the redacted record */
+    size_t at;
+    const struct repro_replay_outcome *me = outcome(&got, 5, &at);
+    assert_int_equal(me->n_subs, 1);
+    assert_string_equal(got.sub_kind[at], "cookie");
+    assert_false(me->still_redacted);
+    assert_int_equal(me->verdict, REPRO_VERDICT_MATCH);
+    assert_int_equal(sum.verdicts[REPRO_VERDICT_MATCH], 3);
+    assert_int_equal(sum.substitutions, 1);
+    assert_null(sum.noise);
+
+    /* without correlation the mark goes out, and is flagged */
+    o.no_correlate = 1;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_replay_execute(in, 8, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_true(outcome(&got, 5, NULL)->still_redacted);
+    assert_int_equal(sum.still_redacted, 1);
+
+    /* with a baseline, $.t is noise: /stamp matches; so does /changed (the
+     * known-good build differs from production the same way); /variant,
+     * where only the target differs, does not */
+    o.no_correlate = 0;
+    o.baseline = (const struct sockaddr *)&b;
+    o.baseline_len = sizeof b;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_replay_execute(in, 8, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_int_equal(outcome(&got, 3, NULL)->verdict, REPRO_VERDICT_MATCH);
+    assert_int_equal(outcome(&got, 3, NULL)->n_noise, 1);
+    assert_int_equal(outcome(&got, 1, NULL)->verdict, REPRO_VERDICT_MATCH);
+    assert_int_equal(outcome(&got, 7, NULL)->verdict, REPRO_VERDICT_MISMATCH);
+    assert_non_null(sum.noise);
+    const struct repro_noise_field *f;
+    size_t nf = repro_noise_fields(sum.noise, &f), noisy = 0;
+    for (size_t k = 0; k < nf; k++)
+        if (f[k].noisy) {
+            noisy++;
+            assert_true(strcmp(f[k].key, "$.t") == 0 || strcmp(f[k].key, "$.path") == 0);
+        }
+    assert_int_equal(noisy, 2);
+    repro_noise_free(sum.noise);
+    server_stop(base);
+    server_stop(sv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_timing),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_caps_and_loops),
+        cmocka_unit_test(test_run_verdicts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,361 @@
+/*
+ * A replay run: plan, correlate, send (replay/engine.c), compare every
+ * response with the recorded one, and, with a baseline, tell regressions
+ * from noise; then hand each request's verdict to the caller.
+ *
+ * Order of work: with a baseline, the whole plan first goes to the
+ * baseline (its differences from production, per request, are what noise
+ * is), then to the target. Each response is compared on the engine's
+ * reader thread as it completes; the differences (small) are kept, and
+ * the response bytes only for what did not match (or everything with
+ * keep_all_responses). Verdicts are final only after the run (Diffy's rule
+ * needs every request's counts), so outcomes are delivered at the end, in
+ * completion order.
+ *
+ * Verdicts: unanswered (production never answered: nothing to compare),
+ * timeout, error (any other engine error), mismatch (differences left
+ * after noise), match. crash is set by callers that supervise the target
+ * (--exec).
+ *
+ * Left out: where inputs come from and where outcomes go (app/), the
+ * supervisor.
+ */
+#include "repro/replay.h"
+
+#include "repro/http.h"
+
+#include <nettle/sha2.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUBS_PER_REQUEST 8
+
+struct rec {
+    struct repro_replay_result r; /* r.response points into resp */
+    uint8_t *resp;
+    struct repro_diffs diffs;
+};
+
+struct run {
+    const struct repro_replay_input *in;
+    size_t n;
+    const struct repro_replay_run_opts *o;
+    struct repro_comparer *cmp;
+    struct repro_correlator *corr, *corr_base; /* the target's and the baseline's sessions */
+    const struct repro_replay_plan *plan;
+    int baseline_phase;
+    struct repro_error *err;
+    int failed; /* first error inside a callback */
+
+    /* sender thread (prepare) */
+    struct repro_buf out;
+    struct repro_corr_subst **subs; /* per input: what was substituted (NULL: nothing) */
+    size_t *n_subs;
+    uint8_t *redacted;
+
+    /* reader thread */
+    struct repro_http_head *he, *ha;
+    struct repro_buf be, ba;
+    struct rec *recs;
+    size_t n_recs, cap_recs;
+    struct repro_diffs *base; /* per input: baseline vs production (loop 0) */
+    uint64_t body_unchecked;
+};
+
+static const char *const verdict_names[REPRO_VERDICT__COUNT] = {
+    "match", "mismatch", "error", "timeout", "crash", "unanswered",
+};
+
+const char *repro_verdict_name(enum repro_verdict v)
+{
+    return (unsigned)v < REPRO_VERDICT__COUNT ? verdict_names[v] : "unknown";
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static int holds_mark(struct repro_slice s)
+{
+    return s.len && (memmem(s.ptr, s.len, REPRO_REDACT_MARK, sizeof REPRO_REDACT_MARK - 1) ||
+                     memmem(s.ptr, s.len, REPRO_REDACT_MARK_URL,
+                            sizeof REPRO_REDACT_MARK_URL - 1));
+}
+
+static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
+{
+    struct run *r = ctx;
+    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
+    if (corr) {
+        struct repro_corr_subst subs[SUBS_PER_REQUEST];
+        size_t n = 0;
+        if (repro_correlator_apply(corr, i, *bytes, &r->out, subs, SUBS_PER_REQUEST, &n) != REPRO_OK)
+            return -1;
+        *bytes = (struct repro_slice){r->out.data, r->out.len};
+        r->redacted[i] = (uint8_t)holds_mark(*bytes);
+        if (r->baseline_phase)
+            return 0; /* what the baseline was sent is not reported */
+        size_t kept = n < SUBS_PER_REQUEST ? n : SUBS_PER_REQUEST;
+        repro_free(r->subs[i]);
+        r->subs[i] = NULL;
+        r->n_subs[i] = 0;
+        if (kept && (r->subs[i] = repro_malloc(kept * sizeof *subs)) != NULL) {
+            memcpy(r->subs[i], subs, kept * sizeof *subs);
+            r->n_subs[i] = n;
+        }
+        return 0;
+    }
+    r->redacted[i] = (uint8_t)holds_mark(*bytes);
+    return 0;
+}
+
+/* ---- comparing ------------------------------------------------------------ */
+
+/* Parses a raw response into a comparison side; bodies dechunked into tmp. */
+static void side(struct repro_slice raw, struct repro_http_head *h, struct repro_buf *tmp,
+                 struct repro_compare_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    if (raw.len == 0 || repro_http_parse_head(h, REPRO_HTTP_RESPONSE, raw.ptr, raw.len, raw.len,
+                                              NULL, NULL) != REPRO_HTTP_DONE) {
+        m->body = raw;
+        return;
+    }
+    m->status = h->status;
+    m->head = h;
+    m->body = (struct repro_slice){raw.ptr + h->head_len, raw.len - h->head_len};
+    if (h->flags & REPRO_HTTP_H_CHUNKED) {
+        repro_buf_reset(tmp);
+        if (repro_http_dechunk(m->body.ptr, m->body.len, tmp) >= 0)
+            m->body = (struct repro_slice){tmp->data, tmp->len};
+    }
+}
+
+static int compare_one(struct run *r, size_t i, struct repro_slice actual, struct repro_diffs *d)
+{
+    struct repro_compare_msg e, a;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    struct repro_error err = {0};
+
+    side(r->in[i].response, r->he, &r->be, &e);
+    side(actual, r->ha, &r->ba, &a);
+    e.body_cut = r->in[i].response_body_cut;
+    e.digest = r->in[i].response_digest;
+    if (e.body_cut && e.digest) {
+        /* the same digest capture stores: of the whole (dechunked) body */
+        struct sha256_ctx h;
+        sha256_init(&h);
+        sha256_update(&h, a.body.len, a.body.ptr);
+        sha256_digest(&h, sizeof digest, digest);
+        a.digest = digest;
+    }
+    int rc = repro_compare(r->cmp, &e, &a, d, &err);
+    if (d->body_unchecked)
+        r->body_unchecked++;
+    return rc;
+}
+
+static int on_result(void *ctx, const struct repro_replay_result *res)
+{
+    struct run *r = ctx;
+    size_t i = r->plan->steps[res->step].req;
+    int answered = r->in[i].answered_us >= 0 && r->in[i].response.len > 0;
+    struct repro_diffs d = {0};
+
+    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
+    if (corr && res->response.len)
+        repro_correlator_observe(corr, i, res->response);
+    if (res->error == REPRO_REPLAY_OK && answered && compare_one(r, i, res->response, &d) != REPRO_OK)
+        r->failed = REPRO_E_NOMEM;
+    if (r->baseline_phase) {
+        if (res->loop == 0) {
+            repro_diffs_release(&r->base[i]);
+            r->base[i] = d;
+        } else {
+            repro_diffs_release(&d);
+        }
+        return r->failed;
+    }
+    if (r->n_recs == r->cap_recs) {
+        size_t cap = r->cap_recs ? 2 * r->cap_recs : 1024;
+        struct rec *v = repro_realloc(r->recs, cap * sizeof *v);
+        if (!v) {
+            repro_diffs_release(&d);
+            return r->failed = REPRO_E_NOMEM;
+        }
+        r->recs = v;
+        r->cap_recs = cap;
+    }
+    struct rec *x = &r->recs[r->n_recs++];
+    memset(x, 0, sizeof *x);
+    x->r = *res;
+    x->diffs = d;
+    x->r.response = (struct repro_slice){0};
+    if (res->response.len && (r->o->keep_all_responses || d.n || res->error != REPRO_REPLAY_OK ||
+                              !answered)) {
+        x->resp = repro_malloc(res->response.len);
+        if (x->resp) {
+            memcpy(x->resp, res->response.ptr, res->response.len);
+            x->r.response = (struct repro_slice){x->resp, res->response.len};
+        }
+    }
+    return r->failed;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static enum repro_verdict verdict_of(const struct run *r, const struct rec *x, size_t i,
+                                     size_t left)
+{
+    if (r->in[i].answered_us < 0 || r->in[i].response.len == 0)
+        return REPRO_VERDICT_UNANSWERED;
+    if (x->r.error == REPRO_REPLAY_TIMEOUT)
+        return REPRO_VERDICT_TIMEOUT;
+    if (x->r.error != REPRO_REPLAY_OK)
+        return REPRO_VERDICT_ERROR;
+    return left ? REPRO_VERDICT_MISMATCH : REPRO_VERDICT_MATCH;
+}
+
+int repro_replay_execute(const struct repro_replay_input *in, size_t n,
+                         const struct repro_replay_run_opts *o, repro_replay_outcome_fn fn,
+                         void *ctx, struct repro_replay_summary *sum, struct repro_error *err)
+{
+    struct run r = {.in = in, .n = n, .o = o, .err = err};
+    struct repro_replay_req *reqs = NULL;
+    struct repro_slice *qs = NULL, *as = NULL;
+    struct repro_replay_plan *plan = NULL;
+    struct repro_replay_opts eo;
+    int rc;
+
+    memset(sum, 0, sizeof *sum);
+    repro_buf_init(&r.out, 64u << 20);
+    repro_buf_init(&r.be, 64u << 20);
+    repro_buf_init(&r.ba, 64u << 20);
+    reqs = repro_calloc(n ? n : 1, sizeof *reqs);
+    qs = repro_calloc(n ? n : 1, sizeof *qs);
+    as = repro_calloc(n ? n : 1, sizeof *as);
+    r.n_subs = repro_calloc(n ? n : 1, sizeof *r.n_subs);
+    r.subs = repro_calloc(n ? n : 1, sizeof *r.subs);
+    r.redacted = repro_calloc(n ? n : 1, 1);
+    r.base = repro_calloc(n ? n : 1, sizeof *r.base);
+    r.he = repro_malloc(sizeof *r.he);
+    r.ha = repro_malloc(sizeof *r.ha);
+    if (!reqs || !qs || !as || !r.n_subs || !r.subs || !r.redacted || !r.base || !r.he || !r.ha) {
+        rc = repro_error_set(err, REPRO_E_NOMEM, "cannot replay %zu requests: out of memory", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = (struct repro_replay_req){.exchange_id = in[i].exchange_id,
+                                            .conn_id = in[i].conn_id, .seq = in[i].seq,
+                                            .sent_us = in[i].sent_us,
+                                            .answered_us = in[i].answered_us,
+                                            .conn_opened_us = in[i].conn_opened_us,
+                                            .conn_closed_us = in[i].conn_closed_us,
+                                            .client_key = in[i].client_key};
+        qs[i] = in[i].request;
+        as[i] = in[i].response;
+    }
+    if ((rc = repro_replay_plan_build(reqs, n, &plan, err)) != REPRO_OK)
+        goto out;
+    r.plan = plan;
+    if ((rc = repro_comparer_new(o->rules, &r.cmp, err)) != REPRO_OK)
+        goto out;
+    if (!o->no_correlate &&
+        ((rc = repro_correlator_new(plan, reqs, qs, as, &r.corr, err)) != REPRO_OK ||
+         (o->baseline && (rc = repro_correlator_new(plan, reqs, qs, as, &r.corr_base, err)) != REPRO_OK)))
+        goto out;
+
+    eo = o->engine;
+    eo.prepare = prepare;
+    eo.prepare_ctx = &r;
+    if (o->baseline) {
+        struct repro_replay_opts bo = eo;
+        bo.target = o->baseline;
+        bo.target_len = o->baseline_len;
+        bo.loops = 1;
+        r.baseline_phase = 1;
+        rc = repro_replay_run(plan, qs, &bo, on_result, &r, &sum->baseline, err);
+        r.baseline_phase = 0;
+        if (rc == REPRO_OK && r.failed)
+            rc = repro_error_set(err, r.failed, "cannot compare the baseline's responses");
+        if (rc != REPRO_OK)
+            goto out;
+    }
+    rc = repro_replay_run(plan, qs, &eo, on_result, &r, &sum->target, err);
+    if (rc == REPRO_OK && r.failed)
+        rc = repro_error_set(err, r.failed, "cannot compare the target's responses");
+    if (rc != REPRO_OK)
+        goto out;
+
+    if (o->baseline) {
+        if ((rc = repro_noise_new(&sum->noise)) != REPRO_OK)
+            goto out;
+        for (size_t k = 0; k < r.n_recs && rc == REPRO_OK; k++) {
+            size_t i = plan->steps[r.recs[k].r.step].req;
+            if (r.recs[k].r.loop == 0)
+                rc = repro_noise_add(sum->noise, &r.recs[k].diffs, &r.base[i]);
+        }
+        if (rc != REPRO_OK) {
+            rc = repro_error_set(err, rc, "cannot count noise: out of memory");
+            goto out;
+        }
+        repro_noise_classify(sum->noise, 0, 0);
+    }
+    sum->body_unchecked = r.body_unchecked;
+    for (size_t k = 0; k < r.n_recs; k++) {
+        struct rec *x = &r.recs[k];
+        size_t i = plan->steps[x->r.step].req, kept = 0, noise = 0;
+        /* drop noise from the differences, in place */
+        for (size_t d = 0; d < x->diffs.n; d++) {
+            if (sum->noise && repro_noise_is_noise(sum->noise, &x->diffs.v[d], &r.base[i])) {
+                noise++;
+                repro_free(x->diffs.v[d].where);
+                repro_free(x->diffs.v[d].key);
+                repro_free(x->diffs.v[d].expected);
+                repro_free(x->diffs.v[d].actual);
+                continue;
+            }
+            x->diffs.v[kept++] = x->diffs.v[d];
+        }
+        x->diffs.n = kept;
+        struct repro_replay_outcome oc = {
+            .input = i, .loop = x->r.loop, .verdict = verdict_of(&r, x, i, kept),
+            .result = &x->r, .diffs = &x->diffs, .n_noise = noise,
+            .subs = r.subs[i],
+            .n_subs = r.n_subs[i] < SUBS_PER_REQUEST ? r.n_subs[i] : SUBS_PER_REQUEST,
+            .still_redacted = r.redacted[i]};
+        sum->verdicts[oc.verdict]++;
+        sum->substitutions += r.n_subs[i];
+        sum->still_redacted += r.redacted[i];
+        sum->noise_discarded += noise;
+        if (fn && (rc = fn(ctx, &oc)) != 0)
+            goto out;
+    }
+    rc = REPRO_OK;
+out:
+    for (size_t k = 0; k < r.n_recs; k++) {
+        repro_free(r.recs[k].resp);
+        repro_diffs_release(&r.recs[k].diffs);
+    }
+    for (size_t i = 0; r.base && i < n; i++)
+        repro_diffs_release(&r.base[i]);
+    repro_free(r.recs);
+    repro_free(r.base);
+    repro_free(r.he);
+    repro_free(r.ha);
+    repro_free(r.redacted);
+    for (size_t i = 0; r.subs && i < n; i++)
+        repro_free(r.subs[i]);
+    repro_free(r.subs);
+    repro_free(r.n_subs);
+    repro_buf_release(&r.out);
+    repro_buf_release(&r.be);
+    repro_buf_release(&r.ba);
+    repro_correlator_free(r.corr);
+    repro_correlator_free(r.corr_base);
+    repro_comparer_free(r.cmp);
+    repro_replay_plan_free(plan);
+    repro_free(as);
+    repro_free(qs);
+    repro_free(reqs);
+    return rc;
+}
