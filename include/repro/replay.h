@@ -428,4 +428,32 @@ int repro_replay_execute(const struct repro_replay_input *inputs, size_t n,
                          const struct repro_replay_run_opts *opts, repro_replay_outcome_fn fn,
                          void *ctx, struct repro_replay_summary *sum, struct repro_error *err);
 
+/* ---- reports (replay/report.c) ---------------------------------------------- */
+
+/* What a report says about the run itself; strings borrowed until close. */
+struct repro_replay_report_meta {
+    int64_t run_id;      /* -1 when not stored */
+    const char *target;  /* "HOST:PORT" */
+    const char *baseline; /* or NULL */
+    double speed;        /* 0: max */
+};
+
+struct repro_replay_report;
+
+/*
+ * Opens the report files (either path may be NULL): json_path gets the
+ * design's report (docs/formats.md "Replay report"), junit_path JUnit XML
+ * with one test case per request, failures carrying the differences. Both
+ * are written at close. *out is transferred: repro_replay_report_close().
+ */
+int repro_replay_report_open(const char *json_path, const char *junit_path,
+                             const struct repro_replay_report_meta *meta,
+                             struct repro_replay_report **out, struct repro_error *err);
+/* Adds one outcome; in is its input. REPRO_E_NOMEM. */
+int repro_replay_report_add(struct repro_replay_report *r, const struct repro_replay_outcome *o,
+                            const struct repro_replay_input *in);
+/* Writes the files and frees r (accepts NULL). REPRO_E_IO naming the file. */
+int repro_replay_report_close(struct repro_replay_report *r, const struct repro_replay_summary *sum,
+                              struct repro_error *err);
+
 #endif

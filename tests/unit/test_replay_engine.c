@@ -33,6 +33,9 @@
 #include <cmocka.h>
 
 #include "repro/replay.h"
+#include "test_util.h"
+
+#include <jansson.h>
 
 /* ---- the server ------------------------------------------------------------ */
 
@@ -520,6 +523,8 @@ static void test_caps_and_loops(void **state)
 /* ---- whole runs (replay/run.c) ------------------------------------------ */
 
 struct outcomes {
+    struct repro_replay_report *rep; /* optional */
+    const struct repro_replay_input *in;
     struct repro_replay_outcome o[64];
     struct repro_diffs d[64];
     char sub_kind[64][16];
@@ -529,6 +534,8 @@ struct outcomes {
 static int keep_outcome(void *ctx, const struct repro_replay_outcome *o)
 {
     struct outcomes *s = ctx;
+    if (s->rep)
+        assert_int_equal(repro_replay_report_add(s->rep, o, &s->in[o->input]), REPRO_OK);
     if (s->n < 64) {
         s->o[s->n] = *o;
         s->d[s->n] = (struct repro_diffs){.n = o->diffs->n};
@@ -564,6 +571,51 @@ static void input(struct repro_replay_input *in, struct trace *t, size_t i, cons
                                         .request = t->q[i]};
     if (response)
         in[i].response = (struct repro_slice){(const uint8_t *)response, strlen(response)};
+}
+
+/* The JSON report read back with jansson, the JUnit file with Python's XML
+ * parser (independent parsers). */
+static void check_reports(const char *json, const char *junit)
+{
+    json_error_t je;
+    json_t *j = json_load_file(json, 0, &je);
+    if (!j)
+        fail_msg("report %s does not parse: %s (line %d)", json, je.text, je.line);
+    assert_int_equal(json_integer_value(json_object_get(j, "run_id")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "speed")), "max");
+    assert_int_equal(json_integer_value(json_object_get(j, "sent")), 8);
+    assert_int_equal(json_integer_value(json_object_get(j, "mismatched")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "timeouts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "unanswered")), 1);
+    assert_non_null(json_object_get(json_object_get(j, "schedule_error_us"), "p99"));
+    json_t *res = json_object_get(j, "results");
+    assert_int_equal(json_array_size(res), 8);
+    int seen_mismatch = 0;
+    for (size_t i = 0; i < json_array_size(res); i++) {
+        json_t *x = json_array_get(res, i);
+        const char *v = json_string_value(json_object_get(x, "verdict"));
+        assert_non_null(v);
+        if (strcmp(v, "mismatch") == 0) {
+            json_t *d = json_array_get(json_object_get(x, "differences"), 0);
+            assert_string_equal(json_string_value(json_object_get(d, "where")), "$.v");
+            assert_int_equal(json_integer_value(json_object_get(x, "exchange_id")), 8);
+            seen_mismatch = 1;
+        }
+    }
+    assert_true(seen_mismatch);
+    assert_true(json_array_size(json_object_get(j, "noisy_fields")) >= 1);
+    json_decref(j);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sys, xml.etree.ElementTree as E; s = E.parse(sys.argv[1]).getroot()[0]; "
+             "c = s.findall('testcase'); "
+             "assert s.get('tests') == '8' and len(c) == 8, s.attrib; "
+             "assert s.get('failures') == '1' and len(s.findall('testcase/failure')) == 1; "
+             "assert len(s.findall('testcase/skipped')) == 1; "
+             "assert '$.v' in s.find('testcase/failure').text\" %s",
+             junit);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_run_verdicts(void **state)
@@ -639,7 +691,15 @@ static void test_run_verdicts(void **state)
     o.baseline = (const struct sockaddr *)&b;
     o.baseline_len = sizeof b;
     memset(&got, 0, sizeof got);
+    char json[256], junit[256];
+    snprintf(json, sizeof json, "%s/report.json", test_tmpdir());
+    snprintf(junit, sizeof junit, "%s/report.xml", test_tmpdir());
+    struct repro_replay_report_meta meta = {.run_id = 7, .target = "127.0.0.1:1", .speed = 0};
+    assert_int_equal(repro_replay_report_open(json, junit, &meta, &got.rep, &err), REPRO_OK);
+    got.in = in;
     assert_int_equal(repro_replay_execute(in, 8, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_int_equal(repro_replay_report_close(got.rep, &sum, &err), REPRO_OK);
+    check_reports(json, junit);
     assert_int_equal(outcome(&got, 3, NULL)->verdict, REPRO_VERDICT_MATCH);
     assert_int_equal(outcome(&got, 3, NULL)->n_noise, 1);
     assert_int_equal(outcome(&got, 1, NULL)->verdict, REPRO_VERDICT_MATCH);
