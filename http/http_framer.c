@@ -547,3 +547,18 @@ enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64
     }
     return REPRO_HTTP_NEED_MORE;
 }
+
+struct repro_slice repro_http_framer_current_method(const struct repro_http_framer *f)
+{
+    if (!repro_http_framer_busy(f) || f->head_raw_len == 0)
+        return (struct repro_slice){NULL, 0};
+    return repro_http_span_slice((struct repro_slice){f->raw.data, f->raw.len}, f->info.method);
+}
+
+void repro_http_framer_stats(const struct repro_http_framer *f, struct repro_http_framer_stats *out)
+{
+    out->skipped_bytes = f->skipped_bytes;
+    out->tunnel_bytes = f->tunnel_bytes;
+    out->capped_bytes = f->capped_bytes;
+    out->n_messages = f->n_messages;
+}

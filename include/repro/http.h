@@ -276,6 +276,113 @@ const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_frame
  * repro_buf_release and gives its len back to limits.budget). */
 void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out);
 
+/* The method of the message in progress once its head has parsed (a
+ * request framer), else an empty slice. Borrowed: valid until the next
+ * call on f. Capture uses it to frame an early response to a request still
+ * being sent. */
+struct repro_slice repro_http_framer_current_method(const struct repro_http_framer *f);
+
+/* Counters of one framer since its init. */
+struct repro_http_framer_stats {
+    uint64_t skipped_bytes; /* dropped while resynchronising */
+    uint64_t tunnel_bytes;  /* passed through as an opaque tunnel */
+    uint64_t capped_bytes;  /* message bytes not kept (max_store or budget) */
+    uint64_t n_messages;    /* messages reported (DONE or MALFORMED) */
+};
+void repro_http_framer_stats(const struct repro_http_framer *f, struct repro_http_framer_stats *out);
+
+/* ---- pairing by order (RFC 9112 section 9.3) -------------------------- */
+
+/* What a response does to the request it answers. */
+enum repro_http_role {
+    REPRO_HTTP_ROLE_INTERIM = 0, /* 1xx other than 101: the request still waits */
+    REPRO_HTTP_ROLE_FINAL,       /* completes the oldest waiting request */
+    REPRO_HTTP_ROLE_TUNNEL       /* final, and the connection becomes a tunnel
+                                    (101, or 2xx to CONNECT) */
+};
+
+/* The role of a finished response; info NULL (a head that never parsed)
+ * counts as FINAL. Thread-safe. */
+enum repro_http_role repro_http_response_role(const struct repro_http_info *info);
+
+/*
+ * Interim (1xx) responses waiting for the final response of the same
+ * request: their statuses ("100" or "100,102") and their raw bytes, which
+ * go in front of the final response's bytes. Owns its buffer; bytes are
+ * charged to the optional budget (borrowed, must outlive the object).
+ * Invariants: raw.len <= max_bytes; statuses is NUL-terminated.
+ */
+struct repro_http_interim {
+    struct repro_buf raw;
+    char statuses[64];
+    struct repro_budget *budget;
+};
+
+void repro_http_interim_init(struct repro_http_interim *it, size_t max_bytes,
+                             struct repro_budget *budget);
+void repro_http_interim_release(struct repro_http_interim *it);
+/* Forgets the waiting interim responses (a capture gap lost their place). */
+void repro_http_interim_reset(struct repro_http_interim *it);
+/* Adds one interim response: its status is always listed; its bytes are
+ * kept when max_bytes and the budget allow (else silently left out). */
+void repro_http_interim_add(struct repro_http_interim *it, int status, struct repro_slice raw);
+/*
+ * Moves the waiting interim responses in front of a final response whose
+ * bytes are *raw (charged to the budget) and spans *info (optional): on
+ * success *raw becomes the joined bytes, info's spans and *wire_bytes
+ * (optional) are shifted by the prefix length, and the interim object
+ * takes the old buffer's memory for reuse. The statuses are copied to
+ * statuses (size n, optional) and the object is emptied either way.
+ * Returns the prefix length added (0 when none, or when memory ran out:
+ * then *raw is unchanged and the interim bytes are dropped).
+ */
+size_t repro_http_interim_attach(struct repro_http_interim *it, struct repro_buf *raw,
+                                 struct repro_http_info *info, uint64_t *wire_bytes,
+                                 char *statuses, size_t n);
+
+/*
+ * Pairing by message order for one connection whose two directions are
+ * both seen in full (a client, or capture without loss): requests are
+ * answered in the order they were sent, 1xx responses are interim, and
+ * the method of the oldest waiting request decides how the next response
+ * is framed (HEAD: no body; CONNECT 2xx and 101: tunnel). Capture places
+ * responses after packet loss by TCP evidence on top of these rules
+ * (capture/http_conn.c). Invariant: n_waiting <= REPRO_HTTP_PAIRER_DEPTH.
+ */
+#define REPRO_HTTP_PAIRER_DEPTH 32
+struct repro_http_pairer {
+    struct repro_http_framer *resp; /* borrowed: the response framer it steers */
+    char methods[REPRO_HTTP_PAIRER_DEPTH][24]; /* ring of waiting requests' methods */
+    unsigned head, n_waiting;
+    int tunnel; /* a 101 or CONNECT 2xx was paired: no more HTTP */
+    struct repro_http_interim interim;
+};
+
+/* resp: the framer reading responses (borrowed until _release). */
+void repro_http_pairer_init(struct repro_http_pairer *p, struct repro_http_framer *resp,
+                            size_t max_interim);
+void repro_http_pairer_release(struct repro_http_pairer *p);
+/* A request with this method was sent (or seen complete). Returns
+ * REPRO_OK, or REPRO_E_LIMIT when REPRO_HTTP_PAIRER_DEPTH requests already
+ * wait (nothing changes). */
+int repro_http_pairer_request(struct repro_http_pairer *p, struct repro_slice method);
+/*
+ * A response finished on the response framer (info as the framer reported
+ * it, NULL when its head never parsed). Returns the role: INTERIM (status
+ * listed and bytes kept for the final one, the request still waits), FINAL
+ * or TUNNEL (the oldest waiting request is answered; *answered, optional,
+ * is 1 when there was one and 0 for a response nobody asked for). The
+ * framer is told the method of the next waiting request. After FINAL or
+ * TUNNEL, p->interim holds the 1xx responses that came before it: move them
+ * with repro_http_interim_attach() or drop them with
+ * repro_http_interim_reset() before the next call.
+ */
+enum repro_http_role repro_http_pairer_response(struct repro_http_pairer *p,
+                                                const struct repro_http_info *info,
+                                                struct repro_slice raw, int *answered);
+/* Requests sent and not answered yet. */
+unsigned repro_http_pairer_waiting(const struct repro_http_pairer *p);
+
 /* Case-insensitive lookup of a header in a parsed head; NULL if absent. */
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
                                                        const char *name);
