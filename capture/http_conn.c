@@ -39,6 +39,10 @@ struct held_msg {
     int64_t first_us, last_us;
     const char *why;
     char interim[64]; /* responses: "100" or "100,102" of 1xx before it */
+    /* The body's digest: first of the whole body on the wire, then (after
+     * redact_held()) of the body as stored; has_digest 0 when unknown. */
+    uint8_t digest[REPRO_HTTP_DIGEST_LEN];
+    int has_digest;
 };
 
 /* Stream offsets (bytes from the start of one direction, gaps included)
@@ -126,6 +130,9 @@ static void take_msg(struct repro_http_framer *f, struct held_msg *m)
     m->first_us = msg->first_us;
     m->last_us = msg->last_us;
     m->why = msg->why;
+    m->has_digest = msg->has_body_digest;
+    if (m->has_digest)
+        memcpy(m->digest, msg->body_digest, sizeof m->digest);
     repro_http_framer_take_raw(f, &m->raw);
 }
 
@@ -157,11 +164,18 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
     int rc;
 
     note[0] = '\0';
-    if (m->raw.len == 0)
+    if (m->raw.len == 0) {
+        m->has_digest = 0;
         return;
+    }
     rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
                        m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
     snprintf(note, note_len, "%s", res.note);
+    /* Never the digest of bytes redaction changed (docs/capture.md). */
+    if (res.digest == REPRO_REDACT_DIGEST_OWN)
+        memcpy(m->digest, res.body_digest, sizeof m->digest);
+    else if (res.digest == REPRO_REDACT_DIGEST_NONE || rc < 0)
+        m->has_digest = 0;
     m->flags |= res.xflags;
     if (res.xflags & REPRO_XF_DECODED)
         cap->stats.bodies_decoded++;
@@ -204,6 +218,9 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.req_first_us = req->first_us;
         x.req_last_us = req->last_us;
         x.request_bytes = req->wire_bytes;
+        x.has_request_digest = req->has_digest;
+        if (req->has_digest)
+            memcpy(x.request_digest, req->digest, sizeof x.request_digest);
         x.flags |= req->flags;
         x.note = req->why;
         if (req->has_info)
@@ -220,6 +237,9 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.resp_first_us = resp->first_us;
         x.resp_last_us = resp->last_us;
         x.response_bytes = resp->wire_bytes;
+        x.has_response_digest = resp->has_digest;
+        if (resp->has_digest)
+            memcpy(x.response_digest, resp->digest, sizeof x.response_digest);
         x.flags |= resp->flags;
         if (x.note == NULL)
             x.note = resp->why;

@@ -484,6 +484,8 @@ struct body {
     struct repro_buf data;     /* decoded and scrubbed data bytes */
     struct repro_buf trailers; /* chunked: the scrubbed trailer section */
     int changed;               /* data or trailers differ from the wire */
+    int data_changed;          /* data differs from the wire's (scrubbed or decoded) */
+    int may_change;            /* redaction could change data past a cap */
     int decoded;
     int dropped;  /* not stored */
     int complete; /* the whole body is present */
@@ -560,12 +562,56 @@ done:
     if (rc == REPRO_OK && hits > 0 && !b->dropped) {
         repro_buf_release(&b->data);
         b->data = out;
-        b->changed = 1;
+        b->changed = b->data_changed = 1;
         b->hits += hits;
         return REPRO_OK;
     }
     repro_buf_release(&out);
     return rc;
+}
+
+/* Whether scrubbing a body of this class could change data bytes: what
+ * decides whether the unstored part of a capped body may be digested. A
+ * body to sniff is JSON when its first byte other than white space is '{'
+ * or '['; when no such byte was kept, it may be. */
+static int may_scrub(const struct repro_redact_rules *r, enum body_class cls,
+                     const struct repro_buf *data)
+{
+    size_t i = 0;
+
+    if (cls == B_JSON)
+        return 1;
+    if (cls == B_FORM)
+        return has_param_rules(r);
+    if (cls != B_SNIFF)
+        return 0;
+    while (i < data->len && (data->data[i] == ' ' || data->data[i] == '\t' ||
+                             data->data[i] == '\r' || data->data[i] == '\n'))
+        i++;
+    return i == data->len || data->data[i] == '{' || data->data[i] == '[';
+}
+
+/* What the digest of the stored body is (struct repro_redact_result). */
+static void digest_verdict(const struct repro_http_info *info, unsigned mflags,
+                           const struct body *b, struct repro_redact_result *res)
+{
+    int capped = (mflags & REPRO_XF_BODY_CAPPED) != 0 || b->capped;
+    struct sha256_ctx ctx;
+
+    res->digest = REPRO_REDACT_DIGEST_NONE;
+    if (info == NULL || b->dropped)
+        return;
+    if (!b->data_changed) {
+        if (!(capped && b->may_change))
+            res->digest = REPRO_REDACT_DIGEST_WIRE;
+        return;
+    }
+    if (capped || !b->complete)
+        return;
+    sha256_init(&ctx);
+    sha256_update(&ctx, b->data.len, b->data.data);
+    sha256_digest(&ctx, sizeof res->body_digest, res->body_digest);
+    res->digest = REPRO_REDACT_DIGEST_OWN;
 }
 
 /* Decides what to store of the body raw[head_len..]. */
@@ -641,7 +687,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
             b->complete = 0;
         repro_buf_release(&b->data);
         b->data = dec;
-        b->decoded = b->changed = 1;
+        b->decoded = b->changed = b->data_changed = 1;
         note(res, c == C_GZIP ? "Content-Encoding gzip decoded before storage"
                               : "Content-Encoding deflate decoded before storage");
     }
@@ -649,6 +695,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         drop_body(b, res, "a capture gap prevents scrubbing", p, n, 0);
         return REPRO_OK;
     }
+    b->may_change = may_scrub(r, cls, &b->data);
     return scrub_data(r, b, cls, !b->complete, res, p, n);
 }
 
@@ -771,6 +818,7 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
         goto fail;
     if (info == NULL && n > hlen)
         drop_body(&b, res, "it follows a head that does not parse", p + hlen, n - hlen, 0);
+    digest_verdict(info, mflags, &b, res);
     if (hits == 0 && b.hits == 0 && !b.decoded && !b.dropped && !b.changed) {
         repro_buf_release(&b.data);
         repro_buf_release(&b.trailers);

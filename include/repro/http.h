@@ -117,6 +117,15 @@ struct repro_http_chunked {
  */
 enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
                                                 size_t len, size_t max_trailer, size_t *consumed);
+/* Like repro_http_chunked_scan(); on_data(ctx, p, n) also receives each run
+ * of data bytes (framing, extensions and trailers left out), in order, as
+ * slices of p valid during the call. */
+enum repro_http_outcome repro_http_chunked_scan_data(struct repro_http_chunked *c,
+                                                     const uint8_t *p, size_t len,
+                                                     size_t max_trailer, size_t *consumed,
+                                                     void (*on_data)(void *ctx, const uint8_t *p,
+                                                                     size_t n),
+                                                     void *ctx);
 /* Skips n data bytes lost in a capture gap. Returns DONE when the gap fits
  * inside the current chunk's data (the scanner stays in sync), MALFORMED
  * otherwise (sync is lost). */
@@ -136,6 +145,50 @@ int repro_http_dechunk_trailers(const uint8_t *p, size_t len, struct repro_buf *
 /* Quick check whether p[0..len) can be the start of a message of this kind:
  * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */
 int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len);
+
+/* ---- body digests ----------------------------------------------------- */
+
+#define REPRO_HTTP_DIGEST_LEN 32
+
+/*
+ * SHA-256 of a message body with the transfer coding removed: the data
+ * bytes of a chunked body (sizes, extensions and trailers left out), the
+ * bytes of any other body as they are. Content codings (gzip) are not
+ * undone. Capture and replay compute it the same way, so a stored digest
+ * can be compared with the digest of a staging response. Invariant: state
+ * holds a nettle sha256_ctx; n_bytes counts the data bytes hashed.
+ */
+struct repro_http_digest {
+    uint64_t state[16];
+    struct repro_http_chunked chunk;
+    int body;        /* enum repro_http_body being decoded */
+    uint64_t n_bytes;
+};
+
+/* Starts a digest of a body framed as body (enum repro_http_body). */
+void repro_http_digest_init(struct repro_http_digest *d, int body);
+/* Adds n data bytes (already without transfer coding). */
+void repro_http_digest_data(struct repro_http_digest *d, const uint8_t *p, size_t n);
+/*
+ * Adds body bytes as they are on the wire (chunked framing included for a
+ * CHUNKED body). Returns NEED_MORE when all of p[0..len) was taken; DONE
+ * when a chunked body ended at *consumed (the rest is not body); MALFORMED
+ * on broken chunked framing at *consumed (the digest is then meaningless).
+ */
+enum repro_http_outcome repro_http_digest_update(struct repro_http_digest *d, const uint8_t *p,
+                                                 size_t len, size_t *consumed);
+/* Writes the digest to out; d must be initialised again before reuse. */
+void repro_http_digest_final(struct repro_http_digest *d, uint8_t out[REPRO_HTTP_DIGEST_LEN]);
+
+/*
+ * One call: the digest of the body p[0..len) framed as body (as the
+ * framer reported it in repro_http_info.body). Returns DONE when the whole
+ * body was there (for CHUNKED: its last chunk was seen; bytes after it are
+ * ignored), NEED_MORE when a chunked body was cut short, MALFORMED on bad
+ * chunked framing; out is written only on DONE. Thread-safe.
+ */
+enum repro_http_outcome repro_http_body_digest(int body, const uint8_t *p, size_t len,
+                                               uint8_t out[REPRO_HTTP_DIGEST_LEN]);
 
 /* ---- the framer ------------------------------------------------------- */
 
@@ -197,6 +250,11 @@ struct repro_http_msg {
     int64_t first_us, last_us;          /* times of the first and last byte */
     unsigned flags;                     /* REPRO_HTTP_M_* */
     const char *why;                    /* static text when MALFORMED */
+    /* repro_http_body_digest() of the whole body on the wire, bytes past
+     * max_store included; has_body_digest is 0 when not every body byte
+     * was seen (GAP, TRUNCATED, MALFORMED, a head that never parsed). */
+    uint8_t body_digest[REPRO_HTTP_DIGEST_LEN];
+    int has_body_digest;
 };
 
 /*
@@ -229,6 +287,7 @@ struct repro_http_framer {
     uint64_t tunnel_bytes;     /* bytes passed through as an opaque tunnel */
     uint64_t capped_bytes;     /* message bytes not kept (max_store or budget) */
     uint64_t n_messages;
+    struct repro_http_digest digest; /* of the current message's body */
 };
 
 /* mid_stream: the capture may start inside a message, so leading bytes that
