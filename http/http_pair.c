@@ -168,3 +168,29 @@ unsigned repro_http_pairer_waiting(const struct repro_http_pairer *p)
 {
     return p->n_waiting;
 }
+
+int repro_http_keep_alive(const struct repro_http_info *req, const struct repro_http_info *resp)
+{
+    int req_10, resp_10;
+
+    if (resp == NULL)
+        return 0;
+    /* A close-delimited body ends only with the connection; after 101 or a
+     * CONNECT tunnel the connection no longer speaks HTTP. */
+    if (resp->body == REPRO_HTTP_BODY_CLOSE || resp->body == REPRO_HTTP_BODY_TUNNEL)
+        return 0;
+    if (resp->flags & REPRO_HTTP_H_CONN_CLOSE)
+        return 0;
+    if (req != NULL && (req->flags & REPRO_HTTP_H_CONN_CLOSE))
+        return 0; /* the server must close after answering (RFC 9112 9.6) */
+    resp_10 = resp->version_major < 1 || (resp->version_major == 1 && resp->version_minor == 0);
+    req_10 = req != NULL &&
+             (req->version_major < 1 || (req->version_major == 1 && req->version_minor == 0));
+    /* HTTP/1.0 persists only by the keep-alive token (RFC 9112 9.3 and
+     * appendix C.2.2): the server's answer, and the client's request. */
+    if (resp_10 && !(resp->flags & REPRO_HTTP_H_CONN_KEEPALIVE))
+        return 0;
+    if (req_10 && !(req->flags & REPRO_HTTP_H_CONN_KEEPALIVE))
+        return 0;
+    return 1;
+}

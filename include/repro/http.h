@@ -442,6 +442,74 @@ enum repro_http_role repro_http_pairer_response(struct repro_http_pairer *p,
 /* Requests sent and not answered yet. */
 unsigned repro_http_pairer_waiting(const struct repro_http_pairer *p);
 
+/*
+ * Whether the connection may carry another request after this exchange
+ * (RFC 9112 section 9.3): not after a close-delimited response, a 101 or a
+ * CONNECT tunnel, or "Connection: close" in either message; HTTP/1.0 (in
+ * the request or the response) only with "Connection: keep-alive"; HTTP/1.1
+ * otherwise. req may be NULL (unknown: only the response decides); resp
+ * NULL gives 0. 1 reuse, 0 close. Thread-safe.
+ */
+int repro_http_keep_alive(const struct repro_http_info *req, const struct repro_http_info *resp);
+
+/* ---- a small blocking client ------------------------------------------ */
+
+/*
+ * One connection to an HTTP/1.x server, for replay and the demo: connect
+ * with a timeout, send a request's bytes, read exactly one response with
+ * the framer (HEAD, 1xx, chunked and close-delimited bodies honoured). Not
+ * thread-safe per connection; any number of connections may be used from
+ * different threads. No TLS, no proxies.
+ */
+struct repro_http_client {
+    int fd;               /* -1 when closed */
+    int timeout_ms;       /* per call: connect, or send + whole response */
+    size_t max_response;  /* bytes kept of one response (head and body) */
+    struct repro_buf rest; /* bytes read past the last response */
+};
+
+/* A response read by repro_http_client_exchange(). Owns its buffers;
+ * release with repro_http_response_release(). Invariant: when has_info,
+ * info's spans lie in raw and raw[info.head_len..] is the body as framed. */
+struct repro_http_response {
+    struct repro_buf raw;        /* the final response's bytes, up to max_response */
+    struct repro_http_info info; /* its head (spans into raw) */
+    int has_info;
+    int status;
+    struct repro_buf body;       /* the body, dechunked (up to max_response) */
+    unsigned flags;              /* REPRO_HTTP_M_* (BODY_CAPPED: max_response cut it) */
+    char interim[64];            /* "100" or "100,103" of 1xx before it, or "" */
+    int keep_alive;              /* the connection may carry another request */
+    uint8_t body_digest[REPRO_HTTP_DIGEST_LEN]; /* repro_http_body_digest of the whole body */
+    uint64_t wire_bytes;         /* bytes of the final response on the wire */
+};
+
+/*
+ * Connects to host:port (numeric or a name; IPv4 or IPv6) within
+ * timeout_ms. max_response caps the bytes kept of each response (0: 16
+ * MiB). Returns REPRO_OK, or REPRO_E_IO (cannot resolve, refused, timed
+ * out: err->sys_errno is ETIMEDOUT) with err set; c->fd is -1 on failure.
+ */
+int repro_http_client_connect(struct repro_http_client *c, const char *host, const char *port,
+                              int timeout_ms, size_t max_response, struct repro_error *err);
+/* Closes the connection (if open) and frees its memory; accepts NULL and
+ * a client whose connect failed. */
+void repro_http_client_close(struct repro_http_client *c);
+
+/*
+ * Sends req[0..len) (a whole request, head and body) and reads the one
+ * response that answers it, within c->timeout_ms in all. resp is
+ * initialised here (callee fills, caller releases even on failure).
+ * Returns REPRO_OK; REPRO_E_MALFORMED when the response cannot be framed
+ * or req's head does not parse; REPRO_E_IO when sending or reading failed,
+ * timed out (sys_errno ETIMEDOUT) or the connection closed before the
+ * response ended (sys_errno 0 when it closed before any byte). After
+ * anything but REPRO_OK with resp->keep_alive, close the connection.
+ */
+int repro_http_client_exchange(struct repro_http_client *c, const uint8_t *req, size_t len,
+                               struct repro_http_response *resp, struct repro_error *err);
+void repro_http_response_release(struct repro_http_response *r);
+
 /* Case-insensitive lookup of a header in a parsed head; NULL if absent. */
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
                                                        const char *name);
