@@ -452,6 +452,69 @@ unsigned repro_http_pairer_waiting(const struct repro_http_pairer *p);
  */
 int repro_http_keep_alive(const struct repro_http_info *req, const struct repro_http_info *resp);
 
+/* ---- the head writer/rewriter ------------------------------------------ */
+
+/* One line of a head as the lenient scanner sees it: offsets into the
+ * scanned bytes; [start, eol) is the content, [eol, next) the line ending
+ * (CRLF, LF, or nothing at the end of input). */
+enum {
+    REPRO_HTTP_LINE_FIELD = 0, /* "name: value" with a token name */
+    REPRO_HTTP_LINE_CONT,      /* obs-fold: starts with SP or HTAB */
+    REPRO_HTTP_LINE_OTHER,     /* anything else (a start line, garbage) */
+    REPRO_HTTP_LINE_END        /* the empty line ending the head */
+};
+struct repro_http_line {
+    int kind;
+    size_t start, eol, next;
+    struct repro_slice name, value; /* FIELD: trimmed of SP/HTAB; borrowed from p */
+    size_t after_colon;             /* FIELD: offset just past the colon */
+    size_t value_start;             /* FIELD: offset of the value (eol when empty) */
+};
+
+/* Scans the line at p[off..n) (off < n). Lenient: accepts what the strict
+ * parser rejects (whitespace before the colon, obs-fold, bare LF, no final
+ * line ending). Returns l->next. Never allocates; thread-safe. */
+size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro_http_line *l);
+
+/* An edit of a head. name and value are borrowed for the call. */
+enum repro_http_edit_op {
+    REPRO_HTTP_EDIT_SET = 0, /* field name gets value: the first field of that name
+                                keeps its place, later ones are removed; added
+                                before the empty line when absent */
+    REPRO_HTTP_EDIT_REPLACE, /* like SET, only when the field is present */
+    REPRO_HTTP_EDIT_REMOVE,  /* every field of that name goes */
+    REPRO_HTTP_EDIT_TARGET,  /* the request target becomes value (path and query) */
+    REPRO_HTTP_EDIT_HOST     /* SET of Host */
+};
+struct repro_http_edit {
+    enum repro_http_edit_op op;
+    const char *name;         /* SET, REPLACE, REMOVE: a token, compared case-insensitively */
+    struct repro_slice value; /* SET, REPLACE, TARGET, HOST: no control byte but HTAB */
+};
+
+/* The first field edit (not TARGET) that names name, or NULL. Returns a
+ * pointer into edits. */
+const struct repro_http_edit *repro_http_edit_find(const struct repro_http_edit *edits, size_t n,
+                                                   struct repro_slice name);
+
+/*
+ * Writes the head at the start of p[0..len) to out with edits applied
+ * (at most 64): a changed field keeps its name's spelling, the bytes up to
+ * its value and its line ending (continuation lines of a changed or
+ * removed field go); every other byte is copied. Added fields use the
+ * start line's line ending. *head_len (optional) gets the length of the
+ * input head; bytes after it (a body) are not touched: append them. out is
+ * appended to. Returns REPRO_OK; REPRO_E_INVAL for a bad edit (name not a
+ * token, a control byte in a value, an empty target or one with white
+ * space); REPRO_E_MALFORMED when p
+ * has no complete start line or no empty line ending the head;
+ * REPRO_E_LIMIT/NOMEM when out cannot grow (out then holds a prefix).
+ * Thread-safe.
+ */
+int repro_http_head_rewrite(enum repro_http_kind kind, const uint8_t *p, size_t len,
+                            const struct repro_http_edit *edits, size_t n_edits,
+                            struct repro_buf *out, size_t *head_len, struct repro_error *err);
+
 /* ---- a small blocking client ------------------------------------------ */
 
 /*
