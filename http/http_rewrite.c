@@ -23,7 +23,8 @@ static int tchar(uint8_t c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static struct repro_slice trim(const uint8_t *p, size_t s, size_t e)
+static inline __attribute__((always_inline)) struct repro_slice trim(const uint8_t *p, size_t s,
+                                                                      size_t e)
 {
     while (s < e && (p[s] == ' ' || p[s] == '\t'))
         s++;
@@ -37,7 +38,9 @@ size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro
     const uint8_t *lf = off < n ? memchr(p + off, '\n', n - off) : NULL, *colon;
     size_t k;
 
-    memset(l, 0, sizeof *l);
+    /* Called for every head line capture redacts: set fields, no memset. */
+    l->name = l->value = (struct repro_slice){NULL, 0};
+    l->after_colon = 0;
     l->start = off;
     if (lf == NULL) {
         l->eol = l->next = n;
