@@ -134,6 +134,36 @@ static void test_rewrite_with_body(void **state)
     repro_buf_release(&out);
 }
 
+/* Fail the n-th allocation for every n until the rewrite runs clean: each
+ * run ends in a clean error (E_NOMEM) and no leak (ASan, valgrind). */
+static void test_rewrite_alloc_failures(void **state)
+{
+    const char *msg = "GET /a HTTP/1.1\r\nHost: prod\r\nCookie: c\r\n\r\n";
+    struct repro_http_edit e[] = {{REPRO_HTTP_EDIT_HOST, NULL, V("staging")},
+                                  {REPRO_HTTP_EDIT_REMOVE, "Cookie", {NULL, 0}},
+                                  {REPRO_HTTP_EDIT_SET, "X-Replay", V("1")}};
+    unsigned long n;
+    (void)state;
+    for (n = 1; n < 50; n++) {
+        struct repro_buf out;
+        struct repro_error err = {0};
+        unsigned long made;
+        int rc;
+        repro_buf_init(&out, 1 << 16);
+        repro_alloc_fail_after(n);
+        rc = repro_http_head_rewrite(REPRO_HTTP_REQUEST, (const uint8_t *)msg, strlen(msg), e, 3,
+                                     &out, NULL, &err);
+        made = repro_alloc_fail_after(0);
+        assert_true(rc == REPRO_OK || (rc == REPRO_E_NOMEM && err.code == REPRO_E_NOMEM));
+        repro_buf_release(&out);
+        if (made < n) {
+            assert_int_equal(rc, REPRO_OK);
+            break;
+        }
+    }
+    assert_true(n < 50);
+}
+
 static void test_head_line(void **state)
 {
     static const struct {
@@ -175,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_head_line),
         cmocka_unit_test(test_rewrite_cases),
         cmocka_unit_test(test_rewrite_with_body),
+        cmocka_unit_test(test_rewrite_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
