@@ -549,7 +549,8 @@ struct repro_http_response {
 
 /*
  * Connects to host:port (numeric or a name; IPv4 or IPv6) within
- * timeout_ms. max_response caps the bytes kept of each response (0: 16
+ * timeout_ms. c is initialised here (close an open one first); host and
+ * port are borrowed for the call. max_response caps the bytes kept of each response (0: 16
  * MiB). Returns REPRO_OK, or REPRO_E_IO (cannot resolve, refused, timed
  * out: err->sys_errno is ETIMEDOUT) with err set; c->fd is -1 on failure.
  */

@@ -889,6 +889,36 @@ static void test_body_digests(void **state)
     repro_capture_free(cap);
 }
 
+/* A gzip body is stored decoded: its digest is of the decoded bytes, not
+ * of the gzip stream on the wire; a form body scrubbed before storage has
+ * the digest of the scrubbed form. */
+static void test_body_digest_decoded(void **state)
+{
+    struct rec r;
+    struct conv cv;
+    struct repro_capture *cap = new_cap(&r, NULL, NULL);
+    char gz[256], head[128];
+    size_t n = gzip_into(gz, sizeof gz, "hello world", 0);
+    (void)state;
+
+    conv_start(&cv, cap, 40101, 1);
+    send_data(&cv, 0, "POST /f HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      "Content-Length: 17\r\n\r\nuser=a&password=b");
+    snprintf(head, sizeof head,
+             "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n", n);
+    send_data(&cv, 1, head);
+    send_bytes(&cv, 1, gz, n);
+    conv_fin(&cv);
+    assert_int_equal(r.n_x, 1);
+    assert_true(r.x[0].flags & REPRO_XF_DECODED);
+    assert_string_equal(r.x[0].resp_digest, SHA_HELLO_WORLD);
+    assert_true(r.x[0].flags & REPRO_XF_REDACTED);
+    /* hashlib.sha256(b"user=a&password=%5BREDACTED%5D") */
+    assert_string_equal(r.x[0].req_digest,
+                        "b82e0c12a306cacf40903c996e0f15b6b9744df9f0ca22b85c4db183fa2aec9a");
+    repro_capture_free(cap);
+}
+
 static void scenario(struct repro_capture *cap)
 {
     struct conv cv;
@@ -944,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_not_http1),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_body_digests),
+        cmocka_unit_test(test_body_digest_decoded),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
