@@ -2,7 +2,11 @@
  * HTTP over one reassembled TCP connection: decides which side is the
  * client, runs a request framer and a response framer, and pairs responses
  * with requests in order (RFC 9112 section 9.3: responses come in the order
- * of the requests, including pipelined ones).
+ * of the requests, including pipelined ones). The order rules themselves
+ * (interim 1xx, tunnels, the request method steering response framing) are
+ * http/'s (repro_http_response_role(), struct repro_http_interim); what is
+ * here is placing responses after packet loss by TCP evidence on top of
+ * them. The framer is used only through its accessors.
  *
  * Pairing rules:
  *  - interim 1xx responses (not 101) attach to the oldest waiting request
@@ -35,6 +39,10 @@ struct held_msg {
     int64_t first_us, last_us;
     const char *why;
     char interim[64]; /* responses: "100" or "100,102" of 1xx before it */
+    /* The body's digest: first of the whole body on the wire, then (after
+     * redact_held()) of the body as stored; has_digest 0 when unknown. */
+    uint8_t digest[REPRO_HTTP_DIGEST_LEN];
+    int has_digest;
 };
 
 /* Stream offsets (bytes from the start of one direction, gaps included)
@@ -84,8 +92,7 @@ struct hconn {
     int pipelined;  /* the client was seen sending before the previous response arrived */
     int64_t last_req_ack; /* what the client had received when it sent its latest request */
     int untracked;  /* a loss could not be recorded: every later pairing is a guess */
-    struct repro_buf interim_raw; /* 1xx responses before any request completed */
-    char interim[64];
+    struct repro_http_interim interim; /* 1xx responses waiting for the final one */
     int eof[2];
 };
 
@@ -123,6 +130,9 @@ static void take_msg(struct repro_http_framer *f, struct held_msg *m)
     m->first_us = msg->first_us;
     m->last_us = msg->last_us;
     m->why = msg->why;
+    m->has_digest = msg->has_body_digest;
+    if (m->has_digest)
+        memcpy(m->digest, msg->body_digest, sizeof m->digest);
     repro_http_framer_take_raw(f, &m->raw);
 }
 
@@ -154,11 +164,18 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
     int rc;
 
     note[0] = '\0';
-    if (m->raw.len == 0)
+    if (m->raw.len == 0) {
+        m->has_digest = 0;
         return;
+    }
     rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
                        m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
     snprintf(note, note_len, "%s", res.note);
+    /* Never the digest of bytes redaction changed (docs/capture.md). */
+    if (res.digest == REPRO_REDACT_DIGEST_OWN)
+        memcpy(m->digest, res.body_digest, sizeof m->digest);
+    else if (res.digest == REPRO_REDACT_DIGEST_NONE || rc < 0)
+        m->has_digest = 0;
     m->flags |= res.xflags;
     if (res.xflags & REPRO_XF_DECODED)
         cap->stats.bodies_decoded++;
@@ -201,6 +218,9 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.req_first_us = req->first_us;
         x.req_last_us = req->last_us;
         x.request_bytes = req->wire_bytes;
+        x.has_request_digest = req->has_digest;
+        if (req->has_digest)
+            memcpy(x.request_digest, req->digest, sizeof x.request_digest);
         x.flags |= req->flags;
         x.note = req->why;
         if (req->has_info)
@@ -217,6 +237,9 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.resp_first_us = resp->first_us;
         x.resp_last_us = resp->last_us;
         x.response_bytes = resp->wire_bytes;
+        x.has_response_digest = resp->has_digest;
+        if (resp->has_digest)
+            memcpy(x.response_digest, resp->digest, sizeof x.response_digest);
         x.flags |= resp->flags;
         if (x.note == NULL)
             x.note = resp->why;
@@ -343,10 +366,8 @@ static void set_method_hint(struct hconn *h)
     }
     /* No finished request waiting: the one being sent, if any. */
     if (i == h->q_len || (h->q[i].kind == Q_REQ && !h->q[i].done)) {
-        struct repro_http_framer *qf = &h->fr[h->client_dir];
-        if (repro_http_framer_busy(qf) && qf->head_raw_len > 0) {
-            struct repro_slice m = repro_http_span_slice(
-                (struct repro_slice){qf->raw.data, qf->raw.len}, qf->info.method);
+        struct repro_slice m = repro_http_framer_current_method(&h->fr[h->client_dir]);
+        if (m.len > 0) {
             repro_http_framer_set_request_method(rf, (const char *)m.ptr, m.len);
             return;
         }
@@ -358,45 +379,21 @@ static void set_method_hint(struct hconn *h)
  * kept to go in front of the final response. */
 static void add_interim(struct repro_capture *cap, struct hconn *h, struct held_msg *m)
 {
-    size_t n = strlen(h->interim);
-
-    snprintf(h->interim + n, sizeof h->interim - n, "%s%d", n ? "," : "", m->info.status);
-    if (repro_budget_take(&cap->budget, m->raw.len) &&
-        repro_buf_append(&h->interim_raw, m->raw.data, m->raw.len) != REPRO_OK)
-        repro_budget_give(&cap->budget, m->raw.len);
+    repro_http_interim_add(&h->interim, m->info.status,
+                           (struct repro_slice){m->raw.data, m->raw.len});
     held_release(cap, m);
 }
 
-static void drop_interim(struct repro_capture *cap, struct hconn *h)
+static void drop_interim(struct hconn *h)
 {
-    repro_budget_give(&cap->budget, h->interim_raw.len);
-    repro_buf_reset(&h->interim_raw);
-    h->interim[0] = '\0';
+    repro_http_interim_reset(&h->interim);
 }
 
 /* Moves the pending interim responses in front of the final response m. */
-static void attach_interim(struct repro_capture *cap, struct hconn *h, struct held_msg *m)
+static void attach_interim(struct hconn *h, struct held_msg *m)
 {
-    struct repro_buf *pre = &h->interim_raw;
-
-    snprintf(m->interim, sizeof m->interim, "%s", h->interim);
-    h->interim[0] = '\0';
-    if (pre->len == 0)
-        return;
-    if (repro_buf_append(pre, m->raw.data, m->raw.len) == REPRO_OK) {
-        uint32_t shift = (uint32_t)(pre->len - m->raw.len);
-        struct repro_buf tmp = m->raw;
-        m->raw = *pre;
-        *pre = tmp; /* keeps the old buffer's memory for the next interim */
-        m->info.reason.off += shift;
-        m->info.target.off += shift;
-        m->info.method.off += shift;
-        m->info.host.off += shift;
-        m->wire_bytes += shift;
-    } else {
-        repro_budget_give(&cap->budget, pre->len);
-    }
-    repro_buf_reset(pre);
+    repro_http_interim_attach(&h->interim, &m->raw, &m->info, &m->wire_bytes, m->interim,
+                              sizeof m->interim);
 }
 
 /*
@@ -744,16 +741,17 @@ static int on_response(struct repro_capture *cap, struct hconn *h)
 {
     struct held_msg m;
     struct resp_pos r;
-    int status, rc;
+    enum repro_http_role role;
+    int rc;
 
     take_msg(&h->fr[!h->client_dir], &m);
-    status = m.has_info ? m.info.status : 0;
-    if (status >= 100 && status < 200 && status != 101) {
+    role = repro_http_response_role(m.has_info ? &m.info : NULL);
+    if (role == REPRO_HTTP_ROLE_INTERIM) {
         add_interim(cap, h, &m);
         return 0;
     }
-    attach_interim(cap, h, &m);
-    if (m.has_info && m.info.body == REPRO_HTTP_BODY_TUNNEL) {
+    attach_interim(h, &m);
+    if (role == REPRO_HTTP_ROLE_TUNNEL) {
         m.flags |= REPRO_XF_TUNNEL;
         repro_http_framer_tunnel(&h->fr[h->client_dir]);
     }
@@ -843,7 +841,7 @@ static int cb_open(void *ctx, struct repro_tcp_conn *c)
         h->pos[d].start_ack = h->pos[d].cur_start = OFF_UNKNOWN;
         h->pos[d].start = h->pos[d].end = 0;
     }
-    repro_buf_init(&h->interim_raw, cap->limits.http.max_head);
+    repro_http_interim_init(&h->interim, cap->limits.http.max_head, &cap->budget);
     c->user = h;
     cap->stats.connections++;
     return 0;
@@ -973,7 +971,7 @@ static int cb_gap(void *ctx, struct repro_tcp_conn *c, int dir, uint64_t len, in
         note_lost_requests(cap, h, gap_start);
     } else {
         h->resp_lost = 1;
-        drop_interim(cap, h);
+        drop_interim(h);
     }
     return 0;
 }
@@ -1002,6 +1000,7 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
 {
     struct repro_capture *cap = ctx;
     struct hconn *h = c->user;
+    struct repro_http_framer_stats fs[2];
     int rc = 0, d;
 
     if (h == NULL)
@@ -1028,11 +1027,12 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
         cap->stats.non_http_connections++; /* no payload at all */
     if (h->framers_ready) {
         for (d = 0; d < 2; d++) {
-            cap->stats.skipped_stream_bytes += h->fr[d].skipped_bytes;
-            cap->stats.tunnel_bytes += h->fr[d].tunnel_bytes;
-            cap->stats.dropped_body_bytes += h->fr[d].capped_bytes;
+            repro_http_framer_stats(&h->fr[d], &fs[d]);
+            cap->stats.skipped_stream_bytes += fs[d].skipped_bytes;
+            cap->stats.tunnel_bytes += fs[d].tunnel_bytes;
+            cap->stats.dropped_body_bytes += fs[d].capped_bytes;
         }
-        if (h->not_http || (h->fr[0].n_messages == 0 && h->fr[1].n_messages == 0)) {
+        if (h->not_http || (fs[0].n_messages == 0 && fs[1].n_messages == 0)) {
             h->info.is_http = 0;
             cap->stats.non_http_connections++;
         } else {
@@ -1050,8 +1050,7 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
         pop_front(h);
     }
     repro_free(h->q);
-    repro_budget_give(&cap->budget, h->interim_raw.len);
-    repro_buf_release(&h->interim_raw);
+    repro_http_interim_release(&h->interim);
     if (h->framers_ready) {
         repro_http_framer_release(&h->fr[0]);
         repro_http_framer_release(&h->fr[1]);

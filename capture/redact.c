@@ -102,12 +102,6 @@ static int has_body_rules(const struct repro_redact_rules *r)
     return !r->no_defaults || r->n_query_params > 0 || r->n_json_fields > 0;
 }
 
-static int is_token_char(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* ---- output ----------------------------------------------------------- */
 
 struct out {
@@ -208,22 +202,16 @@ struct line {
     size_t s, eol, next; /* [s, eol) content, [eol, next) line ending */
 };
 
-/* The line at off within p[0..n): its end is the LF or the end of input. */
+/* The line at off within p[0..n): its end is the LF or the end of input
+ * (http/'s lenient head scanner). */
 static struct line line_at(const uint8_t *p, size_t n, size_t off)
 {
+    struct repro_http_line hl;
     struct line l;
-    const uint8_t *lf = memchr(p + off, '\n', n - off);
-    l.s = off;
-    if (lf == NULL) {
-        l.eol = l.next = n;
-        if (l.eol > off && p[l.eol - 1] == '\r')
-            l.eol--;
-        return l;
-    }
-    l.next = (size_t)(lf - p) + 1;
-    l.eol = l.next - 1;
-    if (l.eol > off && p[l.eol - 1] == '\r')
-        l.eol--;
+    repro_http_head_line(p, n, off, &hl);
+    l.s = hl.start;
+    l.eol = hl.eol;
+    l.next = hl.next;
     return l;
 }
 
@@ -268,34 +256,40 @@ static struct repro_slice trim(const uint8_t *p, size_t s, size_t e)
 }
 
 /* Rewrites field lines from p[off..n) up to and including the empty line
- * (or the end). Returns the offset after what was consumed. */
+ * (or the end), with http/'s lenient line scanner; the framing edits
+ * (Content-Length, Content-Encoding) go through http/'s edit list.
+ * Returns the offset after what was consumed. */
 static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, size_t off)
 {
     int drop_cont = 0; /* continuation lines of the previous field are dropped */
+    struct repro_http_edit edits[2];
+    size_t n_edits = 0;
+    char num[32];
 
+    if (fc->drop_cenc)
+        edits[n_edits++] = (struct repro_http_edit){REPRO_HTTP_EDIT_REMOVE, "content-encoding",
+                                                    {NULL, 0}};
+    if (fc->new_length >= 0) {
+        int k = snprintf(num, sizeof num, "%lld", (long long)fc->new_length);
+        edits[n_edits++] = (struct repro_http_edit){
+            REPRO_HTTP_EDIT_REPLACE, "content-length", {(const uint8_t *)num, (size_t)k}};
+    }
     while (off < n) {
-        struct line l = line_at(p, n, off);
-        const uint8_t *colon;
-        struct repro_slice name;
-        size_t k;
-        int token = 1;
+        struct repro_http_line l;
+        const struct repro_http_edit *e;
 
-        off = l.next;
-        if (l.eol == l.s && l.next > l.s) { /* the empty line */
-            put(fc->o, p + l.s, l.next - l.s);
+        off = repro_http_head_line(p, n, off, &l);
+        if (l.kind == REPRO_HTTP_LINE_END) {
+            put(fc->o, p + l.start, l.next - l.start);
             break;
         }
-        if (p[l.s] == ' ' || p[l.s] == '\t') {
+        if (l.kind == REPRO_HTTP_LINE_CONT) {
             if (!drop_cont)
-                put(fc->o, p + l.s, l.next - l.s);
+                put(fc->o, p + l.start, l.next - l.start);
             continue;
         }
         drop_cont = 0;
-        colon = memchr(p + l.s, ':', l.eol - l.s);
-        name = colon ? trim(p, l.s, (size_t)(colon - p)) : (struct repro_slice){NULL, 0};
-        for (k = 0; k < name.len && token; k++)
-            token = is_token_char(name.ptr[k]);
-        if (colon == NULL || name.len == 0 || !token) {
+        if (l.kind != REPRO_HTTP_LINE_FIELD) {
             /* not "name: value": nothing of it can be trusted */
             puts_(fc->o, REPRO_REDACT_MARK);
             put(fc->o, p + l.eol, l.next - l.eol);
@@ -303,42 +297,35 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
             drop_cont = 1;
             continue;
         }
-        {
-            size_t vstart = (size_t)(colon - p) + 1;
-            struct repro_slice v = trim(p, vstart, l.eol);
-            size_t vs = v.len ? (size_t)(v.ptr - p) : l.eol;
-            if (header_is_secret(fc->r, name.ptr, name.len)) {
-                put(fc->o, p + l.s, vstart - l.s);
-                puts_(fc->o, " " REPRO_REDACT_MARK);
-                put(fc->o, p + l.eol, l.next - l.eol);
-                fc->hits++;
-                drop_cont = 1;
-                continue;
-            }
-            if (fc->facts && fc->facts->ctype.ptr == NULL &&
-                ieq(name.ptr, name.len, "content-type"))
-                fc->facts->ctype = v;
-            if (fc->facts && ieq(name.ptr, name.len, "content-encoding") && v.len > 0)
-                fc->facts->cenc = v;
-            if (fc->drop_cenc && ieq(name.ptr, name.len, "content-encoding"))
-                continue;
-            if (fc->new_length >= 0 && ieq(name.ptr, name.len, "content-length")) {
-                char num[32];
-                put(fc->o, p + l.s, vs - l.s);
-                snprintf(num, sizeof num, "%lld", (long long)fc->new_length);
-                puts_(fc->o, num);
-                put(fc->o, p + l.eol, l.next - l.eol);
-                continue;
-            }
-            if (in_list(name.ptr, name.len, url_headers, N_OF(url_headers))) {
-                put(fc->o, p + l.s, vs - l.s);
-                fc->hits += scrub_url(fc->r, fc->o, p + vs, l.eol - vs);
-                put(fc->o, p + l.eol, l.next - l.eol);
-                drop_cont = 1; /* a folded URL cannot be scrubbed with certainty */
-                continue;
-            }
-            put(fc->o, p + l.s, l.next - l.s);
+        if (header_is_secret(fc->r, l.name.ptr, l.name.len)) {
+            put(fc->o, p + l.start, l.after_colon - l.start);
+            puts_(fc->o, " " REPRO_REDACT_MARK);
+            put(fc->o, p + l.eol, l.next - l.eol);
+            fc->hits++;
+            drop_cont = 1;
+            continue;
         }
+        if (fc->facts && fc->facts->ctype.ptr == NULL && ieq(l.name.ptr, l.name.len, "content-type"))
+            fc->facts->ctype = l.value;
+        if (fc->facts && ieq(l.name.ptr, l.name.len, "content-encoding") && l.value.len > 0)
+            fc->facts->cenc = l.value;
+        e = repro_http_edit_find(edits, n_edits, l.name);
+        if (e != NULL && e->op == REPRO_HTTP_EDIT_REMOVE)
+            continue;
+        if (e != NULL) {
+            put(fc->o, p + l.start, l.value_start - l.start);
+            put(fc->o, e->value.ptr, e->value.len);
+            put(fc->o, p + l.eol, l.next - l.eol);
+            continue;
+        }
+        if (in_list(l.name.ptr, l.name.len, url_headers, N_OF(url_headers))) {
+            put(fc->o, p + l.start, l.value_start - l.start);
+            fc->hits += scrub_url(fc->r, fc->o, p + l.value_start, l.eol - l.value_start);
+            put(fc->o, p + l.eol, l.next - l.eol);
+            drop_cont = 1; /* a folded URL cannot be scrubbed with certainty */
+            continue;
+        }
+        put(fc->o, p + l.start, l.next - l.start);
     }
     return off;
 }
@@ -484,6 +471,8 @@ struct body {
     struct repro_buf data;     /* decoded and scrubbed data bytes */
     struct repro_buf trailers; /* chunked: the scrubbed trailer section */
     int changed;               /* data or trailers differ from the wire */
+    int data_changed;          /* data differs from the wire's (scrubbed or decoded) */
+    int may_change;            /* redaction could change data past a cap */
     int decoded;
     int dropped;  /* not stored */
     int complete; /* the whole body is present */
@@ -560,12 +549,56 @@ done:
     if (rc == REPRO_OK && hits > 0 && !b->dropped) {
         repro_buf_release(&b->data);
         b->data = out;
-        b->changed = 1;
+        b->changed = b->data_changed = 1;
         b->hits += hits;
         return REPRO_OK;
     }
     repro_buf_release(&out);
     return rc;
+}
+
+/* Whether scrubbing a body of this class could change data bytes: what
+ * decides whether the unstored part of a capped body may be digested. A
+ * body to sniff is JSON when its first byte other than white space is '{'
+ * or '['; when no such byte was kept, it may be. */
+static int may_scrub(const struct repro_redact_rules *r, enum body_class cls,
+                     const struct repro_buf *data)
+{
+    size_t i = 0;
+
+    if (cls == B_JSON)
+        return 1;
+    if (cls == B_FORM)
+        return has_param_rules(r);
+    if (cls != B_SNIFF)
+        return 0;
+    while (i < data->len && (data->data[i] == ' ' || data->data[i] == '\t' ||
+                             data->data[i] == '\r' || data->data[i] == '\n'))
+        i++;
+    return i == data->len || data->data[i] == '{' || data->data[i] == '[';
+}
+
+/* What the digest of the stored body is (struct repro_redact_result). */
+static void digest_verdict(const struct repro_http_info *info, unsigned mflags,
+                           const struct body *b, struct repro_redact_result *res)
+{
+    int capped = (mflags & REPRO_XF_BODY_CAPPED) != 0 || b->capped;
+    struct sha256_ctx ctx;
+
+    res->digest = REPRO_REDACT_DIGEST_NONE;
+    if (info == NULL || b->dropped)
+        return;
+    if (!b->data_changed) {
+        if (!(capped && b->may_change))
+            res->digest = REPRO_REDACT_DIGEST_WIRE;
+        return;
+    }
+    if (capped || !b->complete)
+        return;
+    sha256_init(&ctx);
+    sha256_update(&ctx, b->data.len, b->data.data);
+    sha256_digest(&ctx, sizeof res->body_digest, res->body_digest);
+    res->digest = REPRO_REDACT_DIGEST_OWN;
 }
 
 /* Decides what to store of the body raw[head_len..]. */
@@ -641,7 +674,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
             b->complete = 0;
         repro_buf_release(&b->data);
         b->data = dec;
-        b->decoded = b->changed = 1;
+        b->decoded = b->changed = b->data_changed = 1;
         note(res, c == C_GZIP ? "Content-Encoding gzip decoded before storage"
                               : "Content-Encoding deflate decoded before storage");
     }
@@ -649,6 +682,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         drop_body(b, res, "a capture gap prevents scrubbing", p, n, 0);
         return REPRO_OK;
     }
+    b->may_change = may_scrub(r, cls, &b->data);
     return scrub_data(r, b, cls, !b->complete, res, p, n);
 }
 
@@ -771,6 +805,7 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
         goto fail;
     if (info == NULL && n > hlen)
         drop_body(&b, res, "it follows a head that does not parse", p + hlen, n - hlen, 0);
+    digest_verdict(info, mflags, &b, res);
     if (hits == 0 && b.hits == 0 && !b.decoded && !b.dropped && !b.changed) {
         repro_buf_release(&b.data);
         repro_buf_release(&b.trailers);

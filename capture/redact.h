@@ -19,7 +19,19 @@ struct repro_redact_result {
     int has_info;
     unsigned xflags; /* REPRO_XF_REDACTED, _DECODED, _BODY_DROPPED, _BODY_CAPPED */
     char note[200];  /* "" or why the body was decoded or dropped */
+    /* What the digest of the stored body is (docs/capture.md, "Body
+     * digests"): REPRO_REDACT_DIGEST_WIRE: the body is stored as it came
+     * (transfer coding aside), and would be past any cap too, so the
+     * framer's digest of the whole wire body stands; _OWN: redaction or
+     * decoding changed the body and all of it is here: body_digest is the
+     * digest of the stored data; _NONE: no digest may be given (the body
+     * is not stored, or was cut at a cap where redaction could change what
+     * was not kept). */
+    int digest;
+    uint8_t body_digest[REPRO_HTTP_DIGEST_LEN];
 };
+
+enum { REPRO_REDACT_DIGEST_NONE = 0, REPRO_REDACT_DIGEST_WIRE, REPRO_REDACT_DIGEST_OWN };
 
 /*
  * Redacts one message: raw is what the framer kept, info its parsed head or

@@ -16,17 +16,15 @@
  * story as their issues land.
  */
 #include "cli.h"
+#include "repro/http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -117,24 +115,21 @@ static int wait_for(int fd, char *buf, size_t len, size_t *used, const char *nee
     return 0;
 }
 
-/* One HTTP request on a new or given connection; prints the status line. */
-static int http_get(int *sock, int port, const char *method, const char *target, const char *body)
+/* One HTTP request on the demo's connection (opened when closed, closed
+ * when the server will not take another request); prints the status
+ * line. -1 when the service cannot be reached, 1 when it did not answer. */
+static int http_get(struct repro_http_client *c, int port, const char *method, const char *target,
+                    const char *body)
 {
-    char req[512], resp[4096];
-    struct timeval tv = {5, 0};
-    ssize_t n;
-    size_t got = 0;
+    char req[512], port_s[16];
+    struct repro_http_response resp;
+    struct repro_error err = {0};
+    int rc;
 
-    if (*sock < 0) {
-        struct sockaddr_in a;
-        memset(&a, 0, sizeof a);
-        a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t)port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        *sock = socket(AF_INET, SOCK_STREAM, 0);
-        if (*sock < 0 || connect(*sock, (struct sockaddr *)&a, sizeof a) != 0)
+    if (c->fd < 0) {
+        snprintf(port_s, sizeof port_s, "%d", port);
+        if (repro_http_client_connect(c, "127.0.0.1", port_s, 5000, 0, &err) != REPRO_OK)
             return -1;
-        setsockopt(*sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
     /* The Authorization header shows redaction at work: it is stored as
      * [REDACTED]. */
@@ -148,28 +143,25 @@ static int http_get(int *sock, int port, const char *method, const char *target,
                  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: repro-demo\r\n"
                  "Authorization: Bearer demo-secret-token\r\n\r\n",
                  method, target, port);
-    if (write(*sock, req, strlen(req)) != (ssize_t)strlen(req))
-        return -1;
-    while (got < sizeof resp - 1) {
-        n = read(*sock, resp + got, sizeof resp - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        resp[got] = '\0';
-        if (strstr(resp, "\r\n\r\n")) {
-            const char *cl = strstr(resp, "Content-Length: ");
-            const char *end = strstr(resp, "\r\n\r\n") + 4;
-            if (cl == NULL || (size_t)(resp + got - end) >= (size_t)atol(cl + 16))
-                break;
-        }
+    rc = repro_http_client_exchange(c, (const uint8_t *)req, strlen(req), &resp, &err);
+    if (rc == REPRO_OK) {
+        size_t n = 0;
+        while (n < resp.raw.len && resp.raw.data[n] != '\r' && resp.raw.data[n] != '\n')
+            n++;
+        printf("   %s %s -> %.*s\n", method, target, (int)n, (const char *)resp.raw.data);
+    } else if (rc == REPRO_E_IO && strstr(err.msg, "cannot send") != NULL) {
+        rc = -1;
+    } else {
+        printf("   %s %s -> no response (%s)\n", method, target,
+               err.sys_errno ? strerror(err.sys_errno) : "closed");
+        rc = 1;
     }
-    resp[got] = '\0';
-    if (got == 0) {
-        printf("   %s %s -> no response (%s)\n", method, target, n < 0 ? strerror(errno) : "closed");
-        return 1;
+    if (rc != REPRO_OK || !resp.keep_alive) {
+        repro_http_client_close(c);
+        c->fd = -1;
     }
-    printf("   %s %s -> %.*s\n", method, target, (int)strcspn(resp, "\r\n"), resp);
-    return 0;
+    repro_http_response_release(&resp);
+    return rc;
 }
 
 static int live_demo(struct cli_global *g, const char *self, const char *service)
@@ -180,7 +172,8 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
                         "--", (char *)service, NULL};
     char *cap_argv[] = {(char *)self, "--db", (char *)g->db, "capture", "-i", "lo", "-f",
                         filter, "--redact-json-field", "password", NULL};
-    int run_out = -1, cap_err = -1, port, sock = -1, sock2 = -1, status = 0;
+    int run_out = -1, cap_err = -1, port, status = 0;
+    struct repro_http_client sock = {.fd = -1}, sock2 = {.fd = -1};
     pid_t run_pid, cap_pid = -1;
     char *list_argv[] = {"exchanges", NULL};
     char *crash_argv[] = {"crashes", NULL};
@@ -220,10 +213,8 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
     run_pid = -1;
     printf("   the service died: repro run exited %d\n",
            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    if (sock >= 0)
-        close(sock);
-    if (sock2 >= 0)
-        close(sock2);
+    repro_http_client_close(&sock);
+    repro_http_client_close(&sock2);
     /* The capture sees the resets; then it is stopped like a user would. */
     kill(cap_pid, SIGINT);
     waitpid(cap_pid, &status, 0);
@@ -247,6 +238,8 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
     close(cap_err);
     return EXIT_CLEAN;
 fail:
+    repro_http_client_close(&sock);
+    repro_http_client_close(&sock2);
     if (run_pid > 0) {
         kill(run_pid, SIGTERM);
         waitpid(run_pid, NULL, 0);

@@ -176,6 +176,12 @@ static enum repro_http_outcome finish(struct repro_http_framer *f, int next_stat
     f->msg.last_us = f->last_us;
     f->msg.flags = f->flags;
     f->msg.why = f->why;
+    /* Every body byte was seen: the digest covers the whole body. */
+    f->msg.has_body_digest =
+        f->head_raw_len > 0 && !(f->flags & (REPRO_HTTP_M_GAP | REPRO_HTTP_M_TRUNCATED |
+                                             REPRO_HTTP_M_MALFORMED));
+    if (f->msg.has_body_digest)
+        repro_http_digest_final(&f->digest, f->msg.body_digest);
     f->finished = 1;
     f->n_messages++;
     f->state = next_state;
@@ -254,6 +260,7 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
         return malformed_at(f, "request Transfer-Encoding does not end in chunked", 1);
     f->body = body;
     f->info.body = body;
+    repro_http_digest_init(&f->digest, body);
     switch (body) {
     case REPRO_HTTP_BODY_NONE:
         return finish(f, FR_IDLE, REPRO_HTTP_DONE);
@@ -379,6 +386,11 @@ static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint
     return head_complete(f, end);
 }
 
+static void digest_data(void *ctx, const uint8_t *p, size_t n)
+{
+    repro_http_digest_data(ctx, p, n);
+}
+
 static enum repro_http_outcome feed_body(struct repro_http_framer *f, const uint8_t *p,
                                          size_t len, size_t *used)
 {
@@ -389,12 +401,14 @@ static enum repro_http_outcome feed_body(struct repro_http_framer *f, const uint
     case REPRO_HTTP_BODY_LENGTH:
         n = (uint64_t)len < f->body_remaining ? len : (size_t)f->body_remaining;
         keep(f, p, n);
+        repro_http_digest_data(&f->digest, p, n);
         f->body_remaining -= n;
         f->wire_bytes += n;
         *used = n;
         return f->body_remaining == 0 ? finish(f, FR_IDLE, REPRO_HTTP_DONE) : REPRO_HTTP_NEED_MORE;
     case REPRO_HTTP_BODY_CHUNKED:
-        rc = repro_http_chunked_scan(&f->chunk, p, len, f->limits.max_trailer, &n);
+        rc = repro_http_chunked_scan_data(&f->chunk, p, len, f->limits.max_trailer, &n,
+                                          digest_data, &f->digest);
         keep(f, p, n);
         f->wire_bytes += n;
         *used = n;
@@ -405,6 +419,7 @@ static enum repro_http_outcome feed_body(struct repro_http_framer *f, const uint
         return REPRO_HTTP_NEED_MORE;
     default: /* close-delimited */
         keep(f, p, len);
+        repro_http_digest_data(&f->digest, p, len);
         f->wire_bytes += len;
         *used = len;
         return REPRO_HTTP_NEED_MORE;
@@ -546,4 +561,19 @@ enum repro_http_outcome repro_http_framer_eof(struct repro_http_framer *f, int64
         return finish(f, FR_IDLE, REPRO_HTTP_DONE);
     }
     return REPRO_HTTP_NEED_MORE;
+}
+
+struct repro_slice repro_http_framer_current_method(const struct repro_http_framer *f)
+{
+    if (!repro_http_framer_busy(f) || f->head_raw_len == 0)
+        return (struct repro_slice){NULL, 0};
+    return repro_http_span_slice((struct repro_slice){f->raw.data, f->raw.len}, f->info.method);
+}
+
+void repro_http_framer_stats(const struct repro_http_framer *f, struct repro_http_framer_stats *out)
+{
+    out->skipped_bytes = f->skipped_bytes;
+    out->tunnel_bytes = f->tunnel_bytes;
+    out->capped_bytes = f->capped_bytes;
+    out->n_messages = f->n_messages;
 }

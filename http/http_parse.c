@@ -382,8 +382,11 @@ enum {
 
 #define CHUNK_LINE_MAX 4096u
 
-enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
-                                                size_t len, size_t max_trailer, size_t *consumed)
+/* The scanner; on_data (optional) sees every run of data bytes. */
+static enum repro_http_outcome chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
+                                            size_t len, size_t max_trailer, size_t *consumed,
+                                            void (*on_data)(void *ctx, const uint8_t *p, size_t n),
+                                            void *ctx)
 {
     size_t i = 0;
 
@@ -436,6 +439,8 @@ enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, co
             size_t n = len - i;
             if ((uint64_t)n > c->remaining)
                 n = (size_t)c->remaining;
+            if (on_data != NULL && n > 0)
+                on_data(ctx, p + i, n);
             c->remaining -= n;
             i += n;
             if (c->remaining == 0)
@@ -497,6 +502,22 @@ done:
 bad:
     *consumed = i;
     return REPRO_HTTP_MALFORMED;
+}
+
+enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
+                                                size_t len, size_t max_trailer, size_t *consumed)
+{
+    return chunked_scan(c, p, len, max_trailer, consumed, NULL, NULL);
+}
+
+enum repro_http_outcome repro_http_chunked_scan_data(struct repro_http_chunked *c,
+                                                     const uint8_t *p, size_t len,
+                                                     size_t max_trailer, size_t *consumed,
+                                                     void (*on_data)(void *ctx, const uint8_t *p,
+                                                                     size_t n),
+                                                     void *ctx)
+{
+    return chunked_scan(c, p, len, max_trailer, consumed, on_data, ctx);
 }
 
 enum repro_http_outcome repro_http_chunked_skip(struct repro_http_chunked *c, uint64_t n)

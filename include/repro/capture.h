@@ -144,14 +144,25 @@ struct repro_exchange {
     /* SHA-256 of each message body as stored: after redaction, transfer
      * coding removed (dechunked), computed over the whole body even when
      * the stored bytes were cut at a cap, so replay can compare bodies too
-     * big to store. has_*_digest is 0 when not every body byte was seen
-     * (gap, truncation, no such message). An empty body has a digest. */
+     * big to store (repro_http_body_digest() computes the same of a staging
+     * response). has_*_digest is 0 when not every body byte was seen (gap,
+     * truncation, malformed, no such message), when the body was not stored
+     * (REPRO_XF_BODY_DROPPED), and when a body cut at the cap could have
+     * been changed by redaction past the cap (JSON, form, decoded gzip):
+     * never a digest of bytes redaction changed. An empty body has a
+     * digest. docs/capture.md, "Body digests". */
     uint8_t request_digest[32], response_digest[32];
     int has_request_digest, has_response_digest;
 };
 
 /* Where a session delivers its results. All callbacks are optional; a
- * non-zero return from one stops the session with that code. */
+ * non-zero return from one stops the session with that code. ctx is
+ * borrowed for the session's life. Callbacks run inside
+ * repro_capture_packet() and repro_capture_finish() (never in
+ * repro_capture_free(), which drops open connections silently) on the
+ * calling thread and must not call back into the same session. Their
+ * pointer arguments are borrowed until the callback returns: copy what
+ * must outlive it (a sink that batches writes copies the bytes). */
 struct repro_capture_sink {
     void *ctx;
     int (*conn_open)(void *ctx, struct repro_conn_info *c); /* at its first payload byte */
@@ -218,8 +229,10 @@ struct repro_capture_stats {
 
 struct repro_capture;
 
-/* Creates a session; sink, rules and limits are copied (their strings are
- * borrowed). Returns NULL on allocation failure. */
+/* Creates a session; sink, rules and limits are copied (the rules'
+ * strings and sink->ctx are borrowed until repro_capture_free()). Returns
+ * NULL on allocation failure; free with repro_capture_free(). Not
+ * thread-safe: one thread per session. */
 struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
                                         const struct repro_redact_rules *rules,
                                         const struct repro_capture_limits *limits);
@@ -237,6 +250,8 @@ int repro_capture_packet(struct repro_capture *cap, int dlt, const uint8_t *p, s
                          int64_t ts_us, uint64_t record_no, struct repro_error *err);
 /* Ends every open connection (reason eof) and flushes their exchanges. */
 int repro_capture_finish(struct repro_capture *cap, struct repro_error *err);
+/* The session's counters: callee-owned, valid until repro_capture_free(),
+ * updated in place by every later call on cap. */
 const struct repro_capture_stats *repro_capture_stats(const struct repro_capture *cap);
 /* Prints the summary (packets, bytes, connections, exchanges, incomplete by
  * reason, dropped by cap) to f. */

@@ -117,6 +117,15 @@ struct repro_http_chunked {
  */
 enum repro_http_outcome repro_http_chunked_scan(struct repro_http_chunked *c, const uint8_t *p,
                                                 size_t len, size_t max_trailer, size_t *consumed);
+/* Like repro_http_chunked_scan(); on_data(ctx, p, n) also receives each run
+ * of data bytes (framing, extensions and trailers left out), in order, as
+ * slices of p valid during the call. */
+enum repro_http_outcome repro_http_chunked_scan_data(struct repro_http_chunked *c,
+                                                     const uint8_t *p, size_t len,
+                                                     size_t max_trailer, size_t *consumed,
+                                                     void (*on_data)(void *ctx, const uint8_t *p,
+                                                                     size_t n),
+                                                     void *ctx);
 /* Skips n data bytes lost in a capture gap. Returns DONE when the gap fits
  * inside the current chunk's data (the scanner stays in sync), MALFORMED
  * otherwise (sync is lost). */
@@ -136,6 +145,50 @@ int repro_http_dechunk_trailers(const uint8_t *p, size_t len, struct repro_buf *
 /* Quick check whether p[0..len) can be the start of a message of this kind:
  * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */
 int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len);
+
+/* ---- body digests ----------------------------------------------------- */
+
+#define REPRO_HTTP_DIGEST_LEN 32
+
+/*
+ * SHA-256 of a message body with the transfer coding removed: the data
+ * bytes of a chunked body (sizes, extensions and trailers left out), the
+ * bytes of any other body as they are. Content codings (gzip) are not
+ * undone. Capture and replay compute it the same way, so a stored digest
+ * can be compared with the digest of a staging response. Invariant: state
+ * holds a nettle sha256_ctx; n_bytes counts the data bytes hashed.
+ */
+struct repro_http_digest {
+    uint64_t state[16];
+    struct repro_http_chunked chunk;
+    int body;        /* enum repro_http_body being decoded */
+    uint64_t n_bytes;
+};
+
+/* Starts a digest of a body framed as body (enum repro_http_body). */
+void repro_http_digest_init(struct repro_http_digest *d, int body);
+/* Adds n data bytes (already without transfer coding). */
+void repro_http_digest_data(struct repro_http_digest *d, const uint8_t *p, size_t n);
+/*
+ * Adds body bytes as they are on the wire (chunked framing included for a
+ * CHUNKED body). Returns NEED_MORE when all of p[0..len) was taken; DONE
+ * when a chunked body ended at *consumed (the rest is not body); MALFORMED
+ * on broken chunked framing at *consumed (the digest is then meaningless).
+ */
+enum repro_http_outcome repro_http_digest_update(struct repro_http_digest *d, const uint8_t *p,
+                                                 size_t len, size_t *consumed);
+/* Writes the digest to out; d must be initialised again before reuse. */
+void repro_http_digest_final(struct repro_http_digest *d, uint8_t out[REPRO_HTTP_DIGEST_LEN]);
+
+/*
+ * One call: the digest of the body p[0..len) framed as body (as the
+ * framer reported it in repro_http_info.body). Returns DONE when the whole
+ * body was there (for CHUNKED: its last chunk was seen; bytes after it are
+ * ignored), NEED_MORE when a chunked body was cut short, MALFORMED on bad
+ * chunked framing; out is written only on DONE. Thread-safe.
+ */
+enum repro_http_outcome repro_http_body_digest(int body, const uint8_t *p, size_t len,
+                                               uint8_t out[REPRO_HTTP_DIGEST_LEN]);
 
 /* ---- the framer ------------------------------------------------------- */
 
@@ -197,6 +250,11 @@ struct repro_http_msg {
     int64_t first_us, last_us;          /* times of the first and last byte */
     unsigned flags;                     /* REPRO_HTTP_M_* */
     const char *why;                    /* static text when MALFORMED */
+    /* repro_http_body_digest() of the whole body on the wire, bytes past
+     * max_store included; has_body_digest is 0 when not every body byte
+     * was seen (GAP, TRUNCATED, MALFORMED, a head that never parsed). */
+    uint8_t body_digest[REPRO_HTTP_DIGEST_LEN];
+    int has_body_digest;
 };
 
 /*
@@ -229,6 +287,7 @@ struct repro_http_framer {
     uint64_t tunnel_bytes;     /* bytes passed through as an opaque tunnel */
     uint64_t capped_bytes;     /* message bytes not kept (max_store or budget) */
     uint64_t n_messages;
+    struct repro_http_digest digest; /* of the current message's body */
 };
 
 /* mid_stream: the capture may start inside a message, so leading bytes that
@@ -275,6 +334,245 @@ const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_frame
  * the framer's next call (transferred: the caller releases it with
  * repro_buf_release and gives its len back to limits.budget). */
 void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out);
+
+/* The method of the message in progress once its head has parsed (a
+ * request framer), else an empty slice. Borrowed: valid until the next
+ * call on f. Capture uses it to frame an early response to a request still
+ * being sent. */
+struct repro_slice repro_http_framer_current_method(const struct repro_http_framer *f);
+
+/* Counters of one framer since its init. */
+struct repro_http_framer_stats {
+    uint64_t skipped_bytes; /* dropped while resynchronising */
+    uint64_t tunnel_bytes;  /* passed through as an opaque tunnel */
+    uint64_t capped_bytes;  /* message bytes not kept (max_store or budget) */
+    uint64_t n_messages;    /* messages reported (DONE or MALFORMED) */
+};
+void repro_http_framer_stats(const struct repro_http_framer *f, struct repro_http_framer_stats *out);
+
+/* ---- pairing by order (RFC 9112 section 9.3) -------------------------- */
+
+/* What a response does to the request it answers. */
+enum repro_http_role {
+    REPRO_HTTP_ROLE_INTERIM = 0, /* 1xx other than 101: the request still waits */
+    REPRO_HTTP_ROLE_FINAL,       /* completes the oldest waiting request */
+    REPRO_HTTP_ROLE_TUNNEL       /* final, and the connection becomes a tunnel
+                                    (101, or 2xx to CONNECT) */
+};
+
+/* The role of a finished response; info NULL (a head that never parsed)
+ * counts as FINAL. Thread-safe. */
+enum repro_http_role repro_http_response_role(const struct repro_http_info *info);
+
+/*
+ * Interim (1xx) responses waiting for the final response of the same
+ * request: their statuses ("100" or "100,102") and their raw bytes, which
+ * go in front of the final response's bytes. Owns its buffer; bytes are
+ * charged to the optional budget (borrowed, must outlive the object).
+ * Invariants: raw.len <= max_bytes; statuses is NUL-terminated.
+ */
+struct repro_http_interim {
+    struct repro_buf raw;
+    char statuses[64];
+    struct repro_budget *budget;
+};
+
+void repro_http_interim_init(struct repro_http_interim *it, size_t max_bytes,
+                             struct repro_budget *budget);
+void repro_http_interim_release(struct repro_http_interim *it);
+/* Forgets the waiting interim responses (a capture gap lost their place). */
+void repro_http_interim_reset(struct repro_http_interim *it);
+/* Adds one interim response: its status is always listed; its bytes are
+ * kept when max_bytes and the budget allow (else silently left out). */
+void repro_http_interim_add(struct repro_http_interim *it, int status, struct repro_slice raw);
+/*
+ * Moves the waiting interim responses in front of a final response whose
+ * bytes are *raw (charged to the budget) and spans *info (optional): on
+ * success *raw becomes the joined bytes, info's spans and *wire_bytes
+ * (optional) are shifted by the prefix length, and the interim object
+ * takes the old buffer's memory for reuse. The statuses are copied to
+ * statuses (size n, optional) and the object is emptied either way.
+ * Returns the prefix length added (0 when none, or when memory ran out:
+ * then *raw is unchanged and the interim bytes are dropped).
+ */
+size_t repro_http_interim_attach(struct repro_http_interim *it, struct repro_buf *raw,
+                                 struct repro_http_info *info, uint64_t *wire_bytes,
+                                 char *statuses, size_t n);
+
+/*
+ * Pairing by message order for one connection whose two directions are
+ * both seen in full (a client, or capture without loss): requests are
+ * answered in the order they were sent, 1xx responses are interim, and
+ * the method of the oldest waiting request decides how the next response
+ * is framed (HEAD: no body; CONNECT 2xx and 101: tunnel). Capture places
+ * responses after packet loss by TCP evidence on top of these rules
+ * (capture/http_conn.c). Invariant: n_waiting <= REPRO_HTTP_PAIRER_DEPTH.
+ */
+#define REPRO_HTTP_PAIRER_DEPTH 32
+struct repro_http_pairer {
+    struct repro_http_framer *resp; /* borrowed: the response framer it steers */
+    char methods[REPRO_HTTP_PAIRER_DEPTH][24]; /* ring of waiting requests' methods */
+    unsigned head, n_waiting;
+    int tunnel; /* a 101 or CONNECT 2xx was paired: no more HTTP */
+    struct repro_http_interim interim;
+};
+
+/* resp: the framer reading responses (borrowed until _release). */
+void repro_http_pairer_init(struct repro_http_pairer *p, struct repro_http_framer *resp,
+                            size_t max_interim);
+void repro_http_pairer_release(struct repro_http_pairer *p);
+/* A request with this method was sent (or seen complete). Returns
+ * REPRO_OK, or REPRO_E_LIMIT when REPRO_HTTP_PAIRER_DEPTH requests already
+ * wait (nothing changes). */
+int repro_http_pairer_request(struct repro_http_pairer *p, struct repro_slice method);
+/*
+ * A response finished on the response framer (info as the framer reported
+ * it, NULL when its head never parsed). Returns the role: INTERIM (status
+ * listed and bytes kept for the final one, the request still waits), FINAL
+ * or TUNNEL (the oldest waiting request is answered; *answered, optional,
+ * is 1 when there was one and 0 for a response nobody asked for). The
+ * framer is told the method of the next waiting request. After FINAL or
+ * TUNNEL, p->interim holds the 1xx responses that came before it: move them
+ * with repro_http_interim_attach() or drop them with
+ * repro_http_interim_reset() before the next call.
+ */
+enum repro_http_role repro_http_pairer_response(struct repro_http_pairer *p,
+                                                const struct repro_http_info *info,
+                                                struct repro_slice raw, int *answered);
+/* Requests sent and not answered yet. */
+unsigned repro_http_pairer_waiting(const struct repro_http_pairer *p);
+
+/*
+ * Whether the connection may carry another request after this exchange
+ * (RFC 9112 section 9.3): not after a close-delimited response, a 101 or a
+ * CONNECT tunnel, or "Connection: close" in either message; HTTP/1.0 (in
+ * the request or the response) only with "Connection: keep-alive"; HTTP/1.1
+ * otherwise. req may be NULL (unknown: only the response decides); resp
+ * NULL gives 0. 1 reuse, 0 close. Thread-safe.
+ */
+int repro_http_keep_alive(const struct repro_http_info *req, const struct repro_http_info *resp);
+
+/* ---- the head writer/rewriter ------------------------------------------ */
+
+/* One line of a head as the lenient scanner sees it: offsets into the
+ * scanned bytes; [start, eol) is the content, [eol, next) the line ending
+ * (CRLF, LF, or nothing at the end of input). */
+enum {
+    REPRO_HTTP_LINE_FIELD = 0, /* "name: value" with a token name */
+    REPRO_HTTP_LINE_CONT,      /* obs-fold: starts with SP or HTAB */
+    REPRO_HTTP_LINE_OTHER,     /* anything else (a start line, garbage) */
+    REPRO_HTTP_LINE_END        /* the empty line ending the head */
+};
+struct repro_http_line {
+    int kind;
+    size_t start, eol, next;
+    struct repro_slice name, value; /* FIELD: trimmed of SP/HTAB; borrowed from p */
+    size_t after_colon;             /* FIELD: offset just past the colon */
+    size_t value_start;             /* FIELD: offset of the value (eol when empty) */
+};
+
+/* Scans the line at p[off..n) (off < n). Lenient: accepts what the strict
+ * parser rejects (whitespace before the colon, obs-fold, bare LF, no final
+ * line ending). Returns l->next. Never allocates; thread-safe. */
+size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro_http_line *l);
+
+/* An edit of a head. name and value are borrowed for the call. */
+enum repro_http_edit_op {
+    REPRO_HTTP_EDIT_SET = 0, /* field name gets value: the first field of that name
+                                keeps its place, later ones are removed; added
+                                before the empty line when absent */
+    REPRO_HTTP_EDIT_REPLACE, /* like SET, only when the field is present */
+    REPRO_HTTP_EDIT_REMOVE,  /* every field of that name goes */
+    REPRO_HTTP_EDIT_TARGET,  /* the request target becomes value (path and query) */
+    REPRO_HTTP_EDIT_HOST     /* SET of Host */
+};
+struct repro_http_edit {
+    enum repro_http_edit_op op;
+    const char *name;         /* SET, REPLACE, REMOVE: a token, compared case-insensitively */
+    struct repro_slice value; /* SET, REPLACE, TARGET, HOST: no control byte but HTAB */
+};
+
+/* The first field edit (not TARGET) that names name, or NULL. Returns a
+ * pointer into edits. */
+const struct repro_http_edit *repro_http_edit_find(const struct repro_http_edit *edits, size_t n,
+                                                   struct repro_slice name);
+
+/*
+ * Writes the head at the start of p[0..len) to out with edits applied
+ * (at most 64): a changed field keeps its name's spelling, the bytes up to
+ * its value and its line ending (continuation lines of a changed or
+ * removed field go); every other byte is copied. Added fields use the
+ * start line's line ending. *head_len (optional) gets the length of the
+ * input head; bytes after it (a body) are not touched: append them. out is
+ * appended to. Returns REPRO_OK; REPRO_E_INVAL for a bad edit (name not a
+ * token, a control byte in a value, an empty target or one with white
+ * space); REPRO_E_MALFORMED when p
+ * has no complete start line or no empty line ending the head;
+ * REPRO_E_LIMIT/NOMEM when out cannot grow (out then holds a prefix).
+ * Thread-safe.
+ */
+int repro_http_head_rewrite(enum repro_http_kind kind, const uint8_t *p, size_t len,
+                            const struct repro_http_edit *edits, size_t n_edits,
+                            struct repro_buf *out, size_t *head_len, struct repro_error *err);
+
+/* ---- a small blocking client ------------------------------------------ */
+
+/*
+ * One connection to an HTTP/1.x server, for replay and the demo: connect
+ * with a timeout, send a request's bytes, read exactly one response with
+ * the framer (HEAD, 1xx, chunked and close-delimited bodies honoured). Not
+ * thread-safe per connection; any number of connections may be used from
+ * different threads. No TLS, no proxies.
+ */
+struct repro_http_client {
+    int fd;               /* -1 when closed */
+    int timeout_ms;       /* per call: connect, or send + whole response */
+    size_t max_response;  /* bytes kept of one response (head and body) */
+    struct repro_buf rest; /* bytes read past the last response */
+};
+
+/* A response read by repro_http_client_exchange(). Owns its buffers;
+ * release with repro_http_response_release(). Invariant: when has_info,
+ * info's spans lie in raw and raw[info.head_len..] is the body as framed. */
+struct repro_http_response {
+    struct repro_buf raw;        /* the final response's bytes, up to max_response */
+    struct repro_http_info info; /* its head (spans into raw) */
+    int has_info;
+    int status;
+    struct repro_buf body;       /* the body, dechunked (up to max_response) */
+    unsigned flags;              /* REPRO_HTTP_M_* (BODY_CAPPED: max_response cut it) */
+    char interim[64];            /* "100" or "100,103" of 1xx before it, or "" */
+    int keep_alive;              /* the connection may carry another request */
+    uint8_t body_digest[REPRO_HTTP_DIGEST_LEN]; /* repro_http_body_digest of the whole body */
+    uint64_t wire_bytes;         /* bytes of the final response on the wire */
+};
+
+/*
+ * Connects to host:port (numeric or a name; IPv4 or IPv6) within
+ * timeout_ms. c is initialised here (close an open one first); host and
+ * port are borrowed for the call. max_response caps the bytes kept of each response (0: 16
+ * MiB). Returns REPRO_OK, or REPRO_E_IO (cannot resolve, refused, timed
+ * out: err->sys_errno is ETIMEDOUT) with err set; c->fd is -1 on failure.
+ */
+int repro_http_client_connect(struct repro_http_client *c, const char *host, const char *port,
+                              int timeout_ms, size_t max_response, struct repro_error *err);
+/* Closes the connection (if open) and frees its memory; accepts NULL and
+ * a client whose connect failed. */
+void repro_http_client_close(struct repro_http_client *c);
+
+/*
+ * Sends req[0..len) (a whole request, head and body) and reads the one
+ * response that answers it, within c->timeout_ms in all. resp is
+ * initialised here (callee fills, caller releases even on failure).
+ * Returns REPRO_OK; REPRO_E_MALFORMED when the response cannot be framed
+ * or req's head does not parse; REPRO_E_IO when sending or reading failed,
+ * timed out (sys_errno ETIMEDOUT) or the connection closed before the
+ * response ended (sys_errno 0 when it closed before any byte). After
+ * anything but REPRO_OK with resp->keep_alive, close the connection.
+ */
+int repro_http_client_exchange(struct repro_http_client *c, const uint8_t *req, size_t len,
+                               struct repro_http_response *resp, struct repro_error *err);
+void repro_http_response_release(struct repro_http_response *r);
 
 /* Case-insensitive lookup of a header in a parsed head; NULL if absent. */
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,

@@ -27,6 +27,7 @@ struct rec_x {
     int64_t req_first_us, resp_first_us;
     char request[2048], response[2048];
     size_t request_len, response_len;
+    char req_digest[65], resp_digest[65]; /* hex, "" when there is none */
 };
 
 struct rec {
@@ -46,6 +47,14 @@ static void copy_slice(char *dst, size_t n, struct repro_slice s)
     if (k)
         memcpy(dst, s.ptr, k);
     dst[k] = '\0';
+}
+
+static void hex_of(char out[65], const uint8_t d[32], int has)
+{
+    size_t i;
+    out[0] = '\0';
+    for (i = 0; has && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 static int on_open(void *ctx, struct repro_conn_info *c)
@@ -83,6 +92,8 @@ static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct 
     o->response_bytes = x->response_bytes;
     o->req_first_us = x->req_first_us;
     o->resp_first_us = x->resp_first_us;
+    hex_of(o->req_digest, x->request_digest, x->has_request_digest);
+    hex_of(o->resp_digest, x->response_digest, x->has_response_digest);
     o->request_len = x->request.len < sizeof o->request ? x->request.len : sizeof o->request;
     o->response_len = x->response.len < sizeof o->response ? x->response.len : sizeof o->response;
     if (o->request_len)
@@ -797,6 +808,117 @@ static void test_caps(void **state)
     repro_capture_free(cap);
 }
 
+/* SHA-256 of test bodies, from Python's hashlib (an independent oracle). */
+#define SHA_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA_HELLO "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+#define SHA_HELLO_WORLD "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+#define SHA_X1199 "b5be87589d0558a8dfe414898fae4cb22d45e45b6941a795236487e725dbd324"
+#define SHA_OK "2689367b205c16ce32ed4200942b8b8b1e262dfc70d9bc9fbc77c49699a4f1df"
+/* {"password":"[REDACTED]","a":1} and the original {"password":"hunter2","a":1} */
+#define SHA_JSON_REDACTED "cba538928423de4a98874762e43b1d750d312bf4d9ff11dc93351a8a90a82c04"
+#define SHA_JSON_SECRET "458a35bbff7d02941917a831947be7d7163c16202e07089ad672a66d51a94af0"
+
+/* Body digests (docs/capture.md, "Body digests"): of the body as stored,
+ * dechunked, over the whole body even past the storage cap, never of bytes
+ * redaction changed, none when a body byte is missing. */
+static void test_body_digests(void **state)
+{
+    struct repro_capture_limits lim;
+    struct rec r;
+    struct conv cv;
+    struct repro_capture *cap;
+    char big[1200], json_big[1300];
+    (void)state;
+
+    repro_capture_limits_default(&lim);
+    lim.http.max_store = 128;
+    cap = new_cap(&r, NULL, &lim);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    snprintf(json_big, sizeof json_big, "{\"a\":\"%s\",\"password\":\"hunter2\"}", big + 100);
+    conv_start(&cv, cap, 40100, 1);
+    /* 1: plain; the request has an empty body */
+    send_data(&cv, 0, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    /* 2: chunked, cut at odd places, with a trailer */
+    send_data(&cv, 0, "POST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+    send_data(&cv, 0, "lo\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    /* 3: capped at 128 stored bytes, not a body redaction touches */
+    send_data(&cv, 0, "GET /3 HTTP/1.1\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1199\r\n\r\n");
+    send_data(&cv, 1, big);
+    /* 4: JSON scrubbed before storage: the digest is of the stored body */
+    send_data(&cv, 0, "POST /4 HTTP/1.1\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 28\r\n\r\n{\"password\":\"hunter2\",\"a\":1}");
+    send_data(&cv, 1, "HTTP/1.1 204 No Content\r\n\r\n");
+    /* 5: capped JSON: what was not kept could hold a secret redaction
+     * would change, so no digest may be given */
+    send_data(&cv, 0, "GET /5 HTTP/1.1\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n");
+    {
+        char head[64];
+        snprintf(head, sizeof head, "Content-Length: %zu\r\n\r\n", strlen(json_big));
+        send_data(&cv, 1, head);
+    }
+    send_bytes(&cv, 1, json_big, strlen(json_big));
+    /* 6: a body byte lost in the capture */
+    send_data(&cv, 0, "GET /6 HTTP/1.1\r\n\r\n");
+    send_data(&cv, 1, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01");
+    skip_data(&cv, 1, 5);
+    send_data(&cv, 1, "789");
+    conv_fin(&cv);
+    assert_int_equal(r.n_x, 6);
+    assert_string_equal(r.x[0].req_digest, SHA_EMPTY);
+    assert_string_equal(r.x[0].resp_digest, SHA_HELLO);
+    assert_string_equal(r.x[1].req_digest, SHA_HELLO_WORLD);
+    assert_string_equal(r.x[1].resp_digest, SHA_OK);
+    assert_true(r.x[2].flags & REPRO_XF_BODY_CAPPED);
+    assert_int_equal(r.x[2].response_len, 128);
+    assert_string_equal(r.x[2].resp_digest, SHA_X1199);
+    assert_true(r.x[3].flags & REPRO_XF_REDACTED);
+    assert_non_null(memmem(r.x[3].request, r.x[3].request_len, "[REDACTED]", 10));
+    assert_string_equal(r.x[3].req_digest, SHA_JSON_REDACTED);
+    assert_string_not_equal(r.x[3].req_digest, SHA_JSON_SECRET);
+    assert_string_equal(r.x[3].resp_digest, SHA_EMPTY);
+    assert_true(r.x[4].flags & REPRO_XF_BODY_CAPPED);
+    assert_string_equal(r.x[4].resp_digest, "");
+    assert_true(r.x[5].flags & REPRO_XF_GAP);
+    assert_string_equal(r.x[5].resp_digest, "");
+    assert_string_equal(r.x[5].req_digest, SHA_EMPTY);
+    repro_capture_free(cap);
+}
+
+/* A gzip body is stored decoded: its digest is of the decoded bytes, not
+ * of the gzip stream on the wire; a form body scrubbed before storage has
+ * the digest of the scrubbed form. */
+static void test_body_digest_decoded(void **state)
+{
+    struct rec r;
+    struct conv cv;
+    struct repro_capture *cap = new_cap(&r, NULL, NULL);
+    char gz[256], head[128];
+    size_t n = gzip_into(gz, sizeof gz, "hello world", 0);
+    (void)state;
+
+    conv_start(&cv, cap, 40101, 1);
+    send_data(&cv, 0, "POST /f HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      "Content-Length: 17\r\n\r\nuser=a&password=b");
+    snprintf(head, sizeof head,
+             "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n", n);
+    send_data(&cv, 1, head);
+    send_bytes(&cv, 1, gz, n);
+    conv_fin(&cv);
+    assert_int_equal(r.n_x, 1);
+    assert_true(r.x[0].flags & REPRO_XF_DECODED);
+    assert_string_equal(r.x[0].resp_digest, SHA_HELLO_WORLD);
+    assert_true(r.x[0].flags & REPRO_XF_REDACTED);
+    /* hashlib.sha256(b"user=a&password=%5BREDACTED%5D") */
+    assert_string_equal(r.x[0].req_digest,
+                        "b82e0c12a306cacf40903c996e0f15b6b9744df9f0ca22b85c4db183fa2aec9a");
+    repro_capture_free(cap);
+}
+
 static void scenario(struct repro_capture *cap)
 {
     struct conv cv;
@@ -851,6 +973,8 @@ int main(void)
         cmocka_unit_test(test_redaction_chunk_boundary),
         cmocka_unit_test(test_not_http1),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_body_digests),
+        cmocka_unit_test(test_body_digest_decoded),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
