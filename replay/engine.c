@@ -120,7 +120,8 @@ static void wait_until(const struct engine *e, int64_t deadline)
 
 /* ---- results ------------------------------------------------------------ */
 
-/* Reports step k. Called with e->m held; drops it around the callback. */
+/* Reports step k. Called with e->m held; drops it around the callback, and
+ * only then counts it resolved and advances the frontier. */
 static void resolve(struct engine *e, size_t k, enum repro_replay_errkind kind, int sys_errno,
                     const struct repro_http_msg *msg)
 {
@@ -152,17 +153,20 @@ static void resolve(struct engine *e, size_t k, enum repro_replay_errkind kind, 
     }
     if (r.done_ns > e->st->last_done_ns)
         e->st->last_done_ns = r.done_ns;
-    if (s->answer_rank != SIZE_MAX)
-        repro_replay_frontier_mark(&e->fr, s->answer_rank);
-    e->resolved++;
-    pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->m);
 
+    /* The callback runs before the frontier moves: what it learns from this
+     * response (a session cookie) is there before any request that waits
+     * for this answer is prepared. */
     pthread_mutex_lock(&e->cb_m);
     int rc = e->fn ? e->fn(e->ctx, &r) : 0;
     pthread_mutex_unlock(&e->cb_m);
 
     pthread_mutex_lock(&e->m);
+    if (s->answer_rank != SIZE_MAX)
+        repro_replay_frontier_mark(&e->fr, s->answer_rank);
+    e->resolved++;
+    pthread_cond_broadcast(&e->cv);
     if (rc != 0 && !e->stop) {
         e->stop = 1;
         e->stop_rc = rc;
