@@ -393,7 +393,7 @@ def check_crash(bins, name, signo, expect_threads=1, args=()):
     check(all(f[1] is not None and f[1] >= 0 for f in frames), "%s: every frame is in a module" % name, frames)
     oracle = gdb_pcs(exe) if not args else None
     if oracle is None:
-        skip_part("%s: no gdb oracle (gdb or setarch missing)" % name)
+        skip_part("%s: no gdb oracle (gdb or setarch missing, or gdb gave no frames)" % name)
     else:
         check(ours == oracle, "%s: crashing thread's frames equal gdb's bt" % name,
               "repro: %s\ngdb:   %s" % ([hex(x) for x in ours], [hex(x) for x in oracle]))
