@@ -31,15 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The session's view needed here (dwfl_session.c owns the struct). */
-struct repro__sym_dirs {
-    char **dirs;
-    size_t n_dirs;
-    int use_dwfl;
-};
-const struct repro__sym_dirs *repro__session_dirs(struct repro_sym_session *s);
-Dwfl *repro__session_dwfl(struct repro_sym_session *s);
-
 static const char *file_kind(mode_t mode)
 {
     if (S_ISFIFO(mode))

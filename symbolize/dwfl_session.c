@@ -20,12 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct repro__sym_dirs {
-    char **dirs;
-    size_t n_dirs;
-    int use_dwfl;
-};
-
 struct repro_sym_session {
     pthread_mutex_t lock;
     struct repro__sym_dirs d;
@@ -34,9 +28,6 @@ struct repro_sym_session {
     Dwfl *dwfl;
     struct repro_sym_module *modules;
 };
-
-const struct repro__sym_dirs *repro__session_dirs(struct repro_sym_session *s);
-Dwfl *repro__session_dwfl(struct repro_sym_session *s);
 
 const struct repro__sym_dirs *repro__session_dirs(struct repro_sym_session *s)
 {

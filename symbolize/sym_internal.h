@@ -492,6 +492,23 @@ int repro__elf_check_extent(Elf *elf, const char *path, uint64_t file_size, char
  * FIFO)"). Thread-safe. */
 int repro__open_regular(const char *path, int *fd_out, struct repro_error *err);
 
+/* The debug directories of a session (dwfl_session.c owns the session and
+ * fills them from its options; debug_find.c searches them). */
+struct repro__sym_dirs {
+    char **dirs;
+    size_t n_dirs;
+    int use_dwfl; /* libdwfl's own search (debuginfod included) as a fallback */
+};
+
+/* The session's debug directories; borrowed for the session's lifetime.
+ * Thread-safe (set once at creation). */
+const struct repro__sym_dirs *repro__session_dirs(struct repro_sym_session *s);
+
+/* The session's libdwfl handle, created on first use (Dwfl of
+ * <elfutils/libdwfl.h>); NULL when it cannot be made. Borrowed until the
+ * session is freed. Call with the session lock held. */
+struct Dwfl *repro__session_dwfl(struct repro_sym_session *s);
+
 /* Finds the debug file of m (see repro/symbolize.h). On success sets
  * m->dbg_fd, m->dbg_elf and m->debug_path; REPRO_E_NOTFOUND when there is
  * none (not an error for the caller). */

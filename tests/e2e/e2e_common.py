@@ -4,6 +4,13 @@ an oracle (tshark, or a committed oracle TSV) per TCP connection.
 
 Every failure raises Fail with a message that says what was expected, what
 repro did, and the command that did it.
+
+Skips: every e2e script, whatever it imports, reports "cannot run here" (not
+root, a tool such as gdb, nginx or tshark missing) by exiting SKIP_EXIT,
+which ctest (SKIP_RETURN_CODE) shows as Skipped, never as Passed; CI fails
+on any skip (scripts/bootstrap.sh). A script that can run only in part says
+which part with skip_part() and exits with exit_code(): the checks that did
+run still fail the test, and a skipped part makes the whole test skipped.
 """
 import difflib
 import ipaddress
@@ -13,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 FLAGS = {"gap", "truncated", "unanswered", "no_request", "malformed", "redacted",
@@ -28,6 +36,35 @@ FIELDS = {
 }
 ENDPOINT = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$")
 CMD_TIMEOUT_S = 60
+
+
+SKIP_EXIT = 77
+_skipped_parts = []
+
+
+def skip_all(why):
+    """The test cannot run here at all: says why and exits SKIP_EXIT."""
+    print("SKIPPED: " + why, flush=True)
+    sys.exit(SKIP_EXIT)
+
+
+def skip_part(why):
+    """One part of the test cannot run here (why names the part and what
+    it needs); the test goes on and exit_code() reports it skipped."""
+    _skipped_parts.append(why)
+    print("SKIPPED part: " + why, flush=True)
+
+
+def exit_code(failed):
+    """1 when failed (a count or a truth value), else SKIP_EXIT when a part
+    was skipped, else 0."""
+    if failed:
+        return 1
+    if _skipped_parts:
+        print("%d part(s) skipped, so the test is reported skipped (exit %d): %s" % (
+            len(_skipped_parts), SKIP_EXIT, "; ".join(_skipped_parts)), flush=True)
+        return SKIP_EXIT
+    return 0
 
 
 class Fail(Exception):

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 
+from e2e_common import exit_code, skip_part
+
 REPRO = None
 FAILS = []
 
@@ -402,7 +404,7 @@ def main():
             compare("libc", ["-a", "-p", "-f", "-i", "-s"], libc, addrs[:5000])
             compare_args("libc", libc, addrs)
         else:
-            print("SKIP libc: libc6-dbg is not installed (apt-get install libc6-dbg)")
+            skip_part("libc: libc6-dbg is not installed (apt-get install libc6-dbg)")
 
         # debug file through .gnu_debuglink next to a stripped binary
         os.makedirs("dl", exist_ok=True)
@@ -473,7 +475,7 @@ def main():
         print("FAILED: %s" % ", ".join(sorted(set(FAILS))))
         return 1
     print("all addr2line comparisons identical")
-    return 0
+    return exit_code(False)
 
 
 if __name__ == "__main__":

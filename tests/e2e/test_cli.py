@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 
+from e2e_common import exit_code, skip_part
+
 REPRO, FIX, CORPUS = sys.argv[1], sys.argv[2], sys.argv[3]
 TMP = tempfile.mkdtemp(prefix="repro-cli-")
 failures = []
@@ -254,7 +256,7 @@ if os.path.exists(gap_pcap):
 else:
     # the shared corpus lives next to the checkout (../shared/corpus); a
     # clone elsewhere has only the project's own fixtures
-    print(f"SKIP gap capture: {gap_pcap} is not there")
+    skip_part(f"gap capture: {gap_pcap} is not there")
 
 # --- fatal errors: 2 with a message naming what
 rc, out, err = run(["capture", "-r", os.path.join(TMP, "missing.pcap"), "--db", db("m.db")])
@@ -292,4 +294,4 @@ check(p.returncode == 0 and os.path.exists(env_db), "REPRO_DB chooses the databa
 
 shutil.rmtree(TMP, ignore_errors=True)
 print(f"{len(failures)} failed" if failures else "all checks passed")
-sys.exit(1 if failures else 0)
+sys.exit(exit_code(failures))

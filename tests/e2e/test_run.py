@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from e2e_common import exit_code, skip_part
+
 if len(sys.argv) != 2:
     print(__doc__)
     sys.exit(2)
@@ -391,7 +393,7 @@ def check_crash(bins, name, signo, expect_threads=1, args=()):
     check(all(f[1] is not None and f[1] >= 0 for f in frames), "%s: every frame is in a module" % name, frames)
     oracle = gdb_pcs(exe) if not args else None
     if oracle is None:
-        print("skip %s: no gdb oracle (gdb or setarch missing)" % name)
+        skip_part("%s: no gdb oracle (gdb or setarch missing, or gdb gave no frames)" % name)
     else:
         check(ours == oracle, "%s: crashing thread's frames equal gdb's bt" % name,
               "repro: %s\ngdb:   %s" % ([hex(x) for x in ours], [hex(x) for x in oracle]))
@@ -423,7 +425,7 @@ def test_core_dump(bins):
     except OSError:
         pattern = "|"
     if pattern.startswith("|") or "/" in pattern:
-        print("skip core dump: core_pattern is '%s'" % pattern)
+        skip_part("core dump: core_pattern is '%s', not a plain file name" % pattern)
         return
     import resource
     cwd = os.path.join(TMP, "cores")
@@ -653,7 +655,7 @@ def main():
     else:
         shutil.rmtree(TMP, ignore_errors=True)
     print("test_run: %d checks passed, %d failed" % (len(passes), len(failures)))
-    sys.exit(1 if failures else 0)
+    sys.exit(exit_code(failures))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 
+from e2e_common import exit_code, skip_part
+
 # check(), run() and the failure list are test_agent.py's, shared by both.
 import test_agent as agent_test
 from test_agent import check, failures, run
@@ -158,7 +160,7 @@ def refused_dirs(args, tmp):
               "owned by another user" in err,
               "a spool owned by another user is refused", (rc, err, os.listdir(spool)))
     else:
-        print("skip a spool owned by another user (needs root to chown)")
+        skip_part("a spool owned by another user (needs root to chown)")
     real = private_dir(tmp, "spool-real")
     link = os.path.join(tmp, "spool-link")
     os.symlink(real, link)
@@ -244,7 +246,7 @@ def hostile_modules(args, tmp):
 
     objcopy = shutil.which("objcopy")
     if objcopy is None:
-        print("skip a debuglink FIFO (objcopy not found)")
+        skip_part("a debuglink FIFO (objcopy not found)")
     else:
         lib = os.path.join(tmp, "libdebuglinked.so")
         dbg = lib + ".dbg"
@@ -306,7 +308,7 @@ def main():
         if os.environ.get("KEEP_TMP") != "1":
             shutil.rmtree(tmp, ignore_errors=True)
     print("%d check(s) failed" % len(failures) if failures else "all checks passed")
-    return 1 if failures else 0
+    return exit_code(failures)
 
 if __name__ == "__main__":
     sys.exit(main())

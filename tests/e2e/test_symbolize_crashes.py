@@ -18,6 +18,8 @@ import tempfile
 import time
 import urllib.request
 
+from e2e_common import exit_code, skip_part
+
 REPRO, FIX = sys.argv[1], sys.argv[2]
 TMP = tempfile.mkdtemp(prefix="repro-sym-")
 checks = 0
@@ -133,7 +135,7 @@ ok("same crash twice: signature %s, grouped (2 crashes); text and markdown repor
 
 # debuginfod on loopback serving the debug directory.
 if shutil.which("debuginfod") is None:
-    print("note: debuginfod not installed; that part skipped")
+    skip_part("debuginfod on loopback (debuginfod is not installed)")
 else:
     db3 = os.path.join(TMP, "r3.db")
     run([REPRO, "run", "--db", db3, "--", binary], ok_codes=(139,))
@@ -211,3 +213,4 @@ if shutil.which("debuginfod") is not None:
 
 shutil.rmtree(TMP, ignore_errors=True)
 print("%d passed, 0 failed" % checks)
+sys.exit(exit_code(False))

@@ -654,7 +654,7 @@ static void test_real_null_deref(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     core = gdb_core("null_deref");
     assert_int_equal(repro_core_import(core, fixture("null_deref"), &c, &err), REPRO_OK);
     assert_int_equal(c->signo, SIGSEGV);
@@ -690,7 +690,7 @@ static void test_real_thread_crash(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     assert_int_equal(repro_core_import(gdb_core("thread_crash"), fixture("thread_crash"), &c,
                                        &err),
                      REPRO_OK);
@@ -714,7 +714,7 @@ static void test_real_stack_overflow(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     assert_int_equal(repro_core_import(gdb_core("stack_overflow"), fixture("stack_overflow"), &c,
                                        &err),
                      REPRO_OK);
@@ -738,7 +738,7 @@ static void test_real_signals(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     for (i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct repro_crash *c = NULL;
         struct repro_error err = {0};
@@ -759,7 +759,7 @@ static void test_real_mismatch(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     assert_int_equal(repro_core_import(gdb_core("null_deref"), fixture("div_zero"), &c, &err),
                      REPRO_E_INVAL);
     assert_null(c);
@@ -800,7 +800,7 @@ static void test_real_truncated_gdb(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     core = gdb_core("null_deref");
     assert_int_equal(stat(core, &st), 0);
     snprintf(cut, sizeof cut, "%s/null_deref.cut.core", tmp);
@@ -862,7 +862,7 @@ static void test_real_gdb_cut_before_notes(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     core = gdb_core("null_deref");
     note_extent(core, &start, &end);
     cuts[0] = start / 3;
@@ -950,10 +950,10 @@ static void test_real_kernel_core(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     core = kernel_core("thread_crash");
     if (core == NULL)
-        skip();
+        tu_skip("no kernel core: core_pattern is not a plain file name");
     assert_int_equal(repro_core_import(core, fixture("thread_crash"), &c, &err), REPRO_OK);
     assert_int_equal(c->n_threads, 16);
     assert_int_equal(c->signo, SIGSEGV);
@@ -1016,7 +1016,7 @@ static void test_real_alloc_failures(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     core = gdb_core("shlib_crash");
     for (n = 1; n < 5000 && !ok; n++) {
         struct repro_crash *c = NULL;
@@ -1048,7 +1048,7 @@ static void test_real_store_roundtrip(void **state)
     (void)state;
 
     if (!have_gdb())
-        skip();
+        tu_skip("needs gdb and the built crash fixtures");
     assert_int_equal(repro_core_import(gdb_core("thread_crash"), fixture("thread_crash"), &c,
                                        &err),
                      REPRO_OK);
@@ -1166,5 +1166,5 @@ int main(int argc, char **argv)
     }
     if (getenv("TEST_FILTER") != NULL) /* e.g. TEST_FILTER='test_real_*' */
         cmocka_set_test_filter(getenv("TEST_FILTER"));
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

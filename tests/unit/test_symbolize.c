@@ -688,7 +688,7 @@ static void test_truncated_and_damaged(void **state)
 
     (void)state;
     if (!build_tiny())
-        skip();
+        tu_skip("cc cannot build the test program");
     assert_int_equal(exercise(tiny_path, REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE), REPRO_OK);
     img = read_all(tiny_path, &n);
     assert_non_null(img);
@@ -735,7 +735,7 @@ static void test_truncated_and_damaged(void **state)
     free(img);
     /* a stripped copy: no DWARF, no symbols; lookups answer "not found" */
     snprintf(cmd, sizeof cmd, "strip -o '%s/stripped' '%s' 2>/dev/null", tmp(), tiny_path);
-    if (system(cmd) == 0) {
+    if (tu_require(system(cmd) == 0, "strip")) {
         struct repro_sym_session *s;
         struct repro_sym_module *m = NULL;
         struct repro_error err = {0};
@@ -793,7 +793,7 @@ static void test_many_compressed_sections(void **state)
     int i;
     (void)state;
     if (!build_tiny())
-        skip();
+        tu_skip("cc cannot build the test program");
     snprintf(blob, sizeof blob, "%s/zeros.zdebug", tmp());
     assert_true(write_file(blob, payload, len));
     snprintf(path, sizeof path, "%s/manyz", tmp());
@@ -804,7 +804,7 @@ static void test_many_compressed_sections(void **state)
         k += (size_t)snprintf(cmd + k, sizeof cmd - k, " --add-section .x%d='%s'", i, blob);
     snprintf(cmd + k, sizeof cmd - k, " '%s' '%s.tmp' 2>/dev/null", tiny_path, path);
     if (system(cmd) != 0)
-        skip(); /* no objcopy */
+        tu_skip("objcopy failed or is missing");
     k = (size_t)snprintf(cmd, sizeof cmd, "objcopy");
     for (i = 0; i < 20; i++)
         k += (size_t)snprintf(cmd + k, sizeof cmd - k, " --rename-section .x%d=.zdebug_ranges", i);
@@ -855,7 +855,7 @@ static void test_alloc_failures(void **state)
 
     (void)state;
     if (!build_tiny())
-        skip();
+        tu_skip("cc cannot build the test program");
     for (n = 1; n < 100000 && rc != REPRO_OK; n++) {
         repro_alloc_fail_after(n);
         rc = exercise(tiny_path, REPRO_SYM_BINUTILS | REPRO_SYM_DEMANGLE);
@@ -934,5 +934,5 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_format),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,5 +1,6 @@
 /*
- * Guard-page buffers and temporary directories for the unit tests.
+ * Guard-page buffers, temporary directories, TCP frames and counted skips
+ * for the unit tests.
  */
 #include "test_util.h"
 
@@ -96,4 +97,42 @@ size_t tu_tcp_frame(uint8_t *out, size_t cap, int side, const uint16_t port[2], 
     if (len)
         memcpy(tcp + 20, data, len);
     return n;
+}
+
+/* Skips are few: the first ones are listed, all are counted. */
+static char skip_notes[8][200];
+static unsigned n_skips;
+
+void tu__note_skip(const char *file, int line, const char *reason)
+{
+    const char *base = strrchr(file, '/');
+    if (n_skips < sizeof skip_notes / sizeof *skip_notes)
+        snprintf(skip_notes[n_skips], sizeof skip_notes[0], "%s:%d: %s", base ? base + 1 : file,
+                 line, reason);
+    n_skips++;
+    fprintf(stderr, "SKIPPED: %s\n", reason);
+}
+
+int tu__require(int ok, const char *what, const char *file, int line)
+{
+    if (!ok) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "part of a test skipped: needs %s", what);
+        tu__note_skip(file, line, reason);
+    }
+    return ok;
+}
+
+int tu_exit(int failed)
+{
+    unsigned i;
+    if (failed)
+        return 1;
+    if (n_skips == 0)
+        return 0;
+    fprintf(stderr, "%u skipped (exit %d, ctest reports the binary skipped):\n", n_skips,
+            TU_SKIP_EXIT);
+    for (i = 0; i < n_skips && i < sizeof skip_notes / sizeof *skip_notes; i++)
+        fprintf(stderr, "  %s\n", skip_notes[i]);
+    return TU_SKIP_EXIT;
 }

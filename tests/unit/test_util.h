@@ -1,6 +1,6 @@
 /*
- * Helpers for the unit tests: guard-page buffers (over-reads fault) and
- * temporary paths.
+ * Helpers for the unit tests: guard-page buffers (over-reads fault),
+ * temporary paths, TCP frames, and skips that ctest sees.
  */
 #ifndef REPRO_TEST_UTIL_H
 #define REPRO_TEST_UTIL_H
@@ -21,5 +21,40 @@ const char *test_tmpdir(void);
  * Aborts when it does not fit in cap bytes. */
 size_t tu_tcp_frame(uint8_t *out, size_t cap, int side, const uint16_t port[2], uint8_t flags,
                     uint32_t seq, uint32_t ack, const void *data, size_t len);
+
+/* Skips. A test that cannot run here (a tool such as gdb, cc or objcopy is
+ * missing, the host cannot do it) must not pass: cmocka's skip() marks the
+ * one test skipped but the binary still exits 0, and ctest calls that
+ * "Passed". So every skip goes through tu_skip() (the whole test) or
+ * tu_require() (one part of a test), which count it, and main() ends with
+ *
+ *     return tu_exit(cmocka_run_group_tests(tests, setup, teardown));
+ *
+ * which exits TU_SKIP_EXIT when something was skipped and nothing failed.
+ * Every test is registered with SKIP_RETURN_CODE TU_SKIP_EXIT, so ctest
+ * reports the binary "Skipped" while the rest of its tests still ran (a
+ * missing gdb must not hide a failure in the tests that do not need it). */
+#define TU_SKIP_EXIT 77
+
+/* Skips the running cmocka test; reason says what is missing, e.g.
+ * "gdb not found". Needs <cmocka.h>. Does not return. */
+#define tu_skip(reason)                                                                            \
+    do {                                                                                           \
+        tu__note_skip(__FILE__, __LINE__, (reason));                                               \
+        skip();                                                                                    \
+    } while (0)
+
+/* Returns ok; when ok is 0, counts a skipped part named by what (the test
+ * goes on without it), e.g. if (tu_require(system(cmd) == 0, "strip")). */
+#define tu_require(ok, what) tu__require((ok), (what), __FILE__, __LINE__)
+
+/* The exit code of a cmocka binary: 1 when any test failed (failed is
+ * cmocka_run_group_tests()'s count, which an exit status would truncate),
+ * else TU_SKIP_EXIT when anything was skipped, else 0. Lists the skips on
+ * stderr. */
+int tu_exit(int failed);
+
+void tu__note_skip(const char *file, int line, const char *reason);
+int tu__require(int ok, const char *what, const char *file, int line);
 
 #endif
