@@ -6,7 +6,10 @@
  * targets, task status, register text; the two ways of reading a process's
  * connections compared on this very process; allocation failures; and a
  * few small supervised runs (exit code, a crash, a handled signal, a
- * missing command).
+ * missing command); and the supervisor handle in one process: crash and
+ * restart, stop with and without a grace period honoured, two handles at
+ * once each seeing only its own crash. Children are synchronized through
+ * pipes and the handle's descriptor, never by sleeping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +18,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -468,9 +473,28 @@ static void test_connections_alloc_failures(void **state)
 
 /* ---- small supervised runs ----------------------------------------------- */
 
+/* Filled on the tracer thread; checked by the test's thread (a cmocka
+ * assertion must not jump out of another thread). */
 struct seen {
-    int calls, signo, crashed_frames, pid;
+    int calls, signo, crashed_frames, pid, valid, held;
 };
+
+/* 1 when process pid is in a ptrace-stop ('t' in /proc/PID/stat). */
+static int is_traced_stop(int pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] == 't';
+}
 
 static void on_crash(void *ctx, const struct repro_crash *c,
                      const struct repro_supervisor_crash_info *info)
@@ -484,7 +508,9 @@ static void on_crash(void *ctx, const struct repro_crash *c,
     for (i = 0; i < c->n_threads; i++)
         if (c->threads[i].crashed)
             s->crashed_frames = (int)c->threads[i].n_frames;
-    assert_int_equal(repro_crash_validate(c, NULL), REPRO_OK);
+    s->valid = repro_crash_validate(c, NULL) == REPRO_OK;
+    /* The signal is not delivered yet: the process is held. */
+    s->held = is_traced_stop(c->pid);
 }
 
 static void run(char *const *argv, struct repro_supervisor_result *res, struct seen *seen)
@@ -528,6 +554,8 @@ static void test_supervised_runs(void **state)
     assert_int_equal(seen.calls, 1);
     assert_int_equal(seen.signo, SIGSEGV);
     assert_true(seen.crashed_frames > 0);
+    assert_true(seen.valid);
+    assert_true(seen.held);
 
     /* A program's own handler runs and nothing is recorded. */
     run(handled, &res, &seen);
@@ -550,6 +578,201 @@ static void test_supervised_runs(void **state)
     assert_int_equal(repro_supervisor_run(NULL, &res, NULL), REPRO_E_INVAL);
 }
 
+/* ---- the supervisor handle ----------------------------------------------- */
+
+#define BOUND_MS 60000 /* a bound on waits that must not hang, never a sync */
+
+/* Waits (bounded) until fd is readable. */
+static void poll_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int n;
+    do
+        n = poll(&p, 1, BOUND_MS);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        fail_msg("descriptor %d not readable within %d ms", fd, BOUND_MS);
+}
+
+/* Starts sh -c script under a new handle that reports to seen. */
+static struct repro_supervisor *start_sh(const char *script, struct seen *seen)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    struct repro_supervisor_opts o;
+    struct repro_supervisor *h = NULL;
+    struct repro_error err = {0};
+    memset(&o, 0, sizeof o);
+    memset(seen, 0, sizeof *seen);
+    o.argv = argv;
+    o.on_crash = on_crash;
+    o.ctx = seen;
+    if (repro_supervisor_start(&o, &h, &err) != REPRO_OK)
+        fail_msg("start '%s': %s", script, err.msg);
+    assert_non_null(h);
+    assert_true(repro_supervisor_pid(h) > 0);
+    assert_true(repro_supervisor_fd(h) >= 0);
+    return h;
+}
+
+/* A pipe whose end `inherit` (0 read, 1 write) the commands inherit. */
+static void open_pipe(int fds[2], int inherit)
+{
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(fds[inherit], F_SETFD, 0), 0);
+}
+
+/* Reads the line the command writes once it is ready (bounded). */
+static void await_ready(int fd)
+{
+    char buf[16];
+    poll_readable(fd);
+    assert_true(read(fd, buf, sizeof buf) > 0);
+}
+
+/* A crash, seen by the callback while the process is held, then the
+ * same command again, several times in one process. */
+static void test_handle_crash_restart(void **state)
+{
+    struct repro_supervisor_result res, again;
+    struct seen seen;
+    int round;
+    (void)state;
+
+    for (round = 0; round < 3; round++) {
+        struct repro_supervisor *h = start_sh("kill -SEGV $$", &seen);
+        int pid = repro_supervisor_pid(h);
+        poll_readable(repro_supervisor_fd(h));
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_OK);
+        assert_int_equal(res.exit_code, 128 + SIGSEGV);
+        assert_int_equal(res.term_signal, SIGSEGV);
+        assert_int_equal(res.n_crashes, 1);
+        assert_int_equal(seen.calls, 1);
+        assert_int_equal(seen.signo, SIGSEGV);
+        assert_int_equal(seen.pid, pid);
+        assert_true(seen.valid);
+        assert_true(seen.held);
+        /* the same result again; stopping an ended command is a no-op */
+        assert_int_equal(repro_supervisor_wait(h, -1, &again, NULL), REPRO_OK);
+        assert_memory_equal(&res, &again, sizeof res);
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, 1000, NULL), REPRO_OK);
+        repro_supervisor_free(h);
+    }
+}
+
+/* stop(): a command that ends on SIGTERM within the grace period, and one
+ * that ignores it and is killed after it; each several times. */
+static void test_handle_stop(void **state)
+{
+    struct repro_supervisor_result res;
+    struct repro_error err = {0};
+    struct seen seen;
+    char script[128];
+    int ready[2], round;
+    (void)state;
+
+    open_pipe(ready, 1);
+    for (round = 0; round < 3; round++) {
+        struct repro_supervisor *h;
+        struct pollfd p;
+
+        snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+        h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_SUPERVISOR_RUNNING);
+        p.fd = repro_supervisor_fd(h);
+        p.events = POLLIN;
+        assert_int_equal(poll(&p, 1, 0), 0);
+        /* a grace period far longer than the command needs */
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, BOUND_MS, &err), REPRO_OK);
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_OK);
+        assert_int_equal(res.term_signal, SIGTERM);
+        assert_int_equal(res.exit_code, 128 + SIGTERM);
+        assert_int_equal(res.n_crashes, 0);
+        assert_int_equal(seen.calls, 0);
+        repro_supervisor_free(h);
+
+        snprintf(script, sizeof script, "trap '' TERM; echo ready >&%d; exec sleep 1000",
+                 ready[1]);
+        h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        /* SIGTERM is ignored: only SIGKILL after the grace period ends it */
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, 20, &err), REPRO_OK);
+        assert_int_equal(repro_supervisor_wait(h, -1, &res, NULL), REPRO_OK);
+        assert_int_equal(res.term_signal, SIGKILL);
+        assert_int_equal(res.exit_code, 128 + SIGKILL);
+        repro_supervisor_free(h);
+    }
+
+    /* free() ends a command that still runs */
+    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    {
+        struct repro_supervisor *h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        repro_supervisor_free(h);
+    }
+    close(ready[0]);
+    close(ready[1]);
+
+    assert_int_equal(repro_supervisor_stop(NULL, SIGTERM, 0, NULL), REPRO_E_INVAL);
+    {
+        struct repro_supervisor *h = start_sh("exit 0", &seen);
+        assert_int_equal(repro_supervisor_stop(h, 0, 0, NULL), REPRO_E_INVAL);
+        assert_int_equal(repro_supervisor_wait(h, -1, &res, NULL), REPRO_OK);
+        assert_int_equal(res.exit_code, 0);
+        repro_supervisor_free(h);
+    }
+    repro_supervisor_free(NULL);
+}
+
+/* Two handles at once, in one process: both commands wait on a gate until
+ * both are running, then crash with different signals; each callback sees
+ * its own command's crash only. */
+static void test_handle_two_at_once(void **state)
+{
+    struct repro_supervisor *a, *b;
+    struct repro_supervisor_result ra, rb;
+    struct seen sa, sb;
+    char script_a[96], script_b[96];
+    int gate[2], done = 0;
+    (void)state;
+
+    open_pipe(gate, 0);
+    snprintf(script_a, sizeof script_a, "read x <&%d; kill -SEGV $$", gate[0]);
+    snprintf(script_b, sizeof script_b, "read x <&%d; kill -ABRT $$", gate[0]);
+    a = start_sh(script_a, &sa);
+    b = start_sh(script_b, &sb);
+    assert_int_not_equal(repro_supervisor_pid(a), repro_supervisor_pid(b));
+    close(gate[1]); /* EOF: both go */
+    close(gate[0]);
+    while (done != 3) {
+        struct pollfd p[2] = {{repro_supervisor_fd(a), POLLIN, 0},
+                              {repro_supervisor_fd(b), POLLIN, 0}};
+        int n = poll(p, 2, BOUND_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        if (p[0].revents & POLLIN)
+            done |= 1;
+        if (p[1].revents & POLLIN)
+            done |= 2;
+    }
+    assert_int_equal(repro_supervisor_wait(a, 0, &ra, NULL), REPRO_OK);
+    assert_int_equal(repro_supervisor_wait(b, 0, &rb, NULL), REPRO_OK);
+    assert_int_equal(ra.term_signal, SIGSEGV);
+    assert_int_equal(rb.term_signal, SIGABRT);
+    assert_int_equal(ra.n_crashes, 1);
+    assert_int_equal(rb.n_crashes, 1);
+    assert_int_equal(sa.calls, 1);
+    assert_int_equal(sb.calls, 1);
+    assert_int_equal(sa.signo, SIGSEGV);
+    assert_int_equal(sb.signo, SIGABRT);
+    assert_int_equal(sa.pid, repro_supervisor_pid(a));
+    assert_int_equal(sb.pid, repro_supervisor_pid(b));
+    assert_true(sa.valid && sb.valid && sa.held && sb.held);
+    repro_supervisor_free(a);
+    repro_supervisor_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,7 +780,8 @@ int main(void)
         cmocka_unit_test(test_socket_inode),     cmocka_unit_test(test_task_status),
         cmocka_unit_test(test_regs_format),      cmocka_unit_test(test_crash_signals),
         cmocka_unit_test(test_self_connections), cmocka_unit_test(test_connections_alloc_failures),
-        cmocka_unit_test(test_supervised_runs),
+        cmocka_unit_test(test_supervised_runs),  cmocka_unit_test(test_handle_crash_restart),
+        cmocka_unit_test(test_handle_stop),      cmocka_unit_test(test_handle_two_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
