@@ -32,8 +32,8 @@ typedef void (*repro_app_run_crash_fn)(void *ctx, const struct repro_crash *c,
                                        const struct repro_app_run_crash_info *info);
 
 struct repro_app_run_opts {
-    char *const *argv;     /* borrowed for the call: CMD and ARGS, NULL-terminated */
-    const char *service;   /* borrowed for the call, or NULL */
+    char *const *argv;   /* borrowed for the call: CMD and ARGS, NULL-terminated */
+    const char *service; /* borrowed for the call, or NULL */
     int follow_forks;
     struct repro_store *store;       /* borrowed for the call: where crashes go; NULL: not
                                         stored (crash_id -1, store_err "no database") */

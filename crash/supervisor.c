@@ -144,92 +144,26 @@ int repro__task_status_parse(const char *p, size_t len, struct repro__task_statu
     return REPRO_OK;
 }
 
-static void put_reg(struct repro__regs *r, const char *name, uint64_t v)
-{
-    if (r->n < REPRO__MAX_REGS) {
-        r->names[r->n] = name;
-        r->values[r->n] = v;
-        r->n++;
-    }
-}
-
 int repro__regs_from_user(const void *raw, size_t raw_len, struct repro__regs *r)
 {
-    memset(r, 0, sizeof *r);
-#if defined(__x86_64__)
-    {
-        struct user_regs_struct u;
-        if (raw_len < sizeof u)
-            return REPRO_E_MALFORMED;
-        memcpy(&u, raw, sizeof u);
-        put_reg(r, "rip", u.rip);
-        put_reg(r, "rsp", u.rsp);
-        put_reg(r, "rbp", u.rbp);
-        put_reg(r, "rax", u.rax);
-        put_reg(r, "rbx", u.rbx);
-        put_reg(r, "rcx", u.rcx);
-        put_reg(r, "rdx", u.rdx);
-        put_reg(r, "rsi", u.rsi);
-        put_reg(r, "rdi", u.rdi);
-        put_reg(r, "r8", u.r8);
-        put_reg(r, "r9", u.r9);
-        put_reg(r, "r10", u.r10);
-        put_reg(r, "r11", u.r11);
-        put_reg(r, "r12", u.r12);
-        put_reg(r, "r13", u.r13);
-        put_reg(r, "r14", u.r14);
-        put_reg(r, "r15", u.r15);
-        put_reg(r, "eflags", u.eflags);
-        put_reg(r, "orig_rax", u.orig_rax);
-        put_reg(r, "cs", u.cs);
-        put_reg(r, "ss", u.ss);
-        put_reg(r, "ds", u.ds);
-        put_reg(r, "es", u.es);
-        put_reg(r, "fs", u.fs);
-        put_reg(r, "gs", u.gs);
-        put_reg(r, "fs_base", u.fs_base);
-        put_reg(r, "gs_base", u.gs_base);
-        return REPRO_OK;
-    }
-#elif defined(__aarch64__)
-    {
-        static const char *const xn[31] = {"x0",  "x1",  "x2",  "x3",  "x4",  "x5",  "x6",  "x7",
-                                           "x8",  "x9",  "x10", "x11", "x12", "x13", "x14", "x15",
-                                           "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23",
-                                           "x24", "x25", "x26", "x27", "x28", "x29", "x30"};
-        struct user_regs_struct u;
-        int i;
-        if (raw_len < sizeof u)
-            return REPRO_E_MALFORMED;
-        memcpy(&u, raw, sizeof u);
-        put_reg(r, "pc", u.pc);
-        put_reg(r, "sp", u.sp);
-        for (i = 0; i < 31; i++)
-            put_reg(r, xn[i], u.regs[i]);
-        put_reg(r, "pstate", u.pstate);
-        return REPRO_OK;
-    }
+    uint64_t w[64];
+    size_t n = raw_len / sizeof *w;
+
+    repro__regs_init(r, REPRO__REGS_HOST);
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (raw_len < sizeof(struct user_regs_struct))
+        return REPRO_E_MALFORMED;
+    if (n > sizeof w / sizeof *w)
+        n = sizeof w / sizeof *w;
+    memcpy(w, raw, n * sizeof *w);
+    repro__regs_from_prstatus(r, REPRO__REGS_HOST, w, n);
+    return REPRO_OK;
 #else
     (void)raw;
-    (void)raw_len;
+    (void)w;
+    (void)n;
     return REPRO_E_UNSUPPORTED;
 #endif
-}
-
-int repro__regs_format(const struct repro__regs *r, char *out, size_t len)
-{
-    size_t i, used = 0;
-    if (len == 0)
-        return REPRO_E_LIMIT;
-    out[0] = '\0';
-    for (i = 0; i < r->n; i++) {
-        int n = snprintf(out + used, len - used, "%s%s=0x%llx", i ? " " : "", r->names[i],
-                         (unsigned long long)r->values[i]);
-        if (n < 0 || (size_t)n >= len - used)
-            return REPRO_E_LIMIT;
-        used += (size_t)n;
-    }
-    return (int)used;
 }
 
 /* ---- a set of thread ids (open addressing) ---------------------------- */
@@ -347,11 +281,11 @@ struct repro_supervisor {
     int exec_errr; /* read end of the exec-errno pipe (tracer) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int start_state;               /* (mu) 0 starting, 1 running, < 0 could not start */
-    struct repro_error start_err;  /* (mu) why it could not start */
-    int done;                      /* (mu) the command ended, res and run_rc are final */
-    int run_rc;                    /* (mu) REPRO_OK or why waiting for the command failed */
-    struct repro_error run_err;    /* (mu) */
+    int start_state;                    /* (mu) 0 starting, 1 running, < 0 could not start */
+    struct repro_error start_err;       /* (mu) why it could not start */
+    int done;                           /* (mu) the command ended, res and run_rc are final */
+    int run_rc;                         /* (mu) REPRO_OK or why waiting for the command failed */
+    struct repro_error run_err;         /* (mu) */
     struct repro_supervisor_result res; /* (mu once done) */
 };
 
@@ -740,7 +674,7 @@ static int get_regs(pid_t tid, char **out)
     } raw;
     struct iovec iov = {&raw, sizeof raw};
     struct repro__regs r;
-    char text[1024];
+    char text[REPRO__REGS_TEXT_MAX];
     int n;
 
     if (ptrace(PTRACE_GETREGSET, tid, (void *)(uintptr_t)NT_PRSTATUS, &iov) != 0)
@@ -1058,15 +992,15 @@ static int spawn(struct repro_supervisor *h, struct repro_error *err)
     pid_t child;
 
     if (pipe2(go, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': pipe: %s", h->name,
-                             strerror(errno));
+        rc =
+            repro_error_sys(err, REPRO_E_IO, "cannot run '%s': pipe: %s", h->name, strerror(errno));
         goto out;
     }
     fcntl(ep[0], F_SETFL, O_NONBLOCK);
     child = fork();
     if (child < 0) {
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': fork: %s", h->name,
-                             strerror(errno));
+        rc =
+            repro_error_sys(err, REPRO_E_IO, "cannot run '%s': fork: %s", h->name, strerror(errno));
         goto out;
     }
     if (child == 0) {
@@ -1254,8 +1188,8 @@ int repro_supervisor_start(const struct repro_supervisor_opts *o, struct repro_s
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         errno = rc;
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': cannot start a thread: %s",
-                             h->name, strerror(rc));
+        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': cannot start a thread: %s", h->name,
+                             strerror(rc));
         handle_free(h);
         return rc;
     }
@@ -1346,7 +1280,8 @@ static void send_signal(struct repro_supervisor *h, int sig)
     pthread_mutex_unlock(&h->mu);
 }
 
-int repro_supervisor_stop(struct repro_supervisor *h, int sig, int grace_ms, struct repro_error *err)
+int repro_supervisor_stop(struct repro_supervisor *h, int sig, int grace_ms,
+                          struct repro_error *err)
 {
     if (h == NULL || sig <= 0 || sig >= NSIG)
         return repro_error_set(err, REPRO_E_INVAL, "cannot stop: %s",

@@ -238,30 +238,71 @@ static void test_task_status(void **state)
 
 /* ---- registers ----------------------------------------------------------- */
 
+/* The one formatter of the three producers (crash/regs.c), on known
+ * register sets of both architectures, whatever the host. */
 static void test_regs_format(void **state)
 {
+    /* NT_PRSTATUS words as the kernel lays them out, word i = 0x100 + i
+     * (x86-64: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi
+     * orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs). */
+    static const char x86_text[] =
+        "rip=0x110 rsp=0x113 rbp=0x104 rax=0x10a rbx=0x105 rcx=0x10b rdx=0x10c rsi=0x10d "
+        "rdi=0x10e r8=0x109 r9=0x108 r10=0x107 r11=0x106 r12=0x103 r13=0x102 r14=0x101 "
+        "r15=0x100 eflags=0x112 orig_rax=0x10f cs=0x111 ss=0x114 ds=0x117 es=0x118 fs=0x119 "
+        "gs=0x11a fs_base=0x115 gs_base=0x116";
+    /* aarch64 user_pt_regs: x0..x30 sp pc pstate */
+    static const char a64_text[] =
+        "pc=0x120 sp=0x11f x0=0x100 x1=0x101 x2=0x102 x3=0x103 x4=0x104 x5=0x105 x6=0x106 "
+        "x7=0x107 x8=0x108 x9=0x109 x10=0x10a x11=0x10b x12=0x10c x13=0x10d x14=0x10e "
+        "x15=0x10f x16=0x110 x17=0x111 x18=0x112 x19=0x113 x20=0x114 x21=0x115 x22=0x116 "
+        "x23=0x117 x24=0x118 x25=0x119 x26=0x11a x27=0x11b x28=0x11c x29=0x11d x30=0x11e "
+        "pstate=0x121";
+    uint64_t w[REPRO__MAX_REGS];
     struct repro__regs r;
-    char out[1024], small[20];
+    char out[REPRO__REGS_TEXT_MAX], small[20];
+    size_t i;
     int n;
     (void)state;
 
-    memset(&r, 0, sizeof r);
-    r.n = 3;
-    r.names[0] = "rip";
-    r.values[0] = 0x401136;
-    r.names[1] = "rsp";
-    r.values[1] = 0x7ffe12345678;
-    r.names[2] = "rax";
-    r.values[2] = UINT64_MAX;
+    for (i = 0; i < REPRO__MAX_REGS; i++)
+        w[i] = 0x100 + i;
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_X86_64, w, 27), 27);
+    n = repro__regs_format(&r, out, sizeof out);
+    assert_string_equal(out, x86_text);
+    assert_int_equal(n, (int)strlen(x86_text));
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_AARCH64, w, 34), 34);
+    n = repro__regs_format(&r, out, sizeof out);
+    assert_string_equal(out, a64_text);
+    assert_int_equal(n, (int)strlen(a64_text));
+
+    /* A note cut after 17 words: rip (word 16) is there, rsp (19) is not. */
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_X86_64, w, 17), 17);
+    repro__regs_format(&r, out, sizeof out);
+    assert_true(strncmp(out, "rip=0x110 rbp=0x104 rax=0x10a ", 30) == 0);
+    assert_null(strstr(out, "rsp="));
+
+    /* Set by slot, as the in-process agent does from its ucontext: the
+     * same registers give the same text as from a register block. */
+    repro__regs_init(&r, REPRO__REGS_X86_64);
+    repro__regs_set(&r, REPRO__X86_RAX, UINT64_MAX);
+    repro__regs_set(&r, REPRO__X86_RSP, 0x7ffe12345678);
+    repro__regs_set(&r, REPRO__X86_RIP, 0x401136);
+    repro__regs_set(&r, REPRO__X86_N, 1); /* out of range: ignored */
     n = repro__regs_format(&r, out, sizeof out);
     assert_string_equal(out, "rip=0x401136 rsp=0x7ffe12345678 rax=0xffffffffffffffff");
     assert_int_equal(n, (int)strlen(out));
+    /* too small: whole registers only, always terminated */
     assert_int_equal(repro__regs_format(&r, small, sizeof small), REPRO_E_LIMIT);
-    assert_true(strlen(small) < sizeof small);
+    assert_string_equal(small, "rip=0x401136");
     assert_int_equal(repro__regs_format(&r, small, 0), REPRO_E_LIMIT);
-    r.n = 0;
+    repro__regs_init(&r, REPRO__REGS_X86_64);
+    repro__regs_set(&r, REPRO__X86_R8, 0);
+    assert_int_equal(repro__regs_format(&r, out, sizeof out), 6);
+    assert_string_equal(out, "r8=0x0");
+    repro__regs_init(&r, REPRO__REGS_AARCH64);
     assert_int_equal(repro__regs_format(&r, out, sizeof out), 0);
     assert_string_equal(out, "");
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_NONE, w, 34), 0);
 
 #if defined(__x86_64__)
     {
@@ -691,8 +732,7 @@ static void test_handle_stop(void **state)
         assert_int_equal(seen.calls, 0);
         repro_supervisor_free(h);
 
-        snprintf(script, sizeof script, "trap '' TERM; echo ready >&%d; exec sleep 1000",
-                 ready[1]);
+        snprintf(script, sizeof script, "trap '' TERM; echo ready >&%d; exec sleep 1000", ready[1]);
         h = start_sh(script, &seen);
         await_ready(ready[0]);
         /* SIGTERM is ignored: only SIGKILL after the grace period ends it */
