@@ -12,8 +12,15 @@
  * creation, exec), each answered at once; no syscall tracing, so a traced
  * service pays only for its signals and clones.
  *
+ * Threading: each handle has one tracer thread that forks the command,
+ * seizes it and is the only thread to wait for it (waitpid with
+ * __WNOTHREAD, so several handles in one process never see each other's
+ * tracees). No process-wide state: no signal handler, no SIGCHLD, no
+ * global variable; the handle's fields say which thread touches them.
+ *
  * Crash path: all threads are PTRACE_INTERRUPTed and waited for with a
- * bounded wait (SIGCHLD blocked + sigtimedwait), then unwound with libdwfl.
+ * bounded wait (waitpid WNOHANG with a growing pause: SIGCHLD is not ours
+ * to block or wait for), then unwound with libdwfl.
  * The unwinder was chosen by measurement on a stopped 16-thread process
  * (145 frames, 4 modules, x86_64, warm page cache, 30 runs): libdwfl
  * (dwfl_linux_proc_report + dwfl_linux_proc_attach(assume stopped) +
