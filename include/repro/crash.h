@@ -8,6 +8,16 @@
  * Every frame is kept as an absolute pc plus (module, build-id, offset), the
  * offset being the ELF virtual address `pc - load_bias` that `addr2line -e
  * MODULE` takes; function/file/line are filled in by symbolize/.
+ *
+ * Ownership, for the whole header: a record (struct repro_crash) owns
+ * everything it points to. Fields marked "owned" are heap strings or
+ * arrays that belong to the record, valid until it is freed
+ * (repro_crash_free) or the field is set again (repro_crash_set_str);
+ * replace them only through the setters. The arrays (modules, threads,
+ * conns, a thread's frames) grow by realloc: a pointer to an element is
+ * valid until the next add to that same array. No function keeps a
+ * pointer to a caller's string: every string parameter is borrowed for the
+ * call and copied. Records are not thread-safe: one thread at a time.
  */
 #ifndef REPRO_CRASH_H
 #define REPRO_CRASH_H
@@ -84,19 +94,30 @@ struct repro_crash {
                               (a second insert with the same key stores nothing) */
 };
 
-/* Allocates an empty record (transferred: free with repro_crash_free). */
+/* Allocates an empty record (transferred: free with repro_crash_free), or
+ * NULL when out of memory. */
 struct repro_crash *repro_crash_new(void);
+/* Frees c and everything it owns; NULL is fine. */
 void repro_crash_free(struct repro_crash *c);
-/* Setters copy their strings. REPRO_E_NOMEM on allocation failure. */
+/* Sets *field (an owned string field of a record) to a copy of value
+ * (borrowed for the call; NULL clears it), freeing the old string. On
+ * REPRO_E_NOMEM *field is unchanged. */
 int repro_crash_set_str(char **field, const char *value);
+/* Appends a module; path and build_id_hex are copied (NULL: ""). Moves the
+ * modules array. REPRO_E_NOMEM, REPRO_E_LIMIT past REPRO_CRASH_MAX_MODULES. */
 int repro_crash_add_module(struct repro_crash *c, const char *path, uint64_t start, uint64_t end,
                            uint64_t load_bias, const char *build_id_hex);
-/* Returns the new thread (borrowed, valid until the next add_thread) or
- * NULL on allocation failure or past REPRO_CRASH_MAX_THREADS. */
+/* Appends a thread (name copied, NULL: ""). Returns the new thread
+ * (borrowed: owned by c, valid until the next add_thread on c or
+ * repro_crash_free) or NULL on allocation failure or past
+ * REPRO_CRASH_MAX_THREADS. */
 struct repro_crash_thread *repro_crash_add_thread(struct repro_crash *c, int tid, const char *name,
                                                   int crashed);
-/* REPRO_E_LIMIT past REPRO_CRASH_MAX_FRAMES. */
+/* Appends a frame to t (borrowed). Moves t's frames array. REPRO_E_NOMEM,
+ * REPRO_E_LIMIT past REPRO_CRASH_MAX_FRAMES. */
 int repro_crash_add_frame(struct repro_crash_thread *t, uint64_t pc);
+/* Appends a copy of *conn (borrowed for the call). REPRO_E_NOMEM,
+ * REPRO_E_LIMIT past REPRO_CRASH_MAX_CONNS. */
 int repro_crash_add_conn(struct repro_crash *c, const struct repro_crash_conn *conn);
 /* Marks the record partial with a reason (the first reason wins). */
 void repro_crash_mark_partial(struct repro_crash *c, const char *fmt, ...)
@@ -107,23 +128,30 @@ void repro_crash_resolve_modules(struct repro_crash *c);
 /* Checks the invariants; REPRO_E_MALFORMED with err naming the problem. */
 int repro_crash_validate(const struct repro_crash *c, struct repro_error *err);
 
-/* "SIGSEGV" for 11, "SIG37" for unknown numbers. */
+/* "SIGSEGV" for 11, "SIG37" for unknown numbers. Returns a static string
+ * for known signals, else buf (len bytes, caller-owned) holding the name:
+ * valid as long as buf. Thread-safe. */
 const char *repro_signal_name(int signo, char *buf, size_t len);
 
 /* ---- producers (each implemented in its own crash/ file) ------------- */
 
 /*
  * Parses one crash record file written by librepro_crash.so (format:
- * docs/crash-record.md) into *out (transferred). A damaged or truncated
- * record yields REPRO_E_MALFORMED with err naming the line/byte; when
- * enough was readable *out is still set, marked partial. (crash_file.c)
+ * docs/crash-record.md) into *out (transferred: free with
+ * repro_crash_free; it copies what it keeps of p, which is borrowed for
+ * the call). A damaged or truncated record yields REPRO_E_MALFORMED with
+ * err naming the line/byte; when enough was readable *out is still set,
+ * marked partial, and must be freed too; otherwise *out is NULL.
+ * (crash_file.c)
  */
 int repro_crash_file_parse(const uint8_t *p, size_t len, struct repro_crash **out,
                            struct repro_error *err);
 
 /*
  * Reads a core file with libdwfl (threads, registers, unwound stacks,
- * module table with build-ids) into *out (transferred). exe is the binary
+ * module table with build-ids) into *out (transferred: free with
+ * repro_crash_free; NULL on error). core_path and exe_path are borrowed
+ * for the call. exe is the binary
  * that produced it, or NULL to rely on the paths and build-ids the core
  * names. Errors: REPRO_E_NOTFOUND / REPRO_E_IO when a file cannot be
  * opened; REPRO_E_INVAL when exe's build-id does not match the core's main
@@ -141,8 +169,10 @@ int repro_core_import(const char *core_path, const char *exe_path, struct repro_
 
 /*
  * Adds the TCP connections that process pid has open (sockets in
- * /proc/PID/fd matched against /proc/PID/net/tcp and tcp6) to c.
- * (proc_conns.c)
+ * /proc/PID/fd matched against /proc/PID/net/tcp and tcp6) to c
+ * (borrowed; the conns array moves). Errors as repro__proc_conns_read
+ * (crash/supervisor.h): REPRO_E_INVAL for pid <= 0, REPRO_E_IO,
+ * REPRO_E_MALFORMED, REPRO_E_LIMIT, REPRO_E_NOMEM. (proc_conns.c)
  */
 int repro_crash_add_proc_connections(struct repro_crash *c, int pid, struct repro_error *err);
 
