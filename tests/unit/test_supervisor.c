@@ -554,15 +554,21 @@ static void on_crash(void *ctx, const struct repro_crash *c,
     s->held = is_traced_stop(c->pid);
 }
 
+/* Options that run argv and report crashes to seen (emptied). */
+static void opts_for(struct repro_supervisor_opts *o, char *const *argv, struct seen *seen)
+{
+    memset(o, 0, sizeof *o);
+    memset(seen, 0, sizeof *seen);
+    o->argv = argv;
+    o->on_crash = on_crash;
+    o->ctx = seen;
+}
+
 static void run(char *const *argv, struct repro_supervisor_result *res, struct seen *seen)
 {
     struct repro_supervisor_opts o;
     struct repro_error err = {0};
-    memset(&o, 0, sizeof o);
-    memset(seen, 0, sizeof *seen);
-    o.argv = argv;
-    o.on_crash = on_crash;
-    o.ctx = seen;
+    opts_for(&o, argv, seen);
     if (repro_supervisor_run(&o, res, &err) != REPRO_OK)
         fail_msg("supervisor: %s", err.msg);
 }
@@ -642,11 +648,7 @@ static struct repro_supervisor *start_sh(const char *script, struct seen *seen)
     struct repro_supervisor_opts o;
     struct repro_supervisor *h = NULL;
     struct repro_error err = {0};
-    memset(&o, 0, sizeof o);
-    memset(seen, 0, sizeof *seen);
-    o.argv = argv;
-    o.on_crash = on_crash;
-    o.ctx = seen;
+    opts_for(&o, argv, seen);
     if (repro_supervisor_start(&o, &h, &err) != REPRO_OK)
         fail_msg("start '%s': %s", script, err.msg);
     assert_non_null(h);
