@@ -14,6 +14,7 @@
 #include "repro/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -139,8 +140,18 @@ int repro_app_run(const struct repro_app_run_opts *o, struct repro_app_run_resul
         fwd_pidfd = repro_supervisor_pidfd(h);
         fwd_pid = repro_supervisor_pid(h);
     }
-    if (rc == REPRO_OK)
+    if (rc == REPRO_OK) {
+        /* Each ptrace-stop of the command raises SIGCHLD for this process;
+         * the tracer thread blocks it, so it would wake this thread (to be
+         * ignored) once per stop. Blocked here too, after the start so that
+         * the command does not inherit it. */
+        sigset_t chld, old_mask;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        pthread_sigmask(SIG_BLOCK, &chld, &old_mask);
         rc = repro_supervisor_wait(h, -1, &res->sup, err);
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    }
     if (o->forward_signals)
         forward_restore(old);
     repro_supervisor_free(h);

@@ -62,7 +62,8 @@ struct repro_app_run_result {
  * The handlers are installed before the command starts (so it starts with
  * those six at their default action) and the previous ones are restored on
  * return. This is process-wide state: at most one forwarding call at a
- * time per process.
+ * time per process. SIGCHLD is blocked in the calling thread while it
+ * waits (restored on return).
  *
  * Returns REPRO_OK with *res filled once the command has ended (whatever
  * its status), or what repro_supervisor_start/_wait return, with err set.

@@ -19,8 +19,8 @@
  * global variable; the handle's fields say which thread touches them.
  *
  * Crash path: all threads are PTRACE_INTERRUPTed and waited for with a
- * bounded wait (waitpid WNOHANG with a growing pause: SIGCHLD is not ours
- * to block or wait for), then unwound with libdwfl.
+ * bounded wait (waitpid WNOHANG, sleeping in sigtimedwait for SIGCHLD on
+ * the tracer thread only, see wait_task), then unwound with libdwfl.
  * The unwinder was chosen by measurement on a stopped 16-thread process
  * (145 frames, 4 modules, x86_64, warm page cache, 30 runs): libdwfl
  * (dwfl_linux_proc_report + dwfl_linux_proc_attach(assume stopped) +
@@ -336,15 +336,23 @@ static int is_stop_signal(int sig)
  * deadline_ns (monotonic). Returns 1 with *status for a stop, 0 when it
  * exited (noted), -1 on timeout or when it is not our tracee.
  *
- * No SIGCHLD: the signal is the process's, and another supervisor (or the
- * program that links us) may wait for it or ignore it. waitpid with
- * __WNOTHREAD sees the tracees of this thread only; it is asked again after
- * a pause that grows from 10 us to 1 ms (a thread that was interrupted
- * usually stops within microseconds).
+ * waitpid with __WNOTHREAD (this thread's tracees only) is the truth; in
+ * between, the thread sleeps in sigtimedwait for SIGCHLD. The tracer
+ * thread blocks every signal; sigtimedwait unblocks SIGCHLD for it alone
+ * while it sleeps, and the kernel sends a tracee's stop notice to its
+ * tracer thread first, so a stop usually wakes it at once. A notice that
+ * lands while it is not asleep may go to another thread of the process (or
+ * another supervisor): then the short timeout wakes it, 100 us at first,
+ * doubling up to 1 ms. Nothing process-wide is changed (no handler, no
+ * other thread's mask).
  */
 static int wait_task(struct sup *s, pid_t tid, uint64_t deadline_ns, int *status)
 {
-    uint64_t pause_ns = 10000;
+    uint64_t pause_ns = 100000;
+    sigset_t chld;
+
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
     for (;;) {
         uint64_t now;
         struct timespec ts;
@@ -364,7 +372,7 @@ static int wait_task(struct sup *s, pid_t tid, uint64_t deadline_ns, int *status
             pause_ns = deadline_ns - now;
         ts.tv_sec = (time_t)(pause_ns / 1000000000u);
         ts.tv_nsec = (long)(pause_ns % 1000000000u);
-        nanosleep(&ts, NULL);
+        sigtimedwait(&chld, NULL, &ts);
         if (pause_ns < 1000000u)
             pause_ns *= 2;
     }

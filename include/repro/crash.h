@@ -185,11 +185,14 @@ int repro_crash_add_proc_connections(struct repro_crash *c, int pid, struct repr
  * seizes it and serves its ptrace-stops; crashes reach the caller only
  * through on_crash, on that thread. Several handles may live in one
  * process at once: each thread waits with __WNOTHREAD for its own tracees
- * only, and no process-wide state (signal handlers, signal mask, SIGCHLD)
- * is touched. Two rules for the program that links this: nothing else in
- * it may wait for "any child" without __WNOTHREAD (waitpid(-1, ...) or
- * wait() would reap a supervised command), and SIGCHLD must not be set to
- * SIG_IGN (the kernel would then reap it). `repro run`'s forwarding of
+ * only, and no process-wide state (signal handlers, dispositions, other
+ * threads' masks) is touched; while stopping a crashed process the tracer
+ * thread sleeps in sigtimedwait for SIGCHLD and may take one meant for a
+ * handler of the program's (docs/run.md, threading model). Two rules for
+ * the program that links this: nothing else in it may wait for "any
+ * child" without __WNOTHREAD (waitpid(-1, ...) or wait() would reap a
+ * supervised command), and SIGCHLD must not be set to SIG_IGN (the kernel
+ * would then reap it). `repro run`'s forwarding of
  * SIGTERM and friends to the command lives in app/run.c, not here.
  */
 struct repro_supervisor;
