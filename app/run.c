@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,26 +65,68 @@ static void on_crash(void *ctx, const struct repro_crash *c,
  * Process-wide by nature (a disposition belongs to the process), so it is
  * here, in the one caller that wants it, set for the duration of one call. */
 
-static volatile sig_atomic_t fwd_pid;
-static volatile sig_atomic_t fwd_pidfd = -1;
+/* Lock-free atomics: safe to use in a signal handler. fwd_pid is 0 until
+ * the command's pid is known; a signal that arrives before that is kept in
+ * fwd_pending (bit i: forwarded[i]) and sent once it is (forward_to). */
+static _Atomic int fwd_pid;
+static _Atomic int fwd_pidfd = -1;
+static _Atomic unsigned fwd_pending;
+static _Atomic int fwd_pending_from[6]; /* the sender of each kept signal */
 static const int forwarded[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (sizeof forwarded / sizeof *forwarded)
+_Static_assert(N_FORWARDED == sizeof fwd_pending_from / sizeof *fwd_pending_from,
+               "one sender per forwarded signal");
+
+static void send_to_command(int pid, int sig)
+{
+    int pidfd = atomic_load(&fwd_pidfd);
+#ifdef SYS_pidfd_send_signal
+    /* Through the pidfd when there is one: it fails once the command is
+     * gone instead of reaching a process that reused its pid. */
+    if (pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+        return;
+    }
+#endif
+    (void)pidfd;
+    kill((pid_t)pid, sig);
+}
+
+/* Sends the signals kept while the pid was unknown. Async-signal-safe. */
+static void send_pending(void)
+{
+    unsigned bits = atomic_exchange(&fwd_pending, 0u);
+    int pid = atomic_load(&fwd_pid);
+    size_t i;
+    for (i = 0; i < N_FORWARDED && pid > 0; i++)
+        if ((bits & (1u << i)) && atomic_load(&fwd_pending_from[i]) != pid)
+            send_to_command(pid, forwarded[i]);
+}
 
 static void forward_signal(int sig, siginfo_t *si, void *uc)
 {
-    int saved = errno;
+    int saved = errno, pid = atomic_load(&fwd_pid);
+    size_t i;
     /* Only what another process sent to us alone: the terminal's signals
      * (SI_KERNEL) reach the command's process group directly, and what the
      * command sends us is not bounced back. */
-    if (si != NULL && si->si_code <= 0 && fwd_pid > 0 && si->si_pid != fwd_pid) {
-#ifdef SYS_pidfd_send_signal
-        /* Through the pidfd when there is one: it fails once the command
-         * is gone instead of reaching a process that reused its pid. */
-        if (fwd_pidfd >= 0)
-            syscall(SYS_pidfd_send_signal, (int)fwd_pidfd, sig, NULL, 0);
-        else
-#endif
-            kill((pid_t)fwd_pid, sig);
+    if (si == NULL || si->si_code > 0 || (pid > 0 && si->si_pid == pid)) {
+        errno = saved;
+        return;
+    }
+    if (pid > 0) {
+        send_to_command(pid, sig);
+    } else {
+        /* The command may already run: keep the signal for forward_to,
+         * and send it here if the pid became known meanwhile. */
+        for (i = 0; i < N_FORWARDED; i++) {
+            if (forwarded[i] == sig) {
+                atomic_store(&fwd_pending_from[i], (int)si->si_pid);
+                atomic_fetch_or(&fwd_pending, 1u << i);
+            }
+        }
+        if (atomic_load(&fwd_pid) > 0)
+            send_pending();
     }
     errno = saved;
 }
@@ -96,19 +139,30 @@ static void forward_install(struct sigaction old[N_FORWARDED])
     sa.sa_sigaction = forward_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    fwd_pid = 0;
-    fwd_pidfd = -1;
+    atomic_store(&fwd_pid, 0);
+    atomic_store(&fwd_pidfd, -1);
+    atomic_store(&fwd_pending, 0u);
     for (i = 0; i < N_FORWARDED; i++)
         sigaction(forwarded[i], &sa, &old[i]);
+}
+
+/* From now on signals go to the command; those that came first go now. */
+static void forward_to(const struct repro_supervisor *h)
+{
+    /* The pidfd first: the handler prefers it. */
+    atomic_store(&fwd_pidfd, repro_supervisor_pidfd(h));
+    atomic_store(&fwd_pid, repro_supervisor_pid(h));
+    send_pending();
 }
 
 static void forward_restore(const struct sigaction old[N_FORWARDED])
 {
     size_t i;
-    fwd_pid = 0;
-    fwd_pidfd = -1;
+    atomic_store(&fwd_pid, 0);
+    atomic_store(&fwd_pidfd, -1);
     for (i = 0; i < N_FORWARDED; i++)
         sigaction(forwarded[i], &old[i], NULL);
+    atomic_store(&fwd_pending, 0u);
 }
 
 int repro_app_run(const struct repro_app_run_opts *o, struct repro_app_run_result *res,
@@ -134,12 +188,8 @@ int repro_app_run(const struct repro_app_run_opts *o, struct repro_app_run_resul
     if (o->forward_signals)
         forward_install(old);
     rc = repro_supervisor_start(&so, &h, err);
-    if (rc == REPRO_OK && o->forward_signals) {
-        /* The pidfd first: the handler prefers it, and it never names
-         * another process once the command is reaped. */
-        fwd_pidfd = repro_supervisor_pidfd(h);
-        fwd_pid = repro_supervisor_pid(h);
-    }
+    if (rc == REPRO_OK && o->forward_signals)
+        forward_to(h);
     if (rc == REPRO_OK) {
         /* Each ptrace-stop of the command raises SIGCHLD for this process;
          * the tracer thread blocks it, so it would wake this thread (to be

@@ -61,7 +61,8 @@ struct repro_app_run_result {
  * signals from the terminal reach the command's process group directly.
  * The handlers are installed before the command starts (so it starts with
  * those six at their default action) and the previous ones are restored on
- * return. This is process-wide state: at most one forwarding call at a
+ * return; one that arrives after the command started but before its pid
+ * is known here is kept and sent as soon as it is. This is process-wide state: at most one forwarding call at a
  * time per process. SIGCHLD is blocked in the calling thread while it
  * waits (restored on return).
  *

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <sys/user.h>
 #include <unistd.h>
 
+#include "app/run.h"
 #include "crash/supervisor.h"
 #include "test_util.h"
 
@@ -815,6 +817,93 @@ static void test_handle_two_at_once(void **state)
     repro_supervisor_free(b);
 }
 
+/* ---- app/run.c: repro run without the command line ------------------------ */
+
+struct app_seen {
+    int calls, signo;
+    int64_t crash_id;
+    int store_err_code;
+    uint64_t total_ns, stop_ns, unwind_ns;
+};
+
+static void on_app_crash(void *ctx, const struct repro_crash *c,
+                         const struct repro_app_run_crash_info *info)
+{
+    struct app_seen *s = ctx;
+    s->calls++;
+    s->signo = c->signo;
+    s->crash_id = info->crash_id;
+    s->store_err_code = info->store_err ? info->store_err->code : -1;
+    s->total_ns = info->total_ns;
+    s->stop_ns = info->stop_ns;
+    s->unwind_ns = info->unwind_ns;
+}
+
+/* Sends SIGTERM to this process once the command says it is ready. */
+static void *term_when_ready(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[16];
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, BOUND_MS) == 1 && read(fd, buf, sizeof buf) > 0)
+        kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static void test_app_run(void **state)
+{
+    char *segv[] = {"/bin/sh", "-c", "kill -SEGV $$", NULL};
+    char script[96];
+    char *waits[] = {"/bin/sh", "-c", script, NULL};
+    struct repro_app_run_opts o;
+    struct repro_app_run_result res;
+    struct repro_error err = {0};
+    struct app_seen seen;
+    struct sigaction before, after;
+    pthread_t t;
+    int ready[2];
+    (void)state;
+
+    /* A crash with no store: reported, not stored, timings consistent. */
+    memset(&o, 0, sizeof o);
+    memset(&seen, 0, sizeof seen);
+    o.argv = segv;
+    o.on_crash = on_app_crash;
+    o.ctx = &seen;
+    assert_int_equal(repro_app_run(&o, &res, &err), REPRO_OK);
+    assert_int_equal(res.sup.exit_code, 128 + SIGSEGV);
+    assert_int_equal(res.sup.n_crashes, 1);
+    assert_int_equal(res.n_stored + res.n_store_errors, 0);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.signo, SIGSEGV);
+    assert_int_equal(seen.crash_id, -1);
+    assert_int_equal(seen.store_err_code, 0);
+    assert_true(seen.total_ns >= seen.stop_ns + seen.unwind_ns);
+
+    /* Forwarding: a SIGTERM that another thread sends this process reaches
+     * the command (which dies of it), and the disposition is restored. */
+    open_pipe(ready, 1);
+    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    memset(&o, 0, sizeof o);
+    o.argv = waits;
+    o.forward_signals = 1;
+    sigaction(SIGTERM, NULL, &before);
+    assert_int_equal(pthread_create(&t, NULL, term_when_ready, &ready[0]), 0);
+    assert_int_equal(repro_app_run(&o, &res, &err), REPRO_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(res.sup.term_signal, SIGTERM);
+    assert_int_equal(res.sup.exit_code, 128 + SIGTERM);
+    sigaction(SIGTERM, NULL, &after);
+    assert_ptr_equal(before.sa_handler, after.sa_handler);
+    close(ready[0]);
+    close(ready[1]);
+
+    o.argv = NULL;
+    assert_int_equal(repro_app_run(&o, &res, NULL), REPRO_E_INVAL);
+    sigaction(SIGTERM, NULL, &after);
+    assert_ptr_equal(before.sa_handler, after.sa_handler);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -824,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_self_connections), cmocka_unit_test(test_connections_alloc_failures),
         cmocka_unit_test(test_supervised_runs),  cmocka_unit_test(test_handle_crash_restart),
         cmocka_unit_test(test_handle_stop),      cmocka_unit_test(test_handle_two_at_once),
+        cmocka_unit_test(test_app_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
