@@ -1,10 +1,14 @@
 /*
  * repro run [--service NAME] [--follow-forks] [--db PATH] -- CMD [ARGS...]
  *
- * Runs CMD under the ptrace supervisor (crash/supervisor.c) and exits
- * with its status: its exit code, or 128+signal when a signal killed it.
+ * Runs CMD under the ptrace supervisor through app/run.c (which stores
+ * each crash and forwards signals) and exits with its status: its exit
+ * code, or 128+signal when a signal killed it. This file parses, prints
+ * one stderr line per crash, symbolizes the stored crashes once CMD is
+ * done, and maps the result to an exit code.
  */
 #include "cli.h"
+#include "app/run.h"
 #include "repro/crash.h"
 #include "repro/store.h"
 
@@ -38,7 +42,7 @@ struct run_ctx {
 
 /* One line on stderr per crash; stdout belongs to the command. */
 static void on_crash(void *ctx, const struct repro_crash *c,
-                     const struct repro_supervisor_crash_info *info)
+                     const struct repro_app_run_crash_info *info)
 {
     struct run_ctx *r = ctx;
     char sbuf[16], where[64] = "";
@@ -69,8 +73,8 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
                                              {"follow-forks", no_argument, NULL, O_FOLLOW},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    struct repro_supervisor_opts o;
-    struct repro_supervisor_result res;
+    struct repro_app_run_opts o;
+    struct repro_app_run_result res;
     struct repro_error err = {0};
     struct repro_store *store = NULL;
     struct run_ctx ctx;
@@ -100,9 +104,10 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     ctx.db = g->db;
     o.argv = argv + optind;
     o.store = store;
+    o.forward_signals = 1;
     o.on_crash = on_crash;
     o.ctx = &ctx;
-    if (repro_supervisor_run(&o, &res, &err) != REPRO_OK) {
+    if (repro_app_run(&o, &res, &err) != REPRO_OK) {
         repro_store_close(store);
         return cli_fail(&err);
     }
@@ -114,7 +119,7 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
             fprintf(stderr, "repro: crashes stored, not symbolized: %s\n", serr.msg);
     }
     repro_store_close(store);
-    if (res.exec_errno != 0)
-        fprintf(stderr, "repro: cannot run '%s': %s\n", o.argv[0], strerror(res.exec_errno));
-    return res.exit_code;
+    if (res.sup.exec_errno != 0)
+        fprintf(stderr, "repro: cannot run '%s': %s\n", o.argv[0], strerror(res.sup.exec_errno));
+    return res.sup.exit_code;
 }

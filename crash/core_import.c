@@ -39,6 +39,7 @@
  * elf_version state, like the rest of the symbolizer.
  */
 #include "repro/crash.h"
+#include "regs.h"
 
 #include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
@@ -163,61 +164,29 @@ static void rd_chars(const struct desc *d, size_t off, size_t width, char *out, 
 
 /* ---- the notes ---------------------------------------------------------- */
 
-/* Renders the general registers of an NT_PRSTATUS pr_reg block. Returns 0
- * for machines we do not render. */
+/* Renders the general registers of an NT_PRSTATUS pr_reg block with the
+ * producers' one formatter (crash/regs.c). Returns 0 for machines it does
+ * not know and when not one register could be read. */
 static int format_registers(uint16_t machine, const struct desc *d, size_t reg_off, char *out,
                             size_t out_len)
 {
-    /* x86-64 user_regs_struct, in the order the kernel stores it. */
-    static const char *const x86_64_names[] = {
-        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9",     "r8",      "rax",
-        "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs",  "eflags", "rsp", "ss", "fs_base",
-        "gs_base", "ds", "es", "fs", "gs"};
-    /* The order we print them in: pc and stack first. */
-    static const int x86_64_order[] = {16, 19, 4, 10, 5, 11, 12, 13, 14, 9,  8,  7,  6,
-                                       3,  2,  1, 0,  18, 15, 21, 22, 17, 20, 23, 24, 25, 26};
-    size_t used = 0, i;
-    uint64_t v;
-    int n;
+    int arch = machine == EM_X86_64   ? REPRO__REGS_X86_64
+               : machine == EM_AARCH64 ? REPRO__REGS_AARCH64
+                                       : REPRO__REGS_NONE;
+    uint64_t w[REPRO__MAX_REGS];
+    struct repro__regs r;
+    size_t n = 0;
 
     out[0] = '\0';
-    if (machine == EM_X86_64 && d->is64) {
-        for (i = 0; i < sizeof x86_64_order / sizeof *x86_64_order; i++) {
-            int r = x86_64_order[i];
-            if (!rd_uint(d, reg_off + 8 * (size_t)r, 8, &v))
-                return used > 0;
-            n = snprintf(out + used, out_len - used, "%s%s=0x%llx", used ? " " : "",
-                         x86_64_names[r], (unsigned long long)v);
-            if (n < 0 || (size_t)n >= out_len - used)
-                return 1;
-            used += (size_t)n;
-        }
-        return 1;
-    }
-    if (machine == EM_AARCH64 && d->is64) {
-        /* user_pt_regs: x0..x30, sp, pc, pstate. */
-        static const int order[] = {32, 31, 29, 30};
-        static const char *const names[] = {"pc", "sp", "x29", "x30"};
-        for (i = 0; i < 4; i++) {
-            if (!rd_uint(d, reg_off + 8 * (size_t)order[i], 8, &v))
-                return used > 0;
-            n = snprintf(out + used, out_len - used, "%s%s=0x%llx", used ? " " : "", names[i],
-                         (unsigned long long)v);
-            if (n < 0 || (size_t)n >= out_len - used)
-                return 1;
-            used += (size_t)n;
-        }
-        for (i = 0; i < 29; i++) {
-            if (!rd_uint(d, reg_off + 8 * i, 8, &v))
-                return 1;
-            n = snprintf(out + used, out_len - used, " x%zu=0x%llx", i, (unsigned long long)v);
-            if (n < 0 || (size_t)n >= out_len - used)
-                return 1;
-            used += (size_t)n;
-        }
-        return 1;
-    }
-    return 0;
+    if (arch == REPRO__REGS_NONE || !d->is64)
+        return 0;
+    /* A note cut short keeps the registers before the cut. */
+    while (n < REPRO__MAX_REGS && rd_uint(d, reg_off + 8 * n, 8, &w[n]))
+        n++;
+    if (repro__regs_from_prstatus(&r, arch, w, n) == 0)
+        return 0;
+    repro__regs_format(&r, out, out_len); /* out_len is REPRO__REGS_TEXT_MAX: it fits */
+    return 1;
 }
 
 /*
@@ -231,7 +200,7 @@ static int note_prstatus(struct import *im, const struct desc *d)
     uint64_t cursig = 0;
     int tid, si_code = 0;
     struct repro_crash_thread *t;
-    char regs[1024];
+    char regs[REPRO__REGS_TEXT_MAX];
 
     if (!rd_int32(d, pid_off, &tid) || !rd_uint(d, 12, 2, &cursig)) {
         repro_crash_mark_partial(im->c, "core '%s': NT_PRSTATUS note %zu is %zu bytes, too short",

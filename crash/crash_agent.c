@@ -39,6 +39,7 @@
  * links only libunwind, libdl and pthreads.
  */
 #include "repro/crash.h"
+#include "regs.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -618,44 +619,47 @@ static void emit_connections(struct sink *s)
 
 /* ---- registers and stack ---------------------------------------------- */
 
+/* The registers of the signal context, through the producers' one
+ * formatter (crash/regs.c, async-signal-safe). The context holds fewer
+ * registers than a core or PTRACE_GETREGSET (no orig_rax, segments or
+ * segment bases on x86-64): those are left out of the text. */
 static void emit_registers(struct sink *s, const ucontext_t *uc)
 {
+    struct repro__regs r;
+    char text[REPRO__REGS_TEXT_MAX];
+    int n;
 #if defined(__x86_64__)
     static const struct {
-        const char *name;
+        unsigned slot;
         int idx;
-    } regs[] = {{"rip", REG_RIP}, {"rsp", REG_RSP},   {"rbp", REG_RBP}, {"rax", REG_RAX},
-                {"rbx", REG_RBX}, {"rcx", REG_RCX},   {"rdx", REG_RDX}, {"rsi", REG_RSI},
-                {"rdi", REG_RDI}, {"r8", REG_R8},     {"r9", REG_R9},   {"r10", REG_R10},
-                {"r11", REG_R11}, {"r12", REG_R12},   {"r13", REG_R13}, {"r14", REG_R14},
-                {"r15", REG_R15}, {"eflags", REG_EFL}};
+    } map[] = {{REPRO__X86_RIP, REG_RIP}, {REPRO__X86_RSP, REG_RSP}, {REPRO__X86_RBP, REG_RBP},
+               {REPRO__X86_RAX, REG_RAX}, {REPRO__X86_RBX, REG_RBX}, {REPRO__X86_RCX, REG_RCX},
+               {REPRO__X86_RDX, REG_RDX}, {REPRO__X86_RSI, REG_RSI}, {REPRO__X86_RDI, REG_RDI},
+               {REPRO__X86_R8, REG_R8},   {REPRO__X86_R9, REG_R9},   {REPRO__X86_R10, REG_R10},
+               {REPRO__X86_R11, REG_R11}, {REPRO__X86_R12, REG_R12}, {REPRO__X86_R13, REG_R13},
+               {REPRO__X86_R14, REG_R14}, {REPRO__X86_R15, REG_R15}, {REPRO__X86_EFLAGS, REG_EFL}};
     size_t i;
-    put_str(s, "regs");
-    for (i = 0; i < sizeof regs / sizeof *regs; i++) {
-        put(s, " ", 1);
-        put_str(s, regs[i].name);
-        put(s, "=", 1);
-        put_hex(s, (uint64_t)uc->uc_mcontext.gregs[regs[i].idx]);
-    }
-    put(s, "\n", 1);
+    repro__regs_init(&r, REPRO__REGS_X86_64);
+    for (i = 0; i < sizeof map / sizeof *map; i++)
+        repro__regs_set(&r, map[i].slot, (uint64_t)uc->uc_mcontext.gregs[map[i].idx]);
 #elif defined(__aarch64__)
-    size_t i;
-    put_str(s, "regs");
-    for (i = 0; i < 31; i++) {
-        put_str(s, " x");
-        put_u64(s, i);
-        put(s, "=", 1);
-        put_hex(s, uc->uc_mcontext.regs[i]);
-    }
-    put_str(s, " sp=");
-    put_hex(s, uc->uc_mcontext.sp);
-    put_str(s, " pc=");
-    put_hex(s, uc->uc_mcontext.pc);
-    put(s, "\n", 1);
+    unsigned i;
+    repro__regs_init(&r, REPRO__REGS_AARCH64);
+    repro__regs_set(&r, REPRO__A64_PC, uc->uc_mcontext.pc);
+    repro__regs_set(&r, REPRO__A64_SP, uc->uc_mcontext.sp);
+    for (i = 0; i < 31; i++)
+        repro__regs_set(&r, REPRO__A64_X0 + i, uc->uc_mcontext.regs[i]);
+    repro__regs_set(&r, REPRO__A64_PSTATE, uc->uc_mcontext.pstate);
 #else
-    (void)s;
     (void)uc;
+    repro__regs_init(&r, REPRO__REGS_NONE);
 #endif
+    n = repro__regs_format(&r, text, sizeof text);
+    if (n <= 0)
+        return;
+    put_str(s, "regs ");
+    put(s, text, (size_t)n);
+    put(s, "\n", 1);
 }
 
 static void emit_frames(struct sink *s, ucontext_t *uc)

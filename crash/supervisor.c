@@ -12,8 +12,15 @@
  * creation, exec), each answered at once; no syscall tracing, so a traced
  * service pays only for its signals and clones.
  *
+ * Threading: each handle has one tracer thread that forks the command,
+ * seizes it and is the only thread to wait for it (waitpid with
+ * __WNOTHREAD, so several handles in one process never see each other's
+ * tracees). No process-wide state: no signal handler, no SIGCHLD, no
+ * global variable; the handle's fields say which thread touches them.
+ *
  * Crash path: all threads are PTRACE_INTERRUPTed and waited for with a
- * bounded wait (SIGCHLD blocked + sigtimedwait), then unwound with libdwfl.
+ * bounded wait (waitpid WNOHANG, sleeping in sigtimedwait for SIGCHLD on
+ * the tracer thread only, see wait_task), then unwound with libdwfl.
  * The unwinder was chosen by measurement on a stopped 16-thread process
  * (145 frames, 4 modules, x86_64, warm page cache, 30 runs): libdwfl
  * (dwfl_linux_proc_report + dwfl_linux_proc_attach(assume stopped) +
@@ -32,18 +39,19 @@
  */
 #include "supervisor.h"
 
-#include "repro/store.h"
-
 #include <elf.h>
 #include <elfutils/libdwfl.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -53,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define COMPONENT "capture.supervisor"
+#define COMPONENT "capture.supervisor" /* the tag `repro run --trace=` has always used */
 #define DEFAULT_RECORD_TIMEOUT_MS 2000
 #define RELEASE_TIMEOUT_MS 1000
 #define MAX_CMDLINE (64 * 1024)
@@ -143,92 +151,26 @@ int repro__task_status_parse(const char *p, size_t len, struct repro__task_statu
     return REPRO_OK;
 }
 
-static void put_reg(struct repro__regs *r, const char *name, uint64_t v)
-{
-    if (r->n < REPRO__MAX_REGS) {
-        r->names[r->n] = name;
-        r->values[r->n] = v;
-        r->n++;
-    }
-}
-
 int repro__regs_from_user(const void *raw, size_t raw_len, struct repro__regs *r)
 {
-    memset(r, 0, sizeof *r);
-#if defined(__x86_64__)
-    {
-        struct user_regs_struct u;
-        if (raw_len < sizeof u)
-            return REPRO_E_MALFORMED;
-        memcpy(&u, raw, sizeof u);
-        put_reg(r, "rip", u.rip);
-        put_reg(r, "rsp", u.rsp);
-        put_reg(r, "rbp", u.rbp);
-        put_reg(r, "rax", u.rax);
-        put_reg(r, "rbx", u.rbx);
-        put_reg(r, "rcx", u.rcx);
-        put_reg(r, "rdx", u.rdx);
-        put_reg(r, "rsi", u.rsi);
-        put_reg(r, "rdi", u.rdi);
-        put_reg(r, "r8", u.r8);
-        put_reg(r, "r9", u.r9);
-        put_reg(r, "r10", u.r10);
-        put_reg(r, "r11", u.r11);
-        put_reg(r, "r12", u.r12);
-        put_reg(r, "r13", u.r13);
-        put_reg(r, "r14", u.r14);
-        put_reg(r, "r15", u.r15);
-        put_reg(r, "eflags", u.eflags);
-        put_reg(r, "orig_rax", u.orig_rax);
-        put_reg(r, "cs", u.cs);
-        put_reg(r, "ss", u.ss);
-        put_reg(r, "ds", u.ds);
-        put_reg(r, "es", u.es);
-        put_reg(r, "fs", u.fs);
-        put_reg(r, "gs", u.gs);
-        put_reg(r, "fs_base", u.fs_base);
-        put_reg(r, "gs_base", u.gs_base);
-        return REPRO_OK;
-    }
-#elif defined(__aarch64__)
-    {
-        static const char *const xn[31] = {"x0",  "x1",  "x2",  "x3",  "x4",  "x5",  "x6",  "x7",
-                                           "x8",  "x9",  "x10", "x11", "x12", "x13", "x14", "x15",
-                                           "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23",
-                                           "x24", "x25", "x26", "x27", "x28", "x29", "x30"};
-        struct user_regs_struct u;
-        int i;
-        if (raw_len < sizeof u)
-            return REPRO_E_MALFORMED;
-        memcpy(&u, raw, sizeof u);
-        put_reg(r, "pc", u.pc);
-        put_reg(r, "sp", u.sp);
-        for (i = 0; i < 31; i++)
-            put_reg(r, xn[i], u.regs[i]);
-        put_reg(r, "pstate", u.pstate);
-        return REPRO_OK;
-    }
+    uint64_t w[64];
+    size_t n = raw_len / sizeof *w;
+
+    repro__regs_init(r, REPRO__REGS_HOST);
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (raw_len < sizeof(struct user_regs_struct))
+        return REPRO_E_MALFORMED;
+    if (n > sizeof w / sizeof *w)
+        n = sizeof w / sizeof *w;
+    memcpy(w, raw, n * sizeof *w);
+    repro__regs_from_prstatus(r, REPRO__REGS_HOST, w, n);
+    return REPRO_OK;
 #else
     (void)raw;
-    (void)raw_len;
+    (void)w;
+    (void)n;
     return REPRO_E_UNSUPPORTED;
 #endif
-}
-
-int repro__regs_format(const struct repro__regs *r, char *out, size_t len)
-{
-    size_t i, used = 0;
-    if (len == 0)
-        return REPRO_E_LIMIT;
-    out[0] = '\0';
-    for (i = 0; i < r->n; i++) {
-        int n = snprintf(out + used, len - used, "%s%s=0x%llx", i ? " " : "", r->names[i],
-                         (unsigned long long)r->values[i]);
-        if (n < 0 || (size_t)n >= len - used)
-            return REPRO_E_LIMIT;
-        used += (size_t)n;
-    }
-    return (int)used;
 }
 
 /* ---- a set of thread ids (open addressing) ---------------------------- */
@@ -321,14 +263,37 @@ static void tidset_release(struct tidset *s)
 
 /* ---- supervisor state ---------------------------------------------------- */
 
+/*
+ * The state of one supervised command. Fields marked (tracer) are touched by
+ * the tracer thread only; the others are set before the tracer thread runs
+ * and never change, or are guarded by mu.
+ */
 struct sup {
-    const struct repro_supervisor_opts *o;
-    struct repro_supervisor_result *res;
+    const struct repro_supervisor_opts *o; /* the handle's copy; argv only during start */
+    struct repro_supervisor_result *res;   /* (tracer) until done is set */
     pid_t child;
-    int child_done, child_status;
-    struct tidset traced; /* every task we believe we trace */
-    struct tidset let_go; /* separate processes to detach at their first stop */
-    sigset_t chld;        /* {SIGCHLD}, blocked for the whole run */
+    int child_done, child_status; /* (tracer) */
+    struct tidset traced;         /* (tracer) every task we believe we trace */
+    struct tidset let_go;         /* (tracer) separate processes to detach at their first stop */
+};
+
+struct repro_supervisor {
+    struct repro_supervisor_opts o; /* copy: service points at service_copy */
+    char *service_copy, *name;      /* owned; name is argv[0], for messages */
+    sigset_t child_mask;            /* the starting thread's mask, for the command */
+    struct sup s;
+    pthread_t thread;
+    int done_fd;   /* eventfd, written once when the command has ended */
+    int pidfd;     /* names the command until free, -1 without pidfd_open */
+    int exec_errr; /* read end of the exec-errno pipe (tracer) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int start_state;                    /* (mu) 0 starting, 1 running, < 0 could not start */
+    struct repro_error start_err;       /* (mu) why it could not start */
+    int done;                           /* (mu) the command ended, res and run_rc are final */
+    int run_rc;                         /* (mu) REPRO_OK or why waiting for the command failed */
+    struct repro_error run_err;         /* (mu) */
+    struct repro_supervisor_result res; /* (mu once done) */
 };
 
 /* A thread of a crashed process once we tried to stop it. */
@@ -370,13 +335,28 @@ static int is_stop_signal(int sig)
  * Waits until task tid reports a stop or its exit, at most until
  * deadline_ns (monotonic). Returns 1 with *status for a stop, 0 when it
  * exited (noted), -1 on timeout or when it is not our tracee.
+ *
+ * waitpid with __WNOTHREAD (this thread's tracees only) is the truth; in
+ * between, the thread sleeps in sigtimedwait for SIGCHLD. The tracer
+ * thread blocks every signal; sigtimedwait unblocks SIGCHLD for it alone
+ * while it sleeps, and the kernel sends a tracee's stop notice to its
+ * tracer thread first, so a stop usually wakes it at once. A notice that
+ * lands while it is not asleep may go to another thread of the process (or
+ * another supervisor): then the short timeout wakes it, 100 us at first,
+ * doubling up to 1 ms. Nothing process-wide is changed (no handler, no
+ * other thread's mask).
  */
 static int wait_task(struct sup *s, pid_t tid, uint64_t deadline_ns, int *status)
 {
+    uint64_t pause_ns = 100000;
+    sigset_t chld;
+
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
     for (;;) {
         uint64_t now;
         struct timespec ts;
-        pid_t r = waitpid(tid, status, __WALL | WNOHANG);
+        pid_t r = waitpid(tid, status, __WALL | __WNOTHREAD | WNOHANG);
         if (r == tid) {
             if (WIFSTOPPED(*status))
                 return 1;
@@ -388,11 +368,13 @@ static int wait_task(struct sup *s, pid_t tid, uint64_t deadline_ns, int *status
         now = repro_mono_ns();
         if (now >= deadline_ns)
             return -1;
-        ts.tv_sec = (time_t)((deadline_ns - now) / 1000000000u);
-        ts.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
-        /* SIGCHLD is blocked: a stop that lands between the waitpid above
-         * and this call leaves it pending, so no wake-up is lost. */
-        sigtimedwait(&s->chld, NULL, &ts);
+        if (pause_ns > deadline_ns - now)
+            pause_ns = deadline_ns - now;
+        ts.tv_sec = (time_t)(pause_ns / 1000000000u);
+        ts.tv_nsec = (long)(pause_ns % 1000000000u);
+        sigtimedwait(&chld, NULL, &ts);
+        if (pause_ns < 1000000u)
+            pause_ns *= 2;
     }
 }
 
@@ -707,7 +689,7 @@ static int get_regs(pid_t tid, char **out)
     } raw;
     struct iovec iov = {&raw, sizeof raw};
     struct repro__regs r;
-    char text[1024];
+    char text[REPRO__REGS_TEXT_MAX];
     int n;
 
     if (ptrace(PTRACE_GETREGSET, tid, (void *)(uintptr_t)NT_PRSTATUS, &iov) != 0)
@@ -800,33 +782,16 @@ static void release_process(struct sup *s, int crasher, int sig, const struct st
         resume(crasher, PTRACE_CONT, sig);
 }
 
-static void store_crash(struct sup *s, struct repro_crash *c, uint64_t t0, uint64_t t_stop,
-                        uint64_t t_unwind)
+static void report_crash(struct sup *s, struct repro_crash *c, uint64_t t0, uint64_t t_stop,
+                         uint64_t t_unwind)
 {
     struct repro_supervisor_crash_info info;
-    struct repro_error serr = {0};
-    uint64_t t_store;
 
     memset(&info, 0, sizeof info);
-    info.crash_id = -1;
-    if (s->o->store != NULL &&
-        repro_store_crash_insert(s->o->store, c, &info.crash_id, &serr) != REPRO_OK) {
-        info.crash_id = -1;
-        s->res->n_store_errors++;
-    }
-    t_store = repro_mono_ns();
-    info.committed_us = repro_wall_us();
-    info.store_err = &serr;
+    info.seen_ns = t0;
     info.stop_ns = t_stop - t0;
     info.unwind_ns = t_unwind - t_stop;
-    info.store_ns = t_store - t_unwind;
-    info.total_ns = t_store - t0;
     s->res->n_crashes++;
-    repro_log(REPRO_LOG_INFO, COMPONENT,
-              "crash of process %d recorded in %.3f ms (stop %.3f, unwind %.3f, store %.3f), "
-              "committed at %lld us",
-              c->pid, info.total_ns / 1e6, info.stop_ns / 1e6, info.unwind_ns / 1e6,
-              info.store_ns / 1e6, (long long)info.committed_us);
     if (s->o->on_crash)
         s->o->on_crash(s->o->ctx, c, &info);
 }
@@ -890,7 +855,7 @@ static int record_crash(struct sup *s, pid_t tid, int sig)
         repro_crash_mark_partial(c, "cannot record: %s", repro_strerror(rc));
     }
     t_unwind = repro_mono_ns();
-    store_crash(s, c, t0, t_stop, t_unwind);
+    report_crash(s, c, t0, t_stop, t_unwind);
     release_process(s, (int)tid, sig, &l);
     repro_crash_free(c);
     repro_free(l.v);
@@ -1004,29 +969,7 @@ static void release_all(struct sup *s)
     repro_free(tids);
 }
 
-/* ---- signal forwarding --------------------------------------------------- */
-
-static volatile sig_atomic_t fwd_pid;
-static volatile sig_atomic_t fwd_pidfd = -1;
-static const int forwarded[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
-#define N_FORWARDED (sizeof forwarded / sizeof *forwarded)
-
-static void forward_signal(int sig, siginfo_t *si, void *uc)
-{
-    int saved = errno;
-    /* Only what another process sent to us alone: the terminal's signals
-     * (SI_KERNEL) reach the command's process group directly, and what the
-     * command sends us is not bounced back. */
-    if (si != NULL && si->si_code <= 0 && fwd_pid > 0 && si->si_pid != fwd_pid) {
-#ifdef SYS_pidfd_send_signal
-        if (fwd_pidfd < 0 || syscall(SYS_pidfd_send_signal, (int)fwd_pidfd, sig, NULL, 0) != 0)
-#endif
-            kill((pid_t)fwd_pid, sig);
-    }
-    errno = saved;
-}
-
-/* ---- starting the command ------------------------------------------------ */
+/* ---- starting the command (on the tracer thread) ------------------------- */
 
 static void child_exec(int go_r, int err_w, char *const *argv, const sigset_t *mask)
 {
@@ -1049,6 +992,72 @@ static void child_exec(int go_r, int err_w, char *const *argv, const sigset_t *m
     _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
+/*
+ * Forks the command from the tracer thread (ptrace ties a tracee to the
+ * thread that seized it, and __WNOTHREAD waits see that thread's children
+ * only), seizes it and lets it exec. Returns REPRO_OK with h->s.child set
+ * and h->exec_errr open, or an error in err with nothing left behind.
+ */
+static int spawn(struct repro_supervisor *h, struct repro_error *err)
+{
+    const struct repro_supervisor_opts *o = &h->o;
+    int go[2] = {-1, -1}, ep[2] = {-1, -1};
+    int rc = REPRO_OK;
+    long options;
+    pid_t child;
+
+    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
+        rc =
+            repro_error_sys(err, REPRO_E_IO, "cannot run '%s': pipe: %s", h->name, strerror(errno));
+        goto out;
+    }
+    fcntl(ep[0], F_SETFL, O_NONBLOCK);
+    child = fork();
+    if (child < 0) {
+        rc =
+            repro_error_sys(err, REPRO_E_IO, "cannot run '%s': fork: %s", h->name, strerror(errno));
+        goto out;
+    }
+    if (child == 0) {
+        close(go[1]);
+        close(ep[0]);
+        child_exec(go[0], ep[1], o->argv, &h->child_mask);
+    }
+    options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+    if (o->follow_forks)
+        options |= PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
+    if (ptrace(PTRACE_SEIZE, child, NULL, (void *)options) != 0) {
+        rc = repro_error_sys(err, REPRO_E_UNSUPPORTED, "cannot trace '%s': PTRACE_SEIZE: %s",
+                             h->name, strerror(errno));
+        close(go[1]); /* EOF: the child exits without running the command */
+        go[1] = -1;
+        while (waitpid(child, NULL, __WNOTHREAD) < 0 && errno == EINTR)
+            ;
+        goto out;
+    }
+    h->s.child = child;
+    tidset_add(&h->s.traced, child);
+#ifdef SYS_pidfd_open
+    /* Before the command can run, hence before it can be reaped: the
+     * descriptor names this process and no later one with its pid. */
+    h->pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+#endif
+    if (write(go[1], "g", 1) != 1) {
+        /* The child reads EOF and exits 127; the loop reaps it. */
+        repro_log(REPRO_LOG_WARN, COMPONENT, "cannot start '%s': %s", h->name, strerror(errno));
+    }
+    h->exec_errr = ep[0];
+    ep[0] = -1;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (go[i] >= 0)
+            close(go[i]);
+        if (ep[i] >= 0)
+            close(ep[i]);
+    }
+    return rc;
+}
+
 static void fill_result(struct sup *s, int exec_errno)
 {
     int st = s->child_status;
@@ -1064,129 +1073,271 @@ static void fill_result(struct sup *s, int exec_errno)
     }
 }
 
-int repro_supervisor_run(const struct repro_supervisor_opts *o, struct repro_supervisor_result *res,
-                         struct repro_error *err)
+/* Serves ptrace-stops until the command has exited. REPRO_OK, or
+ * REPRO_E_IO in err when waitpid fails. */
+static int trace_loop(struct repro_supervisor *h, struct repro_error *err)
 {
-    struct sup s;
-    struct sigaction sa, old_sa[N_FORWARDED];
-    sigset_t old_mask;
-    int go[2] = {-1, -1}, ep[2] = {-1, -1};
-    int rc = REPRO_OK, exec_errno = 0, installed = 0;
-    long options;
-    size_t i;
-
-    if (o == NULL || res == NULL || o->argv == NULL || o->argv[0] == NULL)
-        return repro_error_set(err, REPRO_E_INVAL, "cannot run a command: no command given");
-    memset(res, 0, sizeof *res);
-    memset(&s, 0, sizeof s);
-    s.o = o;
-    s.res = res;
-    sigemptyset(&s.chld);
-    sigaddset(&s.chld, SIGCHLD);
-
-    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': pipe: %s", o->argv[0],
-                             strerror(errno));
-        goto out;
-    }
-    fcntl(ep[0], F_SETFL, O_NONBLOCK);
-    sigprocmask(SIG_BLOCK, &s.chld, &old_mask);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = forward_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    fwd_pid = 0;
-    for (i = 0; i < N_FORWARDED; i++)
-        sigaction(forwarded[i], &sa, &old_sa[i]);
-    installed = 1;
-
-    s.child = fork();
-    if (s.child < 0) {
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': fork: %s", o->argv[0],
-                             strerror(errno));
-        goto out;
-    }
-    if (s.child == 0) {
-        close(go[1]);
-        close(ep[0]);
-        child_exec(go[0], ep[1], o->argv, &old_mask);
-    }
-    close(go[0]);
-    go[0] = -1;
-    close(ep[1]);
-    ep[1] = -1;
-
-    options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
-    if (o->follow_forks)
-        options |= PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
-    if (ptrace(PTRACE_SEIZE, s.child, NULL, (void *)options) != 0) {
-        int e = errno;
-        rc = repro_error_sys(err, REPRO_E_UNSUPPORTED, "cannot trace '%s': PTRACE_SEIZE: %s",
-                             o->argv[0], strerror(e));
-        close(go[1]); /* EOF: the child exits without running the command */
-        go[1] = -1;
-        while (waitpid(s.child, NULL, 0) < 0 && errno == EINTR)
-            ;
-        goto out;
-    }
-    tidset_add(&s.traced, s.child);
-    fwd_pid = s.child;
-#ifdef SYS_pidfd_open
-    fwd_pidfd = (int)syscall(SYS_pidfd_open, s.child, 0);
-#endif
-    if (write(go[1], "g", 1) != 1) {
-        rc = repro_error_sys(err, REPRO_E_IO, "cannot start '%s': %s", o->argv[0], strerror(errno));
-        kill(s.child, SIGKILL);
-    }
-    close(go[1]);
-    go[1] = -1;
-
-    while (!s.child_done) {
+    struct sup *s = &h->s;
+    while (!s->child_done) {
         int st;
-        pid_t pid = waitpid(-1, &st, __WALL);
+        pid_t pid = waitpid(-1, &st, __WALL | __WNOTHREAD);
         if (pid < 0) {
             if (errno == EINTR)
                 continue;
-            if (rc == REPRO_OK)
-                rc = repro_error_sys(err, REPRO_E_IO, "cannot wait for '%s': %s", o->argv[0],
-                                     strerror(errno));
-            break;
+            return repro_error_sys(err, REPRO_E_IO, "cannot wait for '%s': %s", h->name,
+                                   strerror(errno));
         }
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
-            note_exit(&s, pid, st);
+            note_exit(s, pid, st);
             continue;
         }
         if (!WIFSTOPPED(st))
             continue;
-        if (tidset_add(&s.traced, pid) != REPRO_OK)
+        if (tidset_add(&s->traced, pid) != REPRO_OK)
             repro_log(REPRO_LOG_WARN, COMPONENT, "cannot track task %d: out of memory", (int)pid);
-        on_stop(&s, pid, st);
+        on_stop(s, pid, st);
     }
-    fwd_pid = 0;
-    if (s.child_done) {
-        int e;
-        release_all(&s);
-        if (read(ep[0], &e, sizeof e) == (ssize_t)sizeof e)
+    return REPRO_OK;
+}
+
+static void *tracer_main(void *arg)
+{
+    struct repro_supervisor *h = arg;
+    struct repro_error err = {0};
+    struct repro_supervisor_result res;
+    int rc, e, exec_errno = 0;
+    uint64_t one = 1;
+
+    memset(&res, 0, sizeof res);
+    h->s.res = &res;
+    rc = spawn(h, &err);
+    pthread_mutex_lock(&h->mu);
+    h->start_state = rc == REPRO_OK ? 1 : rc;
+    if (rc != REPRO_OK)
+        h->start_err = err;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (rc != REPRO_OK)
+        return NULL; /* start() joins us and reports */
+
+    rc = trace_loop(h, &err);
+    if (h->s.child_done) {
+        release_all(&h->s);
+        if (read(h->exec_errr, &e, sizeof e) == (ssize_t)sizeof e)
             exec_errno = e;
-        fill_result(&s, exec_errno);
+        fill_result(&h->s, exec_errno);
     }
-out:
-    fwd_pid = 0;
-    if (fwd_pidfd >= 0)
-        close(fwd_pidfd);
-    fwd_pidfd = -1;
-    if (installed) {
-        for (i = 0; i < N_FORWARDED; i++)
-            sigaction(forwarded[i], &old_sa[i], NULL);
-        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    tidset_release(&h->s.traced);
+    tidset_release(&h->s.let_go);
+    pthread_mutex_lock(&h->mu);
+    h->res = res;
+    h->run_rc = rc;
+    h->run_err = err;
+    h->done = 1;
+    pthread_mutex_unlock(&h->mu);
+    h->s.res = NULL;
+    /* The descriptor stays readable from now on: nobody reads it. */
+    if (write(h->done_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        repro_log(REPRO_LOG_WARN, COMPONENT, "cannot signal the end of '%s': %s", h->name,
+                  strerror(errno));
+    return NULL;
+}
+
+/* ---- the handle ---------------------------------------------------------- */
+
+static void handle_free(struct repro_supervisor *h)
+{
+    if (h->done_fd >= 0)
+        close(h->done_fd);
+    if (h->pidfd >= 0)
+        close(h->pidfd);
+    if (h->exec_errr >= 0)
+        close(h->exec_errr);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    repro_free(h->service_copy);
+    repro_free(h->name);
+    repro_free(h);
+}
+
+int repro_supervisor_start(const struct repro_supervisor_opts *o, struct repro_supervisor **out,
+                           struct repro_error *err)
+{
+    struct repro_supervisor *h;
+    sigset_t all, old;
+    int rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (o == NULL || out == NULL || o->argv == NULL || o->argv[0] == NULL)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot run a command: no command given");
+    h = repro_calloc(1, sizeof *h);
+    if (h == NULL)
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot run '%s': out of memory", o->argv[0]);
+    h->done_fd = h->pidfd = h->exec_errr = -1;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    h->o = *o;
+    h->name = repro_strdup(o->argv[0]);
+    if (o->service != NULL)
+        h->service_copy = repro_strdup(o->service);
+    if (h->name == NULL || (o->service != NULL && h->service_copy == NULL)) {
+        handle_free(h);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot run '%s': out of memory", o->argv[0]);
     }
-    for (i = 0; i < 2; i++) {
-        if (go[i] >= 0)
-            close(go[i]);
-        if (ep[i] >= 0)
-            close(ep[i]);
+    h->o.service = h->service_copy;
+    h->s.o = &h->o;
+    h->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->done_fd < 0) {
+        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': eventfd: %s", h->name,
+                             strerror(errno));
+        handle_free(h);
+        return rc;
     }
-    tidset_release(&s.traced);
-    tidset_release(&s.let_go);
+    /* The tracer thread takes no asynchronous signal: they go to the
+     * caller's threads. The command gets the caller's own mask back. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    h->child_mask = old;
+    rc = pthread_create(&h->thread, NULL, tracer_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': cannot start a thread: %s", h->name,
+                             strerror(rc));
+        handle_free(h);
+        return rc;
+    }
+    pthread_mutex_lock(&h->mu);
+    while (h->start_state == 0)
+        pthread_cond_wait(&h->cv, &h->mu);
+    rc = h->start_state < 0 ? h->start_state : REPRO_OK;
+    pthread_mutex_unlock(&h->mu);
+    h->o.argv = NULL; /* borrowed for the call only */
+    if (rc != REPRO_OK) {
+        pthread_join(h->thread, NULL);
+        if (err != NULL && err->code == 0)
+            *err = h->start_err;
+        handle_free(h);
+        return rc;
+    }
+    *out = h;
+    return REPRO_OK;
+}
+
+int repro_supervisor_pid(const struct repro_supervisor *h)
+{
+    return h->s.child;
+}
+
+int repro_supervisor_pidfd(const struct repro_supervisor *h)
+{
+    return h->pidfd;
+}
+
+int repro_supervisor_fd(const struct repro_supervisor *h)
+{
+    return h->done_fd;
+}
+
+/* Polls the done descriptor for at most timeout_ms (< 0: no bound).
+ * Returns 1 once the command has ended, 0 on timeout. */
+static int wait_done(struct repro_supervisor *h, int timeout_ms)
+{
+    uint64_t deadline = timeout_ms > 0 ? repro_mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    for (;;) {
+        struct pollfd p = {h->done_fd, POLLIN, 0};
+        int ms = timeout_ms;
+        if (timeout_ms > 0) {
+            uint64_t now = repro_mono_ns();
+            ms = now >= deadline ? 0 : (int)((deadline - now + 999999u) / 1000000u);
+        }
+        int n = poll(&p, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0 && ms >= 0)
+            return 0;
+        /* EINTR (a signal handler of the caller's) or n == 0 with no bound */
+    }
+}
+
+int repro_supervisor_wait(struct repro_supervisor *h, int timeout_ms,
+                          struct repro_supervisor_result *res, struct repro_error *err)
+{
+    int rc;
+    if (h == NULL)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot wait: no supervisor");
+    if (!wait_done(h, timeout_ms))
+        return REPRO_SUPERVISOR_RUNNING;
+    pthread_mutex_lock(&h->mu);
+    rc = h->run_rc;
+    if (rc != REPRO_OK && err != NULL && err->code == 0)
+        *err = h->run_err;
+    if (res != NULL)
+        *res = h->res;
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+/* Sends sig to the command through its pidfd (immune to pid reuse) or,
+ * without one, by pid (the tracer has not reaped it unless it is done). */
+static void send_signal(struct repro_supervisor *h, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+    if (h->pidfd >= 0 && syscall(SYS_pidfd_send_signal, h->pidfd, sig, NULL, 0) == 0)
+        return;
+    if (h->pidfd >= 0)
+        return; /* ESRCH: it has exited */
+#endif
+    pthread_mutex_lock(&h->mu);
+    if (!h->done)
+        kill(h->s.child, sig);
+    pthread_mutex_unlock(&h->mu);
+}
+
+int repro_supervisor_stop(struct repro_supervisor *h, int sig, int grace_ms,
+                          struct repro_error *err)
+{
+    if (h == NULL || sig <= 0 || sig >= NSIG)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot stop: %s",
+                               h == NULL ? "no supervisor" : "bad signal number");
+    if (wait_done(h, 0))
+        return REPRO_OK;
+    if (sig != SIGKILL && grace_ms != 0) {
+        send_signal(h, sig);
+        /* A stopped command acts on the signal only once continued. */
+        if (sig != SIGCONT)
+            send_signal(h, SIGCONT);
+        if (wait_done(h, grace_ms < 0 ? -1 : grace_ms))
+            return REPRO_OK;
+    }
+    send_signal(h, SIGKILL);
+    wait_done(h, -1);
+    return REPRO_OK;
+}
+
+void repro_supervisor_free(struct repro_supervisor *h)
+{
+    if (h == NULL)
+        return;
+    repro_supervisor_stop(h, SIGKILL, 0, NULL);
+    pthread_join(h->thread, NULL);
+    handle_free(h);
+}
+
+int repro_supervisor_run(const struct repro_supervisor_opts *o, struct repro_supervisor_result *res,
+                         struct repro_error *err)
+{
+    struct repro_supervisor *h = NULL;
+    int rc;
+
+    if (res == NULL)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot run a command: no result given");
+    memset(res, 0, sizeof *res);
+    rc = repro_supervisor_start(o, &h, err);
+    if (rc != REPRO_OK)
+        return rc;
+    rc = repro_supervisor_wait(h, -1, res, err);
+    repro_supervisor_free(h);
     return rc;
 }

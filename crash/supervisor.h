@@ -8,6 +8,7 @@
 #define REPRO_CAPTURE_SUPERVISOR_H
 
 #include "repro/crash.h"
+#include "regs.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -75,30 +76,14 @@ struct repro__task_status {
  */
 int repro__task_status_parse(const char *p, size_t len, struct repro__task_status *st);
 
-/* The general-purpose registers of one thread, in the order that
- * repro__regs_format prints them. */
-#define REPRO__MAX_REGS 40
-struct repro__regs {
-    size_t n;
-    const char *names[REPRO__MAX_REGS]; /* static strings */
-    uint64_t values[REPRO__MAX_REGS];
-};
-
 /*
- * Fills r from the kernel's register block (struct user_regs_struct of this
- * architecture, as PTRACE_GETREGSET NT_PRSTATUS returns it: raw, raw_len
- * bytes). REPRO_E_MALFORMED when raw_len is too short, REPRO_E_UNSUPPORTED
- * on an architecture this file does not know.
+ * Fills r (host architecture) from the kernel's register block (struct
+ * user_regs_struct of this architecture, as PTRACE_GETREGSET NT_PRSTATUS
+ * returns it: raw, raw_len bytes). REPRO_E_MALFORMED when raw_len is too
+ * short, REPRO_E_UNSUPPORTED on an architecture crash/regs.c does not
+ * know. Format r with repro__regs_format (crash/regs.h).
  */
 int repro__regs_from_user(const void *raw, size_t raw_len, struct repro__regs *r);
-
-/*
- * Formats r as "rip=0x401136 rsp=0x7ffe... ..." (lower-case hex, one space
- * between registers) into out (len bytes, always NUL-terminated). Returns
- * the length written, or REPRO_E_LIMIT when out is too small (out then holds
- * a truncated text). Pure.
- */
-int repro__regs_format(const struct repro__regs *r, char *out, size_t len);
 
 /* 1 for the signals that the supervisor records as crashes when their
  * disposition is the default one: SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,

@@ -6,7 +6,10 @@
  * targets, task status, register text; the two ways of reading a process's
  * connections compared on this very process; allocation failures; and a
  * few small supervised runs (exit code, a crash, a handled signal, a
- * missing command).
+ * missing command); and the supervisor handle in one process: crash and
+ * restart, stop with and without a grace period honoured, two handles at
+ * once each seeing only its own crash. Children are synchronized through
+ * pipes and the handle's descriptor, never by sleeping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +18,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 #include <sys/user.h>
 #include <unistd.h>
 
+#include "app/run.h"
 #include "crash/supervisor.h"
 #include "test_util.h"
 
@@ -233,30 +240,71 @@ static void test_task_status(void **state)
 
 /* ---- registers ----------------------------------------------------------- */
 
+/* The one formatter of the three producers (crash/regs.c), on known
+ * register sets of both architectures, whatever the host. */
 static void test_regs_format(void **state)
 {
+    /* NT_PRSTATUS words as the kernel lays them out, word i = 0x100 + i
+     * (x86-64: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi
+     * orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs). */
+    static const char x86_text[] =
+        "rip=0x110 rsp=0x113 rbp=0x104 rax=0x10a rbx=0x105 rcx=0x10b rdx=0x10c rsi=0x10d "
+        "rdi=0x10e r8=0x109 r9=0x108 r10=0x107 r11=0x106 r12=0x103 r13=0x102 r14=0x101 "
+        "r15=0x100 eflags=0x112 orig_rax=0x10f cs=0x111 ss=0x114 ds=0x117 es=0x118 fs=0x119 "
+        "gs=0x11a fs_base=0x115 gs_base=0x116";
+    /* aarch64 user_pt_regs: x0..x30 sp pc pstate */
+    static const char a64_text[] =
+        "pc=0x120 sp=0x11f x0=0x100 x1=0x101 x2=0x102 x3=0x103 x4=0x104 x5=0x105 x6=0x106 "
+        "x7=0x107 x8=0x108 x9=0x109 x10=0x10a x11=0x10b x12=0x10c x13=0x10d x14=0x10e "
+        "x15=0x10f x16=0x110 x17=0x111 x18=0x112 x19=0x113 x20=0x114 x21=0x115 x22=0x116 "
+        "x23=0x117 x24=0x118 x25=0x119 x26=0x11a x27=0x11b x28=0x11c x29=0x11d x30=0x11e "
+        "pstate=0x121";
+    uint64_t w[REPRO__MAX_REGS];
     struct repro__regs r;
-    char out[1024], small[20];
+    char out[REPRO__REGS_TEXT_MAX], small[20];
+    size_t i;
     int n;
     (void)state;
 
-    memset(&r, 0, sizeof r);
-    r.n = 3;
-    r.names[0] = "rip";
-    r.values[0] = 0x401136;
-    r.names[1] = "rsp";
-    r.values[1] = 0x7ffe12345678;
-    r.names[2] = "rax";
-    r.values[2] = UINT64_MAX;
+    for (i = 0; i < REPRO__MAX_REGS; i++)
+        w[i] = 0x100 + i;
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_X86_64, w, 27), 27);
+    n = repro__regs_format(&r, out, sizeof out);
+    assert_string_equal(out, x86_text);
+    assert_int_equal(n, (int)strlen(x86_text));
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_AARCH64, w, 34), 34);
+    n = repro__regs_format(&r, out, sizeof out);
+    assert_string_equal(out, a64_text);
+    assert_int_equal(n, (int)strlen(a64_text));
+
+    /* A note cut after 17 words: rip (word 16) is there, rsp (19) is not. */
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_X86_64, w, 17), 17);
+    repro__regs_format(&r, out, sizeof out);
+    assert_true(strncmp(out, "rip=0x110 rbp=0x104 rax=0x10a ", 30) == 0);
+    assert_null(strstr(out, "rsp="));
+
+    /* Set by slot, as the in-process agent does from its ucontext: the
+     * same registers give the same text as from a register block. */
+    repro__regs_init(&r, REPRO__REGS_X86_64);
+    repro__regs_set(&r, REPRO__X86_RAX, UINT64_MAX);
+    repro__regs_set(&r, REPRO__X86_RSP, 0x7ffe12345678);
+    repro__regs_set(&r, REPRO__X86_RIP, 0x401136);
+    repro__regs_set(&r, REPRO__X86_N, 1); /* out of range: ignored */
     n = repro__regs_format(&r, out, sizeof out);
     assert_string_equal(out, "rip=0x401136 rsp=0x7ffe12345678 rax=0xffffffffffffffff");
     assert_int_equal(n, (int)strlen(out));
+    /* too small: whole registers only, always terminated */
     assert_int_equal(repro__regs_format(&r, small, sizeof small), REPRO_E_LIMIT);
-    assert_true(strlen(small) < sizeof small);
+    assert_string_equal(small, "rip=0x401136");
     assert_int_equal(repro__regs_format(&r, small, 0), REPRO_E_LIMIT);
-    r.n = 0;
+    repro__regs_init(&r, REPRO__REGS_X86_64);
+    repro__regs_set(&r, REPRO__X86_R8, 0);
+    assert_int_equal(repro__regs_format(&r, out, sizeof out), 6);
+    assert_string_equal(out, "r8=0x0");
+    repro__regs_init(&r, REPRO__REGS_AARCH64);
     assert_int_equal(repro__regs_format(&r, out, sizeof out), 0);
     assert_string_equal(out, "");
+    assert_int_equal(repro__regs_from_prstatus(&r, REPRO__REGS_NONE, w, 34), 0);
 
 #if defined(__x86_64__)
     {
@@ -468,10 +516,28 @@ static void test_connections_alloc_failures(void **state)
 
 /* ---- small supervised runs ----------------------------------------------- */
 
+/* Filled on the tracer thread; checked by the test's thread (a cmocka
+ * assertion must not jump out of another thread). */
 struct seen {
-    int calls, signo, crashed_frames;
-    int64_t id;
+    int calls, signo, crashed_frames, pid, valid, held;
 };
+
+/* 1 when process pid is in a ptrace-stop ('t' in /proc/PID/stat). */
+static int is_traced_stop(int pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] == 't';
+}
 
 static void on_crash(void *ctx, const struct repro_crash *c,
                      const struct repro_supervisor_crash_info *info)
@@ -480,22 +546,31 @@ static void on_crash(void *ctx, const struct repro_crash *c,
     size_t i;
     s->calls++;
     s->signo = c->signo;
-    s->id = info->crash_id;
+    s->pid = c->pid;
+    assert_true(info->seen_ns > 0);
     for (i = 0; i < c->n_threads; i++)
         if (c->threads[i].crashed)
             s->crashed_frames = (int)c->threads[i].n_frames;
-    assert_int_equal(repro_crash_validate(c, NULL), REPRO_OK);
+    s->valid = repro_crash_validate(c, NULL) == REPRO_OK;
+    /* The signal is not delivered yet: the process is held. */
+    s->held = is_traced_stop(c->pid);
+}
+
+/* Options that run argv and report crashes to seen (emptied). */
+static void opts_for(struct repro_supervisor_opts *o, char *const *argv, struct seen *seen)
+{
+    memset(o, 0, sizeof *o);
+    memset(seen, 0, sizeof *seen);
+    o->argv = argv;
+    o->on_crash = on_crash;
+    o->ctx = seen;
 }
 
 static void run(char *const *argv, struct repro_supervisor_result *res, struct seen *seen)
 {
     struct repro_supervisor_opts o;
     struct repro_error err = {0};
-    memset(&o, 0, sizeof o);
-    memset(seen, 0, sizeof *seen);
-    o.argv = argv;
-    o.on_crash = on_crash;
-    o.ctx = seen;
+    opts_for(&o, argv, seen);
     if (repro_supervisor_run(&o, res, &err) != REPRO_OK)
         fail_msg("supervisor: %s", err.msg);
 }
@@ -527,8 +602,9 @@ static void test_supervised_runs(void **state)
     assert_int_equal(res.n_crashes, 1);
     assert_int_equal(seen.calls, 1);
     assert_int_equal(seen.signo, SIGSEGV);
-    assert_int_equal(seen.id, -1);
     assert_true(seen.crashed_frames > 0);
+    assert_true(seen.valid);
+    assert_true(seen.held);
 
     /* A program's own handler runs and nothing is recorded. */
     run(handled, &res, &seen);
@@ -551,6 +627,283 @@ static void test_supervised_runs(void **state)
     assert_int_equal(repro_supervisor_run(NULL, &res, NULL), REPRO_E_INVAL);
 }
 
+/* ---- the supervisor handle ----------------------------------------------- */
+
+#define BOUND_MS 60000 /* a bound on waits that must not hang, never a sync */
+
+/* Waits (bounded) until fd is readable. */
+static void poll_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int n;
+    do
+        n = poll(&p, 1, BOUND_MS);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        fail_msg("descriptor %d not readable within %d ms", fd, BOUND_MS);
+}
+
+/* Starts sh -c script under a new handle that reports to seen. */
+static struct repro_supervisor *start_sh(const char *script, struct seen *seen)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    struct repro_supervisor_opts o;
+    struct repro_supervisor *h = NULL;
+    struct repro_error err = {0};
+    opts_for(&o, argv, seen);
+    if (repro_supervisor_start(&o, &h, &err) != REPRO_OK)
+        fail_msg("start '%s': %s", script, err.msg);
+    assert_non_null(h);
+    assert_true(repro_supervisor_pid(h) > 0);
+    assert_true(repro_supervisor_fd(h) >= 0);
+    return h;
+}
+
+/* A pipe whose end `inherit` (0 read, 1 write) the commands inherit. */
+static void open_pipe(int fds[2], int inherit)
+{
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(fds[inherit], F_SETFD, 0), 0);
+}
+
+/* Reads the line the command writes once it is ready (bounded). */
+static void await_ready(int fd)
+{
+    char buf[16];
+    poll_readable(fd);
+    assert_true(read(fd, buf, sizeof buf) > 0);
+}
+
+/* A crash, seen by the callback while the process is held, then the
+ * same command again, several times in one process. */
+static void test_handle_crash_restart(void **state)
+{
+    struct repro_supervisor_result res, again;
+    struct seen seen;
+    int round;
+    (void)state;
+
+    for (round = 0; round < 3; round++) {
+        struct repro_supervisor *h = start_sh("kill -SEGV $$", &seen);
+        int pid = repro_supervisor_pid(h);
+        poll_readable(repro_supervisor_fd(h));
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_OK);
+        assert_int_equal(res.exit_code, 128 + SIGSEGV);
+        assert_int_equal(res.term_signal, SIGSEGV);
+        assert_int_equal(res.n_crashes, 1);
+        assert_int_equal(seen.calls, 1);
+        assert_int_equal(seen.signo, SIGSEGV);
+        assert_int_equal(seen.pid, pid);
+        assert_true(seen.valid);
+        assert_true(seen.held);
+        /* the same result again; stopping an ended command is a no-op */
+        assert_int_equal(repro_supervisor_wait(h, -1, &again, NULL), REPRO_OK);
+        assert_memory_equal(&res, &again, sizeof res);
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, 1000, NULL), REPRO_OK);
+        repro_supervisor_free(h);
+    }
+}
+
+/* stop(): a command that ends on SIGTERM within the grace period, and one
+ * that ignores it and is killed after it; each several times. */
+static void test_handle_stop(void **state)
+{
+    struct repro_supervisor_result res;
+    struct repro_error err = {0};
+    struct seen seen;
+    char script[128];
+    int ready[2], round;
+    (void)state;
+
+    open_pipe(ready, 1);
+    for (round = 0; round < 3; round++) {
+        struct repro_supervisor *h;
+        struct pollfd p;
+
+        snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+        h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_SUPERVISOR_RUNNING);
+        p.fd = repro_supervisor_fd(h);
+        p.events = POLLIN;
+        assert_int_equal(poll(&p, 1, 0), 0);
+        /* a grace period far longer than the command needs */
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, BOUND_MS, &err), REPRO_OK);
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_OK);
+        assert_int_equal(res.term_signal, SIGTERM);
+        assert_int_equal(res.exit_code, 128 + SIGTERM);
+        assert_int_equal(res.n_crashes, 0);
+        assert_int_equal(seen.calls, 0);
+        repro_supervisor_free(h);
+
+        snprintf(script, sizeof script, "trap '' TERM; echo ready >&%d; exec sleep 1000", ready[1]);
+        h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        /* SIGTERM is ignored: only SIGKILL after the grace period ends it */
+        assert_int_equal(repro_supervisor_stop(h, SIGTERM, 20, &err), REPRO_OK);
+        assert_int_equal(repro_supervisor_wait(h, -1, &res, NULL), REPRO_OK);
+        assert_int_equal(res.term_signal, SIGKILL);
+        assert_int_equal(res.exit_code, 128 + SIGKILL);
+        repro_supervisor_free(h);
+    }
+
+    /* free() ends a command that still runs */
+    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    {
+        struct repro_supervisor *h = start_sh(script, &seen);
+        await_ready(ready[0]);
+        repro_supervisor_free(h);
+    }
+    close(ready[0]);
+    close(ready[1]);
+
+    assert_int_equal(repro_supervisor_stop(NULL, SIGTERM, 0, NULL), REPRO_E_INVAL);
+    {
+        struct repro_supervisor *h = start_sh("exit 0", &seen);
+        assert_int_equal(repro_supervisor_stop(h, 0, 0, NULL), REPRO_E_INVAL);
+        assert_int_equal(repro_supervisor_wait(h, -1, &res, NULL), REPRO_OK);
+        assert_int_equal(res.exit_code, 0);
+        repro_supervisor_free(h);
+    }
+    repro_supervisor_free(NULL);
+}
+
+/* Two handles at once, in one process: both commands wait on a gate until
+ * both are running, then crash with different signals; each callback sees
+ * its own command's crash only. */
+static void test_handle_two_at_once(void **state)
+{
+    struct repro_supervisor *a, *b;
+    struct repro_supervisor_result ra, rb;
+    struct seen sa, sb;
+    char script_a[96], script_b[96];
+    int gate[2], done = 0;
+    (void)state;
+
+    open_pipe(gate, 0);
+    snprintf(script_a, sizeof script_a, "read x <&%d; kill -SEGV $$", gate[0]);
+    snprintf(script_b, sizeof script_b, "read x <&%d; kill -ABRT $$", gate[0]);
+    a = start_sh(script_a, &sa);
+    b = start_sh(script_b, &sb);
+    assert_int_not_equal(repro_supervisor_pid(a), repro_supervisor_pid(b));
+    close(gate[1]); /* EOF: both go */
+    close(gate[0]);
+    while (done != 3) {
+        struct pollfd p[2] = {{repro_supervisor_fd(a), POLLIN, 0},
+                              {repro_supervisor_fd(b), POLLIN, 0}};
+        int n = poll(p, 2, BOUND_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n > 0);
+        if (p[0].revents & POLLIN)
+            done |= 1;
+        if (p[1].revents & POLLIN)
+            done |= 2;
+    }
+    assert_int_equal(repro_supervisor_wait(a, 0, &ra, NULL), REPRO_OK);
+    assert_int_equal(repro_supervisor_wait(b, 0, &rb, NULL), REPRO_OK);
+    assert_int_equal(ra.term_signal, SIGSEGV);
+    assert_int_equal(rb.term_signal, SIGABRT);
+    assert_int_equal(ra.n_crashes, 1);
+    assert_int_equal(rb.n_crashes, 1);
+    assert_int_equal(sa.calls, 1);
+    assert_int_equal(sb.calls, 1);
+    assert_int_equal(sa.signo, SIGSEGV);
+    assert_int_equal(sb.signo, SIGABRT);
+    assert_int_equal(sa.pid, repro_supervisor_pid(a));
+    assert_int_equal(sb.pid, repro_supervisor_pid(b));
+    assert_true(sa.valid && sb.valid && sa.held && sb.held);
+    repro_supervisor_free(a);
+    repro_supervisor_free(b);
+}
+
+/* ---- app/run.c: repro run without the command line ------------------------ */
+
+struct app_seen {
+    int calls, signo;
+    int64_t crash_id;
+    int store_err_code;
+    uint64_t total_ns, stop_ns, unwind_ns;
+};
+
+static void on_app_crash(void *ctx, const struct repro_crash *c,
+                         const struct repro_app_run_crash_info *info)
+{
+    struct app_seen *s = ctx;
+    s->calls++;
+    s->signo = c->signo;
+    s->crash_id = info->crash_id;
+    s->store_err_code = info->store_err ? info->store_err->code : -1;
+    s->total_ns = info->total_ns;
+    s->stop_ns = info->stop_ns;
+    s->unwind_ns = info->unwind_ns;
+}
+
+/* Sends SIGTERM to this process once the command says it is ready. */
+static void *term_when_ready(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[16];
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, BOUND_MS) == 1 && read(fd, buf, sizeof buf) > 0)
+        kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static void test_app_run(void **state)
+{
+    char *segv[] = {"/bin/sh", "-c", "kill -SEGV $$", NULL};
+    char script[96];
+    char *waits[] = {"/bin/sh", "-c", script, NULL};
+    struct repro_app_run_opts o;
+    struct repro_app_run_result res;
+    struct repro_error err = {0};
+    struct app_seen seen;
+    struct sigaction before, after;
+    pthread_t t;
+    int ready[2];
+    (void)state;
+
+    /* A crash with no store: reported, not stored, timings consistent. */
+    memset(&o, 0, sizeof o);
+    memset(&seen, 0, sizeof seen);
+    o.argv = segv;
+    o.on_crash = on_app_crash;
+    o.ctx = &seen;
+    assert_int_equal(repro_app_run(&o, &res, &err), REPRO_OK);
+    assert_int_equal(res.sup.exit_code, 128 + SIGSEGV);
+    assert_int_equal(res.sup.n_crashes, 1);
+    assert_int_equal(res.n_stored + res.n_store_errors, 0);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.signo, SIGSEGV);
+    assert_int_equal(seen.crash_id, -1);
+    assert_int_equal(seen.store_err_code, 0);
+    assert_true(seen.total_ns >= seen.stop_ns + seen.unwind_ns);
+
+    /* Forwarding: a SIGTERM that another thread sends this process reaches
+     * the command (which dies of it), and the disposition is restored. */
+    open_pipe(ready, 1);
+    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    memset(&o, 0, sizeof o);
+    o.argv = waits;
+    o.forward_signals = 1;
+    sigaction(SIGTERM, NULL, &before);
+    assert_int_equal(pthread_create(&t, NULL, term_when_ready, &ready[0]), 0);
+    assert_int_equal(repro_app_run(&o, &res, &err), REPRO_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(res.sup.term_signal, SIGTERM);
+    assert_int_equal(res.sup.exit_code, 128 + SIGTERM);
+    sigaction(SIGTERM, NULL, &after);
+    assert_ptr_equal(before.sa_handler, after.sa_handler);
+    close(ready[0]);
+    close(ready[1]);
+
+    o.argv = NULL;
+    assert_int_equal(repro_app_run(&o, &res, NULL), REPRO_E_INVAL);
+    sigaction(SIGTERM, NULL, &after);
+    assert_ptr_equal(before.sa_handler, after.sa_handler);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,7 +911,9 @@ int main(void)
         cmocka_unit_test(test_socket_inode),     cmocka_unit_test(test_task_status),
         cmocka_unit_test(test_regs_format),      cmocka_unit_test(test_crash_signals),
         cmocka_unit_test(test_self_connections), cmocka_unit_test(test_connections_alloc_failures),
-        cmocka_unit_test(test_supervised_runs),
+        cmocka_unit_test(test_supervised_runs),  cmocka_unit_test(test_handle_crash_restart),
+        cmocka_unit_test(test_handle_stop),      cmocka_unit_test(test_handle_two_at_once),
+        cmocka_unit_test(test_app_run),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
