@@ -1,7 +1,7 @@
 /*
  * Unit tests for the HTTP/1.x component (include/repro/http.h): head
- * parsing, body framing rules, the message-start check, the chunked scanner
- * and decoder, and the framer over whole streams.
+ * parsing, body framing rules, the message-start check and the framer over
+ * whole streams (the chunked scanner and decoder: test_http_chunked.c).
  *
  * Every parser input sits right before a PROT_NONE page (guard_copy) so an
  * over-read faults. Results are rendered to short strings so that each table
@@ -79,24 +79,11 @@ static void sb_head_flags(struct sb *b, const char *prefix, unsigned flags)
         sb_add(b, "+0x%x", flags >> 8);
 }
 
-/* Case failures are printed and counted so one run shows all of them. */
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_error("%s:%d: check '%s' failed: ", __FILE__, __LINE__, #cond);                  \
-            print_error(__VA_ARGS__);                                                              \
-            print_error("\n");                                                                     \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 static void expect_same(const char *desc, const char *what, const char *got, const char *want)
 {
     if (strcmp(got, want) != 0) {
         print_error("case '%s' (%s):\n   got: %s\n  want: %s\n", desc, what, got, want);
-        failures++;
+        tu_failures++;
     }
 }
 
@@ -178,18 +165,18 @@ static void check_head_invariants(const char *desc, const struct repro_http_head
                                   const uint8_t *p, size_t len)
 {
     size_t i;
-    CHECK(h->head_len > 0 && h->head_len <= len, "case '%s': head_len %zu", desc, h->head_len);
-    CHECK(h->n_headers <= REPRO_HTTP_MAX_HEADERS, "case '%s'", desc);
-    CHECK(h->content_length >= -1, "case '%s'", desc);
+    TU_CHECK(h->head_len > 0 && h->head_len <= len, "case '%s': head_len %zu", desc, h->head_len);
+    TU_CHECK(h->n_headers <= REPRO_HTTP_MAX_HEADERS, "case '%s'", desc);
+    TU_CHECK(h->content_length >= -1, "case '%s'", desc);
     if (h->kind == REPRO_HTTP_REQUEST)
-        CHECK(h->method.len > 0 && h->target.len > 0, "case '%s'", desc);
+        TU_CHECK(h->method.len > 0 && h->target.len > 0, "case '%s'", desc);
     else
-        CHECK(h->status >= 100 && h->status <= 999, "case '%s': status %d", desc, h->status);
-    CHECK(in_range(h->method, p, h->head_len) && in_range(h->target, p, h->head_len) &&
+        TU_CHECK(h->status >= 100 && h->status <= 999, "case '%s': status %d", desc, h->status);
+    TU_CHECK(in_range(h->method, p, h->head_len) && in_range(h->target, p, h->head_len) &&
               in_range(h->reason, p, h->head_len) && in_range(h->host, p, h->head_len),
           "case '%s': slice outside the head", desc);
     for (i = 0; i < h->n_headers; i++)
-        CHECK(h->headers[i].name.len > 0 && in_range(h->headers[i].name, p, h->head_len) &&
+        TU_CHECK(h->headers[i].name.len > 0 && in_range(h->headers[i].name, p, h->head_len) &&
                   in_range(h->headers[i].value, p, h->head_len),
               "case '%s': header %zu", desc, i);
 }
@@ -394,7 +381,7 @@ static void test_parse_head(void **state)
     size_t i, k;
     (void)state;
 
-    failures = 0;
+    tu_failures = 0;
     for (i = 0; i < sizeof head_cases / sizeof head_cases[0]; i++) {
         const struct head_case *c = &head_cases[i];
         struct repro_http_head h;
@@ -421,15 +408,15 @@ static void test_parse_head(void **state)
             if (rc == REPRO_HTTP_MALFORMED && prc == REPRO_HTTP_MALFORMED)
                 expect_same(c->desc, "prefix", pre.s, out.s);
             else if (rc == REPRO_HTTP_DONE && k >= h.head_len)
-                CHECK(prc == REPRO_HTTP_DONE && hp.head_len == h.head_len,
+                TU_CHECK(prc == REPRO_HTTP_DONE && hp.head_len == h.head_len,
                       "case '%s': prefix %zu gave '%s'", c->desc, k, pre.s);
             else
-                CHECK(prc == REPRO_HTTP_NEED_MORE, "case '%s': prefix %zu gave '%s'", c->desc, k,
+                TU_CHECK(prc == REPRO_HTTP_NEED_MORE, "case '%s': prefix %zu gave '%s'", c->desc, k,
                       pre.s);
         }
         free(gen);
     }
-    assert_int_equal(failures, 0);
+    assert_int_equal(tu_failures, 0);
 }
 
 /* Bytes after a DONE head (body, next message) change nothing. */
@@ -438,7 +425,7 @@ static void test_parse_head_suffix(void **state)
     size_t i;
     (void)state;
 
-    failures = 0;
+    tu_failures = 0;
     for (i = 0; i < sizeof head_cases / sizeof head_cases[0]; i++) {
         const struct head_case *c = &head_cases[i];
         struct repro_http_head h;
@@ -455,7 +442,7 @@ static void test_parse_head_suffix(void **state)
         parse_guarded(&h, c->kind, buf, c->len + 14, 64 * 1024, &more);
         expect_same(c->desc, "with bytes appended", more.s, whole.s);
     }
-    assert_int_equal(failures, 0);
+    assert_int_equal(tu_failures, 0);
 }
 
 static void test_find_header_and_ieq(void **state)
@@ -548,21 +535,21 @@ static void test_body_kind(void **state)
     size_t i;
     (void)state;
 
-    failures = 0;
+    tu_failures = 0;
     for (i = 0; i < sizeof body_cases / sizeof body_cases[0]; i++) {
         const struct body_case *c = &body_cases[i];
         struct repro_http_head h;
         size_t len = strlen(c->head);
         int got;
 
-        CHECK(repro_http_parse_head(&h, c->kind, (const uint8_t *)c->head, len, 4096, NULL, NULL) ==
+        TU_CHECK(repro_http_parse_head(&h, c->kind, (const uint8_t *)c->head, len, 4096, NULL, NULL) ==
                   REPRO_HTTP_DONE,
               "case '%s': head does not parse", c->desc);
         got = repro_http_body_kind(
             &h, (struct repro_slice){(const uint8_t *)c->req_method, strlen(c->req_method)});
-        CHECK(got == c->want, "case '%s': body kind %d, want %d", c->desc, got, c->want);
+        TU_CHECK(got == c->want, "case '%s': body kind %d, want %d", c->desc, got, c->want);
     }
-    assert_int_equal(failures, 0);
+    assert_int_equal(tu_failures, 0);
 }
 
 /* ---- repro_http_looks_like_start ------------------------------------- */
@@ -609,227 +596,26 @@ static void test_looks_like_start(void **state)
     size_t i, k;
     (void)state;
 
-    failures = 0;
+    tu_failures = 0;
     for (i = 0; i < sizeof start_cases / sizeof start_cases[0]; i++) {
         const struct start_case *c = &start_cases[i];
         int prev = -1;
         uint8_t *p = guard_copy(c->in, c->len);
         int got = repro_http_looks_like_start(c->kind, p, c->len);
 
-        CHECK(got == c->want, "case '%s': got %d, want %d", c->desc, got, c->want);
+        TU_CHECK(got == c->want, "case '%s': got %d, want %d", c->desc, got, c->want);
         guard_free(p, c->len);
         for (k = 0; k <= c->len; k++) {
             int r;
             p = guard_copy(c->in, k);
             r = repro_http_looks_like_start(c->kind, p, k);
             guard_free(p, k);
-            CHECK(prev == -1 || r == prev, "case '%s': prefix %zu gave %d after %d", c->desc, k, r,
+            TU_CHECK(prev == -1 || r == prev, "case '%s': prefix %zu gave %d after %d", c->desc, k, r,
                   prev);
             prev = r;
         }
     }
-    assert_int_equal(failures, 0);
-}
-
-/* ---- chunked scanner and decoder -------------------------------------- */
-
-struct chunk_case {
-    const char *desc;
-    const char *in;
-    size_t len;
-    size_t max_trailer; /* 0: 16 KiB */
-    enum repro_http_outcome want;
-    size_t want_consumed; /* where DONE or MALFORMED stopped; len for NEED_MORE */
-    const char *decoded;  /* what repro_http_dechunk yields (NULL: not checked) */
-};
-
-#define CH_DONE REPRO_HTTP_DONE
-#define CH_MORE REPRO_HTTP_NEED_MORE
-#define CH_BAD REPRO_HTTP_MALFORMED
-
-static const struct chunk_case chunk_cases[] = {
-    {"one chunk", IN("5\r\nhello\r\n0\r\n\r\n"), 0, CH_DONE, 15, "hello"},
-    {"two chunks", IN("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), 0, CH_DONE, 26, "hello world"},
-    {"upper and lower hex", IN("A\r\n0123456789\r\na\r\nabcdefghij\r\n0\r\n\r\n"), 0, CH_DONE, 35,
-     "0123456789abcdefghij"},
-    {"leading zeros in size", IN("0005\r\nhello\r\n000\r\n\r\n"), 0, CH_DONE, 20, "hello"},
-    {"chunk extensions", IN("5;name=val;x\r\nhello\r\n0;last=\"y\"\r\n\r\n"), 0, CH_DONE, 35,
-     "hello"},
-    {"whitespace before extension", IN("5 ;a\r\nhello\r\n0\t\r\n\r\n"), 0, CH_DONE, 19, "hello"},
-    {"trailers", IN("3\r\nabc\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n"), 0, CH_DONE, 29, "abc"},
-    {"bare LF everywhere", IN("5\nhello\n0\nX: y\n\n"), 0, CH_DONE, 16, "hello"},
-    {"bytes after the last chunk", IN("0\r\n\r\nGET / HTTP/1.1\r\n"), 0, CH_DONE, 5, ""},
-    {"empty body", IN("0\r\n\r\n"), 0, CH_DONE, 5, ""},
-    {"incomplete data", IN("5\r\nhel"), 0, CH_MORE, 6, "hel"},
-    {"incomplete size line", IN("5;ext"), 0, CH_MORE, 5, ""},
-    {"last chunk without final CRLF", IN("0\r\n"), 0, CH_MORE, 3, ""},
-    {"incomplete trailer", IN("0\r\nX: 1\r\n"), 0, CH_MORE, 9, ""},
-    {"empty input", IN(""), 0, CH_MORE, 0, ""},
-    {"non-hex size", IN("z\r\n"), 0, CH_BAD, 0, ""},
-    {"empty size line", IN("\r\n5\r\nhello\r\n"), 0, CH_BAD, 0, ""},
-    {"sign in size", IN("-5\r\nhello\r\n"), 0, CH_BAD, 0, ""},
-    {"hex prefix in size", IN("0x5\r\nhello\r\n"), 0, CH_BAD, 1, ""},
-    {"size of 2^60 - 1 accepted", IN("fffffffffffffff\r\nab"), 0, CH_MORE, 19, "ab"},
-    {"size of 2^60 rejected", IN("1000000000000000\r\n"), 0, CH_BAD, 15, ""},
-    {"size of 2^64 rejected", IN("10000000000000000\r\n"), 0, CH_BAD, 15, ""},
-    {"data longer than its size", IN("3\r\nabcdef\r\n0\r\n\r\n"), 0, CH_BAD, 6, "abc"},
-    {"CR without LF after data", IN("3\r\nabc\rX\r\n"), 0, CH_BAD, 7, "abc"},
-    {"second chunk bad", IN("1\r\na\r\nq\r\n"), 0, CH_BAD, 6, "a"},
-    {"final CR without LF", IN("0\r\n\rX"), 0, CH_BAD, 4, ""},
-    {"trailer within max_trailer", IN("0\r\nX-Long: 1\r\n\r\n"), 11, CH_DONE, 16, ""},
-    {"trailer over max_trailer", IN("0\r\nX-Long: 12\r\n\r\n"), 11, CH_BAD, 14, ""},
-    {"trailers add up over max_trailer", IN("0\r\nA: 1\r\nB: 2\r\n\r\n"), 10, CH_BAD, 13, ""},
-};
-
-static enum repro_http_outcome scan_split(const uint8_t *in, size_t len, size_t max_trailer,
-                                          size_t cut, int bytewise, size_t *total)
-{
-    struct repro_http_chunked c;
-    size_t off = 0;
-
-    memset(&c, 0, sizeof c);
-    *total = 0;
-    while (off < len || (off == 0 && len == 0)) {
-        size_t end = bytewise ? off + 1 : (off < cut ? cut : len), used = (size_t)-1;
-        uint8_t *p;
-        enum repro_http_outcome rc;
-
-        if (end > len)
-            end = len;
-        p = guard_copy(in + off, end - off);
-        rc = repro_http_chunked_scan(&c, p, end - off, max_trailer, &used);
-        guard_free(p, end - off);
-        if (used > end - off)
-            return (enum repro_http_outcome)99;
-        *total = off + used;
-        if (rc != REPRO_HTTP_NEED_MORE)
-            return rc;
-        if (used != end - off)
-            return (enum repro_http_outcome)98;
-        off = end;
-        if (len == 0)
-            break;
-    }
-    return REPRO_HTTP_NEED_MORE;
-}
-
-static void test_chunked(void **state)
-{
-    size_t i, k;
-    (void)state;
-
-    failures = 0;
-    for (i = 0; i < sizeof chunk_cases / sizeof chunk_cases[0]; i++) {
-        const struct chunk_case *c = &chunk_cases[i];
-        const uint8_t *in = (const uint8_t *)c->in;
-        size_t max_trailer = c->max_trailer ? c->max_trailer : 16 * 1024, total;
-        enum repro_http_outcome rc = scan_split(in, c->len, max_trailer, c->len, 0, &total);
-        struct repro_buf out;
-        uint8_t *p;
-        int drc;
-
-        CHECK(rc == c->want && total == c->want_consumed,
-              "case '%s': whole input gave %d at %zu, want %d at %zu", c->desc, (int)rc, total,
-              (int)c->want, c->want_consumed);
-        for (k = 1; k < c->len; k++) {
-            size_t t2;
-            enum repro_http_outcome r2 = scan_split(in, c->len, max_trailer, k, 0, &t2);
-            CHECK(r2 == rc && t2 == total, "case '%s': split at %zu gave %d at %zu", c->desc, k,
-                  (int)r2, t2);
-        }
-        if (c->len > 0) {
-            size_t t3;
-            enum repro_http_outcome r3 = scan_split(in, c->len, max_trailer, 0, 1, &t3);
-            CHECK(r3 == rc && t3 == total, "case '%s': bytewise gave %d at %zu", c->desc, (int)r3,
-                  t3);
-        }
-        if (c->max_trailer != 0 || c->decoded == NULL)
-            continue;
-        repro_buf_init(&out, 1 << 20);
-        p = guard_copy(in, c->len);
-        drc = repro_http_dechunk(p, c->len, &out);
-        guard_free(p, c->len);
-        CHECK(drc == (int)c->want, "case '%s': dechunk gave %d", c->desc, drc);
-        CHECK(out.len == strlen(c->decoded) &&
-                  memcmp(out.data ? (const char *)out.data : "", c->decoded, out.len) == 0,
-              "case '%s': dechunk gave %zu bytes", c->desc, out.len);
-        repro_buf_release(&out);
-    }
-    assert_int_equal(failures, 0);
-}
-
-/* A size line or extension past 4 KiB is malformed; just under is fine. */
-static void test_chunked_long_line(void **state)
-{
-    size_t n = 2 + 4096 + 2, used;
-    uint8_t *in = malloc(n + 16), *p;
-    struct repro_http_chunked c;
-    (void)state;
-
-    assert_non_null(in);
-    in[0] = '1';
-    in[1] = ';';
-    memset(in + 2, 'e', 4096);
-    memcpy(in + 2 + 4096, "\r\n", 2);
-    p = guard_copy(in, n);
-    memset(&c, 0, sizeof c);
-    /* ';' starts the extension; the 4096 bytes after it, then CR, make 4097. */
-    assert_int_equal(repro_http_chunked_scan(&c, p, n, 1024, &used), REPRO_HTTP_MALFORMED);
-    assert_int_equal(used, 2 + 4096);
-    guard_free(p, n);
-    memcpy(in + 2 + 4095, "\r\nx\r\n0\r\n\r\n", 10);
-    n = 2 + 4095 + 10;
-    p = guard_copy(in, n);
-    memset(&c, 0, sizeof c);
-    assert_int_equal(repro_http_chunked_scan(&c, p, n, 1024, &used), REPRO_HTTP_DONE);
-    assert_int_equal(used, n);
-    guard_free(p, n);
-    free(in);
-}
-
-static void test_chunked_skip(void **state)
-{
-    struct repro_http_chunked c;
-    size_t used;
-    (void)state;
-
-    memset(&c, 0, sizeof c);
-    assert_int_equal(repro_http_chunked_scan(&c, (const uint8_t *)"5\r\nhe", 5, 64, &used),
-                     REPRO_HTTP_NEED_MORE);
-    /* A gap inside the chunk data keeps the scanner in sync. */
-    assert_int_equal(repro_http_chunked_skip(&c, 2), REPRO_HTTP_DONE);
-    assert_int_equal(c.remaining, 1);
-    /* One that reaches past the data does not. */
-    assert_int_equal(repro_http_chunked_skip(&c, 1), REPRO_HTTP_MALFORMED);
-    assert_int_equal(repro_http_chunked_scan(&c, (const uint8_t *)"o\r\n0\r\n\r\n", 8, 64, &used),
-                     REPRO_HTTP_DONE);
-    assert_int_equal(used, 8);
-    /* Outside chunk data a gap always loses sync. */
-    memset(&c, 0, sizeof c);
-    assert_int_equal(repro_http_chunked_skip(&c, 1), REPRO_HTTP_MALFORMED);
-    assert_int_equal(repro_http_chunked_scan(&c, (const uint8_t *)"5\r", 2, 64, &used),
-                     REPRO_HTTP_NEED_MORE);
-    assert_int_equal(repro_http_chunked_skip(&c, 1), REPRO_HTTP_MALFORMED);
-}
-
-static void test_dechunk_limit(void **state)
-{
-    static const char in[] = "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
-    struct repro_buf out;
-    (void)state;
-
-    repro_buf_init(&out, 7);
-    assert_int_equal(repro_http_dechunk((const uint8_t *)in, sizeof in - 1, &out), REPRO_E_LIMIT);
-    assert_int_equal(out.len, 5);
-    assert_memory_equal(out.data, "hello", 5);
-    repro_buf_release(&out);
-    /* Decoding appends to what out already holds. */
-    repro_buf_init(&out, 64);
-    assert_int_equal(repro_buf_append(&out, "<", 1), REPRO_OK);
-    assert_int_equal(repro_http_dechunk((const uint8_t *)in, sizeof in - 1, &out), REPRO_HTTP_DONE);
-    assert_int_equal(out.len, 11);
-    assert_memory_equal(out.data, "<helloworld", 11);
-    repro_buf_release(&out);
+    assert_int_equal(tu_failures, 0);
 }
 
 /* ---- the framer ------------------------------------------------------- */
@@ -1114,12 +900,12 @@ static size_t max_sz(size_t a, size_t b)
 static void check_framer(struct fr_run *r)
 {
     const struct repro_http_framer *f = &r->f;
-    CHECK(f->raw.len <= max_sz(f->limits.max_store, f->limits.max_head),
+    TU_CHECK(f->raw.len <= max_sz(f->limits.max_store, f->limits.max_head),
           "case '%s' (%s): raw.len %zu", r->c->desc, r->mode, f->raw.len);
     if (repro_http_framer_busy(f) && f->head_raw_len > 0 && f->body == REPRO_HTTP_BODY_LENGTH)
-        CHECK(f->body_remaining > 0, "case '%s' (%s): LENGTH body with nothing left", r->c->desc,
+        TU_CHECK(f->body_remaining > 0, "case '%s' (%s): LENGTH body with nothing left", r->c->desc,
               r->mode);
-    CHECK(f->n_messages == r->n_msgs, "case '%s' (%s): n_messages %llu, saw %zu", r->c->desc,
+    TU_CHECK(f->n_messages == r->n_msgs, "case '%s' (%s): n_messages %llu, saw %zu", r->c->desc,
           r->mode, (unsigned long long)f->n_messages, r->n_msgs);
 }
 
@@ -1130,36 +916,36 @@ static void check_msg(struct fr_run *r, const struct repro_http_msg *m, char how
     const struct repro_http_limits *l = &r->f.limits;
     const char *d = r->c->desc;
 
-    CHECK(m->raw.len <= max_sz(l->max_store, l->max_head), "case '%s': raw %zu", d, m->raw.len);
-    CHECK(m->first_us <= m->last_us, "case '%s'", d);
-    CHECK(m->wire_bytes >= m->raw.len, "case '%s': wire %llu < raw %zu", d,
+    TU_CHECK(m->raw.len <= max_sz(l->max_store, l->max_head), "case '%s': raw %zu", d, m->raw.len);
+    TU_CHECK(m->first_us <= m->last_us, "case '%s'", d);
+    TU_CHECK(m->wire_bytes >= m->raw.len, "case '%s': wire %llu < raw %zu", d,
           (unsigned long long)m->wire_bytes, m->raw.len);
-    CHECK(((m->flags & REPRO_HTTP_M_MALFORMED) != 0) == (how == 'M'), "case '%s'", d);
-    CHECK((m->why != NULL) == (how == 'M'), "case '%s'", d);
-    CHECK(how != 'e' || (m->flags & REPRO_HTTP_M_TRUNCATED) ||
+    TU_CHECK(((m->flags & REPRO_HTTP_M_MALFORMED) != 0) == (how == 'M'), "case '%s'", d);
+    TU_CHECK((m->why != NULL) == (how == 'M'), "case '%s'", d);
+    TU_CHECK(how != 'e' || (m->flags & REPRO_HTTP_M_TRUNCATED) ||
               (m->info && m->info->body == B_CLOSE),
           "case '%s': eof ended a message that is neither truncated nor close-delimited", d);
     if (!(m->flags & (REPRO_HTTP_M_GAP | REPRO_HTTP_M_BODY_CAPPED)))
-        CHECK(m->wire_bytes == m->raw.len, "case '%s': wire %llu != raw %zu", d,
+        TU_CHECK(m->wire_bytes == m->raw.len, "case '%s': wire %llu != raw %zu", d,
               (unsigned long long)m->wire_bytes, m->raw.len);
     if (m->info != NULL) {
         const struct repro_http_info *info = m->info;
         struct repro_http_head h;
-        CHECK(info->head_len > 0 && info->head_len <= m->raw.len, "case '%s'", d);
+        TU_CHECK(info->head_len > 0 && info->head_len <= m->raw.len, "case '%s'", d);
         /* After the body, raw holds at most max_store bytes unless the head
          * alone is longer (http.h states only the first part). */
-        CHECK(m->raw.len <= max_sz(l->max_store, info->head_len), "case '%s': raw %zu", d,
+        TU_CHECK(m->raw.len <= max_sz(l->max_store, info->head_len), "case '%s': raw %zu", d,
               m->raw.len);
-        CHECK(info->body >= B_NONE && info->body <= B_TUN, "case '%s'", d);
-        CHECK(info->kind == r->c->kind, "case '%s'", d);
+        TU_CHECK(info->body >= B_NONE && info->body <= B_TUN, "case '%s'", d);
+        TU_CHECK(info->kind == r->c->kind, "case '%s'", d);
         if (info->kind == REPRO_HTTP_REQUEST)
-            CHECK(repro_http_span_slice(m->raw, info->method).len > 0 &&
+            TU_CHECK(repro_http_span_slice(m->raw, info->method).len > 0 &&
                       repro_http_span_slice(m->raw, info->target).len > 0,
                   "case '%s'", d);
         else
-            CHECK(info->status >= 100 && info->status <= 999, "case '%s'", d);
+            TU_CHECK(info->status >= 100 && info->status <= 999, "case '%s'", d);
         /* The stored head parses again to the same length. */
-        CHECK(info->head_len <= m->raw.len &&
+        TU_CHECK(info->head_len <= m->raw.len &&
                   repro_http_parse_head(&h, info->kind, m->raw.ptr, info->head_len, l->max_head,
                                         NULL, NULL) == REPRO_HTTP_DONE &&
                   h.head_len == info->head_len,
@@ -1174,7 +960,7 @@ static void check_msg(struct fr_run *r, const struct repro_http_msg *m, char how
                 hit = r->in->data + i;
                 break;
             }
-        CHECK(hit != NULL, "case '%s' (%s): stored bytes not found in the input", d, r->mode);
+        TU_CHECK(hit != NULL, "case '%s' (%s): stored bytes not found in the input", d, r->mode);
         if (hit)
             r->cursor = (size_t)(hit - r->in->data) + (size_t)m->wire_bytes;
     }
@@ -1226,7 +1012,7 @@ static void record(struct fr_run *r, char how)
             r->ref->raw_len[idx] = m->raw.len;
             r->ref->n = idx + 1;
         } else if (idx < r->ref->n) {
-            CHECK(r->ref->raw_len[idx] == m->raw.len &&
+            TU_CHECK(r->ref->raw_len[idx] == m->raw.len &&
                       (m->raw.len == 0 || memcmp(r->ref->raw[idx], m->raw.ptr, m->raw.len) == 0),
                   "case '%s' (%s): message %zu raw bytes differ", r->c->desc, r->mode, idx);
         }
@@ -1237,16 +1023,16 @@ static void record(struct fr_run *r, char how)
         const uint8_t *before = m->raw.ptr;
         size_t n = m->raw.len;
         repro_http_framer_take_raw(&r->f, &taken);
-        CHECK(taken.len == n && (n == 0 || taken.data == before), "case '%s': take_raw",
+        TU_CHECK(taken.len == n && (n == 0 || taken.data == before), "case '%s': take_raw",
               r->c->desc);
-        CHECK(r->f.raw.len == 0, "case '%s': framer kept bytes after take_raw", r->c->desc);
+        TU_CHECK(r->f.raw.len == 0, "case '%s': framer kept bytes after take_raw", r->c->desc);
         /* Drive the framer on before reading the taken bytes. */
-        CHECK(repro_http_framer_feed(&r->f, (const uint8_t *)"", 0, 0, &n) ==
+        TU_CHECK(repro_http_framer_feed(&r->f, (const uint8_t *)"", 0, 0, &n) ==
                       REPRO_HTTP_NEED_MORE &&
                   n == 0,
               "case '%s': empty feed", r->c->desc);
         if (idx < r->ref->n && !r->recording)
-            CHECK(taken.len == r->ref->raw_len[idx] &&
+            TU_CHECK(taken.len == r->ref->raw_len[idx] &&
                       (taken.len == 0 || memcmp(taken.data, r->ref->raw[idx], taken.len) == 0),
                   "case '%s': taken bytes differ", r->c->desc);
         repro_buf_release(&taken);
@@ -1263,19 +1049,19 @@ static void feed_chunk(struct fr_run *r, const uint8_t *src, size_t len, int64_t
         size_t used = (size_t)-1;
         enum repro_http_outcome rc = repro_http_framer_feed(&r->f, p + off, len - off, ts, &used);
 
-        CHECK(used <= len - off, "case '%s' (%s): consumed %zu of %zu", r->c->desc, r->mode, used,
+        TU_CHECK(used <= len - off, "case '%s' (%s): consumed %zu of %zu", r->c->desc, r->mode, used,
               len - off);
         if (used > len - off)
             break;
         if (rc == REPRO_HTTP_NEED_MORE)
-            CHECK(used == len - off, "case '%s' (%s): NEED_MORE after %zu of %zu", r->c->desc,
+            TU_CHECK(used == len - off, "case '%s' (%s): NEED_MORE after %zu of %zu", r->c->desc,
                   r->mode, used, len - off);
         else
             record(r, rc == REPRO_HTTP_DONE ? 'D' : 'M');
-        CHECK(rc == REPRO_HTTP_NEED_MORE || rc == REPRO_HTTP_DONE || rc == REPRO_HTTP_MALFORMED,
+        TU_CHECK(rc == REPRO_HTTP_NEED_MORE || rc == REPRO_HTTP_DONE || rc == REPRO_HTTP_MALFORMED,
               "case '%s': rc %d", r->c->desc, (int)rc);
         if (used == 0 && ++zero_runs > 1) {
-            CHECK(0, "case '%s' (%s): no progress", r->c->desc, r->mode);
+            TU_CHECK(0, "case '%s' (%s): no progress", r->c->desc, r->mode);
             break;
         }
         if (used > 0)
@@ -1317,7 +1103,7 @@ static void run_framer_case(struct fr_run *r, size_t cut, int bytewise)
     r->n_msgs = 0;
     r->cursor = 0;
     r->lost = 0;
-    CHECK(!repro_http_framer_busy(&r->f), "case '%s': busy at start", c->desc);
+    TU_CHECK(!repro_http_framer_busy(&r->f), "case '%s': busy at start", c->desc);
 
     for (i = 0; i < r->in->n_ev; i++) {
         const struct fr_event *ev = &r->in->ev[i];
@@ -1329,7 +1115,7 @@ static void run_framer_case(struct fr_run *r, size_t cut, int bytewise)
                 record(r, 'g');
         } else if (repro_http_framer_eof(&r->f, (int64_t)a) == REPRO_HTTP_DONE) {
             record(r, 'e');
-            CHECK(!repro_http_framer_busy(&r->f), "case '%s': busy after eof", c->desc);
+            TU_CHECK(!repro_http_framer_busy(&r->f), "case '%s': busy after eof", c->desc);
         }
         check_framer(r);
     }
@@ -1345,7 +1131,7 @@ static void test_framer_cases(void **state)
     size_t i, k;
     (void)state;
 
-    failures = 0;
+    tu_failures = 0;
     for (i = 0; i < sizeof fr_cases / sizeof fr_cases[0]; i++) {
         const struct fr_case *c = &fr_cases[i];
         static struct fr_input in;
@@ -1380,7 +1166,7 @@ static void test_framer_cases(void **state)
         for (k = 0; k < ref.n; k++)
             free(ref.raw[k]);
     }
-    assert_int_equal(failures, 0);
+    assert_int_equal(tu_failures, 0);
 }
 
 /* take_raw transfers the buffer: the framer starts the next message in a
@@ -1562,13 +1348,16 @@ static void test_set_request_method(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_head),          cmocka_unit_test(test_parse_head_suffix),
-        cmocka_unit_test(test_find_header_and_ieq), cmocka_unit_test(test_body_kind),
-        cmocka_unit_test(test_looks_like_start),    cmocka_unit_test(test_chunked),
-        cmocka_unit_test(test_chunked_long_line),   cmocka_unit_test(test_chunked_skip),
-        cmocka_unit_test(test_dechunk_limit),       cmocka_unit_test(test_framer_cases),
-        cmocka_unit_test(test_framer_take_raw),     cmocka_unit_test(test_framer_times),
-        cmocka_unit_test(test_framer_tunnel),       cmocka_unit_test(test_framer_budget),
+        cmocka_unit_test(test_parse_head),
+        cmocka_unit_test(test_parse_head_suffix),
+        cmocka_unit_test(test_find_header_and_ieq),
+        cmocka_unit_test(test_body_kind),
+        cmocka_unit_test(test_looks_like_start),
+        cmocka_unit_test(test_framer_cases),
+        cmocka_unit_test(test_framer_take_raw),
+        cmocka_unit_test(test_framer_times),
+        cmocka_unit_test(test_framer_tunnel),
+        cmocka_unit_test(test_framer_budget),
         cmocka_unit_test(test_set_request_method),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

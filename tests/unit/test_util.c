@@ -136,3 +136,5 @@ int tu_exit(int failed)
         fprintf(stderr, "  %s\n", skip_notes[i]);
     return TU_SKIP_EXIT;
 }
+
+int tu_failures;

@@ -57,4 +57,18 @@ int tu_exit(int failed);
 void tu__note_skip(const char *file, int line, const char *reason);
 int tu__require(int ok, const char *what, const char *file, int line);
 
+/* Case checks that print and count instead of stopping the test, so that
+ * one run shows every failing case of a table; the test asserts
+ * tu_failures == 0 at its end. */
+extern int tu_failures;
+#define TU_CHECK(cond, ...)                                                 \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            print_error("%s:%d: check '%s' failed: ", __FILE__, __LINE__, #cond); \
+            print_error(__VA_ARGS__);                                       \
+            print_error("\n");                                              \
+            tu_failures++;                                                  \
+        }                                                                   \
+    } while (0)
+
 #endif
