@@ -5,6 +5,7 @@
  *               [--keep-default NAME]...
  */
 #include "cli.h"
+#include "app/capture_rows.h"
 #include "repro/capture.h"
 #include "repro/store.h"
 
@@ -23,31 +24,6 @@ static void on_signal(int sig)
     (void)sig;
     stop_requested = 1;
     repro_source_break(active_source);
-}
-
-/* The capture's results go to the store's background writer. */
-struct store_sink {
-    struct repro_store_writer *writer;
-    int64_t capture_id;
-    struct repro_error *err;
-};
-
-static int sink_conn_open(void *ctx, struct repro_conn_info *c)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_conn_open(s->writer, c, s->err);
-}
-
-static int sink_exchange(void *ctx, const struct repro_conn_info *c, const struct repro_exchange *x)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_exchange(s->writer, c, x, s->err);
-}
-
-static int sink_conn_close(void *ctx, const struct repro_conn_info *c)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_conn_close(s->writer, c, s->err);
 }
 
 static void help(void)
@@ -232,8 +208,9 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     struct repro_source *src = NULL;
     struct repro_store *store = NULL;
     struct repro_capture *cap = NULL;
-    struct store_sink ss = {0};
-    struct repro_capture_sink sink = {&ss, sink_conn_open, sink_exchange, sink_conn_close};
+    struct repro_app_store_sink ss = {0};
+    struct repro_capture_sink sink = repro_app_store_sink(&ss);
+    struct repro_store_capture crow;
     const struct repro_capture_stats *st;
     int rc, read_error = 0, sink_rc = 0, exit_code = EXIT_FATAL;
     uint64_t drops = 0;
@@ -249,15 +226,18 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         return cli_fail(&err);
     if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK)
         goto out;
-    if (repro_store_capture_begin(store, a.src.file ? "file" : "live",
-                                  a.src.file ? a.src.file : a.src.iface, a.src.filter,
-                                  repro_source_dlt(src), &ss.capture_id, &err) != REPRO_OK)
+    crow.source_kind = a.src.file ? "file" : "live";
+    crow.source = a.src.file ? a.src.file : a.src.iface;
+    crow.filter = a.src.filter;
+    crow.link_type = repro_source_dlt(src);
+    if (repro_store_capture_begin(store, &crow, &ss.capture_id, &err) != REPRO_OK)
         goto out;
     /* A file can be imported again: do not wait for the disk on each
      * commit. A live capture keeps full WAL durability. */
     if (a.src.file && repro_store_bulk_begin(store, &err) != REPRO_OK)
         goto out;
-    if (repro_store_writer_start(store, ss.capture_id,
+    ss.store = store;
+    if (repro_store_writer_start(store,
                                  4 * (a.limits.http.max_store + a.limits.http.max_head) + 65536,
                                  &ss.writer, &err) != REPRO_OK)
         goto out;
@@ -298,7 +278,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         sink_rc = REPRO_E_STORE;
     if (sink_rc == 0) {
         int problems = read_error || st->errors > 0 || st->gaps > 0 || drops > 0;
-        if (repro_store_capture_end(store, ss.capture_id, st, problems ? "partial" : "complete",
+        if (repro_app_capture_end(store, ss.capture_id, st, problems ? "partial" : "complete",
                                     &err) != REPRO_OK)
             goto out;
         exit_code = problems ? EXIT_FINDINGS : EXIT_CLEAN;
@@ -315,7 +295,8 @@ out:
         cli_fail(&err);
         exit_code = EXIT_FATAL;
         if (store && ss.capture_id && cap)
-            repro_store_capture_end(store, ss.capture_id, repro_capture_stats(cap), "failed", NULL);
+            repro_app_capture_end(store, ss.capture_id, repro_capture_stats(cap), "failed",
+                                  NULL);
     }
     repro_store_writer_finish(ss.writer, NULL);
     repro_capture_free(cap);

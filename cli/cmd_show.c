@@ -11,14 +11,14 @@
  * is 1.
  */
 #include "cli.h"
+#include "app/exchange_render.h"
+#include "repro/capture.h"
 #include "repro/http.h"
 #include "repro/store.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-
-int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies);
 
 enum { MODE_TEXT, MODE_RAW, MODE_CURL, MODE_JSON };
 
@@ -157,7 +157,7 @@ static int text_view(struct repro_buf *b, const struct repro_exchange_row *r)
                               (long long)r->id, (long long)r->capture_id,
                               (long long)r->connection_id, (long long)r->seq, r->client, r->server);
     rc |= repro_buf_printf(b, "complete: %s  flags: ", r->complete ? "yes" : "no");
-    rc |= repro_xflags_json(b, r->flags);
+    rc |= repro_app_xflags_json(b, r->flags);
     if (r->note)
         rc |= repro_buf_printf(b, "  note: %s", r->note);
     rc |= repro_buf_printf(b, "\n\n--- request (%lld bytes on the wire, %zu stored)\n",
@@ -187,7 +187,7 @@ static int show_row(void *vctx, const struct repro_exchange_row *r)
         rc = curl_command(ctx, r);
         break;
     case MODE_JSON:
-        rc = cli_exchange_json(&ctx->out, r, 1);
+        rc = repro_app_exchange_json(&ctx->out, r, 1);
         rc |= repro_buf_append(&ctx->out, "\n", 1);
         break;
     default:

@@ -188,6 +188,23 @@ int repro_json_cstr(struct repro_buf *b, const char *s);
  * us < 0. */
 int repro_json_time_us(struct repro_buf *b, int64_t us);
 
+/* ---- text: times and addresses ---------------------------------------- */
+
+/* Writes epoch microseconds as "YYYY-MM-DD HH:MM:SS.uuuuuu" (UTC), or "-"
+ * when us < 0, into out (32 bytes suffice). Thread-safe. */
+void repro_time_text(char *out, size_t out_len, int64_t us);
+
+
+/* Room for any address repro_ip_format writes, with its NUL. */
+#define REPRO_IP_TEXT_MAX 46
+/* Writes addr (family 6: 16 bytes, else IPv4: 4 bytes, network order) as
+ * text the way inet_ntop(3) does ("10.0.0.1", "::1", "::ffff:1.2.3.4")
+ * into out (REPRO_IP_TEXT_MAX bytes suffice). Thread-safe. */
+void repro_ip_format(char *out, size_t out_len, int family, const uint8_t *addr);
+/* Writes "ip:port", "[ip]:port" for IPv6 (64 bytes suffice). */
+void repro_endpoint_format(char *out, size_t out_len, int family, const uint8_t *addr,
+                           uint16_t port);
+
 /* The value of the hex digit c (either case), -1 for any other byte.
  * Every parser of hex text (chunk sizes, percent escapes, \u escapes,
  * crash records, /proc tables) uses this one. */

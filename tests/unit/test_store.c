@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "repro/store.h"
+#include "store/store_int.h"
 #include "test_util.h"
 
 static char db_path[512];
@@ -28,10 +29,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void fill_conn(struct repro_conn_info *c, uint64_t id, uint16_t cport)
+static void fill_conn(struct repro_store_conn *c, uint64_t id, uint16_t cport)
 {
     memset(c, 0, sizeof *c);
-    c->id = id;
+    c->local_id = id;
     c->family = 4;
     c->client_ip[0] = 127;
     c->client_ip[3] = 1;
@@ -41,7 +42,6 @@ static void fill_conn(struct repro_conn_info *c, uint64_t id, uint16_t cport)
     c->server_port = 8080;
     c->opened_us = 1700000000000000;
     c->closed_us = -1;
-    c->end_reason = -1;
     c->is_http = 1;
 }
 
@@ -50,22 +50,23 @@ static struct repro_slice sl(const char *s)
     return (struct repro_slice){(const uint8_t *)s, strlen(s)};
 }
 
-static void fill_x(struct repro_exchange *x, const char *method, const char *uri, int status,
+static void fill_x(struct repro_store_exchange *x, const char *method, const char *uri, int status,
                    const char *req, const char *resp)
 {
     memset(x, 0, sizeof *x);
+    x->complete = 1;
     x->method = sl(method);
     x->uri = sl(uri);
     x->host = sl("Example.com");
     x->status = status;
     x->reason = sl("OK");
-    snprintf(x->version, sizeof x->version, "HTTP/1.1");
+    x->http_version = "HTTP/1.1";
     x->request = sl(req);
     x->response = sl(resp);
-    x->req_first_us = 1700000000000001;
-    x->req_last_us = 1700000000000002;
-    x->resp_first_us = 1700000000000003;
-    x->resp_last_us = status ? 1700000000000004 : -1;
+    x->request_first_us = 1700000000000001;
+    x->request_last_us = 1700000000000002;
+    x->response_first_us = 1700000000000003;
+    x->response_last_us = status ? 1700000000000004 : -1;
     x->request_bytes = strlen(req);
     x->response_bytes = strlen(resp);
 }
@@ -132,39 +133,49 @@ static void test_roundtrip_and_filters(void **state)
 {
     struct repro_store *s;
     struct repro_error err = {0};
-    struct repro_conn_info c1, c2;
-    struct repro_exchange x;
+    struct repro_store_conn c1, c2;
+    struct repro_store_exchange x;
     struct repro_exchange_filter f;
+    struct repro_store_capture crow = {"file", "x.pcap", "tcp", 1};
+    struct repro_store_counter counters[] = {{"exchanges", 3}, {"gaps", 1}};
+    struct repro_store_capture_end end = {"complete", counters, 2};
     struct collect got;
     int64_t cap, id;
-    struct repro_capture_stats st;
     (void)state;
 
     unlink(db_path);
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    assert_int_equal(repro_store_capture_begin(s, "file", "x.pcap", "tcp", 1, &cap, &err), REPRO_OK);
+    assert_string_equal(repro_store_backend(s)->name, "sqlite");
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
     fill_conn(&c1, 1, 5000);
     fill_conn(&c2, 2, 5001);
+    c1.capture_id = c2.capture_id = cap;
     c2.family = 6;
     memset(c2.client_ip, 0, 16);
     c2.client_ip[15] = 1;
-    assert_int_equal(repro_store_conn_insert(s, cap, &c1, &err), REPRO_OK);
-    assert_int_equal(repro_store_conn_insert(s, cap, &c2, &err), REPRO_OK);
-    assert_true(c1.store_id > 0 && c2.store_id > c1.store_id);
+    assert_int_equal(repro_store_conn_insert(s, &c1, &c1.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, &c2, &c2.id, &err), REPRO_OK);
+    assert_true(c1.id > 0 && c2.id > c1.id);
     fill_x(&x, "GET", "/api/100%_x", 200, "GET /api HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n");
-    assert_int_equal(repro_store_exchange_insert(s, cap, &c1, &x, &id, &err), REPRO_OK);
+    x.capture_id = cap;
+    x.connection_id = c1.id;
+    assert_int_equal(repro_store_exchange_insert(s, &x, &id, &err), REPRO_OK);
     fill_x(&x, "POST", "/api/1000", 500, "POST /api/1000 HTTP/1.1\r\n\r\n", "HTTP/1.1 500 E\r\n\r\n");
-    x.flags = REPRO_XF_GAP | REPRO_XF_REDACTED;
-    assert_int_equal(repro_store_exchange_insert(s, cap, &c2, &x, NULL, &err), REPRO_OK);
+    x.capture_id = cap;
+    x.connection_id = c2.id;
+    x.flags = 0x21; /* gap, redacted */
+    x.complete = 0;
+    assert_int_equal(repro_store_exchange_insert(s, &x, NULL, &err), REPRO_OK);
     fill_x(&x, "GET", "/other", 0, "GET /other HTTP/1.1\r\n\r\n", "");
-    x.flags = REPRO_XF_UNANSWERED;
-    assert_int_equal(repro_store_exchange_insert(s, cap, &c2, &x, NULL, &err), REPRO_OK);
+    x.capture_id = cap;
+    x.connection_id = c2.id;
+    x.flags = 0x4; /* unanswered */
+    x.complete = 0;
+    assert_int_equal(repro_store_exchange_insert(s, &x, NULL, &err), REPRO_OK);
     c1.closed_us = c1.opened_us + 5;
-    c1.end_reason = REPRO_END_RST;
+    c1.end_reason = "rst";
     assert_int_equal(repro_store_conn_update(s, &c1, &err), REPRO_OK);
-    memset(&st, 0, sizeof st);
-    st.exchanges = 3;
-    assert_int_equal(repro_store_capture_end(s, cap, &st, "complete", &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_end(s, cap, &end, &err), REPRO_OK);
 
     memset(&f, 0, sizeof f);
     memset(&got, 0, sizeof got);
@@ -173,7 +184,7 @@ static void test_roundtrip_and_filters(void **state)
     assert_int_equal(got.ids[0], id);
     assert_string_equal(got.client[0], "127.0.0.1:5000");
     assert_string_equal(got.client[1], "[::1]:5001");
-    assert_int_equal(got.flags[1], REPRO_XF_GAP | REPRO_XF_REDACTED);
+    assert_int_equal(got.flags[1], 0x21);
     assert_int_equal(got.complete[0], 1);
     assert_int_equal(got.complete[1], 0);
     assert_int_equal(got.req_len[0], 21);
@@ -200,7 +211,7 @@ static void test_roundtrip_and_filters(void **state)
     assert_int_equal(got.n, 1);
     memset(&got, 0, sizeof got);
     memset(&f, 0, sizeof f);
-    f.connection_id = c2.store_id;
+    f.connection_id = c2.id;
     f.limit = 1;
     assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
     assert_int_equal(got.n, 1);
@@ -213,9 +224,13 @@ static void test_writer(void **state)
     struct repro_store *s;
     struct repro_store_writer *w;
     struct repro_error err = {0};
-    struct repro_conn_info c[4];
-    struct repro_exchange x;
+    struct repro_store_conn c[4];
+    struct repro_store_exchange x;
     struct repro_exchange_filter f;
+    struct repro_store_capture crow = {"live", "lo", NULL, 1};
+    struct repro_store_row open = {REPRO_ROW_CONN_OPEN, {NULL}};
+    struct repro_store_row close = {REPRO_ROW_CONN_CLOSE, {NULL}};
+    struct repro_store_row ex = {REPRO_ROW_EXCHANGE, {.exchange = &x}};
     struct collect got;
     int64_t cap;
     int i, k;
@@ -224,24 +239,30 @@ static void test_writer(void **state)
 
     unlink(db_path);
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    assert_int_equal(repro_store_capture_begin(s, "live", "lo", NULL, 1, &cap, &err), REPRO_OK);
-    assert_int_equal(repro_store_writer_start(s, cap, 8192, &w, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    assert_int_equal(repro_store_writer_start(s, 8192, &w, &err), REPRO_OK);
     memset(body, 'b', sizeof body - 1);
     body[sizeof body - 1] = '\0';
     for (k = 0; k < 4; k++) {
         fill_conn(&c[k], (uint64_t)k + 1, (uint16_t)(6000 + k));
-        assert_int_equal(repro_store_writer_conn_open(w, &c[k], &err), REPRO_OK);
+        c[k].capture_id = cap;
+        open.u.conn = &c[k];
+        assert_int_equal(repro_store_writer_put(w, &open, &err), REPRO_OK);
     }
     /* Enough rows for several batches. */
     for (i = 0; i < 20000; i++) {
         fill_x(&x, "GET", "/w", 200, "GET /w HTTP/1.1\r\n\r\n", body);
+        x.capture_id = cap;
+        x.conn_local_id = c[i % 4].local_id;
         x.note = (i % 7) ? NULL : "a note";
-        assert_int_equal(repro_store_writer_exchange(w, &c[i % 4], &x, &err), REPRO_OK);
+        assert_int_equal(repro_store_writer_put(w, &ex, &err), REPRO_OK);
         if (i == 10000)
             assert_int_equal(repro_store_writer_flush(w, &err), REPRO_OK);
     }
-    for (k = 0; k < 4; k++)
-        assert_int_equal(repro_store_writer_conn_close(w, &c[k], &err), REPRO_OK);
+    for (k = 0; k < 4; k++) {
+        close.u.conn = &c[k];
+        assert_int_equal(repro_store_writer_put(w, &close, &err), REPRO_OK);
+    }
     assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
     memset(&f, 0, sizeof f);
     f.connection_id = 2; /* ids are assigned in order by the writer */
@@ -310,6 +331,24 @@ static void test_bad_databases(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent/dir/x.db"));
 }
 
+/* Writes a database file of schema version v the way that version of
+ * repro wrote it: the released migrations up to v (they are never edited). */
+static void make_old_file(int v)
+{
+    sqlite3 *db;
+    char sql[64];
+    int i;
+
+    unlink(db_path);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+    for (i = 0; i < v; i++)
+        assert_int_equal(sqlite3_exec(db, repro__sqlite_migration(i), NULL, NULL, NULL), SQLITE_OK);
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void test_readonly_migrates_old_file(void **state)
 {
     struct repro_store *s = NULL;
@@ -319,17 +358,7 @@ static void test_readonly_migrates_old_file(void **state)
     (void)state;
 
     /* A version-1 file (before the crash tables) read by `repro exchanges`. */
-    unlink(db_path);
-    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    repro_store_close(s);
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP INDEX crash_connections_by_endpoint;"
-                                      " DROP TABLE crash_connections; DROP TABLE crash_frames;"
-                                      " DROP TABLE crash_threads; DROP TABLE crash_modules;"
-                                      " DROP TABLE crashes; PRAGMA user_version=1;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    make_old_file(1);
     assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
     repro_store_close(s);
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
