@@ -260,7 +260,7 @@ int repro_store_open(const char *path, int flags, struct repro_store **out,
 /* The same with the backend ops (borrowed for the handle's life). */
 int repro_store_open_with(const struct repro_store_ops *ops, const char *path, int flags,
                           struct repro_store **out, struct repro_error *err);
-/* The backend of s (never NULL). */
+/* The backend of s (never NULL; borrowed for the handle's life). */
 const struct repro_store_ops *repro_store_backend(const struct repro_store *s);
 /* Commits any open batch and closes. Accepts NULL. */
 void repro_store_close(struct repro_store *s);

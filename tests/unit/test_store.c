@@ -809,6 +809,23 @@ static void test_in_flight_uses_endpoint_index(void **state)
     assert_false(scans_connections);
 }
 
+/* A fresh database with one capture and one connection in it. */
+static struct repro_store *open_with_conn(struct repro_store_conn *c)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1};
+    int64_t cap;
+
+    unlink_db();
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(c, 1, 1);
+    c->capture_id = cap;
+    assert_int_equal(repro_store_conn_insert(s, c, &c->id, &err), REPRO_OK);
+    return s;
+}
+
 /* Body digests go in as 32 bytes and come out as 64 lowercase hex digits,
  * NULL when unknown. */
 static int digest_fn(void *ctx, const struct repro_exchange_row *r)
@@ -821,25 +838,18 @@ static int digest_fn(void *ctx, const struct repro_exchange_row *r)
 
 static void test_body_digests(void **state)
 {
-    struct repro_store *s = NULL;
+    struct repro_store *s;
     struct repro_error err = {0};
     struct repro_store_conn c;
     struct repro_store_exchange x;
     struct repro_exchange_filter f;
-    struct repro_store_capture crow = {"file", "x", NULL, 1};
     char got[2][65];
-    int64_t cap;
     int i;
     (void)state;
 
-    unlink_db();
-    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
-    fill_conn(&c, 1, 1);
-    c.capture_id = cap;
-    assert_int_equal(repro_store_conn_insert(s, &c, &c.id, &err), REPRO_OK);
+    s = open_with_conn(&c);
     fill_x(&x, "GET", "/", 200, "a", "b");
-    x.capture_id = cap;
+    x.capture_id = c.capture_id;
     x.connection_id = c.id;
     for (i = 0; i < 32; i++)
         x.request_digest[i] = (uint8_t)(0xa0 + i);
@@ -857,28 +867,21 @@ static void test_body_digests(void **state)
  * with a clear error. */
 static void test_long_path_prefix(void **state)
 {
-    struct repro_store *s = NULL;
+    struct repro_store *s;
     struct repro_error err = {0};
     struct repro_store_conn c;
     struct repro_store_exchange x;
     struct repro_exchange_filter f;
-    struct repro_store_capture crow = {"file", "x", NULL, 1};
     struct collect got;
     static char uri[3000], prefix[3000], huge[REPRO_STORE_MAX_PATTERN + 2];
-    int64_t cap;
     (void)state;
 
-    unlink_db();
-    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
-    fill_conn(&c, 1, 1);
-    c.capture_id = cap;
-    assert_int_equal(repro_store_conn_insert(s, &c, &c.id, &err), REPRO_OK);
+    s = open_with_conn(&c);
     uri[0] = '/';
     memset(uri + 1, '%', 2000); /* escaped: each takes two bytes of pattern */
     memcpy(uri + 2001, "A-tail", 7);
     fill_x(&x, "GET", uri, 200, "a", "b");
-    x.capture_id = cap;
+    x.capture_id = c.capture_id;
     x.connection_id = c.id;
     assert_int_equal(repro_store_exchange_insert(s, &x, NULL, &err), REPRO_OK);
 
