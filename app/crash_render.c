@@ -53,16 +53,17 @@ static int frame_text(struct repro_buf *b, const struct repro_crash *c,
     const struct repro_crash_module *m = f->module >= 0 ? &c->modules[f->module] : NULL;
     int rc = repro_buf_printf(b, "%s#%d 0x%016llx", md ? "    " : "    ", n, (unsigned long long)f->pc);
     if (f->function)
-        rc |= repro_buf_printf(b, " in %s", f->function);
+        REPRO_TRY(rc, repro_buf_printf(b, " in %s", f->function));
     if (f->file)
-        rc |= repro_buf_printf(b, " %s:%d", f->file, f->line);
+        REPRO_TRY(rc, repro_buf_printf(b, " %s:%d", f->file, f->line));
     if (f->inlined)
-        rc |= repro_buf_printf(b, " (inlined)");
+        REPRO_TRY(rc, repro_buf_printf(b, " (inlined)"));
     if (m && (!f->function || !f->file))
-        rc |= repro_buf_printf(b, " (%s+0x%llx)", base_name(m->path), (unsigned long long)f->offset);
+        REPRO_TRY(rc, repro_buf_printf(b, " (%s+0x%llx)", base_name(m->path), (unsigned long long)f->offset));
     else if (!m && !f->function)
-        rc |= repro_buf_printf(b, " (no module)");
-    return rc | repro_buf_append(b, "\n", 1);
+        REPRO_TRY(rc, repro_buf_printf(b, " (no module)"));
+    REPRO_TRY(rc, repro_buf_append(b, "\n", 1));
+    return rc;
 }
 
 static int conn_text(struct repro_buf *b, const struct repro_crash_conn *k)
@@ -87,36 +88,36 @@ static int text_crash(struct render *x, int64_t id, const struct repro_crash *c)
     rc = repro_buf_printf(b, md ? "### crash %lld: %s in `%s`\n\n```\n" : "crash %lld: %s in %s\n",
                           (long long)id, repro_signal_name(c->signo, sb, sizeof sb),
                           c->executable ? c->executable : "?");
-    rc |= repro_buf_printf(b, "  time %s, pid %d, tid %d, fault address 0x%llx, si_code %d, via %s%s%s\n",
+    REPRO_TRY(rc, repro_buf_printf(b, "  time %s, pid %d, tid %d, fault address 0x%llx, si_code %d, via %s%s%s\n",
                            t, c->pid, c->tid, (unsigned long long)c->fault_address, c->si_code,
-                           c->source, c->service ? ", service " : "", c->service ? c->service : "");
+                           c->source, c->service ? ", service " : "", c->service ? c->service : ""));
     if (c->cmdline)
-        rc |= repro_buf_printf(b, "  command: %s\n", c->cmdline);
+        REPRO_TRY(rc, repro_buf_printf(b, "  command: %s\n", c->cmdline));
     if (c->partial)
-        rc |= repro_buf_printf(b, "  PARTIAL: %s\n", c->partial_reason);
+        REPRO_TRY(rc, repro_buf_printf(b, "  PARTIAL: %s\n", c->partial_reason));
     if (c->signature) {
         if (repro_store_crash_group(x->store, c->signature, &count, &first, &last, x->err))
             return REPRO_E_STORE;
         fmt_time(t, sizeof t, first);
-        rc |= repro_buf_printf(b, "  signature: %s (%lld crash%s, first %s", c->signature,
-                               (long long)count, count == 1 ? "" : "es", t);
+        REPRO_TRY(rc, repro_buf_printf(b, "  signature: %s (%lld crash%s, first %s", c->signature,
+                               (long long)count, count == 1 ? "" : "es", t));
         fmt_time(t, sizeof t, last);
-        rc |= repro_buf_printf(b, ", last %s)\n", t);
+        REPRO_TRY(rc, repro_buf_printf(b, ", last %s)\n", t));
     } else {
-        rc |= repro_buf_printf(b, "  signature: not symbolized yet (repro symbolize %lld)\n",
-                               (long long)id);
+        REPRO_TRY(rc, repro_buf_printf(b, "  signature: not symbolized yet (repro symbolize %lld)\n",
+                               (long long)id));
     }
     for (k = 0; k < c->n_threads; k++) {
         const struct repro_crash_thread *th = &c->threads[thread_at(c, k)];
-        rc |= repro_buf_printf(b, "\nthread %d \"%s\"%s%s:\n", th->tid, th->name,
-                               th->crashed ? " (crashed)" : "", th->partial ? " (partial)" : "");
+        REPRO_TRY(rc, repro_buf_printf(b, "\nthread %d \"%s\"%s%s:\n", th->tid, th->name,
+                               th->crashed ? " (crashed)" : "", th->partial ? " (partial)" : ""));
         for (i = 0; i < th->n_frames; i++)
-            rc |= frame_text(b, c, &th->frames[i], (int)i, md);
+            REPRO_TRY(rc, frame_text(b, c, &th->frames[i], (int)i, md));
     }
     if (c->n_conns) {
-        rc |= repro_buf_printf(b, "\nopen TCP connections:\n");
+        REPRO_TRY(rc, repro_buf_printf(b, "\nopen TCP connections:\n"));
         for (i = 0; i < c->n_conns; i++)
-            rc |= conn_text(b, &c->conns[i]);
+            REPRO_TRY(rc, conn_text(b, &c->conns[i]));
     }
     (void)md; /* show_one closes the block after the requests in flight */
     return rc ? REPRO_E_NOMEM : REPRO_OK;
@@ -129,62 +130,62 @@ static int json_crash(struct render *x, int64_t id, const struct repro_crash *c)
     size_t k, i;
     int rc = repro_buf_printf(b, "{\"id\":%lld,\"time\":", (long long)id);
 
-    rc |= repro_json_time_us(b, c->time_us);
-    rc |= repro_buf_printf(b, ",\"pid\":%d,\"tid\":%d,\"executable\":", c->pid, c->tid);
-    rc |= repro_json_cstr(b, c->executable);
-    rc |= repro_buf_printf(b, ",\"cmdline\":");
-    rc |= repro_json_cstr(b, c->cmdline);
-    rc |= repro_buf_printf(b, ",\"service\":");
-    rc |= repro_json_cstr(b, c->service);
-    rc |= repro_buf_printf(b, ",\"signal\":");
-    rc |= repro_json_cstr(b, repro_signal_name(c->signo, sb, sizeof sb));
-    rc |= repro_buf_printf(b, ",\"signo\":%d,\"si_code\":%d,\"fault_address\":\"0x%llx\",\"source\":",
-                           c->signo, c->si_code, (unsigned long long)c->fault_address);
-    rc |= repro_json_cstr(b, c->source);
-    rc |= repro_buf_printf(b, ",\"partial\":%s,\"partial_reason\":", c->partial ? "true" : "false");
-    rc |= repro_json_cstr(b, c->partial ? c->partial_reason : NULL);
-    rc |= repro_buf_printf(b, ",\"signature\":");
-    rc |= repro_json_cstr(b, c->signature);
-    rc |= repro_buf_printf(b, ",\"threads\":[");
+    REPRO_TRY(rc, repro_json_time_us(b, c->time_us));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"pid\":%d,\"tid\":%d,\"executable\":", c->pid, c->tid));
+    REPRO_TRY(rc, repro_json_cstr(b, c->executable));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"cmdline\":"));
+    REPRO_TRY(rc, repro_json_cstr(b, c->cmdline));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"service\":"));
+    REPRO_TRY(rc, repro_json_cstr(b, c->service));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"signal\":"));
+    REPRO_TRY(rc, repro_json_cstr(b, repro_signal_name(c->signo, sb, sizeof sb)));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"signo\":%d,\"si_code\":%d,\"fault_address\":\"0x%llx\",\"source\":",
+                           c->signo, c->si_code, (unsigned long long)c->fault_address));
+    REPRO_TRY(rc, repro_json_cstr(b, c->source));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"partial\":%s,\"partial_reason\":", c->partial ? "true" : "false"));
+    REPRO_TRY(rc, repro_json_cstr(b, c->partial ? c->partial_reason : NULL));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"signature\":"));
+    REPRO_TRY(rc, repro_json_cstr(b, c->signature));
+    REPRO_TRY(rc, repro_buf_printf(b, ",\"threads\":["));
     for (k = 0; k < c->n_threads; k++) {
         const struct repro_crash_thread *th = &c->threads[thread_at(c, k)];
-        rc |= repro_buf_printf(b, "%s{\"tid\":%d,\"name\":", k ? "," : "", th->tid);
-        rc |= repro_json_cstr(b, th->name);
-        rc |= repro_buf_printf(b, ",\"crashed\":%s,\"frames\":[", th->crashed ? "true" : "false");
+        REPRO_TRY(rc, repro_buf_printf(b, "%s{\"tid\":%d,\"name\":", k ? "," : "", th->tid));
+        REPRO_TRY(rc, repro_json_cstr(b, th->name));
+        REPRO_TRY(rc, repro_buf_printf(b, ",\"crashed\":%s,\"frames\":[", th->crashed ? "true" : "false"));
         for (i = 0; i < th->n_frames; i++) {
             const struct repro_crash_frame *f = &th->frames[i];
             const struct repro_crash_module *m = f->module >= 0 ? &c->modules[f->module] : NULL;
-            rc |= repro_buf_printf(b, "%s{\"pc\":\"0x%llx\",\"module\":", i ? "," : "",
-                                   (unsigned long long)f->pc);
-            rc |= repro_json_cstr(b, m ? m->path : NULL);
-            rc |= repro_buf_printf(b, ",\"build_id\":");
-            rc |= repro_json_cstr(b, m && m->build_id[0] ? m->build_id : NULL);
+            REPRO_TRY(rc, repro_buf_printf(b, "%s{\"pc\":\"0x%llx\",\"module\":", i ? "," : "",
+                                   (unsigned long long)f->pc));
+            REPRO_TRY(rc, repro_json_cstr(b, m ? m->path : NULL));
+            REPRO_TRY(rc, repro_buf_printf(b, ",\"build_id\":"));
+            REPRO_TRY(rc, repro_json_cstr(b, m && m->build_id[0] ? m->build_id : NULL));
             if (m)
-                rc |= repro_buf_printf(b, ",\"offset\":\"0x%llx\"", (unsigned long long)f->offset);
+                REPRO_TRY(rc, repro_buf_printf(b, ",\"offset\":\"0x%llx\"", (unsigned long long)f->offset));
             else
-                rc |= repro_buf_printf(b, ",\"offset\":null");
-            rc |= repro_buf_printf(b, ",\"function\":");
-            rc |= repro_json_cstr(b, f->function);
-            rc |= repro_buf_printf(b, ",\"file\":");
-            rc |= repro_json_cstr(b, f->file);
+                REPRO_TRY(rc, repro_buf_printf(b, ",\"offset\":null"));
+            REPRO_TRY(rc, repro_buf_printf(b, ",\"function\":"));
+            REPRO_TRY(rc, repro_json_cstr(b, f->function));
+            REPRO_TRY(rc, repro_buf_printf(b, ",\"file\":"));
+            REPRO_TRY(rc, repro_json_cstr(b, f->file));
             if (f->line > 0)
-                rc |= repro_buf_printf(b, ",\"line\":%d", f->line);
+                REPRO_TRY(rc, repro_buf_printf(b, ",\"line\":%d", f->line));
             else
-                rc |= repro_buf_printf(b, ",\"line\":null");
-            rc |= repro_buf_printf(b, ",\"inlined\":%s}", f->inlined ? "true" : "false");
+                REPRO_TRY(rc, repro_buf_printf(b, ",\"line\":null"));
+            REPRO_TRY(rc, repro_buf_printf(b, ",\"inlined\":%s}", f->inlined ? "true" : "false"));
         }
-        rc |= repro_buf_printf(b, "]}");
+        REPRO_TRY(rc, repro_buf_printf(b, "]}"));
     }
-    rc |= repro_buf_printf(b, "],\"connections\":[");
+    REPRO_TRY(rc, repro_buf_printf(b, "],\"connections\":["));
     for (i = 0; i < c->n_conns; i++) {
         const struct repro_crash_conn *cn = &c->conns[i];
         char l[64], r[64];
         repro_endpoint_format(l, sizeof l, cn->family, cn->local_ip, cn->local_port);
         repro_endpoint_format(r, sizeof r, cn->family, cn->remote_ip, cn->remote_port);
-        rc |= repro_buf_printf(b, "%s{\"fd\":%d,\"local\":\"%s\",\"remote\":\"%s\",\"state\":%d}",
-                               i ? "," : "", cn->fd, l, r, cn->state);
+        REPRO_TRY(rc, repro_buf_printf(b, "%s{\"fd\":%d,\"local\":\"%s\",\"remote\":\"%s\",\"state\":%d}",
+                               i ? "," : "", cn->fd, l, r, cn->state));
     }
-    rc |= repro_buf_printf(b, "]}\n");
+    REPRO_TRY(rc, repro_buf_printf(b, "]}\n"));
     return rc ? REPRO_E_NOMEM : REPRO_OK;
 }
 

@@ -28,21 +28,23 @@ static int shell_quote(struct repro_buf *b, const uint8_t *p, size_t n)
         if (p[i] < 0x20 || p[i] >= 0x7f)
             printable = 0;
     if (printable) {
-        rc |= repro_buf_append(b, "'", 1);
+        REPRO_TRY(rc, repro_buf_append(b, "'", 1));
         for (i = 0; i < n; i++)
-            rc |= p[i] == '\'' ? repro_buf_append(b, "'\\''", 4) : repro_buf_append(b, p + i, 1);
-        return rc | repro_buf_append(b, "'", 1);
+            REPRO_TRY(rc, p[i] == '\'' ? repro_buf_append(b, "'\\''", 4) : repro_buf_append(b, p + i, 1));
+        REPRO_TRY(rc, repro_buf_append(b, "'", 1));
+        return rc;
     }
-    rc |= repro_buf_append(b, "$'", 2);
+    REPRO_TRY(rc, repro_buf_append(b, "$'", 2));
     for (i = 0; i < n; i++) {
         if (p[i] == '\'' || p[i] == '\\')
-            rc |= repro_buf_printf(b, "\\%c", p[i]);
+            REPRO_TRY(rc, repro_buf_printf(b, "\\%c", p[i]));
         else if (p[i] >= 0x20 && p[i] < 0x7f)
-            rc |= repro_buf_append(b, p + i, 1);
+            REPRO_TRY(rc, repro_buf_append(b, p + i, 1));
         else
-            rc |= repro_buf_printf(b, "\\x%02x", p[i]);
+            REPRO_TRY(rc, repro_buf_printf(b, "\\x%02x", p[i]));
     }
-    return rc | repro_buf_append(b, "'", 1);
+    REPRO_TRY(rc, repro_buf_append(b, "'", 1));
+    return rc;
 }
 
 /* Why a stored request body is shorter than the body that was sent. */
@@ -108,17 +110,17 @@ int repro_app_exchange_curl(struct repro_buf *b, const struct repro_exchange_row
     if (chunked)
         cut = repro_http_dechunk(p + h.head_len, len - h.head_len, &body) != REPRO_HTTP_DONE;
     else
-        rc |= repro_buf_append(&body, p + h.head_len, len - h.head_len);
+        REPRO_TRY(rc, repro_buf_append(&body, p + h.head_len, len - h.head_len));
     if (!chunked && h.content_length >= 0 && (uint64_t)body.len < (uint64_t)h.content_length)
         cut = 1;
     if (cut) {
         *body_cut = 1;
-        rc |= warn_body_cut(b, r, &h, body.len, chunked, log);
+        REPRO_TRY(rc, warn_body_cut(b, r, &h, body.len, chunked, log));
     }
-    rc |= repro_buf_printf(b, "curl --http1.1 -sS -X ");
-    rc |= shell_quote(b, h.method.ptr, h.method.len);
-    rc |= repro_buf_printf(b, " ");
-    rc |= shell_quote(b, (const uint8_t *)url, strlen(url));
+    REPRO_TRY(rc, repro_buf_printf(b, "curl --http1.1 -sS -X "));
+    REPRO_TRY(rc, shell_quote(b, h.method.ptr, h.method.len));
+    REPRO_TRY(rc, repro_buf_printf(b, " "));
+    REPRO_TRY(rc, shell_quote(b, (const uint8_t *)url, strlen(url)));
     for (i = 0; i < h.n_headers; i++) {
         struct repro_buf hv;
         struct repro_slice n = h.headers[i].name;
@@ -126,19 +128,19 @@ int repro_app_exchange_curl(struct repro_buf *b, const struct repro_exchange_row
             repro_slice_ieq(n, "transfer-encoding"))
             continue;
         repro_buf_init(&hv, 70000);
-        rc |= repro_buf_append(&hv, n.ptr, n.len);
-        rc |= repro_buf_append(&hv, h.headers[i].value.len ? ": " : ";", h.headers[i].value.len ? 2 : 1);
-        rc |= repro_buf_append(&hv, h.headers[i].value.ptr, h.headers[i].value.len);
-        rc |= repro_buf_printf(b, " \\\n  -H ");
-        rc |= shell_quote(b, hv.data, hv.len);
+        REPRO_TRY(rc, repro_buf_append(&hv, n.ptr, n.len));
+        REPRO_TRY(rc, repro_buf_append(&hv, h.headers[i].value.len ? ": " : ";", h.headers[i].value.len ? 2 : 1));
+        REPRO_TRY(rc, repro_buf_append(&hv, h.headers[i].value.ptr, h.headers[i].value.len));
+        REPRO_TRY(rc, repro_buf_printf(b, " \\\n  -H "));
+        REPRO_TRY(rc, shell_quote(b, hv.data, hv.len));
         repro_buf_release(&hv);
     }
     if (body.len > 0 || h.content_length == 0) {
-        rc |= repro_buf_printf(b, " \\\n  --data-binary ");
-        rc |= shell_quote(b, body.data, body.len);
+        REPRO_TRY(rc, repro_buf_printf(b, " \\\n  --data-binary "));
+        REPRO_TRY(rc, shell_quote(b, body.data, body.len));
     }
     repro_buf_release(&body);
-    rc |= repro_buf_append(b, "\n", 1);
+    REPRO_TRY(rc, repro_buf_append(b, "\n", 1));
     return rc ? REPRO_E_NOMEM : REPRO_OK;
 }
 
@@ -147,19 +149,19 @@ int repro_app_exchange_text_view(struct repro_buf *b, const struct repro_exchang
     int rc = repro_buf_printf(b, "exchange %lld (capture %lld, connection %lld #%lld): %s -> %s\n",
                               (long long)r->id, (long long)r->capture_id,
                               (long long)r->connection_id, (long long)r->seq, r->client, r->server);
-    rc |= repro_buf_printf(b, "complete: %s  flags: ", r->complete ? "yes" : "no");
-    rc |= repro_app_xflags_json(b, r->flags);
+    REPRO_TRY(rc, repro_buf_printf(b, "complete: %s  flags: ", r->complete ? "yes" : "no"));
+    REPRO_TRY(rc, repro_app_xflags_json(b, r->flags));
     if (r->note)
-        rc |= repro_buf_printf(b, "  note: %s", r->note);
-    rc |= repro_buf_printf(b, "\n\n--- request (%lld bytes on the wire, %zu stored)\n",
-                           (long long)r->request_bytes, r->request.len);
-    rc |= repro_buf_append(b, r->request.ptr, r->request.len);
-    rc |= repro_buf_printf(b, "%s--- response (%lld bytes on the wire, %zu stored)\n",
+        REPRO_TRY(rc, repro_buf_printf(b, "  note: %s", r->note));
+    REPRO_TRY(rc, repro_buf_printf(b, "\n\n--- request (%lld bytes on the wire, %zu stored)\n",
+                           (long long)r->request_bytes, r->request.len));
+    REPRO_TRY(rc, repro_buf_append(b, r->request.ptr, r->request.len));
+    REPRO_TRY(rc, repro_buf_printf(b, "%s--- response (%lld bytes on the wire, %zu stored)\n",
                            r->request.len && r->request.ptr[r->request.len - 1] != '\n' ? "\n" : "",
-                           (long long)r->response_bytes, r->response.len);
-    rc |= repro_buf_append(b, r->response.ptr, r->response.len);
+                           (long long)r->response_bytes, r->response.len));
+    REPRO_TRY(rc, repro_buf_append(b, r->response.ptr, r->response.len));
     if (r->response.len && r->response.ptr[r->response.len - 1] != '\n')
-        rc |= repro_buf_append(b, "\n", 1);
+        REPRO_TRY(rc, repro_buf_append(b, "\n", 1));
     return rc ? REPRO_E_NOMEM : REPRO_OK;
 }
 

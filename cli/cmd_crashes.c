@@ -37,6 +37,7 @@ static int show_one(void *vctx, int64_t id)
     x->n++;
     return cli_write_out(x->out.data, x->out.len) ? REPRO_E_IO : 0;
 }
+
 int cmd_crashes(struct cli_global *g, int argc, char **argv)
 {
     static const struct option longopts[] = {

@@ -25,7 +25,7 @@ static int print_row(void *vctx, const struct repro_exchange_row *r)
     repro_buf_reset(&ctx->out);
     if (ctx->json) {
         rc = repro_app_exchange_json(&ctx->out, r, 0);
-        rc |= repro_buf_append(&ctx->out, "\n", 1);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, "\n", 1));
     } else {
         rc = repro_app_exchange_text(&ctx->out, r);
     }

@@ -37,14 +37,14 @@ static int show_row(void *vctx, const struct repro_exchange_row *r)
     switch (ctx->mode) {
     case MODE_RAW:
         rc = repro_buf_append(&ctx->out, r->request.ptr, r->request.len);
-        rc |= repro_buf_append(&ctx->out, r->response.ptr, r->response.len);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, r->response.ptr, r->response.len));
         break;
     case MODE_CURL:
         rc = repro_app_exchange_curl(&ctx->out, r, stderr, &ctx->body_cut);
         break;
     case MODE_JSON:
         rc = repro_app_exchange_json(&ctx->out, r, 1);
-        rc |= repro_buf_append(&ctx->out, "\n", 1);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, "\n", 1));
         break;
     default:
         rc = repro_app_exchange_text_view(&ctx->out, r);

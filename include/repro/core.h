@@ -67,6 +67,14 @@ void repro_error_prefix(struct repro_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void repro_error_clear(struct repro_error *err);
 
+/* Runs call and keeps its result in rc only while rc is REPRO_OK: a chain
+ * of appends stops at, and returns, the first error. */
+#define REPRO_TRY(rc, call)                                                 \
+    do {                                                                    \
+        if ((rc) == REPRO_OK)                                               \
+            (rc) = (call);                                                  \
+    } while (0)
+
 /* ---- logging ---------------------------------------------------------- */
 
 enum repro_log_level {
