@@ -263,107 +263,94 @@ static int next_row(struct sqlite_store *s, sqlite3_stmt *st, int *more, struct 
     return repro__store_db_error(s, err, what);
 }
 
-static int load_modules(struct sqlite_store *s, int64_t id, struct repro_store_crash *c,
-                        struct repro_error *err)
+/* One row of a crash's part into c; REPRO_OK, REPRO_E_NOMEM, or
+ * REPRO_E_MALFORMED (err set) for a row that does not fit c. */
+typedef int (*part_fn)(sqlite3_stmt *st, struct repro_store_crash *c, int64_t id,
+                       struct repro_error *err);
+
+/* Runs sql (its ?1 bound to crash id) and hands every row to fn. */
+static int load_part(struct sqlite_store *s, const char *sql, int64_t id,
+                     struct repro_store_crash *c, part_fn fn, const char *what,
+                     struct repro_error *err)
 {
     sqlite3_stmt *st = NULL;
-    struct repro_store_crash_module *mods = NULL;
     int rc, more = 0;
 
-    if ((rc = prep(s, "SELECT path, start, end, load_bias, build_id FROM crash_modules"
-                      " WHERE crash_id = ? ORDER BY idx", &st, err)))
+    if ((rc = prep(s, sql, &st, err)))
         return rc;
     sqlite3_bind_int64(st, 1, id);
-    while ((rc = next_row(s, st, &more, err, "cannot load crash modules")) == REPRO_OK && more) {
-        struct repro_store_crash_module *m;
-        if ((rc = grow(&mods, c->n_modules, sizeof *mods)) != REPRO_OK)
+    while ((rc = next_row(s, st, &more, err, what)) == REPRO_OK && more)
+        if ((rc = fn(st, c, id, err)) != REPRO_OK)
             break;
-        c->modules = mods;
-        m = &mods[c->n_modules++];
-        m->start = (uint64_t)sqlite3_column_int64(st, 1);
-        m->end = (uint64_t)sqlite3_column_int64(st, 2);
-        m->load_bias = (uint64_t)sqlite3_column_int64(st, 3);
-        if ((rc = dup_col(st, 0, &m->path)) || (rc = dup_col(st, 4, &m->build_id)))
-            break;
-    }
     sqlite3_finalize(st);
     return rc;
 }
 
-static int load_threads(struct sqlite_store *s, int64_t id, struct repro_store_crash *c,
-                        struct repro_error *err)
+static int module_part(sqlite3_stmt *st, struct repro_store_crash *c, int64_t id,
+                       struct repro_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    struct repro_store_crash_thread *ths = NULL;
-    int rc, more = 0;
+    struct repro_store_crash_module *mods = (struct repro_store_crash_module *)c->modules, *m;
+    int rc = grow(&mods, c->n_modules, sizeof *mods);
 
-    if ((rc = prep(s, "SELECT tid, name, crashed, registers, partial FROM crash_threads"
-                      " WHERE crash_id = ? ORDER BY idx", &st, err)))
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    while ((rc = next_row(s, st, &more, err, "cannot load crash threads")) == REPRO_OK && more) {
-        struct repro_store_crash_thread *t;
-        if ((rc = grow(&ths, c->n_threads, sizeof *ths)) != REPRO_OK)
-            break;
-        c->threads = ths;
-        t = &ths[c->n_threads++];
-        t->tid = sqlite3_column_int(st, 0);
-        t->crashed = sqlite3_column_int(st, 2);
-        t->partial = sqlite3_column_int(st, 4);
-        if ((rc = dup_col(st, 1, &t->name)) || (rc = dup_col(st, 3, &t->registers)))
-            break;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int add_frame(sqlite3_stmt *st, struct repro_store_crash_thread *t)
-{
-    struct repro_store_crash_frame *frames = (struct repro_store_crash_frame *)t->frames, *f;
-    int rc = grow(&frames, t->n_frames, sizeof *frames);
-
+    (void)id, (void)err;
     if (rc)
+        return rc;
+    c->modules = mods;
+    m = &mods[c->n_modules++];
+    m->start = (uint64_t)sqlite3_column_int64(st, 1);
+    m->end = (uint64_t)sqlite3_column_int64(st, 2);
+    m->load_bias = (uint64_t)sqlite3_column_int64(st, 3);
+    if ((rc = dup_col(st, 0, &m->path)) == REPRO_OK)
+        rc = dup_col(st, 4, &m->build_id);
+    return rc;
+}
+
+static int thread_part(sqlite3_stmt *st, struct repro_store_crash *c, int64_t id,
+                       struct repro_error *err)
+{
+    struct repro_store_crash_thread *ths = (struct repro_store_crash_thread *)c->threads, *t;
+    int rc = grow(&ths, c->n_threads, sizeof *ths);
+
+    (void)id, (void)err;
+    if (rc)
+        return rc;
+    c->threads = ths;
+    t = &ths[c->n_threads++];
+    t->tid = sqlite3_column_int(st, 0);
+    t->crashed = sqlite3_column_int(st, 2);
+    t->partial = sqlite3_column_int(st, 4);
+    if ((rc = dup_col(st, 1, &t->name)) == REPRO_OK)
+        rc = dup_col(st, 3, &t->registers);
+    return rc;
+}
+
+static int frame_part(sqlite3_stmt *st, struct repro_store_crash *c, int64_t id,
+                      struct repro_error *err)
+{
+    int ti = sqlite3_column_int(st, 0), mi = sqlite3_column_int(st, 2), rc;
+    struct repro_store_crash_thread *t;
+    struct repro_store_crash_frame *frames, *f;
+
+    if (ti < 0 || (size_t)ti >= c->n_threads)
+        return repro_error_set(err, REPRO_E_MALFORMED, "crash %lld: frame of unknown thread %d",
+                               (long long)id, ti);
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL && (mi < 0 || (size_t)mi >= c->n_modules))
+        return repro_error_set(err, REPRO_E_MALFORMED, "crash %lld: frame of unknown module %d",
+                               (long long)id, mi);
+    t = (struct repro_store_crash_thread *)&c->threads[ti];
+    frames = (struct repro_store_crash_frame *)t->frames;
+    if ((rc = grow(&frames, t->n_frames, sizeof *frames)) != REPRO_OK)
         return rc;
     t->frames = frames;
     f = &frames[t->n_frames++];
     f->pc = (uint64_t)sqlite3_column_int64(st, 1);
-    f->module = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 2);
+    f->module = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : mi;
     f->offset = (uint64_t)sqlite3_column_int64(st, 3);
     f->line = sqlite3_column_int(st, 6);
     f->column = sqlite3_column_int(st, 7);
     f->inlined = sqlite3_column_int(st, 8);
     if ((rc = dup_col(st, 4, &f->function)) == REPRO_OK)
         rc = dup_col(st, 5, &f->file);
-    return rc;
-}
-
-static int load_frames(struct sqlite_store *s, int64_t id, struct repro_store_crash *c,
-                       struct repro_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc, more = 0;
-
-    if ((rc = prep(s, "SELECT thread_idx, pc, module_idx, offset, function, file, line, column,"
-                      " inlined FROM crash_frames WHERE crash_id = ? ORDER BY thread_idx, idx",
-                   &st, err)))
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    while ((rc = next_row(s, st, &more, err, "cannot load crash frames")) == REPRO_OK && more) {
-        int ti = sqlite3_column_int(st, 0), mi = sqlite3_column_int(st, 2);
-        if (ti < 0 || (size_t)ti >= c->n_threads) {
-            rc = repro_error_set(err, REPRO_E_MALFORMED, "crash %lld: frame of unknown thread %d",
-                                 (long long)id, ti);
-            break;
-        }
-        if (sqlite3_column_type(st, 2) != SQLITE_NULL && (mi < 0 || (size_t)mi >= c->n_modules)) {
-            rc = repro_error_set(err, REPRO_E_MALFORMED, "crash %lld: frame of unknown module %d",
-                                 (long long)id, mi);
-            break;
-        }
-        if ((rc = add_frame(st, (struct repro_store_crash_thread *)&c->threads[ti])) != REPRO_OK)
-            break;
-    }
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -375,34 +362,51 @@ static void ip_from_text(int family, const char *text, uint8_t out[16])
         inet_pton(family == 6 ? AF_INET6 : AF_INET, text, out);
 }
 
-static int load_conns(struct sqlite_store *s, int64_t id, struct repro_store_crash *c,
+static int conn_part(sqlite3_stmt *st, struct repro_store_crash *c, int64_t id,
+                     struct repro_error *err)
+{
+    struct repro_store_crash_conn *conns = (struct repro_store_crash_conn *)c->conns, *k;
+    int rc = grow(&conns, c->n_conns, sizeof *conns);
+
+    (void)id, (void)err;
+    if (rc)
+        return rc;
+    c->conns = conns;
+    k = &conns[c->n_conns++];
+    k->fd = sqlite3_column_int(st, 0);
+    k->family = sqlite3_column_int(st, 1);
+    ip_from_text(k->family, col_text(st, 2), k->local_ip);
+    k->local_port = (uint16_t)sqlite3_column_int(st, 3);
+    ip_from_text(k->family, col_text(st, 4), k->remote_ip);
+    k->remote_port = (uint16_t)sqlite3_column_int(st, 5);
+    k->state = sqlite3_column_int(st, 6);
+    return REPRO_OK;
+}
+
+/* Modules, threads, frames (of threads already loaded), connections. */
+static int load_parts(struct sqlite_store *s, int64_t id, struct repro_store_crash *c,
                       struct repro_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    struct repro_store_crash_conn *conns = NULL;
-    int rc, more = 0;
+    int rc;
 
-    if ((rc = prep(s, "SELECT fd, family, local_ip, local_port, remote_ip, remote_port, state"
-                      " FROM crash_connections WHERE crash_id = ? ORDER BY rowid", &st, err)))
+    if ((rc = load_part(s,
+                        "SELECT path, start, end, load_bias, build_id FROM crash_modules"
+                        " WHERE crash_id = ? ORDER BY idx",
+                        id, c, module_part, "cannot load crash modules", err)) ||
+        (rc = load_part(s,
+                        "SELECT tid, name, crashed, registers, partial FROM crash_threads"
+                        " WHERE crash_id = ? ORDER BY idx",
+                        id, c, thread_part, "cannot load crash threads", err)) ||
+        (rc = load_part(s,
+                        "SELECT thread_idx, pc, module_idx, offset, function, file, line,"
+                        " column, inlined FROM crash_frames WHERE crash_id = ?"
+                        " ORDER BY thread_idx, idx",
+                        id, c, frame_part, "cannot load crash frames", err)))
         return rc;
-    sqlite3_bind_int64(st, 1, id);
-    while ((rc = next_row(s, st, &more, err, "cannot load crash connections")) == REPRO_OK &&
-           more) {
-        struct repro_store_crash_conn *k;
-        if ((rc = grow(&conns, c->n_conns, sizeof *conns)) != REPRO_OK)
-            break;
-        c->conns = conns;
-        k = &conns[c->n_conns++];
-        k->fd = sqlite3_column_int(st, 0);
-        k->family = sqlite3_column_int(st, 1);
-        ip_from_text(k->family, col_text(st, 2), k->local_ip);
-        k->local_port = (uint16_t)sqlite3_column_int(st, 3);
-        ip_from_text(k->family, col_text(st, 4), k->remote_ip);
-        k->remote_port = (uint16_t)sqlite3_column_int(st, 5);
-        k->state = sqlite3_column_int(st, 6);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return load_part(s,
+                     "SELECT fd, family, local_ip, local_port, remote_ip, remote_port, state"
+                     " FROM crash_connections WHERE crash_id = ? ORDER BY rowid",
+                     id, c, conn_part, "cannot load crash connections", err);
 }
 
 static int load_head(sqlite3_stmt *st, struct repro_store_crash *c)
@@ -448,10 +452,8 @@ int repro__sqlite_crash_get(void *impl, int64_t id, struct repro_store_crash **o
     if (rc == REPRO_OK)
         rc = load_head(st, c);
     sqlite3_finalize(st);
-    if (rc == REPRO_OK && (rc = load_modules(s, id, c, err)) == REPRO_OK &&
-        (rc = load_threads(s, id, c, err)) == REPRO_OK &&
-        (rc = load_frames(s, id, c, err)) == REPRO_OK)
-        rc = load_conns(s, id, c, err);
+    if (rc == REPRO_OK)
+        rc = load_parts(s, id, c, err);
     if (rc != REPRO_OK) {
         repro_error_set(err, rc, "cannot load crash %lld: %s", (long long)id, repro_strerror(rc));
         repro_store_crash_free(c);
