@@ -777,6 +777,25 @@ static void test_migrate_v2_to_v3(void **state)
     sqlite3_close(db);
 }
 
+/* `repro exchanges` on a version-2 file brings it to version 3 through a
+ * short read-write connection, then reads it. */
+static void test_readonly_migrates_v2(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    sqlite3 *db;
+    (void)state;
+
+    make_old_file(2);
+    assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
+    repro_store_close(s);
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('exchanges')"
+                                   " WHERE name LIKE '%_body_sha256'"), 2);
+    sqlite3_close(db);
+}
+
 /* The crash <-> exchange join looks captured connections up through the
  * endpoint index, not by scanning them. */
 static void test_in_flight_uses_endpoint_index(void **state)
@@ -943,6 +962,7 @@ int main(void)
         cmocka_unit_test_setup(test_writer_failure, setup),
         cmocka_unit_test_setup(test_writer_row_limit, setup),
         cmocka_unit_test_setup(test_migrate_v2_to_v3, setup),
+        cmocka_unit_test_setup(test_readonly_migrates_v2, setup),
         cmocka_unit_test_setup(test_in_flight_uses_endpoint_index, setup),
         cmocka_unit_test_setup(test_body_digests, setup),
         cmocka_unit_test_setup(test_long_path_prefix, setup),
