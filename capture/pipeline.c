@@ -175,6 +175,15 @@ const struct repro_capture_stats *repro_capture_stats(const struct repro_capture
     return &cap->stats;
 }
 
+/* The summary's lines are laid out by hand (users and tests read them), so
+ * a counter added to REPRO_CAPTURE_COUNTERS (capture.h) stops the build
+ * here until it is placed in the summary (or left out on purpose) and this
+ * count is raised. The stored counters follow the list by themselves. */
+#define SUMMARY_COUNT_ONE(name, doc) +1
+_Static_assert((0 REPRO_CAPTURE_COUNTERS(SUMMARY_COUNT_ONE)) == 26,
+               "place the new capture counter in repro_capture_print_summary");
+#undef SUMMARY_COUNT_ONE
+
 void repro_capture_print_summary(const struct repro_capture *cap, FILE *f)
 {
     const struct repro_capture_stats *st = repro_capture_stats(cap);

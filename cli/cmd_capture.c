@@ -5,50 +5,12 @@
  *               [--keep-default NAME]...
  */
 #include "cli.h"
-#include "repro/capture.h"
-#include "repro/store.h"
+#include "app/capture_run.h"
 
 #include <getopt.h>
-#include <pcap/pcap.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static volatile sig_atomic_t stop_requested;
-static struct repro_source *active_source;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-    repro_source_break(active_source);
-}
-
-/* The capture's results go to the store's background writer. */
-struct store_sink {
-    struct repro_store_writer *writer;
-    int64_t capture_id;
-    struct repro_error *err;
-};
-
-static int sink_conn_open(void *ctx, struct repro_conn_info *c)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_conn_open(s->writer, c, s->err);
-}
-
-static int sink_exchange(void *ctx, const struct repro_conn_info *c, const struct repro_exchange *x)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_exchange(s->writer, c, x, s->err);
-}
-
-static int sink_conn_close(void *ctx, const struct repro_conn_info *c)
-{
-    struct store_sink *s = ctx;
-    return repro_store_writer_conn_close(s->writer, c, s->err);
-}
 
 static void help(void)
 {
@@ -169,74 +131,13 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     return 0;
 }
 
-/* Runs the read loop; returns 1 if the input had a read error. */
-static int read_loop(struct repro_source *src, struct repro_capture *cap,
-                     struct repro_store_writer *writer,
-                     const struct capture_args *a, struct repro_error *err, int *sink_rc)
-{
-    int dlt = repro_source_dlt(src);
-    uint64_t n = 0, t0 = repro_mono_ns(), last_flush = t0;
-    uint64_t limit_ns = a->duration_s > 0 ? (uint64_t)(a->duration_s * 1e9) : 0;
-    struct repro_error rerr = {0};
-    int draining = 0, break_seen = 0;
-
-    for (;;) {
-        const uint8_t *data;
-        size_t caplen;
-        int64_t ts;
-        enum repro_source_next r;
-
-        /* Asked to stop (signal or --duration): first take in what the
-         * kernel has already captured, so the last exchanges are not lost. */
-        if (!draining && (stop_requested || (limit_ns && repro_mono_ns() - t0 >= limit_ns))) {
-            if (!a->src.iface || repro_source_drain(src, &rerr) != REPRO_OK)
-                return 0;
-            draining = 1;
-        }
-        r = repro_source_next(src, &data, &caplen, &ts, &rerr);
-        if (r == REPRO_SOURCE_END && a->src.iface && stop_requested && !break_seen) {
-            /* The signal handler's pcap_breakloop ended a blocking read:
-             * that is the cue to drain, not the end of the data. */
-            break_seen = 1;
-            if (!draining && repro_source_drain(src, &rerr) != REPRO_OK)
-                return 0;
-            draining = 1;
-            continue;
-        }
-        if (r == REPRO_SOURCE_END || (r == REPRO_SOURCE_TIMEOUT && draining))
-            return 0;
-        if (r == REPRO_SOURCE_ERROR) {
-            fprintf(stderr, "repro: %s; what was read before is stored\n", rerr.msg);
-            return 1;
-        }
-        if (r == REPRO_SOURCE_PACKET) {
-            *sink_rc = repro_capture_packet(cap, dlt, data, caplen, ts, ++n, err);
-            if (*sink_rc)
-                return 0;
-            if (a->count > 0 && (long long)n >= a->count)
-                return 0;
-        }
-        /* Live captures commit at least once a second so readers see data. */
-        if (a->src.iface && repro_mono_ns() - last_flush > 1000000000u) {
-            last_flush = repro_mono_ns();
-            if ((*sink_rc = repro_store_writer_flush(writer, err)) != 0)
-                return 0;
-        }
-    }
-}
-
 int cmd_capture(struct cli_global *g, int argc, char **argv)
 {
     struct capture_args a;
+    struct repro_app_capture_opts o;
+    struct repro_app_capture_result res;
     struct repro_error err = {0};
-    struct repro_source *src = NULL;
-    struct repro_store *store = NULL;
-    struct repro_capture *cap = NULL;
-    struct store_sink ss = {0};
-    struct repro_capture_sink sink = {&ss, sink_conn_open, sink_exchange, sink_conn_close};
-    const struct repro_capture_stats *st;
-    int rc, read_error = 0, sink_rc = 0, exit_code = EXIT_FATAL;
-    uint64_t drops = 0;
+    int rc, exit_code;
 
     memset(&a, 0, sizeof a);
     repro_capture_limits_default(&a.limits);
@@ -244,82 +145,25 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     if (rc)
         return rc < 0 ? EXIT_CLEAN : rc;
 
-    src = repro_source_open(&a.src, &err);
-    if (src == NULL)
-        return cli_fail(&err);
-    if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK)
-        goto out;
-    if (repro_store_capture_begin(store, a.src.file ? "file" : "live",
-                                  a.src.file ? a.src.file : a.src.iface, a.src.filter,
-                                  repro_source_dlt(src), &ss.capture_id, &err) != REPRO_OK)
-        goto out;
-    /* A file can be imported again: do not wait for the disk on each
-     * commit. A live capture keeps full WAL durability. */
-    if (a.src.file && repro_store_bulk_begin(store, &err) != REPRO_OK)
-        goto out;
-    if (repro_store_writer_start(store, ss.capture_id,
-                                 4 * (a.limits.http.max_store + a.limits.http.max_head) + 65536,
-                                 &ss.writer, &err) != REPRO_OK)
-        goto out;
-    ss.err = &err;
-    cap = repro_capture_new(&sink, &a.rules, &a.limits);
-    if (cap == NULL) {
-        repro_error_set(&err, REPRO_E_NOMEM, "cannot start the capture: out of memory");
-        goto out;
+    memset(&o, 0, sizeof o);
+    o.src = a.src;
+    o.db = g->db;
+    o.duration_s = a.duration_s;
+    o.count = a.count;
+    o.rules = &a.rules;
+    o.limits = &a.limits;
+    o.log = stderr;
+    rc = repro_app_capture_run(&o, &res, &err);
+    exit_code = rc ? EXIT_FATAL : res.problems ? EXIT_FINDINGS : EXIT_CLEAN;
+    if (!a.quiet && res.cap) {
+        fprintf(stderr, "repro: %s: ", res.source_name);
+        repro_capture_print_summary(res.cap, stderr);
+        if (res.kernel_drops)
+            fprintf(stderr, "kernel dropped %llu packets\n", (unsigned long long)res.kernel_drops);
+        fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
-    repro_capture_set_source(cap, repro_source_name(src));
-    if (a.src.iface) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        active_source = src;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        fprintf(stderr, "repro: listening on %s, link-type %s%s%s%s\n", a.src.iface,
-                pcap_datalink_val_to_name(repro_source_dlt(src)) ? pcap_datalink_val_to_name(repro_source_dlt(src)) : "?",
-                a.src.filter ? ", filter '" : "", a.src.filter ? a.src.filter : "",
-                a.src.filter ? "'" : "");
-        fflush(stderr);
-    }
-    read_error = read_loop(src, cap, ss.writer, &a, &err, &sink_rc);
-    if (sink_rc == 0)
-        sink_rc = repro_capture_finish(cap, &err);
-    if (repro_store_writer_finish(ss.writer, &err) != REPRO_OK && sink_rc == 0)
-        sink_rc = REPRO_E_STORE;
-    ss.writer = NULL;
-    if (a.src.iface) {
-        drops = repro_source_kernel_drops(src);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        active_source = NULL;
-    }
-    st = repro_capture_stats(cap);
-    if (sink_rc == 0 && a.src.file && repro_store_bulk_end(store, &err) != REPRO_OK)
-        sink_rc = REPRO_E_STORE;
-    if (sink_rc == 0) {
-        int problems = read_error || st->errors > 0 || st->gaps > 0 || drops > 0;
-        if (repro_store_capture_end(store, ss.capture_id, st, problems ? "partial" : "complete",
-                                    &err) != REPRO_OK)
-            goto out;
-        exit_code = problems ? EXIT_FINDINGS : EXIT_CLEAN;
-    }
-    if (!a.quiet) {
-        fprintf(stderr, "repro: %s: ", repro_source_name(src));
-        repro_capture_print_summary(cap, stderr);
-        if (drops)
-            fprintf(stderr, "kernel dropped %llu packets\n", (unsigned long long)drops);
-        fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)ss.capture_id);
-    }
-out:
-    if (err.code) {
+    if (rc)
         cli_fail(&err);
-        exit_code = EXIT_FATAL;
-        if (store && ss.capture_id && cap)
-            repro_store_capture_end(store, ss.capture_id, repro_capture_stats(cap), "failed", NULL);
-    }
-    repro_store_writer_finish(ss.writer, NULL);
-    repro_capture_free(cap);
-    repro_store_close(store);
-    repro_source_close(src);
+    repro_app_capture_result_release(&res);
     return exit_code;
 }

@@ -4,83 +4,18 @@
  *                 [--limit N]
  */
 #include "cli.h"
+#include "app/exchange_render.h"
 #include "repro/store.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 struct list_ctx {
     int json;
     struct repro_buf out;
     unsigned long n;
 };
-
-static void fmt_time(char *buf, size_t n, int64_t us)
-{
-    time_t t;
-    struct tm tm;
-    if (us < 0) {
-        snprintf(buf, n, "-");
-        return;
-    }
-    t = (time_t)(us / 1000000);
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(buf + strlen(buf), n - strlen(buf), ".%06lld", (long long)(us % 1000000));
-}
-
-/* Appends one exchange as a JSON object (no newline). Used by show too. */
-int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies);
-
-int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies)
-{
-    int rc = repro_buf_printf(b, "{\"id\":%lld,\"capture_id\":%lld,\"connection_id\":%lld,\"seq\":%lld,\"client\":",
-                              (long long)r->id, (long long)r->capture_id,
-                              (long long)r->connection_id, (long long)r->seq);
-    rc |= repro_json_cstr(b, r->client);
-    rc |= repro_buf_printf(b, ",\"server\":");
-    rc |= repro_json_cstr(b, r->server);
-    rc |= repro_buf_printf(b, ",\"method\":");
-    rc |= repro_json_cstr(b, r->method);
-    rc |= repro_buf_printf(b, ",\"uri\":");
-    rc |= repro_json_cstr(b, r->uri);
-    rc |= repro_buf_printf(b, ",\"host\":");
-    rc |= repro_json_cstr(b, r->host);
-    rc |= repro_buf_printf(b, ",\"http_version\":");
-    rc |= repro_json_cstr(b, r->http_version);
-    if (r->status > 0)
-        rc |= repro_buf_printf(b, ",\"status\":%d", r->status);
-    else
-        rc |= repro_buf_printf(b, ",\"status\":null");
-    rc |= repro_buf_printf(b, ",\"reason\":");
-    rc |= repro_json_cstr(b, r->reason);
-    rc |= repro_buf_printf(b, ",\"interim\":");
-    rc |= repro_json_cstr(b, r->interim);
-    rc |= repro_buf_printf(b, ",\"request_time\":");
-    rc |= repro_json_time_us(b, r->request_first_us);
-    rc |= repro_buf_printf(b, ",\"request_end_time\":");
-    rc |= repro_json_time_us(b, r->request_last_us);
-    rc |= repro_buf_printf(b, ",\"response_time\":");
-    rc |= repro_json_time_us(b, r->response_first_us);
-    rc |= repro_buf_printf(b, ",\"response_end_time\":");
-    rc |= repro_json_time_us(b, r->response_last_us);
-    rc |= repro_buf_printf(b, ",\"request_bytes\":%lld,\"response_bytes\":%lld,\"complete\":%s,\"flags\":",
-                           (long long)r->request_bytes, (long long)r->response_bytes,
-                           r->complete ? "true" : "false");
-    rc |= repro_xflags_json(b, r->flags);
-    rc |= repro_buf_printf(b, ",\"note\":");
-    rc |= repro_json_cstr(b, r->note);
-    if (with_bodies) {
-        rc |= repro_buf_printf(b, ",\"request\":");
-        rc |= repro_json_str(b, r->request.ptr, r->request.len);
-        rc |= repro_buf_printf(b, ",\"response\":");
-        rc |= repro_json_str(b, r->response.ptr, r->response.len);
-    }
-    rc |= repro_buf_append(b, "}", 1);
-    return rc ? REPRO_E_NOMEM : REPRO_OK;
-}
 
 static int print_row(void *vctx, const struct repro_exchange_row *r)
 {
@@ -89,29 +24,10 @@ static int print_row(void *vctx, const struct repro_exchange_row *r)
 
     repro_buf_reset(&ctx->out);
     if (ctx->json) {
-        rc = cli_exchange_json(&ctx->out, r, 0);
-        rc |= repro_buf_append(&ctx->out, "\n", 1);
+        rc = repro_app_exchange_json(&ctx->out, r, 0);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, "\n", 1));
     } else {
-        char t[40], status[16];
-        unsigned bit;
-        int first = 1;
-        fmt_time(t, sizeof t, r->request_first_us >= 0 ? r->request_first_us : r->response_first_us);
-        if (r->status > 0)
-            snprintf(status, sizeof status, "%d", r->status);
-        else
-            snprintf(status, sizeof status, "-");
-        rc = repro_buf_printf(&ctx->out, "%-6lld %s  %s -> %s  %s %s  %s  %lld/%lld bytes",
-                              (long long)r->id, t, r->client, r->server,
-                              r->method ? r->method : "-", r->uri ? r->uri : "-", status,
-                              (long long)r->request_bytes, (long long)r->response_bytes);
-        for (bit = 0; bit < 32; bit++) {
-            const char *name = (r->flags & (1u << bit)) ? repro_xflag_name(1u << bit) : NULL;
-            if (name == NULL)
-                continue;
-            rc |= repro_buf_printf(&ctx->out, "%s%s", first ? "  [" : ",", name);
-            first = 0;
-        }
-        rc |= repro_buf_printf(&ctx->out, "%s\n", first ? "" : "]");
+        rc = repro_app_exchange_text(&ctx->out, r);
     }
     if (rc)
         return REPRO_E_NOMEM;

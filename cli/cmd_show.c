@@ -11,14 +11,13 @@
  * is 1.
  */
 #include "cli.h"
-#include "repro/http.h"
+#include "app/exchange_render.h"
+#include "app/exchange_show.h"
 #include "repro/store.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-
-int cli_exchange_json(struct repro_buf *b, const struct repro_exchange_row *r, int with_bodies);
 
 enum { MODE_TEXT, MODE_RAW, MODE_CURL, MODE_JSON };
 
@@ -29,149 +28,6 @@ struct show_ctx {
     struct repro_buf out;
 };
 
-/* Shell-quotes p[0..n): '...' when printable, else $'...' with escapes. */
-static int shell_quote(struct repro_buf *b, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int printable = 1, rc = 0;
-
-    for (i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] >= 0x7f)
-            printable = 0;
-    if (printable) {
-        rc |= repro_buf_append(b, "'", 1);
-        for (i = 0; i < n; i++)
-            rc |= p[i] == '\'' ? repro_buf_append(b, "'\\''", 4) : repro_buf_append(b, p + i, 1);
-        return rc | repro_buf_append(b, "'", 1);
-    }
-    rc |= repro_buf_append(b, "$'", 2);
-    for (i = 0; i < n; i++) {
-        if (p[i] == '\'' || p[i] == '\\')
-            rc |= repro_buf_printf(b, "\\%c", p[i]);
-        else if (p[i] >= 0x20 && p[i] < 0x7f)
-            rc |= repro_buf_append(b, p + i, 1);
-        else
-            rc |= repro_buf_printf(b, "\\x%02x", p[i]);
-    }
-    return rc | repro_buf_append(b, "'", 1);
-}
-
-/* Why a stored request body is shorter than the body that was sent. */
-static const char *cut_cause(const struct repro_exchange_row *r)
-{
-    if (r->flags & REPRO_XF_BODY_CAPPED)
-        return "stored bytes were capped by capture --max-body or its memory budget";
-    if (r->flags & (REPRO_XF_GAP | REPRO_XF_TRUNCATED))
-        return "the capture missed the rest of the request";
-    return "the stored request ends early";
-}
-
-/* Says, as a shell comment in b and as a warning on stderr, that the body
- * the curl command sends is only part of the recorded one. */
-static int warn_body_cut(struct repro_buf *b, const struct repro_exchange_row *r,
-                         const struct repro_http_head *h, size_t sent, int chunked)
-{
-    char what[160];
-
-    if (chunked)
-        snprintf(what, sizeof what,
-                 "the chunked request body was cut after %zu bytes (the request was %lld bytes "
-                 "on the wire, %zu stored)",
-                 sent, (long long)r->request_bytes, r->request.len);
-    else
-        snprintf(what, sizeof what, "the request body was cut at %zu of %lld bytes", sent,
-                 (long long)h->content_length);
-    fprintf(stderr,
-            "repro: warning: exchange %lld: %s (%s); the curl command sends only those %zu "
-            "bytes\n",
-            (long long)r->id, what, cut_cause(r), sent);
-    return repro_buf_printf(b, "# repro: warning: %s (%s); this command sends only those %zu bytes\n",
-                            what, cut_cause(r), sent);
-}
-
-static int curl_command(struct show_ctx *ctx, const struct repro_exchange_row *r)
-{
-    struct repro_buf *b = &ctx->out;
-    struct repro_http_head h;
-    struct repro_buf body;
-    const uint8_t *p = r->request.ptr;
-    size_t i, len = r->request.len;
-    int rc = 0, chunked, cut = 0;
-    char url[2048];
-
-    if (len == 0 || repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, len, len + 1, NULL, NULL) !=
-                        REPRO_HTTP_DONE) {
-        fprintf(stderr, "repro: exchange %lld has no complete request head to turn into curl\n",
-                (long long)r->id);
-        return REPRO_E_MALFORMED;
-    }
-    if (h.target.len > 0 && h.target.ptr[0] == '/')
-        snprintf(url, sizeof url, "http://%.*s%.*s",
-                 (int)(h.host.len ? h.host.len : strlen(r->server)),
-                 h.host.len ? (const char *)h.host.ptr : r->server, (int)h.target.len,
-                 (const char *)h.target.ptr);
-    else
-        snprintf(url, sizeof url, "%.*s", (int)h.target.len, (const char *)h.target.ptr);
-    chunked = (h.flags & REPRO_HTTP_H_CHUNKED) != 0;
-    repro_buf_init(&body, 256 * 1024 * 1024);
-    if (chunked)
-        cut = repro_http_dechunk(p + h.head_len, len - h.head_len, &body) != REPRO_HTTP_DONE;
-    else
-        rc |= repro_buf_append(&body, p + h.head_len, len - h.head_len);
-    if (!chunked && h.content_length >= 0 && (uint64_t)body.len < (uint64_t)h.content_length)
-        cut = 1;
-    if (cut) {
-        ctx->body_cut = 1;
-        rc |= warn_body_cut(b, r, &h, body.len, chunked);
-    }
-    rc |= repro_buf_printf(b, "curl --http1.1 -sS -X ");
-    rc |= shell_quote(b, h.method.ptr, h.method.len);
-    rc |= repro_buf_printf(b, " ");
-    rc |= shell_quote(b, (const uint8_t *)url, strlen(url));
-    for (i = 0; i < h.n_headers; i++) {
-        struct repro_buf hv;
-        struct repro_slice n = h.headers[i].name;
-        if (repro_slice_ieq(n, "host") || repro_slice_ieq(n, "content-length") ||
-            repro_slice_ieq(n, "transfer-encoding"))
-            continue;
-        repro_buf_init(&hv, 70000);
-        rc |= repro_buf_append(&hv, n.ptr, n.len);
-        rc |= repro_buf_append(&hv, h.headers[i].value.len ? ": " : ";", h.headers[i].value.len ? 2 : 1);
-        rc |= repro_buf_append(&hv, h.headers[i].value.ptr, h.headers[i].value.len);
-        rc |= repro_buf_printf(b, " \\\n  -H ");
-        rc |= shell_quote(b, hv.data, hv.len);
-        repro_buf_release(&hv);
-    }
-    if (body.len > 0 || h.content_length == 0) {
-        rc |= repro_buf_printf(b, " \\\n  --data-binary ");
-        rc |= shell_quote(b, body.data, body.len);
-    }
-    repro_buf_release(&body);
-    rc |= repro_buf_append(b, "\n", 1);
-    return rc ? REPRO_E_NOMEM : REPRO_OK;
-}
-
-static int text_view(struct repro_buf *b, const struct repro_exchange_row *r)
-{
-    int rc = repro_buf_printf(b, "exchange %lld (capture %lld, connection %lld #%lld): %s -> %s\n",
-                              (long long)r->id, (long long)r->capture_id,
-                              (long long)r->connection_id, (long long)r->seq, r->client, r->server);
-    rc |= repro_buf_printf(b, "complete: %s  flags: ", r->complete ? "yes" : "no");
-    rc |= repro_xflags_json(b, r->flags);
-    if (r->note)
-        rc |= repro_buf_printf(b, "  note: %s", r->note);
-    rc |= repro_buf_printf(b, "\n\n--- request (%lld bytes on the wire, %zu stored)\n",
-                           (long long)r->request_bytes, r->request.len);
-    rc |= repro_buf_append(b, r->request.ptr, r->request.len);
-    rc |= repro_buf_printf(b, "%s--- response (%lld bytes on the wire, %zu stored)\n",
-                           r->request.len && r->request.ptr[r->request.len - 1] != '\n' ? "\n" : "",
-                           (long long)r->response_bytes, r->response.len);
-    rc |= repro_buf_append(b, r->response.ptr, r->response.len);
-    if (r->response.len && r->response.ptr[r->response.len - 1] != '\n')
-        rc |= repro_buf_append(b, "\n", 1);
-    return rc ? REPRO_E_NOMEM : REPRO_OK;
-}
-
 static int show_row(void *vctx, const struct repro_exchange_row *r)
 {
     struct show_ctx *ctx = vctx;
@@ -181,17 +37,17 @@ static int show_row(void *vctx, const struct repro_exchange_row *r)
     switch (ctx->mode) {
     case MODE_RAW:
         rc = repro_buf_append(&ctx->out, r->request.ptr, r->request.len);
-        rc |= repro_buf_append(&ctx->out, r->response.ptr, r->response.len);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, r->response.ptr, r->response.len));
         break;
     case MODE_CURL:
-        rc = curl_command(ctx, r);
+        rc = repro_app_exchange_curl(&ctx->out, r, stderr, &ctx->body_cut);
         break;
     case MODE_JSON:
-        rc = cli_exchange_json(&ctx->out, r, 1);
-        rc |= repro_buf_append(&ctx->out, "\n", 1);
+        rc = repro_app_exchange_json(&ctx->out, r, 1);
+        REPRO_TRY(rc, repro_buf_append(&ctx->out, "\n", 1));
         break;
     default:
-        rc = text_view(&ctx->out, r);
+        rc = repro_app_exchange_text_view(&ctx->out, r);
     }
     if (rc)
         return rc;

@@ -1,748 +1,221 @@
 /*
- * SQLite store. Schema and migrations live here (documented in
- * docs/schema.md); every statement is prepared once per handle and owned by
- * it. Writers batch rows into transactions of `batch` rows; readers stream
- * rows to a callback.
- *
- * Durability: WAL mode with synchronous=NORMAL — a committed batch survives
- * a crash of the process; the last batch may be lost on power failure.
+ * The store's public entry points: each checks what it can and dispatches
+ * through the handle's table of operations (struct repro_store_ops) to the
+ * backend. Nothing here speaks SQL; the SQLite backend lives in
+ * store/sqlite_*.c. An operation a backend leaves NULL fails with
+ * REPRO_E_UNSUPPORTED, naming the backend.
  */
 #include "store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sqlite3.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-/* How long a connection waits for another's write lock. */
-#define BUSY_TIMEOUT_MS 5000
-
-/* Each entry migrates from version i to i+1. Never edit a released entry:
- * append a new one. */
-static const char *const migrations[] = {
-    /* 0 -> 1: captures, connections, exchanges */
-    "CREATE TABLE captures ("
-    " id INTEGER PRIMARY KEY,"
-    " started_us INTEGER NOT NULL,"
-    " finished_us INTEGER,"
-    " source_kind TEXT NOT NULL,"
-    " source TEXT NOT NULL,"
-    " filter TEXT,"
-    " link_type INTEGER,"
-    " status TEXT NOT NULL DEFAULT 'running',"
-    " packets INTEGER, bytes INTEGER, connections INTEGER, exchanges INTEGER,"
-    " incomplete INTEGER, errors INTEGER,"
-    " stats_json TEXT);"
-    "CREATE TABLE connections ("
-    " id INTEGER PRIMARY KEY,"
-    " capture_id INTEGER NOT NULL REFERENCES captures(id),"
-    " client_ip TEXT NOT NULL, client_port INTEGER NOT NULL,"
-    " server_ip TEXT NOT NULL, server_port INTEGER NOT NULL,"
-    " opened_us INTEGER NOT NULL,"
-    " closed_us INTEGER,"
-    " end_reason TEXT,"
-    " mid_stream INTEGER NOT NULL,"
-    " is_http INTEGER,"
-    " bytes_c2s INTEGER, bytes_s2c INTEGER, gap_bytes INTEGER, exchanges INTEGER);"
-    "CREATE TABLE exchanges ("
-    " id INTEGER PRIMARY KEY,"
-    " capture_id INTEGER NOT NULL REFERENCES captures(id),"
-    " connection_id INTEGER NOT NULL REFERENCES connections(id),"
-    " seq INTEGER NOT NULL,"
-    " method TEXT, uri TEXT, host TEXT, http_version TEXT,"
-    " status INTEGER, reason TEXT, interim TEXT,"
-    " request_first_us INTEGER, request_last_us INTEGER,"
-    " response_first_us INTEGER, response_last_us INTEGER,"
-    " request_bytes INTEGER NOT NULL, response_bytes INTEGER NOT NULL,"
-    " flags INTEGER NOT NULL, complete INTEGER NOT NULL, note TEXT,"
-    " request BLOB, response BLOB);"
-    "CREATE INDEX exchanges_by_connection ON exchanges(connection_id, seq);",
-    /* 1 -> 2: crashes, their modules, threads, frames and open connections */
-    "CREATE TABLE crashes ("
-    " id INTEGER PRIMARY KEY,"
-    " time_us INTEGER NOT NULL,"
-    " pid INTEGER, tid INTEGER,"
-    " executable TEXT, cmdline TEXT, service TEXT, hostname TEXT,"
-    " signo INTEGER NOT NULL, signal TEXT NOT NULL, si_code INTEGER, fault_address INTEGER,"
-    " source TEXT NOT NULL,"
-    " partial INTEGER NOT NULL, partial_reason TEXT,"
-    " signature TEXT, symbolized_us INTEGER, record_key TEXT);"
-    "CREATE UNIQUE INDEX crashes_by_record_key ON crashes(record_key);"
-    "CREATE INDEX crashes_by_signature ON crashes(signature);"
-    "CREATE TABLE crash_modules ("
-    " crash_id INTEGER NOT NULL REFERENCES crashes(id), idx INTEGER NOT NULL,"
-    " path TEXT, start INTEGER, end INTEGER, load_bias INTEGER, build_id TEXT,"
-    " PRIMARY KEY (crash_id, idx));"
-    "CREATE TABLE crash_threads ("
-    " crash_id INTEGER NOT NULL REFERENCES crashes(id), idx INTEGER NOT NULL,"
-    " tid INTEGER, name TEXT, crashed INTEGER NOT NULL, registers TEXT, partial INTEGER,"
-    " PRIMARY KEY (crash_id, idx));"
-    "CREATE TABLE crash_frames ("
-    " crash_id INTEGER NOT NULL REFERENCES crashes(id), thread_idx INTEGER NOT NULL,"
-    " idx INTEGER NOT NULL, pc INTEGER NOT NULL, module_idx INTEGER, offset INTEGER,"
-    " function TEXT, file TEXT, line INTEGER, column INTEGER, inlined INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (crash_id, thread_idx, idx));"
-    "CREATE TABLE crash_connections ("
-    " crash_id INTEGER NOT NULL REFERENCES crashes(id), fd INTEGER, family INTEGER,"
-    " local_ip TEXT, local_port INTEGER, remote_ip TEXT, remote_port INTEGER, state INTEGER);"
-    "CREATE INDEX crash_connections_by_endpoint ON crash_connections(remote_ip, remote_port);",
-};
-#define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
-
-
-static const char *const stmt_sql[ST__COUNT] = {
-    "BEGIN",
-    "COMMIT",
-    "INSERT INTO connections(capture_id, client_ip, client_port, server_ip, server_port,"
-    " opened_us, mid_stream, is_http) VALUES (?,?,?,?,?,?,?,?)",
-    "UPDATE connections SET closed_us=?, end_reason=?, is_http=?, bytes_c2s=?, bytes_s2c=?,"
-    " gap_bytes=?, exchanges=? WHERE id=?",
-    "INSERT INTO exchanges(capture_id, connection_id, seq, method, uri, host, http_version,"
-    " status, reason, interim, request_first_us, request_last_us, response_first_us,"
-    " response_last_us, request_bytes, response_bytes, flags, complete, note, request, response)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+struct repro_store {
+    const struct repro_store_ops *ops;
+    void *impl;
 };
 
-
-
-int repro__store_db_error(struct repro_store *s, struct repro_error *err, const char *what)
+static int unsupported(const struct repro_store *s, const char *what, struct repro_error *err)
 {
-    return repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
-                           sqlite3_errmsg(s->db));
+    return repro_error_set(err, REPRO_E_UNSUPPORTED, "cannot %s: the %s store does not support it",
+                           what, s->ops->name);
 }
 
-int repro__store_exec(struct repro_store *s, const char *sql, struct repro_error *err,
-                    const char *what)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
-                        msg ? msg : sqlite3_errmsg(s->db));
-        sqlite3_free(msg);
-        return REPRO_E_STORE;
-    }
-    return REPRO_OK;
-}
+#define DISPATCH(s, op, what, ...)                                          \
+    ((s)->ops->op ? (s)->ops->op((s)->impl, __VA_ARGS__) : unsupported((s), (what), err))
 
-static int user_version(struct repro_store *s, int *v, struct repro_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
-
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        *v = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        return REPRO_OK;
-    }
-    repro__store_db_error(s, err, "cannot read the schema version");
-    sqlite3_finalize(st);
-    return REPRO_E_STORE;
-}
-
-static int too_new(struct repro_store *s, int v, struct repro_error *err)
-{
-    return repro_error_set(err, REPRO_E_SCHEMA,
-                           "cannot use database '%s': schema version %d is newer than this "
-                           "repro's %d",
-                           s->path, v, (int)N_MIGRATIONS);
-}
-
-static int migrate(struct repro_store *s, int readonly, struct repro_error *err)
-{
-    int v, rc;
-    char sql[64];
-
-    rc = user_version(s, &v, err);
-    if (rc)
-        return rc;
-    if (v > (int)N_MIGRATIONS)
-        return too_new(s, v, err);
-    if (v == (int)N_MIGRATIONS)
-        return REPRO_OK;
-    if (readonly) {
-        /* An older file is brought forward through a short read-write
-         * connection (migrations only add tables and columns), then read. */
-        sqlite3 *rw = NULL;
-        sqlite3 *ro = s->db;
-        if (sqlite3_open_v2(s->path, &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK) {
-            sqlite3_close(rw);
-            return repro_error_set(err, REPRO_E_SCHEMA,
-                                   "cannot read database '%s': schema version %d needs migrating "
-                                   "and the file is not writable",
-                                   s->path, v);
-        }
-        sqlite3_busy_timeout(rw, BUSY_TIMEOUT_MS);
-        s->db = rw;
-        rc = migrate(s, 0, err);
-        s->db = ro;
-        sqlite3_close(rw);
-        return rc;
-    }
-    /* The version read above only says whether to migrate. Another process
-     * may be migrating the same file right now, so each step takes the
-     * write lock first and reads the version again under it: a step that
-     * someone else already made is skipped, not made twice. */
-    for (;;) {
-        if ((rc = repro__store_exec(s, "BEGIN IMMEDIATE", err, "cannot start a migration")) != 0)
-            return rc;
-        if ((rc = user_version(s, &v, err)) != 0)
-            goto rollback;
-        if (v >= (int)N_MIGRATIONS) {
-            /* Another process finished the migration meanwhile (or a
-             * newer repro took the file further). */
-            repro__store_exec(s, "ROLLBACK", NULL, "rollback");
-            return v > (int)N_MIGRATIONS ? too_new(s, v, err) : REPRO_OK;
-        }
-        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
-        if ((rc = repro__store_exec(s, migrations[v], err, "cannot migrate the schema")) != 0 ||
-            (rc = repro__store_exec(s, sql, err, "cannot migrate the schema")) != 0)
-            goto rollback;
-        if ((rc = repro__store_exec(s, "COMMIT", err, "cannot commit a migration")) != 0)
-            return rc;
-    }
-rollback:
-    repro__store_exec(s, "ROLLBACK", NULL, "rollback");
-    return rc;
-}
-
-/* Switching a new file to WAL needs an exclusive lock, and SQLite returns
- * SQLITE_BUSY at once, without its busy handler, when two connections that
- * both read the file race for it (waiting could deadlock). One of them wins;
- * the others retry for as long as the busy timeout and then find the file
- * already in WAL mode. */
-static int enable_wal(struct repro_store *s, struct repro_error *err)
-{
-    const struct timespec pause = {0, 2 * 1000 * 1000};
-    struct timespec t0, now;
-    long waited_ms;
-    int rc;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-            return REPRO_OK;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        waited_ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
-        if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= BUSY_TIMEOUT_MS)
-            return repro__store_db_error(s, err, "cannot configure");
-        nanosleep(&pause, NULL);
-    }
-}
-
-int repro_store_open(const char *path, int flags, struct repro_store **out,
-                     struct repro_error *err)
+int repro_store_open_with(const struct repro_store_ops *ops, const char *path, int flags,
+                          struct repro_store **out, struct repro_error *err)
 {
     struct repro_store *s;
-    int readonly = (flags & REPRO_STORE_READONLY) != 0, rc, i;
+    int rc;
 
     *out = NULL;
     s = repro_calloc(1, sizeof *s);
     if (s == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot open database '%s': out of memory",
                                path);
-    snprintf(s->path, sizeof s->path, "%s", path);
-    s->batch = 4096;
-    if (readonly && access(path, F_OK) != 0) {
-        rc = repro_error_sys(err, REPRO_E_NOTFOUND, "cannot open database '%s': %s", path,
-                             strerror(errno));
-        goto fail;
-    }
-    if (!readonly && strcmp(path, ":memory:") != 0) {
-        /* Create the file ourselves so it is 0600 from the start; SQLite
-         * gives the -wal and -shm files the same mode. */
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            rc = repro_error_sys(err, REPRO_E_STORE, "cannot open database '%s': %s", path,
-                                 strerror(errno));
-            goto fail;
-        }
-        close(fd);
-    }
-    /* Process-wide: memory statistics cost a global mutex per allocation.
-     * Fails harmlessly once SQLite is initialised. */
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    if (sqlite3_open_v2(path, &s->db,
-                        (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        rc = repro__store_db_error(s, err, "cannot open");
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(s->db, 1);
-    /* page_size only takes effect on a new file, before WAL is enabled:
-     * 16 KiB pages hold a few dozen typical exchanges each. */
-    if (!readonly && ((rc = repro__store_exec(s, "PRAGMA page_size=16384;", err,
-                                              "cannot configure")) != 0 ||
-                      (rc = enable_wal(s, err)) != 0 ||
-                      (rc = repro__store_exec(s, "PRAGMA synchronous=NORMAL;"
-                                                 " PRAGMA cache_size=-8192;",
-                                              err, "cannot configure")) != 0))
-        goto fail;
-    if ((rc = migrate(s, readonly, err)) != 0)
-        goto fail;
-    if (!readonly) {
-        for (i = 0; i < ST__COUNT; i++) {
-            if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                   NULL) != SQLITE_OK) {
-                rc = repro__store_db_error(s, err, "cannot prepare a statement");
-                goto fail;
-            }
-        }
+    s->ops = ops;
+    rc = ops->open(path, flags, &s->impl, err);
+    if (rc != REPRO_OK) {
+        repro_free(s);
+        return rc;
     }
     *out = s;
     return REPRO_OK;
-fail:
-    repro_store_close(s);
-    return rc;
+}
+
+int repro_store_open(const char *path, int flags, struct repro_store **out,
+                     struct repro_error *err)
+{
+    return repro_store_open_with(&repro_store_sqlite_ops, path, flags, out, err);
+}
+
+const struct repro_store_ops *repro_store_backend(const struct repro_store *s)
+{
+    return s->ops;
 }
 
 void repro_store_close(struct repro_store *s)
 {
-    int i;
     if (s == NULL)
         return;
-    repro_store_flush(s, NULL);
-    for (i = 0; i < ST__COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
+    if (s->ops->close)
+        s->ops->close(s->impl);
     repro_free(s);
 }
 
 void repro_store_set_batch(struct repro_store *s, unsigned rows)
 {
-    s->batch = rows ? rows : 1;
-}
-
-int repro__store_step(struct repro_store *s, sqlite3_stmt *st, struct repro_error *err,
-                      const char *what)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        repro__store_db_error(s, err, what);
-        sqlite3_reset(st);
-        return REPRO_E_STORE;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return REPRO_OK;
+    if (s->ops->set_batch)
+        s->ops->set_batch(s->impl, rows);
 }
 
 int repro_store_flush(struct repro_store *s, struct repro_error *err)
 {
-    int rc;
-    if (!s->in_tx)
-        return REPRO_OK;
-    rc = repro__store_step(s, s->st[ST_COMMIT], err, "cannot commit");
-    if (rc == REPRO_OK) {
-        s->in_tx = 0;
-        s->pending = 0;
-    }
-    return rc;
-}
-
-/* Opens a batch if none is open and commits it once it is full. */
-int repro__store_batch_row(struct repro_store *s, struct repro_error *err)
-{
-    if (!s->in_tx) {
-        int rc = repro__store_step(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
-        if (rc)
-            return rc;
-        s->in_tx = 1;
-    }
-    if (++s->pending >= s->batch)
-        return repro_store_flush(s, err);
-    return REPRO_OK;
+    return s->ops->flush ? s->ops->flush(s->impl, err) : REPRO_OK;
 }
 
 int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err)
 {
-    int rc = repro_store_flush(s, err);
-    return rc ? rc : repro__store_exec(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import");
+    return s->ops->bulk_begin ? s->ops->bulk_begin(s->impl, err) : REPRO_OK;
 }
 
 int repro_store_bulk_end(struct repro_store *s, struct repro_error *err)
 {
-    int rc = repro_store_flush(s, err);
-    if (rc == REPRO_OK)
-        rc = repro__store_exec(s, "PRAGMA synchronous=NORMAL; PRAGMA wal_checkpoint(TRUNCATE);", err,
-                      "cannot finish a bulk import");
-    return rc;
+    return s->ops->bulk_end ? s->ops->bulk_end(s->impl, err) : REPRO_OK;
 }
 
-int repro_store_capture_begin(struct repro_store *s, const char *source_kind, const char *source,
-                              const char *filter, int link_type, int64_t *capture_id,
-                              struct repro_error *err)
+int repro_store_capture_begin(struct repro_store *s, const struct repro_store_capture *row,
+                              int64_t *capture_id, struct repro_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = repro_store_flush(s, err);
-
-    if (rc)
-        return rc;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO captures(started_us, source_kind, source, filter, link_type)"
-                           " VALUES (?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return repro__store_db_error(s, err, "cannot record the capture");
-    sqlite3_bind_int64(st, 1, repro_wall_us());
-    sqlite3_bind_text(st, 2, source_kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, source, -1, SQLITE_TRANSIENT);
-    if (filter)
-        sqlite3_bind_text(st, 4, filter, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 5, link_type);
-    rc = repro__store_step(s, st, err, "cannot record the capture");
-    sqlite3_finalize(st);
-    if (rc == REPRO_OK)
-        *capture_id = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-static int stats_json(struct repro_buf *b, const struct repro_capture_stats *st)
-{
-    return repro_buf_printf(
-        b,
-        "{\"packets\":%llu,\"bytes\":%llu,\"tcp_packets\":%llu,\"malformed_packets\":%llu,"
-        "\"skipped_not_ip\":%llu,\"skipped_not_tcp\":%llu,\"skipped_fragments\":%llu,"
-        "\"skipped_link_type\":%llu,\"connections\":%llu,\"http_connections\":%llu,"
-        "\"exchanges\":%llu,\"incomplete\":%llu,\"redacted\":%llu,\"bodies_decoded\":%llu,"
-        "\"bodies_dropped\":%llu,\"tls_connections\":%llu,\"http2_connections\":%llu,"
-        "\"h2c_upgrades\":%llu,\"gaps\":%llu,"
-        "\"gap_bytes\":%llu,\"retransmitted_bytes\":%llu,\"overlap_bytes\":%llu,"
-        "\"dropped_ooo_bytes\":%llu,\"dropped_body_bytes\":%llu,\"dropped_connections\":%llu,"
-        "\"dropped_pipeline\":%llu,\"skipped_stream_bytes\":%llu,\"tunnel_bytes\":%llu,"
-        "\"errors\":%llu}",
-        (unsigned long long)st->packets, (unsigned long long)st->bytes,
-        (unsigned long long)st->tcp_packets, (unsigned long long)st->malformed_packets,
-        (unsigned long long)st->skipped[REPRO_SKIP_NOT_IP],
-        (unsigned long long)st->skipped[REPRO_SKIP_NOT_TCP],
-        (unsigned long long)st->skipped[REPRO_SKIP_FRAGMENT],
-        (unsigned long long)st->skipped[REPRO_SKIP_LINKTYPE],
-        (unsigned long long)st->connections, (unsigned long long)st->http_connections,
-        (unsigned long long)st->exchanges, (unsigned long long)st->incomplete,
-        (unsigned long long)st->redacted, (unsigned long long)st->bodies_decoded,
-        (unsigned long long)st->bodies_dropped, (unsigned long long)st->tls_connections,
-        (unsigned long long)st->http2_connections, (unsigned long long)st->h2c_upgrades,
-        (unsigned long long)st->gaps,
-        (unsigned long long)st->gap_bytes, (unsigned long long)st->retransmitted_bytes,
-        (unsigned long long)st->overlap_bytes, (unsigned long long)st->dropped_ooo_bytes,
-        (unsigned long long)st->dropped_body_bytes, (unsigned long long)st->dropped_connections,
-        (unsigned long long)st->dropped_pipeline, (unsigned long long)st->skipped_stream_bytes,
-        (unsigned long long)st->tunnel_bytes, (unsigned long long)st->errors);
+    return DISPATCH(s, capture_begin, "record a capture", row, capture_id, err);
 }
 
 int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
-                            const struct repro_capture_stats *st, const char *status,
+                            const struct repro_store_capture_end *row, struct repro_error *err)
+{
+    return DISPATCH(s, capture_end, "finish a capture", capture_id, row, err);
+}
+
+int repro_store_conn_insert(struct repro_store *s, const struct repro_store_conn *row,
+                            int64_t *id, struct repro_error *err)
+{
+    return DISPATCH(s, conn_insert, "store a connection", row, id, err);
+}
+
+int repro_store_conn_update(struct repro_store *s, const struct repro_store_conn *row,
                             struct repro_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    struct repro_buf js;
-    int rc = repro_store_flush(s, err);
-
-    if (rc)
-        return rc;
-    repro_buf_init(&js, 4096);
-    if (stats_json(&js, st) != REPRO_OK)
-        js.len = 0;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE captures SET finished_us=?, status=?, packets=?, bytes=?,"
-                           " connections=?, exchanges=?, incomplete=?, errors=?, stats_json=?"
-                           " WHERE id=?",
-                           -1, &q, NULL) != SQLITE_OK) {
-        repro_buf_release(&js);
-        return repro__store_db_error(s, err, "cannot finish the capture record");
-    }
-    sqlite3_bind_int64(q, 1, repro_wall_us());
-    sqlite3_bind_text(q, 2, status, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)st->packets);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)st->bytes);
-    sqlite3_bind_int64(q, 5, (sqlite3_int64)st->connections);
-    sqlite3_bind_int64(q, 6, (sqlite3_int64)st->exchanges);
-    sqlite3_bind_int64(q, 7, (sqlite3_int64)st->incomplete);
-    sqlite3_bind_int64(q, 8, (sqlite3_int64)st->errors);
-    if (js.len)
-        sqlite3_bind_text(q, 9, (const char *)js.data, (int)js.len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 10, capture_id);
-    rc = repro__store_step(s, q, err, "cannot finish the capture record");
-    sqlite3_finalize(q);
-    repro_buf_release(&js);
-    return rc;
+    return DISPATCH(s, conn_update, "update a connection", row, err);
 }
 
-static void bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *ip)
-{
-    char buf[64], *colon;
-    /* reuse the endpoint formatter, then cut the port and brackets */
-    repro_format_endpoint(buf, sizeof buf, family, ip, 0);
-    colon = strrchr(buf, ':');
-    if (colon)
-        *colon = '\0';
-    if (family == 6) {
-        size_t n = strlen(buf);
-        if (n >= 2 && buf[0] == '[') {
-            buf[n - 1] = '\0';
-            sqlite3_bind_text(st, col, buf + 1, -1, SQLITE_TRANSIENT);
-            return;
-        }
-    }
-    sqlite3_bind_text(st, col, buf, -1, SQLITE_TRANSIENT);
-}
-
-int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct repro_conn_info *c,
-                            struct repro_error *err)
-{
-    sqlite3_stmt *st = s->st[ST_CONN_INS];
-    int rc = repro__store_batch_row(s, err);
-
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, capture_id);
-    bind_ip(st, 2, c->family, c->client_ip);
-    sqlite3_bind_int(st, 3, c->client_port);
-    bind_ip(st, 4, c->family, c->server_ip);
-    sqlite3_bind_int(st, 5, c->server_port);
-    sqlite3_bind_int64(st, 6, c->opened_us);
-    sqlite3_bind_int(st, 7, c->mid_stream);
-    sqlite3_bind_int(st, 8, c->is_http);
-    rc = repro__store_step(s, st, err, "cannot store a connection");
-    if (rc == REPRO_OK)
-        c->store_id = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info *c,
-                            struct repro_error *err)
-{
-    sqlite3_stmt *st = s->st[ST_CONN_UPD];
-    const char *end = repro_conn_end_name(c->end_reason);
-    int rc = repro__store_batch_row(s, err);
-
-    if (rc)
-        return rc;
-    if (c->closed_us >= 0)
-        sqlite3_bind_int64(st, 1, c->closed_us);
-    if (end)
-        sqlite3_bind_text(st, 2, end, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, c->is_http);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)c->bytes_c2s);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)c->bytes_s2c);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)c->gap_bytes);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)c->n_exchanges);
-    sqlite3_bind_int64(st, 8, c->store_id);
-    return repro__store_step(s, st, err, "cannot update a connection");
-}
-
-static void bind_slice_text(sqlite3_stmt *st, int col, struct repro_slice v)
-{
-    if (v.ptr != NULL && v.len > 0)
-        sqlite3_bind_text(st, col, (const char *)v.ptr, (int)v.len, SQLITE_STATIC);
-}
-
-static void bind_time(sqlite3_stmt *st, int col, int64_t us)
-{
-    if (us >= 0)
-        sqlite3_bind_int64(st, col, us);
-}
-
-int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
-                                const struct repro_conn_info *c, const struct repro_exchange *x,
+int repro_store_exchange_insert(struct repro_store *s, const struct repro_store_exchange *row,
                                 int64_t *id, struct repro_error *err)
 {
-    sqlite3_stmt *st = s->st[ST_EX_INS];
-    int rc = repro__store_batch_row(s, err);
-
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, capture_id);
-    sqlite3_bind_int64(st, 2, c->store_id);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)x->seq);
-    bind_slice_text(st, 4, x->method);
-    bind_slice_text(st, 5, x->uri);
-    bind_slice_text(st, 6, x->host);
-    if (x->version[0])
-        sqlite3_bind_text(st, 7, x->version, -1, SQLITE_STATIC);
-    if (x->status > 0)
-        sqlite3_bind_int(st, 8, x->status);
-    if (x->status > 0)
-        sqlite3_bind_text(st, 9, x->reason.ptr ? (const char *)x->reason.ptr : "",
-                          (int)x->reason.len, SQLITE_STATIC);
-    if (x->interim[0])
-        sqlite3_bind_text(st, 10, x->interim, -1, SQLITE_STATIC);
-    bind_time(st, 11, x->req_first_us);
-    bind_time(st, 12, x->req_last_us);
-    bind_time(st, 13, x->resp_first_us);
-    bind_time(st, 14, x->resp_last_us);
-    sqlite3_bind_int64(st, 15, (sqlite3_int64)x->request_bytes);
-    sqlite3_bind_int64(st, 16, (sqlite3_int64)x->response_bytes);
-    sqlite3_bind_int(st, 17, (int)x->flags);
-    sqlite3_bind_int(st, 18, (x->flags & REPRO_XF_INCOMPLETE) == 0);
-    if (x->note)
-        sqlite3_bind_text(st, 19, x->note, -1, SQLITE_STATIC);
-    if (x->request.len > 0)
-        sqlite3_bind_blob(st, 20, x->request.ptr, (int)x->request.len, SQLITE_STATIC);
-    if (x->response.len > 0)
-        sqlite3_bind_blob(st, 21, x->response.ptr, (int)x->response.len, SQLITE_STATIC);
-    rc = repro__store_step(s, st, err, "cannot store an exchange");
-    if (rc == REPRO_OK && id)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-/* ---- readers ---------------------------------------------------------- */
-
-static int64_t col_time(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
-}
-
-static const char *col_text(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? NULL
-                                                       : (const char *)sqlite3_column_text(st, col);
-}
-
-static void format_ep(char *out, size_t n, const char *ip, int port)
-{
-    if (ip && strchr(ip, ':'))
-        snprintf(out, n, "[%s]:%d", ip, port);
-    else
-        snprintf(out, n, "%s:%d", ip ? ip : "?", port);
+    return DISPATCH(s, exchange_insert, "store an exchange", row, id, err);
 }
 
 int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
                           int with_bodies, repro_exchange_fn fn, void *ctx,
                           struct repro_error *err)
 {
-    struct repro_buf sql;
-    sqlite3_stmt *st = NULL;
-    int rc = REPRO_OK, col = 1, step;
-    char like[1024];
-
-    repro_buf_init(&sql, 4096);
-    rc = repro_buf_printf(
-        &sql,
-        "SELECT e.id, e.capture_id, e.connection_id, e.seq, c.client_ip, c.client_port,"
-        " c.server_ip, c.server_port, e.method, e.uri, e.host, e.http_version, e.status,"
-        " e.reason, e.interim, e.note, e.request_first_us, e.request_last_us,"
-        " e.response_first_us, e.response_last_us, e.request_bytes, e.response_bytes,"
-        " e.flags, e.complete, %s FROM exchanges e JOIN connections c ON c.id = e.connection_id"
-        " WHERE 1",
-        with_bodies ? "e.request, e.response" : "NULL, NULL");
-    if (f->id)
-        rc |= repro_buf_printf(&sql, " AND e.id = ?%d", col++);
-    if (f->method)
-        rc |= repro_buf_printf(&sql, " AND e.method = ?%d", col++);
-    if (f->path_prefix)
-        rc |= repro_buf_printf(&sql, " AND e.uri LIKE ?%d ESCAPE '\\'", col++);
-    if (f->host)
-        rc |= repro_buf_printf(&sql, " AND e.host = ?%d COLLATE NOCASE", col++);
-    if (f->status)
-        rc |= repro_buf_printf(&sql, " AND e.status = ?%d", col++);
-    if (f->connection_id)
-        rc |= repro_buf_printf(&sql, " AND e.connection_id = ?%d", col++);
-    if (f->capture_id)
-        rc |= repro_buf_printf(&sql, " AND e.capture_id = ?%d", col++);
-    rc |= repro_buf_printf(&sql, " ORDER BY e.id");
-    if (f->limit > 0)
-        rc |= repro_buf_printf(&sql, " LIMIT %lld", (long long)f->limit);
-    if (rc != REPRO_OK) {
-        repro_buf_release(&sql);
-        return repro_error_set(err, REPRO_E_NOMEM, "cannot build a query: out of memory");
-    }
-    if (sqlite3_prepare_v2(s->db, (const char *)sql.data, (int)sql.len, &st, NULL) != SQLITE_OK) {
-        rc = repro__store_db_error(s, err, "cannot query exchanges");
-        goto out;
-    }
-    col = 1;
-    if (f->id)
-        sqlite3_bind_int64(st, col++, f->id);
-    if (f->method)
-        sqlite3_bind_text(st, col++, f->method, -1, SQLITE_STATIC);
-    if (f->path_prefix) {
-        size_t i, o = 0;
-        for (i = 0; f->path_prefix[i] && o + 3 < sizeof like; i++) {
-            char ch = f->path_prefix[i];
-            if (ch == '%' || ch == '_' || ch == '\\')
-                like[o++] = '\\';
-            like[o++] = ch;
-        }
-        like[o++] = '%';
-        like[o] = '\0';
-        sqlite3_bind_text(st, col++, like, -1, SQLITE_STATIC);
-    }
-    if (f->host)
-        sqlite3_bind_text(st, col++, f->host, -1, SQLITE_STATIC);
-    if (f->status)
-        sqlite3_bind_int(st, col++, f->status);
-    if (f->connection_id)
-        sqlite3_bind_int64(st, col++, f->connection_id);
-    if (f->capture_id)
-        sqlite3_bind_int64(st, col++, f->capture_id);
-    /* LIKE is case-insensitive for ASCII by default; paths are not. */
-    sqlite3_exec(s->db, "PRAGMA case_sensitive_like=ON", NULL, NULL, NULL);
-
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        struct repro_exchange_row r;
-        memset(&r, 0, sizeof r);
-        r.id = sqlite3_column_int64(st, 0);
-        r.capture_id = sqlite3_column_int64(st, 1);
-        r.connection_id = sqlite3_column_int64(st, 2);
-        r.seq = sqlite3_column_int64(st, 3);
-        format_ep(r.client, sizeof r.client, col_text(st, 4), sqlite3_column_int(st, 5));
-        format_ep(r.server, sizeof r.server, col_text(st, 6), sqlite3_column_int(st, 7));
-        r.method = col_text(st, 8);
-        r.uri = col_text(st, 9);
-        r.host = col_text(st, 10);
-        r.http_version = col_text(st, 11);
-        r.status = sqlite3_column_int(st, 12);
-        r.reason = col_text(st, 13);
-        r.interim = col_text(st, 14);
-        r.note = col_text(st, 15);
-        r.request_first_us = col_time(st, 16);
-        r.request_last_us = col_time(st, 17);
-        r.response_first_us = col_time(st, 18);
-        r.response_last_us = col_time(st, 19);
-        r.request_bytes = sqlite3_column_int64(st, 20);
-        r.response_bytes = sqlite3_column_int64(st, 21);
-        r.flags = (unsigned)sqlite3_column_int(st, 22);
-        r.complete = sqlite3_column_int(st, 23);
-        r.request.ptr = sqlite3_column_blob(st, 24);
-        r.request.len = (size_t)sqlite3_column_bytes(st, 24);
-        r.response.ptr = sqlite3_column_blob(st, 25);
-        r.response.len = (size_t)sqlite3_column_bytes(st, 25);
-        rc = fn(ctx, &r);
-        if (rc)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = repro__store_db_error(s, err, "cannot read exchanges");
-out:
-    sqlite3_finalize(st);
-    repro_buf_release(&sql);
-    return rc;
+    return DISPATCH(s, exchanges, "query exchanges", f, with_bodies, fn, ctx, err);
 }
 
-int repro_xflags_json(struct repro_buf *b, unsigned flags)
+/* Checks the row invariant every backend relies on. */
+static int crash_row_valid(const struct repro_store_crash *row, struct repro_error *err)
 {
-    unsigned bit;
-    int rc = repro_buf_append(b, "[", 1), first = 1;
-    for (bit = 0; bit < 32 && rc == REPRO_OK; bit++) {
-        const char *name;
-        if (!(flags & (1u << bit)))
-            continue;
-        name = repro_xflag_name(1u << bit);
-        if (name == NULL)
-            continue;
-        if (!first)
-            rc = repro_buf_append(b, ",", 1);
-        first = 0;
-        if (rc == REPRO_OK)
-            rc = repro_json_cstr(b, name);
+    size_t i, k;
+
+    for (i = 0; i < row->n_threads; i++)
+        for (k = 0; k < row->threads[i].n_frames; k++) {
+            int m = row->threads[i].frames[k].module;
+            if (m < -1 || (m >= 0 && (size_t)m >= row->n_modules))
+                return repro_error_set(err, REPRO_E_MALFORMED,
+                                       "cannot store a crash: thread %zu frame %zu names module "
+                                       "%d of %zu",
+                                       i, k, m, row->n_modules);
+        }
+    return REPRO_OK;
+}
+
+int repro_store_crash_add(struct repro_store *s, const struct repro_store_crash *row, int64_t *id,
+                          struct repro_error *err)
+{
+    int rc = crash_row_valid(row, err);
+    return rc ? rc : DISPATCH(s, crash_insert, "store a crash", row, id, err);
+}
+
+int repro_store_crash_get(struct repro_store *s, int64_t id, struct repro_store_crash **out,
+                          struct repro_error *err)
+{
+    *out = NULL;
+    return DISPATCH(s, crash_get, "load a crash", id, out, err);
+}
+
+int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id), void *ctx,
+                          struct repro_error *err)
+{
+    return DISPATCH(s, crash_ids, "list crashes", fn, ctx, err);
+}
+
+int repro_store_crash_in_flight(struct repro_store *s, int64_t crash_id,
+                                int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
+                                struct repro_error *err)
+{
+    return DISPATCH(s, crash_in_flight, "find the requests in flight", crash_id, fn, ctx, err);
+}
+
+int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
+                            int64_t *first_us, int64_t *last_us, struct repro_error *err)
+{
+    *count = 0;
+    *first_us = *last_us = -1;
+    if (signature == NULL)
+        return REPRO_OK;
+    return DISPATCH(s, crash_group, "group crashes", signature, count, first_us, last_us, err);
+}
+
+int repro_store_crash_set_symbols(struct repro_store *s, int64_t id,
+                                  const struct repro_store_crash *row, struct repro_error *err)
+{
+    int rc = crash_row_valid(row, err);
+    return rc ? rc : DISPATCH(s, crash_set_symbols, "update a crash", id, row, err);
+}
+
+void repro_store_crash_free(struct repro_store_crash *row)
+{
+    size_t i, k;
+
+    if (row == NULL)
+        return;
+    /* Every string and array of a loaded row is an allocation of its own
+     * (struct repro_store_ops: crash_get). */
+    repro_free((void *)row->executable);
+    repro_free((void *)row->cmdline);
+    repro_free((void *)row->service);
+    repro_free((void *)row->hostname);
+    repro_free((void *)row->signal);
+    repro_free((void *)row->source);
+    repro_free((void *)row->partial_reason);
+    repro_free((void *)row->signature);
+    repro_free((void *)row->record_key);
+    for (i = 0; i < row->n_modules; i++) {
+        repro_free((void *)row->modules[i].path);
+        repro_free((void *)row->modules[i].build_id);
     }
-    return rc == REPRO_OK ? repro_buf_append(b, "]", 1) : rc;
+    repro_free((void *)row->modules);
+    for (i = 0; i < row->n_threads; i++) {
+        const struct repro_store_crash_thread *t = &row->threads[i];
+        for (k = 0; k < t->n_frames; k++) {
+            repro_free((void *)t->frames[k].function);
+            repro_free((void *)t->frames[k].file);
+        }
+        repro_free((void *)t->frames);
+        repro_free((void *)t->name);
+        repro_free((void *)t->registers);
+    }
+    repro_free((void *)row->threads);
+    repro_free((void *)row->conns);
+    repro_free(row);
 }

@@ -1,5 +1,5 @@
 /*
- * Internals shared by the store's files (never installed).
+ * Internals shared by the SQLite backend's files (never installed).
  */
 #ifndef REPRO_STORE_INT_H
 #define REPRO_STORE_INT_H
@@ -10,7 +10,8 @@
 
 enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST__COUNT };
 
-struct repro_store {
+/* The SQLite backend's handle (the impl of struct repro_store). */
+struct sqlite_store {
     sqlite3 *db;
     char path[512];
     sqlite3_stmt *st[ST__COUNT];
@@ -18,15 +19,60 @@ struct repro_store {
     unsigned batch, pending;
 };
 
+/* The SQL that migrates schema version from_version to from_version + 1,
+ * NULL past the last (for tests that build files of older versions). */
+const char *repro__sqlite_migration(int from_version);
+
 /* Records "WHAT in database 'PATH': sqlite's message" into err. */
-int repro__store_db_error(struct repro_store *s, struct repro_error *err, const char *what);
+int repro__store_db_error(struct sqlite_store *s, struct repro_error *err, const char *what);
 /* Runs SQL without results. */
-int repro__store_exec(struct repro_store *s, const char *sql, struct repro_error *err,
+int repro__store_exec(struct sqlite_store *s, const char *sql, struct repro_error *err,
                       const char *what);
 /* Steps a statement to completion, then resets it and clears its bindings. */
-int repro__store_step(struct repro_store *s, sqlite3_stmt *st, struct repro_error *err,
+int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_error *err,
                       const char *what);
-/* Opens a batch if none is open; commits it when full. */
-int repro__store_batch_row(struct repro_store *s, struct repro_error *err);
+/* Prepares sql into *st (owned by the caller, who finalizes it). */
+int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st,
+                         struct repro_error *err, const char *what);
+/* Commits the open batch, if any. */
+int repro__store_flush(void *impl, struct repro_error *err);
+/* Column col as text, NULL for SQL NULL. Borrowed until the statement
+ * steps, resets or is finalized. */
+const char *repro__store_col_text(sqlite3_stmt *st, int col);
+/* Binds v as text (copied), or leaves NULL when v is NULL. */
+void repro__store_bind_text(sqlite3_stmt *st, int col, const char *v);
+/* Binds an IP address (family 4 or 6) as text, the way the schema keeps
+ * it (docs/schema.md). */
+void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *ip);
+
+/* The join of repro_store_crash_in_flight (a test checks its plan uses
+ * the connections_by_endpoints index). ?1 is the crash id. */
+#define REPRO__SQLITE_IN_FLIGHT_SQL                                         \
+    "SELECT DISTINCT e.id FROM crashes c"                                   \
+    " JOIN crash_connections k ON k.crash_id = c.id"                        \
+    " JOIN connections n ON n.client_ip = replace(k.remote_ip, '::ffff:', '')" \
+    "  AND n.client_port = k.remote_port"                                   \
+    "  AND n.server_ip = replace(k.local_ip, '::ffff:', '')"                \
+    "  AND n.server_port = k.local_port"                                    \
+    " JOIN exchanges e ON e.connection_id = n.id"                           \
+    " WHERE c.id = ?1 AND n.opened_us <= c.time_us"                         \
+    "  AND e.request_first_us <= c.time_us"                                 \
+    "  AND (e.response_first_us IS NULL OR e.response_first_us >= c.time_us)" \
+    " ORDER BY e.id"
+
+/* The crash operations (sqlite_crash.c). */
+int repro__sqlite_crash_insert(void *impl, const struct repro_store_crash *row, int64_t *id,
+                               struct repro_error *err);
+int repro__sqlite_crash_get(void *impl, int64_t id, struct repro_store_crash **out,
+                            struct repro_error *err);
+int repro__sqlite_crash_ids(void *impl, int (*fn)(void *ctx, int64_t id), void *ctx,
+                            struct repro_error *err);
+int repro__sqlite_crash_in_flight(void *impl, int64_t crash_id,
+                                  int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
+                                  struct repro_error *err);
+int repro__sqlite_crash_group(void *impl, const char *signature, int64_t *count,
+                              int64_t *first_us, int64_t *last_us, struct repro_error *err);
+int repro__sqlite_crash_set_symbols(void *impl, int64_t id, const struct repro_store_crash *row,
+                                    struct repro_error *err);
 
 #endif

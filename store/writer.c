@@ -1,31 +1,43 @@
 /*
- * The background store writer: one producer (the capture thread), one
- * consumer (a writer thread owning the SQLite handle while it runs).
+ * The background store writer: one producer thread, one consumer (a writer
+ * thread owning the store handle while it runs). Any domain's rows go
+ * through it (struct repro_store_row): connections, exchanges, crashes.
  *
- * Records are serialised into batches: a fixed header followed by the
- * variable bytes (method, URI, raw request and response...). Three buffers
- * rotate — the one being filled, at most one queued, the one being
- * written — so memory stays at three batches whatever the traffic, and a
- * slow disk slows the capture down instead of growing a queue.
+ * Each row is deep-copied into a batch: a fixed record (kind, size, the
+ * row struct by value) followed by every string, slice and array the row
+ * points to, the pointers rewritten as offsets from the record's start and
+ * turned back into pointers by the writer thread. Three buffers rotate —
+ * the one being filled, at most one queued, the one being written — so
+ * memory stays at three batches whatever the traffic, and a slow disk slows
+ * the producer down instead of growing a queue. The writer thread writes a
+ * batch per transaction.
  *
- * Connections get their database ids in the writer thread; the capture
- * refers to them by capture-local id, mapped here.
+ * Connections get their store ids in the writer thread; the producer refers
+ * to them by its own id (local_id), mapped here.
+ *
+ * Threads: everything the two threads share (the buffers, have_queued,
+ * writing, stop, the error) is read and written under mu; failed is also
+ * read without the lock, so it is atomic and set only after err is
+ * complete.
  */
 #include "repro/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
-enum { REC_OPEN = 1, REC_EXCHANGE, REC_CLOSE };
+#define BATCH_BYTES ((size_t)4 << 20)
+#define BATCH_ROWS 8192
 
-/* Serialised exchange fields: slices become offsets after the header. */
-struct rec_hdr {
-    uint32_t type;
-    uint32_t total; /* header + payload bytes, padded to 8 */
-    struct repro_conn_info conn;
-    struct repro_exchange x; /* slice pointers rewritten on read */
-    uint32_t len[6];         /* method, uri, host, reason, request, response */
-    uint32_t note_len;
+/* A queued row; its variable bytes follow, at offsets from the record. */
+struct rec {
+    uint32_t kind;  /* enum repro_store_row_kind */
+    uint32_t total; /* record + payload bytes, padded to 8 */
+    union {
+        struct repro_store_conn conn;
+        struct repro_store_exchange x;
+        struct repro_store_crash crash;
+    } u;
 };
 
 struct id_node {
@@ -38,17 +50,237 @@ struct id_node {
 
 struct repro_store_writer {
     struct repro_store *store;
-    int64_t capture_id;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct repro_buf fill, queued, spare;
-    int have_queued, writing, stop, failed;
-    size_t batch_bytes;
-    unsigned fill_rows;
-    struct repro_error err; /* the writer thread's first error */
-    struct id_node *ids[ID_BUCKETS];
+    int have_queued, writing, stop; /* under mu */
+    atomic_int failed;              /* set (under mu) once err holds the first error */
+    struct repro_error err;         /* under mu: the writer thread's first error */
+    size_t max_row_bytes;
+    unsigned fill_rows;             /* producer only */
+    struct id_node *ids[ID_BUCKETS]; /* writer thread only */
 };
+
+/* ---- packing: the same code counts (base NULL) and copies ------------- */
+
+struct packer {
+    uint8_t *base; /* the record, or NULL to count only */
+    size_t off;    /* next free offset */
+};
+
+static size_t pack_reserve(struct packer *p, size_t n)
+{
+    size_t o = (p->off + 7) & ~(size_t)7;
+    p->off = o + n;
+    return o;
+}
+
+/* Copies n bytes of src; returns its offset as a pointer (NULL for NULL). */
+static const void *pack(struct packer *p, const void *src, size_t n)
+{
+    size_t o;
+    if (src == NULL)
+        return NULL;
+    o = pack_reserve(p, n);
+    if (p->base && n)
+        memcpy(p->base + o, src, n);
+    return (const void *)(uintptr_t)o;
+}
+
+static const char *pack_str(struct packer *p, const char *s)
+{
+    return s ? pack(p, s, strlen(s) + 1) : NULL;
+}
+
+static struct repro_slice pack_slice(struct packer *p, struct repro_slice v)
+{
+    struct repro_slice out = {NULL, v.ptr ? v.len : 0};
+    out.ptr = v.ptr ? pack(p, v.ptr, v.len) : NULL;
+    return out;
+}
+
+/* The element of a packed array, to fill in place (NULL when counting). */
+static void *packed_at(struct packer *p, const void *enc)
+{
+    return p->base && enc ? p->base + (uintptr_t)enc : NULL;
+}
+
+static void pack_conn(struct packer *p, struct repro_store_conn *c)
+{
+    c->end_reason = pack_str(p, c->end_reason);
+}
+
+static void pack_exchange(struct packer *p, struct repro_store_exchange *x)
+{
+    x->method = pack_slice(p, x->method);
+    x->uri = pack_slice(p, x->uri);
+    x->host = pack_slice(p, x->host);
+    x->reason = pack_slice(p, x->reason);
+    x->request = pack_slice(p, x->request);
+    x->response = pack_slice(p, x->response);
+    x->http_version = pack_str(p, x->http_version);
+    x->interim = pack_str(p, x->interim);
+    x->note = pack_str(p, x->note);
+}
+
+static void pack_thread(struct packer *p, struct repro_store_crash_thread *t)
+{
+    const struct repro_store_crash_frame *src = t->frames;
+    size_t k;
+
+    t->name = pack_str(p, t->name);
+    t->registers = pack_str(p, t->registers);
+    t->frames = pack(p, src, t->n_frames * sizeof *src);
+    for (k = 0; src && k < t->n_frames; k++) {
+        struct repro_store_crash_frame *f = packed_at(p, t->frames), tmp = src[k];
+        tmp.function = pack_str(p, src[k].function);
+        tmp.file = pack_str(p, src[k].file);
+        if (f)
+            f[k] = tmp;
+    }
+}
+
+static void pack_crash(struct packer *p, struct repro_store_crash *c)
+{
+    const struct repro_store_crash_module *mods = c->modules;
+    const struct repro_store_crash_thread *ths = c->threads;
+    size_t i;
+
+    c->executable = pack_str(p, c->executable);
+    c->cmdline = pack_str(p, c->cmdline);
+    c->service = pack_str(p, c->service);
+    c->hostname = pack_str(p, c->hostname);
+    c->signal = pack_str(p, c->signal);
+    c->source = pack_str(p, c->source);
+    c->partial_reason = pack_str(p, c->partial_reason);
+    c->signature = pack_str(p, c->signature);
+    c->record_key = pack_str(p, c->record_key);
+    c->conns = pack(p, c->conns, c->n_conns * sizeof *c->conns);
+    c->modules = pack(p, mods, c->n_modules * sizeof *mods);
+    for (i = 0; mods && i < c->n_modules; i++) {
+        struct repro_store_crash_module *m = packed_at(p, c->modules), tmp = mods[i];
+        tmp.path = pack_str(p, mods[i].path);
+        tmp.build_id = pack_str(p, mods[i].build_id);
+        if (m)
+            m[i] = tmp;
+    }
+    c->threads = pack(p, ths, c->n_threads * sizeof *ths);
+    for (i = 0; ths && i < c->n_threads; i++) {
+        struct repro_store_crash_thread *t = packed_at(p, c->threads), tmp = ths[i];
+        pack_thread(p, &tmp);
+        if (t)
+            t[i] = tmp;
+    }
+}
+
+/* Packs row into r (the record's start, or NULL to count); returns the
+ * record's total bytes, or 0 for an unknown kind. */
+static size_t pack_row(uint8_t *r, const struct repro_store_row *row)
+{
+    struct packer p = {r, sizeof(struct rec)};
+    struct rec h;
+
+    memset(&h, 0, sizeof h);
+    h.kind = (uint32_t)row->kind;
+    switch (row->kind) {
+    case REPRO_ROW_CONN_OPEN:
+    case REPRO_ROW_CONN_CLOSE:
+        h.u.conn = *row->u.conn;
+        pack_conn(&p, &h.u.conn);
+        break;
+    case REPRO_ROW_EXCHANGE:
+        h.u.x = *row->u.exchange;
+        pack_exchange(&p, &h.u.x);
+        break;
+    case REPRO_ROW_CRASH:
+        h.u.crash = *row->u.crash;
+        pack_crash(&p, &h.u.crash);
+        break;
+    default:
+        return 0;
+    }
+    h.total = (uint32_t)((p.off + 7) & ~(size_t)7);
+    if (r)
+        memcpy(r, &h, sizeof h);
+    return (p.off + 7) & ~(size_t)7;
+}
+
+/* ---- unpacking (writer thread): offsets back to pointers -------------- */
+
+#define UNPACK(base, field)                                                 \
+    ((field) = (field) ? (void *)((base) + (uintptr_t)(field)) : NULL)
+
+static void unpack_slice(uint8_t *base, struct repro_slice *v)
+{
+    UNPACK(base, v->ptr);
+}
+
+static void unpack_crash(uint8_t *b, struct repro_store_crash *c)
+{
+    struct repro_store_crash_module *m;
+    struct repro_store_crash_thread *t;
+    size_t i, k;
+
+    UNPACK(b, c->executable);
+    UNPACK(b, c->cmdline);
+    UNPACK(b, c->service);
+    UNPACK(b, c->hostname);
+    UNPACK(b, c->signal);
+    UNPACK(b, c->source);
+    UNPACK(b, c->partial_reason);
+    UNPACK(b, c->signature);
+    UNPACK(b, c->record_key);
+    UNPACK(b, c->conns);
+    UNPACK(b, c->modules);
+    UNPACK(b, c->threads);
+    m = (struct repro_store_crash_module *)c->modules;
+    for (i = 0; m && i < c->n_modules; i++) {
+        UNPACK(b, m[i].path);
+        UNPACK(b, m[i].build_id);
+    }
+    t = (struct repro_store_crash_thread *)c->threads;
+    for (i = 0; t && i < c->n_threads; i++) {
+        struct repro_store_crash_frame *f;
+        UNPACK(b, t[i].name);
+        UNPACK(b, t[i].registers);
+        UNPACK(b, t[i].frames);
+        f = (struct repro_store_crash_frame *)t[i].frames;
+        for (k = 0; f && k < t[i].n_frames; k++) {
+            UNPACK(b, f[k].function);
+            UNPACK(b, f[k].file);
+        }
+    }
+}
+
+static void unpack_row(struct rec *h)
+{
+    uint8_t *b = (uint8_t *)h;
+    struct repro_store_exchange *x = &h->u.x;
+
+    switch (h->kind) {
+    case REPRO_ROW_CONN_OPEN:
+    case REPRO_ROW_CONN_CLOSE:
+        UNPACK(b, h->u.conn.end_reason);
+        break;
+    case REPRO_ROW_EXCHANGE:
+        unpack_slice(b, &x->method);
+        unpack_slice(b, &x->uri);
+        unpack_slice(b, &x->host);
+        unpack_slice(b, &x->reason);
+        unpack_slice(b, &x->request);
+        unpack_slice(b, &x->response);
+        UNPACK(b, x->http_version);
+        UNPACK(b, x->interim);
+        UNPACK(b, x->note);
+        break;
+    case REPRO_ROW_CRASH:
+        unpack_crash(b, &h->u.crash);
+        break;
+    }
+}
+
+/* ---- the writer thread ------------------------------------------------ */
 
 static struct id_node **id_slot(struct repro_store_writer *w, uint64_t local)
 {
@@ -58,71 +290,79 @@ static struct id_node **id_slot(struct repro_store_writer *w, uint64_t local)
     return pp;
 }
 
-static int apply_record(struct repro_store_writer *w, struct rec_hdr *h, struct repro_error *err)
+static int remember_conn(struct repro_store_writer *w, uint64_t local, int64_t store_id,
+                         struct repro_error *err)
 {
-    struct id_node **pp, *n;
-    const uint8_t *p = (const uint8_t *)(h + 1);
-    struct repro_slice *sl[6];
-    int i, rc;
+    struct id_node *n = repro_malloc(sizeof *n);
+    if (n == NULL)
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot store a connection: out of memory");
+    n->local = local;
+    n->store_id = store_id;
+    n->next = w->ids[local % ID_BUCKETS];
+    w->ids[local % ID_BUCKETS] = n;
+    return REPRO_OK;
+}
 
-    switch (h->type) {
-    case REC_OPEN:
-        rc = repro_store_conn_insert(w->store, w->capture_id, &h->conn, err);
-        if (rc)
-            return rc;
-        n = repro_malloc(sizeof *n);
-        if (n == NULL)
-            return repro_error_set(err, REPRO_E_NOMEM, "cannot store a connection: out of memory");
-        n->local = h->conn.id;
-        n->store_id = h->conn.store_id;
-        n->next = w->ids[n->local % ID_BUCKETS];
-        w->ids[n->local % ID_BUCKETS] = n;
-        return REPRO_OK;
-    case REC_EXCHANGE:
-        pp = id_slot(w, h->conn.id);
-        if (*pp == NULL)
-            return repro_error_set(err, REPRO_E_INVAL, "exchange of unknown connection %llu",
-                                   (unsigned long long)h->conn.id);
-        h->conn.store_id = (*pp)->store_id;
-        sl[0] = &h->x.method;
-        sl[1] = &h->x.uri;
-        sl[2] = &h->x.host;
-        sl[3] = &h->x.reason;
-        sl[4] = &h->x.request;
-        sl[5] = &h->x.response;
-        for (i = 0; i < 6; i++) {
-            sl[i]->ptr = h->len[i] ? p : NULL;
-            sl[i]->len = h->len[i];
-            p += h->len[i];
-        }
-        h->x.note = h->note_len ? (const char *)p : NULL;
-        return repro_store_exchange_insert(w->store, w->capture_id, &h->conn, &h->x, NULL, err);
-    case REC_CLOSE:
-        pp = id_slot(w, h->conn.id);
+static int apply_conn(struct repro_store_writer *w, struct rec *h, struct repro_error *err)
+{
+    struct repro_store_conn *c = &h->u.conn;
+    struct id_node **pp, *n;
+    int64_t id = 0;
+    int rc;
+
+    if (h->kind == REPRO_ROW_CONN_OPEN) {
+        rc = repro_store_conn_insert(w->store, c, &id, err);
+        return rc ? rc : remember_conn(w, c->local_id, id, err);
+    }
+    if (c->id == 0) {
+        pp = id_slot(w, c->local_id);
         if (*pp == NULL)
             return REPRO_OK; /* never opened: nothing stored */
         n = *pp;
-        h->conn.store_id = n->store_id;
+        c->id = n->store_id;
         *pp = n->next;
         repro_free(n);
-        return repro_store_conn_update(w->store, &h->conn, err);
+    }
+    return repro_store_conn_update(w->store, c, err);
+}
+
+static int apply_record(struct repro_store_writer *w, struct rec *h, struct repro_error *err)
+{
+    struct id_node **pp;
+
+    unpack_row(h);
+    switch (h->kind) {
+    case REPRO_ROW_CONN_OPEN:
+    case REPRO_ROW_CONN_CLOSE:
+        return apply_conn(w, h, err);
+    case REPRO_ROW_EXCHANGE:
+        if (h->u.x.connection_id == 0) {
+            pp = id_slot(w, h->u.x.conn_local_id);
+            if (*pp == NULL)
+                return repro_error_set(err, REPRO_E_INVAL, "exchange of unknown connection %llu",
+                                       (unsigned long long)h->u.x.conn_local_id);
+            h->u.x.connection_id = (*pp)->store_id;
+        }
+        return repro_store_exchange_insert(w->store, &h->u.x, NULL, err);
+    case REPRO_ROW_CRASH:
+        return repro_store_crash_add(w->store, &h->u.crash, NULL, err);
     default:
-        return repro_error_set(err, REPRO_E_INVAL, "corrupt writer record type %u", h->type);
+        return repro_error_set(err, REPRO_E_INVAL, "corrupt writer record kind %u", h->kind);
     }
 }
 
-static int write_batch(struct repro_store_writer *w, struct repro_buf *b)
+static int write_batch(struct repro_store_writer *w, struct repro_buf *b, struct repro_error *err)
 {
     size_t off = 0;
     int rc = REPRO_OK;
 
     while (rc == REPRO_OK && off < b->len) {
-        struct rec_hdr *h = (struct rec_hdr *)(b->data + off);
-        rc = apply_record(w, h, &w->err);
+        struct rec *h = (struct rec *)(b->data + off);
         off += h->total;
+        rc = apply_record(w, h, err);
     }
     if (rc == REPRO_OK)
-        rc = repro_store_flush(w->store, &w->err);
+        rc = repro_store_flush(w->store, err);
     return rc;
 }
 
@@ -132,8 +372,9 @@ static void *writer_main(void *arg)
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
+        struct repro_error werr = {0};
         struct repro_buf b;
-        int rc;
+        int rc = REPRO_OK;
 
         while (!w->have_queued && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
@@ -145,11 +386,17 @@ static void *writer_main(void *arg)
         w->writing = 1;
         pthread_mutex_unlock(&w->mu);
 
-        rc = w->failed ? REPRO_E_STORE : write_batch(w, &b);
+        /* After a failure later batches are dropped, not written. */
+        if (!atomic_load(&w->failed))
+            rc = write_batch(w, &b, &werr);
 
         pthread_mutex_lock(&w->mu);
-        if (rc)
-            w->failed = 1;
+        if (rc && !atomic_load(&w->failed)) {
+            if (werr.code == 0)
+                repro_error_set(&werr, rc, "the store writer failed: %s", repro_strerror(rc));
+            w->err = werr;
+            atomic_store(&w->failed, 1);
+        }
         repro_buf_reset(&b);
         repro_buf_release(&w->spare);
         w->spare = b;
@@ -160,7 +407,9 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int repro_store_writer_start(struct repro_store *s, int64_t capture_id, size_t max_record_bytes,
+/* ---- the producer's side ---------------------------------------------- */
+
+int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
                              struct repro_store_writer **out, struct repro_error *err)
 {
     struct repro_store_writer *w = repro_calloc(1, sizeof *w);
@@ -170,9 +419,9 @@ int repro_store_writer_start(struct repro_store *s, int64_t capture_id, size_t m
     if (w == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the store writer: out of memory");
     w->store = s;
-    w->capture_id = capture_id;
-    w->batch_bytes = 4u << 20;
-    cap = w->batch_bytes + max_record_bytes + sizeof(struct rec_hdr) + 64;
+    w->max_row_bytes = max_row_bytes;
+    atomic_init(&w->failed, 0);
+    cap = BATCH_BYTES + sizeof(struct rec) + max_row_bytes;
     repro_buf_init(&w->fill, cap);
     repro_buf_init(&w->queued, cap);
     repro_buf_init(&w->spare, cap);
@@ -180,20 +429,31 @@ int repro_store_writer_start(struct repro_store *s, int64_t capture_id, size_t m
     pthread_cond_init(&w->cv, NULL);
     repro_store_set_batch(s, UINT32_MAX); /* the writer commits per batch */
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        int e = repro_error_sys(err, REPRO_E_IO, "cannot start the store writer thread");
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
+        repro_store_set_batch(s, 4096);
         repro_free(w);
-        return repro_error_sys(err, REPRO_E_IO, "cannot start the store writer thread");
+        return e;
     }
     *out = w;
     return REPRO_OK;
 }
 
+/* Copies the writer thread's first error into err; call with mu held. */
+static int failure_locked(struct repro_store_writer *w, struct repro_error *err)
+{
+    repro_error_set(err, w->err.code, "%s", w->err.msg);
+    return w->err.code;
+}
+
 static int writer_failure(struct repro_store_writer *w, struct repro_error *err)
 {
-    repro_error_set(err, w->err.code ? w->err.code : REPRO_E_STORE, "%s",
-                    w->err.msg[0] ? w->err.msg : "the store writer failed");
-    return w->err.code ? w->err.code : REPRO_E_STORE;
+    int rc;
+    pthread_mutex_lock(&w->mu);
+    rc = failure_locked(w, err);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 /* Hands the filled batch to the writer thread (waiting while one is
@@ -201,15 +461,14 @@ static int writer_failure(struct repro_store_writer *w, struct repro_error *err)
 static int submit(struct repro_store_writer *w, struct repro_error *err)
 {
     struct repro_buf next;
+    int rc = REPRO_OK;
 
     pthread_mutex_lock(&w->mu);
-    while (w->have_queued && !w->failed)
+    while (w->have_queued && !atomic_load(&w->failed))
         pthread_cond_wait(&w->cv, &w->mu);
-    if (w->failed) {
-        pthread_mutex_unlock(&w->mu);
-        return writer_failure(w, err);
-    }
-    if (w->fill.len > 0) {
+    if (atomic_load(&w->failed)) {
+        rc = failure_locked(w, err);
+    } else if (w->fill.len > 0) {
         next = w->spare;
         repro_buf_init(&w->spare, w->fill.max);
         repro_buf_release(&w->queued);
@@ -220,104 +479,51 @@ static int submit(struct repro_store_writer *w, struct repro_error *err)
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
-    return REPRO_OK;
+    return rc;
 }
 
-static int append_record(struct repro_store_writer *w, struct rec_hdr *h, const struct repro_slice *parts,
-                         int n_parts, struct repro_error *err)
+int repro_store_writer_put(struct repro_store_writer *w, const struct repro_store_row *row,
+                           struct repro_error *err)
 {
-    size_t payload = 0, total;
-    int i, rc;
+    size_t total = pack_row(NULL, row);
+    int rc;
 
-    for (i = 0; i < n_parts; i++)
-        payload += parts[i].len;
-    total = (sizeof *h + payload + 7) & ~(size_t)7;
-    h->total = (uint32_t)total;
-    if (w->fill.len + total > w->batch_bytes && w->fill.len > 0) {
-        rc = submit(w, err);
-        if (rc)
-            return rc;
-    }
-    if (w->failed)
+    if (total == 0)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot queue a row of unknown kind %d",
+                               (int)row->kind);
+    if (total - sizeof(struct rec) > w->max_row_bytes)
+        return repro_error_set(err, REPRO_E_LIMIT,
+                               "cannot queue a row for the store: %zu bytes, more than %zu",
+                               total, w->max_row_bytes);
+    if (w->fill.len + total > BATCH_BYTES && w->fill.len > 0 && (rc = submit(w, err)) != 0)
+        return rc;
+    if (atomic_load(&w->failed))
         return writer_failure(w, err);
     rc = repro_buf_reserve(&w->fill, total);
     if (rc != REPRO_OK)
-        return repro_error_set(err, rc, "cannot queue a record for the store: %s",
+        return repro_error_set(err, rc, "cannot queue a row for the store: %s",
                                repro_strerror(rc));
-    memcpy(w->fill.data + w->fill.len, h, sizeof *h);
-    w->fill.len += sizeof *h;
-    for (i = 0; i < n_parts; i++) {
-        if (parts[i].len)
-            memcpy(w->fill.data + w->fill.len, parts[i].ptr, parts[i].len);
-        w->fill.len += parts[i].len;
-    }
-    w->fill.len += total - sizeof *h - payload;
-    if (++w->fill_rows >= 8192)
+    /* The padding between pieces is never read: no need to clear it. */
+    pack_row(w->fill.data + w->fill.len, row);
+    w->fill.len += total;
+    if (++w->fill_rows >= BATCH_ROWS)
         return submit(w, err);
     return REPRO_OK;
-}
-
-static int queue_conn(struct repro_store_writer *w, uint32_t type,
-                      const struct repro_conn_info *c, struct repro_error *err)
-{
-    struct rec_hdr h;
-    memset(&h, 0, sizeof h);
-    h.type = type;
-    h.conn = *c;
-    return append_record(w, &h, NULL, 0, err);
-}
-
-int repro_store_writer_conn_open(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                 struct repro_error *err)
-{
-    return queue_conn(w, REC_OPEN, c, err);
-}
-
-int repro_store_writer_conn_close(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                  struct repro_error *err)
-{
-    return queue_conn(w, REC_CLOSE, c, err);
-}
-
-int repro_store_writer_exchange(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                const struct repro_exchange *x, struct repro_error *err)
-{
-    struct rec_hdr h;
-    struct repro_slice parts[7];
-    int i;
-
-    memset(&h, 0, sizeof h);
-    h.type = REC_EXCHANGE;
-    h.conn = *c;
-    h.x = *x;
-    parts[0] = x->method;
-    parts[1] = x->uri;
-    parts[2] = x->host;
-    parts[3] = x->reason;
-    parts[4] = x->request;
-    parts[5] = x->response;
-    for (i = 0; i < 6; i++) {
-        if (parts[i].ptr == NULL)
-            parts[i].len = 0;
-        h.len[i] = (uint32_t)parts[i].len;
-    }
-    /* The note is a C string: keep its NUL. */
-    parts[6].ptr = (const uint8_t *)x->note;
-    parts[6].len = x->note ? strlen(x->note) + 1 : 0;
-    h.note_len = (uint32_t)parts[6].len;
-    return append_record(w, &h, parts, 7, err);
 }
 
 int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *err)
 {
     int rc = submit(w, err);
+
     if (rc)
         return rc;
     pthread_mutex_lock(&w->mu);
-    while ((w->have_queued || w->writing) && !w->failed)
+    while ((w->have_queued || w->writing) && !atomic_load(&w->failed))
         pthread_cond_wait(&w->cv, &w->mu);
+    if (atomic_load(&w->failed))
+        rc = failure_locked(w, err);
     pthread_mutex_unlock(&w->mu);
-    return w->failed ? writer_failure(w, err) : REPRO_OK;
+    return rc;
 }
 
 int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err)

@@ -203,28 +203,46 @@ struct repro_capture_limits {
 };
 void repro_capture_limits_default(struct repro_capture_limits *l);
 
-/* Counters of one session, shown in the summary and stored with it. */
+/*
+ * The counters of one session, shown in the summary and stored with it
+ * (captures.stats_json, docs/schema.md): every scalar counter is listed
+ * once here, X(name, description), and the struct, the stored counters
+ * (app/capture_rows.c) and the summary's check below follow this list.
+ */
+#define REPRO_CAPTURE_COUNTERS(X)                                                        \
+    X(packets, "frames read")                                                            \
+    X(bytes, "bytes of those frames")                                                    \
+    X(tcp_packets, "frames that held a TCP segment")                                     \
+    X(malformed_packets, "frames that could not be decoded")                             \
+    X(connections, "TCP connections seen")                                               \
+    X(http_connections, "connections that carried HTTP/1.x")                             \
+    X(non_http_connections, "connections that never looked like HTTP")                   \
+    X(exchanges, "request/response pairs handed to the sink")                            \
+    X(incomplete, "exchanges with an incompleteness flag")                               \
+    X(redacted, "exchanges in which secrets were replaced")                              \
+    X(bodies_decoded, "gzip/deflate bodies stored decoded")                              \
+    X(bodies_dropped, "bodies not stored because they could not be scrubbed")           \
+    X(tls_connections, "connections that start with a TLS record")                       \
+    X(http2_connections, "connections that start with the HTTP/2 preface")               \
+    X(h2c_upgrades, "requests upgraded to h2c by a 101 response")                        \
+    X(retransmitted_bytes, "bytes seen again")                                           \
+    X(overlap_bytes, "bytes of overlapping segments")                                    \
+    X(gap_bytes, "bytes never captured")                                                 \
+    X(gaps, "holes in streams")                                                          \
+    X(dropped_ooo_bytes, "out-of-order data dropped at a cap")                           \
+    X(dropped_body_bytes, "message bytes not stored (per-message cap or budget)")        \
+    X(dropped_connections, "connections evicted because the table was full")             \
+    X(dropped_pipeline, "requests beyond max_pipeline")                                  \
+    X(skipped_stream_bytes, "bytes skipped while resynchronising")                       \
+    X(tunnel_bytes, "bytes of connections that became tunnels")                          \
+    X(errors, "input problems reported (records, streams)")
+
 struct repro_capture_stats {
-    uint64_t packets, bytes, tcp_packets;
-    uint64_t skipped[REPRO_SKIP__COUNT];
-    uint64_t malformed_packets;
-    uint64_t connections, http_connections, non_http_connections;
-    uint64_t exchanges, incomplete;
+#define REPRO__CAPTURE_COUNTER_FIELD(name, doc) uint64_t name;
+    REPRO_CAPTURE_COUNTERS(REPRO__CAPTURE_COUNTER_FIELD)
+#undef REPRO__CAPTURE_COUNTER_FIELD
+    uint64_t skipped[REPRO_SKIP__COUNT];    /* per enum repro_skip_reason */
     uint64_t incomplete_by[REPRO_XF__BITS]; /* per REPRO_XF_* bit index, for the incomplete reasons */
-    uint64_t redacted;
-    uint64_t bodies_decoded;      /* gzip/deflate bodies stored decoded */
-    uint64_t bodies_dropped;      /* bodies not stored because they could not be scrubbed */
-    uint64_t tls_connections;     /* connections that start with a TLS record */
-    uint64_t http2_connections;   /* connections that start with the HTTP/2 preface */
-    uint64_t h2c_upgrades;        /* requests upgraded to h2c by a 101 response */
-    uint64_t retransmitted_bytes, overlap_bytes, gap_bytes, gaps;
-    uint64_t dropped_ooo_bytes;     /* out-of-order data dropped at a cap */
-    uint64_t dropped_body_bytes;    /* message bytes not stored (per-message cap or budget) */
-    uint64_t dropped_connections;   /* evicted because the table was full */
-    uint64_t dropped_pipeline;      /* requests beyond max_pipeline */
-    uint64_t skipped_stream_bytes;  /* bytes skipped while resynchronising */
-    uint64_t tunnel_bytes;
-    uint64_t errors; /* input problems reported (records, streams) */
 };
 
 struct repro_capture;

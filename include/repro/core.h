@@ -67,6 +67,14 @@ void repro_error_prefix(struct repro_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void repro_error_clear(struct repro_error *err);
 
+/* Runs call and keeps its result in rc only while rc is REPRO_OK: a chain
+ * of appends stops at, and returns, the first error. */
+#define REPRO_TRY(rc, call)                                                 \
+    do {                                                                    \
+        if ((rc) == REPRO_OK)                                               \
+            (rc) = (call);                                                  \
+    } while (0)
+
 /* ---- logging ---------------------------------------------------------- */
 
 enum repro_log_level {
@@ -196,6 +204,23 @@ int repro_json_cstr(struct repro_buf *b, const char *s);
 /* Appends epoch microseconds as seconds with 6 decimals, or null when
  * us < 0. */
 int repro_json_time_us(struct repro_buf *b, int64_t us);
+
+/* ---- text: times and addresses ---------------------------------------- */
+
+/* Writes epoch microseconds as "YYYY-MM-DD HH:MM:SS.uuuuuu" (UTC), or "-"
+ * when us < 0, into out (32 bytes suffice). Thread-safe. */
+void repro_time_text(char *out, size_t out_len, int64_t us);
+
+
+/* Room for any address repro_ip_format writes, with its NUL. */
+#define REPRO_IP_TEXT_MAX 46
+/* Writes addr (family 6: 16 bytes, else IPv4: 4 bytes, network order) as
+ * text the way inet_ntop(3) does ("10.0.0.1", "::1", "::ffff:1.2.3.4")
+ * into out (REPRO_IP_TEXT_MAX bytes suffice). Thread-safe. */
+void repro_ip_format(char *out, size_t out_len, int family, const uint8_t *addr);
+/* Writes "ip:port", "[ip]:port" for IPv6 (64 bytes suffice). */
+void repro_endpoint_format(char *out, size_t out_len, int family, const uint8_t *addr,
+                           uint16_t port);
 
 /* The value of the hex digit c (either case), -1 for any other byte.
  * Every parser of hex text (chunk sizes, percent escapes, \u escapes,

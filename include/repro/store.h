@@ -1,23 +1,29 @@
 /*
- * repro store: the only code that speaks SQL. One SQLite file in WAL mode,
- * created mode 0600 (it holds production traffic), a versioned schema with
- * migrations (docs/schema.md), prepared statements and batched
- * transactions. The interface speaks in repro's own types so another
- * backend (PostgreSQL for many hosts) can implement it.
+ * repro store: the only code that speaks SQL. A store handle dispatches
+ * every call through a table of operations (struct repro_store_ops) that a
+ * backend implements: SQLite today (store/sqlite_*.c: one file in WAL mode,
+ * created mode 0600, a versioned schema with migrations, docs/schema.md),
+ * PostgreSQL for fleets later (docs/store.md) without touching callers.
  *
- * A store handle is not thread-safe: use one per thread.
+ * The store speaks in its own row types, one set per domain (captures,
+ * connections, exchanges, crashes; replay runs and incidents go next to
+ * them), so it depends on no producer: capture/, crash/ and symbolize/
+ * never appear here. app/ converts producers' records to rows.
+ *
+ * Ownership, unless a prototype says otherwise: pointers in rows passed to
+ * the store are borrowed for the call (the writer copies what it queues);
+ * pointers in rows the store hands to a callback borrow until the callback
+ * returns. A store handle is not thread-safe: use one per thread.
  */
 #ifndef REPRO_STORE_H
 #define REPRO_STORE_H
 
-#include "repro/capture.h"
 #include "repro/core.h"
-#include "repro/crash.h"
 
 #include <stdint.h>
 
 /* The schema version this build writes and understands. */
-#define REPRO_SCHEMA_VERSION 2
+#define REPRO_SCHEMA_VERSION 3
 
 struct repro_store;
 
@@ -25,20 +31,241 @@ enum {
     REPRO_STORE_READONLY = 1 << 0, /* open an existing file for reading */
 };
 
+/* ---- rows: captures ---------------------------------------------------- */
+
+/* A capture as it begins. Strings borrowed for the call; filter may be
+ * NULL. */
+struct repro_store_capture {
+    const char *source_kind; /* "file" or "live" */
+    const char *source;      /* path or interface */
+    const char *filter;
+    int link_type;
+};
+
 /*
- * Opens (creating it mode 0600 unless READONLY) the database at path
- * (":memory:" for a private in-memory database) and
+ * The counters the captures table keeps in columns of their own, in column
+ * order. Every other counter goes only into stats_json. The store keeps
+ * this list itself (it does not know capture/'s counters); a test in
+ * tests/unit/test_app.c checks every name here is one of capture's.
+ */
+#define REPRO_STORE_CAPTURE_COLUMNS(X)                                      \
+    X(packets) X(bytes) X(connections) X(exchanges) X(incomplete) X(errors)
+
+/* One named counter (name borrowed, a C identifier). */
+struct repro_store_counter {
+    const char *name;
+    uint64_t value;
+};
+
+/* A capture as it ends: its status ("complete", "partial" (input had
+ * problems) or "failed") and every counter, in the order stats_json lists
+ * them. Borrowed for the call. */
+struct repro_store_capture_end {
+    const char *status;
+    const struct repro_store_counter *counters;
+    size_t n_counters;
+};
+
+/* ---- rows: connections ------------------------------------------------- */
+
+/* A captured TCP connection. IP addresses are 4 (first 4 bytes used) or
+ * 16 bytes in network order. */
+struct repro_store_conn {
+    int64_t id;         /* the store's id: 0 in a new row; required by update */
+    uint64_t local_id;  /* the producer's id (writer: later rows refer to it) */
+    int64_t capture_id;
+    int family;         /* 4 or 6 */
+    uint8_t client_ip[16], server_ip[16];
+    uint16_t client_port, server_port;
+    int64_t opened_us, closed_us; /* closed_us -1 while open */
+    const char *end_reason;       /* "fin", "rst"... or NULL while open */
+    int mid_stream, is_http;
+    uint64_t bytes_c2s, bytes_s2c, gap_bytes, n_exchanges;
+};
+
+/* ---- rows: exchanges --------------------------------------------------- */
+
+/* An exchange to write. Empty slices and NULL strings are stored as NULL,
+ * except reason, stored ("" when empty) whenever status > 0. */
+struct repro_store_exchange {
+    int64_t capture_id;
+    int64_t connection_id;   /* the store's id, or 0: use conn_local_id (writer) */
+    uint64_t conn_local_id;  /* the producer's id of the connection */
+    uint64_t seq;
+    struct repro_slice method, uri, host, reason;
+    struct repro_slice request, response; /* raw bytes as stored */
+    const char *http_version, *interim, *note; /* NULL or "" when unknown */
+    int status; /* 0 when no response */
+    int64_t request_first_us, request_last_us, response_first_us, response_last_us; /* -1 */
+    uint64_t request_bytes, response_bytes; /* on the wire */
+    unsigned flags; /* exchange flags, stored as they are (docs/schema.md) */
+    int complete;
+    /* SHA-256 of the bodies (docs/schema.md); has_* 0 when unknown. */
+    uint8_t request_digest[32], response_digest[32];
+    int has_request_digest, has_response_digest;
+};
+
+/* One stored exchange as read. Every pointer borrows until the callback
+ * returns; text fields are NULL when unknown. */
+struct repro_exchange_row {
+    int64_t id, capture_id, connection_id, seq;
+    char client[64], server[64];
+    const char *method, *uri, *host, *http_version, *reason, *interim, *note;
+    int status; /* 0 when no response */
+    int64_t request_first_us, request_last_us, response_first_us, response_last_us; /* -1 if none */
+    int64_t request_bytes, response_bytes;
+    unsigned flags;
+    int complete;
+    /* 64 lowercase hex digits, NULL when unknown. */
+    const char *request_body_sha256, *response_body_sha256;
+    struct repro_slice request, response; /* only when asked for bodies */
+};
+
+/* Filters for exchanges; zero/NULL fields do not filter. Strings borrowed
+ * for the call. */
+struct repro_exchange_filter {
+    int64_t id;
+    const char *method;
+    const char *path_prefix; /* at most REPRO_STORE_MAX_PATTERN bytes */
+    const char *host;
+    int status;
+    int64_t connection_id;
+    int64_t capture_id;
+    int64_t limit;
+};
+#define REPRO_STORE_MAX_PATTERN 65536
+
+typedef int (*repro_exchange_fn)(void *ctx, const struct repro_exchange_row *row);
+
+/* ---- rows: crashes ----------------------------------------------------- */
+
+struct repro_store_crash_module {
+    const char *path;
+    uint64_t start, end, load_bias;
+    const char *build_id; /* lower-case hex or NULL */
+};
+
+struct repro_store_crash_frame {
+    uint64_t pc;
+    int module;      /* index into the crash's modules, -1 for none */
+    uint64_t offset; /* valid when module >= 0 */
+    const char *function, *file; /* NULL when unknown */
+    int line, column; /* 0 when unknown */
+    int inlined;
+};
+
+struct repro_store_crash_thread {
+    int tid;
+    const char *name, *registers; /* registers may be NULL */
+    int crashed, partial;
+    const struct repro_store_crash_frame *frames;
+    size_t n_frames;
+};
+
+struct repro_store_crash_conn {
+    int fd, family; /* family 4 or 6 */
+    uint8_t local_ip[16], remote_ip[16];
+    uint16_t local_port, remote_port;
+    int state;
+};
+
+/*
+ * A crash with its modules, threads, frames and open connections.
+ * Invariant (the writer of the row checks it): every frame's module is -1
+ * or < n_modules.
+ */
+struct repro_store_crash {
+    int64_t time_us;
+    int pid, tid;
+    const char *executable, *cmdline, *service, *hostname; /* or NULL */
+    int signo, si_code;
+    const char *signal; /* "SIGSEGV" */
+    uint64_t fault_address;
+    const char *source; /* "ptrace", "inproc", "core" */
+    int partial;
+    const char *partial_reason; /* or NULL */
+    const char *signature;      /* or NULL */
+    const char *record_key;     /* or NULL: makes storing idempotent */
+    const struct repro_store_crash_module *modules;
+    size_t n_modules;
+    const struct repro_store_crash_thread *threads;
+    size_t n_threads;
+    const struct repro_store_crash_conn *conns;
+    size_t n_conns;
+};
+
+/* ---- rows: later domains ----------------------------------------------- */
+/* Replay runs and results, and incidents, get their row types here, their
+ * operations in struct repro_store_ops and their kinds in the writer
+ * (docs/store.md). */
+
+/* ---- the backend's table of operations -------------------------------- */
+
+/*
+ * What a backend implements; the public functions below check their
+ * arguments and dispatch here with the backend's own handle (impl). Every
+ * operation has the contract of the public function of the same name.
+ * A backend may leave an operation NULL: the call then fails with
+ * REPRO_E_UNSUPPORTED.
+ */
+struct repro_store_ops {
+    const char *name; /* "sqlite" */
+    int (*open)(const char *path, int flags, void **impl, struct repro_error *err);
+    void (*close)(void *impl);
+    void (*set_batch)(void *impl, unsigned rows);
+    int (*flush)(void *impl, struct repro_error *err);
+    int (*bulk_begin)(void *impl, struct repro_error *err);
+    int (*bulk_end)(void *impl, struct repro_error *err);
+    int (*capture_begin)(void *impl, const struct repro_store_capture *row, int64_t *id,
+                         struct repro_error *err);
+    int (*capture_end)(void *impl, int64_t id, const struct repro_store_capture_end *row,
+                       struct repro_error *err);
+    int (*conn_insert)(void *impl, const struct repro_store_conn *row, int64_t *id,
+                       struct repro_error *err);
+    int (*conn_update)(void *impl, const struct repro_store_conn *row, struct repro_error *err);
+    int (*exchange_insert)(void *impl, const struct repro_store_exchange *row, int64_t *id,
+                           struct repro_error *err);
+    int (*exchanges)(void *impl, const struct repro_exchange_filter *f, int with_bodies,
+                     repro_exchange_fn fn, void *ctx, struct repro_error *err);
+    int (*crash_insert)(void *impl, const struct repro_store_crash *row, int64_t *id,
+                        struct repro_error *err);
+    int (*crash_get)(void *impl, int64_t id, struct repro_store_crash **out,
+                     struct repro_error *err);
+    int (*crash_ids)(void *impl, int (*fn)(void *ctx, int64_t id), void *ctx,
+                     struct repro_error *err);
+    int (*crash_in_flight)(void *impl, int64_t crash_id,
+                           int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
+                           struct repro_error *err);
+    int (*crash_group)(void *impl, const char *signature, int64_t *count, int64_t *first_us,
+                       int64_t *last_us, struct repro_error *err);
+    int (*crash_set_symbols)(void *impl, int64_t id, const struct repro_store_crash *row,
+                             struct repro_error *err);
+};
+
+/* The SQLite backend (store/sqlite_store.c). */
+extern const struct repro_store_ops repro_store_sqlite_ops;
+
+/* ---- handles ---------------------------------------------------------- */
+
+/*
+ * Opens the database at path with the SQLite backend (creating it mode
+ * 0600 unless READONLY; ":memory:" for a private in-memory database) and
  * migrates it to REPRO_SCHEMA_VERSION. *out is transferred: close with
  * repro_store_close(). Errors: REPRO_E_STORE (cannot open, not a database,
  * corrupt), REPRO_E_SCHEMA (written by a newer repro), REPRO_E_NOTFOUND
- * (READONLY and missing).
+ * (READONLY and missing), REPRO_E_NOMEM.
  */
 int repro_store_open(const char *path, int flags, struct repro_store **out,
                      struct repro_error *err);
+/* The same with the backend ops (borrowed for the handle's life). */
+int repro_store_open_with(const struct repro_store_ops *ops, const char *path, int flags,
+                          struct repro_store **out, struct repro_error *err);
+/* The backend of s (never NULL; borrowed for the handle's life). */
+const struct repro_store_ops *repro_store_backend(const struct repro_store *s);
 /* Commits any open batch and closes. Accepts NULL. */
 void repro_store_close(struct repro_store *s);
 
-/* Rows per transaction for the writers below (default 4096). */
+/* Rows per transaction for the single-row writers below (default 4096). */
 void repro_store_set_batch(struct repro_store *s, unsigned rows);
 /* Commits the open batch, if any. */
 int repro_store_flush(struct repro_store *s, struct repro_error *err);
@@ -54,52 +281,62 @@ int repro_store_flush(struct repro_store *s, struct repro_error *err);
 int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err);
 int repro_store_bulk_end(struct repro_store *s, struct repro_error *err);
 
-/* ---- capture writer ---------------------------------------------------- */
+/* ---- single-row writers (batched into transactions) ------------------- */
 
-/* source_kind: "file" or "live"; source: path or interface; filter may be
- * NULL. Strings are borrowed for the call. */
-int repro_store_capture_begin(struct repro_store *s, const char *source_kind, const char *source,
-                              const char *filter, int link_type, int64_t *capture_id,
-                              struct repro_error *err);
-/* status: "complete", "partial" (input had problems) or "failed". */
+int repro_store_capture_begin(struct repro_store *s, const struct repro_store_capture *row,
+                              int64_t *capture_id, struct repro_error *err);
 int repro_store_capture_end(struct repro_store *s, int64_t capture_id,
-                            const struct repro_capture_stats *st, const char *status,
+                            const struct repro_store_capture_end *row, struct repro_error *err);
+/* Inserts a connection; *id (optional) gets the store's id. */
+int repro_store_conn_insert(struct repro_store *s, const struct repro_store_conn *row,
+                            int64_t *id, struct repro_error *err);
+/* Updates close time, end reason and counters of connection row->id. */
+int repro_store_conn_update(struct repro_store *s, const struct repro_store_conn *row,
                             struct repro_error *err);
-/* Inserts a connection and sets c->store_id. */
-int repro_store_conn_insert(struct repro_store *s, int64_t capture_id, struct repro_conn_info *c,
-                            struct repro_error *err);
-/* Updates close time, end reason and counters of c (by c->store_id). */
-int repro_store_conn_update(struct repro_store *s, const struct repro_conn_info *c,
-                            struct repro_error *err);
-/* Inserts an exchange of connection c. *id (optional) gets its row id. */
-int repro_store_exchange_insert(struct repro_store *s, int64_t capture_id,
-                                const struct repro_conn_info *c, const struct repro_exchange *x,
+/* Inserts an exchange of connection row->connection_id; *id (optional). */
+int repro_store_exchange_insert(struct repro_store *s, const struct repro_store_exchange *row,
                                 int64_t *id, struct repro_error *err);
 
 /* ---- the background writer -------------------------------------------- */
 
 /*
- * Writes a capture's connections and exchanges from a thread of its own so
- * parsing and SQLite work run on two cores. The capture thread copies each
- * record into a batch (bounded: at most three batches of max_batch_bytes
- * exist); the writer thread inserts a whole batch per transaction. Records
- * are written in the order they were queued. The store must not be used by
- * anyone else until repro_store_writer_finish() returns.
+ * Writes rows of any domain from a thread of its own so the producer's work
+ * and the database's run on two cores. The producer copies each row into a
+ * batch (bounded: at most three batches of about 4 MiB plus one row exist);
+ * the writer thread writes a whole batch per transaction (a crash takes a
+ * transaction of its own). Rows are written in the order they were queued,
+ * whatever their kind. The store must not be used by anyone else until
+ * repro_store_writer_finish() returns. One producer thread.
  */
 struct repro_store_writer;
 
-/* max_batch_bytes 0 means 4 MiB (raised to hold the largest record). *out
- * is transferred: end it with repro_store_writer_finish(). */
-int repro_store_writer_start(struct repro_store *s, int64_t capture_id, size_t max_record_bytes,
+enum repro_store_row_kind {
+    REPRO_ROW_CONN_OPEN = 1, /* conn: inserted; its local_id is remembered */
+    REPRO_ROW_CONN_CLOSE,    /* conn: updated (by local_id; never opened: skipped) */
+    REPRO_ROW_EXCHANGE,      /* exchange (connection by conn_local_id when id is 0) */
+    REPRO_ROW_CRASH          /* crash */
+};
+
+/* A row of some kind; the pointer that matches kind is used. */
+struct repro_store_row {
+    enum repro_store_row_kind kind;
+    union {
+        const struct repro_store_conn *conn;
+        const struct repro_store_exchange *exchange;
+        const struct repro_store_crash *crash;
+    } u;
+};
+
+/* max_row_bytes: the largest row's variable bytes (bodies, strings,
+ * arrays, each piece padded to 8 bytes); a bigger row is refused with
+ * REPRO_E_LIMIT. *out is transferred:
+ * end it with repro_store_writer_finish(). */
+int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
                              struct repro_store_writer **out, struct repro_error *err);
-/* Queue records (copied; the arguments are borrowed for the call). They
- * fail with the writer's first error once the writer thread has failed. */
-int repro_store_writer_conn_open(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                 struct repro_error *err);
-int repro_store_writer_exchange(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                const struct repro_exchange *x, struct repro_error *err);
-int repro_store_writer_conn_close(struct repro_store_writer *w, const struct repro_conn_info *c,
-                                  struct repro_error *err);
+/* Queues a row (copied; row borrowed for the call). Fails with the writer
+ * thread's first error once it has failed. */
+int repro_store_writer_put(struct repro_store_writer *w, const struct repro_store_row *row,
+                           struct repro_error *err);
 /* Waits until everything queued so far is committed. */
 int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *err);
 /* Flushes, stops the thread and frees w (accepts NULL). Returns the first
@@ -108,76 +345,67 @@ int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *
 
 /* ---- readers ----------------------------------------------------------- */
 
-/* Filters for exchanges; zero/NULL fields do not filter. */
-struct repro_exchange_filter {
-    int64_t id;
-    const char *method;
-    const char *path_prefix;
-    const char *host;
-    int status;
-    int64_t connection_id;
-    int64_t capture_id;
-    int64_t limit;
-};
-
-/* One stored exchange. Every pointer borrows until the callback returns;
- * text fields are NULL when unknown. */
-struct repro_exchange_row {
-    int64_t id, capture_id, connection_id, seq;
-    char client[64], server[64];
-    const char *method, *uri, *host, *http_version, *reason, *interim, *note;
-    int status; /* 0 when no response */
-    int64_t request_first_us, request_last_us, response_first_us, response_last_us; /* -1 if none */
-    int64_t request_bytes, response_bytes;
-    unsigned flags;
-    int complete;
-    struct repro_slice request, response; /* only when asked for bodies */
-};
-
-typedef int (*repro_exchange_fn)(void *ctx, const struct repro_exchange_row *row);
-
 /* Calls fn for each matching exchange in id order. A non-zero return from
- * fn stops the walk and is returned. Thread-safety: one handle per thread. */
+ * fn stops the walk and is returned. REPRO_E_LIMIT for a path_prefix longer
+ * than REPRO_STORE_MAX_PATTERN. */
 int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
                           int with_bodies, repro_exchange_fn fn, void *ctx,
                           struct repro_error *err);
 
 /* ---- crashes ----------------------------------------------------------- */
 
-/* Stores a whole crash record (modules, threads, frames, connections) in
- * one transaction; *id (optional) gets its id. With c->record_key set, a
- * record already stored under that key is not stored again (*id gets the
- * existing id): insert-once, so retried ingests stay idempotent. */
-int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
-                             struct repro_error *err);
-/* Loads crash id into *out (transferred: repro_crash_free). REPRO_E_NOTFOUND
- * when there is no such crash. */
-int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash **out,
-                           struct repro_error *err);
+/* Stores a whole crash (modules, threads, frames, connections) in one
+ * transaction; *id (optional) gets its id. With row->record_key set, a
+ * crash already stored under that key is not stored again (*id gets the
+ * existing id): insert-once, so retried ingests stay idempotent.
+ * REPRO_E_MALFORMED when a frame names a module the row does not have. */
+int repro_store_crash_add(struct repro_store *s, const struct repro_store_crash *row, int64_t *id,
+                          struct repro_error *err);
+/* Loads crash id into *out: transferred, every pointer in it owned by it;
+ * free with repro_store_crash_free(). REPRO_E_NOTFOUND when there is no
+ * such crash. */
+int repro_store_crash_get(struct repro_store *s, int64_t id, struct repro_store_crash **out,
+                          struct repro_error *err);
+/* Frees a row from repro_store_crash_get (accepts NULL). */
+void repro_store_crash_free(struct repro_store_crash *row);
 /* Calls fn with every crash id in order (newest last). */
 int repro_store_crash_ids(struct repro_store *s, int (*fn)(void *ctx, int64_t id), void *ctx,
                           struct repro_error *err);
 /*
  * The exchanges in flight when crash crash_id happened: on a TCP connection
- * the process had open (crash_connections, matched to captured connections
- * by both endpoints; IPv4-mapped addresses count as IPv4), whose request
- * had started by the crash time and whose response had not (or never came).
- * Calls fn with each exchange id in id order; a non-zero return stops.
+ * the process had open (crash connections, matched to captured connections
+ * by both endpoints through the connections_by_endpoints index;
+ * IPv4-mapped addresses count as IPv4), whose request had started by the
+ * crash time and whose response had not (or never came). Calls fn with
+ * each exchange id in id order; a non-zero return stops.
  */
 int repro_store_crash_in_flight(struct repro_store *s, int64_t crash_id,
                                 int (*fn)(void *ctx, int64_t exchange_id), void *ctx,
                                 struct repro_error *err);
-
 /* Crashes sharing a signature form a group: how many, first and last
  * seen (time_us). *count is 0 when signature is NULL or unknown. */
 int repro_store_crash_group(struct repro_store *s, const char *signature, int64_t *count,
                             int64_t *first_us, int64_t *last_us, struct repro_error *err);
 /* Replaces a stored crash's frames (symbolization may expand inlined
- * frames) and its signature with those of c, in one transaction. */
+ * frames) and its signature with those of row (threads' frames and
+ * signature only), in one transaction. */
+int repro_store_crash_set_symbols(struct repro_store *s, int64_t id,
+                                  const struct repro_store_crash *row, struct repro_error *err);
+
+/* ---- transitional: crash records (struct repro_crash) ------------------ */
+/*
+ * The record-typed crash calls of schema version 2, kept so that
+ * crash/supervisor.c and the crash tests compile while they move to
+ * repro_app_store_crash() (app/crash_rows.h). They are implemented in
+ * app/crash_rows.c, not in store/: the store does not know struct
+ * repro_crash. Do not add callers.
+ */
+struct repro_crash;
+int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
+                             struct repro_error *err);
+int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash **out,
+                           struct repro_error *err);
 int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
                                      struct repro_error *err);
-
-/* Writes the stored flags as a JSON array of names into b. */
-int repro_xflags_json(struct repro_buf *b, unsigned flags);
 
 #endif

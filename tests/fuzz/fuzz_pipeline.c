@@ -5,6 +5,7 @@
  * sink can see (slices in bounds, flags known, wire bytes >= stored bytes)
  * and aborts on a violation.
  */
+#include "app/capture_rows.h"
 #include "repro/capture.h"
 #include "repro/store.h"
 
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 
 static struct repro_store *store;
+static struct repro_app_store_sink store_sink; /* straight into the store */
+static struct repro_capture_sink into_store;
 
 static void check(int ok, const char *what)
 {
@@ -25,7 +28,7 @@ static void check(int ok, const char *what)
 static int on_open(void *ctx, struct repro_conn_info *c)
 {
     (void)ctx;
-    return repro_store_conn_insert(store, 1, c, NULL);
+    return into_store.conn_open(into_store.ctx, c);
 }
 
 static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct repro_exchange *x)
@@ -44,13 +47,13 @@ static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct 
               x->request_bytes >= x->request.len,
           "request wire bytes >= stored bytes");
     check(c->store_id > 0, "connection stored before its exchanges");
-    return repro_store_exchange_insert(store, 1, c, x, NULL, NULL);
+    return into_store.exchange(into_store.ctx, c, x);
 }
 
 static int on_close(void *ctx, const struct repro_conn_info *c)
 {
     (void)ctx;
-    return repro_store_conn_update(store, c, NULL);
+    return into_store.conn_close(into_store.ctx, c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -69,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct pcap_pkthdr *h;
     const u_char *bytes;
     uint64_t n = 0;
-    int64_t cid;
+    int64_t cid = 1;
 
     if (size == 0)
         return 0;
@@ -77,7 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     repro_log_set_level(REPRO_LOG_ERROR); /* bad input is the norm here */
     if (repro_store_open(":memory:", 0, &store, NULL) != REPRO_OK)
         abort();
-    repro_store_capture_begin(store, "file", "fuzz", NULL, 1, &cid, NULL);
+    {
+        struct repro_store_capture row = {"file", "fuzz", NULL, 1};
+        repro_store_capture_begin(store, &row, &cid, NULL);
+    }
+    store_sink.store = store;
+    store_sink.capture_id = cid;
+    into_store = repro_app_store_sink(&store_sink);
     f = fmemopen((void *)data, size, "rb");
     p = f ? pcap_fopen_offline(f, ebuf) : NULL; /* owns f from here on */
     if (p == NULL) {

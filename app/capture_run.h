@@ -1,0 +1,48 @@
+/*
+ * app/capture_run: `repro capture` as a library call — a packet source
+ * into a capture session into the store's background writer, until the
+ * input ends, --count packets, --duration or SIGINT/SIGTERM (live).
+ */
+#ifndef REPRO_APP_CAPTURE_RUN_H
+#define REPRO_APP_CAPTURE_RUN_H
+
+#include "repro/capture.h"
+#include "repro/store.h"
+
+#include <stdio.h>
+
+/* What to capture. Every pointer is borrowed for the call. */
+struct repro_app_capture_opts {
+    struct repro_source_opts src;              /* file or iface */
+    const char *db;                            /* database path */
+    double duration_s;                         /* 0: until the input ends */
+    long long count;                           /* packets, 0: no limit */
+    const struct repro_redact_rules *rules;
+    const struct repro_capture_limits *limits;
+    FILE *log; /* "listening on ..." and read errors, or NULL */
+};
+
+/* What happened. cap is owned by the result (release it). */
+struct repro_app_capture_result {
+    struct repro_capture *cap; /* set once packets were read: the summary's source */
+    char source_name[600];     /* "file 'x.pcap'", "interface 'lo'" */
+    int64_t capture_id;        /* 0 when nothing was recorded */
+    uint64_t kernel_drops;     /* live only */
+    int problems;              /* input errors, gaps or drops: the capture is "partial" */
+};
+
+/*
+ * Runs a capture into the database o->db (created if needed). A live
+ * capture handles SIGINT and SIGTERM for its duration (they end it after
+ * draining what the kernel holds) and restores the default handlers.
+ * Returns REPRO_OK (res->problems says whether the input had problems) or
+ * the first error (source, store, allocation) with err set; the capture
+ * record is then marked "failed". Release res with
+ * repro_app_capture_result_release() either way. Not thread-safe
+ * (signal handlers).
+ */
+int repro_app_capture_run(const struct repro_app_capture_opts *o,
+                          struct repro_app_capture_result *res, struct repro_error *err);
+void repro_app_capture_result_release(struct repro_app_capture_result *res);
+
+#endif
