@@ -1,9 +1,7 @@
 /*
  * app/crash_rows: struct repro_crash <-> struct repro_store_crash. The
  * store keeps crashes in its own row types (it depends on no producer);
- * this is the one place that knows both. Also the transitional
- * record-typed store calls (repro_store_crash_insert, _load,
- * _update_symbols; include/repro/store.h), until their callers move here.
+ * this is the one place that knows both.
  */
 #include "app/crash_rows.h"
 
@@ -243,24 +241,4 @@ int repro_app_load_crash(struct repro_store *s, int64_t id, struct repro_crash *
     }
     *out = c;
     return REPRO_OK;
-}
-
-/* ---- transitional record-typed store calls (store.h) ------------------- */
-
-int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
-                             struct repro_error *err)
-{
-    return repro_app_store_crash(s, c, id, err);
-}
-
-int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash **out,
-                           struct repro_error *err)
-{
-    return repro_app_load_crash(s, id, out, err);
-}
-
-int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
-                                     struct repro_error *err)
-{
-    return repro_app_update_crash_symbols(s, id, c, err);
 }

@@ -9,7 +9,9 @@
  * Left out: printing and exit codes (cli/cmd_run.c), symbolization (done
  * by the CLI once the command has ended, never while a process is held).
  */
-#include "run.h"
+#include "app/run.h"
+
+#include "app/crash_rows.h"
 
 #include "repro/store.h"
 
@@ -39,7 +41,7 @@ static void on_crash(void *ctx, const struct repro_crash *c,
     memset(&info, 0, sizeof info);
     info.crash_id = -1;
     if (st->o->store != NULL &&
-        repro_store_crash_insert(st->o->store, c, &info.crash_id, &serr) != REPRO_OK) {
+        repro_app_store_crash(st->o->store, c, &info.crash_id, &serr) != REPRO_OK) {
         info.crash_id = -1;
         st->res->n_store_errors++;
     } else if (st->o->store != NULL) {

@@ -50,7 +50,7 @@ struct repro_app_run_result {
 
 /*
  * Runs o->argv under the supervisor until it ends. Each crash is stored
- * with repro_store_crash_insert from the supervisor's callback, the
+ * with repro_app_store_crash from the supervisor's callback, the
  * timings are logged at info level ("crash of process N recorded in X ms
  * (stop S, unwind U, store T), committed at W us") and o->on_crash is
  * called.

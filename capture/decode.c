@@ -13,7 +13,6 @@
  */
 #include "repro/capture.h"
 
-#include <arpa/inet.h>
 #include <pcap/dlt.h>
 #include <stdio.h>
 #include <string.h>
@@ -279,19 +278,5 @@ enum repro_decode_result repro_decode_packet(int dlt, const uint8_t *p, size_t c
     default:
         *skip = REPRO_SKIP_LINKTYPE;
         return REPRO_DECODE_SKIP;
-    }
-}
-
-void repro_format_endpoint(char *out, size_t out_len, int family, const uint8_t *addr,
-                           uint16_t port)
-{
-    char ip[INET6_ADDRSTRLEN];
-
-    if (family == 6) {
-        inet_ntop(AF_INET6, addr, ip, sizeof ip);
-        snprintf(out, out_len, "[%s]:%u", ip, port);
-    } else {
-        inet_ntop(AF_INET, addr, ip, sizeof ip);
-        snprintf(out, out_len, "%s:%u", ip, port);
     }
 }

@@ -276,8 +276,8 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     if (x.flags & REPRO_XF_MALFORMED) {
         char a[64], b[64];
         st->errors++;
-        repro_format_endpoint(a, sizeof a, h->info.family, h->info.client_ip, h->info.client_port);
-        repro_format_endpoint(b, sizeof b, h->info.family, h->info.server_ip, h->info.server_port);
+        repro_endpoint_format(a, sizeof a, h->info.family, h->info.client_ip, h->info.client_port);
+        repro_endpoint_format(b, sizeof b, h->info.family, h->info.server_ip, h->info.server_port);
         if (repro__capture_may_warn(cap))
             repro_log(REPRO_LOG_WARN, "capture.http",
                   "%s: malformed HTTP on %s -> %s (exchange %llu of the connection): %s",

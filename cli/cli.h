@@ -27,14 +27,6 @@ int cmd_demo(struct cli_global *g, int argc, char **argv);
 int cmd_crashes(struct cli_global *g, int argc, char **argv);
 int cmd_symbolize(struct cli_global *g, int argc, char **argv);
 
-struct repro_store;
-/* Symbolizes crashes ids[0..n_ids) (all when ids is NULL) and stores the
- * result; a line per crash on stderr unless quiet. Kept for cmd_run.c:
- * new code calls repro_app_symbolize_crashes (app/symbolize_store.h).
- * (cmd_symbolize.c) */
-int cli_symbolize_crashes(struct repro_store *store, const int64_t *ids, size_t n_ids,
-                          const char *const *dirs, size_t n_dirs, int quiet,
-                          struct repro_error *err);
 int cmd_ingest(struct cli_global *g, int argc, char **argv);
 int cmd_run(struct cli_global *g, int argc, char **argv);
 int cmd_addr2line(struct cli_global *g, int argc, char **argv);

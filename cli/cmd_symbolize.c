@@ -15,14 +15,6 @@
 
 #define MAX_DEBUG_DIRS 32
 
-int cli_symbolize_crashes(struct repro_store *store, const int64_t *ids, size_t n_ids,
-                          const char *const *dirs, size_t n_dirs, int quiet,
-                          struct repro_error *err)
-{
-    return repro_app_symbolize_crashes(store, ids, n_ids, dirs, n_dirs, quiet ? NULL : stderr,
-                                       err);
-}
-
 int cmd_symbolize(struct cli_global *g, int argc, char **argv)
 {
     static const struct option longopts[] = {

@@ -68,9 +68,6 @@ enum repro_decode_result repro_decode_packet(int dlt, const uint8_t *p, size_t c
                                              struct repro_pkt *out, enum repro_skip_reason *skip,
                                              const char **why);
 
-/* Formats "ip:port" ("[v6]:port" for IPv6) into out (at least 64 bytes). */
-void repro_format_endpoint(char *out, size_t out_len, int family, const uint8_t *addr,
-                           uint16_t port);
 
 /* ---- capture sessions -------------------------------------------------- */
 

@@ -392,20 +392,4 @@ int repro_store_crash_group(struct repro_store *s, const char *signature, int64_
 int repro_store_crash_set_symbols(struct repro_store *s, int64_t id,
                                   const struct repro_store_crash *row, struct repro_error *err);
 
-/* ---- transitional: crash records (struct repro_crash) ------------------ */
-/*
- * The record-typed crash calls of schema version 2, kept so that
- * crash/supervisor.c and the crash tests compile while they move to
- * repro_app_store_crash() (app/crash_rows.h). They are implemented in
- * app/crash_rows.c, not in store/: the store does not know struct
- * repro_crash. Do not add callers.
- */
-struct repro_crash;
-int repro_store_crash_insert(struct repro_store *s, const struct repro_crash *c, int64_t *id,
-                             struct repro_error *err);
-int repro_store_crash_load(struct repro_store *s, int64_t id, struct repro_crash **out,
-                           struct repro_error *err);
-int repro_store_crash_update_symbols(struct repro_store *s, int64_t id, const struct repro_crash *c,
-                                     struct repro_error *err);
-
 #endif

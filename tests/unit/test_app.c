@@ -73,7 +73,7 @@ static void test_counter_lists_agree(void **state)
             assert_int_equal(out[k].value, 2);
 }
 
-/* The core formatters give what capture's endpoint formatter gives. */
+/* The core text formatters: endpoints, addresses, times. */
 static void test_endpoint_text_matches_capture(void **state)
 {
     static const uint8_t v4[16] = {10, 0, 0, 1};
@@ -87,10 +87,11 @@ static void test_endpoint_text_matches_capture(void **state)
     size_t i;
     (void)state;
 
+    static const char *const want[] = {"10.0.0.1:8080", "[2001:db8::1]:8080",
+                                       "[::ffff:1.2.3.4]:8080"};
     for (i = 0; i < sizeof cases / sizeof *cases; i++) {
-        repro_format_endpoint(a, sizeof a, cases[i].family, cases[i].ip, 8080);
         repro_endpoint_format(b, sizeof b, cases[i].family, cases[i].ip, 8080);
-        assert_string_equal(a, b);
+        assert_string_equal(b, want[i]);
     }
     repro_ip_format(a, sizeof a, 6, mapped);
     assert_string_equal(a, "::ffff:1.2.3.4");

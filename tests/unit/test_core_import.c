@@ -38,6 +38,7 @@
 
 #include "repro/crash.h"
 #include "repro/store.h"
+#include "app/crash_rows.h"
 #include "test_util.h"
 
 #ifndef NT_SIGINFO
@@ -1053,8 +1054,8 @@ static void test_real_store_roundtrip(void **state)
                                        &err),
                      REPRO_OK);
     assert_int_equal(repro_store_open(":memory:", 0, &st, &err), REPRO_OK);
-    assert_int_equal(repro_store_crash_insert(st, c, &id, &err), REPRO_OK);
-    assert_int_equal(repro_store_crash_load(st, id, &back, &err), REPRO_OK);
+    assert_int_equal(repro_app_store_crash(st, c, &id, &err), REPRO_OK);
+    assert_int_equal(repro_app_load_crash(st, id, &back, &err), REPRO_OK);
     assert_string_equal(back->source, "core");
     assert_int_equal(back->tid, c->tid);
     assert_int_equal(back->n_threads, c->n_threads);
@@ -1086,7 +1087,7 @@ static int driver_import(const char *core, const char *exe, const char *db)
     if (rc == REPRO_OK)
         rc = repro_store_open(db, 0, &st, &err);
     if (rc == REPRO_OK)
-        rc = repro_store_crash_insert(st, c, &id, &err);
+        rc = repro_app_store_crash(st, c, &id, &err);
     repro_store_close(st);
     if (rc != REPRO_OK) {
         fprintf(stderr, "test_core_import: %s\n", err.msg);

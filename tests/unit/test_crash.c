@@ -14,6 +14,7 @@
 
 #include "repro/crash.h"
 #include "repro/store.h"
+#include "app/crash_rows.h"
 #include "test_util.h"
 
 static struct repro_crash *sample(void)
@@ -114,8 +115,8 @@ static void test_store_roundtrip(void **state)
 
     snprintf(path, sizeof path, "%s/c.db", test_tmpdir());
     assert_int_equal(repro_store_open(path, 0, &s, &err), REPRO_OK);
-    assert_int_equal(repro_store_crash_insert(s, c, &id, &err), REPRO_OK);
-    assert_int_equal(repro_store_crash_load(s, id, &back, &err), REPRO_OK);
+    assert_int_equal(repro_app_store_crash(s, c, &id, &err), REPRO_OK);
+    assert_int_equal(repro_app_load_crash(s, id, &back, &err), REPRO_OK);
     assert_int_equal(back->pid, 4242);
     assert_int_equal(back->tid, 4243);
     assert_int_equal(back->signo, SIGSEGV);
@@ -142,9 +143,9 @@ static void test_store_roundtrip(void **state)
     assert_int_equal(repro_crash_set_str(&back->threads[1].frames[0].file, "app.c"), REPRO_OK);
     back->threads[1].frames[0].line = 42;
     assert_int_equal(repro_crash_set_str(&back->signature, "SIGSEGV|handler"), REPRO_OK);
-    assert_int_equal(repro_store_crash_update_symbols(s, id, back, &err), REPRO_OK);
+    assert_int_equal(repro_app_update_crash_symbols(s, id, back, &err), REPRO_OK);
     repro_crash_free(back);
-    assert_int_equal(repro_store_crash_load(s, id, &back, &err), REPRO_OK);
+    assert_int_equal(repro_app_load_crash(s, id, &back, &err), REPRO_OK);
     assert_string_equal(back->threads[1].frames[0].function, "handler");
     assert_int_equal(back->threads[1].frames[0].line, 42);
     assert_string_equal(back->signature, "SIGSEGV|handler");
@@ -154,18 +155,18 @@ static void test_store_roundtrip(void **state)
     {
         int64_t a, b;
         assert_int_equal(repro_crash_set_str(&c->record_key, "inproc:h:1:2:3"), REPRO_OK);
-        assert_int_equal(repro_store_crash_insert(s, c, &a, &err), REPRO_OK);
-        assert_int_equal(repro_store_crash_insert(s, c, &b, &err), REPRO_OK);
+        assert_int_equal(repro_app_store_crash(s, c, &a, &err), REPRO_OK);
+        assert_int_equal(repro_app_store_crash(s, c, &b, &err), REPRO_OK);
         assert_int_equal(a, b);
         assert_int_not_equal(a, id);
     }
     repro_error_clear(&err);
-    assert_int_equal(repro_store_crash_load(s, id + 100, &back, &err), REPRO_E_NOTFOUND);
+    assert_int_equal(repro_app_load_crash(s, id + 100, &back, &err), REPRO_E_NOTFOUND);
     assert_null(back);
     /* An invalid record is refused and nothing is stored. */
     c->threads[0].frames[0].module = 77;
     repro_error_clear(&err);
-    assert_int_equal(repro_store_crash_insert(s, c, NULL, &err), REPRO_E_MALFORMED);
+    assert_int_equal(repro_app_store_crash(s, c, NULL, &err), REPRO_E_MALFORMED);
     repro_crash_free(c);
     repro_store_close(s);
 }

@@ -3,7 +3,7 @@
  * types, VLAN tags, IPv4/IPv6 with options and extension headers,
  * fragments, non-TCP, padding, offload, snap length, malformed headers).
  * Every frame sits right before a PROT_NONE page and is also decoded cut at
- * every length from 0 to its full size. Also repro_format_endpoint().
+ * every length from 0 to its full size. Also repro_endpoint_format().
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -623,14 +623,14 @@ static void test_garbage(void **state)
     }
 }
 
-/* ---- repro_format_endpoint ----------------------------------------------- */
+/* ---- endpoints as capture writes them (core's repro_endpoint_format) ----------------------------------------------- */
 
 /* Formats into exactly 64 bytes that end at a guard page. */
 static void check_endpoint(int family, const uint8_t *addr, uint16_t port, const char *want)
 {
     static const char filler[64];
     uint8_t *b = guard_copy(filler, sizeof filler);
-    repro_format_endpoint((char *)b, sizeof filler, family, addr, port);
+    repro_endpoint_format((char *)b, sizeof filler, family, addr, port);
     assert_string_equal((char *)b, want);
     guard_free(b, sizeof filler);
 }
@@ -656,11 +656,11 @@ static void test_format_endpoint(void **state)
 
     /* A short buffer is cut, terminated and never overrun. */
     b = guard_copy("xxxxxxxx", 8);
-    repro_format_endpoint((char *)b, 8, 4, v4, 51234);
+    repro_endpoint_format((char *)b, 8, 4, v4, 51234);
     assert_string_equal((char *)b, "192.168");
     guard_free(b, 8);
     b = guard_copy("xxxxxxxxxxxx", 12);
-    repro_format_endpoint((char *)b, 12, 6, v6, 443);
+    repro_endpoint_format((char *)b, 12, 6, v6, 443);
     assert_string_equal((char *)b, "[2001:db8::");
     guard_free(b, 12);
 }
