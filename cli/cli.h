@@ -30,6 +30,7 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv);
 int cmd_ingest(struct cli_global *g, int argc, char **argv);
 int cmd_run(struct cli_global *g, int argc, char **argv);
 int cmd_addr2line(struct cli_global *g, int argc, char **argv);
+int cmd_replay(struct cli_global *g, int argc, char **argv);
 
 /* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);
@@ -39,6 +40,29 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 long long cli_parse_int(const char *s);
 /* Writes b to stdout; returns 0 or -1 (EPIPE etc.). */
 int cli_write_out(const void *p, size_t n);
+
+/* The exchange filters of `repro exchanges`, shared by `repro replay`:
+ * CLI_FILTER_LONGOPTS in the option table, cli_filter_option() in the
+ * loop (1: handled, 0: not a filter, EXIT_USAGE: a bad value, reported). */
+struct repro_exchange_filter;
+#define CLI_OPT_METHOD 1100
+#define CLI_OPT_PATH 1101
+#define CLI_OPT_STATUS 1102
+#define CLI_OPT_HOST 1103
+#define CLI_OPT_CONN 1104
+#define CLI_OPT_CAPTURE 1105
+#define CLI_OPT_LIMIT 1106
+#define CLI_OPT_ID 1107
+#define CLI_FILTER_LONGOPTS                                                 \
+    {"method", required_argument, NULL, CLI_OPT_METHOD},                    \
+        {"path-prefix", required_argument, NULL, CLI_OPT_PATH},             \
+        {"status", required_argument, NULL, CLI_OPT_STATUS},                \
+        {"host", required_argument, NULL, CLI_OPT_HOST},                    \
+        {"connection", required_argument, NULL, CLI_OPT_CONN},              \
+        {"capture", required_argument, NULL, CLI_OPT_CAPTURE},              \
+        {"limit", required_argument, NULL, CLI_OPT_LIMIT},                  \
+        {"id", required_argument, NULL, CLI_OPT_ID}
+int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt, const char *arg);
 
 /* Long options shared by every command. Returns 1 if opt was handled. */
 int cli_common_option(struct cli_global *g, int opt, const char *arg);

@@ -3,6 +3,7 @@
  * options (--db, --trace, --verbose).
  */
 #include "cli.h"
+#include "repro/store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -59,6 +60,31 @@ int cli_common_option(struct cli_global *g, int opt, const char *arg)
         return 1;
     case CLI_OPT_VERBOSE:
         repro_log_set_level(REPRO_LOG_INFO);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt, const char *arg)
+{
+    long long v;
+    switch (opt) {
+    case CLI_OPT_METHOD: f->method = arg; return 1;
+    case CLI_OPT_PATH: f->path_prefix = arg; return 1;
+    case CLI_OPT_HOST: f->host = arg; return 1;
+    case CLI_OPT_STATUS:
+    case CLI_OPT_CONN:
+    case CLI_OPT_CAPTURE:
+    case CLI_OPT_LIMIT:
+    case CLI_OPT_ID:
+        if ((v = cli_parse_int(arg)) <= 0)
+            return cli_usage_error(cmd, "option needs a positive number, not '%s'", arg);
+        if (opt == CLI_OPT_STATUS) f->status = (int)v;
+        else if (opt == CLI_OPT_CONN) f->connection_id = v;
+        else if (opt == CLI_OPT_CAPTURE) f->capture_id = v;
+        else if (opt == CLI_OPT_ID) f->id = v;
+        else f->limit = v;
         return 1;
     default:
         return 0;

@@ -1,7 +1,7 @@
 /*
  * repro exchanges [--format text|json] [--method M] [--path-prefix P]
  *                 [--status N] [--host H] [--connection ID] [--capture ID]
- *                 [--limit N]
+ *                 [--id ID] [--limit N]
  */
 #include "cli.h"
 #include "app/exchange_render.h"
@@ -39,24 +39,18 @@ static void help(void)
 {
     printf("usage: repro exchanges [--db PATH] [--format text|json] [--method M]\n"
            "                       [--path-prefix P] [--status N] [--host H]\n"
-           "                       [--connection ID] [--capture ID] [--limit N]\n"
+           "                       [--connection ID] [--capture ID] [--id ID] [--limit N]\n"
            "Lists recorded exchanges in id order. --format json prints JSON Lines with\n"
            "the fields documented in docs/formats.md.\n");
 }
 
 int cmd_exchanges(struct cli_global *g, int argc, char **argv)
 {
-    enum { O_FORMAT = 1, O_METHOD, O_PATH, O_STATUS, O_HOST, O_CONN, O_CAPTURE, O_LIMIT };
+    enum { O_FORMAT = 1 };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
+        CLI_FILTER_LONGOPTS,
         {"format", required_argument, NULL, O_FORMAT},
-        {"method", required_argument, NULL, O_METHOD},
-        {"path-prefix", required_argument, NULL, O_PATH},
-        {"status", required_argument, NULL, O_STATUS},
-        {"host", required_argument, NULL, O_HOST},
-        {"connection", required_argument, NULL, O_CONN},
-        {"capture", required_argument, NULL, O_CAPTURE},
-        {"limit", required_argument, NULL, O_LIMIT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct repro_exchange_filter f;
@@ -64,7 +58,6 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv)
     struct repro_store *store = NULL;
     struct repro_error err = {0};
     int opt, rc;
-    long long v;
 
     memset(&f, 0, sizeof f);
     memset(&ctx, 0, sizeof ctx);
@@ -72,26 +65,17 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
+        if ((rc = cli_filter_option("exchanges", &f, opt, optarg)) != 0) {
+            if (rc == EXIT_USAGE)
+                return rc;
+            continue;
+        }
         switch (opt) {
         case O_FORMAT:
             if (strcmp(optarg, "json") == 0)
                 ctx.json = 1;
             else if (strcmp(optarg, "text") != 0)
                 return cli_usage_error("exchanges", "--format is text or json, not '%s'", optarg);
-            break;
-        case O_METHOD: f.method = optarg; break;
-        case O_PATH: f.path_prefix = optarg; break;
-        case O_HOST: f.host = optarg; break;
-        case O_STATUS:
-        case O_CONN:
-        case O_CAPTURE:
-        case O_LIMIT:
-            if ((v = cli_parse_int(optarg)) <= 0)
-                return cli_usage_error("exchanges", "option needs a positive number, not '%s'", optarg);
-            if (opt == O_STATUS) f.status = (int)v;
-            else if (opt == O_CONN) f.connection_id = v;
-            else if (opt == O_CAPTURE) f.capture_id = v;
-            else f.limit = v;
             break;
         case 'h': help(); return EXIT_CLEAN;
         default: return EXIT_USAGE;

@@ -396,3 +396,119 @@ def read_tsv(path):
         raise Setup("cannot read '%s': %s" % (path, e.strerror))
     cols = lines[0].split("\t")
     return [dict(zip(cols, l.split("\t") + [""] * (len(cols) - len(l.split("\t"))))) for l in lines[1:]]
+
+
+# ---- live servers and captures (test_live_loss.py, test_replay.py) ----------
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+def wait_for(pred, what, tries=200):
+    """Bounded polling, 50 ms apart: no sleep used as synchronisation."""
+    import time
+    for _ in range(tries):
+        if pred():
+            return
+        time.sleep(0.05)
+    raise Fail("timed out waiting for " + what)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_nginx(tmp, name, server_conf, procs, log_format=None):
+    """Starts a private nginx in tmp/name whose server block holds
+    server_conf (the listen line is added); returns its port. nginx cannot
+    listen on port 0, so a free port is picked and the start retried if
+    another process took it. log_format: an access log format, written to
+    tmp/name/access.log. The process joins procs (the caller kills it)."""
+    import socket
+    d = os.path.join(tmp, name)
+    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+    os.chmod(tmp, 0o755)
+    os.chmod(d, 0o755)
+    log = ("log_format t '%s';\n    access_log %s/access.log t;" % (log_format, d)
+           if log_format else "access_log off;")
+    for _ in range(3):
+        port = free_port()
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""worker_processes 1;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 256; }
+http {
+    %(log)s
+    keepalive_requests 100000;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        %(server)s
+    }
+}
+""" % {"d": d, "log": log, "port": port, "server": server_conf})
+        p = subprocess.Popen([NGINX, "-p", d, "-e", d + "/error.log", "-c", conf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return p.poll() is not None
+        wait_for(up, "nginx to listen")
+        if p.poll() is None:
+            procs.append(p)
+            return port
+    raise Fail("cannot start nginx (see %s/error.log)" % d)
+
+
+def start_live_capture(repro, db, bpf, tmp, procs, extra=()):
+    """repro capture -i lo -f bpf into db, once it listens; returns (proc,
+    stderr file)."""
+    err = open(os.path.join(tmp, "capture.err"), "w+")
+    cap = subprocess.Popen([repro, "capture", "-i", "lo", "-f", bpf, "--db", db] + list(extra),
+                           stderr=err)
+    procs.append(cap)
+
+    def listening():
+        err.seek(0)
+        return "listening on lo" in err.read() or cap.poll() is not None
+    wait_for(listening, "capture to listen")
+    if cap.poll() is not None:
+        err.seek(0)
+        raise Fail("repro capture exited early: " + err.read())
+    return cap, err
+
+
+def stop_live_capture(cap, err):
+    """SIGINT, then its exit code and summary."""
+    import signal
+    cap.send_signal(signal.SIGINT)
+    try:
+        rc = cap.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise Fail("repro capture did not stop within 30 s of SIGINT")
+    err.seek(0)
+    return rc, err.read()
+
+
+def stop_all(procs, tmp):
+    """Kills what the test started and removes tmp (unless KEEP_TMP=1)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if os.environ.get("KEEP_TMP") != "1":
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,13 +15,15 @@ Exit 0 pass, 1 fail, 77 skipped (not root, no nginx or curl).
 """
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_common import (NGINX, Fail, start_live_capture, start_nginx,  # noqa: E402
+                        stop_all, stop_live_capture)
 
 REPRO = sys.argv[1]
 N_CURL, PER_CURL = 4, 150      # keep-alive batches
@@ -40,83 +42,12 @@ def fail(why):
 
 if os.geteuid() != 0:
     skip("needs root (capture on lo)")
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 if not NGINX or not shutil.which("curl"):
     skip("needs nginx and curl")
 
 tmp = tempfile.mkdtemp(prefix="repro-live-loss-")
 os.chmod(tmp, 0o755)
 procs = []
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    if os.environ.get("KEEP_TMP") != "1":
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def wait_for(pred, what, tries=200):
-    """Bounded polling, 50 ms apart: no sleep used as synchronisation."""
-    for _ in range(tries):
-        if pred():
-            return
-        time.sleep(0.05)
-    fail("timed out waiting for " + what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_nginx():
-    os.makedirs(os.path.join(tmp, "ngx-tmp"), exist_ok=True)
-    for _ in range(3):
-        port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path {tmp}/ngx-tmp/body;
-    proxy_temp_path {tmp}/ngx-tmp/proxy;
-    fastcgi_temp_path {tmp}/ngx-tmp/fastcgi;
-    uwsgi_temp_path {tmp}/ngx-tmp/uwsgi;
-    scgi_temp_path {tmp}/ngx-tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ default_type application/json; return 200 '{{"req":"$request_uri"}}'; }}
-    }}
-}}
-""")
-        p = subprocess.Popen([NGINX, "-p", tmp, "-e", tmp + "/nginx-error.log", "-c", conf],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return p.poll() is not None
-        for _ in range(200):
-            if up():
-                break
-            time.sleep(0.05)
-        if p.poll() is None:
-            procs.append(p)
-            return port
-    fail("cannot start nginx")
 
 
 def curl_batch(port, first, n):
@@ -142,22 +73,12 @@ def pipelined_batch(port, first, n):
 
 
 def main():
-    port = start_nginx()
+    port = start_nginx(tmp, "nginx", """location / { default_type application/json;
+            return 200 '{"req":"$request_uri"}'; }""", procs)
     db = os.path.join(tmp, "loss.db")
     # drop packets whose sequence number has low nibble 5: about 1 in 16
     flt = f"tcp port {port} and (tcp[7] & 0x0f) != 5"
-    err = open(os.path.join(tmp, "capture.err"), "w+")
-    cap = subprocess.Popen([REPRO, "capture", "-i", "lo", "-f", flt, "--db", db,
-                            "--duration", "120"], stderr=err)
-    procs.append(cap)
-
-    def listening():
-        err.seek(0)
-        return "listening on lo" in err.read() or cap.poll() is not None
-    wait_for(listening, "capture to listen")
-    if cap.poll() is not None:
-        err.seek(0)
-        fail("repro capture exited early: " + err.read())
+    cap, err = start_live_capture(REPRO, db, flt, tmp, procs, ["--duration", "120"])
 
     n_sent = 0
     curls = [curl_batch(port, 1 + k * PER_CURL, PER_CURL) for k in range(N_CURL)]
@@ -170,13 +91,7 @@ def main():
         pipelined_batch(port, base + k * PER_PIPE, PER_PIPE)
     n_sent += N_PIPE * PER_PIPE
 
-    cap.send_signal(signal.SIGINT)
-    try:
-        rc = cap.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        fail("repro capture did not stop within 30 s of SIGINT")
-    err.seek(0)
-    summary = err.read()
+    rc, summary = stop_live_capture(cap, err)
     if rc not in (0, 1):
         fail(f"repro capture exited {rc}: {summary}")
 
@@ -207,5 +122,7 @@ def main():
 
 try:
     main()
+except Fail as e:
+    fail(str(e))
 finally:
-    cleanup()
+    stop_all(procs, tmp)

@@ -45,7 +45,7 @@
 struct logent {
     int conn;          /* accepted connection number */
     char path[64];
-    int64_t in_ns, out_ns; /* arrival, answer written (mono) */
+    int64_t in_ns, out_ns; /* arrival, answer about to be written (mono) */
 };
 
 struct server {
@@ -83,7 +83,7 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
     char method[16] = "", path[64] = "", body[128], out[512];
     int keep = 1;
     sscanf(head, "%15s %63s", method, path);
-    int64_t in = mono();
+    int64_t in = mono(), out_ns = 0;
     if (strncmp(path, "/slow", 5) == 0) {
         struct timespec ts = {0, atoi(path + 5) * 1000000L};
         nanosleep(&ts, NULL);
@@ -120,6 +120,7 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
     } else if (strcmp(path, "/garbage") == 0) {
         put(fd, "NOT HTTP AT ALL\r\n\r\n");
     } else if (strcmp(path, "/chunked") == 0) {
+        out_ns = mono();
         put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
     } else {
         if (strcmp(path, "/continue") == 0)
@@ -128,6 +129,7 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s%s\r\n%s",
                  strlen(body), extra, keep ? "" : "Connection: close\r\n",
                  strcmp(method, "HEAD") == 0 ? "" : body);
+        out_ns = mono(); /* before the write: the answer cannot arrive earlier */
         put(fd, out);
     }
     pthread_mutex_lock(&sv->m);
@@ -136,7 +138,7 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         l->conn = cn;
         snprintf(l->path, sizeof l->path, "%s", path);
         l->in_ns = in;
-        l->out_ns = mono();
+        l->out_ns = out_ns;
     }
     pthread_mutex_unlock(&sv->m);
     return keep;

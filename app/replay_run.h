@@ -1,0 +1,49 @@
+/*
+ * app/replay_run: `repro replay` as a library call — stored exchanges
+ * (filtered like `repro exchanges`) replayed against a target with
+ * replay/run.c, a summary, the JSON and JUnit reports.
+ */
+#ifndef REPRO_APP_REPLAY_RUN_H
+#define REPRO_APP_REPLAY_RUN_H
+
+#include "repro/replay.h"
+#include "repro/store.h"
+
+#include <stdio.h>
+
+/* Every pointer borrowed for the call. */
+struct repro_app_replay_opts {
+    const char *db;
+    struct repro_exchange_filter filter;
+    const char *methods;       /* "GET,HEAD": only these methods, or NULL */
+    const char *target;        /* "HOST:PORT" */
+    const char *baseline;      /* "HOST:PORT" or NULL */
+    double speed;              /* 0: max */
+    double rate;               /* requests/s cap, 0: none */
+    unsigned connections, loops;
+    int timeout_ms;
+    int allow_production_target;
+    int no_correlate;
+    int dry_run;               /* print the schedule, send nothing */
+    struct repro_compare_rules rules;
+    const char *report_json, *junit; /* or NULL */
+    FILE *out;                 /* the dry-run schedule and the summary */
+};
+
+struct repro_app_replay_result {
+    uint64_t selected;        /* exchanges chosen */
+    uint64_t skipped;         /* chosen but without a request to send */
+    struct repro_replay_summary sum; /* verdict counts; noise already freed */
+};
+
+/*
+ * Runs the replay. Returns REPRO_OK when it ran (findings are in res);
+ * REPRO_E_INVAL for a target that cannot be resolved or that is the server
+ * of the recorded traffic (without allow_production_target);
+ * REPRO_E_NOTFOUND when the filters select nothing; other errors from the
+ * store, the engine or the reports.
+ */
+int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_replay_result *res,
+                     struct repro_error *err);
+
+#endif
