@@ -216,6 +216,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     socklen_t tlen = 0, blen = 0;
     char ttext[80], btext[80];
     struct repro_replay_report *rep = NULL;
+    struct repro_replay_rewrite *rw = NULL;
     int rc;
 
     memset(res, 0, sizeof *res);
@@ -224,8 +225,12 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     if (o->baseline &&
         (rc = resolve("baseline", o->baseline, &bss, &blen, btext, sizeof btext, err)) != REPRO_OK)
         return rc;
-    if ((rc = repro_store_open(o->db, REPRO_STORE_READONLY, &store, err)) != REPRO_OK)
+    if ((rc = repro_replay_rewrite_new(&o->rewrite, &rw, err)) != REPRO_OK)
         return rc;
+    if ((rc = repro_store_open(o->db, REPRO_STORE_READONLY, &store, err)) != REPRO_OK) {
+        repro_replay_rewrite_free(rw);
+        return rc;
+    }
     rc = repro_store_exchanges(store, &o->filter, 1, take, &sel, err);
     repro_store_close(store);
     if (rc == REPRO_OK && sel.nomem)
@@ -264,7 +269,8 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         .baseline = o->baseline ? (const struct sockaddr *)&bss : NULL,
         .baseline_len = blen,
         .rules = &o->rules,
-        .no_correlate = o->no_correlate};
+        .no_correlate = o->no_correlate,
+        .rewrite = rw};
     struct repro_replay_report_meta meta = {.run_id = -1, .target = ttext,
                                             .baseline = o->baseline ? btext : NULL,
                                             .speed = o->speed};
@@ -321,6 +327,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         }
     }
 out:
+    repro_replay_rewrite_free(rw);
     repro_noise_free(res->sum.noise);
     res->sum.noise = NULL;
     selection_release(&sel);

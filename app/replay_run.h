@@ -26,6 +26,7 @@ struct repro_app_replay_opts {
     int no_correlate;
     int dry_run;               /* print the schedule, send nothing */
     struct repro_compare_rules rules;
+    struct repro_replay_rewrite_opts rewrite;
     const char *report_json, *junit; /* or NULL */
     FILE *out;                 /* the dry-run schedule and the summary */
 };

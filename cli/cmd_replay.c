@@ -5,6 +5,9 @@
  *              [--ignore-header H]... [--ignore-json-path P]... [--mask RE]...
  *              [--report FILE.json] [--junit FILE.xml] [--fail-on LIST]
  *              [--allow-production-target] [--dry-run]
+ *              [--host H] [--set-header 'N: V']... [--remove-header N]...
+ *              [--rewrite-path FROM=TO]... [--set-query N=V]... [--set-cookie N=V]...
+ *              [--set-json-field PATH=VALUE]...
  */
 #include "cli.h"
 #include "app/replay_run.h"
@@ -40,8 +43,17 @@ static void help(void)
         "                         mismatch,error,timeout,crash)\n"
         "  --allow-production-target  allow a target that served the recorded traffic\n"
         "  --dry-run              print what would be sent, when, and stop\n"
-        "filters (as for 'repro exchanges'): --method M --path-prefix P --status N --host H\n"
-        "  --connection ID --capture ID --id ID --limit N\n"
+        "rewriting (after carried-over values; each repeatable but --host):\n"
+        "  --host H               the Host header\n"
+        "  --set-header 'N: V'    set a header (added when absent)\n"
+        "  --remove-header N      remove a header\n"
+        "  --rewrite-path FROM=TO replace a path prefix\n"
+        "  --set-query N=V        set a query parameter (pass V encoded)\n"
+        "  --set-cookie N=V       set a cookie (a redacted Cookie header becomes just these)\n"
+        "  --set-json-field P=V   set a field of a JSON body, e.g. '$.password=\"s3cret\"'\n"
+        "filters (as for 'repro exchanges', but --select-host H for its --host H):\n"
+        "  --method M --path-prefix P --status N --select-host H --connection ID\n"
+        "  --capture ID --id ID --limit N\n"
         "Exit: 0 everything matched, 1 findings, 2 error, 64 usage.\n");
 }
 
@@ -69,7 +81,8 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
 {
     enum {
         O_TARGET = 1, O_SPEED, O_RATE, O_CONNS, O_LOOP, O_TIMEOUT, O_METHODS, O_BASELINE,
-        O_NOCORR, O_IGN_H, O_IGN_J, O_MASK, O_REPORT, O_JUNIT, O_FAIL_ON, O_ALLOW, O_DRY
+        O_NOCORR, O_IGN_H, O_IGN_J, O_MASK, O_REPORT, O_JUNIT, O_FAIL_ON, O_ALLOW, O_DRY,
+        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
@@ -91,9 +104,18 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         {"fail-on", required_argument, NULL, O_FAIL_ON},
         {"allow-production-target", no_argument, NULL, O_ALLOW},
         {"dry-run", no_argument, NULL, O_DRY},
+        {"select-host", required_argument, NULL, O_HOSTHDR},
+        {"set-header", required_argument, NULL, O_SET_H},
+        {"remove-header", required_argument, NULL, O_RM_H},
+        {"rewrite-path", required_argument, NULL, O_PATH_RW},
+        {"set-query", required_argument, NULL, O_SET_Q},
+        {"set-cookie", required_argument, NULL, O_SET_C},
+        {"set-json-field", required_argument, NULL, O_SET_J},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *ign_h[MAX_RULES], *ign_j[MAX_RULES], *masks[MAX_RULES];
+    const char *set_h[MAX_RULES], *rm_h[MAX_RULES], *paths[MAX_RULES], *set_q[MAX_RULES],
+        *set_c[MAX_RULES], *set_j[MAX_RULES];
     struct repro_app_replay_opts o;
     struct repro_app_replay_result res;
     struct repro_error err = {0};
@@ -106,10 +128,22 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     o.rules.ignore_headers = ign_h;
     o.rules.ignore_json_paths = ign_j;
     o.rules.masks = masks;
+    o.rewrite.set_headers = set_h;
+    o.rewrite.remove_headers = rm_h;
+    o.rewrite.rewrite_paths = paths;
+    o.rewrite.set_queries = set_q;
+    o.rewrite.set_cookies = set_c;
+    o.rewrite.set_json_fields = set_j;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
+        /* --host rewrites Host here (the issue's rewriting options); the
+         * host filter of `repro exchanges` is --select-host */
+        if (opt == CLI_OPT_HOST) {
+            o.rewrite.host = optarg;
+            continue;
+        }
         if ((rc = cli_filter_option("replay", &o.filter, opt, optarg)) != 0) {
             if (rc == EXIT_USAGE)
                 return rc;
@@ -147,13 +181,34 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
             else if (opt == O_LOOP) o.loops = (unsigned)v;
             else o.timeout_ms = (int)v;
             break;
+        case O_HOSTHDR: o.filter.host = optarg; break;
         case O_IGN_H:
         case O_IGN_J:
-        case O_MASK: {
-            size_t *n = opt == O_IGN_H ? &o.rules.n_ignore_headers
-                        : opt == O_IGN_J ? &o.rules.n_ignore_json_paths
-                                         : &o.rules.n_masks;
-            const char **a = opt == O_IGN_H ? ign_h : opt == O_IGN_J ? ign_j : masks;
+        case O_MASK:
+        case O_SET_H:
+        case O_RM_H:
+        case O_PATH_RW:
+        case O_SET_Q:
+        case O_SET_C:
+        case O_SET_J: {
+            size_t *n = opt == O_IGN_H    ? &o.rules.n_ignore_headers
+                        : opt == O_IGN_J  ? &o.rules.n_ignore_json_paths
+                        : opt == O_MASK   ? &o.rules.n_masks
+                        : opt == O_SET_H  ? &o.rewrite.n_set_headers
+                        : opt == O_RM_H   ? &o.rewrite.n_remove_headers
+                        : opt == O_PATH_RW ? &o.rewrite.n_rewrite_paths
+                        : opt == O_SET_Q  ? &o.rewrite.n_set_queries
+                        : opt == O_SET_C  ? &o.rewrite.n_set_cookies
+                                          : &o.rewrite.n_set_json_fields;
+            const char **a = opt == O_IGN_H    ? ign_h
+                             : opt == O_IGN_J  ? ign_j
+                             : opt == O_MASK   ? masks
+                             : opt == O_SET_H  ? set_h
+                             : opt == O_RM_H   ? rm_h
+                             : opt == O_PATH_RW ? paths
+                             : opt == O_SET_Q  ? set_q
+                             : opt == O_SET_C  ? set_c
+                                               : set_j;
             if (*n == MAX_RULES)
                 return cli_usage_error("replay", "at most %d rules of each kind", MAX_RULES);
             a[(*n)++] = optarg;

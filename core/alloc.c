@@ -61,3 +61,13 @@ char *repro_strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+char *repro_strndup(const char *s, size_t n)
+{
+    char *d = repro_malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}

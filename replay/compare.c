@@ -27,6 +27,8 @@
 
 #include "repro/http.h"
 
+#include "jpath.h"
+
 #include <ctype.h>
 #include <jansson.h>
 #include <regex.h>
@@ -43,19 +45,6 @@ static const char *const default_ignores[] = {
     "date", "server", "set-cookie", "expires", "last-modified", "etag", "age", "via",
     "x-request-id", "x-correlation-id", "traceparent", "x-amzn-trace-id",
     "content-length", "transfer-encoding", "connection", "keep-alive",
-};
-
-enum seg_kind { SEG_KEY, SEG_ANY_KEY, SEG_INDEX, SEG_ANY_INDEX };
-
-struct seg {
-    enum seg_kind kind;
-    char *name;   /* SEG_KEY */
-    size_t index; /* SEG_INDEX */
-};
-
-struct jpath {
-    struct seg *segs;
-    size_t n;
 };
 
 struct repro_comparer {
@@ -79,13 +68,6 @@ const char *repro_diff_kind_name(enum repro_diff_kind k)
 
 /* ---- rules ---------------------------------------------------------------- */
 
-static void jpath_release(struct jpath *p)
-{
-    for (size_t i = 0; i < p->n; i++)
-        repro_free(p->segs[i].name);
-    repro_free(p->segs);
-}
-
 void repro_comparer_free(struct repro_comparer *c)
 {
     if (!c)
@@ -94,95 +76,12 @@ void repro_comparer_free(struct repro_comparer *c)
         repro_free(c->ignore[i]);
     repro_free(c->ignore);
     for (size_t i = 0; i < c->n_paths; i++)
-        jpath_release(&c->paths[i]);
+        repro__jpath_release(&c->paths[i]);
     repro_free(c->paths);
     for (size_t i = 0; i < c->n_masks; i++)
         regfree(&c->masks[i]);
     repro_free(c->masks);
     repro_free(c);
-}
-
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = repro_malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
-static int push_seg(struct jpath *p, struct seg s)
-{
-    struct seg *v = repro_realloc(p->segs, (p->n + 1) * sizeof *v);
-    if (!v) {
-        repro_free(s.name);
-        return REPRO_E_NOMEM;
-    }
-    p->segs = v;
-    p->segs[p->n++] = s;
-    return REPRO_OK;
-}
-
-/* "$", then ".name", ".*", "[N]", "[*]" or "['name']" segments. */
-static int jpath_parse(const char *text, struct jpath *p, struct repro_error *err)
-{
-    const char *s = text;
-    int rc;
-
-    memset(p, 0, sizeof *p);
-    if (*s++ != '$')
-        goto bad;
-    while (*s) {
-        struct seg g = {0};
-        if (s[0] == '.' && s[1] == '*' && (s[2] == 0 || s[2] == '.' || s[2] == '[')) {
-            g.kind = SEG_ANY_KEY;
-            s += 2;
-        } else if (s[0] == '.') {
-            size_t n = strcspn(s + 1, ".[");
-            if (n == 0)
-                goto bad;
-            g.kind = SEG_KEY;
-            g.name = dup_n(s + 1, n);
-            s += 1 + n;
-        } else if (s[0] == '[' && s[1] == '*' && s[2] == ']') {
-            g.kind = SEG_ANY_INDEX;
-            s += 3;
-        } else if (s[0] == '[' && (s[1] == '\'' || s[1] == '"')) {
-            const char *end = strchr(s + 2, s[1]);
-            if (!end || end[1] != ']')
-                goto bad;
-            g.kind = SEG_KEY;
-            g.name = dup_n(s + 2, (size_t)(end - (s + 2)));
-            s = end + 2;
-        } else if (s[0] == '[' && isdigit((unsigned char)s[1])) {
-            char *end;
-            g.kind = SEG_INDEX;
-            g.index = strtoul(s + 1, &end, 10);
-            if (*end != ']')
-                goto bad;
-            s = end + 1;
-        } else {
-            goto bad;
-        }
-        if (g.kind == SEG_KEY && !g.name) {
-            jpath_release(p);
-            return REPRO_E_NOMEM;
-        }
-        if ((rc = push_seg(p, g)) != REPRO_OK) {
-            jpath_release(p);
-            return rc;
-        }
-    }
-    if (p->n == 0)
-        return repro_error_set(err, REPRO_E_INVAL,
-                               "refusing JSON path '%s': it ignores the whole body", text);
-    return REPRO_OK;
-bad:
-    jpath_release(p);
-    return repro_error_set(err, REPRO_E_INVAL,
-                           "cannot parse JSON path '%s' near offset %zu: use $.a.b[*].c",
-                           text, (size_t)(s - text));
 }
 
 int repro_comparer_new(const struct repro_compare_rules *r, struct repro_comparer **out,
@@ -215,7 +114,7 @@ int repro_comparer_new(const struct repro_compare_rules *r, struct repro_compare
         c->ignore[c->n_ignore++] = low;
     }
     for (size_t i = 0; i < r->n_ignore_json_paths; i++) {
-        if ((rc = jpath_parse(r->ignore_json_paths[i], &c->paths[i], err)) != REPRO_OK)
+        if ((rc = repro__jpath_parse(r->ignore_json_paths[i], &c->paths[i], err)) != REPRO_OK)
             goto fail;
         c->n_paths++;
     }

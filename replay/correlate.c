@@ -85,16 +85,6 @@ struct repro_correlator {
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *dupn(const void *p, size_t n)
-{
-    char *d = repro_malloc(n + 1);
-    if (d) {
-        memcpy(d, p, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static int word_byte(int c)
 {
     return isalnum(c) || c == '_' || c == '-';
@@ -154,7 +144,7 @@ static char *location_path(struct repro_slice v)
         const char *slash = memchr(sep + 3, '/', (size_t)(end - (sep + 3)));
         p = slash ? slash : end;
     }
-    return dupn(p, (size_t)(end - p));
+    return repro_strndup(p, (size_t)(end - p));
 }
 
 static char *leaf_text(const json_t *v)
@@ -163,11 +153,11 @@ static char *leaf_text(const json_t *v)
     if (json_is_string(v))
         return json_string_length(v) <= MAX_VALUE && !memchr(json_string_value(v), 0,
                                                              json_string_length(v))
-                   ? dupn(json_string_value(v), json_string_length(v))
+                   ? repro_strndup(json_string_value(v), json_string_length(v))
                    : NULL;
     if (json_is_integer(v)) {
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        return dupn(num, strlen(num));
+        return repro_strndup(num, strlen(num));
     }
     return NULL;
 }
@@ -212,12 +202,12 @@ static void add_leaf(struct learn *l, const char *name, const json_t *v)
                               memchr(json_string_value(v), 0, json_string_length(v))))
         return; /* not an id or a token */
     t.rec = leaf_text(v);
-    t.name = dupn(name, strlen(name));
+    t.name = repro_strndup(name, strlen(name));
     t.n_path = l->depth;
     int ok = t.rec && t.name;
     for (size_t i = 0; i < l->depth; i++) {
         t.path[i].index = l->path[i].index;
-        t.path[i].key = l->path[i].key ? dupn(l->path[i].key, strlen(l->path[i].key)) : NULL;
+        t.path[i].key = l->path[i].key ? repro_strndup(l->path[i].key, strlen(l->path[i].key)) : NULL;
         ok = ok && (!l->path[i].key || t.path[i].key);
     }
     if (!ok || push_token(l->c, &t) != REPRO_OK) {
@@ -366,7 +356,7 @@ int repro_correlator_new(const struct repro_replay_plan *plan, const struct repr
         if (loc && loc->value.len > 0) {
             struct token t = {.src = i, .client = reqs[i].client_key,
                               .avail_us = reqs[i].answered_us, .kind = TOK_LOCATION};
-            t.name = dupn("location", 8);
+            t.name = repro_strndup("location", 8);
             t.rec = location_path(loc->value);
             if (!t.name || !t.rec || push_token(c, &t) != REPRO_OK) {
                 token_release(&t);
@@ -421,7 +411,7 @@ static void jar_set(struct repro_correlator *c, int64_t client, struct repro_sli
     size_t nl = (size_t)(eq - p);
     while (nl > 0 && p[nl - 1] == ' ')
         nl--;
-    char *name = dupn(p, nl), *value = dupn(eq + 1, (size_t)(p + pair - (eq + 1)));
+    char *name = repro_strndup(p, nl), *value = repro_strndup(eq + 1, (size_t)(p + pair - (eq + 1)));
     if (!name || !value)
         goto drop;
     for (size_t i = 0; i < c->n_jar; i++)

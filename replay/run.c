@@ -49,7 +49,7 @@ struct run {
     int failed; /* first error inside a callback */
 
     /* sender thread (prepare) */
-    struct repro_buf out;
+    struct repro_buf out, out2;
     struct repro_corr_subst **subs; /* per input: what was substituted (NULL: nothing) */
     size_t *n_subs;
     uint8_t *redacted;
@@ -81,6 +81,8 @@ static int holds_mark(struct repro_slice s)
                             sizeof REPRO_REDACT_MARK_URL - 1));
 }
 
+/* Correlation, then the user's rewrites; bytes then point into out or
+ * out2 until the next call. */
 static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
 {
     struct run *r = ctx;
@@ -91,19 +93,20 @@ static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
         if (repro_correlator_apply(corr, i, *bytes, &r->out, subs, SUBS_PER_REQUEST, &n) != REPRO_OK)
             return -1;
         *bytes = (struct repro_slice){r->out.data, r->out.len};
-        r->redacted[i] = (uint8_t)holds_mark(*bytes);
-        if (r->baseline_phase)
-            return 0; /* what the baseline was sent is not reported */
-        size_t kept = n < SUBS_PER_REQUEST ? n : SUBS_PER_REQUEST;
-        repro_free(r->subs[i]);
-        r->subs[i] = NULL;
-        r->n_subs[i] = 0;
-        if (kept && (r->subs[i] = repro_malloc(kept * sizeof *subs)) != NULL) {
-            memcpy(r->subs[i], subs, kept * sizeof *subs);
-            r->n_subs[i] = n;
+        if (!r->baseline_phase) { /* what the baseline was sent is not reported */
+            size_t kept = n < SUBS_PER_REQUEST ? n : SUBS_PER_REQUEST;
+            repro_free(r->subs[i]);
+            r->subs[i] = NULL;
+            r->n_subs[i] = 0;
+            if (kept && (r->subs[i] = repro_malloc(kept * sizeof *subs)) != NULL) {
+                memcpy(r->subs[i], subs, kept * sizeof *subs);
+                r->n_subs[i] = n;
+            }
         }
-        return 0;
     }
+    /* a head that does not parse goes as recorded: rewriting it would be a guess */
+    if (r->o->rewrite && repro_replay_rewrite_apply(r->o->rewrite, *bytes, &r->out2, NULL) == REPRO_OK)
+        *bytes = (struct repro_slice){r->out2.data, r->out2.len};
     r->redacted[i] = (uint8_t)holds_mark(*bytes);
     return 0;
 }
@@ -228,6 +231,7 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
 
     memset(sum, 0, sizeof *sum);
     repro_buf_init(&r.out, 64u << 20);
+    repro_buf_init(&r.out2, 64u << 20);
     repro_buf_init(&r.be, 64u << 20);
     repro_buf_init(&r.ba, 64u << 20);
     reqs = repro_calloc(n ? n : 1, sizeof *reqs);
@@ -348,6 +352,7 @@ out:
     repro_free(r.subs);
     repro_free(r.n_subs);
     repro_buf_release(&r.out);
+    repro_buf_release(&r.out2);
     repro_buf_release(&r.be);
     repro_buf_release(&r.ba);
     repro_correlator_free(r.corr);

@@ -122,6 +122,8 @@ void *repro_calloc(size_t n, size_t size);
 void *repro_realloc(void *p, size_t n);
 void repro_free(void *p);
 char *repro_strdup(const char *s);
+/* The first n bytes of s (which need not be NUL-terminated) as a C string. */
+char *repro_strndup(const char *s, size_t n);
 /* Fault injection for tests: the n-th allocation from now (1-based) and all
  * later ones fail; 0 disables. Returns how many allocations were made since
  * the last call. Not thread-safe. */

@@ -358,6 +358,8 @@ const char *repro_noise_suggest(const struct repro_noise_field *f, char *buf, si
 
 /* ---- a replay run (replay/run.c) --------------------------------------------- */
 
+struct repro_replay_rewrite;
+
 /* One recorded exchange to replay; everything borrowed for the run. */
 struct repro_replay_input {
     int64_t exchange_id;
@@ -407,6 +409,8 @@ struct repro_replay_run_opts {
     const struct repro_compare_rules *rules; /* or NULL: defaults */
     int no_correlate;                       /* 1: send the recorded values */
     int keep_all_responses;                 /* 1: keep matches' response bytes too */
+    const struct repro_replay_rewrite *rewrite; /* applied after correlation, or NULL
+                                                   (repro_replay_rewrite_new is below) */
 };
 
 struct repro_replay_summary {
@@ -455,5 +459,46 @@ int repro_replay_report_add(struct repro_replay_report *r, const struct repro_re
 /* Writes the files and frees r (accepts NULL). REPRO_E_IO naming the file. */
 int repro_replay_report_close(struct repro_replay_report *r, const struct repro_replay_summary *sum,
                               struct repro_error *err);
+
+/* ---- rewriting requests (replay/rewrite.c) ----------------------------------- */
+
+/*
+ * What to change in every request before it is sent (after dynamic values
+ * were carried over). Strings borrowed for repro_replay_rewrite_new().
+ */
+struct repro_replay_rewrite_opts {
+    const char *host;                 /* --host: the Host header */
+    const char *const *set_headers;   /* --set-header "Name: value" */
+    size_t n_set_headers;
+    const char *const *remove_headers; /* --remove-header Name */
+    size_t n_remove_headers;
+    const char *const *rewrite_paths; /* --rewrite-path FROM=TO: a path prefix */
+    size_t n_rewrite_paths;
+    const char *const *set_queries;   /* --set-query NAME=VALUE */
+    size_t n_set_queries;
+    const char *const *set_cookies;   /* --set-cookie NAME=VALUE */
+    size_t n_set_cookies;
+    const char *const *set_json_fields; /* --set-json-field PATH=VALUE (VALUE as JSON when it
+                                           parses, else a string) */
+    size_t n_set_json_fields;
+};
+
+struct repro_replay_rewrite;
+
+/* Checks and compiles the options. *out transferred: _free(). NULL *out
+ * (and REPRO_OK) when there is nothing to rewrite. REPRO_E_INVAL naming
+ * the option that is wrong. */
+int repro_replay_rewrite_new(const struct repro_replay_rewrite_opts *o,
+                             struct repro_replay_rewrite **out, struct repro_error *err);
+void repro_replay_rewrite_free(struct repro_replay_rewrite *rw);
+/*
+ * Writes request in, rewritten, into out (reset first). A JSON body that
+ * a field is set in is written compact with its Content-Length (a chunked
+ * one loses its chunking); a body that does not parse is left alone.
+ * Errors: REPRO_E_MALFORMED (no complete head: sent as recorded by the
+ * caller), REPRO_E_NOMEM, REPRO_E_LIMIT.
+ */
+int repro_replay_rewrite_apply(const struct repro_replay_rewrite *rw, struct repro_slice in,
+                               struct repro_buf *out, struct repro_error *err);
 
 #endif

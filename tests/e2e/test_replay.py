@@ -45,7 +45,7 @@ def serve(tmp, name, procs, changes=None):
     root = docroot(tmp, name, changes)
     # etag off: staging and production files differ in mtime, not content
     return start_nginx(tmp, name, "root %s; etag off; default_type application/json;" % root,
-                       procs, log_format="$connection $request")
+                       procs, log_format="$connection $http_x_staging $host $request")
 
 
 def main(tmp, procs):
@@ -97,6 +97,14 @@ def main(tmp, procs):
     suite = ET.parse(junit).getroot().find("testsuite")
     if suite.get("tests") != "5" or suite.get("failures") != "0":
         raise Fail("JUnit: %s" % suite.attrib)
+
+    # rewriting: every request carries the header and Host asked for
+    _, e, rc = run([REPRO, "replay", "--db", db, "--target", "127.0.0.1:%d" % same, "--speed", "max",
+                    "--set-header", "X-Staging: yes", "--host", "staging.example"], ok_codes=(0, 1))
+    with open(os.path.join(tmp, "same", "access.log")) as f:
+        lines = [line.split() for line in f if line.strip()][5:]
+    if rc != 0 or len(lines) != 5 or any(x[1:3] != ["yes", "staging.example"] for x in lines):
+        raise Fail("rewritten replay: exit %d, staging saw %s\n%s" % (rc, lines, e))
 
     # one file changed: exactly its two requests mismatch, exit 1
     changed = serve(tmp, "changed", procs,
