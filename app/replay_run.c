@@ -169,12 +169,40 @@ struct outcome_ctx {
     const struct repro_app_replay_opts *o;
     const struct repro_replay_input *in;
     struct repro_replay_report *rep;
+    struct repro_store *store;
+    int64_t run_id;
+    struct repro_buf diffs, subs;
+    struct repro_error *err;
 };
 
+/* One result into the report and the database. */
 static int on_outcome(void *ctx, const struct repro_replay_outcome *oc)
 {
     struct outcome_ctx *x = ctx;
-    return x->rep ? repro_replay_report_add(x->rep, oc, &x->in[oc->input]) : REPRO_OK;
+    const struct repro_replay_result *r = oc->result;
+    int rc = x->rep ? repro_replay_report_add(x->rep, oc, &x->in[oc->input]) : REPRO_OK;
+
+    repro_buf_reset(&x->diffs);
+    repro_buf_reset(&x->subs);
+    REPRO_TRY(rc, repro_replay_diffs_json(&x->diffs, oc->diffs));
+    REPRO_TRY(rc, repro_buf_append(&x->diffs, "", 1));
+    REPRO_TRY(rc, repro_replay_subs_json(&x->subs, oc->subs, oc->n_subs));
+    REPRO_TRY(rc, repro_buf_append(&x->subs, "", 1));
+    if (rc != REPRO_OK)
+        return repro_error_set(x->err, rc, "cannot record a replay result: out of memory");
+    struct repro_store_replay_result row = {
+        .run_id = x->run_id, .exchange_id = x->in[oc->input].exchange_id, .loop = oc->loop,
+        .verdict = repro_verdict_name(oc->verdict),
+        .error = r->error != REPRO_REPLAY_OK ? repro_replay_errkind_name(r->error) : NULL,
+        .status = r->status,
+        .latency_us = r->sent_ns >= 0 ? (double)(r->done_ns - r->sent_ns) / 1e3 : -1,
+        .latency_intended_us = (double)(r->done_ns - r->intended_ns) / 1e3,
+        .schedule_error_us = r->sent_ns >= 0 ? (double)(r->sent_ns - r->intended_ns) / 1e3 : 0,
+        .differences_json = oc->diffs->n ? (const char *)x->diffs.data : NULL,
+        .substitutions_json = oc->n_subs ? (const char *)x->subs.data : NULL,
+        .noise = (int)oc->n_noise, .still_redacted = oc->still_redacted, .reopened = r->reopened,
+        .response = r->response};
+    return repro_store_replay_result_insert(x->store, &row, x->err);
 }
 
 static void print_dry_run(FILE *f, const struct repro_replay_input *in, size_t n, double speed,
@@ -227,12 +255,13 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         return rc;
     if ((rc = repro_replay_rewrite_new(&o->rewrite, &rw, err)) != REPRO_OK)
         return rc;
-    if ((rc = repro_store_open(o->db, REPRO_STORE_READONLY, &store, err)) != REPRO_OK) {
+    /* read-write: the run and its results are stored (not for a dry run) */
+    if ((rc = repro_store_open(o->db, o->dry_run ? REPRO_STORE_READONLY : 0, &store, err)) !=
+        REPRO_OK) {
         repro_replay_rewrite_free(rw);
         return rc;
     }
     rc = repro_store_exchanges(store, &o->filter, 1, take, &sel, err);
-    repro_store_close(store);
     if (rc == REPRO_OK && sel.nomem)
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot read the exchanges: out of memory");
     if (rc != REPRO_OK)
@@ -271,19 +300,51 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         .rules = &o->rules,
         .no_correlate = o->no_correlate,
         .rewrite = rw};
-    struct repro_replay_report_meta meta = {.run_id = -1, .target = ttext,
+    struct repro_store_replay_run run = {.started_us = repro_wall_us(), .target = ttext,
+                                         .baseline = o->baseline ? btext : NULL,
+                                         .speed = o->speed, .selection = o->selection};
+    struct outcome_ctx oc = {.o = o, .in = sel.in, .store = store, .err = err};
+    if ((rc = repro_store_replay_run_begin(store, &run, &oc.run_id, err)) != REPRO_OK)
+        goto out;
+    res->run_id = oc.run_id;
+    struct repro_replay_report_meta meta = {.run_id = oc.run_id, .target = ttext,
                                             .baseline = o->baseline ? btext : NULL,
                                             .speed = o->speed};
     if ((o->report_json || o->junit) &&
         (rc = repro_replay_report_open(o->report_json, o->junit, &meta, &rep, err)) != REPRO_OK)
         goto out;
-    struct outcome_ctx oc = {.o = o, .in = sel.in, .rep = rep};
+    oc.rep = rep;
+    repro_buf_init(&oc.diffs, 16u << 20);
+    repro_buf_init(&oc.subs, 1u << 20);
     rc = repro_replay_execute(sel.in, sel.n, &ro, on_outcome, &oc, &res->sum, err);
+    repro_buf_release(&oc.diffs);
+    repro_buf_release(&oc.subs);
     if (rc == REPRO_OK)
         rc = repro_replay_report_close(rep, &res->sum, err);
     else
         repro_replay_report_close(rep, NULL, NULL);
     rep = NULL;
+    {
+        const struct repro_replay_summary *s = &res->sum;
+        const struct repro_replay_stats *t = &s->target;
+        double secs = t->first_send_ns >= 0 ? (double)(t->last_done_ns - t->first_send_ns) / 1e9 : 0;
+        struct repro_store_replay_run_end end = {
+            .ended_us = repro_wall_us(), .status = rc == REPRO_OK ? "complete" : "failed",
+            .sent = t->sent, .matched = s->verdicts[REPRO_VERDICT_MATCH],
+            .mismatched = s->verdicts[REPRO_VERDICT_MISMATCH],
+            .errors = s->verdicts[REPRO_VERDICT_ERROR], .timeouts = s->verdicts[REPRO_VERDICT_TIMEOUT],
+            .crashes = s->verdicts[REPRO_VERDICT_CRASH],
+            .unanswered = s->verdicts[REPRO_VERDICT_UNANSWERED], .duration_s = secs,
+            .requests_per_s = secs > 0 ? (double)t->sent / secs : 0,
+            .sched_p50_us = (double)t->sched_p50_ns / 1e3, .sched_p99_us = (double)t->sched_p99_ns / 1e3,
+            .sched_max_us = (double)t->sched_max_ns / 1e3};
+        struct repro_error eerr = {0};
+        int erc = repro_store_replay_run_end(store, oc.run_id, &end, &eerr);
+        if (rc == REPRO_OK && erc != REPRO_OK) {
+            *err = eerr;
+            rc = erc;
+        }
+    }
     if (rc == REPRO_OK && o->out) {
         const struct repro_replay_summary *s = &res->sum;
         const struct repro_replay_stats *t = &s->target;
@@ -291,6 +352,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         uint64_t total = 0;
         for (int v = 0; v < REPRO_VERDICT__COUNT; v++)
             total += s->verdicts[v];
+        fprintf(o->out, "replay run %lld: ", (long long)res->run_id);
         fprintf(o->out,
                 "replayed %llu requests (%llu sent) to %s in %.3f s (%.0f requests/s): %llu match, "
                 "%llu mismatch, %llu error, %llu timeout, %llu unanswered\n",
@@ -327,6 +389,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         }
     }
 out:
+    repro_store_close(store);
     repro_replay_rewrite_free(rw);
     repro_noise_free(res->sum.noise);
     res->sum.noise = NULL;

@@ -29,16 +29,19 @@ struct repro_app_replay_opts {
     struct repro_replay_rewrite_opts rewrite;
     const char *report_json, *junit; /* or NULL */
     FILE *out;                 /* the dry-run schedule and the summary */
+    const char *selection;     /* the command line, stored with the run (or NULL) */
 };
 
 struct repro_app_replay_result {
+    int64_t run_id;           /* the stored run, 0 for a dry run */
     uint64_t selected;        /* exchanges chosen */
     uint64_t skipped;         /* chosen but without a request to send */
     struct repro_replay_summary sum; /* verdict counts; noise already freed */
 };
 
 /*
- * Runs the replay. Returns REPRO_OK when it ran (findings are in res);
+ * Runs the replay and stores it (replay_runs, replay_results) in o->db.
+ * Returns REPRO_OK when it ran (findings are in res);
  * REPRO_E_INVAL for a target that cannot be resolved or that is the server
  * of the recorded traffic (without allow_production_target);
  * REPRO_E_NOTFOUND when the filters select nothing; other errors from the

@@ -31,6 +31,7 @@ int cmd_ingest(struct cli_global *g, int argc, char **argv);
 int cmd_run(struct cli_global *g, int argc, char **argv);
 int cmd_addr2line(struct cli_global *g, int argc, char **argv);
 int cmd_replay(struct cli_global *g, int argc, char **argv);
+int cmd_replays(struct cli_global *g, int argc, char **argv);
 
 /* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);

@@ -234,6 +234,13 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
                   1 << REPRO_VERDICT_TIMEOUT | 1 << REPRO_VERDICT_CRASH;
     o.db = g->db;
     o.out = o.dry_run ? stdout : stderr;
+    /* the command line, stored with the run */
+    char selection[2048] = "";
+    for (int k = 1; k < argc; k++) {
+        size_t used = strlen(selection);
+        snprintf(selection + used, sizeof selection - used, "%s%s", used ? " " : "", argv[k]);
+    }
+    o.selection = selection;
     if (repro_app_replay(&o, &res, &err) != REPRO_OK)
         return cli_fail(&err);
     if (o.dry_run)

@@ -22,6 +22,7 @@ static const struct {
     {"crashes", cmd_crashes, "show recorded crashes, symbolized and grouped"},
     {"symbolize", cmd_symbolize, "symbolize stored crashes (again), e.g. with debug files"},
     {"replay", cmd_replay, "send recorded requests to a staging target and compare the answers"},
+    {"replays", cmd_replays, "stored replay runs, and what did not match in one"},
     {"addr2line", cmd_addr2line, "addresses to function, file:line (binutils-compatible)"},
     {"demo", cmd_demo, "run the whole story on bundled data"},
 };

@@ -101,6 +101,41 @@ static int xml_cstr(struct repro_buf *b, const char *s)
     return xml_text(b, s, s ? strlen(s) : 0);
 }
 
+int repro_replay_diffs_json(struct repro_buf *b, const struct repro_diffs *d)
+{
+    int rc = repro_buf_append(b, "[", 1);
+    for (size_t i = 0; rc == REPRO_OK && i < d->n; i++) {
+        const struct repro_diff *x = &d->v[i];
+        rc = repro_buf_printf(b, "%s{\"kind\": \"%s\", \"where\": ", i ? ", " : "",
+                              repro_diff_kind_name(x->kind));
+        rc = rc ? rc : repro_json_cstr(b, x->where);
+        rc = rc ? rc : repro_buf_printf(b, ", \"expected\": ");
+        rc = rc ? rc : repro_json_cstr(b, x->expected);
+        rc = rc ? rc : repro_buf_printf(b, ", \"actual\": ");
+        rc = rc ? rc : repro_json_cstr(b, x->actual);
+        rc = rc ? rc : repro_buf_append(b, "}", 1);
+    }
+    return rc ? rc : repro_buf_append(b, "]", 1);
+}
+
+int repro_replay_subs_json(struct repro_buf *b, const struct repro_corr_subst *subs, size_t n)
+{
+    int rc = repro_buf_append(b, "[", 1);
+    for (size_t i = 0; rc == REPRO_OK && i < n; i++) {
+        const struct repro_corr_subst *s = &subs[i];
+        rc = repro_buf_printf(b, "%s{\"kind\": ", i ? ", " : "");
+        rc = rc ? rc : repro_json_cstr(b, s->kind);
+        rc = rc ? rc : repro_buf_printf(b, ", \"name\": ");
+        rc = rc ? rc : repro_json_cstr(b, s->name);
+        rc = rc ? rc : repro_buf_printf(b, ", \"old\": ");
+        rc = rc ? rc : repro_json_cstr(b, s->old_val);
+        rc = rc ? rc : repro_buf_printf(b, ", \"new\": ");
+        rc = rc ? rc : repro_json_cstr(b, s->new_val);
+        rc = rc ? rc : repro_buf_append(b, "}", 1);
+    }
+    return rc ? rc : repro_buf_append(b, "]", 1);
+}
+
 static int json_result(struct repro_replay_report *r, const struct repro_replay_outcome *o,
                        const struct repro_replay_input *in, int recorded_status)
 {
@@ -124,32 +159,11 @@ static int json_result(struct repro_replay_report *r, const struct repro_replay_
     rc = rc ? rc : repro_buf_printf(b, ", \"reopened\": %s, \"still_redacted\": %s, \"noise\": %zu",
                                     x->reopened ? "true" : "false",
                                     o->still_redacted ? "true" : "false", o->n_noise);
-    rc = rc ? rc : repro_buf_printf(b, ", \"differences\": [");
-    for (size_t i = 0; rc == REPRO_OK && i < o->diffs->n; i++) {
-        const struct repro_diff *d = &o->diffs->v[i];
-        rc = repro_buf_printf(b, "%s{\"kind\": \"%s\", \"where\": ", i ? ", " : "",
-                              repro_diff_kind_name(d->kind));
-        rc = rc ? rc : repro_json_cstr(b, d->where);
-        rc = rc ? rc : repro_buf_printf(b, ", \"expected\": ");
-        rc = rc ? rc : repro_json_cstr(b, d->expected);
-        rc = rc ? rc : repro_buf_printf(b, ", \"actual\": ");
-        rc = rc ? rc : repro_json_cstr(b, d->actual);
-        rc = rc ? rc : repro_buf_append(b, "}", 1);
-    }
-    rc = rc ? rc : repro_buf_printf(b, "], \"substitutions\": [");
-    for (size_t i = 0; rc == REPRO_OK && i < o->n_subs; i++) {
-        const struct repro_corr_subst *s = &o->subs[i];
-        rc = repro_buf_printf(b, "%s{\"kind\": ", i ? ", " : "");
-        rc = rc ? rc : repro_json_cstr(b, s->kind);
-        rc = rc ? rc : repro_buf_printf(b, ", \"name\": ");
-        rc = rc ? rc : repro_json_cstr(b, s->name);
-        rc = rc ? rc : repro_buf_printf(b, ", \"old\": ");
-        rc = rc ? rc : repro_json_cstr(b, s->old_val);
-        rc = rc ? rc : repro_buf_printf(b, ", \"new\": ");
-        rc = rc ? rc : repro_json_cstr(b, s->new_val);
-        rc = rc ? rc : repro_buf_append(b, "}", 1);
-    }
-    return rc ? rc : repro_buf_append(b, "]}", 2);
+    rc = rc ? rc : repro_buf_printf(b, ", \"differences\": ");
+    rc = rc ? rc : repro_replay_diffs_json(b, o->diffs);
+    rc = rc ? rc : repro_buf_printf(b, ", \"substitutions\": ");
+    rc = rc ? rc : repro_replay_subs_json(b, o->subs, o->n_subs);
+    return rc ? rc : repro_buf_append(b, "}", 1);
 }
 
 static int junit_case(struct repro_replay_report *r, const struct repro_replay_outcome *o,

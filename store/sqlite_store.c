@@ -98,6 +98,21 @@ static const char *const migrations[] = {
     "CREATE INDEX crash_connections_by_crash ON crash_connections(crash_id);"
     "ALTER TABLE exchanges ADD COLUMN request_body_sha256 BLOB;"
     "ALTER TABLE exchanges ADD COLUMN response_body_sha256 BLOB;",
+    /* 3 -> 4: replay runs and their results (store/sqlite_replay.c) */
+    "CREATE TABLE replay_runs ("
+    " id INTEGER PRIMARY KEY, started_us INTEGER NOT NULL, ended_us INTEGER,"
+    " target TEXT NOT NULL, baseline TEXT, speed REAL NOT NULL, selection TEXT,"
+    " status TEXT NOT NULL, sent INTEGER, matched INTEGER, mismatched INTEGER,"
+    " errors INTEGER, timeouts INTEGER, crashes INTEGER, unanswered INTEGER,"
+    " duration_s REAL, requests_per_s REAL, sched_p50_us REAL, sched_p99_us REAL,"
+    " sched_max_us REAL);"
+    "CREATE TABLE replay_results ("
+    " id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES replay_runs(id),"
+    " exchange_id INTEGER NOT NULL, loop INTEGER NOT NULL, verdict TEXT NOT NULL,"
+    " error TEXT, status INTEGER, latency_us REAL, latency_intended_us REAL,"
+    " schedule_error_us REAL, differences TEXT, substitutions TEXT, noise INTEGER,"
+    " still_redacted INTEGER, reopened INTEGER, response BLOB);"
+    "CREATE INDEX replay_results_by_run ON replay_results(run_id, verdict);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -121,6 +136,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     " response_last_us, request_bytes, response_bytes, flags, complete, note, request, response,"
     " request_body_sha256, response_body_sha256)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "INSERT INTO replay_results(run_id, exchange_id, loop, verdict, error, status, latency_us,"
+    " latency_intended_us, schedule_error_us, differences, substitutions, noise, still_redacted,"
+    " reopened, response) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 };
 
 
@@ -802,6 +820,11 @@ const struct repro_store_ops repro_store_sqlite_ops = {
     .conn_insert = sqlite_conn_insert,
     .conn_update = sqlite_conn_update,
     .exchange_insert = sqlite_exchange_insert,
+    .replay_run_begin = repro__sqlite_replay_run_begin,
+    .replay_run_end = repro__sqlite_replay_run_end,
+    .replay_result_insert = repro__sqlite_replay_result_insert,
+    .replay_runs = repro__sqlite_replay_runs,
+    .replay_results = repro__sqlite_replay_results,
     .exchanges = sqlite_exchanges,
     .crash_insert = repro__sqlite_crash_insert,
     .crash_get = repro__sqlite_crash_get,

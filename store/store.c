@@ -219,3 +219,35 @@ void repro_store_crash_free(struct repro_store_crash *row)
     repro_free((void *)row->conns);
     repro_free(row);
 }
+
+int repro_store_replay_run_begin(struct repro_store *s, const struct repro_store_replay_run *row,
+                                 int64_t *id, struct repro_error *err)
+{
+    return DISPATCH(s, replay_run_begin, "start a replay run", row, id, err);
+}
+
+int repro_store_replay_run_end(struct repro_store *s, int64_t id,
+                               const struct repro_store_replay_run_end *row,
+                               struct repro_error *err)
+{
+    return DISPATCH(s, replay_run_end, "end a replay run", id, row, err);
+}
+
+int repro_store_replay_result_insert(struct repro_store *s,
+                                     const struct repro_store_replay_result *row,
+                                     struct repro_error *err)
+{
+    return DISPATCH(s, replay_result_insert, "store a replay result", row, err);
+}
+
+int repro_store_replay_runs(struct repro_store *s, int64_t id, repro_replay_run_fn fn, void *ctx,
+                            struct repro_error *err)
+{
+    return DISPATCH(s, replay_runs, "list replay runs", id, fn, ctx, err);
+}
+
+int repro_store_replay_results(struct repro_store *s, int64_t run_id, int findings_only,
+                               repro_replay_result_row_fn fn, void *ctx, struct repro_error *err)
+{
+    return DISPATCH(s, replay_results, "list replay results", run_id, findings_only, fn, ctx, err);
+}

@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST__COUNT };
+enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST_REPLAY_RES_INS, ST__COUNT };
 
 /* The SQLite backend's handle (the impl of struct repro_store). */
 struct sqlite_store {
@@ -34,6 +34,19 @@ int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_err
 /* Prepares sql into *st (owned by the caller, who finalizes it). */
 int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st,
                          struct repro_error *err, const char *what);
+/* Opens a batch if none is open and commits it once it is full. */
+int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err);
+/* Replay runs and results (sqlite_replay.c): struct repro_store_ops. */
+int repro__sqlite_replay_run_begin(void *impl, const struct repro_store_replay_run *row, int64_t *id,
+                                   struct repro_error *err);
+int repro__sqlite_replay_run_end(void *impl, int64_t id, const struct repro_store_replay_run_end *row,
+                                 struct repro_error *err);
+int repro__sqlite_replay_result_insert(void *impl, const struct repro_store_replay_result *row,
+                                       struct repro_error *err);
+int repro__sqlite_replay_runs(void *impl, int64_t id, repro_replay_run_fn fn, void *ctx,
+                              struct repro_error *err);
+int repro__sqlite_replay_results(void *impl, int64_t run_id, int findings_only,
+                                 repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
 /* Commits the open batch, if any. */
 int repro__store_flush(void *impl, struct repro_error *err);
 /* Column col as text, NULL for SQL NULL. Borrowed until the statement

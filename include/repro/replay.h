@@ -456,6 +456,10 @@ int repro_replay_report_open(const char *json_path, const char *junit_path,
 /* Adds one outcome; in is its input. REPRO_E_NOMEM. */
 int repro_replay_report_add(struct repro_replay_report *r, const struct repro_replay_outcome *o,
                             const struct repro_replay_input *in);
+/* A result's differences and substitutions as JSON arrays (the report's
+ * and the database's form). REPRO_E_NOMEM / REPRO_E_LIMIT. */
+int repro_replay_diffs_json(struct repro_buf *b, const struct repro_diffs *d);
+int repro_replay_subs_json(struct repro_buf *b, const struct repro_corr_subst *subs, size_t n);
 /* Writes the files and frees r (accepts NULL). REPRO_E_IO naming the file. */
 int repro_replay_report_close(struct repro_replay_report *r, const struct repro_replay_summary *sum,
                               struct repro_error *err);

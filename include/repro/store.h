@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes and understands. */
-#define REPRO_SCHEMA_VERSION 3
+#define REPRO_SCHEMA_VERSION 4
 
 struct repro_store;
 
@@ -194,10 +194,61 @@ struct repro_store_crash {
     size_t n_conns;
 };
 
+/* ---- rows: replay runs and their results ------------------------------- */
+
+/* A replay run as it begins. Strings borrowed for the call. */
+struct repro_store_replay_run {
+    int64_t started_us;
+    const char *target;    /* "ip:port" */
+    const char *baseline;  /* or NULL */
+    double speed;          /* 0: max */
+    const char *selection; /* the command's filters and options, as text, or NULL */
+};
+
+/* A replay run as it ends. status: "complete" or "failed". */
+struct repro_store_replay_run_end {
+    int64_t ended_us;
+    const char *status;
+    uint64_t sent, matched, mismatched, errors, timeouts, crashes, unanswered;
+    double duration_s, requests_per_s, sched_p50_us, sched_p99_us, sched_max_us;
+};
+
+/* One replayed request's result. Strings and bytes borrowed for the call. */
+struct repro_store_replay_result {
+    int64_t run_id, exchange_id;
+    unsigned loop;
+    const char *verdict;            /* "match", "mismatch", ... */
+    const char *error;              /* "timeout", "reset", ... or NULL */
+    int status;                     /* staging's, 0 without a response */
+    double latency_us;              /* from the actual send; < 0 when not sent */
+    double latency_intended_us;     /* from the intended send */
+    double schedule_error_us;
+    const char *differences_json;   /* [{kind, where, expected, actual}] or NULL */
+    const char *substitutions_json; /* [{kind, name, old, new}] or NULL */
+    int noise, still_redacted, reopened;
+    struct repro_slice response;    /* staging's bytes (kept for what did not match) */
+};
+
+/* Rows as read; every pointer borrows until the callback returns. */
+struct repro_replay_run_row {
+    int64_t id, started_us, ended_us; /* ended_us -1 while running */
+    const char *target, *baseline, *status, *selection;
+    double speed, duration_s, requests_per_s, sched_p50_us, sched_p99_us, sched_max_us;
+    int64_t sent, matched, mismatched, errors, timeouts, crashes, unanswered;
+};
+struct repro_replay_result_row {
+    int64_t id, run_id, exchange_id;
+    int loop, status, noise, still_redacted, reopened;
+    const char *verdict, *error, *differences_json, *substitutions_json;
+    double latency_us, latency_intended_us, schedule_error_us;
+    struct repro_slice response;
+};
+typedef int (*repro_replay_run_fn)(void *ctx, const struct repro_replay_run_row *row);
+typedef int (*repro_replay_result_row_fn)(void *ctx, const struct repro_replay_result_row *row);
+
 /* ---- rows: later domains ----------------------------------------------- */
-/* Replay runs and results, and incidents, get their row types here, their
- * operations in struct repro_store_ops and their kinds in the writer
- * (docs/store.md). */
+/* Incidents get their row types here, their operations in struct
+ * repro_store_ops and their kinds in the writer (docs/store.md). */
 
 /* ---- the backend's table of operations -------------------------------- */
 
@@ -240,6 +291,16 @@ struct repro_store_ops {
                        int64_t *last_us, struct repro_error *err);
     int (*crash_set_symbols)(void *impl, int64_t id, const struct repro_store_crash *row,
                              struct repro_error *err);
+    int (*replay_run_begin)(void *impl, const struct repro_store_replay_run *row, int64_t *id,
+                            struct repro_error *err);
+    int (*replay_run_end)(void *impl, int64_t id, const struct repro_store_replay_run_end *row,
+                          struct repro_error *err);
+    int (*replay_result_insert)(void *impl, const struct repro_store_replay_result *row,
+                                struct repro_error *err);
+    int (*replay_runs)(void *impl, int64_t id, repro_replay_run_fn fn, void *ctx,
+                       struct repro_error *err);
+    int (*replay_results)(void *impl, int64_t run_id, int findings_only,
+                          repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
 };
 
 /* The SQLite backend (store/sqlite_store.c). */
@@ -391,5 +452,27 @@ int repro_store_crash_group(struct repro_store *s, const char *signature, int64_
  * signature only), in one transaction. */
 int repro_store_crash_set_symbols(struct repro_store *s, int64_t id,
                                   const struct repro_store_crash *row, struct repro_error *err);
+
+/* ---- replay runs ------------------------------------------------------- */
+
+/* Starts a run (status "running"); *id gets its id. */
+int repro_store_replay_run_begin(struct repro_store *s, const struct repro_store_replay_run *row,
+                                 int64_t *id, struct repro_error *err);
+/* Ends run id with its figures (commits the open batch of results). */
+int repro_store_replay_run_end(struct repro_store *s, int64_t id,
+                               const struct repro_store_replay_run_end *row,
+                               struct repro_error *err);
+/* Stores one result, batched like exchanges (repro_store_set_batch). */
+int repro_store_replay_result_insert(struct repro_store *s,
+                                     const struct repro_store_replay_result *row,
+                                     struct repro_error *err);
+/* Calls fn for run id (0: every run, in id order). REPRO_E_NOTFOUND when
+ * id > 0 does not exist. */
+int repro_store_replay_runs(struct repro_store *s, int64_t id, repro_replay_run_fn fn, void *ctx,
+                            struct repro_error *err);
+/* Calls fn for the results of run_id in id order; findings_only: only
+ * verdicts other than match. */
+int repro_store_replay_results(struct repro_store *s, int64_t run_id, int findings_only,
+                               repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
 
 #endif

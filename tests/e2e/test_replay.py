@@ -124,6 +124,16 @@ def main(tmp, procs):
     fails = suite.findall("testcase/failure")
     if suite.get("failures") != "2" or len(fails) != 2 or "$.name" not in fails[0].text:
         raise Fail("JUnit for the changed content: %s" % suite.attrib)
+    # the runs are stored: repro replays lists them, --diff shows the findings
+    out, _, _ = run([REPRO, "replays", "--db", db, "--format", "json"])
+    runs = [json.loads(line) for line in out.decode().splitlines()]
+    if [x["mismatched"] for x in runs] != [0, 0, 2] or runs[2]["run_id"] != r["run_id"]:
+        raise Fail("repro replays: %s" % out.decode())
+    out, _, _ = run([REPRO, "replays", "--db", db, str(r["run_id"]), "--diff"])
+    text = out.decode()
+    if text.count("mismatch") < 2 or '$.name' not in text or '"TWO"' not in text:
+        raise Fail("repro replays RUN --diff:\n" + text)
+
     # the same run without that path compared: no findings
     _, _, rc = run([REPRO, "replay", "--db", db, "--target", "127.0.0.1:%d" % changed,
                     "--ignore-json-path", "$.name"], ok_codes=(0, 1))

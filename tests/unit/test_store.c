@@ -769,7 +769,7 @@ static void test_migrate_v2_to_v3(void **state)
     repro_store_close(s);
 
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
     assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
                                    " AND name='connections_by_endpoints'"), 1);
     assert_int_equal(query_int(db, "SELECT count(*) FROM exchanges WHERE request_body_sha256 IS NULL"
@@ -777,7 +777,7 @@ static void test_migrate_v2_to_v3(void **state)
     sqlite3_close(db);
 }
 
-/* `repro exchanges` on a version-2 file brings it to version 3 through a
+/* `repro exchanges` on a version-2 file brings it to the current version through a
  * short read-write connection, then reads it. */
 static void test_readonly_migrates_v2(void **state)
 {
@@ -790,7 +790,7 @@ static void test_readonly_migrates_v2(void **state)
     assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
     repro_store_close(s);
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
+    assert_int_equal(query_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
     assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('exchanges')"
                                    " WHERE name LIKE '%_body_sha256'"), 2);
     sqlite3_close(db);
@@ -946,9 +946,81 @@ static void test_alloc_failures(void **state)
     assert_true(n < 50);
 }
 
+/* Replay runs and results round-trip, findings filter included; a run
+ * that does not exist is NOTFOUND. */
+struct run_seen {
+    int64_t runs, results, last_run_sent;
+    char verdicts[64];
+    size_t response_len;
+};
+
+static int seen_run(void *ctx, const struct repro_replay_run_row *r)
+{
+    struct run_seen *x = ctx;
+    x->runs++;
+    x->last_run_sent = r->sent;
+    assert_string_equal(r->target, "127.0.0.1:8081");
+    assert_string_equal(r->status, "complete");
+    assert_null(r->baseline);
+    return 0;
+}
+
+static int seen_result(void *ctx, const struct repro_replay_result_row *r)
+{
+    struct run_seen *x = ctx;
+    x->results++;
+    strncat(x->verdicts, r->verdict, sizeof x->verdicts - strlen(x->verdicts) - 2);
+    strcat(x->verdicts, ",");
+    x->response_len += r->response.len;
+    if (strcmp(r->verdict, "mismatch") == 0)
+        assert_string_equal(r->differences_json, "[{\"where\":\"$.a\"}]");
+    return 0;
+}
+
+static void test_replay_runs(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    int64_t id = 0;
+    struct run_seen seen;
+    (void)state;
+
+    assert_int_equal(repro_store_open(":memory:", 0, &s, &err), REPRO_OK);
+    struct repro_store_replay_run run = {.started_us = 1, .target = "127.0.0.1:8081", .speed = 0};
+    assert_int_equal(repro_store_replay_run_begin(s, &run, &id, &err), REPRO_OK);
+    assert_true(id > 0);
+    const char *verdicts[] = {"match", "mismatch", "timeout"};
+    for (int i = 0; i < 3; i++) {
+        struct repro_store_replay_result r = {
+            .run_id = id, .exchange_id = 10 + i, .verdict = verdicts[i], .status = 200,
+            .latency_us = i == 2 ? -1 : 100, .differences_json = i == 1 ? "[{\"where\":\"$.a\"}]" : NULL,
+            .error = i == 2 ? "timeout" : NULL,
+            .response = {(const uint8_t *)"HTTP/1.1 200 OK\r\n\r\n", i == 1 ? 19 : 0}};
+        assert_int_equal(repro_store_replay_result_insert(s, &r, &err), REPRO_OK);
+    }
+    struct repro_store_replay_run_end end = {.ended_us = 2, .status = "complete", .sent = 3,
+                                             .matched = 1, .mismatched = 1, .timeouts = 1};
+    assert_int_equal(repro_store_replay_run_end(s, id, &end, &err), REPRO_OK);
+
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(repro_store_replay_runs(s, 0, seen_run, &seen, &err), REPRO_OK);
+    assert_int_equal(seen.runs, 1);
+    assert_int_equal(seen.last_run_sent, 3);
+    assert_int_equal(repro_store_replay_results(s, id, 0, seen_result, &seen, &err), REPRO_OK);
+    assert_string_equal(seen.verdicts, "match,mismatch,timeout,");
+    assert_int_equal(seen.response_len, 19);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(repro_store_replay_results(s, id, 1, seen_result, &seen, &err), REPRO_OK);
+    assert_string_equal(seen.verdicts, "mismatch,timeout,");
+    assert_int_equal(repro_store_replay_runs(s, id + 1, seen_run, &seen, &err), REPRO_E_NOTFOUND);
+    assert_int_equal(repro_store_replay_run_end(s, id + 5, &end, &err), REPRO_E_NOTFOUND);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_runs),
         cmocka_unit_test_setup(test_create_mode_wal_version, setup),
         cmocka_unit_test_setup(test_roundtrip_and_filters, setup),
         cmocka_unit_test_setup(test_writer, setup),
