@@ -179,30 +179,31 @@ static void pack_crash(struct packer *p, struct repro_store_crash *c)
 static size_t pack_row(uint8_t *r, const struct repro_store_row *row)
 {
     struct packer p = {r, sizeof(struct rec)};
-    struct rec h;
+    struct rec tmp;
+    /* Packed in place (the batch is 8-aligned: malloc'd, records padded to
+     * 8); counting uses a stack copy. Only the member in use is written:
+     * this runs twice per row on the capture thread. */
+    struct rec *h = r ? (struct rec *)(void *)r : &tmp;
 
-    memset(&h, 0, sizeof h);
-    h.kind = (uint32_t)row->kind;
+    h->kind = (uint32_t)row->kind;
     switch (row->kind) {
     case REPRO_ROW_CONN_OPEN:
     case REPRO_ROW_CONN_CLOSE:
-        h.u.conn = *row->u.conn;
-        pack_conn(&p, &h.u.conn);
+        h->u.conn = *row->u.conn;
+        pack_conn(&p, &h->u.conn);
         break;
     case REPRO_ROW_EXCHANGE:
-        h.u.x = *row->u.exchange;
-        pack_exchange(&p, &h.u.x);
+        h->u.x = *row->u.exchange;
+        pack_exchange(&p, &h->u.x);
         break;
     case REPRO_ROW_CRASH:
-        h.u.crash = *row->u.crash;
-        pack_crash(&p, &h.u.crash);
+        h->u.crash = *row->u.crash;
+        pack_crash(&p, &h->u.crash);
         break;
     default:
         return 0;
     }
-    h.total = (uint32_t)((p.off + 7) & ~(size_t)7);
-    if (r)
-        memcpy(r, &h, sizeof h);
+    h->total = (uint32_t)((p.off + 7) & ~(size_t)7);
     return (p.off + 7) & ~(size_t)7;
 }
 
