@@ -10,10 +10,19 @@
  */
 #include "app/replay_run.h"
 
+#include "app/crash_rows.h"
+#include "app/symbolize_store.h"
 #include "repro/capture.h"
+#include "repro/crash.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include <wordexp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -165,6 +174,148 @@ static int resolve(const char *what, const char *hp, struct sockaddr_storage *ss
     return REPRO_OK;
 }
 
+/* ---- staging under the supervisor (--exec) ------------------------------ */
+
+#define MAX_STAGING_CRASHES 64
+
+struct staging {
+    struct repro_supervisor *sup;
+    struct repro_store *store; /* the tracer thread's own handle */
+    pthread_mutex_t m;
+    uint64_t crash_ns[MAX_STAGING_CRASHES]; /* repro_mono_ns when seen */
+    int64_t crash_id[MAX_STAGING_CRASHES];
+    size_t n;
+    int port;
+};
+
+/* On the tracer thread, before the signal is delivered: the record is
+ * committed while the process is held. */
+static void on_staging_crash(void *ctx, const struct repro_crash *c,
+                             const struct repro_supervisor_crash_info *info)
+{
+    struct staging *st = ctx;
+    int64_t id = -1;
+    struct repro_error e = {0};
+    if (st->store && repro_app_store_crash(st->store, c, &id, &e) != REPRO_OK)
+        id = -1;
+    pthread_mutex_lock(&st->m);
+    if (st->n < MAX_STAGING_CRASHES) {
+        st->crash_ns[st->n] = info->seen_ns;
+        st->crash_id[st->n] = id;
+        st->n++;
+    }
+    pthread_mutex_unlock(&st->m);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int accepts(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Starts o->exec with {port} replaced and waits until it accepts. */
+static int staging_start(const struct repro_app_replay_opts *o, const char *db, struct staging *st,
+                         struct repro_error *err)
+{
+    char cmd[4096];
+    size_t n = 0;
+    int rc;
+
+    if ((st->port = free_port()) < 0)
+        return repro_error_set(err, REPRO_E_IO, "cannot find a free port for --exec: %s",
+                               strerror(errno));
+    for (const char *p = o->exec; *p && n + 8 < sizeof cmd; p++) {
+        if (strncmp(p, "{port}", 6) == 0) {
+            n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%d", st->port);
+            p += 5;
+        } else {
+            cmd[n++] = *p;
+        }
+    }
+    cmd[n] = 0;
+    /* crashes are stored from the tracer thread: a handle of its own */
+    if ((rc = repro_store_open(db, 0, &st->store, err)) != REPRO_OK)
+        return rc;
+    /* A plain command line is split like the shell would (wordexp, no
+     * command substitution) and run directly, so that the supervisor traces
+     * and stops the server itself; one with shell syntax (&&, |, ;) runs
+     * under sh -c with its children traced. */
+    wordexp_t we;
+    char *sh_argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int split = wordexp(cmd, &we, WRDE_NOCMD) == 0;
+    struct repro_supervisor_opts so = {.argv = split && we.we_wordc ? we.we_wordv : sh_argv,
+                                       .service = "staging", .follow_forks = !split,
+                                       .on_crash = on_staging_crash, .ctx = st};
+    rc = repro_supervisor_start(&so, &st->sup, err);
+    if (split)
+        wordfree(&we);
+    if (rc != REPRO_OK)
+        return rc;
+    int wait_ms = o->exec_wait_ms > 0 ? o->exec_wait_ms : 10000;
+    uint64_t deadline = repro_mono_ns() + (uint64_t)wait_ms * 1000000u;
+    while (!accepts(st->port)) {
+        struct pollfd pf = {.fd = repro_supervisor_fd(st->sup), .events = POLLIN};
+        if (poll(&pf, 1, 20) > 0) {
+            struct repro_supervisor_result res;
+            repro_supervisor_wait(st->sup, 0, &res, NULL);
+            return repro_error_set(err, REPRO_E_IO,
+                                   "staging '%s' ended (exit code %d) before accepting connections "
+                                   "on port %d",
+                                   cmd, res.exit_code, st->port);
+        }
+        if (repro_mono_ns() > deadline)
+            return repro_error_set(err, REPRO_E_IO,
+                                   "staging '%s' did not accept connections on port %d within %d ms",
+                                   cmd, st->port, wait_ms);
+    }
+    return REPRO_OK;
+}
+
+static void staging_stop(struct staging *st)
+{
+    if (st->sup) {
+        repro_supervisor_stop(st->sup, SIGTERM, 2000, NULL);
+        repro_supervisor_free(st->sup);
+        st->sup = NULL;
+    }
+    repro_store_close(st->store);
+    st->store = NULL;
+}
+
+/* 1 when the staging process crashed while this request was in flight. */
+static int crashed_in_flight(struct staging *st, const struct repro_replay_result *r,
+                             uint64_t start_mono_ns)
+{
+    int hit = 0;
+    if (!st || r->error == REPRO_REPLAY_OK || r->sent_ns < 0)
+        return 0;
+    pthread_mutex_lock(&st->m);
+    for (size_t i = 0; i < st->n && !hit; i++) {
+        int64_t at = (int64_t)(st->crash_ns[i] - start_mono_ns);
+        hit = at >= r->sent_ns && at <= r->done_ns;
+    }
+    pthread_mutex_unlock(&st->m);
+    return hit;
+}
+
 struct outcome_ctx {
     const struct repro_app_replay_opts *o;
     const struct repro_replay_input *in;
@@ -173,13 +324,24 @@ struct outcome_ctx {
     int64_t run_id;
     struct repro_buf diffs, subs;
     struct repro_error *err;
+    struct staging *staging;          /* --exec, or NULL */
+    struct repro_replay_summary *sum; /* verdict counts, corrected for crashes */
 };
 
 /* One result into the report and the database. */
-static int on_outcome(void *ctx, const struct repro_replay_outcome *oc)
+static int on_outcome(void *ctx, const struct repro_replay_outcome *in_oc)
 {
     struct outcome_ctx *x = ctx;
+    struct repro_replay_outcome copy = *in_oc;
+    const struct repro_replay_outcome *oc = &copy;
     const struct repro_replay_result *r = oc->result;
+    /* the staging process died with this request in flight: that is the
+     * finding, whatever the connection then said */
+    if (crashed_in_flight(x->staging, r, x->sum->target.start_mono_ns)) {
+        x->sum->verdicts[copy.verdict]--;
+        x->sum->verdicts[REPRO_VERDICT_CRASH]++;
+        copy.verdict = REPRO_VERDICT_CRASH;
+    }
     int rc = x->rep ? repro_replay_report_add(x->rep, oc, &x->in[oc->input]) : REPRO_OK;
 
     repro_buf_reset(&x->diffs);
@@ -248,17 +410,40 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     int rc;
 
     memset(res, 0, sizeof *res);
-    if ((rc = resolve("target", o->target, &tss, &tlen, ttext, sizeof ttext, err)) != REPRO_OK)
+    struct staging staging = {.m = PTHREAD_MUTEX_INITIALIZER};
+    char exec_target[64];
+    const char *target = o->target;
+    if (o->exec && !o->dry_run) {
+        if ((rc = staging_start(o, o->db, &staging, err)) != REPRO_OK) {
+            staging_stop(&staging);
+            return rc;
+        }
+        snprintf(exec_target, sizeof exec_target, "127.0.0.1:%d", staging.port);
+        if (!target)
+            target = exec_target;
+    }
+    if (!target) {
+        staging_stop(&staging);
+        return repro_error_set(err, REPRO_E_INVAL, "cannot replay: no --target (or --exec)");
+    }
+    if ((rc = resolve("target", target, &tss, &tlen, ttext, sizeof ttext, err)) != REPRO_OK) {
+        staging_stop(&staging);
         return rc;
+    }
     if (o->baseline &&
-        (rc = resolve("baseline", o->baseline, &bss, &blen, btext, sizeof btext, err)) != REPRO_OK)
+        (rc = resolve("baseline", o->baseline, &bss, &blen, btext, sizeof btext, err)) != REPRO_OK) {
+        staging_stop(&staging);
         return rc;
-    if ((rc = repro_replay_rewrite_new(&o->rewrite, &rw, err)) != REPRO_OK)
+    }
+    if ((rc = repro_replay_rewrite_new(&o->rewrite, &rw, err)) != REPRO_OK) {
+        staging_stop(&staging);
         return rc;
+    }
     /* read-write: the run and its results are stored (not for a dry run) */
     if ((rc = repro_store_open(o->db, o->dry_run ? REPRO_STORE_READONLY : 0, &store, err)) !=
         REPRO_OK) {
         repro_replay_rewrite_free(rw);
+        staging_stop(&staging);
         return rc;
     }
     rc = repro_store_exchanges(store, &o->filter, 1, take, &sel, err);
@@ -303,7 +488,8 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     struct repro_store_replay_run run = {.started_us = repro_wall_us(), .target = ttext,
                                          .baseline = o->baseline ? btext : NULL,
                                          .speed = o->speed, .selection = o->selection};
-    struct outcome_ctx oc = {.o = o, .in = sel.in, .store = store, .err = err};
+    struct outcome_ctx oc = {.o = o, .in = sel.in, .store = store, .err = err,
+                             .staging = staging.sup ? &staging : NULL, .sum = &res->sum};
     if ((rc = repro_store_replay_run_begin(store, &run, &oc.run_id, err)) != REPRO_OK)
         goto out;
     res->run_id = oc.run_id;
@@ -319,6 +505,24 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     rc = repro_replay_execute(sel.in, sel.n, &ro, on_outcome, &oc, &res->sum, err);
     repro_buf_release(&oc.diffs);
     repro_buf_release(&oc.subs);
+    if (staging.sup) {
+        /* staging goes before the crashes are symbolized: never while held */
+        staging_stop(&staging);
+        res->staging_crashes = (unsigned)staging.n;
+        int64_t ids[MAX_STAGING_CRASHES];
+        size_t n_ids = 0;
+        for (size_t i = 0; i < staging.n; i++)
+            if (staging.crash_id[i] > 0)
+                ids[n_ids++] = staging.crash_id[i];
+        struct repro_error serr = {0};
+        if (n_ids && repro_app_symbolize_crashes(store, ids, n_ids, NULL, 0, NULL, &serr) != REPRO_OK &&
+            o->out)
+            fprintf(o->out, "staging crashes stored, not symbolized: %s\n", serr.msg);
+        if (o->out)
+            for (size_t i = 0; i < n_ids; i++)
+                fprintf(o->out, "staging crashed: crash %lld ('repro crashes %lld')\n",
+                        (long long)ids[i], (long long)ids[i]);
+    }
     if (rc == REPRO_OK)
         rc = repro_replay_report_close(rep, &res->sum, err);
     else
@@ -355,13 +559,14 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         fprintf(o->out, "replay run %lld: ", (long long)res->run_id);
         fprintf(o->out,
                 "replayed %llu requests (%llu sent) to %s in %.3f s (%.0f requests/s): %llu match, "
-                "%llu mismatch, %llu error, %llu timeout, %llu unanswered\n",
+                "%llu mismatch, %llu error, %llu timeout, %llu crash, %llu unanswered\n",
                 (unsigned long long)total, (unsigned long long)t->sent, ttext, secs,
                 secs > 0 ? (double)t->sent / secs : 0.0,
                 (unsigned long long)s->verdicts[REPRO_VERDICT_MATCH],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_MISMATCH],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_ERROR],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_TIMEOUT],
+                (unsigned long long)s->verdicts[REPRO_VERDICT_CRASH],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_UNANSWERED]);
         if (o->speed > 0)
             fprintf(o->out, "schedule error: p50 %.1f us, p99 %.1f us, max %.1f us\n",
@@ -389,6 +594,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         }
     }
 out:
+    staging_stop(&staging);
     repro_store_close(store);
     repro_replay_rewrite_free(rw);
     repro_noise_free(res->sum.noise);

@@ -16,7 +16,10 @@ struct repro_app_replay_opts {
     const char *db;
     struct repro_exchange_filter filter;
     const char *methods;       /* "GET,HEAD": only these methods, or NULL */
-    const char *target;        /* "HOST:PORT" */
+    const char *target;        /* "HOST:PORT"; NULL with exec: 127.0.0.1 and the free port */
+    const char *exec;          /* staging command run under the crash supervisor (sh -c),
+                                  "{port}" replaced by a free port, or NULL */
+    int exec_wait_ms;          /* how long staging may take to accept (0: 10000) */
     const char *baseline;      /* "HOST:PORT" or NULL */
     double speed;              /* 0: max */
     double rate;               /* requests/s cap, 0: none */
@@ -36,6 +39,7 @@ struct repro_app_replay_result {
     int64_t run_id;           /* the stored run, 0 for a dry run */
     uint64_t selected;        /* exchanges chosen */
     uint64_t skipped;         /* chosen but without a request to send */
+    unsigned staging_crashes; /* crashes of the --exec process, stored */
     struct repro_replay_summary sum; /* verdict counts; noise already freed */
 };
 

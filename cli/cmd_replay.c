@@ -1,5 +1,5 @@
 /*
- * repro replay --target HOST:PORT [--speed X|max] [--rate R]
+ * repro replay (--target HOST:PORT | --exec CMD) [--speed X|max] [--rate R]
  *              [--connections N] [--loop N] [--timeout MS] [filters]
  *              [--methods LIST] [--baseline HOST:PORT] [--no-correlate]
  *              [--ignore-header H]... [--ignore-json-path P]... [--mask RE]...
@@ -22,10 +22,13 @@
 static void help(void)
 {
     printf(
-        "usage: repro replay --target HOST:PORT [options] [filters]\n"
+        "usage: repro replay (--target HOST:PORT | --exec CMD) [options] [filters]\n"
         "Sends recorded requests to a staging target on their recorded schedule, in causal\n"
         "order, over the recorded connections, and compares every response with the\n"
         "recorded one (docs/replay.md).\n"
+        "  --exec CMD             run the staging build under the crash supervisor for the\n"
+        "                         run ('{port}' in CMD: a free port, the target when\n"
+        "                         --target is left out); a crash is the verdict 'crash'\n"
         "  --speed X|max          pace: 1 as recorded (default), 2 twice as fast, max\n"
         "  --rate R               at most R requests per second\n"
         "  --connections N        at most N connections open at once\n"
@@ -82,7 +85,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     enum {
         O_TARGET = 1, O_SPEED, O_RATE, O_CONNS, O_LOOP, O_TIMEOUT, O_METHODS, O_BASELINE,
         O_NOCORR, O_IGN_H, O_IGN_J, O_MASK, O_REPORT, O_JUNIT, O_FAIL_ON, O_ALLOW, O_DRY,
-        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J
+        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J, O_EXEC
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
@@ -105,6 +108,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         {"allow-production-target", no_argument, NULL, O_ALLOW},
         {"dry-run", no_argument, NULL, O_DRY},
         {"select-host", required_argument, NULL, O_HOSTHDR},
+        {"exec", required_argument, NULL, O_EXEC},
         {"set-header", required_argument, NULL, O_SET_H},
         {"remove-header", required_argument, NULL, O_RM_H},
         {"rewrite-path", required_argument, NULL, O_PATH_RW},
@@ -151,6 +155,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         }
         switch (opt) {
         case O_TARGET: o.target = optarg; break;
+        case O_EXEC: o.exec = optarg; break;
         case O_BASELINE: o.baseline = optarg; break;
         case O_METHODS: o.methods = optarg; break;
         case O_NOCORR: o.no_correlate = 1; break;
@@ -227,8 +232,10 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("replay", "unexpected argument '%s'", argv[optind]);
-    if (!o.target)
-        return cli_usage_error("replay", "--target HOST:PORT is required");
+    if (!o.target && !o.exec)
+        return cli_usage_error("replay", "--target HOST:PORT (or --exec CMD) is required");
+    if (!o.target && o.dry_run)
+        return cli_usage_error("replay", "--dry-run needs --target (it starts nothing)");
     if (fail_on < 0)
         fail_on = 1 << REPRO_VERDICT_MISMATCH | 1 << REPRO_VERDICT_ERROR |
                   1 << REPRO_VERDICT_TIMEOUT | 1 << REPRO_VERDICT_CRASH;

@@ -664,6 +664,7 @@ int repro_replay_run(const struct repro_replay_plan *plan, const struct repro_sl
         goto out;
     }
     e.t0 = repro_mono_ns();
+    st->start_mono_ns = e.t0;
     if ((errno = pthread_create(&sender, NULL, sender_main, &e)) != 0) {
         rc = repro_error_set(err, REPRO_E_IO, "cannot replay: cannot start the sender: %s",
                              strerror(errno));

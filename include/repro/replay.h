@@ -248,6 +248,7 @@ struct repro_replay_stats {
     /* schedule error: actual - intended send time, ns (not meaningful at speed max) */
     int64_t sched_p50_ns, sched_p99_ns, sched_p999_ns, sched_max_ns;
     int64_t first_send_ns, last_done_ns; /* from the run's start */
+    uint64_t start_mono_ns;              /* the run's start (repro_mono_ns) */
 };
 
 /*

@@ -512,3 +512,17 @@ def stop_all(procs, tmp):
             p.wait()
     if os.environ.get("KEEP_TMP") != "1":
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_test(name, main):
+    """Runs main(tmp, procs) with a private tmp and the processes it starts
+    cleaned up; a Fail is printed and exits 1."""
+    tmp = tempfile.mkdtemp(prefix="repro-%s-" % name)
+    procs = []
+    try:
+        main(tmp, procs)
+    except Fail as e:
+        print("FAILED %s: %s" % (name, e))
+        sys.exit(1)
+    finally:
+        stop_all(procs, tmp)

@@ -15,12 +15,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e_common import (NGINX, Fail, skip_all, run, start_live_capture,  # noqa: E402
-                        start_nginx, stop_all, stop_live_capture)
+                        start_nginx, run_test, stop_live_capture)
 
 REPRO = sys.argv[1]
 FILES = {"index.html": "<html>home</html>\n", "items/1.json": '{"id":1,"name":"one"}',
@@ -152,12 +151,4 @@ if os.geteuid() != 0:
     skip_all("needs root (live capture on lo)")
 if not NGINX or not shutil.which("curl"):
     skip_all("needs nginx and curl")
-tmp = tempfile.mkdtemp(prefix="repro-replay-")
-procs = []
-try:
-    main(tmp, procs)
-except Fail as e:
-    print("FAILED replay: %s" % e)
-    sys.exit(1)
-finally:
-    stop_all(procs, tmp)
+run_test("replay", main)
