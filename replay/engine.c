@@ -73,7 +73,13 @@ struct engine {
     struct repro_replay_stats *st;
 
     pthread_mutex_t m; /* guards everything below except what is marked */
-    pthread_cond_t cv;
+    /* Targeted wakeups (a broadcast per response cost the reader a context
+     * switch per response): the sender sleeps on cv_send saying what it
+     * waits for (sender_need: a frontier, or 0 for any change), the reader
+     * on cv_sent for a request still being written. */
+    pthread_cond_t cv_send, cv_sent;
+    int sender_waiting, reader_waiting;
+    size_t sender_need;
     pthread_mutex_t cb_m; /* one callback at a time */
     struct conn *conns;
     struct repro_replay_frontier fr;
@@ -118,6 +124,26 @@ static void wait_until(const struct engine *e, int64_t deadline)
         ;
 }
 
+/* ---- wakeups ------------------------------------------------------------ */
+
+/* Wakes the sender if what it waits for may have come. Called with e->m. */
+static void wake_sender(struct engine *e)
+{
+    if (e->sender_waiting &&
+        (e->stop || e->sender_need == 0 || e->fr.frontier >= e->sender_need))
+        pthread_cond_signal(&e->cv_send);
+}
+
+/* The sender sleeps until woken for need (a frontier; 0: any change).
+ * Called with e->m. */
+static void sender_wait(struct engine *e, size_t need)
+{
+    e->sender_waiting = 1;
+    e->sender_need = need;
+    pthread_cond_wait(&e->cv_send, &e->m);
+    e->sender_waiting = 0;
+}
+
 /* ---- results ------------------------------------------------------------ */
 
 /* Reports step k. Called with e->m held; drops it around the callback, and
@@ -128,8 +154,10 @@ static void resolve(struct engine *e, size_t k, enum repro_replay_errkind kind, 
     struct repro_replay_result r = {0};
     const struct repro_replay_step *s = &e->plan->steps[k];
 
-    while (e->sent[k] == SENT_PENDING)
-        pthread_cond_wait(&e->cv, &e->m);
+    while (e->sent[k] == SENT_PENDING) {
+        e->reader_waiting = 1;
+        pthread_cond_wait(&e->cv_sent, &e->m);
+    }
     r.step = k;
     r.loop = e->loop;
     r.intended_ns = e->intended[k];
@@ -166,12 +194,11 @@ static void resolve(struct engine *e, size_t k, enum repro_replay_errkind kind, 
     if (s->answer_rank != SIZE_MAX)
         repro_replay_frontier_mark(&e->fr, s->answer_rank);
     e->resolved++;
-    pthread_cond_broadcast(&e->cv);
     if (rc != 0 && !e->stop) {
         e->stop = 1;
         e->stop_rc = rc;
-        pthread_cond_broadcast(&e->cv);
     }
+    wake_sender(e);
 }
 
 /* ---- the reader --------------------------------------------------------- */
@@ -212,7 +239,7 @@ static void kill_conn(struct engine *e, struct conn *c, enum repro_replay_errkin
     c->answered = to;
     for (size_t i = from; i < to; i++)
         resolve(e, c->plan->steps[i], i == from ? first_kind : kind, sys_errno, NULL);
-    pthread_cond_broadcast(&e->cv);
+    wake_sender(e);
 }
 
 /* A message ended on c. Called with e->m held. Returns 0 when c is dead. */
@@ -435,7 +462,7 @@ static int make_room(struct engine *e, struct conn *c)
                 break;
             }
         }
-        pthread_cond_wait(&e->cv, &e->m);
+        sender_wait(e, 0);
     }
     return !e->stop;
 }
@@ -510,7 +537,10 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
         if (e->o->speed > 0)
             e->sched[e->n_sched++] = t - intended;
     }
-    pthread_cond_broadcast(&e->cv);
+    if (e->reader_waiting) {
+        e->reader_waiting = 0;
+        pthread_cond_broadcast(&e->cv_sent);
+    }
 }
 
 static void *sender_main(void *arg)
@@ -526,7 +556,7 @@ static void *sender_main(void *arg)
     for (unsigned l = 0; l < loops && !e->stop; l++) {
         if (l > 0) {
             while (!e->stop && e->resolved < p->n_steps)
-                pthread_cond_wait(&e->cv, &e->m);
+                sender_wait(e, 0);
             if (e->stop)
                 break;
             for (size_t i = 0; i < p->n_conns; i++) {
@@ -535,7 +565,7 @@ static void *sender_main(void *arg)
                     c->retiring = 1;
                     shutdown(c->fd, SHUT_RDWR);
                     while (!c->dead && !e->stop)
-                        pthread_cond_wait(&e->cv, &e->m);
+                        sender_wait(e, 0);
                 }
                 if (c->fd >= 0)
                     close(c->fd);
@@ -556,7 +586,7 @@ static void *sender_main(void *arg)
         for (size_t k = 0; k < p->n_steps && !e->stop; k++) {
             const struct repro_replay_step *s = &p->steps[k];
             while (!e->stop && e->fr.frontier < s->after_answers)
-                pthread_cond_wait(&e->cv, &e->m);
+                sender_wait(e, s->after_answers);
             if (e->stop)
                 break;
             int64_t intended = e->o->speed > 0
@@ -580,7 +610,7 @@ static void *sender_main(void *arg)
         }
     }
     while (!e->stop && e->resolved < p->n_steps)
-        pthread_cond_wait(&e->cv, &e->m);
+        sender_wait(e, 0);
     /* let the reader go: nothing more will be sent */
     for (size_t i = 0; i < p->n_conns; i++) {
         struct conn *c = &e->conns[i];
@@ -590,7 +620,6 @@ static void *sender_main(void *arg)
         }
     }
     e->sender_done = 1;
-    pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->m);
     return NULL;
 }
@@ -637,7 +666,8 @@ int repro_replay_run(const struct repro_replay_plan *plan, const struct repro_sl
     pthread_mutex_init(&e.cb_m, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e.cv, &ca);
+    pthread_cond_init(&e.cv_send, &ca);
+    pthread_cond_init(&e.cv_sent, &ca);
     pthread_condattr_destroy(&ca);
 
     e.conns = repro_calloc(plan->n_conns, sizeof *e.conns);
@@ -699,7 +729,8 @@ out:
     repro_free(e.sent);
     repro_free(e.intended);
     repro_free(e.conns);
-    pthread_cond_destroy(&e.cv);
+    pthread_cond_destroy(&e.cv_send);
+    pthread_cond_destroy(&e.cv_sent);
     pthread_mutex_destroy(&e.cb_m);
     pthread_mutex_destroy(&e.m);
     return rc;
