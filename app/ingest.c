@@ -224,7 +224,7 @@ static int move_aside(struct ingest_run *run, const char *name, char *dest, size
 static void symbolize_stored(struct repro_store *store, int64_t id, FILE *log)
 {
     struct repro_error err = {0};
-    if (repro_app_symbolize_crashes(store, &id, 1, NULL, 0, log, &err) != REPRO_OK && log)
+    if (repro_app_symbolize_crashes(store, &id, 1, NULL, 0, 0, log, &err) != REPRO_OK && log)
         fprintf(log, "repro: crash %lld stored, not symbolized: %s\n", (long long)id, err.msg);
 }
 

@@ -515,7 +515,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
             if (staging.crash_id[i] > 0)
                 ids[n_ids++] = staging.crash_id[i];
         struct repro_error serr = {0};
-        if (n_ids && repro_app_symbolize_crashes(store, ids, n_ids, NULL, 0, NULL, &serr) != REPRO_OK &&
+        if (n_ids && repro_app_symbolize_crashes(store, ids, n_ids, NULL, 0, 0, NULL, &serr) != REPRO_OK &&
             o->out)
             fprintf(o->out, "staging crashes stored, not symbolized: %s\n", serr.msg);
         if (o->out)

@@ -116,7 +116,7 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
      * die); a failure here leaves the crash stored with module+offset. */
     if (ctx.n_ids > 0) {
         struct repro_error serr = {0};
-        if (repro_app_symbolize_crashes(store, ctx.ids, ctx.n_ids, NULL, 0, stderr, &serr) != REPRO_OK)
+        if (repro_app_symbolize_crashes(store, ctx.ids, ctx.n_ids, NULL, 0, 0, stderr, &serr) != REPRO_OK)
             fprintf(stderr, "repro: crashes stored, not symbolized: %s\n", serr.msg);
     }
     repro_store_close(store);

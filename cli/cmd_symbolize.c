@@ -20,6 +20,7 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"debug-dir", required_argument, NULL, 'd'},
+        {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *dirs[MAX_DEBUG_DIRS];
@@ -27,11 +28,11 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
     size_t n_dirs = 0, n_ids = 0;
     struct repro_store *store = NULL;
     struct repro_error err = {0};
-    int opt, i, rc;
+    int opt, i, rc, force = 0;
     long long v;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "d:fh", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -40,13 +41,16 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
                 return cli_usage_error("symbolize", "at most %d --debug-dir", MAX_DEBUG_DIRS);
             dirs[n_dirs++] = optarg;
             break;
+        case 'f': force = 1; break;
         case 'h':
-            printf("usage: repro symbolize [--db PATH] [--debug-dir DIR]... [ID...]\n"
+            printf("usage: repro symbolize [--db PATH] [--debug-dir DIR]... [--force] [ID...]\n"
                    "Symbolizes stored crashes (all, or the given ids) and stores function,\n"
                    "file:line and inlined frames, and the crash signature. Debug files are\n"
                    "looked up in the binaries, next to them (.gnu_debuglink), in build-id\n"
                    "trees under each --debug-dir and /usr/lib/debug, and through debuginfod\n"
-                   "when DEBUGINFOD_URLS is set. A file whose build-id differs is refused.\n");
+                   "when DEBUGINFOD_URLS is set. A file whose build-id differs is refused.\n"
+                   "A stored result is replaced only by a better or equal one (as many frames\n"
+                   "with file:line or a function); --force replaces it anyway.\n");
             return EXIT_CLEAN;
         default:
             return EXIT_USAGE;
@@ -62,7 +66,8 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
     }
     if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK)
         return cli_fail(&err);
-    rc = repro_app_symbolize_crashes(store, n_ids ? ids : NULL, n_ids, dirs, n_dirs, stderr, &err);
+    rc = repro_app_symbolize_crashes(store, n_ids ? ids : NULL, n_ids, dirs, n_dirs, force, stderr,
+                                     &err);
     repro_store_close(store);
     if (rc) {
         if (err.code == 0)

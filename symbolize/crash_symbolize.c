@@ -107,13 +107,17 @@ static int symbolize_thread(struct repro_crash *c, struct repro_crash_thread *t,
     if (r == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot symbolize: out of memory");
     repro_sym_result_init(r);
+    size_t physical = 0;
     for (i = 0; i < t->n_frames && rc == REPRO_OK; i++) {
         struct repro_crash_frame *f = &t->frames[i];
         size_t need = 1;
-        int faulting = t->crashed && i == 0;
+        /* the first physical frame, not frame 0: after an earlier run the
+         * inlined frames in front of it are in the array too */
+        int faulting;
 
         if (f->inlined) /* from an earlier run: rebuilt below */
             continue;
+        faulting = t->crashed && physical++ == 0;
         r->status = REPRO_SYM_NOT_FOUND;
         r->n_frames = 0;
         if (f->module >= 0 && mods[f->module] != NULL) {
