@@ -185,6 +185,17 @@ static int too_new(struct sqlite_store *s, int v, struct repro_error *err)
                            s->path, v, (int)N_MIGRATIONS);
 }
 
+/* Whether the directory of path may be written (WAL's -wal and -shm). */
+static int dir_writable(const char *path)
+{
+    char dir[1024];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return access(".", W_OK) == 0;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    return access(dir, W_OK) == 0;
+}
+
 static int migrate(struct sqlite_store *s, int readonly, struct repro_error *err)
 {
     int v, rc;
@@ -202,13 +213,17 @@ static int migrate(struct sqlite_store *s, int readonly, struct repro_error *err
          * connection (migrations only add tables and columns), then read. */
         sqlite3 *rw = NULL;
         sqlite3 *ro = s->db;
+        /* SQLite quietly opens a file it may not write read-only: ask */
         if (sqlite3_open_v2(s->path, &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK) {
+                SQLITE_OK ||
+            sqlite3_db_readonly(rw, "main") != 0 || !dir_writable(s->path)) {
             sqlite3_close(rw);
             return repro_error_set(err, REPRO_E_SCHEMA,
-                                   "cannot read database '%s': schema version %d needs migrating "
-                                   "and the file is not writable",
-                                   s->path, v);
+                                   "cannot read database '%s': it has schema version %d, which "
+                                   "this repro must migrate to %d first, and this user may not "
+                                   "write it or its directory (run any writing command, such "
+                                   "as 'repro capture', once as a user who may)",
+                                   s->path, v, (int)N_MIGRATIONS);
         }
         sqlite3_busy_timeout(rw, BUSY_TIMEOUT_MS);
         s->db = rw;
@@ -283,6 +298,34 @@ static void sqlite_close(void *impl)
     repro_free(s);
 }
 
+/* A reader who may read the file but not write its directory cannot
+ * create the -shm file WAL mode wants, and SQLite refuses even a read.
+ * Such a file is opened again as immutable: nobody this user could
+ * coordinate with can write it anyway. Called with a read-only s->db. */
+static int readable(struct sqlite_store *s, struct repro_error *err)
+{
+    char uri[3 * sizeof s->path + 32];
+    size_t n;
+    int v;
+
+    if (sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK)
+        return REPRO_OK;
+    if (dir_writable(s->path))
+        return user_version(s, &v, err); /* something else: say what SQLite says */
+    n = (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const char *p = s->path; *p && n + 4 < sizeof uri; p++)
+        n += (size_t)(strchr("?#%", *p) ? snprintf(uri + n, sizeof uri - n, "%%%02X", (unsigned char)*p)
+                                        : snprintf(uri + n, sizeof uri - n, "%c", *p));
+    snprintf(uri + n, sizeof uri - n, "?immutable=1");
+    sqlite3_close(s->db);
+    s->db = NULL;
+    if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        return repro__store_db_error(s, err, "cannot open");
+    sqlite3_extended_result_codes(s->db, 1);
+    return REPRO_OK;
+}
+
 static int sqlite_open(const char *path, int flags, void **out, struct repro_error *err)
 {
     struct sqlite_store *s;
@@ -323,6 +366,8 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
+    if (readonly && (rc = readable(s, err)) != 0)
+        goto fail;
     /* page_size only takes effect on a new file, before WAL is enabled:
      * 16 KiB pages hold a few dozen typical exchanges each. */
     if (!readonly && ((rc = repro__store_exec(s, "PRAGMA page_size=16384;", err,
