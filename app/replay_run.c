@@ -300,7 +300,9 @@ static void staging_stop(struct staging *st)
     st->store = NULL;
 }
 
-/* 1 when the staging process crashed while this request was in flight. */
+/* 1 when the staging process crashed while this request was in flight:
+ * from when it was due to go out (the server may read it and die before
+ * write() returns to the sender) to when its connection failed. */
 static int crashed_in_flight(struct staging *st, const struct repro_replay_result *r,
                              uint64_t start_mono_ns)
 {
@@ -310,7 +312,7 @@ static int crashed_in_flight(struct staging *st, const struct repro_replay_resul
     pthread_mutex_lock(&st->m);
     for (size_t i = 0; i < st->n && !hit; i++) {
         int64_t at = (int64_t)(st->crash_ns[i] - start_mono_ns);
-        hit = at >= r->sent_ns && at <= r->done_ns;
+        hit = at >= r->intended_ns && at <= r->done_ns;
     }
     pthread_mutex_unlock(&st->m);
     return hit;
