@@ -81,6 +81,57 @@ static int warn_body_cut(struct repro_buf *b, const struct repro_exchange_row *r
                             what, cut_cause(r), sent);
 }
 
+/* Names, as a shell comment in b and a warning on log, what capture
+ * redacted in the request: the command would send the mark literally. */
+static int note_redacted(struct repro_buf *b, const struct repro_exchange_row *r,
+                         const struct repro_http_head *h, struct repro_slice body, FILE *log)
+{
+    struct repro_buf what;
+    int rc = REPRO_OK;
+    const char *mark = REPRO_REDACT_MARK, *umark = REPRO_REDACT_MARK_URL;
+
+    repro_buf_init(&what, 4096);
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (h->headers[i].value.len &&
+            memmem(h->headers[i].value.ptr, h->headers[i].value.len, mark, strlen(mark)))
+            REPRO_TRY(rc, repro_buf_printf(&what, "%sheader %.*s", what.len ? ", " : "",
+                                           (int)h->headers[i].name.len,
+                                           (const char *)h->headers[i].name.ptr));
+    /* query parameters: the name before each "=<mark>" */
+    const uint8_t *t = h->target.ptr, *end = t + h->target.len;
+    for (const uint8_t *m = t; m < end && rc == REPRO_OK; m++) {
+        size_t left = (size_t)(end - m), ml = 0;
+        if (left >= strlen(umark) && memcmp(m, umark, strlen(umark)) == 0)
+            ml = strlen(umark);
+        else if (left >= strlen(mark) && memcmp(m, mark, strlen(mark)) == 0)
+            ml = strlen(mark);
+        if (!ml || m == t || m[-1] != '=')
+            continue;
+        const uint8_t *n = m - 1;
+        while (n > t && n[-1] != '?' && n[-1] != '&')
+            n--;
+        REPRO_TRY(rc, repro_buf_printf(&what, "%squery parameter %.*s", what.len ? ", " : "",
+                                       (int)(m - 1 - n), (const char *)n));
+        m += ml - 1;
+    }
+    if (body.len && (memmem(body.ptr, body.len, mark, strlen(mark)) ||
+                     memmem(body.ptr, body.len, umark, strlen(umark))))
+        REPRO_TRY(rc, repro_buf_printf(&what, "%sfields of the body", what.len ? ", " : ""));
+    if (rc == REPRO_OK && what.len) {
+        if (log)
+            fprintf(log,
+                    "repro: warning: exchange %lld: capture redacted %.*s; the command sends "
+                    "[REDACTED] unless you put the real values in\n",
+                    (long long)r->id, (int)what.len, (const char *)what.data);
+        rc = repro_buf_printf(b,
+                              "# repro: capture redacted %.*s: replace each [REDACTED] below with "
+                              "a real value (e.g. -H 'Authorization: Bearer TOKEN') before running\n",
+                              (int)what.len, (const char *)what.data);
+    }
+    repro_buf_release(&what);
+    return rc;
+}
+
 int repro_app_exchange_curl(struct repro_buf *b, const struct repro_exchange_row *r, FILE *log,
                             int *body_cut)
 {
@@ -117,9 +168,15 @@ int repro_app_exchange_curl(struct repro_buf *b, const struct repro_exchange_row
         *body_cut = 1;
         REPRO_TRY(rc, warn_body_cut(b, r, &h, body.len, chunked, log));
     }
-    REPRO_TRY(rc, repro_buf_printf(b, "curl --http1.1 -sS -X "));
-    REPRO_TRY(rc, shell_quote(b, h.method.ptr, h.method.len));
-    REPRO_TRY(rc, repro_buf_printf(b, " "));
+    REPRO_TRY(rc, note_redacted(b, r, &h, (struct repro_slice){body.data, body.len}, log));
+    if (repro_slice_ieq(h.method, "HEAD")) {
+        /* -X HEAD makes curl wait for a body that never comes */
+        REPRO_TRY(rc, repro_buf_printf(b, "curl --http1.1 -sS --head "));
+    } else {
+        REPRO_TRY(rc, repro_buf_printf(b, "curl --http1.1 -sS -X "));
+        REPRO_TRY(rc, shell_quote(b, h.method.ptr, h.method.len));
+        REPRO_TRY(rc, repro_buf_printf(b, " "));
+    }
     REPRO_TRY(rc, shell_quote(b, (const uint8_t *)url, strlen(url)));
     for (i = 0; i < h.n_headers; i++) {
         struct repro_buf hv;

@@ -99,6 +99,16 @@ bash = shutil.which("bash")
 if bash:
     p = subprocess.run([bash, "-n", "-c", out], capture_output=True)
     check(p.returncode == 0, "the curl command is valid shell", p.stderr.decode()[:200])
+# HEAD as curl --head (curl -X HEAD waits for a body on a keep-alive server)
+head = next(x for x in xs if x["method"] == "HEAD")
+rc, out, err = run(["show", str(head["id"]), "--db", d, "--curl"])
+check(rc == 0 and "--head " in out and "-X" not in out, "show --curl of a HEAD uses --head", out[:300])
+# what capture redacted is named in a comment (and on stderr), not sent silently
+red = next(x for x in auth if x["method"] == "GET")
+rc, out, err = run(["show", str(red["id"]), "--db", d, "--curl"])
+check(rc == 0 and out.startswith("# repro: capture redacted header Authorization")
+      and "[REDACTED]" in out and "capture redacted" in err,
+      "show --curl names the redacted values", out[:300] + err)
 rc, out, err = run(["show", "999999", "--db", d])
 check(rc == 2 and "no exchange 999999" in err, "show of a missing id exits 2 naming it", err)
 
