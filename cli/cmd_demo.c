@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,7 +59,8 @@ static int offline_demo(struct cli_global *g)
     fflush(stdout);
     rc = cmd_exchanges(g, 1, list_argv);
     if (rc == EXIT_CLEAN)
-        printf("\nNext: 'repro show ID --curl' prints a request as a curl command.\n");
+        printf("\nNext: 'repro show ID --curl --db %s' prints a request as a curl command.\n",
+               g->db);
     return rc;
 }
 
@@ -233,7 +235,9 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
     printf("\n== 5. repro crashes --db %s (symbolized, with the requests in flight)\n", g->db);
     fflush(stdout);
     cmd_crashes(g, 1, crash_argv);
-    printf("Next: 'repro show ID --curl' for a request, 'repro crashes --format json' for tools.\n");
+    printf("Next: 'repro show ID --curl --db %s' for a request, 'repro crashes --format json "
+           "--db %s' for tools.\n",
+           g->db, g->db);
     close(run_out);
     close(cap_err);
     return EXIT_CLEAN;
@@ -257,20 +261,39 @@ fail:
 
 int cmd_demo(struct cli_global *g, int argc, char **argv)
 {
+    enum { O_OFFLINE = 1 };
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"offline", no_argument, NULL, O_OFFLINE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     char self[4096], service[4200];
     ssize_t n;
     char *slash;
+    int opt, offline = 0;
 
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: repro demo [--db PATH] [--offline]\n"
-               "Runs the story on loopback: the sample service under repro run, live\n"
-               "capture on lo, a few requests and one that crashes it, then the exchanges\n"
-               "and the symbolized crash joined to the requests in flight. Needs root for\n"
-               "live capture; --offline (or no root) records the bundled capture instead.\n");
-        return EXIT_CLEAN;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (cli_common_option(g, opt, optarg))
+            continue;
+        switch (opt) {
+        case O_OFFLINE: offline = 1; break;
+        case 'h':
+            printf("usage: repro demo [--db PATH] [--offline]\n"
+                   "Runs the story on loopback: the sample service under repro run, live\n"
+                   "capture on lo, a few requests and one that crashes it, then the exchanges\n"
+                   "and the symbolized crash joined to the requests in flight. Needs root for\n"
+                   "live capture; --offline (or no root) records the bundled capture instead.\n");
+            return EXIT_CLEAN;
+        default:
+            return EXIT_USAGE;
+        }
     }
-    if (argc > 1 && strcmp(argv[1], "--offline") != 0)
-        return cli_usage_error("demo", "unexpected argument '%s'", argv[1]);
+    if (optind < argc)
+        return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
+    /* the story interleaves our lines with the tools' stderr: keep their
+     * order when stdout is a pipe or a file */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
         return offline_demo(g);
@@ -279,8 +302,8 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     slash = strrchr(service, '/');
     if (slash)
         snprintf(slash + 1, sizeof service - (size_t)(slash + 1 - service), "fixtures/sample_service");
-    if (argc > 1 || geteuid() != 0 || access(service, X_OK) != 0) {
-        if (argc == 1)
+    if (offline || geteuid() != 0 || access(service, X_OK) != 0) {
+        if (!offline)
             printf("(live demo needs root and %s; recording the bundled capture instead)\n\n",
                    service);
         return offline_demo(g);

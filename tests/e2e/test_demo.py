@@ -26,7 +26,8 @@ try:
     if p.returncode != 0:
         problems.append("exit %d: %s" % (p.returncode, p.stderr.decode()[-800:]))
     for want in ("repro run exited 139", "GET /crash?depth=3", "crash_store_record",
-                 "requests in flight (the incident)", "[unanswered,redacted]"):
+                 "requests in flight (the incident)", "[unanswered,redacted]",
+                 "--db %s' for a request" % db):
         if want not in out:
             problems.append("output lacks %r" % want)
     con = sqlite3.connect(db)
@@ -48,6 +49,13 @@ try:
         uris += [json.loads(l)["uri"] for l in x if json.loads(l)["id"] == xid]
     if uris != ["/crash?depth=3"]:
         problems.append("in flight at the crash: %s, want ['/crash?depth=3']" % uris)
+    # --db after the command works too (the README's spelling), and the hint
+    # names the database it used
+    db2 = os.path.join(tmp, "offline.db")
+    q = subprocess.run([REPRO, "demo", "--db", db2, "--offline"], capture_output=True, timeout=60)
+    if q.returncode != 0 or not os.path.exists(db2) or ("--db %s'" % db2) not in q.stdout.decode():
+        problems.append("repro demo --db X --offline: exit %d, %s" % (
+            q.returncode, (q.stdout + q.stderr).decode()[-400:]))
     if problems:
         print("FAIL\n  " + "\n  ".join(problems) + "\n--- output\n" + out[-2000:])
         sys.exit(1)
