@@ -90,6 +90,8 @@ int cmd_crashes(struct cli_global *g, int argc, char **argv)
         rc = show_one(&x, cli_parse_int(argv[i]));
     if (rc == 0 && x.format == FMT_MD && x.n == 0)
         rc = cli_write_out("No crashes recorded.\n", 21) ? REPRO_E_IO : 0;
+    else if (rc == 0 && x.n == 0)
+        fprintf(stderr, "repro: no crashes recorded in '%s'\n", g->db);
     repro_buf_release(&x.out);
     repro_store_close(x.store);
     fflush(stdout);

@@ -96,5 +96,7 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv)
             repro_error_set(&err, rc, "cannot list exchanges: %s", repro_strerror(rc));
         return cli_fail(&err);
     }
+    if (ctx.n == 0) /* an empty listing says so, on stderr: stdout stays parseable */
+        fprintf(stderr, "repro: no exchanges match in '%s'\n", g->db);
     return EXIT_CLEAN;
 }

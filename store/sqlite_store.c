@@ -747,7 +747,7 @@ static int exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filt
     if (rc == REPRO_OK && f->id)
         rc = repro_buf_printf(sql, " AND e.id = ?%d", col++);
     if (rc == REPRO_OK && f->method)
-        rc = repro_buf_printf(sql, " AND e.method = ?%d", col++);
+        rc = repro_buf_printf(sql, " AND e.method = ?%d COLLATE NOCASE", col++); /* post: POST */
     if (rc == REPRO_OK && f->path_prefix)
         rc = repro_buf_printf(sql, " AND e.uri LIKE ?%d ESCAPE '\\'", col++);
     if (rc == REPRO_OK && f->host)

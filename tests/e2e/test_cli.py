@@ -109,6 +109,11 @@ rc, out, err = run(["show", str(red["id"]), "--db", d, "--curl"])
 check(rc == 0 and out.startswith("# repro: capture redacted header Authorization")
       and "[REDACTED]" in out and "capture redacted" in err,
       "show --curl names the redacted values", out[:300] + err)
+# --method is case-insensitive; an empty listing says so on stderr, exit 0
+rc, out, err = run(["exchanges", "--db", d, "--method", "post"])
+check(rc == 0 and " POST " in out, "--method post lists POST requests", out[:200] + err)
+rc, out, err = run(["exchanges", "--db", d, "--path-prefix", "/no-such-path"])
+check(rc == 0 and out == "" and "no exchanges match" in err, "an empty listing says so", err)
 rc, out, err = run(["show", "999999", "--db", d])
 check(rc == 2 and "no exchange 999999" in err, "show of a missing id exits 2 naming it", err)
 
