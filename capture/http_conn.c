@@ -148,6 +148,8 @@ static int open_conn(struct repro_capture *cap, struct hconn *h)
     if (h->opened)
         return 0;
     h->opened = 1;
+    repro_log(REPRO_LOG_DEBUG, "capture.tcp", "connection %llu opened%s",
+              (unsigned long long)h->info.id, h->info.mid_stream ? " mid-stream (no SYN seen)" : "");
     if (cap->sink.conn_open)
         return cap->sink.conn_open(cap->sink.ctx, &h->info);
     return 0;
@@ -1041,6 +1043,9 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
     }
     h->info.closed_us = ts;
     h->info.end_reason = reason;
+    repro_log(REPRO_LOG_DEBUG, "capture.tcp", "connection %llu closed (%s): %llu exchanges, %llu bytes lost",
+              (unsigned long long)h->info.id, repro_conn_end_name(reason),
+              (unsigned long long)h->info.n_exchanges, (unsigned long long)h->info.gap_bytes);
     if (rc == 0 && h->opened && cap->sink.conn_close)
         rc = cap->sink.conn_close(cap->sink.ctx, &h->info);
     while (h->q_len > 0) {

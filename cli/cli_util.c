@@ -55,9 +55,16 @@ int cli_common_option(struct cli_global *g, int opt, const char *arg)
     case CLI_OPT_DB:
         g->db = arg;
         return 1;
-    case CLI_OPT_TRACE:
+    case CLI_OPT_TRACE: {
+        char bad[64];
+        if (!repro_log_trace_valid(arg, bad, sizeof bad)) {
+            fprintf(stderr, "repro: --trace: unknown component '%s' (known: all,%s)\n", bad,
+                    repro_log_components);
+            exit(EXIT_USAGE);
+        }
         repro_log_set_trace(arg);
         return 1;
+    }
     case CLI_OPT_VERBOSE:
         repro_log_set_level(REPRO_LOG_INFO);
         return 1;

@@ -62,6 +62,15 @@ int main(int argc, char **argv)
         } else if (strncmp(argv[i], "--db=", 5) == 0) {
             g.db = argv[i] + 5;
             i++;
+        } else if (strcmp(argv[i], "--verbose") == 0) {
+            cli_common_option(&g, CLI_OPT_VERBOSE, NULL);
+            i++;
+        } else if (strncmp(argv[i], "--trace=", 8) == 0) {
+            cli_common_option(&g, CLI_OPT_TRACE, argv[i] + 8);
+            i++;
+        } else if (strcmp(argv[i], "--trace") == 0 && i + 1 < argc) {
+            cli_common_option(&g, CLI_OPT_TRACE, argv[i + 1]);
+            i += 2;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return EXIT_CLEAN;

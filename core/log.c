@@ -27,6 +27,33 @@ void repro_log_set_level(enum repro_log_level level)
     repro__log_level = (int)level;
 }
 
+/* Every component tag used with repro_log, for --trace (keep in step). */
+const char *const repro_log_components =
+    "capture,capture.decode,capture.tcp,capture.http,capture.core,capture.supervisor,"
+    "store,symbolize,replay";
+
+int repro_log_trace_valid(const char *spec, char *bad, size_t bad_len)
+{
+    const char *p = spec;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        int ok = n == 3 && memcmp(p, "all", 3) == 0;
+        for (const char *c = repro_log_components; !ok && *c;) {
+            const char *ce = strchr(c, ',');
+            size_t cn = ce ? (size_t)(ce - c) : strlen(c);
+            ok = n > 0 && n <= cn && memcmp(c, p, n) == 0 && (n == cn || c[n] == '.');
+            c += cn + (ce ? 1 : 0);
+        }
+        if (!ok) {
+            snprintf(bad, bad_len, "%.*s", (int)n, p);
+            return 0;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 1;
+}
+
 void repro_log_set_trace(const char *spec)
 {
     snprintf(trace_spec, sizeof trace_spec, "%s", spec ? spec : "");

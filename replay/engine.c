@@ -504,6 +504,8 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
         e->st->connections_opened++;
         if (c->is_reopen)
             e->st->reopened++;
+        repro_log(REPRO_LOG_DEBUG, "replay", "connection %lld %s", (long long)c->plan->conn_id,
+                  c->is_reopen ? "reopened after the target closed it" : "opened");
         e->n_open++;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
         epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);

@@ -364,6 +364,8 @@ static int write_batch(struct repro_store_writer *w, struct repro_buf *b, struct
     }
     if (rc == REPRO_OK)
         rc = repro_store_flush(w->store, err);
+    repro_log(REPRO_LOG_DEBUG, "store", "batch of %zu bytes %s", b->len,
+              rc == REPRO_OK ? "committed" : "failed");
     return rc;
 }
 

@@ -97,6 +97,11 @@ void repro_log_set_level(enum repro_log_level level);
 /* Comma-separated component prefixes ("capture.tcp,store", "all") whose
  * debug and trace messages are enabled. The string is copied. */
 void repro_log_set_trace(const char *spec);
+/* Checks a trace spec ("capture.http,store" or "all"): each name must be a
+ * component that logs (or a prefix of one ending at a dot). Returns 1, or 0
+ * with the first unknown name in bad. The names: repro_log_components. */
+int repro_log_trace_valid(const char *spec, char *bad, size_t bad_len);
+extern const char *const repro_log_components;
 
 extern int repro__log_level;
 int repro__log_enabled(enum repro_log_level level, const char *component);

@@ -109,6 +109,16 @@ rc, out, err = run(["show", str(red["id"]), "--db", d, "--curl"])
 check(rc == 0 and out.startswith("# repro: capture redacted header Authorization")
       and "[REDACTED]" in out and "capture redacted" in err,
       "show --curl names the redacted values", out[:300] + err)
+# global options work before and after the command; unknown trace
+# components are refused; capture.tcp and store say what they decide
+rc, out, err = run(["--trace=bogus", "exchanges", "--db", d])
+check(rc == 64 and "unknown component 'bogus'" in err, "--trace=bogus is refused", err)
+rc, out, err = run(["--verbose", "--trace", "capture.tcp,store", "capture", "-r", curl_pcap,
+                    "--db", os.path.join(os.path.dirname(d), "trace.db")])
+check(rc == 0 and "capture.tcp: connection 1 opened" in err and "store: batch of" in err,
+      "--trace before the command: capture.tcp and store log", err[:600])
+rc, out, err = run(["exchanges", "--db", d, "--trace=capture", "--limit", "1"])
+check(rc == 0 and out.count("\n") == 1, "--trace after the command", err)
 # --method is case-insensitive; an empty listing says so on stderr, exit 0
 rc, out, err = run(["exchanges", "--db", d, "--method", "post"])
 check(rc == 0 and " POST " in out, "--method post lists POST requests", out[:200] + err)
