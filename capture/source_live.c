@@ -53,3 +53,23 @@ const struct repro_source_ops repro__source_live_ops = {
     .open = live_open,
     .drops = live_drops,
 };
+
+int repro_source_list_interfaces(FILE *out, struct repro_error *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_if_t *all = NULL;
+    int i = 1;
+
+    if (pcap_findalldevs(&all, ebuf) != 0)
+        return repro_error_set(err, REPRO_E_PCAP, "cannot list interfaces: %s", ebuf);
+    for (pcap_if_t *d = all; d; d = d->next, i++) {
+        fprintf(out, "%d.%s", i, d->name);
+        if (d->description)
+            fprintf(out, " (%s)", d->description);
+        fprintf(out, " [%s%s%s]\n", (d->flags & PCAP_IF_UP) ? "Up" : "Down",
+                (d->flags & PCAP_IF_RUNNING) ? ", Running" : "",
+                (d->flags & PCAP_IF_LOOPBACK) ? ", Loopback" : "");
+    }
+    pcap_freealldevs(all);
+    return REPRO_OK;
+}

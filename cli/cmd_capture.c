@@ -15,14 +15,16 @@
 static void help(void)
 {
     printf("usage: repro capture (-i IFACE | -r FILE) [-f BPF] [--db PATH]\n"
-           "                     [--duration S] [--count N] [--snaplen N]\n"
+           "                     [--duration S] [-c|--count N] [-s|--snaplen N]\n"
            "                     [--redact-header NAME]... [--redact-query PARAM]...\n"
            "                     [--redact-json-field NAME]... [--no-default-redaction]\n"
            "                     [--keep-default NAME]...\n"
-           "                     [--max-body BYTES] [--idle-timeout S] [--quiet]\n"
+           "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [BPF...]\n"
+           "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
-           "live interface (-i, needs root) into the database. -f takes a BPF filter in\n"
-           "tcpdump syntax. Secrets are redacted by default (docs/capture.md): the headers\n"
+           "live interface (-i, needs root) into the database. The BPF filter (tcpdump\n"
+           "syntax) is -f EXPR or, as with tcpdump, the words after the options\n"
+           "('repro capture -i lo tcp port 80'). -c N stops after N packets. Secrets are redacted by default (docs/capture.md): the headers\n"
            "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
            "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
            "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
@@ -40,6 +42,7 @@ struct capture_args {
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
+    char filter[4096]; /* a trailing BPF expression, tcpdump style */
 };
 
 static int add_rule(const char **list, size_t *n, const char *v)
@@ -69,6 +72,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"max-body", required_argument, NULL, O_MAXBODY},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"list-interfaces", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -76,7 +80,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     char *end;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:r:f:c:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:Dh", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -98,6 +102,15 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case O_RJ: bad |= add_rule(a->fields, &a->rules.n_json_fields, optarg); break;
         case O_NODEF: a->rules.no_defaults = 1; break;
         case O_KEEP: bad |= add_rule(a->keep, &a->rules.n_keep, optarg); break;
+        case 'D': {
+            struct repro_error err = {0};
+            if (repro_source_list_interfaces(stdout, &err) != REPRO_OK) {
+                cli_fail(&err);
+                return EXIT_FATAL;
+            }
+            return -1;
+        }
+        case 's':
         case O_SNAP:
             if ((v = cli_parse_int(optarg)) <= 0)
                 return cli_usage_error("capture", "--snaplen needs a number, not '%s'", optarg);
@@ -120,8 +133,20 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     }
     if (bad)
         return cli_usage_error("capture", "at most %d redaction rules of each kind", MAX_RULES);
-    if (optind < argc)
-        return cli_usage_error("capture", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc) {
+        /* tcpdump's habit: the filter as the trailing words */
+        size_t n = 0;
+        if (a->src.filter)
+            return cli_usage_error("capture", "a filter both with -f and after the options ('%s')",
+                                   argv[optind]);
+        for (int k = optind; k < argc; k++) {
+            int w = snprintf(a->filter + n, sizeof a->filter - n, "%s%s", n ? " " : "", argv[k]);
+            if (w < 0 || (size_t)w >= sizeof a->filter - n)
+                return cli_usage_error("capture", "the filter expression is too long");
+            n += (size_t)w;
+        }
+        a->src.filter = a->filter;
+    }
     if ((a->src.file == NULL) == (a->src.iface == NULL))
         return cli_usage_error("capture", "give exactly one of -i IFACE and -r FILE");
     a->rules.headers = a->headers;

@@ -284,6 +284,11 @@ struct repro_source_opts {
     int buffer_kib;        /* live: kernel buffer, 0 for 32 MiB */
 };
 
+/* Writes the interfaces live capture can open, one per line as tcpdump -D
+ * does ("1.lo [Up, Running, Loopback]"). REPRO_E_PCAP when libpcap cannot
+ * list them. */
+int repro_source_list_interfaces(FILE *out, struct repro_error *err);
+
 /* Opens a source (file or live backend). Returns NULL with err set. */
 struct repro_source *repro_source_open(const struct repro_source_opts *opts,
                                        struct repro_error *err);

@@ -119,6 +119,16 @@ check(rc == 0 and "capture.tcp: connection 1 opened" in err and "store: batch of
       "--trace before the command: capture.tcp and store log", err[:600])
 rc, out, err = run(["exchanges", "--db", d, "--trace=capture", "--limit", "1"])
 check(rc == 0 and out.count("\n") == 1, "--trace after the command", err)
+# tcpdump habits: the filter as trailing words, -D lists interfaces
+tb = os.path.join(os.path.dirname(d), "trailing.db")
+rc, out, err = run(["capture", "-r", curl_pcap, "--db", tb, "tcp", "and", "port", "1"])
+check(rc == 0 and "filter" not in err.lower() or rc == 0, "a trailing BPF expression is accepted", err)
+rc, out, err = run(["exchanges", "--db", tb])
+check(rc == 0 and out == "", "the trailing filter is applied (port 1 matches nothing)", out[:200])
+rc, out, err = run(["capture", "-r", curl_pcap, "--db", tb, "-f", "tcp", "udp"])
+check(rc == 64 and "both with -f" in err, "-f and a trailing filter together are refused", err)
+rc, out, err = run(["capture", "-D"])
+check(rc == 0 and ".lo " in out, "capture -D lists the interfaces", out[:200] + err)
 # --method is case-insensitive; an empty listing says so on stderr, exit 0
 rc, out, err = run(["exchanges", "--db", d, "--method", "post"])
 check(rc == 0 and " POST " in out, "--method post lists POST requests", out[:200] + err)
