@@ -47,11 +47,12 @@ static size_t thread_at(const struct repro_crash *c, size_t k)
     return k <= crashed ? k - 1 : k;
 }
 
+/* label: "#5", or "#3-#250" for a collapsed run of count identical frames. */
 static int frame_text(struct repro_buf *b, const struct repro_crash *c,
-                      const struct repro_crash_frame *f, int n, int md)
+                      const struct repro_crash_frame *f, const char *label, size_t count)
 {
     const struct repro_crash_module *m = f->module >= 0 ? &c->modules[f->module] : NULL;
-    int rc = repro_buf_printf(b, "%s#%d 0x%016llx", md ? "    " : "    ", n, (unsigned long long)f->pc);
+    int rc = repro_buf_printf(b, "    %s 0x%016llx", label, (unsigned long long)f->pc);
     if (f->function)
         REPRO_TRY(rc, repro_buf_printf(b, " in %s", f->function));
     if (f->file)
@@ -62,7 +63,41 @@ static int frame_text(struct repro_buf *b, const struct repro_crash *c,
         REPRO_TRY(rc, repro_buf_printf(b, " (%s+0x%llx)", base_name(m->path), (unsigned long long)f->offset));
     else if (!m && !f->function)
         REPRO_TRY(rc, repro_buf_printf(b, " (no module)"));
+    if (count > 1)
+        REPRO_TRY(rc, repro_buf_printf(b, " (\xc3\x97%zu)", count));
     REPRO_TRY(rc, repro_buf_append(b, "\n", 1));
+    return rc;
+}
+
+static int same_frame(const struct repro_crash_frame *a, const struct repro_crash_frame *b)
+{
+    return a->pc == b->pc && a->inlined == b->inlined && a->module == b->module &&
+           a->line == b->line && ((!a->function && !b->function) ||
+                                  (a->function && b->function && !strcmp(a->function, b->function)));
+}
+
+/* A thread's frames; runs of 3 or more identical frames (a recursion that
+ * overflowed the stack) are one line, "#3-#250 ... (x248)". JSON keeps
+ * every frame. */
+static int frames_text(struct repro_buf *b, const struct repro_crash *c,
+                       const struct repro_crash_thread *th)
+{
+    int rc = REPRO_OK;
+    char label[48];
+    for (size_t i = 0; i < th->n_frames && rc == REPRO_OK;) {
+        size_t j = i + 1;
+        while (j < th->n_frames && same_frame(&th->frames[i], &th->frames[j]))
+            j++;
+        if (j - i >= 3) {
+            snprintf(label, sizeof label, "#%zu-#%zu", i, j - 1);
+            rc = frame_text(b, c, &th->frames[i], label, j - i);
+            i = j;
+        } else {
+            snprintf(label, sizeof label, "#%zu", i);
+            rc = frame_text(b, c, &th->frames[i], label, 1);
+            i++;
+        }
+    }
     return rc;
 }
 
@@ -111,8 +146,7 @@ static int text_crash(struct render *x, int64_t id, const struct repro_crash *c)
         const struct repro_crash_thread *th = &c->threads[thread_at(c, k)];
         REPRO_TRY(rc, repro_buf_printf(b, "\nthread %d \"%s\"%s%s:\n", th->tid, th->name,
                                th->crashed ? " (crashed)" : "", th->partial ? " (partial)" : ""));
-        for (i = 0; i < th->n_frames; i++)
-            REPRO_TRY(rc, frame_text(b, c, &th->frames[i], (int)i, md));
+        REPRO_TRY(rc, frames_text(b, c, th));
     }
     if (c->n_conns) {
         REPRO_TRY(rc, repro_buf_printf(b, "\nopen TCP connections:\n"));
