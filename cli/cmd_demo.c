@@ -37,15 +37,42 @@
 
 #define DEMO_WAIT_MS 15000
 
-static int offline_demo(struct cli_global *g)
+/* The directory of the running binary, for files installed next to it. */
+static void self_dir(char *out, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", out, len - 1);
+    char *slash;
+    out[n > 0 ? n : 0] = '\0';
+    slash = strrchr(out, '/');
+    if (slash)
+        *slash = '\0';
+}
+
+/* The bundled capture: $REPRO_FIXTURES, else the installed copy next to
+ * the binary (PREFIX/share/repro/fixtures), else the source tree the
+ * binary was built from. */
+static void find_pcap(char *pcap, size_t len)
 {
     const char *dir = getenv("REPRO_FIXTURES");
-    char pcap[1024];
+    char self[2048];
+    if (dir && *dir) {
+        snprintf(pcap, len, "%s/capture/nginx_curl.pcap", dir);
+        return;
+    }
+    self_dir(self, sizeof self);
+    snprintf(pcap, len, "%s/../share/repro/fixtures/capture/nginx_curl.pcap", self);
+    if (access(pcap, R_OK) != 0)
+        snprintf(pcap, len, "%s/capture/nginx_curl.pcap", REPRO_FIXTURES_DIR);
+}
+
+static int offline_demo(struct cli_global *g)
+{
+    char pcap[3072];
     char *cap_argv[] = {"capture", "-r", pcap, NULL};
     char *list_argv[] = {"exchanges", NULL};
     int rc;
 
-    snprintf(pcap, sizeof pcap, "%s/capture/nginx_curl.pcap", dir ? dir : REPRO_FIXTURES_DIR);
+    find_pcap(pcap, sizeof pcap);
     if (access(pcap, R_OK) != 0) {
         fprintf(stderr, "repro: cannot find the demo capture '%s' (set REPRO_FIXTURES)\n", pcap);
         return EXIT_FATAL;
@@ -302,6 +329,9 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     slash = strrchr(service, '/');
     if (slash)
         snprintf(slash + 1, sizeof service - (size_t)(slash + 1 - service), "fixtures/sample_service");
+    if (access(service, X_OK) != 0 && slash) /* installed: PREFIX/libexec/repro/sample_service */
+        snprintf(slash + 1, sizeof service - (size_t)(slash + 1 - service),
+                 "../libexec/repro/sample_service");
     if (offline || geteuid() != 0 || access(service, X_OK) != 0) {
         if (!offline)
             printf("(live demo needs root and %s; recording the bundled capture instead)\n\n",
