@@ -45,6 +45,7 @@ struct repro_app_store_sink {
     struct repro_store *store;
     struct repro_store_writer *writer;
     int64_t capture_id;
+    int64_t already; /* an earlier capture of the same file (nothing stored) */
     struct repro_error *err;
 };
 /* Returns the capture sink calling into ss (borrowed). */

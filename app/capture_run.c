@@ -13,6 +13,7 @@
 #include <pcap/pcap.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static volatile sig_atomic_t stop_requested;
 static struct repro_source *active_source;
@@ -126,8 +127,21 @@ static int start_store(const struct repro_app_capture_opts *o, struct repro_sour
     row.source = o->src.file ? o->src.file : o->src.iface;
     row.filter = o->src.filter;
     row.link_type = repro_source_dlt(src);
-    if ((rc = repro_store_open(o->db, 0, store, err)) != REPRO_OK ||
-        (rc = repro_store_capture_begin(*store, &row, &ss->capture_id, err)) != REPRO_OK)
+    row.source_size = row.source_mtime_us = 0;
+    struct stat sb;
+    if (o->src.file && strcmp(o->src.file, "-") != 0 && stat(o->src.file, &sb) == 0 &&
+        S_ISREG(sb.st_mode)) {
+        row.source_size = (int64_t)sb.st_size;
+        row.source_mtime_us = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
+    }
+    if ((rc = repro_store_open(o->db, 0, store, err)) != REPRO_OK)
+        return rc;
+    /* the same file again: say so rather than store every exchange twice */
+    if (!o->force && (rc = repro_store_capture_find(*store, &row, &ss->already, err)) != REPRO_OK)
+        return rc;
+    if (ss->already)
+        return REPRO_OK;
+    if ((rc = repro_store_capture_begin(*store, &row, &ss->capture_id, err)) != REPRO_OK)
         return rc;
     /* A file can be imported again: do not wait for the disk on each
      * commit. A live capture keeps full WAL durability. */
@@ -179,6 +193,10 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     snprintf(res->source_name, sizeof res->source_name, "%s", repro_source_name(src));
     if ((rc = start_store(o, src, &store, &ss, err)) != REPRO_OK)
         goto out;
+    if (ss.already) {
+        res->already = ss.already;
+        goto out;
+    }
     res->capture_id = ss.capture_id;
     res->cap = repro_capture_new(&sink, o->rules, o->limits);
     if (res->cap == NULL) {

@@ -20,6 +20,7 @@ struct repro_app_capture_opts {
     const struct repro_redact_rules *rules;
     const struct repro_capture_limits *limits;
     FILE *log; /* "listening on ..." and read errors, or NULL */
+    int force; /* store a file again that an earlier capture stored */
 };
 
 /* What happened. cap is owned by the result (release it). */
@@ -29,6 +30,7 @@ struct repro_app_capture_result {
     int64_t capture_id;        /* 0 when nothing was recorded */
     uint64_t kernel_drops;     /* live only */
     int problems;              /* input errors, gaps or drops: the capture is "partial" */
+    int64_t already;           /* the file was stored before as this capture: nothing done */
 };
 
 /*

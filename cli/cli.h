@@ -32,11 +32,14 @@ int cmd_run(struct cli_global *g, int argc, char **argv);
 int cmd_addr2line(struct cli_global *g, int argc, char **argv);
 int cmd_replay(struct cli_global *g, int argc, char **argv);
 int cmd_replays(struct cli_global *g, int argc, char **argv);
+int cmd_captures(struct cli_global *g, int argc, char **argv);
 
 /* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);
 /* Prints a usage error and returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* --format text|json: sets *json; EXIT_USAGE (reported) for anything else. */
+int cli_format_json(const char *cmd, const char *arg, int *json);
 /* Parses a non-negative integer option value; -1 on error. */
 long long cli_parse_int(const char *s);
 /* Writes b to stdout; returns 0 or -1 (EPIPE etc.). */

@@ -97,3 +97,14 @@ int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt,
         return 0;
     }
 }
+
+int cli_format_json(const char *cmd, const char *arg, int *json)
+{
+    if (strcmp(arg, "json") == 0)
+        *json = 1;
+    else if (strcmp(arg, "text") == 0)
+        *json = 0;
+    else
+        return cli_usage_error(cmd, "--format is text or json, not '%s'", arg);
+    return 0;
+}

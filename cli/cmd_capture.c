@@ -19,7 +19,8 @@ static void help(void)
            "                     [--redact-header NAME]... [--redact-query PARAM]...\n"
            "                     [--redact-json-field NAME]... [--no-default-redaction]\n"
            "                     [--keep-default NAME]...\n"
-           "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [BPF...]\n"
+           "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
+           "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
            "live interface (-i, needs root) into the database. The BPF filter (tcpdump\n"
@@ -28,7 +29,8 @@ static void help(void)
            "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
            "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
            "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
-           "--no-default-redaction all of them. A summary goes to stderr.\n"
+           "--no-default-redaction all of them. A summary goes to stderr. A file stored\n"
+           "before (same name, size and time) is not stored again without --force.\n"
            "Exit: 0 clean, 1 input had problems (malformed, truncated, gaps), 2 error.\n");
 }
 
@@ -38,7 +40,7 @@ struct capture_args {
     struct repro_source_opts src;
     double duration_s;
     long long count;
-    int quiet;
+    int quiet, force;
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
@@ -55,7 +57,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -73,6 +75,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"quiet", no_argument, NULL, O_QUIET},
         {"list-interfaces", no_argument, NULL, 'D'},
+        {"force", no_argument, NULL, O_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -127,6 +130,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
             a->limits.idle_timeout_us = v * 1000000;
             break;
         case O_QUIET: a->quiet = 1; break;
+        case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
         default: return EXIT_USAGE;
         }
@@ -178,7 +182,16 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.rules = &a.rules;
     o.limits = &a.limits;
     o.log = stderr;
+    o.force = a.force;
     rc = repro_app_capture_run(&o, &res, &err);
+    if (rc == 0 && res.already) {
+        fprintf(stderr,
+                "repro: '%s' is already stored as capture %lld (same name, size and time); "
+                "nothing stored (--force stores it again)\n",
+                a.src.file, (long long)res.already);
+        repro_app_capture_result_release(&res);
+        return EXIT_FINDINGS;
+    }
     exit_code = rc ? EXIT_FATAL : res.problems ? EXIT_FINDINGS : EXIT_CLEAN;
     if (!a.quiet && res.cap) {
         fprintf(stderr, "repro: %s: ", res.source_name);

@@ -72,10 +72,8 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv)
         }
         switch (opt) {
         case O_FORMAT:
-            if (strcmp(optarg, "json") == 0)
-                ctx.json = 1;
-            else if (strcmp(optarg, "text") != 0)
-                return cli_usage_error("exchanges", "--format is text or json, not '%s'", optarg);
+            if (cli_format_json("exchanges", optarg, &ctx.json))
+                return EXIT_USAGE;
             break;
         case 'h': help(); return EXIT_CLEAN;
         default: return EXIT_USAGE;

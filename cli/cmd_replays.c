@@ -36,10 +36,8 @@ int cmd_replays(struct cli_global *g, int argc, char **argv)
             continue;
         switch (opt) {
         case O_FORMAT:
-            if (strcmp(optarg, "json") == 0)
-                json = 1;
-            else if (strcmp(optarg, "text") != 0)
-                return cli_usage_error("replays", "--format is text or json, not '%s'", optarg);
+            if (cli_format_json("replays", optarg, &json))
+                return EXIT_USAGE;
             break;
         case O_DIFF: diff = 1; break;
         case 'h': help(); return EXIT_CLEAN;

@@ -15,6 +15,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"capture", cmd_capture, "record HTTP exchanges from a pcap file or an interface"},
+    {"captures", cmd_captures, "list stored captures (ids for --capture N)"},
     {"exchanges", cmd_exchanges, "list recorded exchanges"},
     {"show", cmd_show, "show one exchange (raw, as curl, as JSON)"},
     {"run", cmd_run, "run a command under the crash-recording supervisor"},

@@ -98,7 +98,10 @@ static const char *const migrations[] = {
     "CREATE INDEX crash_connections_by_crash ON crash_connections(crash_id);"
     "ALTER TABLE exchanges ADD COLUMN request_body_sha256 BLOB;"
     "ALTER TABLE exchanges ADD COLUMN response_body_sha256 BLOB;",
-    /* 3 -> 4: replay runs and their results (store/sqlite_replay.c) */
+    /* 3 -> 4: replay runs and their results (store/sqlite_replay.c); a
+     * captured file's identity, so the same file is not stored twice */
+    "ALTER TABLE captures ADD COLUMN source_size INTEGER;"
+    "ALTER TABLE captures ADD COLUMN source_mtime_us INTEGER;"
     "CREATE TABLE replay_runs ("
     " id INTEGER PRIMARY KEY, started_us INTEGER NOT NULL, ended_us INTEGER,"
     " target TEXT NOT NULL, baseline TEXT, speed REAL NOT NULL, selection TEXT,"
@@ -501,7 +504,8 @@ static int sqlite_capture_begin(void *impl, const struct repro_store_capture *ro
         return rc;
     if ((rc = repro__store_prepare(s,
                                    "INSERT INTO captures(started_us, source_kind, source, filter,"
-                                   " link_type) VALUES (?,?,?,?,?)",
+                                   " link_type, source_size, source_mtime_us)"
+                                   " VALUES (?,?,?,?,?,?,?)",
                                    &st, err, "cannot record the capture")) != 0)
         return rc;
     sqlite3_bind_int64(st, 1, repro_wall_us());
@@ -509,10 +513,88 @@ static int sqlite_capture_begin(void *impl, const struct repro_store_capture *ro
     sqlite3_bind_text(st, 3, row->source, -1, SQLITE_TRANSIENT);
     repro__store_bind_text(st, 4, row->filter);
     sqlite3_bind_int(st, 5, row->link_type);
+    if (row->source_size > 0) {
+        sqlite3_bind_int64(st, 6, row->source_size);
+        sqlite3_bind_int64(st, 7, row->source_mtime_us);
+    }
     rc = repro__store_step(s, st, err, "cannot record the capture");
     sqlite3_finalize(st);
     if (rc == REPRO_OK)
         *capture_id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static const char *base_of(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static int sqlite_capture_find(void *impl, const struct repro_store_capture *row, int64_t *id,
+                               struct repro_error *err)
+{
+    struct sqlite_store *s = impl;
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    *id = 0;
+    if (row->source_size <= 0)
+        return REPRO_OK;
+    if ((rc = repro__store_prepare(s,
+                                   "SELECT id, source FROM captures WHERE source_kind = 'file'"
+                                   " AND source_size = ? AND source_mtime_us = ?"
+                                   " AND status <> 'failed' AND status <> 'running' ORDER BY id DESC",
+                                   &st, err, "cannot look a capture up")) != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, row->source_size);
+    sqlite3_bind_int64(st, 2, row->source_mtime_us);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *src = repro__store_col_text(st, 1);
+        if (src && strcmp(base_of(src), base_of(row->source)) == 0) {
+            *id = sqlite3_column_int64(st, 0);
+            break;
+        }
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = repro__store_db_error(s, err, "cannot look a capture up");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sqlite_captures(void *impl, repro_capture_fn fn, void *ctx, struct repro_error *err)
+{
+    struct sqlite_store *s = impl;
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    if ((rc = repro__store_prepare(s,
+                                   "SELECT id, started_us, finished_us, source_kind, source, filter,"
+                                   " status, stats_json, packets, bytes, connections, exchanges,"
+                                   " incomplete, errors FROM captures ORDER BY id",
+                                   &st, err, "cannot list captures")) != 0)
+        return rc;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct repro_capture_row r = {
+            .id = sqlite3_column_int64(st, 0),
+            .started_us = sqlite3_column_int64(st, 1),
+            .finished_us = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2),
+            .source_kind = repro__store_col_text(st, 3),
+            .source = repro__store_col_text(st, 4),
+            .filter = repro__store_col_text(st, 5),
+            .status = repro__store_col_text(st, 6),
+            .stats_json = repro__store_col_text(st, 7),
+            .packets = sqlite3_column_int64(st, 8),
+            .bytes = sqlite3_column_int64(st, 9),
+            .connections = sqlite3_column_int64(st, 10),
+            .exchanges = sqlite3_column_int64(st, 11),
+            .incomplete = sqlite3_column_int64(st, 12),
+            .errors = sqlite3_column_int64(st, 13)};
+        if ((rc = fn(ctx, &r)) != 0)
+            break;
+    }
+    if (rc == REPRO_OK && step != SQLITE_DONE)
+        rc = repro__store_db_error(s, err, "cannot list captures");
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -862,6 +944,8 @@ const struct repro_store_ops repro_store_sqlite_ops = {
     .bulk_end = sqlite_bulk_end,
     .capture_begin = sqlite_capture_begin,
     .capture_end = sqlite_capture_end,
+    .captures = sqlite_captures,
+    .capture_find = sqlite_capture_find,
     .conn_insert = sqlite_conn_insert,
     .conn_update = sqlite_conn_update,
     .exchange_insert = sqlite_exchange_insert,

@@ -251,3 +251,15 @@ int repro_store_replay_results(struct repro_store *s, int64_t run_id, int findin
 {
     return DISPATCH(s, replay_results, "list replay results", run_id, findings_only, fn, ctx, err);
 }
+
+int repro_store_captures(struct repro_store *s, repro_capture_fn fn, void *ctx,
+                         struct repro_error *err)
+{
+    return DISPATCH(s, captures, "list captures", fn, ctx, err);
+}
+
+int repro_store_capture_find(struct repro_store *s, const struct repro_store_capture *row,
+                             int64_t *id, struct repro_error *err)
+{
+    return DISPATCH(s, capture_find, "look a capture up", row, id, err);
+}

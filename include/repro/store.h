@@ -40,7 +40,16 @@ struct repro_store_capture {
     const char *source;      /* path or interface */
     const char *filter;
     int link_type;
+    int64_t source_size, source_mtime_us; /* a file's size and time, 0 when unknown */
 };
+
+/* A stored capture as read; pointers borrow until the callback returns. */
+struct repro_capture_row {
+    int64_t id, started_us, finished_us; /* finished_us -1 while running */
+    const char *source_kind, *source, *filter, *status, *stats_json;
+    int64_t packets, bytes, connections, exchanges, incomplete, errors;
+};
+typedef int (*repro_capture_fn)(void *ctx, const struct repro_capture_row *row);
 
 /*
  * The counters the captures table keeps in columns of their own, in column
@@ -291,6 +300,9 @@ struct repro_store_ops {
                        int64_t *last_us, struct repro_error *err);
     int (*crash_set_symbols)(void *impl, int64_t id, const struct repro_store_crash *row,
                              struct repro_error *err);
+    int (*captures)(void *impl, repro_capture_fn fn, void *ctx, struct repro_error *err);
+    int (*capture_find)(void *impl, const struct repro_store_capture *row, int64_t *id,
+                        struct repro_error *err);
     int (*replay_run_begin)(void *impl, const struct repro_store_replay_run *row, int64_t *id,
                             struct repro_error *err);
     int (*replay_run_end)(void *impl, int64_t id, const struct repro_store_replay_run_end *row,
@@ -452,6 +464,14 @@ int repro_store_crash_group(struct repro_store *s, const char *signature, int64_
  * signature only), in one transaction. */
 int repro_store_crash_set_symbols(struct repro_store *s, int64_t id,
                                   const struct repro_store_crash *row, struct repro_error *err);
+
+/* Calls fn for every capture in id order. */
+int repro_store_captures(struct repro_store *s, repro_capture_fn fn, void *ctx,
+                         struct repro_error *err);
+/* *id: the newest finished capture of the same file (same base name, size
+ * and time as row), 0 when none. */
+int repro_store_capture_find(struct repro_store *s, const struct repro_store_capture *row,
+                             int64_t *id, struct repro_error *err);
 
 /* ---- replay runs ------------------------------------------------------- */
 

@@ -119,6 +119,18 @@ check(rc == 0 and "capture.tcp: connection 1 opened" in err and "store: batch of
       "--trace before the command: capture.tcp and store log", err[:600])
 rc, out, err = run(["exchanges", "--db", d, "--trace=capture", "--limit", "1"])
 check(rc == 0 and out.count("\n") == 1, "--trace after the command", err)
+# the same file twice: said, not stored twice; --force stores it again;
+# repro captures lists them
+dd = os.path.join(os.path.dirname(d), "twice.db")
+rc1, _, _ = run(["capture", "-r", curl_pcap, "--db", dd, "--quiet"])
+rc, out, err = run(["capture", "-r", curl_pcap, "--db", dd, "--quiet"])
+check(rc1 == 0 and rc == 1 and "already stored as capture 1" in err, "a second capture of a file is refused", err)
+rc, out, err = run(["capture", "-r", curl_pcap, "--db", dd, "--quiet", "--force"])
+check(rc == 0, "--force stores it again", err)
+rc, out, err = run(["captures", "--db", dd])
+check(rc == 0 and len(out.splitlines()) == 2 and "13 exchanges" in out, "repro captures lists both", out + err)
+rc, out, err = run(["captures", "--db", dd, "--format", "json"])
+check(rc == 0 and [json.loads(l)["id"] for l in out.splitlines()] == [1, 2], "captures --format json", out[:300])
 # tcpdump habits: the filter as trailing words, -D lists interfaces
 tb = os.path.join(os.path.dirname(d), "trailing.db")
 rc, out, err = run(["capture", "-r", curl_pcap, "--db", tb, "tcp", "and", "port", "1"])

@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (repro_store_open(":memory:", 0, &store, NULL) != REPRO_OK)
         abort();
     {
-        struct repro_store_capture row = {"file", "fuzz", NULL, 1};
+        struct repro_store_capture row = {"file", "fuzz", NULL, 1, 0, 0};
         repro_store_capture_begin(store, &row, &cid, NULL);
     }
     store_sink.store = store;

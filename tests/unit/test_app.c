@@ -118,7 +118,7 @@ static void test_store_sink_through_writer(void **state)
     struct repro_error err = {0};
     struct repro_app_store_sink ss;
     struct repro_capture_sink sink;
-    struct repro_store_capture crow = {"file", "t", NULL, 1};
+    struct repro_store_capture crow = {"file", "t", NULL, 1, 0, 0};
     struct repro_conn_info c;
     struct repro_exchange x;
     struct repro_exchange_filter f;

@@ -136,7 +136,7 @@ static void test_roundtrip_and_filters(void **state)
     struct repro_store_conn c1, c2;
     struct repro_store_exchange x;
     struct repro_exchange_filter f;
-    struct repro_store_capture crow = {"file", "x.pcap", "tcp", 1};
+    struct repro_store_capture crow = {"file", "x.pcap", "tcp", 1, 0, 0};
     struct repro_store_counter counters[] = {{"exchanges", 3}, {"gaps", 1}};
     struct repro_store_capture_end end = {"complete", counters, 2};
     struct collect got;
@@ -227,7 +227,7 @@ static void test_writer(void **state)
     struct repro_store_conn c[4];
     struct repro_store_exchange x;
     struct repro_exchange_filter f;
-    struct repro_store_capture crow = {"live", "lo", NULL, 1};
+    struct repro_store_capture crow = {"live", "lo", NULL, 1, 0, 0};
     struct repro_store_row open = {REPRO_ROW_CONN_OPEN, {NULL}};
     struct repro_store_row close = {REPRO_ROW_CONN_CLOSE, {NULL}};
     struct repro_store_row ex = {REPRO_ROW_EXCHANGE, {.exchange = &x}};
@@ -833,7 +833,7 @@ static struct repro_store *open_with_conn(struct repro_store_conn *c)
 {
     struct repro_store *s = NULL;
     struct repro_error err = {0};
-    struct repro_store_capture crow = {"file", "x", NULL, 1};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
     int64_t cap;
 
     unlink_db();
