@@ -77,6 +77,7 @@ struct repro_correlator {
     pthread_mutex_t m;
     size_t n;
     int64_t *client, *sent_us;
+    uint8_t *is_source; /* per input: some token comes from its response */
     struct token *tok;
     size_t n_tok;
     struct cookie *jar;
@@ -313,6 +314,7 @@ void repro_correlator_free(struct repro_correlator *c)
     repro_free(c->tok);
     repro_free(c->client);
     repro_free(c->sent_us);
+    repro_free(c->is_source);
     pthread_mutex_destroy(&c->m);
     repro_free(c);
 }
@@ -390,6 +392,13 @@ int repro_correlator_new(const struct repro_replay_plan *plan, const struct repr
     }
     repro_buf_release(&tmp);
     repro_free(h);
+    c->is_source = repro_calloc(n ? n : 1, 1);
+    if (!c->is_source) {
+        repro_correlator_free(c);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot learn dynamic values: out of memory");
+    }
+    for (size_t k = 0; k < c->n_tok; k++)
+        c->is_source[c->tok[k].src] = 1;
     *out = c;
     return REPRO_OK;
 nomem:
@@ -432,14 +441,31 @@ drop:
     repro_free(value);
 }
 
+/* Whether the head of r (up to its empty line) holds a Set-Cookie. */
+static int sets_cookie(struct repro_slice r)
+{
+    const uint8_t *end = memmem(r.ptr, r.len, "\r\n\r\n", 4);
+    size_t n = end ? (size_t)(end - r.ptr) : r.len;
+    for (const uint8_t *p = memchr(r.ptr, '\n', n); p && p + 11 < r.ptr + n;
+         p = memchr(p + 1, '\n', (size_t)(r.ptr + n - (p + 1))))
+        if (strncasecmp((const char *)p + 1, "set-cookie:", 11) == 0)
+            return 1;
+    return 0;
+}
+
 void repro_correlator_observe(struct repro_correlator *c, size_t i, struct repro_slice r)
 {
-    struct repro_http_head *h = repro_malloc(sizeof *h);
+    struct repro_http_head *h = NULL;
     struct repro_buf tmp;
     json_t *j = NULL;
     int parsed = 0;
 
-    if (!h || i >= c->n)
+    /* most responses carry nothing to learn: no parsing for them (this
+     * runs on the replay's reader thread, once per response) */
+    if (i >= c->n || !r.len || (!c->is_source[i] && !sets_cookie(r)))
+        return;
+    h = repro_malloc(sizeof *h);
+    if (!h)
         goto out;
     repro_buf_init(&tmp, 64u << 20);
     pthread_mutex_lock(&c->m);
