@@ -288,3 +288,54 @@ int repro_app_crash_render(struct repro_store *s, int64_t id, enum repro_app_cra
     *b = x.out;
     return rc;
 }
+
+/* s with every '|' as "\\|" (a markdown table cell). */
+static void md_cell(char *out, size_t len, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < len; s++) {
+        if (*s == '|')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+}
+
+int repro_app_crash_summary_row(struct repro_store *s, int64_t id, int header, struct repro_buf *b,
+                                struct repro_error *err)
+{
+    char sig_cell[600], top_cell[600];
+    struct repro_crash *c = NULL;
+    char t[48], sb[16], top[300] = "?";
+    int64_t count = 0, first, last;
+    int rc = repro_app_load_crash(s, id, &c, err);
+
+    if (rc)
+        return rc;
+    if (header)
+        rc = repro_buf_printf(b, "| crash | time | signal | signature | crashes | top frame |\n"
+                                 "|---|---|---|---|---|---|\n");
+    if (c->signature &&
+        repro_store_crash_group(s, c->signature, &count, &first, &last, err) != REPRO_OK)
+        rc = REPRO_E_STORE;
+    for (size_t k = 0; k < c->n_threads && rc == REPRO_OK; k++) {
+        const struct repro_crash_thread *th = &c->threads[k];
+        if (!th->crashed || th->n_frames == 0)
+            continue;
+        const struct repro_crash_frame *f = &th->frames[0];
+        if (f->function && f->file)
+            snprintf(top, sizeof top, "%s %s:%d", f->function, base_name(f->file), f->line);
+        else if (f->function)
+            snprintf(top, sizeof top, "%s", f->function);
+        else
+            snprintf(top, sizeof top, "0x%llx", (unsigned long long)f->pc);
+    }
+    fmt_time(t, sizeof t, c->time_us);
+    md_cell(sig_cell, sizeof sig_cell, c->signature ? c->signature : "not symbolized");
+    md_cell(top_cell, sizeof top_cell, top);
+    REPRO_TRY(rc, repro_buf_printf(b, "| %lld | %s | %s | `%s` | %lld | `%s` |\n", (long long)id, t,
+                                   repro_signal_name(c->signo, sb, sizeof sb), sig_cell,
+                                   (long long)count, top_cell));
+    repro_crash_free(c);
+    return rc;
+}

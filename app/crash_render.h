@@ -18,4 +18,10 @@ enum repro_app_crash_format {
 int repro_app_crash_render(struct repro_store *s, int64_t id, enum repro_app_crash_format format,
                            struct repro_buf *b, struct repro_error *err);
 
+/* Appends crash id as a row of the markdown summary table (crash, time,
+ * signal, signature, crashes with that signature, top frame), and with
+ * header != 0 the table's header first. */
+int repro_app_crash_summary_row(struct repro_store *s, int64_t id, int header, struct repro_buf *b,
+                                struct repro_error *err);
+
 #endif

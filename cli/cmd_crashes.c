@@ -38,6 +38,21 @@ static int show_one(void *vctx, int64_t id)
     return cli_write_out(x->out.data, x->out.len) ? REPRO_E_IO : 0;
 }
 
+struct summary {
+    struct repro_store *store;
+    struct repro_buf *out;
+    struct repro_error *err;
+    size_t n;
+};
+
+static int summary_row(void *vctx, int64_t id)
+{
+    struct summary *sm = vctx;
+    repro_buf_reset(sm->out);
+    int rc = repro_app_crash_summary_row(sm->store, id, sm->n++ == 0, sm->out, sm->err);
+    return rc ? rc : cli_write_out(sm->out->data, sm->out->len) ? REPRO_E_IO : 0;
+}
+
 int cmd_crashes(struct cli_global *g, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -84,6 +99,16 @@ int cmd_crashes(struct cli_global *g, int argc, char **argv)
     repro_buf_init(&x.out, 64 * 1024 * 1024);
     if (x.format == FMT_MD)
         rc = cli_write_out("## repro crash report\n\n", 23) ? REPRO_E_IO : 0;
+    if (rc == 0 && x.format == FMT_MD) {
+        /* a summary table above the stacks, for CI job summaries */
+        struct summary sm = {x.store, &x.out, &err, 0};
+        if (optind == argc)
+            rc = repro_store_crash_ids(x.store, summary_row, &sm, &err);
+        for (i = optind; i < argc && rc == 0; i++)
+            rc = summary_row(&sm, cli_parse_int(argv[i]));
+        if (rc == 0 && sm.n)
+            rc = cli_write_out("\n", 1) ? REPRO_E_IO : 0;
+    }
     if (optind == argc)
         rc = rc ? rc : repro_store_crash_ids(x.store, show_one, &x, &err);
     for (i = optind; i < argc && rc == 0; i++)

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A stack overflow shows as a few lines, not 256 (issue 12, item 11): the
 recursion's identical frames are one line `#1-#255 ... recurse so.c:6
-(x255)` in the text view, while JSON keeps every frame.
+(x255)` in the text view, while JSON keeps every frame; the markdown view
+starts with a summary table (crash, time, signal, signature, count, top
+frame).
 
 usage: test_crash_views.py REPRO_BIN
 Exit 0 pass, 1 fail, 77 skipped (no cc).
@@ -44,6 +46,13 @@ def main(tmp, procs):
     t = [t for t in c["threads"] if t["crashed"]][0]
     if len(t["frames"]) < 100:
         raise Fail("JSON lost frames: %d" % len(t["frames"]))
+    # markdown: a summary table (| escaped in cells) above the stacks
+    out, _, _ = run([REPRO, "crashes", "--db", db, "--format", "markdown"])
+    md = out.decode()
+    rows = [l for l in md.splitlines() if l.startswith("| ")]
+    if len(rows) != 2 or rows[0].count(" | ") != 5 or rows[1].replace("\\|", "").count(" | ") != 5 \
+            or "SIGSEGV\\|recurse" not in rows[1] or md.index("| crash |") > md.index("### crash 1"):
+        raise Fail("markdown summary table:\n" + md[:800])
     print("PASSED crash_views")
 
 
