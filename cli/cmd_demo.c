@@ -193,7 +193,9 @@ static int http_get(struct repro_http_client *c, int port, const char *method, c
     return rc;
 }
 
-static int live_demo(struct cli_global *g, const char *self, const char *service)
+/* The story. live: with a live capture of the traffic (root); else the
+ * crash part only (repro run needs no root), after the bundled capture. */
+static int live_demo(struct cli_global *g, const char *self, const char *service, int live)
 {
     char port_s[16], filter[64], out[4096] = "", err[65536] = "";
     size_t out_n = 0, err_n = 0;
@@ -220,13 +222,17 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
     snprintf(port_s, sizeof port_s, "%d", port);
     printf("   listening on 127.0.0.1:%d\n", port);
     snprintf(filter, sizeof filter, "tcp port %d", port);
-    printf("== 2. live capture of its traffic: repro capture -i lo -f '%s' "
-           "--redact-json-field password\n", filter);
-    fflush(stdout);
-    cap_pid = spawn(cap_argv, 0, &cap_err);
-    if (cap_pid < 0 || wait_for(cap_err, err, sizeof err, &err_n, "listening on") != 0) {
-        fprintf(stderr, "repro: demo: the capture did not start:\n%s\n", err);
-        goto fail;
+    if (live) {
+        printf("== 2. live capture of its traffic: repro capture -i lo -f '%s' "
+               "--redact-json-field password\n", filter);
+        fflush(stdout);
+        cap_pid = spawn(cap_argv, 0, &cap_err);
+        if (cap_pid < 0 || wait_for(cap_err, err, sizeof err, &err_n, "listening on") != 0) {
+            fprintf(stderr, "repro: demo: the capture did not start:\n%s\n", err);
+            goto fail;
+        }
+    } else {
+        printf("== 2. (no live capture without root: the requests below are not recorded)\n");
     }
     printf("== 3. traffic, then the request that hits the planted bug\n");
     fflush(stdout);
@@ -244,29 +250,33 @@ static int live_demo(struct cli_global *g, const char *self, const char *service
            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     repro_http_client_close(&sock);
     repro_http_client_close(&sock2);
-    /* The capture sees the resets; then it is stopped like a user would. */
-    kill(cap_pid, SIGINT);
-    waitpid(cap_pid, &status, 0);
-    cap_pid = -1;
-    while (err_n + 1 < sizeof err) {
-        ssize_t n = read(cap_err, err + err_n, sizeof err - 1 - err_n);
-        if (n <= 0)
-            break;
-        err_n += (size_t)n;
+    if (live) {
+        /* The capture sees the resets; then it is stopped like a user would. */
+        kill(cap_pid, SIGINT);
+        waitpid(cap_pid, &status, 0);
+        cap_pid = -1;
+        while (err_n + 1 < sizeof err) {
+            ssize_t n = read(cap_err, err + err_n, sizeof err - 1 - err_n);
+            if (n <= 0)
+                break;
+            err_n += (size_t)n;
+        }
+        err[err_n] = '\0';
+        printf("   capture summary:\n%s", err);
+        printf("\n== 4. repro exchanges --db %s\n", g->db);
+        fflush(stdout);
+        cmd_exchanges(g, 1, list_argv);
     }
-    err[err_n] = '\0';
-    printf("   capture summary:\n%s", err);
-    printf("\n== 4. repro exchanges --db %s\n", g->db);
-    fflush(stdout);
-    cmd_exchanges(g, 1, list_argv);
-    printf("\n== 5. repro crashes --db %s (symbolized, with the requests in flight)\n", g->db);
+    printf("\n== 5. repro crashes --db %s (symbolized%s)\n", g->db,
+           live ? ", with the requests in flight" : "");
     fflush(stdout);
     cmd_crashes(g, 1, crash_argv);
     printf("Next: 'repro show ID --curl --db %s' for a request, 'repro crashes --format json "
            "--db %s' for tools.\n",
            g->db, g->db);
     close(run_out);
-    close(cap_err);
+    if (cap_err >= 0)
+        close(cap_err);
     return EXIT_CLEAN;
 fail:
     repro_http_client_close(&sock);
@@ -332,12 +342,22 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     if (access(service, X_OK) != 0 && slash) /* installed: PREFIX/libexec/repro/sample_service */
         snprintf(slash + 1, sizeof service - (size_t)(slash + 1 - service),
                  "../libexec/repro/sample_service");
-    if (offline || geteuid() != 0 || access(service, X_OK) != 0) {
+    signal(SIGPIPE, SIG_IGN);
+    if (access(service, X_OK) != 0) {
         if (!offline)
-            printf("(live demo needs root and %s; recording the bundled capture instead)\n\n",
-                   service);
+            printf("(the live demo needs %s; recording the bundled capture instead)\n\n", service);
         return offline_demo(g);
     }
-    signal(SIGPIPE, SIG_IGN);
-    return live_demo(g, self, service);
+    if (offline || geteuid() != 0) {
+        /* no root: the bundled capture, then the crash story without a
+         * live capture (repro run needs no root) */
+        if (!offline)
+            printf("(live capture needs root: the bundled capture, then the crash story)\n\n");
+        int rc = offline_demo(g);
+        if (rc == EXIT_FATAL || rc == EXIT_USAGE)
+            return rc;
+        printf("\n");
+        return live_demo(g, self, service, 0);
+    }
+    return live_demo(g, self, service, 1);
 }
