@@ -61,14 +61,11 @@ static uint8_t *copy(struct repro_slice s)
     return p;
 }
 
-/* FNV-1a of the client's address, without the port. */
+/* The client's address, without the port, as a key. */
 static int64_t client_key(const char *client)
 {
     const char *end = strrchr(client, ':');
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = client; *p && p != end; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    return (int64_t)(h >> 1);
+    return (int64_t)(repro_hash_bytes(client, end ? (size_t)(end - client) : strlen(client)) >> 1);
 }
 
 static int take(void *ctx, const struct repro_exchange_row *r)
@@ -161,15 +158,13 @@ static int resolve(const char *what, const char *hp, struct sockaddr_storage *ss
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    char ip[INET6_ADDRSTRLEN];
+    /* the form the store keeps servers in, so they compare as text */
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        snprintf(text, text_len, "[%s]:%u", ip, ntohs(a->sin6_port));
+        repro_endpoint_format(text, text_len, 6, a->sin6_addr.s6_addr, ntohs(a->sin6_port));
     } else {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        snprintf(text, text_len, "%s:%u", ip, ntohs(a->sin_port));
+        repro_endpoint_format(text, text_len, 4, (const uint8_t *)&a->sin_addr, ntohs(a->sin_port));
     }
     return REPRO_OK;
 }

@@ -7,10 +7,9 @@
 
 #include "repro/capture.h"
 
-/* What replaces a secret value: in header values and JSON (as a string),
- * and percent-encoded in URLs and form bodies (it decodes to the marker). */
-#define REPRO_REDACT_MARK "[REDACTED]"
-#define REPRO_REDACT_MARK_URL "%5BREDACTED%5D"
+/* What replaces a secret value (REPRO_REDACT_MARK, and percent-encoded
+ * REPRO_REDACT_MARK_URL in URLs and form bodies) is in repro/core.h: replay
+ * reads it too. */
 
 /* The result of redacting one message. */
 struct repro_redact_result {

@@ -598,3 +598,15 @@ int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, siz
         return -1;
     return p[i + 1] > 0x20 && p[i + 1] != 0x7f ? 1 : 0;
 }
+
+struct repro_slice repro_http_message_body(struct repro_slice raw, const struct repro_http_head *h,
+                                           struct repro_buf *tmp)
+{
+    struct repro_slice b = {raw.ptr + h->head_len, raw.len - h->head_len};
+    if (!(h->flags & REPRO_HTTP_H_CHUNKED))
+        return b;
+    repro_buf_reset(tmp);
+    if (repro_http_dechunk(b.ptr, b.len, tmp) < 0)
+        return (struct repro_slice){NULL, 0};
+    return (struct repro_slice){tmp->data, tmp->len};
+}

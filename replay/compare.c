@@ -154,26 +154,16 @@ void repro_diffs_release(struct repro_diffs *d)
     memset(d, 0, sizeof *d);
 }
 
-/* A printable excerpt of p[0..len) starting near off. */
+/* A printable excerpt (core's repro_excerpt) of p[0..len) from a little
+ * before off, "..." in front when it does not start at 0. */
 static char *excerpt(const void *p, size_t len, size_t off)
 {
-    const uint8_t *b = p;
-    size_t start = off > 20 ? off - 20 : 0, end = start + EXCERPT < len ? start + EXCERPT : len;
-    char *out = repro_malloc(4 * EXCERPT + 8), *o = out;
-
+    size_t start = off > 20 ? off - 20 : 0;
+    char *out = repro_malloc(EXCERPT + 8);
     if (!out)
         return NULL;
-    if (start > 0)
-        o += sprintf(o, "...");
-    for (size_t i = start; i < end; i++) {
-        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\')
-            *o++ = (char)b[i];
-        else
-            o += sprintf(o, "\\x%02x", b[i]);
-    }
-    if (end < len)
-        o += sprintf(o, "...");
-    *o = 0;
+    strcpy(out, start ? "..." : "");
+    repro_excerpt(out + strlen(out), EXCERPT + 1, (const uint8_t *)p + start, len - start);
     return out;
 }
 

@@ -121,21 +121,6 @@ static int same_field(const char *a, size_t al, const char *b, size_t bl)
     return 1;
 }
 
-/* The body of a raw message whose head h parsed: dechunked into tmp when
- * chunked. */
-static struct repro_slice body_of(struct repro_slice raw, const struct repro_http_head *h,
-                                  struct repro_buf *tmp)
-{
-    struct repro_slice b = {raw.ptr + h->head_len, raw.len - h->head_len};
-    if (h->flags & REPRO_HTTP_H_CHUNKED) {
-        repro_buf_reset(tmp);
-        if (repro_http_dechunk(b.ptr, b.len, tmp) < 0)
-            return (struct repro_slice){0};
-        return (struct repro_slice){tmp->data, tmp->len};
-    }
-    return b;
-}
-
 /* A Location as a path (scheme and authority dropped). */
 static char *location_path(struct repro_slice v)
 {
@@ -365,7 +350,7 @@ int repro_correlator_new(const struct repro_replay_plan *plan, const struct repr
                 goto nomem;
             }
         }
-        struct repro_slice b = body_of(r, h, &tmp);
+        struct repro_slice b = repro_http_message_body(r, h, &tmp);
         json_t *j = b.len ? json_loadb((const char *)b.ptr, b.len, JSON_DECODE_ANY, NULL) : NULL;
         if (j) {
             struct learn l = {.c = c, .src = i, .client = reqs[i].client_key,
@@ -486,7 +471,7 @@ void repro_correlator_observe(struct repro_correlator *c, size_t i, struct repro
             v = loc ? location_path(loc->value) : NULL;
         } else {
             if (!j) {
-                struct repro_slice b = body_of(r, h, &tmp);
+                struct repro_slice b = repro_http_message_body(r, h, &tmp);
                 j = b.len ? json_loadb((const char *)b.ptr, b.len, JSON_DECODE_ANY, NULL) : NULL;
                 if (!j)
                     break;
@@ -571,6 +556,42 @@ static int replace_all(struct edit *e, const char *find, size_t fl, const char *
     return REPRO_OK;
 }
 
+/* Applies one head edit to e->b with the shared rewriter (http/): the
+ * name keeps its spelling, every other byte stays. */
+static int edit_head(struct edit *e, const struct repro_http_edit *ed)
+{
+    struct repro_buf nb;
+    size_t head_len = 0;
+    int rc;
+
+    repro_buf_init(&nb, e->b.max);
+    rc = repro_http_head_rewrite(REPRO_HTTP_REQUEST, e->b.data, e->b.len, ed, 1, &nb, &head_len,
+                                 NULL);
+    if (rc == REPRO_OK)
+        rc = repro_buf_append(&nb, e->b.data + head_len, e->b.len - head_len);
+    if (rc != REPRO_OK) {
+        repro_buf_release(&nb);
+        return rc == REPRO_E_MALFORMED ? REPRO_OK : rc; /* no head to edit: as recorded */
+    }
+    repro_buf_release(&e->b);
+    e->b = nb;
+    return REPRO_OK;
+}
+
+/* The field lines of e's head, one at a time (the shared lenient scanner):
+ * *off starts at 0; 0 at the end of the head. */
+static int next_field(const struct edit *e, size_t *off, struct repro_http_line *l)
+{
+    while (*off < e->b.len) {
+        *off = repro_http_head_line(e->b.data, e->b.len, *off, l);
+        if (l->kind == REPRO_HTTP_LINE_END)
+            return 0;
+        if (l->kind == REPRO_HTTP_LINE_FIELD)
+            return 1;
+    }
+    return 0;
+}
+
 static int apply_token(struct edit *e, const struct token *t)
 {
     int changed = 0, rc = REPRO_OK;
@@ -615,30 +636,25 @@ static int apply_token(struct edit *e, const struct token *t)
                 rc = replace_all(e, pat, (size_t)n1, rep, (size_t)n2, 0, &changed);
         }
     }
-    /* a header of that name */
+    /* a header of that name (X-Csrf-Token for csrf_token) holding the mark */
     if (rc == REPRO_OK && !strpbrk(t->stg, "\r\n")) {
-        size_t he = head_end(&e->b), line = 0;
-        while (line < he) {
-            const uint8_t *eol = memmem(e->b.data + line, he - line, "\r\n", 2);
-            if (!eol)
+        struct repro_http_line l;
+        char field[256];
+        size_t off = 0;
+        field[0] = 0;
+        while (next_field(e, &off, &l))
+            if (l.name.len < sizeof field &&
+                same_field((const char *)l.name.ptr, l.name.len, t->name, nl) &&
+                repro_slice_ieq(l.value, MARK)) {
+                memcpy(field, l.name.ptr, l.name.len);
+                field[l.name.len] = 0;
                 break;
-            size_t ll = (size_t)(eol - e->b.data) - line;
-            const uint8_t *colon = memchr(e->b.data + line, ':', ll);
-            if (colon && line > 0 &&
-                same_field((const char *)e->b.data + line, (size_t)(colon - (e->b.data + line)),
-                           t->name, nl)) {
-                size_t v = (size_t)(colon - e->b.data) + 1;
-                while (v < line + ll && e->b.data[v] == ' ')
-                    v++;
-                if (line + ll - v == MARK_LEN && memcmp(e->b.data + v, MARK, MARK_LEN) == 0) {
-                    if (splice(&e->b, v, MARK_LEN, t->stg, strlen(t->stg)) != REPRO_OK)
-                        return REPRO_E_NOMEM;
-                    changed = 1;
-                    he = head_end(&e->b);
-                    ll = ll - MARK_LEN + strlen(t->stg);
-                }
             }
-            line += ll + 2;
+        if (field[0]) {
+            struct repro_http_edit ed = {.op = REPRO_HTTP_EDIT_REPLACE, .name = field,
+                                         .value = {(const uint8_t *)t->stg, strlen(t->stg)}};
+            rc = edit_head(e, &ed);
+            changed = rc == REPRO_OK;
         }
     }
     if (rc == REPRO_OK && changed)
@@ -646,29 +662,26 @@ static int apply_token(struct edit *e, const struct token *t)
     return rc;
 }
 
-/* The Cookie header from the jar. */
+/* The Cookie header from the jar: a redacted one becomes the cookies
+ * staging set for this client; in a clear one, their values replace the
+ * recorded ones. */
 static int apply_jar(struct repro_correlator *c, struct edit *e, int64_t client)
 {
-    size_t he = head_end(&e->b), line = 0;
-    while (line < he) {
-        const uint8_t *eol = memmem(e->b.data + line, he - line, "\r\n", 2);
-        if (!eol)
-            return REPRO_OK;
-        size_t ll = (size_t)(eol - e->b.data) - line;
-        if (line > 0 && ll > 7 && strncasecmp((const char *)e->b.data + line, "cookie:", 7) == 0)
-            break;
-        line += ll + 2;
-    }
-    if (line >= he)
+    struct repro_http_line l;
+    struct repro_slice v = {0};
+    size_t off = 0;
+    int found = 0, rc = REPRO_OK, changed = 0;
+
+    while (!found && next_field(e, &off, &l))
+        if (repro_slice_ieq(l.name, "cookie")) {
+            v = l.value;
+            found = 1;
+        }
+    if (!found)
         return REPRO_OK;
-    size_t v = line + 7, end = (size_t)((const uint8_t *)memmem(e->b.data + line, he - line, "\r\n", 2) - e->b.data);
-    while (v < end && e->b.data[v] == ' ')
-        v++;
     struct repro_buf nv;
     repro_buf_init(&nv, 1u << 20);
-    int redacted = end - v == MARK_LEN && memcmp(e->b.data + v, MARK, MARK_LEN) == 0;
-    int rc = REPRO_OK, changed = 0;
-    if (redacted) {
+    if (repro_slice_ieq(v, MARK)) {
         for (size_t i = 0; i < c->n_jar && rc == REPRO_OK; i++)
             if (c->jar[i].client == client) {
                 rc = repro_buf_printf(&nv, "%s%s=%s", nv.len ? "; " : "", c->jar[i].name,
@@ -676,37 +689,36 @@ static int apply_jar(struct repro_correlator *c, struct edit *e, int64_t client)
                 changed = 1;
             }
     } else {
-        /* name=value pairs: values of cookies staging set are replaced */
-        size_t p = v;
-        while (p < end && rc == REPRO_OK) {
+        for (size_t p = 0; p < v.len && rc == REPRO_OK;) {
             size_t q = p;
-            while (q < end && e->b.data[q] != ';')
+            while (q < v.len && v.ptr[q] != ';')
                 q++;
-            const uint8_t *eq = memchr(e->b.data + p, '=', q - p);
+            const uint8_t *eq = memchr(v.ptr + p, '=', q - p);
+            size_t nl = eq ? (size_t)(eq - (v.ptr + p)) : 0;
             const char *val = NULL;
-            if (eq)
-                for (size_t i = 0; i < c->n_jar && !val; i++)
-                    if (c->jar[i].client == client &&
-                        strlen(c->jar[i].name) == (size_t)(eq - (e->b.data + p)) &&
-                        memcmp(c->jar[i].name, e->b.data + p, strlen(c->jar[i].name)) == 0)
-                        val = c->jar[i].value;
+            for (size_t i = 0; eq && i < c->n_jar && !val; i++)
+                if (c->jar[i].client == client && strlen(c->jar[i].name) == nl &&
+                    memcmp(c->jar[i].name, v.ptr + p, nl) == 0)
+                    val = c->jar[i].value;
             if (val) {
-                size_t ol = q - (size_t)(eq + 1 - e->b.data);
+                size_t ol = q - (p + nl + 1);
                 changed = changed || ol != strlen(val) || memcmp(eq + 1, val, ol) != 0;
-                rc = repro_buf_printf(&nv, "%s%.*s=%s", nv.len ? "; " : "",
-                                      (int)(eq - (e->b.data + p)), (const char *)e->b.data + p, val);
-            } else
+                rc = repro_buf_printf(&nv, "%s%.*s=%s", nv.len ? "; " : "", (int)nl,
+                                      (const char *)v.ptr + p, val);
+            } else {
                 rc = repro_buf_printf(&nv, "%s%.*s", nv.len ? "; " : "", (int)(q - p),
-                                      (const char *)e->b.data + p);
+                                      (const char *)v.ptr + p);
+            }
             p = q + 1;
-            while (p < end && e->b.data[p] == ' ')
+            while (p < v.len && v.ptr[p] == ' ')
                 p++;
         }
     }
     if (rc == REPRO_OK && changed && nv.len > 0) {
-        note(e, "cookie", "Cookie", (const char *)e->b.data + v, end - v, (const char *)nv.data,
-             nv.len);
-        rc = splice(&e->b, v, end - v, nv.data, nv.len);
+        note(e, "cookie", "Cookie", (const char *)v.ptr, v.len, (const char *)nv.data, nv.len);
+        struct repro_http_edit ed = {.op = REPRO_HTTP_EDIT_REPLACE, .name = "Cookie",
+                                     .value = {nv.data, nv.len}};
+        rc = edit_head(e, &ed); /* v points into e->b: used above, not after */
     }
     repro_buf_release(&nv);
     return rc;
@@ -715,21 +727,11 @@ static int apply_jar(struct repro_correlator *c, struct edit *e, int64_t client)
 /* Sets Content-Length to the body's length when the head has one. */
 static int fix_length(struct edit *e)
 {
-    size_t he = head_end(&e->b), line = 0;
     char num[32];
-    while (line < he) {
-        const uint8_t *eol = memmem(e->b.data + line, he - line, "\r\n", 2);
-        if (!eol)
-            return REPRO_OK;
-        size_t ll = (size_t)(eol - e->b.data) - line;
-        if (line > 0 && ll > 15 &&
-            strncasecmp((const char *)e->b.data + line, "content-length:", 15) == 0) {
-            int n = snprintf(num, sizeof num, " %zu", e->b.len - he);
-            return splice(&e->b, line + 15, ll - 15, num, (size_t)n);
-        }
-        line += ll + 2;
-    }
-    return REPRO_OK;
+    struct repro_http_edit ed = {.op = REPRO_HTTP_EDIT_REPLACE, .name = "Content-Length"};
+    size_t n = (size_t)snprintf(num, sizeof num, "%zu", e->b.len - head_end(&e->b));
+    ed.value = (struct repro_slice){(const uint8_t *)num, n};
+    return edit_head(e, &ed);
 }
 
 int repro_correlator_apply(struct repro_correlator *c, size_t i, struct repro_slice in,
@@ -737,30 +739,43 @@ int repro_correlator_apply(struct repro_correlator *c, size_t i, struct repro_sl
                            size_t *n_subs)
 {
     struct edit e = {.subs = subs, .max_subs = max_subs, .n_subs = n_subs};
-    int rc;
+    int rc = REPRO_OK, any = 0;
 
     *n_subs = 0;
+    if (i >= c->n)
+        return REPRO_OK;
+    pthread_mutex_lock(&c->m);
+    /* this runs on the sender thread just before a write: most requests
+     * have nothing to carry over, and are not copied */
+    for (size_t k = 0; k < c->n_tok && !any; k++) {
+        const struct token *t = &c->tok[k];
+        any = t->src != i && t->client == c->client[i] && t->avail_us < c->sent_us[i] && t->stg;
+    }
+    for (size_t k = 0; k < c->n_jar && !any; k++)
+        any = c->jar[k].client == c->client[i];
+    if (!any)
+        goto unlock;
     repro_buf_init(&e.b, out->max);
     if ((rc = repro_buf_append(&e.b, in.ptr, in.len)) != REPRO_OK)
-        goto out;
+        goto unlock;
     size_t body_before = e.b.len - head_end(&e.b);
     const uint8_t *chunked = memmem(e.b.data, head_end(&e.b), "hunked", 6);
-    pthread_mutex_lock(&c->m);
-    for (size_t k = 0; k < c->n_tok && rc == REPRO_OK && i < c->n; k++) {
+    for (size_t k = 0; k < c->n_tok && rc == REPRO_OK; k++) {
         const struct token *t = &c->tok[k];
         if (t->src != i && t->client == c->client[i] && t->avail_us < c->sent_us[i] && t->stg)
             rc = apply_token(&e, t);
     }
-    if (rc == REPRO_OK && i < c->n)
+    if (rc == REPRO_OK)
         rc = apply_jar(c, &e, c->client[i]);
-    pthread_mutex_unlock(&c->m);
-    if (rc == REPRO_OK && !chunked && e.b.len - head_end(&e.b) != body_before)
+    if (rc == REPRO_OK && *n_subs && !chunked && e.b.len - head_end(&e.b) != body_before)
         rc = fix_length(&e);
-    if (rc == REPRO_OK) {
-        repro_buf_reset(out);
-        rc = repro_buf_append(out, e.b.data, e.b.len);
+    if (rc == REPRO_OK && *n_subs) { /* out takes the edited bytes */
+        repro_buf_release(out);
+        *out = e.b;
+    } else {
+        repro_buf_release(&e.b);
     }
-out:
-    repro_buf_release(&e.b);
+unlock:
+    pthread_mutex_unlock(&c->m);
     return rc;
 }

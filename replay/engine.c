@@ -246,7 +246,6 @@ static void kill_conn(struct engine *e, struct conn *c, enum repro_replay_errkin
 static int on_message(struct engine *e, struct conn *c, enum repro_http_outcome out)
 {
     const struct repro_http_msg *msg = repro_http_framer_msg(&c->fr);
-    int status = msg->info ? msg->info->status : 0;
 
     if (c->answered == c->sent || out == REPRO_HTTP_MALFORMED ||
         (msg->flags & (REPRO_HTTP_M_MALFORMED | REPRO_HTTP_M_TRUNCATED))) {
@@ -257,14 +256,13 @@ static int on_message(struct engine *e, struct conn *c, enum repro_http_outcome 
                   REPRO_REPLAY_CLOSED, 0);
         return 0;
     }
-    if (status >= 100 && status < 200 && status != 101)
-        return 1; /* interim: the final response follows */
+    enum repro_http_role role = repro_http_response_role(msg->info);
+    if (role == REPRO_HTTP_ROLE_INTERIM)
+        return 1; /* 1xx: the final response follows */
     size_t k = c->plan->steps[c->answered++];
-    const struct repro_http_info *in = msg->info;
-    int closing = status == 101 || !in || (in->flags & REPRO_HTTP_H_CONN_CLOSE) ||
-                  in->body == REPRO_HTTP_BODY_CLOSE ||
-                  (in->version_major == 1 && in->version_minor == 0 &&
-                   !(in->flags & REPRO_HTTP_H_CONN_KEEPALIVE));
+    /* the shared keep-alive rule (the response decides: the request is
+     * what was recorded and sent as it was) */
+    int closing = role == REPRO_HTTP_ROLE_TUNNEL || !repro_http_keep_alive(NULL, msg->info);
     if (closing || c->answered == c->plan->n_steps) {
         /* the target will close (or the recorded connection is over): let
          * the connection go before the answer lets the sender go on, so

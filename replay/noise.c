@@ -22,18 +22,10 @@ struct repro_noise {
     uint64_t requests, with_baseline;
 };
 
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 /* The index slot for key: holding it, or the empty one where it goes. */
 static size_t *slot(const struct repro_noise *n, const char *key)
 {
-    size_t i = (size_t)hash(key) & (n->cap - 1);
+    size_t i = (size_t)repro_hash_bytes(key, strlen(key)) & (n->cap - 1);
     while (n->idx[i] != SIZE_MAX && strcmp(n->v[n->idx[i]].key, key) != 0)
         i = (i + 1) & (n->cap - 1);
     return &n->idx[i];

@@ -374,11 +374,7 @@ int repro_replay_rewrite_apply(const struct repro_replay_rewrite *rw, struct rep
     }
     struct repro_slice rest = {in.ptr + h->head_len, in.len - h->head_len};
     if (rw->n_json && rest.len) {
-        struct repro_slice b = rest;
-        if (h->flags & REPRO_HTTP_H_CHUNKED) {
-            if (repro_http_dechunk(rest.ptr, rest.len, &body) >= 0)
-                b = (struct repro_slice){body.data, body.len};
-        }
+        struct repro_slice b = repro_http_message_body(in, h, &body);
         json_t *j = json_loadb((const char *)b.ptr, b.len, 0, NULL);
         int set = 0;
         for (size_t i = 0; j && i < rw->n_json; i++)

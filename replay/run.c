@@ -24,7 +24,6 @@
 
 #include "repro/http.h"
 
-#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +51,8 @@ struct run {
     struct repro_buf out, out2;
     struct repro_corr_subst **subs; /* per input: what was substituted (NULL: nothing) */
     size_t *n_subs;
-    uint8_t *redacted;
+    uint8_t *redacted; /* per input: the request sent held a mark */
+    uint8_t *marked;   /* per input: the recorded request holds a mark */
 
     /* reader thread */
     struct repro_http_head *he, *ha;
@@ -92,7 +92,8 @@ static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
         size_t n = 0;
         if (repro_correlator_apply(corr, i, *bytes, &r->out, subs, SUBS_PER_REQUEST, &n) != REPRO_OK)
             return -1;
-        *bytes = (struct repro_slice){r->out.data, r->out.len};
+        if (n)
+            *bytes = (struct repro_slice){r->out.data, r->out.len};
         if (!r->baseline_phase) { /* what the baseline was sent is not reported */
             size_t kept = n < SUBS_PER_REQUEST ? n : SUBS_PER_REQUEST;
             repro_free(r->subs[i]);
@@ -107,7 +108,9 @@ static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
     /* a head that does not parse goes as recorded: rewriting it would be a guess */
     if (r->o->rewrite && repro_replay_rewrite_apply(r->o->rewrite, *bytes, &r->out2, NULL) == REPRO_OK)
         *bytes = (struct repro_slice){r->out2.data, r->out2.len};
-    r->redacted[i] = (uint8_t)holds_mark(*bytes);
+    /* the recorded bytes were looked at once, before the run; only bytes
+     * that changed are searched here, between the deadline and the write */
+    r->redacted[i] = bytes->ptr == r->in[i].request.ptr ? r->marked[i] : (uint8_t)holds_mark(*bytes);
     return 0;
 }
 
@@ -125,32 +128,24 @@ static void side(struct repro_slice raw, struct repro_http_head *h, struct repro
     }
     m->status = h->status;
     m->head = h;
-    m->body = (struct repro_slice){raw.ptr + h->head_len, raw.len - h->head_len};
-    if (h->flags & REPRO_HTTP_H_CHUNKED) {
-        repro_buf_reset(tmp);
-        if (repro_http_dechunk(m->body.ptr, m->body.len, tmp) >= 0)
-            m->body = (struct repro_slice){tmp->data, tmp->len};
-    }
+    m->body = repro_http_message_body(raw, h, tmp);
 }
 
 static int compare_one(struct run *r, size_t i, struct repro_slice actual, struct repro_diffs *d)
 {
     struct repro_compare_msg e, a;
-    uint8_t digest[SHA256_DIGEST_SIZE];
+    uint8_t digest[REPRO_HTTP_DIGEST_LEN];
     struct repro_error err = {0};
 
     side(r->in[i].response, r->he, &r->be, &e);
     side(actual, r->ha, &r->ba, &a);
     e.body_cut = r->in[i].response_body_cut;
     e.digest = r->in[i].response_digest;
-    if (e.body_cut && e.digest) {
-        /* the same digest capture stores: of the whole (dechunked) body */
-        struct sha256_ctx h;
-        sha256_init(&h);
-        sha256_update(&h, a.body.len, a.body.ptr);
-        sha256_digest(&h, sizeof digest, digest);
+    /* the same digest capture stores: of the whole (dechunked) body */
+    if (e.body_cut && e.digest &&
+        repro_http_body_digest(REPRO_HTTP_BODY_LENGTH, a.body.ptr, a.body.len, digest) ==
+            REPRO_HTTP_DONE)
         a.digest = digest;
-    }
     int rc = repro_compare(r->cmp, &e, &a, d, &err);
     if (d->body_unchecked)
         r->body_unchecked++;
@@ -240,10 +235,12 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
     r.n_subs = repro_calloc(n ? n : 1, sizeof *r.n_subs);
     r.subs = repro_calloc(n ? n : 1, sizeof *r.subs);
     r.redacted = repro_calloc(n ? n : 1, 1);
+    r.marked = repro_calloc(n ? n : 1, 1);
     r.base = repro_calloc(n ? n : 1, sizeof *r.base);
     r.he = repro_malloc(sizeof *r.he);
     r.ha = repro_malloc(sizeof *r.ha);
-    if (!reqs || !qs || !as || !r.n_subs || !r.subs || !r.redacted || !r.base || !r.he || !r.ha) {
+    if (!reqs || !qs || !as || !r.n_subs || !r.subs || !r.redacted || !r.marked || !r.base ||
+        !r.he || !r.ha) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot replay %zu requests: out of memory", n);
         goto out;
     }
@@ -257,6 +254,7 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
                                             .client_key = in[i].client_key};
         qs[i] = in[i].request;
         as[i] = in[i].response;
+        r.marked[i] = (uint8_t)holds_mark(in[i].request);
     }
     if ((rc = repro_replay_plan_build(reqs, n, &plan, err)) != REPRO_OK)
         goto out;
@@ -347,6 +345,7 @@ out:
     repro_free(r.he);
     repro_free(r.ha);
     repro_free(r.redacted);
+    repro_free(r.marked);
     for (size_t i = 0; r.subs && i < n; i++)
         repro_free(r.subs[i]);
     repro_free(r.subs);

@@ -229,6 +229,17 @@ void repro_ip_format(char *out, size_t out_len, int family, const uint8_t *addr)
 void repro_endpoint_format(char *out, size_t out_len, int family, const uint8_t *addr,
                            uint16_t port);
 
+/* FNV-1a of p[0..len): a cheap, stable hash for table keys (not for
+ * anything an attacker chooses to collide). */
+static inline uint64_t repro_hash_bytes(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 /* The value of the hex digit c (either case), -1 for any other byte.
  * Every parser of hex text (chunk sizes, percent escapes, \u escapes,
  * crash records, /proc tables) uses this one. */

@@ -142,6 +142,15 @@ int repro_http_dechunk(const uint8_t *p, size_t len, struct repro_buf *out);
 int repro_http_dechunk_trailers(const uint8_t *p, size_t len, struct repro_buf *out,
                                 size_t *trailer_off);
 
+/*
+ * The body of a whole raw message raw whose head h parsed from it: the
+ * bytes after the head, or, when h says chunked, those bytes dechunked
+ * into tmp (reset first). Returns the body (borrowed from raw or tmp);
+ * an empty slice when chunked framing is broken or tmp cannot grow.
+ */
+struct repro_slice repro_http_message_body(struct repro_slice raw, const struct repro_http_head *h,
+                                           struct repro_buf *tmp);
+
 /* Quick check whether p[0..len) can be the start of a message of this kind:
  * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */
 int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len);

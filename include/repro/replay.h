@@ -312,7 +312,8 @@ void repro_correlator_observe(struct repro_correlator *c, size_t i, struct repro
  * Writes request i (its recorded bytes in) into out with the carried-over
  * values substituted (Content-Length fixed when the body changed) and
  * appends what it substituted to subs (up to max_subs; *n_subs counts them
- * all). Errors: REPRO_E_NOMEM, REPRO_E_LIMIT (out's cap).
+ * all). When *n_subs is 0 nothing changed and out is left as it was: send
+ * in (no copy is made). Errors: REPRO_E_NOMEM, REPRO_E_LIMIT (out's cap).
  */
 int repro_correlator_apply(struct repro_correlator *c, size_t i, struct repro_slice in,
                            struct repro_buf *out, struct repro_corr_subst *subs, size_t max_subs,

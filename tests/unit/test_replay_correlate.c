@@ -95,7 +95,11 @@ static char *apply(struct fixture *f, size_t i, size_t *n_subs, struct repro_cor
     static char text[1024];
     repro_buf_init(&out, 1 << 20);
     assert_int_equal(repro_correlator_apply(f->c, i, f->q[i], &out, subs, 8, n_subs), REPRO_OK);
-    snprintf(text, sizeof text, "%.*s", (int)out.len, (const char *)out.data);
+    /* nothing substituted: the request goes as recorded, out untouched */
+    if (*n_subs == 0)
+        assert_int_equal(out.len, 0);
+    struct repro_slice sent = *n_subs ? (struct repro_slice){out.data, out.len} : f->q[i];
+    snprintf(text, sizeof text, "%.*s", (int)sent.len, (const char *)sent.ptr);
     repro_buf_release(&out);
     return text;
 }

@@ -433,16 +433,14 @@ static void test_timing(void **state)
                          want);
         assert_true(r->sent_ns >= r->intended_ns);
     }
-    /* the run lasted as long as the trace at 2x (97.5 ms from the first
-     * intended send), not longer by the sum of per-request delays; the
-     * upper bound is loose: this is not a benchmark, the machine may be
-     * busy */
+    /* the run lasted at least as long as the trace at 2x (97.5 ms from the
+     * first intended send): no request went out early. That lateness does
+     * not accumulate is the exact intended times above (each from the
+     * run's start, never from the previous send), not a wall-clock bound */
     int64_t start = INT64_MAX;
     for (size_t k = 0; k < g.n; k++)
         start = g.r[k].intended_ns < start ? g.r[k].intended_ns : start;
-    int64_t span = st.last_done_ns - start;
-    assert_true(span >= 97500000);
-    assert_true(span < 97500000 + 400000000);
+    assert_true(st.last_done_ns - start >= 97500000);
     assert_true(st.sched_p50_ns >= 0);
     assert_true(st.sched_max_ns >= st.sched_p99_ns && st.sched_p99_ns >= st.sched_p50_ns);
     repro_replay_plan_free(p);
