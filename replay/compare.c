@@ -158,7 +158,9 @@ void repro_diffs_release(struct repro_diffs *d)
  * before off, "..." in front when it does not start at 0. */
 static char *excerpt(const void *p, size_t len, size_t off)
 {
-    size_t start = off > 20 ? off - 20 : 0;
+    /* off may lie past the end: it can come from the masked text */
+    size_t start = off > len ? len : off;
+    start = start > 20 ? start - 20 : 0;
     char *out = repro_malloc(EXCERPT + 8);
     if (!out)
         return NULL;
