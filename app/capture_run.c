@@ -8,110 +8,74 @@
  */
 #include "app/capture_run.h"
 
+#include "app/capture_live.h"
 #include "app/capture_rows.h"
 
 #include <pcap/pcap.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static volatile sig_atomic_t stop_requested;
-static struct repro_source *active_source;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-    repro_source_break(active_source);
-}
-
-/* Asked to stop (signal or --duration): a live source first gives what the
- * kernel already captured, so the last exchanges are not lost. Returns 1
- * to end the loop now. */
-static int begin_drain(struct repro_source *src, const struct repro_app_capture_opts *o,
-                       struct repro_error *rerr)
-{
-    return !o->src.iface || repro_source_drain(src, rerr) != REPRO_OK;
-}
-
-/* Runs the read loop; returns 1 if the input had a read error. */
-static int read_loop(struct repro_source *src, struct repro_capture *cap,
-                     struct repro_store_writer *writer, const struct repro_app_capture_opts *o,
-                     struct repro_error *err, int *sink_rc)
+/* Reads a file to its end (or --count packets); returns 1 if the input
+ * had a read error. */
+static int read_file(struct repro_source *src, struct repro_capture *cap,
+                     const struct repro_app_capture_opts *o, struct repro_error *err,
+                     int *sink_rc)
 {
     int dlt = repro_source_dlt(src);
-    uint64_t n = 0, t0 = repro_mono_ns(), last_flush = t0;
-    uint64_t limit_ns = o->duration_s > 0 ? (uint64_t)(o->duration_s * 1e9) : 0;
+    uint64_t n = 0;
     struct repro_error rerr = {0};
-    int draining = 0, break_seen = 0;
 
     for (;;) {
         const uint8_t *data;
         size_t caplen;
         int64_t ts;
-        enum repro_source_next r;
+        enum repro_source_next r = repro_source_next(src, &data, &caplen, &ts, &rerr);
 
-        if (!draining && (stop_requested || (limit_ns && repro_mono_ns() - t0 >= limit_ns))) {
-            if (begin_drain(src, o, &rerr))
-                return 0;
-            draining = 1;
-        }
-        r = repro_source_next(src, &data, &caplen, &ts, &rerr);
-        if (r == REPRO_SOURCE_END && o->src.iface && stop_requested && !break_seen) {
-            /* The signal handler's pcap_breakloop ended a blocking read:
-             * that is the cue to drain, not the end of the data. */
-            break_seen = 1;
-            if (!draining && repro_source_drain(src, &rerr) != REPRO_OK)
-                return 0;
-            draining = 1;
-            continue;
-        }
-        if (r == REPRO_SOURCE_END || (r == REPRO_SOURCE_TIMEOUT && draining))
+        if (r == REPRO_SOURCE_END || r == REPRO_SOURCE_TIMEOUT)
             return 0;
         if (r == REPRO_SOURCE_ERROR) {
             if (o->log)
                 fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
             return 1;
         }
-        if (r == REPRO_SOURCE_PACKET) {
-            *sink_rc = repro_capture_packet(cap, dlt, data, caplen, ts, ++n, err);
-            if (*sink_rc)
-                return 0;
-            if (o->count > 0 && (long long)n >= o->count)
-                return 0;
-        }
-        if (o->src.iface && repro_mono_ns() - last_flush > 1000000000u) {
-            last_flush = repro_mono_ns();
-            if ((*sink_rc = repro_store_writer_flush(writer, err)) != 0)
-                return 0;
-        }
+        *sink_rc = repro_capture_packet(cap, dlt, data, caplen, ts, ++n, err);
+        if (*sink_rc)
+            return 0;
+        if (o->count > 0 && (long long)n >= o->count)
+            return 0;
     }
 }
 
-static void catch_signals(struct repro_source *src, const struct repro_app_capture_opts *o)
+/* The live agent (app/capture_live.c); returns 1 if reading failed. */
+static int read_live(struct repro_source *src, struct repro_capture *cap,
+                     struct repro_store_writer *writer, const struct repro_app_capture_opts *o,
+                     struct repro_app_capture_result *res, struct repro_error *err,
+                     int *sink_rc)
 {
-    struct sigaction sa;
+    struct repro_app_live lv;
+    struct repro_error rerr = {0};
     const char *link = pcap_datalink_val_to_name(repro_source_dlt(src));
+    int read_rc;
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    stop_requested = 0;
-    active_source = src;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if ((*sink_rc = repro_app_live_init(&lv, src, cap,
+                                           o->queue_bytes ? o->queue_bytes : (size_t)64 << 20, err)) != 0)
+        return 0;
+    lv.duration_s = o->duration_s;
+    lv.count = o->count;
+    lv.log = o->log;
+    lv.quiet = o->quiet;
     if (o->log) {
         fprintf(o->log, "repro: listening on %s, link-type %s%s%s%s\n", o->src.iface,
                 link ? link : "?", o->src.filter ? ", filter '" : "",
                 o->src.filter ? o->src.filter : "", o->src.filter ? "'" : "");
         fflush(o->log);
     }
-}
-
-static void release_signals(void)
-{
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    active_source = NULL;
+    *sink_rc = repro_app_live_run(&lv, writer, err);
+    read_rc = repro_app_live_finish(&lv, &res->reader, &rerr);
+    res->kernel_drops = res->reader.kernel_drops + res->reader.iface_drops;
+    if (read_rc && o->log)
+        fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
+    return read_rc != 0;
 }
 
 /* Opens the store and records the capture's start (bulk mode for a file)
@@ -171,7 +135,8 @@ static int finish(const struct repro_app_capture_opts *o, struct repro_store *st
         sink_rc = REPRO_E_STORE;
     if (sink_rc)
         return sink_rc;
-    res->problems = read_error || st->errors > 0 || st->gaps > 0 || res->kernel_drops > 0;
+    res->problems = read_error || st->errors > 0 || st->gaps > 0 || res->kernel_drops > 0 ||
+                    res->reader.queue_drops > 0;
     return repro_app_capture_end(store, ss->capture_id, st, res->problems ? "partial" : "complete",
                                  err);
 }
@@ -205,12 +170,9 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     }
     repro_capture_set_source(res->cap, repro_source_name(src));
     if (o->src.iface)
-        catch_signals(src, o);
-    read_error = read_loop(src, res->cap, ss.writer, o, err, &sink_rc);
-    if (o->src.iface) {
-        res->kernel_drops = repro_source_kernel_drops(src);
-        release_signals();
-    }
+        read_error = read_live(src, res->cap, ss.writer, o, res, err, &sink_rc);
+    else
+        read_error = read_file(src, res->cap, o, err, &sink_rc);
     rc = finish(o, store, &ss, res, read_error, sink_rc, err);
 out:
     if (rc && err && err->code == 0)

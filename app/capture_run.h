@@ -21,6 +21,8 @@ struct repro_app_capture_opts {
     const struct repro_capture_limits *limits;
     FILE *log; /* "listening on ..." and read errors, or NULL */
     int force; /* store a file again that an earlier capture stored */
+    int quiet; /* live: no status line on a terminal */
+    size_t queue_bytes; /* live: packets waiting between reader and parser, 0 for 64 MiB */
 };
 
 /* What happened. cap is owned by the result (release it). */
@@ -28,7 +30,8 @@ struct repro_app_capture_result {
     struct repro_capture *cap; /* set once packets were read: the summary's source */
     char source_name[600];     /* "file 'x.pcap'", "interface 'lo'" */
     int64_t capture_id;        /* 0 when nothing was recorded */
-    uint64_t kernel_drops;     /* live only */
+    uint64_t kernel_drops;     /* live only: dropped by the kernel or the interface */
+    struct repro_reader_stats reader; /* live only: the reader's counters (queue drops) */
     int problems;              /* input errors, gaps or drops: the capture is "partial" */
     int64_t already;           /* the file was stored before as this capture: nothing done */
 };

@@ -20,12 +20,17 @@ static void help(void)
            "                     [--redact-json-field NAME]... [--no-default-redaction]\n"
            "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
+           "                     [--buffer-mb N | -B KIB]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
            "live interface (-i, needs root) into the database. The BPF filter (tcpdump\n"
            "syntax) is -f EXPR or, as with tcpdump, the words after the options\n"
-           "('repro capture -i lo tcp port 80'). -c N stops after N packets. Secrets are redacted by default (docs/capture.md): the headers\n"
+           "('repro capture -i lo tcp port 80'). -c N stops after N packets. --buffer-mb N\n"
+           "sizes the kernel's packet buffer for -i (default 32; tcpdump's -B in KiB works\n"
+           "too). On a terminal a live capture shows a status line once a second; SIGUSR1\n"
+           "prints one otherwise. SIGINT or SIGTERM stops it after storing what was read.\n"
+           "Secrets are redacted by default (docs/capture.md): the headers\n"
            "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
            "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
            "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
@@ -57,7 +62,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -76,6 +81,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"quiet", no_argument, NULL, O_QUIET},
         {"list-interfaces", no_argument, NULL, 'D'},
         {"force", no_argument, NULL, O_FORCE},
+        {"buffer-mb", required_argument, NULL, O_BUFFER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -83,7 +89,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     char *end;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:Dh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:B:Dh", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -128,6 +134,14 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
             if ((v = cli_parse_int(optarg)) <= 0)
                 return cli_usage_error("capture", "--idle-timeout needs seconds, not '%s'", optarg);
             a->limits.idle_timeout_us = v * 1000000;
+            break;
+        case 'B': /* tcpdump's -B is KiB */
+        case O_BUFFER:
+            if ((v = cli_parse_int(optarg)) <= 0 || v > (opt == 'B' ? 4194304 : 4096))
+                return cli_usage_error("capture", "%s needs a size in %s (at most 4 GiB), not '%s'",
+                                       opt == 'B' ? "-B" : "--buffer-mb",
+                                       opt == 'B' ? "KiB" : "MiB", optarg);
+            a->src.buffer_kib = (int)(opt == 'B' ? v : v * 1024);
             break;
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
@@ -183,6 +197,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.limits = &a.limits;
     o.log = stderr;
     o.force = a.force;
+    o.quiet = a.quiet;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
         fprintf(stderr,
@@ -197,7 +212,14 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         fprintf(stderr, "repro: %s: ", res.source_name);
         repro_capture_print_summary(res.cap, stderr);
         if (res.kernel_drops)
-            fprintf(stderr, "kernel dropped %llu packets\n", (unsigned long long)res.kernel_drops);
+            fprintf(stderr, "kernel dropped %llu packets (its buffer was full: raise --buffer-mb)\n",
+                    (unsigned long long)res.kernel_drops);
+        if (res.reader.queue_drops)
+            fprintf(stderr,
+                    "dropped %llu packets (%llu bytes) because parsing fell behind by the whole "
+                    "queue\n",
+                    (unsigned long long)res.reader.queue_drops,
+                    (unsigned long long)res.reader.queue_drop_bytes);
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

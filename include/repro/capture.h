@@ -315,4 +315,67 @@ uint64_t repro_source_kernel_drops(struct repro_source *src);
 /* Human-readable description ("file 'x.pcap'", "interface 'lo'"). */
 const char *repro_source_name(const struct repro_source *src);
 
+/* ---- the live reader ---------------------------------------------------- */
+
+/*
+ * A thread that empties a live source's kernel ring into batches of copied
+ * packets, so packet reads never wait for parsing or the database
+ * (capture/source_reader.c says why this shape). One consumer thread takes
+ * batches with repro_reader_next() and gives each back with
+ * repro_reader_release(). When no batch is free (the consumer is behind by
+ * the whole queue budget) packets are dropped and counted, never blocked.
+ */
+struct repro_reader;
+
+/* One packet of a batch: caplen bytes at batch->data + off. */
+struct repro_batch_pkt {
+    int64_t ts_us;
+    uint32_t caplen, off;
+    uint64_t record_no; /* 1-based, in order of reading, for messages */
+};
+
+struct repro_packet_batch {
+    uint32_t n;    /* packets */
+    uint32_t used; /* data bytes in use */
+    struct repro_batch_pkt *pkts;
+    uint8_t *data;
+    struct repro_packet_batch *next; /* the reader's lists */
+};
+
+/* Counters of a reader; every field may be read while it runs. */
+struct repro_reader_stats {
+    uint64_t packets, bytes;                 /* read from the kernel */
+    uint64_t kernel_drops;                   /* ring full (pcap_stats ps_drop) */
+    uint64_t iface_drops;                    /* dropped by the interface (ps_ifdrop) */
+    uint64_t queue_drops, queue_drop_bytes;  /* no free batch: the consumer was behind */
+    uint64_t queued_bytes;                   /* in batches not yet released (gauge) */
+    uint64_t batches, wakeups;               /* batches handed over; poll wakeups */
+};
+
+/* Starts the reader on a live source (which it switches to non-blocking
+ * reads). The source is borrowed, and must not be read by anyone else,
+ * until repro_reader_finish(). max_queue_bytes bounds the batches (at
+ * least two of about 1.2 MiB). REPRO_E_INVAL for a file source,
+ * REPRO_E_PCAP, REPRO_E_NOMEM. */
+int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
+                       struct repro_reader **out, struct repro_error *err);
+/* Waits up to timeout_ms for a batch. Returns 1 with *batch (borrowed until
+ * repro_reader_release), 0 on timeout, -1 once the reader has ended (after
+ * repro_reader_stop() and its drain, or a read error) and every batch was
+ * taken. Consumer thread only. */
+int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch);
+void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *batch);
+/* Asks the reader to end: it reads what the kernel hands over in the next
+ * 250 ms (the last partly filled block), then ends. Any thread;
+ * async-signal-safe (one atomic store). */
+void repro_reader_stop(struct repro_reader *r);
+/* Thread-safe snapshot of the counters. */
+void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out);
+/* Stops, joins and frees the reader (accepts NULL); batches not yet taken
+ * are discarded, so call it after repro_reader_next() returned -1. *final
+ * (may be NULL) gets the last counters. Returns REPRO_OK or the read error
+ * that ended the thread (err set). */
+int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final,
+                        struct repro_error *err);
+
 #endif

@@ -1,0 +1,221 @@
+/*
+ * app/capture_live: the live agent's loop. Three threads, bounded queues
+ * between them (docs/capture.md, "Live capture"):
+ *
+ *   reader (capture/source_reader.c): kernel ring -> batches of packets
+ *   this loop: batches -> capture session -> rows for the store writer
+ *   writer (store/writer.c): rows -> SQLite transactions
+ *
+ * This loop never blocks longer than 100 ms on the reader, so its clock
+ * runs on a quiet interface: --duration ends on time, the writer commits at
+ * least once a second, idle streams expire, and the status line (terminal)
+ * or SIGUSR1 report comes on time.
+ */
+#include "app/capture_live.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_MS 100
+#define TICK_NS 1000000000u
+
+static volatile sig_atomic_t stop_requested, report_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_report(int sig)
+{
+    (void)sig;
+    report_requested = 1;
+}
+
+static void catch_signals(int on)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_stop : SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on ? on_report : SIG_DFL;
+    sigaction(SIGUSR1, &sa, NULL);
+    stop_requested = report_requested = 0;
+}
+
+static uint64_t rss_bytes(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Copies the loop's view into the shared snapshot (for --metrics, read on
+ * another thread). */
+static void publish(struct repro_app_live *lv)
+{
+    struct repro_app_live_stats s;
+
+    memset(&s, 0, sizeof s);
+    repro_reader_stats(lv->reader, &s.reader);
+    s.capture = *repro_capture_stats(lv->cap);
+    s.rss_bytes = rss_bytes();
+    s.uptime_ns = repro_mono_ns() - lv->t0_ns;
+    pthread_mutex_lock(&lv->mu);
+    lv->snap = s;
+    pthread_mutex_unlock(&lv->mu);
+}
+
+void repro_app_live_snapshot(struct repro_app_live *lv, struct repro_app_live_stats *out)
+{
+    pthread_mutex_lock(&lv->mu);
+    *out = lv->snap;
+    pthread_mutex_unlock(&lv->mu);
+}
+
+static double mib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0);
+}
+
+/* One status line: rates since the last one, drops, depth, memory. */
+static void status_line(struct repro_app_live *lv, int tty)
+{
+    struct repro_app_live_stats s;
+    uint64_t dt_ns;
+    double secs;
+
+    repro_app_live_snapshot(lv, &s);
+    dt_ns = s.uptime_ns - lv->last_report.uptime_ns;
+    secs = dt_ns ? (double)dt_ns / 1e9 : 1.0;
+    fprintf(lv->log,
+            "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " exchanges; drops: kernel %" PRIu64
+            ", queue %" PRIu64 "; queue %.1f MiB; rss %.0f MiB%s",
+            tty ? "\r\033[K" : "", lv->source_name,
+            (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
+            (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
+            s.capture.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
+            s.reader.queue_drops, mib(s.reader.queued_bytes), mib(s.rss_bytes),
+            tty ? "" : "\n");
+    fflush(lv->log);
+    lv->last_report = s;
+    lv->status_shown = tty;
+}
+
+/* Feeds one batch to the session; returns a sink error or 0. Stops at
+ * --count packets. */
+static int feed(struct repro_app_live *lv, const struct repro_packet_batch *b,
+                struct repro_error *err)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct repro_batch_pkt *p = &b->pkts[i];
+        int rc;
+
+        if (lv->count > 0 && lv->n_fed >= (uint64_t)lv->count)
+            return 0;
+        rc = repro_capture_packet(lv->cap, lv->dlt, b->data + p->off, p->caplen, p->ts_us,
+                                  p->record_no, err);
+        lv->n_fed++;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
+                        struct repro_capture *cap, size_t max_queue_bytes,
+                        struct repro_error *err)
+{
+    int rc;
+
+    memset(lv, 0, sizeof *lv);
+    lv->cap = cap;
+    lv->dlt = repro_source_dlt(src);
+    lv->t0_ns = repro_mono_ns();
+    snprintf(lv->source_name, sizeof lv->source_name, "%s", repro_source_name(src));
+    pthread_mutex_init(&lv->mu, NULL);
+    if ((rc = repro_reader_start(src, max_queue_bytes, &lv->reader, err)) != REPRO_OK) {
+        pthread_mutex_destroy(&lv->mu);
+        return rc;
+    }
+    publish(lv);
+    return REPRO_OK;
+}
+
+int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *writer,
+                       struct repro_error *err)
+{
+    uint64_t limit_ns = lv->duration_s > 0 ? (uint64_t)(lv->duration_s * 1e9) : 0;
+    uint64_t last_tick = lv->t0_ns;
+    int tty = lv->log && isatty(fileno(lv->log)) && !lv->quiet;
+    int stopping = 0, rc = 0;
+
+    catch_signals(1);
+    for (;;) {
+        struct repro_packet_batch *b = NULL;
+        int got = repro_reader_next(lv->reader, WAIT_MS, &b);
+        uint64_t now;
+
+        if (got < 0)
+            break;
+        if (got > 0) {
+            rc = feed(lv, b, err);
+            repro_reader_release(lv->reader, b);
+            if (rc)
+                break;
+        }
+        now = repro_mono_ns();
+        if (!stopping && (stop_requested || (limit_ns && now - lv->t0_ns >= limit_ns) ||
+                          (lv->count > 0 && lv->n_fed >= (uint64_t)lv->count))) {
+            /* the reader hands over what the kernel holds, then ends */
+            repro_reader_stop(lv->reader);
+            stopping = 1;
+        }
+        if (now - last_tick >= TICK_NS) {
+            last_tick = now;
+            /* readers of the database see what was captured within 1 s */
+            if ((rc = repro_store_writer_flush(writer, err)) != 0)
+                break;
+            publish(lv);
+            if (tty)
+                status_line(lv, 1);
+        }
+        if (report_requested) {
+            report_requested = 0;
+            publish(lv);
+            if (lv->log)
+                status_line(lv, 0);
+        }
+    }
+    if (lv->status_shown)
+        fputs("\r\033[K", lv->log);
+    catch_signals(0);
+    lv->stopped_by_signal = stop_requested;
+    return rc;
+}
+
+int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *final,
+                          struct repro_error *err)
+{
+    int rc;
+
+    if (lv->reader == NULL)
+        return REPRO_OK;
+    rc = repro_reader_finish(lv->reader, final, err);
+    lv->reader = NULL;
+    pthread_mutex_destroy(&lv->mu);
+    return rc;
+}

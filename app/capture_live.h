@@ -1,0 +1,66 @@
+/*
+ * app/capture_live: the live agent's loop (reader thread -> this loop ->
+ * store writer thread), its timers, its status line and the snapshot of
+ * its counters that --metrics serves. docs/capture.md, "Live capture".
+ */
+#ifndef REPRO_APP_CAPTURE_LIVE_H
+#define REPRO_APP_CAPTURE_LIVE_H
+
+#include "repro/capture.h"
+#include "repro/store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+
+/* Every figure of a running capture, as one consistent snapshot. */
+struct repro_app_live_stats {
+    struct repro_reader_stats reader;
+    struct repro_capture_stats capture;
+    uint64_t rss_bytes; /* resident memory of the process */
+    uint64_t uptime_ns;
+};
+
+/* Embedded by the caller: set the options after repro_app_live_init(). */
+struct repro_app_live {
+    /* options */
+    double duration_s;  /* 0: until stopped */
+    long long count;    /* packets, 0: no limit */
+    FILE *log;          /* status lines (a terminal: once a second; else on SIGUSR1) */
+    int quiet;          /* no status line on a terminal */
+    /* results */
+    int stopped_by_signal;
+    uint64_t n_fed; /* packets handed to the session */
+    /* private */
+    struct repro_reader *reader;
+    struct repro_capture *cap;
+    int dlt;
+    uint64_t t0_ns;
+    char source_name[300];
+    pthread_mutex_t mu;
+    struct repro_app_live_stats snap; /* under mu */
+    struct repro_app_live_stats last_report;
+    int status_shown;
+};
+
+/* Starts the reader thread on the live source src for session cap (both
+ * borrowed until repro_app_live_finish()). max_queue_bytes bounds the
+ * packets waiting between the reader and the loop. */
+int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
+                        struct repro_capture *cap, size_t max_queue_bytes,
+                        struct repro_error *err);
+/* Runs until SIGINT/SIGTERM, --duration or --count (then reads what the
+ * kernel still holds) or a read error. Installs handlers for SIGINT,
+ * SIGTERM and SIGUSR1 for its duration and restores the defaults. Rows go
+ * to the session's sink; writer is flushed once a second. Returns 0 or the
+ * sink's or writer's error (err set). Not thread-safe (signal handlers). */
+int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *writer,
+                       struct repro_error *err);
+/* Thread-safe copy of the latest snapshot (updated at least once a
+ * second). */
+void repro_app_live_snapshot(struct repro_app_live *lv, struct repro_app_live_stats *out);
+/* Ends the reader; *final gets its last counters. Returns REPRO_OK or the
+ * read error that ended it (err set). */
+int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *final,
+                          struct repro_error *err);
+
+#endif

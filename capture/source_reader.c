@@ -1,0 +1,358 @@
+/*
+ * The live reader: a thread of its own that empties the kernel's packet
+ * ring into batches, so the packet reads never wait for parsing or for the
+ * database (issue 11; docs/capture.md, "Live capture").
+ *
+ * Why this shape (measured in the closing note of issue 11):
+ * - libpcap's buffered mode on Linux is TPACKET_V3: the kernel fills
+ *   blocks of packets and hands a block over when it is full or when its
+ *   retire timer (the pcap timeout, 50 ms here) fires. One wakeup per block
+ *   instead of one per packet (immediate mode) is what stops the agent from
+ *   taking the service's CPU.
+ * - With TPACKET_V3 libpcap itself blocks in poll() without a timeout, and
+ *   the kernel retires no empty block, so a quiet interface never returns
+ *   (the `--duration` bug). The socket is therefore non-blocking and this
+ *   thread polls it with its own 100 ms timeout: stop requests and clocks
+ *   are looked at whatever the traffic.
+ * - pcap_dispatch(-1) hands every packet of the retired blocks in one call;
+ *   each is copied into a batch (ring memory must go back to the kernel
+ *   at once). Batches come from a pool bounded by the queue budget; when the
+ *   consumer falls behind and no batch is free, the packet is dropped and
+ *   counted (queue_drops), never lost silently.
+ *
+ * Threads: the reader thread owns the pcap handle while it runs. Everything
+ * shared with the consumer (the ready and free lists, ended) is under mu;
+ * counters are atomics so stats can be read from any thread.
+ */
+#include "source_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+/* Data bytes per batch; must hold the largest packet (snap length). */
+#define BATCH_DATA_BYTES (1024u * 1024u)
+/* Packets per batch (the smallest frames are about 60 bytes). */
+#define BATCH_MAX_PKTS 16384u
+/* How long the reader keeps reading after a stop request: the kernel hands
+ * over the last, partly filled block when its 50 ms retire timer fires. */
+#define DRAIN_MS 250
+#define POLL_MS 100
+
+struct repro_reader {
+    struct repro_source *src;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    struct repro_packet_batch *ready_head, *ready_tail, *free_list;
+    size_t n_batches, max_batches;
+    int ended;
+    struct repro_error err; /* the read error that ended the thread, if any */
+    /* reader thread only */
+    struct repro_packet_batch *cur;
+    uint64_t record_no;
+    /* any thread */
+    atomic_int stop;
+    atomic_uint_fast64_t packets, bytes, queue_drops, queue_drop_bytes, kernel_drops,
+        iface_drops, queued_bytes, batches, wakeups;
+};
+
+static struct repro_packet_batch *batch_new(void)
+{
+    struct repro_packet_batch *b = repro_calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->pkts = repro_malloc(BATCH_MAX_PKTS * sizeof *b->pkts);
+    b->data = repro_malloc(BATCH_DATA_BYTES);
+    if (b->pkts == NULL || b->data == NULL) {
+        repro_free(b->pkts);
+        repro_free(b->data);
+        repro_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void batch_free(struct repro_packet_batch *b)
+{
+    if (b == NULL)
+        return;
+    repro_free(b->pkts);
+    repro_free(b->data);
+    repro_free(b);
+}
+
+/* A batch to fill: from the free list, or a new one while under budget.
+ * NULL when the queue is full. Called with mu held. */
+static struct repro_packet_batch *take_free(struct repro_reader *r)
+{
+    struct repro_packet_batch *b = r->free_list;
+
+    if (b) {
+        r->free_list = b->next;
+    } else if (r->n_batches < r->max_batches && (b = batch_new()) != NULL) {
+        r->n_batches++;
+    }
+    if (b) {
+        b->next = NULL;
+        b->n = 0;
+        b->used = 0;
+    }
+    return b;
+}
+
+/* Hands the batch being filled to the consumer (if it holds packets). */
+static void publish(struct repro_reader *r)
+{
+    struct repro_packet_batch *b = r->cur;
+
+    if (b == NULL || b->n == 0)
+        return;
+    r->cur = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->ready_tail)
+        r->ready_tail->next = b;
+    else
+        r->ready_head = b;
+    r->ready_tail = b;
+    atomic_fetch_add(&r->queued_bytes, b->used);
+    atomic_fetch_add(&r->batches, 1);
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+    struct repro_reader *r = (struct repro_reader *)user;
+    struct repro_packet_batch *b = r->cur;
+    uint32_t len = h->caplen < BATCH_DATA_BYTES ? h->caplen : BATCH_DATA_BYTES;
+
+    r->record_no++;
+    atomic_fetch_add_explicit(&r->packets, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->bytes, h->caplen, memory_order_relaxed);
+    if (b && (b->n == BATCH_MAX_PKTS || BATCH_DATA_BYTES - b->used < len)) {
+        publish(r);
+        b = NULL;
+    }
+    if (b == NULL) {
+        pthread_mutex_lock(&r->mu);
+        b = r->cur = take_free(r);
+        pthread_mutex_unlock(&r->mu);
+        if (b == NULL) {
+            atomic_fetch_add_explicit(&r->queue_drops, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->queue_drop_bytes, h->caplen, memory_order_relaxed);
+            return;
+        }
+    }
+    b->pkts[b->n].ts_us = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
+    b->pkts[b->n].caplen = len;
+    b->pkts[b->n].off = b->used;
+    b->pkts[b->n].record_no = r->record_no;
+    memcpy(b->data + b->used, bytes, len);
+    b->used += (len + 7u) & ~7u;
+    if (b->used > BATCH_DATA_BYTES)
+        b->used = BATCH_DATA_BYTES;
+    b->n++;
+}
+
+static void read_kernel_stats(struct repro_reader *r)
+{
+    struct pcap_stat st;
+    if (pcap_stats(r->src->pcap, &st) != 0)
+        return;
+    atomic_store(&r->kernel_drops, st.ps_drop);
+    atomic_store(&r->iface_drops, st.ps_ifdrop);
+}
+
+/* Reads every packet the kernel has handed over. Returns 0, or -1 on a
+ * read error (r->err set). */
+static int read_available(struct repro_reader *r)
+{
+    for (int round = 0; round < 1024; round++) {
+        int n = pcap_dispatch(r->src->pcap, -1, on_packet, (u_char *)r);
+        if (n == 0 || n == PCAP_ERROR_BREAK)
+            return 0;
+        if (n < 0) {
+            repro_error_set(&r->err, REPRO_E_PCAP, "cannot read %s after packet %llu: %s",
+                            r->src->name, (unsigned long long)r->record_no,
+                            pcap_geterr(r->src->pcap));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    struct repro_reader *r = arg;
+    struct pollfd pfd = {.fd = pcap_get_selectable_fd(r->src->pcap), .events = POLLIN};
+    uint64_t drain_end = 0, last_stats = repro_mono_ns();
+
+    for (;;) {
+        uint64_t now = repro_mono_ns();
+        if (drain_end == 0 && atomic_load(&r->stop))
+            drain_end = now + (uint64_t)DRAIN_MS * 1000000u;
+        if (drain_end && now >= drain_end)
+            break;
+        if (poll(&pfd, 1, drain_end ? 20 : POLL_MS) < 0 && errno != EINTR) {
+            repro_error_set(&r->err, REPRO_E_IO, "cannot wait for packets on %s: %s",
+                            r->src->name, strerror(errno));
+            break;
+        }
+        atomic_fetch_add_explicit(&r->wakeups, 1, memory_order_relaxed);
+        if (read_available(r) != 0)
+            break;
+        publish(r);
+        if (now - last_stats >= 500000000u) {
+            read_kernel_stats(r);
+            last_stats = now;
+        }
+    }
+    read_kernel_stats(r);
+    publish(r);
+    pthread_mutex_lock(&r->mu);
+    if (r->cur) { /* an empty batch being filled goes back */
+        r->cur->next = r->free_list;
+        r->free_list = r->cur;
+        r->cur = NULL;
+    }
+    r->ended = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
+                       struct repro_reader **out, struct repro_error *err)
+{
+    struct repro_reader *r;
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+
+    *out = NULL;
+    if (!src->live)
+        return repro_error_set(err, REPRO_E_INVAL, "%s is not a live source", src->name);
+    if (pcap_get_selectable_fd(src->pcap) < 0)
+        return repro_error_set(err, REPRO_E_PCAP, "%s cannot be polled", src->name);
+    if (pcap_setnonblock(src->pcap, 1, ebuf) != 0)
+        return repro_error_set(err, REPRO_E_PCAP, "cannot read %s without blocking: %s",
+                               src->name, ebuf);
+    r = repro_calloc(1, sizeof *r);
+    if (r == NULL)
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot start the reader: out of memory");
+    r->src = src;
+    r->max_batches = max_queue_bytes / (BATCH_DATA_BYTES + BATCH_MAX_PKTS * sizeof *r->cur->pkts);
+    if (r->max_batches < 2)
+        r->max_batches = 2;
+    pthread_mutex_init(&r->mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        repro_free(r);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot start the reader thread");
+    }
+    *out = r;
+    return REPRO_OK;
+}
+
+int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch)
+{
+    struct timespec until;
+    int rc = 0;
+
+    *batch = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->ready_head == NULL && !r->ended) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    if (r->ready_head) {
+        *batch = r->ready_head;
+        r->ready_head = (*batch)->next;
+        if (r->ready_head == NULL)
+            r->ready_tail = NULL;
+        (*batch)->next = NULL;
+        rc = 1;
+    } else if (r->ended) {
+        rc = -1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *b)
+{
+    if (b == NULL)
+        return;
+    atomic_fetch_sub(&r->queued_bytes, b->used);
+    pthread_mutex_lock(&r->mu);
+    b->next = r->free_list;
+    r->free_list = b;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void repro_reader_stop(struct repro_reader *r)
+{
+    if (r)
+        atomic_store(&r->stop, 1);
+}
+
+void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out)
+{
+    out->packets = atomic_load(&r->packets);
+    out->bytes = atomic_load(&r->bytes);
+    out->kernel_drops = atomic_load(&r->kernel_drops);
+    out->iface_drops = atomic_load(&r->iface_drops);
+    out->queue_drops = atomic_load(&r->queue_drops);
+    out->queue_drop_bytes = atomic_load(&r->queue_drop_bytes);
+    out->queued_bytes = atomic_load(&r->queued_bytes);
+    out->batches = atomic_load(&r->batches);
+    out->wakeups = atomic_load(&r->wakeups);
+}
+
+int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final,
+                        struct repro_error *err)
+{
+    struct repro_packet_batch *b, *next;
+    int rc;
+
+    if (r == NULL)
+        return REPRO_OK;
+    repro_reader_stop(r);
+    pthread_join(r->thread, NULL);
+    if (final)
+        repro_reader_stats(r, final);
+    rc = r->err.code;
+    if (rc && err)
+        repro_error_set(err, rc, "%s", r->err.msg);
+    for (b = r->ready_head; b; b = next) {
+        next = b->next;
+        batch_free(b);
+    }
+    for (b = r->free_list; b; b = next) {
+        next = b->next;
+        batch_free(b);
+    }
+    batch_free(r->cur);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    repro_free(r);
+    return rc;
+}
