@@ -36,24 +36,44 @@
 #include <string.h>
 #include <zlib.h>
 
-static const char *const default_headers[] = {
-    "authorization", "proxy-authorization", "cookie",      "set-cookie",
-    "x-api-key",     "x-auth-token",        "x-csrf-token"};
+/* A built-in name with its length: every name of every message meets
+ * these lists, and a length that differs rejects it at once. */
+struct name {
+    const char *s;
+    size_t len;
+};
+#define NAME(lit) {lit, sizeof(lit) - 1}
 
-static const char *const default_fields[] = {
-    "password",     "passwd",        "pwd",      "secret",    "client_secret", "token",
-    "access_token", "refresh_token", "id_token", "api_key",   "apikey",        "auth",
-    "credentials",  "private_key",   "session",  "sessionid", "csrftoken",     "csrf_token"};
+static const struct name default_headers[] = {
+    NAME("authorization"), NAME("proxy-authorization"), NAME("cookie"),      NAME("set-cookie"),
+    NAME("x-api-key"),     NAME("x-auth-token"),        NAME("x-csrf-token")};
+
+static const struct name default_fields[] = {
+    NAME("password"),     NAME("passwd"),        NAME("pwd"),         NAME("secret"),
+    NAME("client_secret"), NAME("token"),        NAME("access_token"), NAME("refresh_token"),
+    NAME("id_token"),     NAME("api_key"),       NAME("apikey"),      NAME("auth"),
+    NAME("credentials"),  NAME("private_key"),   NAME("session"),     NAME("sessionid"),
+    NAME("csrftoken"),    NAME("csrf_token")};
 
 /* Headers whose value is a URL with a query string to scrub. */
-static const char *const url_headers[] = {"referer", "location", "origin", "content-location"};
+static const struct name url_headers[] = {NAME("referer"), NAME("location"), NAME("origin"),
+                                          NAME("content-location")};
 
 #define N_OF(a) (sizeof(a) / sizeof *(a))
 
 /* ---- names ------------------------------------------------------------ */
 
+static uint8_t lower_ascii(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+/* Every header name of every message meets every rule here: most differ
+ * in their first byte, and are rejected without a call. */
 static int ieq(const uint8_t *p, size_t n, const char *s)
 {
+    if (n == 0 || lower_ascii(p[0]) != lower_ascii((uint8_t)s[0]))
+        return 0;
     return repro_slice_ieq((struct repro_slice){p, n}, s);
 }
 
@@ -66,10 +86,19 @@ static int in_list(const uint8_t *p, size_t n, const char *const *list, size_t l
     return 0;
 }
 
-static int is_default(const struct repro_redact_rules *r, const uint8_t *p, size_t n,
-                      const char *const *list, size_t len)
+static int in_names(const uint8_t *p, size_t n, const struct name *list, size_t len)
 {
-    return !r->no_defaults && in_list(p, n, list, len) && !in_list(p, n, r->keep, r->n_keep);
+    size_t i;
+    for (i = 0; i < len; i++)
+        if (list[i].len == n && ieq(p, n, list[i].s))
+            return 1;
+    return 0;
+}
+
+static int is_default(const struct repro_redact_rules *r, const uint8_t *p, size_t n,
+                      const struct name *list, size_t len)
+{
+    return !r->no_defaults && in_names(p, n, list, len) && !in_list(p, n, r->keep, r->n_keep);
 }
 
 static int header_is_secret(const struct repro_redact_rules *r, const uint8_t *p, size_t n)
@@ -318,7 +347,7 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
             put(fc->o, p + l.eol, l.next - l.eol);
             continue;
         }
-        if (in_list(l.name.ptr, l.name.len, url_headers, N_OF(url_headers))) {
+        if (in_names(l.name.ptr, l.name.len, url_headers, N_OF(url_headers))) {
             put(fc->o, p + l.start, l.value_start - l.start);
             fc->hits += scrub_url(fc->r, fc->o, p + l.value_start, l.eol - l.value_start);
             put(fc->o, p + l.eol, l.next - l.eol);
