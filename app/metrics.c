@@ -248,8 +248,12 @@ enum repro_http_outcome repro_metrics_request_feed(struct repro_metrics_request 
     size_t off = 0;
 
     while (!rq->done && off < len) {
-        size_t used = 0;
-        enum repro_http_outcome rc = repro_http_framer_feed(f, p + off, len - off, 0, &used);
+        /* One line at a time: the head ends at a line end, so the framer
+         * never sees a body byte, and the decision (taken on the head
+         * alone) cannot depend on how the bytes were segmented. */
+        const uint8_t *lf = memchr(p + off, '\n', len - off);
+        size_t n = lf != NULL ? (size_t)(lf - (p + off)) + 1 : len - off, used = 0;
+        enum repro_http_outcome rc = repro_http_framer_feed(f, p + off, n, 0, &used);
         const struct repro_http_msg *m = repro_http_framer_msg(f);
 
         off += used;

@@ -100,6 +100,7 @@ static void test_gauge_values(void **state)
     struct repro_buf b;
     char want[64];
     (void)state;
+    tu_failures = 0;
 
     repro_buf_init(&b, 4096);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -121,6 +122,7 @@ static void test_refused(void **state)
     struct repro_buf b;
     struct repro_metrics_label l[2] = {{"reason", "x"}, {"reason", "y"}};
     (void)state;
+    tu_failures = 0;
 
     repro_buf_init(&b, 4096);
     assert_int_equal(repro_metrics_counter(&b, "ok", NULL, 0, 1), REPRO_OK);
@@ -158,6 +160,7 @@ static void test_limits_and_faults(void **state)
     struct repro_buf full, b;
     size_t max;
     (void)state;
+    tu_failures = 0;
 
     repro_buf_init(&full, 1 << 16);
     assert_int_equal(repro_metrics_family(&full, "m", REPRO_METRICS_COUNTER, "help\ntext"),
