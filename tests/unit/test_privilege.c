@@ -45,6 +45,16 @@ static int in_child(int (*fn)(void))
     return WEXITSTATUS(status);
 }
 
+/* Runs fn in a child as root with a user 'nobody', or skips the test. */
+static void as_root_child(int (*fn)(void))
+{
+    if (geteuid() != 0)
+        tu_skip("changing ids and capabilities needs root");
+    if (getpwnam("nobody") == NULL)
+        tu_skip("no user 'nobody'");
+    assert_int_equal(in_child(fn), 0);
+}
+
 static int caps_nonzero(void)
 {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -96,11 +106,7 @@ static int child_drop_to_nobody(void)
 static void test_drop_to_nobody(void **state)
 {
     (void)state;
-    if (geteuid() != 0)
-        tu_skip("dropping privileges needs root");
-    if (getpwnam("nobody") == NULL)
-        tu_skip("no user 'nobody'");
-    assert_int_equal(in_child(child_drop_to_nobody), 0);
+    as_root_child(child_drop_to_nobody);
 }
 
 /* Refusals that change nothing: safe in the test process itself. */
@@ -119,27 +125,36 @@ static void test_drop_refusals(void **state)
     assert_int_equal(getuid(), uid);
 }
 
-/* As a plain user: another user is refused; capabilities kept across
- * setuid (as setcap or AmbientCapabilities would grant them) are dropped. */
-static int child_not_root(void)
+/* Becomes nobody keeping only CAP_NET_RAW, effective and permitted, as
+ * `setcap cap_net_raw=eip` or AmbientCapabilities would grant it. Returns
+ * nobody's uid, or (uid_t)-1. */
+static uid_t become_nobody_with_net_raw(void)
 {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
-    struct repro_error err = {0};
     struct passwd *pw = getpwnam("nobody");
-
-    uid_t nobody;
+    uid_t uid;
 
     if (pw == NULL || prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
-        return 2;
-    nobody = pw->pw_uid; /* getpwnam's buffer is overwritten below */
-    if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-        return 3;
-    /* Keep only CAP_NET_RAW, effective, like `setcap cap_net_raw=eip`. */
+        return (uid_t)-1;
+    uid = pw->pw_uid;
+    if (setgid(pw->pw_gid) != 0 || setuid(uid) != 0)
+        return (uid_t)-1;
     memset(d, 0, sizeof d);
     d[0].effective = d[0].permitted = 1u << CAP_NET_RAW;
     if (syscall(SYS_capset, &h, d) != 0 || caps_nonzero() != 1)
-        return 4;
+        return (uid_t)-1;
+    return uid;
+}
+
+/* As a plain user: another user is refused; the capabilities are dropped. */
+static int child_not_root(void)
+{
+    struct repro_error err = {0};
+    uid_t nobody = become_nobody_with_net_raw();
+
+    if (nobody == (uid_t)-1)
+        return 2;
     if (repro_app_drop_privileges("root", &err) != REPRO_E_INVAL)
         return 5;
     repro_error_clear(&err);
@@ -165,11 +180,7 @@ static int child_not_root(void)
 static void test_drop_capabilities(void **state)
 {
     (void)state;
-    if (geteuid() != 0)
-        tu_skip("granting a capability to test with needs root");
-    if (getpwnam("nobody") == NULL)
-        tu_skip("no user 'nobody'");
-    assert_int_equal(in_child(child_not_root), 0);
+    as_root_child(child_not_root);
 }
 
 static void *idle_thread(void *arg)
@@ -184,21 +195,12 @@ static void *idle_thread(void *arg)
  * all be dropped, and the call says so instead of half doing it. */
 static int child_threads(void)
 {
-    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct d[2];
     struct repro_error err = {0};
-    struct passwd *pw = getpwnam("nobody");
     pthread_t t;
     int fds[2], rc;
 
-    if (pw == NULL || prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || pipe(fds) != 0)
+    if (become_nobody_with_net_raw() == (uid_t)-1 || pipe(fds) != 0)
         return 2;
-    if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
-        return 3;
-    memset(d, 0, sizeof d);
-    d[0].effective = d[0].permitted = 1u << CAP_NET_RAW;
-    if (syscall(SYS_capset, &h, d) != 0)
-        return 4;
     if (pthread_create(&t, NULL, idle_thread, fds) != 0)
         return 5;
     rc = repro_app_drop_privileges(NULL, &err);
@@ -212,11 +214,7 @@ static int child_threads(void)
 static void test_drop_capabilities_threads(void **state)
 {
     (void)state;
-    if (geteuid() != 0)
-        tu_skip("granting a capability to test with needs root");
-    if (getpwnam("nobody") == NULL)
-        tu_skip("no user 'nobody'");
-    assert_int_equal(in_child(child_threads), 0);
+    as_root_child(child_threads);
 }
 
 /* ---- the database directory ----------------------------------------------- */
