@@ -322,6 +322,8 @@ struct repro_metrics_server {
     void *ctx;
     struct repro_metrics_limits lim;
     struct conn *conns; /* lim.max_conns slots */
+    struct pollfd *pfd; /* lim.max_conns + 2: wake pipe, connections, listener */
+    struct conn **owner; /* the connection of each pfd entry */
     struct repro_buf body;
     uint64_t accept_pause_ns; /* out of descriptors: no accept before this */
     _Atomic uint64_t scrapes, errors, timeouts;
@@ -509,11 +511,11 @@ static nfds_t poll_set(struct repro_metrics_server *s, struct pollfd *pfd, struc
 static void *server_main(void *arg)
 {
     struct repro_metrics_server *s = arg;
-    size_t cap = s->lim.max_conns + 2, i;
-    struct pollfd *pfd = repro_calloc(cap, sizeof *pfd);
-    struct conn **owner = repro_calloc(cap, sizeof *owner);
+    struct pollfd *pfd = s->pfd;
+    struct conn **owner = s->owner;
+    size_t i;
 
-    while (pfd != NULL && owner != NULL) {
+    for (;;) {
         int timeout_ms;
         uint64_t now = repro_mono_ns();
         nfds_t n = poll_set(s, pfd, owner, now, &timeout_ms), k;
@@ -545,8 +547,6 @@ static void *server_main(void *arg)
     }
     for (i = 0; i < s->lim.max_conns; i++)
         conn_close(&s->conns[i]);
-    repro_free(pfd);
-    repro_free(owner);
     return NULL;
 }
 
@@ -676,6 +676,8 @@ static void server_free(struct repro_metrics_server *s)
         close(s->wake[1]);
     repro_buf_release(&s->body);
     repro_free(s->conns);
+    repro_free(s->pfd);
+    repro_free(s->owner);
     repro_free(s);
 }
 
@@ -709,7 +711,9 @@ int repro_metrics_server_start_with(const char *hostport, const struct repro_met
     }
     repro_buf_init(&s->body, s->lim.max_body);
     s->conns = repro_calloc(s->lim.max_conns, sizeof *s->conns);
-    if (s->conns == NULL) {
+    s->pfd = repro_calloc(s->lim.max_conns + 2, sizeof *s->pfd);
+    s->owner = repro_calloc(s->lim.max_conns + 2, sizeof *s->owner);
+    if (s->conns == NULL || s->pfd == NULL || s->owner == NULL) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot serve metrics: out of memory");
         goto fail;
     }

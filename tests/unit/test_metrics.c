@@ -431,6 +431,32 @@ static void test_server_answers(void **state)
     repro_metrics_server_stop(NULL);
 }
 
+/* Every failed allocation while starting gives a clean error, no leak
+ * (ASan) and no server. */
+static void test_server_start_faults(void **state)
+{
+    struct figures fig = {0};
+    struct repro_error err;
+    (void)state;
+
+    for (unsigned long n = 1;; n++) {
+        struct repro_metrics_server *s = NULL;
+        int rc;
+        repro_error_clear(&err);
+        repro_alloc_fail_after(n);
+        rc = repro_metrics_server_start("127.0.0.1:0", render, &fig, &s, &err);
+        repro_alloc_fail_after(0);
+        if (rc == REPRO_OK) {
+            assert_non_null(s);
+            repro_metrics_server_stop(s);
+            break;
+        }
+        assert_int_equal(rc, REPRO_E_NOMEM);
+        assert_null(s);
+        assert_string_equal(err.msg, "cannot serve metrics: out of memory");
+    }
+}
+
 /* A connection still open at timeout_ms is closed and counted. */
 static void test_server_timeout(void **state)
 {
@@ -551,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_request_too_large),
         cmocka_unit_test(test_route_status),
         cmocka_unit_test(test_server_answers),
+        cmocka_unit_test(test_server_start_faults),
         cmocka_unit_test(test_server_timeout),
         cmocka_unit_test(test_server_backlog),
         cmocka_unit_test(test_server_addresses),
