@@ -29,7 +29,8 @@ case "$mode" in demo|test|tsan|deps) ;; *) echo "usage: $0 demo|test|tsan|deps" 
 PKGS=(build-essential cmake pkg-config python3 libpcap-dev libsqlite3-dev sqlite3
       libcmocka-dev tshark tcpdump nginx wrk curl iproute2 time
       libunwind-dev libdw-dev libdeflate-dev libdebuginfod-dev elfutils gdb libiberty-dev libc6-dbg
-      debuginfod binutils valgrind dwz zlib1g-dev nettle-dev libjansson-dev)
+      debuginfod binutils valgrind dwz zlib1g-dev nettle-dev libjansson-dev
+      python3-prometheus-client)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -105,7 +106,7 @@ check_rules() {
 # capture through it: test_capture, the capture e2e tests, repro capture in
 # e2e.cli) and the symbolizer's background index threads (test_symbolize,
 # the symbolize fuzz replay, repro addr2line, repro symbolize/crashes).
-TSAN_TESTS='^(unit[.]test_(store|capture|symbolize|app|supervisor|replay_engine|source_reader)|fuzz[.]replay_(symbolize|pipeline)|e2e[.](addr2line|symbolize_crashes|cli|golden_fixture[.].*|live_capture[.]service))$'
+TSAN_TESTS='^(unit[.]test_(store|capture|symbolize|app|supervisor|replay_engine|metrics|source_reader)|fuzz[.]replay_(symbolize|pipeline)|e2e[.](addr2line|symbolize_crashes|cli|metrics|golden_fixture[.].*|live_capture[.]service))$'
 
 tsan_pass() {
   echo "== ThreadSanitizer build"
