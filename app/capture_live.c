@@ -13,6 +13,9 @@
  */
 #include "app/capture_live.h"
 
+#include "app/capture_metrics.h"
+#include "app/metrics.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -207,11 +210,28 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     return rc;
 }
 
+/* The metrics server's callback: one snapshot per scrape. */
+static int render(void *ctx, struct repro_buf *out)
+{
+    struct repro_app_live_stats s;
+
+    repro_app_live_snapshot(ctx, &s);
+    return repro_app_live_render_metrics(&s, out);
+}
+
+int repro_app_live_serve_metrics(struct repro_app_live *lv, const char *hostport,
+                                 struct repro_error *err)
+{
+    return repro_metrics_server_start(hostport, render, lv, &lv->metrics, err);
+}
+
 int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *final,
                           struct repro_error *err)
 {
     int rc;
 
+    repro_metrics_server_stop(lv->metrics);
+    lv->metrics = NULL;
     if (lv->reader == NULL)
         return REPRO_OK;
     rc = repro_reader_finish(lv->reader, final, err);

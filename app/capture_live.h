@@ -9,6 +9,8 @@
 #include "repro/capture.h"
 #include "repro/store.h"
 
+struct repro_metrics_server;
+
 #include <pthread.h>
 #include <stdio.h>
 
@@ -40,6 +42,7 @@ struct repro_app_live {
     struct repro_app_live_stats snap; /* under mu */
     struct repro_app_live_stats last_report;
     int status_shown;
+    struct repro_metrics_server *metrics;
 };
 
 /* Starts the reader thread on the live source src for session cap (both
@@ -58,7 +61,12 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
 /* Thread-safe copy of the latest snapshot (updated at least once a
  * second). */
 void repro_app_live_snapshot(struct repro_app_live *lv, struct repro_app_live_stats *out);
-/* Ends the reader; *final gets its last counters. Returns REPRO_OK or the
+/* Serves the snapshot in Prometheus text format on hostport ("127.0.0.1:9100",
+ * port 0 for a free one: repro_metrics_server_port(lv->metrics)) until
+ * repro_app_live_finish(). Errors name the address. */
+int repro_app_live_serve_metrics(struct repro_app_live *lv, const char *hostport,
+                                 struct repro_error *err);
+/* Stops the metrics server, ends the reader; *final gets its last counters. Returns REPRO_OK or the
  * read error that ended it (err set). */
 int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *final,
                           struct repro_error *err);

@@ -10,6 +10,8 @@
 
 #include "app/capture_live.h"
 #include "app/capture_rows.h"
+#include "app/metrics.h"
+#include "app/privilege.h"
 
 #include <pcap/pcap.h>
 #include <string.h>
@@ -64,10 +66,20 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     lv.count = o->count;
     lv.log = o->log;
     lv.quiet = o->quiet;
+    if (o->metrics && (*sink_rc = repro_app_live_serve_metrics(&lv, o->metrics, err)) != 0) {
+        repro_app_live_finish(&lv, &res->reader, NULL);
+        return 0;
+    }
     if (o->log) {
         fprintf(o->log, "repro: listening on %s, link-type %s%s%s%s\n", o->src.iface,
                 link ? link : "?", o->src.filter ? ", filter '" : "",
                 o->src.filter ? o->src.filter : "", o->src.filter ? "'" : "");
+        if (lv.metrics) {
+            const char *colon = strrchr(o->metrics, ':');
+            fprintf(o->log, "repro: metrics on http://%.*s:%d/metrics\n",
+                    (int)(colon ? colon - o->metrics : 0), o->metrics,
+                    repro_metrics_server_port(lv.metrics));
+        }
         fflush(o->log);
     }
     *sink_rc = repro_app_live_run(&lv, writer, err);
@@ -156,6 +168,12 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     if (src == NULL)
         return err && err->code ? err->code : REPRO_E_PCAP;
     snprintf(res->source_name, sizeof res->source_name, "%s", repro_source_name(src));
+    /* The live agent: root (or CAP_NET_RAW) only to open the interface, as
+     * tcpdump -Z; its database where no other user can plant files. */
+    if (o->src.iface && o->user && (rc = repro_app_drop_privileges(o->user, err)) != REPRO_OK)
+        goto out;
+    if (o->src.iface && (rc = repro_app_check_db_path(o->db, o->log, err)) != REPRO_OK)
+        goto out;
     if ((rc = start_store(o, src, &store, &ss, err)) != REPRO_OK)
         goto out;
     if (ss.already) {

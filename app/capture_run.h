@@ -23,6 +23,8 @@ struct repro_app_capture_opts {
     int force; /* store a file again that an earlier capture stored */
     int quiet; /* live: no status line on a terminal */
     size_t queue_bytes; /* live: packets waiting between reader and parser, 0 for 64 MiB */
+    const char *metrics; /* live: serve Prometheus metrics on HOST:PORT, or NULL */
+    const char *user;    /* live: switch to this user once the interface is open, or NULL */
 };
 
 /* What happened. cap is owned by the result (release it). */

@@ -250,8 +250,12 @@ int repro_app_check_db_path(const char *db, FILE *log, struct repro_error *err)
     if (stat(db, &st) != 0) {
         if (errno == ENOENT)
             return REPRO_OK; /* created later, in the directory just checked */
-        return repro_error_sys(err, REPRO_E_IO, "cannot check database '%s': %s", db,
-                               strerror(errno));
+        return repro_error_sys(err, REPRO_E_IO, "cannot check database '%s': %s%s", db,
+                               strerror(errno),
+                               errno == EACCES && geteuid() != 0
+                                   ? " (after --user, the database and its directory must "
+                                     "be that user's)"
+                                   : "");
     }
     if (!S_ISREG(st.st_mode))
         return repro_error_set(err, REPRO_E_INVAL, "cannot use database '%s': not a regular file",

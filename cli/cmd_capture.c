@@ -20,7 +20,8 @@ static void help(void)
            "                     [--redact-json-field NAME]... [--no-default-redaction]\n"
            "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
-           "                     [--buffer-mb N | -B KIB]\n"
+           "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
+           "                     [--user NAME | -Z NAME]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -30,6 +31,10 @@ static void help(void)
            "sizes the kernel's packet buffer for -i (default 32; tcpdump's -B in KiB works\n"
            "too). On a terminal a live capture shows a status line once a second; SIGUSR1\n"
            "prints one otherwise. SIGINT or SIGTERM stops it after storing what was read.\n"
+           "--metrics 127.0.0.1:9100 serves its counters for Prometheus (docs/metrics.md).\n"
+           "--user NAME (tcpdump's -Z) drops root once the interface is open. A live\n"
+           "capture refuses a database in a directory others can write\n"
+           "(docs/deployment.md).\n"
            "Secrets are redacted by default (docs/capture.md): the headers\n"
            "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
            "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
@@ -46,6 +51,7 @@ struct capture_args {
     double duration_s;
     long long count;
     int quiet, force;
+    const char *metrics, *user;
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
@@ -62,7 +68,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -82,6 +88,8 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"list-interfaces", no_argument, NULL, 'D'},
         {"force", no_argument, NULL, O_FORCE},
         {"buffer-mb", required_argument, NULL, O_BUFFER},
+        {"metrics", required_argument, NULL, O_METRICS},
+        {"user", required_argument, NULL, O_USER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -89,7 +97,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     char *end;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:B:Dh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:B:Z:Dh", longopts, NULL)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -143,6 +151,9 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
                                        opt == 'B' ? "KiB" : "MiB", optarg);
             a->src.buffer_kib = (int)(opt == 'B' ? v : v * 1024);
             break;
+        case O_METRICS: a->metrics = optarg; break;
+        case 'Z': /* tcpdump's spelling */
+        case O_USER: a->user = optarg; break;
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
@@ -167,6 +178,9 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     }
     if ((a->src.file == NULL) == (a->src.iface == NULL))
         return cli_usage_error("capture", "give exactly one of -i IFACE and -r FILE");
+    if (a->src.file && (a->metrics || a->user))
+        return cli_usage_error("capture", "%s is for a live capture (-i), not -r",
+                               a->metrics ? "--metrics" : "--user");
     a->rules.headers = a->headers;
     a->rules.query_params = a->params;
     a->rules.json_fields = a->fields;
@@ -198,6 +212,8 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.log = stderr;
     o.force = a.force;
     o.quiet = a.quiet;
+    o.metrics = a.metrics;
+    o.user = a.user;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
         fprintf(stderr,

@@ -17,6 +17,13 @@ uploads are real) with `repro capture -i lo`:
   kill9     kill -9 during steady keep-alive traffic: the database opens
             clean (integrity_check), and every request answered more than
             1.5 s before the kill is stored; what is missing is counted
+  metrics   --metrics 127.0.0.1:0 while traffic runs: the text parses with
+            prometheus_client's parser (Debian python3-prometheus-client),
+            the counters match the traffic, every drop family has its
+            reasons; SIGUSR1 prints a status line
+  user      --user nobody: the agent runs as nobody once the interface is
+            open and still stores; a database directory others can write is
+            refused before anything is captured
 
 usage: test_live_agent.py REPRO_BIN [PART...]
 Exit 0 pass, 1 fail, 77 skipped (not root, no nginx or curl).
@@ -36,7 +43,7 @@ from e2e_common import (NGINX, Fail, run_test, start_live_capture,  # noqa: E402
                         start_nginx, stop_live_capture, wait_for)
 
 REPRO = sys.argv[1]
-PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9"]
+PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -266,6 +273,111 @@ def part_kill9(tmp, procs):
     if missing:
         raise Fail("kill9: %d requests answered more than 1.5 s before kill -9 are missing, "
                    "e.g. %s" % (len(missing), missing[:3]))
+
+
+def prometheus_parser():
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")  # Debian's package
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            return None
+    return text_string_to_metric_families
+
+
+def part_metrics(tmp, procs):
+    import re
+    import urllib.request
+    parse = prometheus_parser()
+    if parse is None:
+        skip("needs the Debian package python3-prometheus-client")
+    port, _, files = nginx_dav(tmp, procs)
+    db = os.path.join(tmp, "metrics.db")
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs,
+                                  extra=["--metrics", "127.0.0.1:0"])
+    err.seek(0)
+    m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", err.read())
+    if not m:
+        raise Fail("metrics: no 'metrics on' line")
+    url = "http://127.0.0.1:%s/metrics" % m.group(1)
+    n = 25
+    subprocess.run(["curl", "-sS"] +
+                   ["http://127.0.0.1:%d/small.txt?m=%d" % (port, i) for i in range(n)],
+                   stdout=subprocess.DEVNULL, check=True)
+
+    def scrape():
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        fams = {}
+        for fam in parse(text):
+            for smp in fam.samples:
+                fams.setdefault(smp.name, {})[smp.labels.get("reason", "")] = smp.value
+        return fams
+    wait_for(lambda: scrape().get("repro_capture_exchanges_total", {}).get("") == n,
+             "%d exchanges in the metrics" % n)
+    fams = scrape()
+    for name, reasons in [("repro_capture_dropped_packets_total",
+                           {"kernel", "interface", "queue_full"}),
+                          ("repro_capture_dropped_bytes_total",
+                           {"out_of_order_cap", "body_cap", "resync", "never_captured"})]:
+        if set(fams.get(name, {})) < reasons:
+            raise Fail("metrics: %s has reasons %s" % (name, sorted(fams.get(name, {}))))
+        if any(fams[name].values()):
+            raise Fail("metrics: %s is not 0 on clean traffic: %s" % (name, fams[name]))
+    if fams["repro_capture_received_packets_total"][""] < 2 * n:
+        raise Fail("metrics: only %s packets received" % fams["repro_capture_received_packets_total"])
+    for g in ("repro_capture_queue_bytes", "repro_capture_resident_memory_bytes"):
+        if g not in fams:
+            raise Fail("metrics: no %s" % g)
+    cap.send_signal(signal.SIGUSR1)
+    wait_for(lambda: (err.seek(0), "exchanges/s" in err.read())[1], "a status line on SIGUSR1")
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("metrics: capture exit %d: %s" % (rc, summary))
+    print("metrics: %d families parsed; exchanges %d; SIGUSR1 status line seen" %
+          (len(fams), n))
+
+
+def part_user(tmp, procs):
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        skip("no user 'nobody'")
+    port, _, files = nginx_dav(tmp, procs)
+    # a directory others can write is refused before anything is captured
+    bad = os.path.join(tmp, "open")
+    os.makedirs(bad)
+    os.chmod(bad, 0o777)
+    p = subprocess.run([REPRO, "capture", "-i", "lo", "--db", os.path.join(bad, "x.db"),
+                        "--duration", "5", "tcp port %d" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 2 or b"others can write" not in p.stderr and \
+            b"other users can write" not in p.stderr:
+        raise Fail("user: a 0777 database directory was not refused: exit %d %s" %
+                   (p.returncode, p.stderr.decode()))
+    if os.path.exists(os.path.join(bad, "x.db")):
+        raise Fail("user: the refused database was created")
+    own = os.path.join(tmp, "own")
+    os.makedirs(own)
+    os.chown(own, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(own, 0o700)
+    db = os.path.join(own, "user.db")
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs,
+                                  extra=["--user", "nobody"])
+    subprocess.run(["curl", "-sS", "-o", "/dev/null", "http://127.0.0.1:%d/small.txt" % port],
+                   check=True)
+    with open("/proc/%d/status" % cap.pid) as f:
+        uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+    if set(uids) != {str(nobody.pw_uid)}:
+        raise Fail("user: the agent runs with uids %s, not nobody's %d" % (uids, nobody.pw_uid))
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("user: capture exit %d: %s" % (rc, summary))
+    if len(db_exchanges(db)) != 1 or os.stat(db).st_uid != nobody.pw_uid:
+        raise Fail("user: the database does not hold the request as nobody's file")
+    print("user: ran as uid %d after opening lo; a 0777 directory was refused" % nobody.pw_uid)
 
 
 def main(tmp, procs):

@@ -1,0 +1,95 @@
+/*
+ * app/capture_metrics: the live agent's figures in Prometheus text format
+ * (docs/metrics.md lists every family). Runs on the metrics server's thread
+ * for each scrape; it reads one consistent snapshot of the capture loop
+ * (repro_app_live_snapshot, under its mutex), so it never touches the
+ * session itself.
+ */
+#include "app/capture_metrics.h"
+
+#include "app/metrics.h"
+
+#include <string.h>
+
+struct family_writer {
+    struct repro_buf *b;
+    int rc;
+};
+
+static void family(struct family_writer *w, const char *name, enum repro_metrics_type t,
+                   const char *help)
+{
+    if (w->rc == 0)
+        w->rc = repro_metrics_family(w->b, name, t, help);
+}
+
+static void counter(struct family_writer *w, const char *name, const char *reason, uint64_t v)
+{
+    struct repro_metrics_label l = {"reason", reason};
+    if (w->rc == 0)
+        w->rc = repro_metrics_counter(w->b, name, reason ? &l : NULL, reason ? 1 : 0, v);
+}
+
+static void gauge(struct family_writer *w, const char *name, double v)
+{
+    if (w->rc == 0)
+        w->rc = repro_metrics_gauge(w->b, name, NULL, 0, v);
+}
+
+static void one_counter(struct family_writer *w, const char *name, const char *help, uint64_t v)
+{
+    family(w, name, REPRO_METRICS_COUNTER, help);
+    counter(w, name, NULL, v);
+}
+
+static void one_gauge(struct family_writer *w, const char *name, const char *help, double v)
+{
+    family(w, name, REPRO_METRICS_GAUGE, help);
+    gauge(w, name, v);
+}
+
+int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct repro_buf *out)
+{
+    struct family_writer w = {out, 0};
+    const struct repro_capture_stats *c = &s->capture;
+
+    one_counter(&w, "repro_capture_received_packets_total",
+                "Packets the kernel handed to repro.", s->reader.packets);
+    one_counter(&w, "repro_capture_received_bytes_total", "Bytes of those packets.",
+                s->reader.bytes);
+    family(&w, "repro_capture_dropped_packets_total", REPRO_METRICS_COUNTER,
+           "Packets lost before parsing, by reason: kernel (its buffer was full), interface, "
+           "queue_full (parsing fell behind by the whole queue).");
+    counter(&w, "repro_capture_dropped_packets_total", "kernel", s->reader.kernel_drops);
+    counter(&w, "repro_capture_dropped_packets_total", "interface", s->reader.iface_drops);
+    counter(&w, "repro_capture_dropped_packets_total", "queue_full", s->reader.queue_drops);
+    one_counter(&w, "repro_capture_parsed_packets_total", "Packets handed to the parser.",
+                c->packets);
+    one_counter(&w, "repro_capture_malformed_packets_total", "Frames that could not be decoded.",
+                c->malformed_packets);
+    one_counter(&w, "repro_capture_connections_total", "TCP connections seen.", c->connections);
+    one_counter(&w, "repro_capture_exchanges_total",
+                "Request/response pairs the parser produced.", c->exchanges);
+    one_counter(&w, "repro_capture_incomplete_exchanges_total",
+                "Exchanges stored with an incompleteness flag (gap, truncated, unanswered, ...).",
+                c->incomplete);
+    family(&w, "repro_capture_dropped_bytes_total", REPRO_METRICS_COUNTER,
+           "Bytes not stored, by reason: out_of_order_cap, body_cap, resync, never_captured.");
+    counter(&w, "repro_capture_dropped_bytes_total", "out_of_order_cap", c->dropped_ooo_bytes);
+    counter(&w, "repro_capture_dropped_bytes_total", "body_cap", c->dropped_body_bytes);
+    counter(&w, "repro_capture_dropped_bytes_total", "resync", c->skipped_stream_bytes);
+    counter(&w, "repro_capture_dropped_bytes_total", "never_captured", c->gap_bytes);
+    family(&w, "repro_capture_dropped_connections_total", REPRO_METRICS_COUNTER,
+           "Connections not followed to their end, by reason: table_full.");
+    counter(&w, "repro_capture_dropped_connections_total", "table_full", c->dropped_connections);
+    one_counter(&w, "repro_capture_dropped_requests_total",
+                "Pipelined requests beyond the per-connection cap.", c->dropped_pipeline);
+    one_gauge(&w, "repro_capture_queue_bytes",
+              "Packet bytes waiting between the reader and the parser.",
+              (double)s->reader.queued_bytes);
+    one_gauge(&w, "repro_capture_resident_memory_bytes", "Resident memory of the agent.",
+              (double)s->rss_bytes);
+    one_gauge(&w, "repro_capture_uptime_seconds", "Seconds since the capture started.",
+              (double)s->uptime_ns / 1e9);
+    return w.rc;
+}
