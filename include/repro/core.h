@@ -29,7 +29,8 @@
     X(E_NOTFOUND, -8, "not found")                                          \
     X(E_UNSUPPORTED, -9, "unsupported")                                     \
     X(E_INTERRUPTED, -10, "interrupted")                                    \
-    X(E_SCHEMA, -11, "database schema is newer than this program")
+    X(E_SCHEMA, -11, "database schema is newer than this program")         \
+    X(E_BUSY, -12, "database is locked by another process")
 
 enum repro_errno {
 #define REPRO__ERR_ENUM(name, num, text) REPRO_##name = (num),
@@ -217,6 +218,14 @@ int repro_json_time_us(struct repro_buf *b, int64_t us);
 /* Writes epoch microseconds as "YYYY-MM-DD HH:MM:SS.uuuuuu" (UTC), or "-"
  * when us < 0, into out (32 bytes suffice). Thread-safe. */
 void repro_time_text(char *out, size_t out_len, int64_t us);
+/*
+ * Parses a duration such as "90s", "30m", "12h" or "7d" (digits, then one
+ * unit: s, m, h or d; "0" alone is zero) into *out_us. text is borrowed
+ * for the call and is outside input (a command line): anything else,
+ * an empty string, a sign, spaces, several units or a value over 100
+ * years is REPRO_E_INVAL with the text quoted in err. Thread-safe.
+ */
+int repro_duration_parse(const char *text, int64_t *out_us, struct repro_error *err);
 
 
 /* Room for any address repro_ip_format writes, with its NUL. */

@@ -37,6 +37,53 @@ static void test_error_table(void **state)
     assert_int_equal(REPRO_E_NOMEM, -1);
     assert_int_equal(REPRO_E_MALFORMED, -4);
     assert_int_equal(REPRO_E_SCHEMA, -11);
+    assert_int_equal(REPRO_E_BUSY, -12);
+}
+
+/* Durations (--retain): one line per case, valid and malformed. */
+static void test_duration_parse(void **state)
+{
+    static const struct {
+        const char *desc, *text;
+        int rc;
+        int64_t us;
+    } cases[] = {
+        {"seconds", "90s", REPRO_OK, 90000000},
+        {"minutes", "30m", REPRO_OK, 1800000000},
+        {"hours", "12h", REPRO_OK, 43200000000},
+        {"days", "7d", REPRO_OK, 604800000000},
+        {"zero alone is off", "0", REPRO_OK, 0},
+        {"zero with a unit", "0d", REPRO_OK, 0},
+        {"leading zeros", "007s", REPRO_OK, 7000000},
+        {"a hundred years in days", "36600d", REPRO_OK, 36600 * 86400000000LL},
+        {"empty", "", REPRO_E_INVAL, 0},
+        {"no unit", "90", REPRO_E_INVAL, 0},
+        {"unit only", "s", REPRO_E_INVAL, 0},
+        {"unknown unit", "5w", REPRO_E_INVAL, 0},
+        {"upper-case unit", "5S", REPRO_E_INVAL, 0},
+        {"milliseconds are not a unit", "5ms", REPRO_E_INVAL, 0},
+        {"two units", "1h30m", REPRO_E_INVAL, 0},
+        {"negative", "-5s", REPRO_E_INVAL, 0},
+        {"plus sign", "+5s", REPRO_E_INVAL, 0},
+        {"leading space", " 5s", REPRO_E_INVAL, 0},
+        {"trailing space", "5s ", REPRO_E_INVAL, 0},
+        {"fraction", "1.5h", REPRO_E_INVAL, 0},
+        {"over a hundred years", "36601d", REPRO_E_INVAL, 0},
+        {"overflowing digits", "99999999999999999999999s", REPRO_E_INVAL, 0},
+        {"hex", "0x10s", REPRO_E_INVAL, 0},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct repro_error err = {0};
+        int64_t us = -1;
+        int rc = repro_duration_parse(cases[i].text, &us, &err);
+        if (rc != cases[i].rc || us != cases[i].us)
+            fail_msg("%s ('%s'): rc %d us %lld", cases[i].desc, cases[i].text, rc, (long long)us);
+        if (rc != REPRO_OK)
+            assert_non_null(strstr(err.msg, "cannot read duration '"));
+    }
 }
 
 static void test_buf_cap(void **state)
@@ -173,7 +220,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),          cmocka_unit_test(test_buf_overflow_len),
         cmocka_unit_test(test_alloc_fault),      cmocka_unit_test(test_budget),
         cmocka_unit_test(test_json),             cmocka_unit_test(test_excerpt),
-        cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_clock),            cmocka_unit_test(test_duration_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
