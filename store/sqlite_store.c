@@ -116,6 +116,10 @@ static const char *const migrations[] = {
     " schedule_error_us REAL, differences TEXT, substitutions TEXT, noise INTEGER,"
     " still_redacted INTEGER, reopened INTEGER, response BLOB);"
     "CREATE INDEX replay_results_by_run ON replay_results(run_id, verdict);",
+    /* 4 -> 5: why a capture failed; retention skips the exchanges replay
+     * results refer to, found through an index */
+    "ALTER TABLE captures ADD COLUMN error TEXT;"
+    "CREATE INDEX replay_results_by_exchange ON replay_results(exchange_id);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -146,23 +150,43 @@ static const char *const stmt_sql[ST__COUNT] = {
 
 
 
+/* SQLITE_BUSY and SQLITE_LOCKED (any extended code): another connection
+ * held a lock for longer than the busy timeout. */
+static int is_busy(int sqlite_rc)
+{
+    return (sqlite_rc & 0xff) == SQLITE_BUSY || (sqlite_rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* Records the failure of the last call on s->db, with msg (or SQLite's own
+ * message): REPRO_E_BUSY when the database was locked, else
+ * REPRO_E_STORE. */
+static int db_failure(struct sqlite_store *s, struct repro_error *err, const char *what,
+                      const char *msg)
+{
+    if (is_busy(sqlite3_extended_errcode(s->db)))
+        return repro_error_set(err, REPRO_E_BUSY,
+                               "%s in database '%s': locked by another process for more than "
+                               "%u ms (%s)",
+                               what, s->path, s->busy_timeout_ms, msg ? msg : sqlite3_errmsg(s->db));
+    return repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
+                           msg ? msg : sqlite3_errmsg(s->db));
+}
+
 int repro__store_db_error(struct sqlite_store *s, struct repro_error *err, const char *what)
 {
-    return repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
-                           sqlite3_errmsg(s->db));
+    return db_failure(s, err, what, NULL);
 }
 
 int repro__store_exec(struct sqlite_store *s, const char *sql, struct repro_error *err,
                     const char *what)
 {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        repro_error_set(err, REPRO_E_STORE, "%s in database '%s': %s", what, s->path,
-                        msg ? msg : sqlite3_errmsg(s->db));
-        sqlite3_free(msg);
-        return REPRO_E_STORE;
-    }
-    return REPRO_OK;
+    int rc = REPRO_OK;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        rc = db_failure(s, err, what, msg);
+    sqlite3_free(msg);
+    return rc;
 }
 
 static int user_version(struct sqlite_store *s, int *v, struct repro_error *err)
@@ -341,6 +365,7 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
                                path);
     snprintf(s->path, sizeof s->path, "%s", path);
     s->batch = 4096;
+    s->busy_timeout_ms = BUSY_TIMEOUT_MS;
     if (readonly && access(path, F_OK) != 0) {
         rc = repro_error_sys(err, REPRO_E_NOTFOUND, "cannot open database '%s': %s", path,
                              strerror(errno));
@@ -404,14 +429,21 @@ static void sqlite_set_batch(void *impl, unsigned rows)
     s->batch = rows ? rows : 1;
 }
 
+static void sqlite_set_busy_timeout(void *impl, unsigned ms)
+{
+    struct sqlite_store *s = impl;
+    s->busy_timeout_ms = ms;
+    sqlite3_busy_timeout(s->db, (int)(ms > INT32_MAX ? INT32_MAX : ms));
+}
+
 int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_error *err,
                       const char *what)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        repro__store_db_error(s, err, what);
+        rc = repro__store_db_error(s, err, what);
         sqlite3_reset(st);
-        return REPRO_E_STORE;
+        return rc;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -430,6 +462,27 @@ int repro__store_flush(void *impl, struct repro_error *err)
         s->pending = 0;
     }
     return rc;
+}
+
+int repro__store_begin(void *impl, struct repro_error *err)
+{
+    struct sqlite_store *s = impl;
+    int rc = repro__store_flush(s, err);
+
+    if (rc == REPRO_OK && (rc = repro__store_exec(s, "BEGIN IMMEDIATE", err,
+                                                  "cannot begin a transaction")) == REPRO_OK)
+        s->in_tx = 1;
+    return rc;
+}
+
+void repro__store_rollback(void *impl)
+{
+    struct sqlite_store *s = impl;
+
+    if (sqlite3_get_autocommit(s->db) == 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_tx = 0;
+    s->pending = 0;
 }
 
 /* Opens a batch if none is open and commits it once it is full. */
@@ -570,7 +623,7 @@ static int sqlite_captures(void *impl, repro_capture_fn fn, void *ctx, struct re
     if ((rc = repro__store_prepare(s,
                                    "SELECT id, started_us, finished_us, source_kind, source, filter,"
                                    " status, stats_json, packets, bytes, connections, exchanges,"
-                                   " incomplete, errors FROM captures ORDER BY id",
+                                   " incomplete, errors, error FROM captures ORDER BY id",
                                    &st, err, "cannot list captures")) != 0)
         return rc;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -588,7 +641,8 @@ static int sqlite_captures(void *impl, repro_capture_fn fn, void *ctx, struct re
             .connections = sqlite3_column_int64(st, 10),
             .exchanges = sqlite3_column_int64(st, 11),
             .incomplete = sqlite3_column_int64(st, 12),
-            .errors = sqlite3_column_int64(st, 13)};
+            .errors = sqlite3_column_int64(st, 13),
+            .error = repro__store_col_text(st, 14)};
         if ((rc = fn(ctx, &r)) != 0)
             break;
     }
@@ -634,8 +688,8 @@ static int sqlite_capture_end(void *impl, int64_t capture_id,
         js.len = 0;
     rc = repro__store_prepare(s,
                               "UPDATE captures SET finished_us=?, status=?, packets=?, bytes=?,"
-                              " connections=?, exchanges=?, incomplete=?, errors=?, stats_json=?"
-                              " WHERE id=?",
+                              " connections=?, exchanges=?, incomplete=?, errors=?, stats_json=?,"
+                              " error=? WHERE id=?",
                               &q, err, "cannot finish the capture record");
     if (rc) {
         repro_buf_release(&js);
@@ -649,7 +703,8 @@ static int sqlite_capture_end(void *impl, int64_t capture_id,
                 sqlite3_bind_int64(q, 3 + (int)k, (sqlite3_int64)row->counters[i].value);
     if (js.len)
         sqlite3_bind_text(q, 9, (const char *)js.data, (int)js.len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(q, 10, capture_id);
+    repro__store_bind_text(q, 10, row->error);
+    sqlite3_bind_int64(q, 11, capture_id);
     rc = repro__store_step(s, q, err, "cannot finish the capture record");
     sqlite3_finalize(q);
     repro_buf_release(&js);
@@ -961,4 +1016,8 @@ const struct repro_store_ops repro_store_sqlite_ops = {
     .crash_in_flight = repro__sqlite_crash_in_flight,
     .crash_group = repro__sqlite_crash_group,
     .crash_set_symbols = repro__sqlite_crash_set_symbols,
+    .begin = repro__store_begin,
+    .rollback = repro__store_rollback,
+    .set_busy_timeout = sqlite_set_busy_timeout,
+    .prune = repro__sqlite_prune,
 };

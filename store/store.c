@@ -8,6 +8,7 @@
 #include "store_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 struct repro_store {
     const struct repro_store_ops *ops;
@@ -83,6 +84,30 @@ int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err)
 int repro_store_bulk_end(struct repro_store *s, struct repro_error *err)
 {
     return s->ops->bulk_end ? s->ops->bulk_end(s->impl, err) : REPRO_OK;
+}
+
+int repro_store_begin(struct repro_store *s, struct repro_error *err)
+{
+    return s->ops->begin ? s->ops->begin(s->impl, err) : REPRO_OK;
+}
+
+void repro_store_rollback(struct repro_store *s)
+{
+    if (s->ops->rollback)
+        s->ops->rollback(s->impl);
+}
+
+void repro_store_set_busy_timeout(struct repro_store *s, unsigned ms)
+{
+    if (s->ops->set_busy_timeout)
+        s->ops->set_busy_timeout(s->impl, ms);
+}
+
+int repro_store_prune(struct repro_store *s, const struct repro_store_prune *req,
+                      struct repro_store_prune_result *out, struct repro_error *err)
+{
+    memset(out, 0, sizeof *out);
+    return DISPATCH(s, prune, "delete old rows", req, out, err);
 }
 
 int repro_store_capture_begin(struct repro_store *s, const struct repro_store_capture *row,

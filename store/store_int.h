@@ -17,6 +17,7 @@ struct sqlite_store {
     sqlite3_stmt *st[ST__COUNT];
     int in_tx;
     unsigned batch, pending;
+    unsigned busy_timeout_ms;
 };
 
 /* The SQL that migrates schema version from_version to from_version + 1,
@@ -49,6 +50,13 @@ int repro__sqlite_replay_results(void *impl, int64_t run_id, int findings_only,
                                  repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
 /* Commits the open batch, if any. */
 int repro__store_flush(void *impl, struct repro_error *err);
+/* Commits the open batch, then BEGIN IMMEDIATE (the batch stays open). */
+int repro__store_begin(void *impl, struct repro_error *err);
+/* Rolls back the open transaction, if any. */
+void repro__store_rollback(void *impl);
+/* Retention (sqlite_prune.c): struct repro_store_ops's prune. */
+int repro__sqlite_prune(void *impl, const struct repro_store_prune *req,
+                        struct repro_store_prune_result *out, struct repro_error *err);
 /* Column col as text, NULL for SQL NULL. Borrowed until the statement
  * steps, resets or is finalized. */
 const char *repro__store_col_text(sqlite3_stmt *st, int col);

@@ -15,16 +15,32 @@
  * Connections get their store ids in the writer thread; the producer refers
  * to them by its own id (local_id), mapped here.
  *
+ * A batch is written in segments, each one transaction: the rows between
+ * two crashes, or a crash alone. A segment starts by taking the write lock
+ * (repro_store_begin); when another process holds it past the store's busy
+ * timeout the segment is rolled back, the ids it mapped are undone, and it
+ * is tried again after a pause (10 ms doubling to 1 s), indefinitely while
+ * the capture runs and for finish_wait_ms once finish() is called. The
+ * records themselves are never changed by applying them, so a segment can
+ * be applied any number of times.
+ *
+ * Retention runs here too, between batches: repro_store_prune() in small
+ * transactions, each giving way to a queued batch.
+ *
  * Threads: everything the two threads share (the buffers, have_queued,
- * writing, stop, the error) is read and written under mu; failed is also
- * read without the lock, so it is atomic and set only after err is
- * complete.
+ * writing, stop, the error, the counters and settings) is read and written
+ * under mu; failed is also read without the lock, so it is atomic and set
+ * only after err is complete; fill_bytes is a relaxed atomic copy of the
+ * producer's fill.len for repro_store_writer_stats() on any thread.
  */
 #include "repro/store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define BATCH_BYTES ((size_t)4 << 20)
 #define BATCH_ROWS 8192
@@ -43,6 +59,7 @@ struct rec {
 struct id_node {
     uint64_t local;
     int64_t store_id;
+    uint64_t gen; /* the segment that mapped it (undone with it) */
     struct id_node *next;
 };
 
@@ -59,7 +76,20 @@ struct repro_store_writer {
     struct repro_error err;         /* under mu: the writer thread's first error */
     size_t max_row_bytes;
     unsigned fill_rows;             /* producer only */
-    struct id_node *ids[ID_BUCKETS]; /* writer thread only */
+    atomic_size_t fill_bytes;       /* fill.len, stored by the producer for stats */
+    /* under mu: */
+    size_t writing_bytes;           /* the batch being written */
+    uint64_t finish_at_ns;          /* when finish() began, 0 before */
+    unsigned finish_wait_ms;
+    uint64_t max_db_bytes;          /* retention, 0: off */
+    int64_t retain_us;              /* retention, 0: off */
+    int prune_due;
+    uint64_t blocked_ns;
+    struct repro_store_writer_stats st; /* the counters; the rest is filled when read */
+    /* writer thread only: */
+    struct id_node *ids[ID_BUCKETS];
+    struct id_node *closed;         /* unmapped by the open segment */
+    uint64_t gen;                   /* the open segment */
 };
 
 /* ---- packing: the same code counts (base NULL) and copies ------------- */
@@ -283,6 +313,12 @@ static void unpack_row(struct rec *h)
 
 /* ---- the writer thread ------------------------------------------------ */
 
+/* Rows of a segment, counted as they are applied and added to the
+ * writer's figures once the segment commits. */
+struct seg_counts {
+    uint64_t exchanges, connections, updates, crashes;
+};
+
 static struct id_node **id_slot(struct repro_store_writer *w, uint64_t local)
 {
     struct id_node **pp = &w->ids[local % ID_BUCKETS];
@@ -299,74 +335,298 @@ static int remember_conn(struct repro_store_writer *w, uint64_t local, int64_t s
         return repro_error_set(err, REPRO_E_NOMEM, "cannot store a connection: out of memory");
     n->local = local;
     n->store_id = store_id;
+    n->gen = w->gen;
     n->next = w->ids[local % ID_BUCKETS];
     w->ids[local % ID_BUCKETS] = n;
     return REPRO_OK;
 }
 
-static int apply_conn(struct repro_store_writer *w, struct rec *h, struct repro_error *err)
+/* The segment committed: the ids it mapped stay, those it closed go. */
+static void ids_commit(struct repro_store_writer *w)
 {
-    struct repro_store_conn *c = &h->u.conn;
+    while (w->closed != NULL) {
+        struct id_node *n = w->closed;
+        w->closed = n->next;
+        repro_free(n);
+    }
+    w->gen++;
+}
+
+/* The segment was rolled back: the ids it mapped go (their rows are not
+ * in the database), those it closed come back. */
+static void ids_undo(struct repro_store_writer *w)
+{
+    size_t i;
+
+    while (w->closed != NULL) {
+        struct id_node *n = w->closed;
+        w->closed = n->next;
+        if (n->gen == w->gen) {
+            repro_free(n);
+        } else {
+            n->next = w->ids[n->local % ID_BUCKETS];
+            w->ids[n->local % ID_BUCKETS] = n;
+        }
+    }
+    for (i = 0; i < ID_BUCKETS; i++) {
+        struct id_node **pp = &w->ids[i];
+        while (*pp != NULL) {
+            struct id_node *n = *pp;
+            if (n->gen == w->gen) {
+                *pp = n->next;
+                repro_free(n);
+            } else {
+                pp = &n->next;
+            }
+        }
+    }
+}
+
+/* Records are never changed here (a segment may be applied again after a
+ * rollback): what is resolved goes into copies. */
+static int apply_conn(struct repro_store_writer *w, const struct rec *h, struct seg_counts *cnt,
+                      struct repro_error *err)
+{
+    struct repro_store_conn c = h->u.conn;
     struct id_node **pp, *n;
     int64_t id = 0;
     int rc;
 
     if (h->kind == REPRO_ROW_CONN_OPEN) {
-        rc = repro_store_conn_insert(w->store, c, &id, err);
-        return rc ? rc : remember_conn(w, c->local_id, id, err);
+        rc = repro_store_conn_insert(w->store, &c, &id, err);
+        if (rc == REPRO_OK && (rc = remember_conn(w, c.local_id, id, err)) == REPRO_OK)
+            cnt->connections++;
+        return rc;
     }
-    if (c->id == 0) {
-        pp = id_slot(w, c->local_id);
+    if (c.id == 0) {
+        pp = id_slot(w, c.local_id);
         if (*pp == NULL)
             return REPRO_OK; /* never opened: nothing stored */
         n = *pp;
-        c->id = n->store_id;
+        c.id = n->store_id;
         *pp = n->next;
-        repro_free(n);
+        n->next = w->closed; /* freed at commit, back at a rollback */
+        w->closed = n;
     }
-    return repro_store_conn_update(w->store, c, err);
+    rc = repro_store_conn_update(w->store, &c, err);
+    cnt->updates += rc == REPRO_OK;
+    return rc;
 }
 
-static int apply_record(struct repro_store_writer *w, struct rec *h, struct repro_error *err)
+static int apply_record(struct repro_store_writer *w, const struct rec *h, struct seg_counts *cnt,
+                        struct repro_error *err)
 {
+    struct repro_store_exchange x;
     struct id_node **pp;
+    int rc;
 
-    unpack_row(h);
     switch (h->kind) {
     case REPRO_ROW_CONN_OPEN:
     case REPRO_ROW_CONN_CLOSE:
-        return apply_conn(w, h, err);
+        return apply_conn(w, h, cnt, err);
     case REPRO_ROW_EXCHANGE:
-        if (h->u.x.connection_id == 0) {
-            pp = id_slot(w, h->u.x.conn_local_id);
+        x = h->u.x;
+        if (x.connection_id == 0) {
+            pp = id_slot(w, x.conn_local_id);
             if (*pp == NULL)
                 return repro_error_set(err, REPRO_E_INVAL, "exchange of unknown connection %llu",
-                                       (unsigned long long)h->u.x.conn_local_id);
-            h->u.x.connection_id = (*pp)->store_id;
+                                       (unsigned long long)x.conn_local_id);
+            x.connection_id = (*pp)->store_id;
         }
-        return repro_store_exchange_insert(w->store, &h->u.x, NULL, err);
+        rc = repro_store_exchange_insert(w->store, &x, NULL, err);
+        cnt->exchanges += rc == REPRO_OK;
+        return rc;
     case REPRO_ROW_CRASH:
-        return repro_store_crash_add(w->store, &h->u.crash, NULL, err);
+        rc = repro_store_crash_add(w->store, &h->u.crash, NULL, err);
+        cnt->crashes += rc == REPRO_OK;
+        return rc;
     default:
         return repro_error_set(err, REPRO_E_INVAL, "corrupt writer record kind %u", h->kind);
     }
 }
 
-static int write_batch(struct repro_store_writer *w, struct repro_buf *b, struct repro_error *err)
+static const struct rec *rec_at(const struct repro_buf *b, size_t off)
 {
-    size_t off = 0;
+    return (const struct rec *)(const void *)(b->data + off);
+}
+
+/* Where the segment starting at off ends: a crash alone (it takes a
+ * transaction of its own), else every record up to the next crash. */
+static size_t segment_end(const struct repro_buf *b, size_t off)
+{
+    if (rec_at(b, off)->kind == REPRO_ROW_CRASH)
+        return off + rec_at(b, off)->total;
+    while (off < b->len && rec_at(b, off)->kind != REPRO_ROW_CRASH)
+        off += rec_at(b, off)->total;
+    return off;
+}
+
+/* Applies records [off, end) in one transaction (a crash's own). */
+static int apply_segment(struct repro_store_writer *w, const struct repro_buf *b, size_t off,
+                         size_t end, struct seg_counts *cnt, struct repro_error *err)
+{
+    uint64_t t0 = repro_mono_ns();
     int rc = REPRO_OK;
 
-    while (rc == REPRO_OK && off < b->len) {
-        struct rec *h = (struct rec *)(b->data + off);
-        off += h->total;
-        rc = apply_record(w, h, err);
+    if (rec_at(b, off)->kind != REPRO_ROW_CRASH) {
+        /* The write lock up front: every later statement of the batch
+         * then runs without waiting, and a locked database shows here. */
+        rc = repro_store_begin(w->store, err);
+        pthread_mutex_lock(&w->mu);
+        w->blocked_ns += repro_mono_ns() - t0;
+        pthread_mutex_unlock(&w->mu);
     }
+    for (; rc == REPRO_OK && off < end; off += rec_at(b, off)->total)
+        rc = apply_record(w, rec_at(b, off), cnt, err);
     if (rc == REPRO_OK)
         rc = repro_store_flush(w->store, err);
+    return rc;
+}
+
+static void add_counts(struct repro_store_writer *w, const struct seg_counts *c)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.exchanges += c->exchanges;
+    w->st.connections += c->connections;
+    w->st.connection_updates += c->updates;
+    w->st.crashes += c->crashes;
+    w->st.transactions++;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* After an attempt found the database locked: counts it, and returns 1
+ * when the writer must give up (finish() has waited long enough). */
+static int busy_give_up(struct repro_store_writer *w, uint64_t *waited_ms)
+{
+    int give_up;
+
+    pthread_mutex_lock(&w->mu);
+    w->st.busy_retries++;
+    *waited_ms = w->finish_at_ns ? (repro_mono_ns() - w->finish_at_ns) / 1000000u : 0;
+    give_up = w->finish_at_ns != 0 && *waited_ms >= w->finish_wait_ms;
+    pthread_mutex_unlock(&w->mu);
+    return give_up;
+}
+
+static void backoff(struct repro_store_writer *w, unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    uint64_t t0 = repro_mono_ns();
+
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&w->mu);
+    w->blocked_ns += repro_mono_ns() - t0;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Writes records [off, end), retrying for as long as the database is
+ * locked (bounded once finish() is called). */
+static int write_segment(struct repro_store_writer *w, const struct repro_buf *b, size_t off,
+                         size_t end, struct repro_error *err)
+{
+    unsigned pause_ms = 10;
+    uint64_t waited_ms, t0;
+
+    for (;;) {
+        struct repro_error e = {0};
+        struct seg_counts cnt = {0};
+        int rc;
+
+        t0 = repro_mono_ns();
+        rc = apply_segment(w, b, off, end, &cnt, &e);
+        if (rc == REPRO_OK) {
+            ids_commit(w);
+            add_counts(w, &cnt);
+            return REPRO_OK;
+        }
+        repro_store_rollback(w->store);
+        ids_undo(w);
+        if (rc != REPRO_E_BUSY) {
+            repro_error_set(err, rc, "%s", e.msg);
+            return rc;
+        }
+        if (rec_at(b, off)->kind == REPRO_ROW_CRASH) { /* its own BEGIN waited */
+            pthread_mutex_lock(&w->mu);
+            w->blocked_ns += repro_mono_ns() - t0;
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (busy_give_up(w, &waited_ms))
+            return repro_error_set(err, REPRO_E_BUSY,
+                                   "%s; gave up %llu ms after the writer was told to finish",
+                                   e.msg, (unsigned long long)waited_ms);
+        repro_log(REPRO_LOG_DEBUG, "store", "database locked: retrying in %u ms", pause_ms);
+        backoff(w, pause_ms);
+        pause_ms = pause_ms >= 500 ? 1000 : pause_ms * 2;
+    }
+}
+
+static int write_batch(struct repro_store_writer *w, struct repro_buf *b, struct repro_error *err)
+{
+    size_t off, end;
+    int rc = REPRO_OK;
+
+    /* Offsets become pointers once: a segment may be applied twice. */
+    for (off = 0; off < b->len; off += rec_at(b, off)->total)
+        unpack_row((struct rec *)(void *)(b->data + off));
+    for (off = 0; rc == REPRO_OK && off < b->len; off = end) {
+        end = segment_end(b, off);
+        rc = write_segment(w, b, off, end, err);
+    }
     repro_log(REPRO_LOG_DEBUG, "store", "batch of %zu bytes %s", b->len,
               rc == REPRO_OK ? "committed" : "failed");
     return rc;
+}
+
+/* ---- retention (writer thread) ---------------------------------------- */
+
+static int retention_on(const struct repro_store_writer *w)
+{
+    return w->max_db_bytes > 0 || w->retain_us > 0;
+}
+
+/* One prune transaction; called and returns with mu held. */
+static void prune_step_locked(struct repro_store_writer *w)
+{
+    struct repro_store_prune req = {w->max_db_bytes, 0, REPRO_STORE_PRUNE_ROWS};
+    struct repro_store_prune_result res;
+    struct repro_error e = {0};
+    int rc;
+
+    if (w->retain_us > 0)
+        req.before_us = repro_wall_us() - w->retain_us;
+    pthread_mutex_unlock(&w->mu);
+    rc = repro_store_prune(w->store, &req, &res, &e);
+    pthread_mutex_lock(&w->mu);
+    if (rc == REPRO_OK) {
+        w->st.pruned_exchanges += res.exchanges;
+        w->st.pruned_connections += res.connections;
+        w->st.used_bytes = res.used_bytes;
+    } else if (rc == REPRO_E_BUSY) {
+        w->st.busy_retries++; /* tried again at the next check */
+    } else {
+        /* Retention is housekeeping: a failure is logged, capture goes on. */
+        repro_log(REPRO_LOG_WARN, "store", "retention: %s", e.msg);
+    }
+    if (rc != REPRO_OK || !res.more)
+        w->prune_due = 0;
+}
+
+/* Waits for work; with retention on, wakes at least once a second to
+ * check the limits. Called and returns with mu held. */
+static void wait_for_work(struct repro_store_writer *w)
+{
+    struct timespec until;
+
+    while (!w->have_queued && !w->stop && !(w->prune_due && retention_on(w))) {
+        if (!retention_on(w)) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+            w->prune_due = 1;
+    }
 }
 
 static void *writer_main(void *arg)
@@ -379,14 +639,21 @@ static void *writer_main(void *arg)
         struct repro_buf b;
         int rc = REPRO_OK;
 
-        while (!w->have_queued && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->have_queued)
+        wait_for_work(w);
+        if (!w->have_queued && w->stop)
             break;
+        if (!w->have_queued) {
+            if (!atomic_load(&w->failed))
+                prune_step_locked(w);
+            else
+                w->prune_due = 0;
+            continue;
+        }
         b = w->queued;
         repro_buf_init(&w->queued, b.max);
         w->have_queued = 0;
         w->writing = 1;
+        w->writing_bytes = b.len;
         pthread_mutex_unlock(&w->mu);
 
         /* After a failure later batches are dropped, not written. */
@@ -404,6 +671,8 @@ static void *writer_main(void *arg)
         repro_buf_release(&w->spare);
         w->spare = b;
         w->writing = 0;
+        w->writing_bytes = 0;
+        w->prune_due = retention_on(w);
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -416,6 +685,7 @@ int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
                              struct repro_store_writer **out, struct repro_error *err)
 {
     struct repro_store_writer *w = repro_calloc(1, sizeof *w);
+    pthread_condattr_t ca;
     size_t cap;
 
     *out = NULL;
@@ -423,13 +693,19 @@ int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the store writer: out of memory");
     w->store = s;
     w->max_row_bytes = max_row_bytes;
+    w->finish_wait_ms = REPRO_STORE_WRITER_FINISH_WAIT_MS;
     atomic_init(&w->failed, 0);
+    atomic_init(&w->fill_bytes, 0);
     cap = BATCH_BYTES + sizeof(struct rec) + max_row_bytes;
     repro_buf_init(&w->fill, cap);
     repro_buf_init(&w->queued, cap);
     repro_buf_init(&w->spare, cap);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    /* Timed waits (retention's checks) on the monotonic clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     repro_store_set_batch(s, UINT32_MAX); /* the writer commits per batch */
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         int e = repro_error_sys(err, REPRO_E_IO, "cannot start the store writer thread");
@@ -459,28 +735,48 @@ static int writer_failure(struct repro_store_writer *w, struct repro_error *err)
     return rc;
 }
 
+/* Queues the filled batch for the writer thread; call with mu held and
+ * no batch queued. */
+static void hand_over_locked(struct repro_store_writer *w)
+{
+    struct repro_buf next = w->spare;
+
+    repro_buf_init(&w->spare, w->fill.max);
+    repro_buf_release(&w->queued);
+    w->queued = w->fill;
+    w->fill = next;
+    w->have_queued = 1;
+    w->fill_rows = 0;
+    atomic_store_explicit(&w->fill_bytes, 0, memory_order_relaxed);
+    pthread_cond_broadcast(&w->cv);
+}
+
 /* Hands the filled batch to the writer thread (waiting while one is
  * already queued). */
 static int submit(struct repro_store_writer *w, struct repro_error *err)
 {
-    struct repro_buf next;
     int rc = REPRO_OK;
 
     pthread_mutex_lock(&w->mu);
     while (w->have_queued && !atomic_load(&w->failed))
         pthread_cond_wait(&w->cv, &w->mu);
-    if (atomic_load(&w->failed)) {
+    if (atomic_load(&w->failed))
         rc = failure_locked(w, err);
-    } else if (w->fill.len > 0) {
-        next = w->spare;
-        repro_buf_init(&w->spare, w->fill.max);
-        repro_buf_release(&w->queued);
-        w->queued = w->fill;
-        w->fill = next;
-        w->have_queued = 1;
-        w->fill_rows = 0;
-        pthread_cond_broadcast(&w->cv);
-    }
+    else if (w->fill.len > 0)
+        hand_over_locked(w);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int repro_store_writer_kick(struct repro_store_writer *w, struct repro_error *err)
+{
+    int rc = REPRO_OK;
+
+    pthread_mutex_lock(&w->mu);
+    if (atomic_load(&w->failed))
+        rc = failure_locked(w, err);
+    else if (!w->have_queued && w->fill.len > 0)
+        hand_over_locked(w);
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
@@ -509,6 +805,7 @@ int repro_store_writer_put(struct repro_store_writer *w, const struct repro_stor
     /* The padding between pieces is never read: no need to clear it. */
     pack_row(w->fill.data + w->fill.len, row);
     w->fill.len += total;
+    atomic_store_explicit(&w->fill_bytes, w->fill.len, memory_order_relaxed);
     if (++w->fill_rows >= BATCH_ROWS)
         return submit(w, err);
     return REPRO_OK;
@@ -529,18 +826,56 @@ int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *e
     return rc;
 }
 
-int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err)
+void repro_store_writer_set_finish_wait(struct repro_store_writer *w, unsigned finish_wait_ms)
+{
+    pthread_mutex_lock(&w->mu);
+    w->finish_wait_ms = finish_wait_ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void repro_store_writer_set_retention(struct repro_store_writer *w, uint64_t max_db_bytes,
+                                      int64_t retain_us)
+{
+    pthread_mutex_lock(&w->mu);
+    w->max_db_bytes = max_db_bytes;
+    w->retain_us = retain_us > 0 ? retain_us : 0;
+    w->prune_due = retention_on(w);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void repro_store_writer_stats(struct repro_store_writer *w, struct repro_store_writer_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    out->blocked_ms = w->blocked_ns / 1000000u;
+    out->queued_bytes = atomic_load_explicit(&w->fill_bytes, memory_order_relaxed) +
+                        (w->have_queued ? w->queued.len : 0) + w->writing_bytes;
+    out->failed = atomic_load(&w->failed);
+    snprintf(out->last_error, sizeof out->last_error, "%s", out->failed ? w->err.msg : "");
+    pthread_mutex_unlock(&w->mu);
+}
+
+int repro_store_writer_finish_stats(struct repro_store_writer *w,
+                                    struct repro_store_writer_stats *final,
+                                    struct repro_error *err)
 {
     int rc, i;
 
     if (w == NULL)
         return REPRO_OK;
+    /* From now on a locked database is waited for at most finish_wait_ms. */
+    pthread_mutex_lock(&w->mu);
+    w->finish_at_ns = repro_mono_ns();
+    pthread_mutex_unlock(&w->mu);
     rc = repro_store_writer_flush(w, err);
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    if (final)
+        repro_store_writer_stats(w, final);
     for (i = 0; i < ID_BUCKETS; i++) {
         while (w->ids[i] != NULL) {
             struct id_node *n = w->ids[i];
@@ -556,4 +891,9 @@ int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *
     repro_store_set_batch(w->store, 4096);
     repro_free(w);
     return rc;
+}
+
+int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err)
+{
+    return repro_store_writer_finish_stats(w, NULL, err);
 }

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes and understands. */
-#define REPRO_SCHEMA_VERSION 4
+#define REPRO_SCHEMA_VERSION 5
 
 struct repro_store;
 
@@ -48,6 +48,7 @@ struct repro_capture_row {
     int64_t id, started_us, finished_us; /* finished_us -1 while running */
     const char *source_kind, *source, *filter, *status, *stats_json;
     int64_t packets, bytes, connections, exchanges, incomplete, errors;
+    const char *error; /* why a failed capture failed (version 5), else NULL */
 };
 typedef int (*repro_capture_fn)(void *ctx, const struct repro_capture_row *row);
 
@@ -68,11 +69,13 @@ struct repro_store_counter {
 
 /* A capture as it ends: its status ("complete", "partial" (input had
  * problems) or "failed") and every counter, in the order stats_json lists
- * them. Borrowed for the call. */
+ * them; error: why it failed (stored in captures.error), NULL otherwise.
+ * Borrowed for the call. */
 struct repro_store_capture_end {
     const char *status;
     const struct repro_store_counter *counters;
     size_t n_counters;
+    const char *error;
 };
 
 /* ---- rows: connections ------------------------------------------------- */
@@ -259,6 +262,22 @@ typedef int (*repro_replay_result_row_fn)(void *ctx, const struct repro_replay_r
 /* Incidents get their row types here, their operations in struct
  * repro_store_ops and their kinds in the writer (docs/store.md). */
 
+/* ---- retention --------------------------------------------------------- */
+
+/* What one call of repro_store_prune() may delete. */
+struct repro_store_prune {
+    uint64_t max_db_bytes; /* delete while the used size is above it; 0: no size limit */
+    int64_t before_us;     /* delete exchanges whose first byte is older; 0: no age limit */
+    unsigned max_rows;     /* at most this many exchanges, and connections, per call */
+};
+
+/* What it did. */
+struct repro_store_prune_result {
+    uint64_t exchanges, connections; /* rows deleted */
+    uint64_t used_bytes;             /* the database's used size after it */
+    int more;                        /* 1: limits still exceeded and more can go */
+};
+
 /* ---- the backend's table of operations -------------------------------- */
 
 /*
@@ -313,6 +332,13 @@ struct repro_store_ops {
                        struct repro_error *err);
     int (*replay_results)(void *impl, int64_t run_id, int findings_only,
                           repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
+    /* Optional (version 5): explicit write transactions, the busy timeout
+     * and retention, for the background writer. */
+    int (*begin)(void *impl, struct repro_error *err);
+    void (*rollback)(void *impl);
+    void (*set_busy_timeout)(void *impl, unsigned ms);
+    int (*prune)(void *impl, const struct repro_store_prune *req,
+                 struct repro_store_prune_result *out, struct repro_error *err);
 };
 
 /* The SQLite backend (store/sqlite_store.c). */
@@ -342,6 +368,32 @@ void repro_store_close(struct repro_store *s);
 void repro_store_set_batch(struct repro_store *s, unsigned rows);
 /* Commits the open batch, if any. */
 int repro_store_flush(struct repro_store *s, struct repro_error *err);
+/*
+ * Commits the open batch, then opens a write transaction at once, taking
+ * the write lock (SQLite: BEGIN IMMEDIATE), for the single-row writers
+ * that follow; repro_store_flush() commits it, repro_store_rollback()
+ * drops it. REPRO_E_BUSY when another process held the lock for longer
+ * than the busy timeout (nothing is then open). A backend without
+ * explicit transactions does nothing.
+ */
+int repro_store_begin(struct repro_store *s, struct repro_error *err);
+/* Rolls the open transaction back, if any (never fails). */
+void repro_store_rollback(struct repro_store *s);
+/* How long a call waits for another process's lock before failing with
+ * REPRO_E_BUSY (default 5000 ms). */
+void repro_store_set_busy_timeout(struct repro_store *s, unsigned ms);
+/*
+ * Retention: in one short transaction, deletes the oldest exchanges (by
+ * id) while the database's used size is above req->max_db_bytes, or those
+ * among the oldest whose first byte (request, else response) is older than
+ * req->before_us; then closed connections left without exchanges, at most
+ * req->max_rows of each. Never deletes captures, crashes, replay runs or
+ * results, or an exchange a replay result refers to. Freed pages are
+ * reused by later rows, so the file stops growing. Commits the open batch
+ * first. REPRO_E_BUSY as repro_store_begin().
+ */
+int repro_store_prune(struct repro_store *s, const struct repro_store_prune *req,
+                      struct repro_store_prune_result *out, struct repro_error *err);
 
 /*
  * Bulk import mode, for re-runnable imports such as a capture file: while
@@ -410,11 +462,69 @@ int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
  * thread's first error once it has failed. */
 int repro_store_writer_put(struct repro_store_writer *w, const struct repro_store_row *row,
                            struct repro_error *err);
-/* Waits until everything queued so far is committed. */
+/* Waits until everything queued so far is committed. While another
+ * process holds the write lock this waits with it (see below). */
 int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *err);
+/*
+ * Hands the batch being filled to the writer thread without waiting for
+ * its commit (a live capture kicks once a second so readers see rows
+ * within a second without blocking the producer). Does nothing when a
+ * batch is already queued (the rows then go with the next one) or the
+ * batch is empty. Producer thread only. Returns REPRO_OK, or the writer
+ * thread's first error once it has failed.
+ */
+int repro_store_writer_kick(struct repro_store_writer *w, struct repro_error *err);
+
+/*
+ * A locked database: when another process holds the write lock longer
+ * than the store's busy timeout, the writer thread keeps the batch, backs
+ * off (10 ms doubling to 1 s) and tries again, for as long as it takes;
+ * meanwhile the producer goes on queueing until the buffers are full, and
+ * then put() blocks. Once finish() is called the writer waits at most
+ * finish_wait_ms more (default REPRO_STORE_WRITER_FINISH_WAIT_MS) and then
+ * fails with REPRO_E_BUSY ("... locked by another process ..."), the rows
+ * not yet written lost. Call before put(); producer thread.
+ */
+#define REPRO_STORE_WRITER_FINISH_WAIT_MS 30000
+void repro_store_writer_set_finish_wait(struct repro_store_writer *w, unsigned finish_wait_ms);
+
+/*
+ * Retention for long runs (0 turns a limit off; both off by default):
+ * between batches, and at least once a second while idle, the writer
+ * thread calls repro_store_prune() in transactions of
+ * REPRO_STORE_PRUNE_ROWS rows, giving way to any queued batch between
+ * them, while the used size is above max_db_bytes or exchanges are older
+ * than now - retain_us (wall clock against the exchanges' packet times).
+ * Any thread; takes effect at the next check.
+ */
+#define REPRO_STORE_PRUNE_ROWS 256
+void repro_store_writer_set_retention(struct repro_store_writer *w, uint64_t max_db_bytes,
+                                      int64_t retain_us);
+
+/* The writer's figures. Rows count what is committed, not what was
+ * queued: rows lost to a failure are in neither. */
+struct repro_store_writer_stats {
+    uint64_t exchanges, connections, crashes; /* rows committed: exchanges, connections opened, crashes */
+    uint64_t connection_updates;              /* close rows committed */
+    uint64_t transactions;                    /* commits of rows (not of pruning) */
+    uint64_t queued_bytes;                    /* bytes of rows queued and not yet committed, now */
+    uint64_t busy_retries;                    /* attempts that found the database locked */
+    uint64_t blocked_ms;                      /* time spent waiting for the write lock */
+    uint64_t pruned_exchanges, pruned_connections; /* rows deleted by retention */
+    uint64_t used_bytes;                      /* the database's used size at the last check (retention on) */
+    int failed;                               /* 1 once the writer thread has failed */
+    char last_error[256];                     /* its first error, "" if none */
+};
+/* Fills *out. Thread-safe: any thread, while the writer runs. */
+void repro_store_writer_stats(struct repro_store_writer *w, struct repro_store_writer_stats *out);
 /* Flushes, stops the thread and frees w (accepts NULL). Returns the first
  * error of the writer's life. */
 int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err);
+/* The same, first filling *final (optional) with the last figures: what
+ * the run committed. */
+int repro_store_writer_finish_stats(struct repro_store_writer *w,
+                                    struct repro_store_writer_stats *final,
+                                    struct repro_error *err);
 
 /* ---- readers ----------------------------------------------------------- */
 

@@ -138,7 +138,7 @@ static void test_roundtrip_and_filters(void **state)
     struct repro_exchange_filter f;
     struct repro_store_capture crow = {"file", "x.pcap", "tcp", 1, 0, 0};
     struct repro_store_counter counters[] = {{"exchanges", 3}, {"gaps", 1}};
-    struct repro_store_capture_end end = {"complete", counters, 2};
+    struct repro_store_capture_end end = {"complete", counters, 2, NULL};
     struct collect got;
     int64_t cap, id;
     (void)state;
