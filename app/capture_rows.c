@@ -88,16 +88,53 @@ size_t repro_app_capture_counters(const struct repro_capture_stats *st,
     return n;
 }
 
-int repro_app_capture_end(struct repro_store *s, int64_t capture_id,
-                          const struct repro_capture_stats *st, const char *status,
-                          struct repro_error *err)
+/* The writer's figures as counters; returns how many (at most 7). */
+static size_t committed_counters(const struct repro_capture_stats *st,
+                                 const struct repro_store_writer_stats *ws,
+                                 struct repro_store_counter *out)
 {
-    struct repro_store_counter counters[REPRO_APP_CAPTURE_N_COUNTERS];
-    struct repro_store_capture_end row;
+    size_t n = 0;
 
-    row.status = status;
+#define ADD(label, v)                                                       \
+    out[n].name = label;                                                    \
+    out[n++].value = (v);
+    ADD("stored_connections", ws->connections)
+    ADD("exchanges_not_stored", st->exchanges > ws->exchanges ? st->exchanges - ws->exchanges : 0)
+    ADD("store_transactions", ws->transactions)
+    ADD("store_busy_retries", ws->busy_retries)
+    ADD("store_blocked_ms", ws->blocked_ms)
+    ADD("pruned_exchanges", ws->pruned_exchanges)
+    ADD("pruned_connections", ws->pruned_connections)
+#undef ADD
+    return n;
+}
+
+int repro_app_capture_end(struct repro_store *s, int64_t capture_id,
+                          const struct repro_capture_stats *st,
+                          const struct repro_app_capture_outcome *how, struct repro_error *err)
+{
+    struct repro_store_counter counters[REPRO_APP_CAPTURE_N_COUNTERS + 7 + REPRO_APP_CAPTURE_MAX_EXTRA];
+    struct repro_store_capture_end row;
+    size_t i, n;
+
+    if (how->n_extra > REPRO_APP_CAPTURE_MAX_EXTRA)
+        return repro_error_set(err, REPRO_E_INVAL,
+                               "cannot finish the capture record: %zu extra counters, more than %d",
+                               how->n_extra, REPRO_APP_CAPTURE_MAX_EXTRA);
+    n = repro_app_capture_counters(st, counters);
+    if (how->committed) {
+        /* What the summary counts is what the database holds. */
+        for (i = 0; i < n; i++)
+            if (strcmp(counters[i].name, "exchanges") == 0)
+                counters[i].value = how->committed->exchanges;
+        n += committed_counters(st, how->committed, counters + n);
+    }
+    for (i = 0; i < how->n_extra; i++)
+        counters[n++] = how->extra[i];
+    row.status = how->status;
     row.counters = counters;
-    row.n_counters = repro_app_capture_counters(st, counters);
+    row.n_counters = n;
+    row.error = how->error;
     return repro_store_capture_end(s, capture_id, &row, err);
 }
 

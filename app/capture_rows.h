@@ -32,11 +32,31 @@ void repro_app_exchange_row(const struct repro_conn_info *c, const struct repro_
  * static) and returns how many. */
 size_t repro_app_capture_counters(const struct repro_capture_stats *st,
                                   struct repro_store_counter *out);
-/* Ends capture capture_id in the store with st's counters and status
- * ("complete", "partial", "failed"). */
+/* How a capture ended, for its record. Every pointer borrowed for the
+ * call; any may be NULL (n_extra 0). */
+struct repro_app_capture_outcome {
+    const char *status; /* "complete", "partial", "failed" */
+    const char *error;  /* why it failed (captures.error), NULL otherwise */
+    /* What the store's writer committed: its exchanges replace st's in the
+     * record (the exchanges column and stats_json), and stats_json gets
+     * stored_connections, exchanges_not_stored, store_transactions,
+     * store_busy_retries, store_blocked_ms, pruned_exchanges and
+     * pruned_connections. NULL: st's counts as they are. */
+    const struct repro_store_writer_stats *committed;
+    /* More named counters (names C identifiers, not capture's), appended
+     * to stats_json in this order: the live agent's drops and queues. */
+    const struct repro_store_counter *extra;
+    size_t n_extra;
+};
+/* Most extra counters repro_app_capture_end takes. */
+#define REPRO_APP_CAPTURE_MAX_EXTRA 64
+
+/* Ends capture capture_id in the store with st's counters and how it
+ * ended. REPRO_E_INVAL for more than REPRO_APP_CAPTURE_MAX_EXTRA extra
+ * counters (nothing written). */
 int repro_app_capture_end(struct repro_store *s, int64_t capture_id,
-                          const struct repro_capture_stats *st, const char *status,
-                          struct repro_error *err);
+                          const struct repro_capture_stats *st,
+                          const struct repro_app_capture_outcome *how, struct repro_error *err);
 
 /* A capture sink that stores a session: through writer when it is not
  * NULL, else straight into store. Embed it; it borrows store, writer and
@@ -47,6 +67,9 @@ struct repro_app_store_sink {
     int64_t capture_id;
     int64_t already; /* an earlier capture of the same file (nothing stored) */
     struct repro_error *err;
+    /* The writer's last figures, filled when it finishes (have_committed). */
+    struct repro_store_writer_stats committed;
+    int have_committed;
 };
 /* Returns the capture sink calling into ss (borrowed). */
 struct repro_capture_sink repro_app_store_sink(struct repro_app_store_sink *ss);

@@ -130,27 +130,73 @@ static int start_store(const struct repro_app_capture_opts *o, struct repro_sour
         err);
 }
 
+/* Ends the writer (if still running), keeping its last figures in ss. */
+static int end_writer(struct repro_app_store_sink *ss, struct repro_error *err)
+{
+    int rc;
+
+    if (ss->writer == NULL)
+        return REPRO_OK;
+    rc = repro_store_writer_finish_stats(ss->writer, &ss->committed, err);
+    ss->writer = NULL;
+    ss->have_committed = 1;
+    return rc;
+}
+
 /* Everything after the read loop: the session's last exchanges, the
- * writer, bulk mode, the capture record. */
+ * writer, bulk mode, the capture record. extra (n_extra of them, may be
+ * NULL) are more counters for the record's stats_json. The record counts
+ * what the writer committed. */
 static int finish(const struct repro_app_capture_opts *o, struct repro_store *store,
                   struct repro_app_store_sink *ss, struct repro_app_capture_result *res,
-                  int read_error, int sink_rc, struct repro_error *err)
+                  int read_error, int sink_rc, const struct repro_store_counter *extra,
+                  size_t n_extra, struct repro_error *err)
 {
     const struct repro_capture_stats *st = repro_capture_stats(res->cap);
+    struct repro_app_capture_outcome how = {NULL, NULL, &ss->committed, extra, n_extra};
+    int rc;
 
     if (sink_rc == 0)
         sink_rc = repro_capture_finish(res->cap, err);
-    if (repro_store_writer_finish(ss->writer, err) != REPRO_OK && sink_rc == 0)
-        sink_rc = REPRO_E_STORE;
-    ss->writer = NULL;
-    if (sink_rc == 0 && o->src.file && repro_store_bulk_end(store, err) != REPRO_OK)
-        sink_rc = REPRO_E_STORE;
+    if ((rc = end_writer(ss, err)) != REPRO_OK && sink_rc == 0)
+        sink_rc = rc;
+    if (sink_rc == 0 && o->src.file && (rc = repro_store_bulk_end(store, err)) != REPRO_OK)
+        sink_rc = rc;
     if (sink_rc)
         return sink_rc;
     res->problems = read_error || st->errors > 0 || st->gaps > 0 || res->kernel_drops > 0 ||
                     res->reader.queue_drops > 0;
-    return repro_app_capture_end(store, ss->capture_id, st, res->problems ? "partial" : "complete",
-                                 err);
+    how.status = res->problems ? "partial" : "complete";
+    return repro_app_capture_end(store, ss->capture_id, st, &how, err);
+}
+
+/* A capture that failed: its record ends "failed" with the reason and
+ * counts what was committed, and the log says how much of it was stored.
+ * If even that cannot be written (the database still full or locked), the
+ * log says so. */
+static void record_failure(const struct repro_app_capture_opts *o, struct repro_store *store,
+                           struct repro_app_store_sink *ss, struct repro_app_capture_result *res,
+                           const struct repro_error *err)
+{
+    struct repro_app_capture_outcome how = {"failed", NULL, NULL, NULL, 0};
+    const struct repro_capture_stats *st;
+    struct repro_error e = {0};
+
+    end_writer(ss, NULL);
+    if (store == NULL || ss->capture_id == 0 || res->cap == NULL)
+        return;
+    st = repro_capture_stats(res->cap);
+    how.error = err && err->code ? err->msg : "capture failed";
+    if (ss->have_committed) {
+        how.committed = &ss->committed;
+        if (o->log && ss->committed.exchanges < st->exchanges)
+            fprintf(o->log, "repro: only %llu of %llu exchanges were stored before the failure\n",
+                    (unsigned long long)ss->committed.exchanges,
+                    (unsigned long long)st->exchanges);
+    }
+    if (repro_app_capture_end(store, ss->capture_id, st, &how, &e) != REPRO_OK && o->log)
+        fprintf(o->log, "repro: cannot mark capture %lld failed: %s\n", (long long)ss->capture_id,
+                e.msg);
 }
 
 int repro_app_capture_run(const struct repro_app_capture_opts *o,
@@ -191,12 +237,12 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
         read_error = read_live(src, res->cap, ss.writer, o, res, err, &sink_rc);
     else
         read_error = read_file(src, res->cap, o, err, &sink_rc);
-    rc = finish(o, store, &ss, res, read_error, sink_rc, err);
+    rc = finish(o, store, &ss, res, read_error, sink_rc, NULL, 0, err);
 out:
     if (rc && err && err->code == 0)
         repro_error_set(err, rc, "capture failed: %s", repro_strerror(rc));
-    if (rc && store && ss.capture_id && res->cap)
-        repro_app_capture_end(store, ss.capture_id, repro_capture_stats(res->cap), "failed", NULL);
+    if (rc)
+        record_failure(o, store, &ss, res, err);
     repro_store_writer_finish(ss.writer, NULL);
     repro_store_close(store);
     repro_source_close(src);
