@@ -84,6 +84,7 @@ struct repro_store_writer {
     uint64_t max_db_bytes;          /* retention, 0: off */
     int64_t retain_us;              /* retention, 0: off */
     int prune_due;
+    uint64_t prune_credit;          /* exchanges pruning may delete ahead of queued batches */
     uint64_t blocked_ns;
     struct repro_store_writer_stats st; /* the counters; the rest is filled when read */
     /* writer thread only: */
@@ -597,6 +598,7 @@ static void prune_step_locked(struct repro_store_writer *w)
     pthread_mutex_unlock(&w->mu);
     rc = repro_store_prune(w->store, &req, &res, &e);
     pthread_mutex_lock(&w->mu);
+    w->prune_credit -= w->prune_credit < res.exchanges ? w->prune_credit : res.exchanges;
     if (rc == REPRO_OK) {
         w->st.pruned_exchanges += res.exchanges;
         w->st.pruned_connections += res.connections;
@@ -637,18 +639,23 @@ static void *writer_main(void *arg)
     for (;;) {
         struct repro_error werr = {0};
         struct repro_buf b;
+        uint64_t exchanges_before;
         int rc = REPRO_OK;
 
         wait_for_work(w);
         if (!w->have_queued && w->stop)
             break;
-        if (!w->have_queued) {
+        /* Pruning gives way to queued batches, but only so far: under
+         * constant traffic it gets its credit (twice what each batch
+         * added) between batches, so a limit holds whatever the rate. */
+        if (!w->have_queued || (w->prune_due && w->prune_credit > 0 && !w->stop)) {
             if (!atomic_load(&w->failed))
                 prune_step_locked(w);
             else
                 w->prune_due = 0;
             continue;
         }
+        exchanges_before = w->st.exchanges;
         b = w->queued;
         repro_buf_init(&w->queued, b.max);
         w->have_queued = 0;
@@ -661,6 +668,8 @@ static void *writer_main(void *arg)
             rc = write_batch(w, &b, &werr);
 
         pthread_mutex_lock(&w->mu);
+        if (retention_on(w))
+            w->prune_credit += 2 * (w->st.exchanges - exchanges_before) + REPRO_STORE_PRUNE_ROWS;
         if (rc && !atomic_load(&w->failed)) {
             if (werr.code == 0)
                 repro_error_set(&werr, rc, "the store writer failed: %s", repro_strerror(rc));
