@@ -37,6 +37,8 @@ static int one(void *ctx, const struct repro_capture_row *r)
             return REPRO_E_NOMEM;
         }
         json_object_set(o, "counters", stats ? stats : json_null());
+        if (r->error) /* a failed capture's reason (schema version 5) */
+            json_object_set_new(o, "error", json_string(r->error));
         char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
         json_decref(stats);
@@ -62,6 +64,8 @@ static int one(void *ctx, const struct repro_capture_row *r)
             fprintf(l->out, "%s%s %lld", cut++ ? ", " : "; cut: ", k + 8,
                     (long long)json_integer_value(v));
     }
+    if (r->error)
+        fprintf(l->out, "; %s", r->error);
     fprintf(l->out, "\n");
     json_decref(stats);
     return ferror(l->out) ? REPRO_E_IO : 0;

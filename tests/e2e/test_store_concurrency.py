@@ -119,6 +119,9 @@ def disk_full(tmp, procs):
         raise Fail("stats_json lacks exchanges_not_stored: %s" % stats)
     if "exchanges were stored before the failure" not in err:
         raise Fail("the summary does not say what was stored: %s" % err)
+    out, _, _ = run([REPRO, "captures", "--db", db])
+    if error not in out.decode():
+        raise Fail("repro captures does not show why capture %d failed:\n%s" % (cid, out.decode()))
     print("disk full: capture %d failed (%s), %d exchanges counted and held" % (cid, error, held))
 
 
