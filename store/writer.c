@@ -609,8 +609,10 @@ static void prune_step_locked(struct repro_store_writer *w)
         /* Retention is housekeeping: a failure is logged, capture goes on. */
         repro_log(REPRO_LOG_WARN, "store", "retention: %s", e.msg);
     }
-    if (rc != REPRO_OK || !res.more)
+    if (rc != REPRO_OK || !res.more) {
         w->prune_due = 0;
+        w->prune_credit = 0; /* earned again by the next batch, not saved up */
+    }
 }
 
 /* Waits for work; with retention on, wakes at least once a second to
