@@ -281,6 +281,65 @@ static void test_crash_through_writer(void **state)
     repro_store_close(s);
 }
 
+struct end_seen {
+    char status[16], error[64], stats[4096];
+    int64_t exchanges;
+};
+
+static int end_fn(void *ctx, const struct repro_capture_row *r)
+{
+    struct end_seen *e = ctx;
+    snprintf(e->status, sizeof e->status, "%s", r->status);
+    snprintf(e->error, sizeof e->error, "%s", r->error ? r->error : "(null)");
+    snprintf(e->stats, sizeof e->stats, "%s", r->stats_json ? r->stats_json : "");
+    e->exchanges = r->exchanges;
+    return 0;
+}
+
+/* A failed capture's record: its reason, the exchanges the writer
+ * committed rather than those parsed, the writer's figures and the live
+ * agent's extra counters at the end of stats_json, in order. */
+static void test_capture_end_is_honest(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_store_capture cap = {"live", "lo", NULL, 1, 0, 0};
+    struct repro_capture_stats st;
+    struct repro_store_writer_stats ws;
+    struct repro_store_counter extra[] = {{"kernel_drops", 7}, {"queue_drops_full", 2}};
+    struct repro_app_capture_outcome how = {"failed", "disk full", &ws, extra, 2};
+    struct repro_error err = {0};
+    struct end_seen seen;
+    const char *tail = "\"kernel_drops\":7,\"queue_drops_full\":2}";
+    int64_t id = 0;
+    (void)state;
+
+    memset(&st, 0, sizeof st);
+    memset(&ws, 0, sizeof ws);
+    st.packets = 40;
+    st.exchanges = 5;
+    ws.exchanges = 3;
+    ws.connections = 2;
+    ws.busy_retries = 4;
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &cap, &id, &err), REPRO_OK);
+    how.n_extra = REPRO_APP_CAPTURE_MAX_EXTRA + 1;
+    assert_int_equal(repro_app_capture_end(s, id, &st, &how, &err), REPRO_E_INVAL);
+    repro_error_clear(&err);
+    how.n_extra = 2;
+    assert_int_equal(repro_app_capture_end(s, id, &st, &how, &err), REPRO_OK);
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(repro_store_captures(s, end_fn, &seen, &err), REPRO_OK);
+    assert_string_equal(seen.status, "failed");
+    assert_string_equal(seen.error, "disk full");
+    assert_int_equal(seen.exchanges, 3);
+    assert_non_null(strstr(seen.stats, "\"exchanges\":3,"));
+    assert_non_null(strstr(seen.stats, "\"exchanges_not_stored\":2,"));
+    assert_non_null(strstr(seen.stats, "\"stored_connections\":2,"));
+    assert_non_null(strstr(seen.stats, "\"store_busy_retries\":4,"));
+    assert_string_equal(seen.stats + strlen(seen.stats) - strlen(tail), tail);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup(test_store_sink_through_writer, setup),
         cmocka_unit_test_setup(test_crash_round_trip, setup),
         cmocka_unit_test_setup(test_crash_through_writer, setup),
+        cmocka_unit_test_setup(test_capture_end_is_honest, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
