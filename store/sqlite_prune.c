@@ -80,10 +80,11 @@ static int rows_for(struct sqlite_store *s, uint64_t used, uint64_t excess, unsi
 {
     int64_t span = 0;
     uint64_t avg, n;
-    int rc = pragma_int(s,
-                        "SELECT coalesce(max(id) - (SELECT e.id FROM exchanges e WHERE " UNREFERENCED
-                        " ORDER BY e.id LIMIT 1) + 1, 0) FROM exchanges",
-                        &span, err);
+    int rc =
+        pragma_int(s,
+                   "SELECT coalesce(max(id) - (SELECT e.id FROM exchanges e WHERE " UNREFERENCED
+                   " ORDER BY e.id LIMIT 1) + 1, 0) FROM exchanges",
+                   &span, err);
 
     if (rc)
         return rc;
@@ -137,8 +138,8 @@ static int prune_rows(struct sqlite_store *s, const struct repro_store_prune *re
     /* More only while rows went: a limit nothing deletable can meet
      * (every exchange referred to by replays) must not spin. */
     out->more = out->connections == limit ||
-                (out->exchanges > 0 && (over ? out->used_bytes > req->max_db_bytes
-                                             : out->exchanges == limit));
+                (out->exchanges > 0 &&
+                 (over ? out->used_bytes > req->max_db_bytes : out->exchanges == limit));
     return REPRO_OK;
 }
 

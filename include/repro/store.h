@@ -332,8 +332,8 @@ struct repro_store_ops {
                        struct repro_error *err);
     int (*replay_results)(void *impl, int64_t run_id, int findings_only,
                           repro_replay_result_row_fn fn, void *ctx, struct repro_error *err);
-    /* Optional (version 5): explicit write transactions, the busy timeout
-     * and retention, for the background writer. */
+    /* Optional: explicit write transactions, the busy timeout and
+     * retention, for the background writer. */
     int (*begin)(void *impl, struct repro_error *err);
     void (*rollback)(void *impl);
     void (*set_busy_timeout)(void *impl, unsigned ms);

@@ -283,7 +283,10 @@ static int tx_open(const char *path, int flags, void **impl, struct repro_error 
     *impl = &txf;
     return REPRO_OK;
 }
-static void tx_close(void *impl) { (void)impl; }
+static void tx_close(void *impl)
+{
+    (void)impl;
+}
 static int tx_begin(void *impl, struct repro_error *err)
 {
     (void)impl, (void)err;
@@ -609,10 +612,11 @@ static void test_prune_call(void **state)
     assert_int_equal(res.more, 0);
     assert_true(res.used_bytes > 0);
     db = other_connection();
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO replay_runs(started_us, target, speed, status)"
-                                      " VALUES (1, 'x', 0, 'complete');"
-                                      "INSERT INTO replay_results(run_id, exchange_id, loop, verdict)"
-                                      " VALUES (1, 1, 0, 'match')",
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO replay_runs(started_us, target, speed, status)"
+                                  " VALUES (1, 'x', 0, 'complete');"
+                                  "INSERT INTO replay_results(run_id, exchange_id, loop, verdict)"
+                                  " VALUES (1, 1, 0, 'match')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     req.max_db_bytes = 1; /* unreachable */
@@ -662,8 +666,9 @@ static void test_migrate_v4_to_v5(void **state)
         assert_int_equal(sqlite3_exec(db, repro__sqlite_migration(v), NULL, NULL, NULL), SQLITE_OK);
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", 4);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "INSERT INTO captures(started_us, source_kind, source)"
-                                      " VALUES (1, 'live', 'lo')",
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO captures(started_us, source_kind, source)"
+                                  " VALUES (1, 'live', 'lo')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
