@@ -25,6 +25,7 @@
 
 #define WAIT_MS 100
 #define TICK_NS 1000000000u
+#define KICK_NS 250000000u
 
 static volatile sig_atomic_t stop_requested, report_requested;
 
@@ -75,6 +76,8 @@ static void publish(struct repro_app_live *lv)
     memset(&s, 0, sizeof s);
     repro_reader_stats(lv->reader, &s.reader);
     s.capture = *repro_capture_stats(lv->cap);
+    if (lv->writer)
+        repro_store_writer_stats(lv->writer, &s.store);
     s.rss_bytes = rss_bytes();
     s.uptime_ns = repro_mono_ns() - lv->t0_ns;
     pthread_mutex_lock(&lv->mu);
@@ -105,13 +108,16 @@ static void status_line(struct repro_app_live *lv, int tty)
     dt_ns = s.uptime_ns - lv->last_report.uptime_ns;
     secs = dt_ns ? (double)dt_ns / 1e9 : 1.0;
     fprintf(lv->log,
-            "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " exchanges; drops: kernel %" PRIu64
-            ", queue %" PRIu64 "; queue %.1f MiB; rss %.0f MiB%s",
+            "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " stored; drops: kernel %" PRIu64
+            ", queue %" PRIu64 "; queue %.1f MiB; rss %.0f MiB%s%s",
             tty ? "\r\033[K" : "", lv->source_name,
             (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
             (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
-            s.capture.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
-            s.reader.queue_drops, mib(s.reader.queued_bytes), mib(s.rss_bytes),
+            s.store.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
+            s.reader.queue_drops, mib(s.reader.queued_bytes + s.store.queued_bytes),
+            mib(s.rss_bytes), s.store.blocked_ms > lv->last_report.store.blocked_ms
+                                  ? "; database locked by another process, retrying"
+                                  : "",
             tty ? "" : "\n");
     fflush(lv->log);
     lv->last_report = s;
@@ -162,10 +168,11 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
                        struct repro_error *err)
 {
     uint64_t limit_ns = lv->duration_s > 0 ? (uint64_t)(lv->duration_s * 1e9) : 0;
-    uint64_t last_tick = lv->t0_ns;
+    uint64_t last_tick = lv->t0_ns, last_kick = lv->t0_ns;
     int tty = lv->log && isatty(fileno(lv->log)) && !lv->quiet;
     int stopping = 0, rc = 0;
 
+    lv->writer = writer;
     catch_signals(1);
     for (;;) {
         struct repro_packet_batch *b = NULL;
@@ -187,11 +194,16 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
             repro_reader_stop(lv->reader);
             stopping = 1;
         }
+        if (now - last_kick >= KICK_NS) {
+            /* readers of the database see what was captured within about
+             * a second; never waits for the commit (nor for a lock another
+             * process holds: the writer retries, the queues take the slack) */
+            last_kick = now;
+            if ((rc = repro_store_writer_kick(writer, err)) != 0)
+                break;
+        }
         if (now - last_tick >= TICK_NS) {
             last_tick = now;
-            /* readers of the database see what was captured within 1 s */
-            if ((rc = repro_store_writer_flush(writer, err)) != 0)
-                break;
             publish(lv);
             if (tty)
                 status_line(lv, 1);

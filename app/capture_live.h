@@ -18,6 +18,7 @@ struct repro_metrics_server;
 struct repro_app_live_stats {
     struct repro_reader_stats reader;
     struct repro_capture_stats capture;
+    struct repro_store_writer_stats store; /* what the writer committed, its queue */
     uint64_t rss_bytes; /* resident memory of the process */
     uint64_t uptime_ns;
 };
@@ -43,6 +44,7 @@ struct repro_app_live {
     struct repro_app_live_stats last_report;
     int status_shown;
     struct repro_metrics_server *metrics;
+    struct repro_store_writer *writer;
 };
 
 /* Starts the reader thread on the live source src for session cap (both

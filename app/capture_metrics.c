@@ -84,6 +84,21 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
     counter(&w, "repro_capture_dropped_connections_total", "table_full", c->dropped_connections);
     one_counter(&w, "repro_capture_dropped_requests_total",
                 "Pipelined requests beyond the per-connection cap.", c->dropped_pipeline);
+    one_counter(&w, "repro_capture_stored_exchanges_total",
+                "Exchanges committed to the database.", s->store.exchanges);
+    one_counter(&w, "repro_store_busy_retries_total",
+                "Attempts to write that found the database locked by another process.",
+                s->store.busy_retries);
+    one_counter(&w, "repro_store_blocked_seconds_total",
+                "Time the writer waited for the database's write lock.",
+                s->store.blocked_ms / 1000);
+    one_counter(&w, "repro_store_pruned_exchanges_total",
+                "Exchanges deleted by --max-db-mb or --retain.", s->store.pruned_exchanges);
+    one_gauge(&w, "repro_store_queue_bytes", "Row bytes queued for the writer, not yet committed.",
+              (double)s->store.queued_bytes);
+    one_gauge(&w, "repro_store_used_bytes",
+              "The database's used size at the last retention check (0 without retention).",
+              (double)s->store.used_bytes);
     one_gauge(&w, "repro_capture_queue_bytes",
               "Packet bytes waiting between the reader and the parser.",
               (double)s->reader.queued_bytes);

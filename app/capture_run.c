@@ -227,6 +227,8 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
         goto out;
     }
     res->capture_id = ss.capture_id;
+    if (o->max_db_bytes || o->retain_us)
+        repro_store_writer_set_retention(ss.writer, o->max_db_bytes, o->retain_us);
     res->cap = repro_capture_new(&sink, o->rules, o->limits);
     if (res->cap == NULL) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot start the capture: out of memory");
@@ -237,7 +239,23 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
         read_error = read_live(src, res->cap, ss.writer, o, res, err, &sink_rc);
     else
         read_error = read_file(src, res->cap, o, err, &sink_rc);
-    rc = finish(o, store, &ss, res, read_error, sink_rc, NULL, 0, err);
+    if (o->src.iface) {
+        /* the live agent's own stages, next to the session's counters */
+        struct repro_store_counter extra[] = {
+            {"received_packets", res->reader.packets},
+            {"received_bytes", res->reader.bytes},
+            {"dropped_packets_kernel", res->reader.kernel_drops},
+            {"dropped_packets_interface", res->reader.iface_drops},
+            {"dropped_packets_queue_full", res->reader.queue_drops},
+            {"dropped_bytes_queue_full", res->reader.queue_drop_bytes},
+            {"reader_batches", res->reader.batches},
+            {"reader_wakeups", res->reader.wakeups},
+        };
+        rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
+                    err);
+    } else {
+        rc = finish(o, store, &ss, res, read_error, sink_rc, NULL, 0, err);
+    }
 out:
     if (rc && err && err->code == 0)
         repro_error_set(err, rc, "capture failed: %s", repro_strerror(rc));

@@ -25,6 +25,8 @@ struct repro_app_capture_opts {
     size_t queue_bytes; /* live: packets waiting between reader and parser, 0 for 64 MiB */
     const char *metrics; /* live: serve Prometheus metrics on HOST:PORT, or NULL */
     const char *user;    /* live: switch to this user once the interface is open, or NULL */
+    uint64_t max_db_bytes; /* delete the oldest exchanges past this used size, 0: no limit */
+    int64_t retain_us;     /* delete exchanges older than this, 0: keep them */
 };
 
 /* What happened. cap is owned by the result (release it). */
