@@ -122,5 +122,13 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     repro_store_close(store);
     if (res.sup.exec_errno != 0)
         fprintf(stderr, "repro: cannot run '%s': %s\n", o.argv[0], strerror(res.sup.exec_errno));
+    /* Without --follow-forks a child's crash goes unrecorded: say so. */
+    if (res.sup.n_unfollowed == 1)
+        fprintf(stderr, "repro: run: 1 child process was not followed; a crash in it is not "
+                        "recorded (use --follow-forks)\n");
+    else if (res.sup.n_unfollowed > 1)
+        fprintf(stderr, "repro: run: %u child processes were not followed; a crash in one is not "
+                        "recorded (use --follow-forks)\n",
+                res.sup.n_unfollowed);
     return res.sup.exit_code;
 }
