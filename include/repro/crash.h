@@ -343,8 +343,9 @@ struct repro_sym_session;
 struct repro_crash_sym_report {
     size_t n_frames;     /* physical frames looked at */
     size_t n_symbolized; /* of those, with a function or a file */
-    size_t n_missing;    /* modules whose file (with the recorded build-id) was not found */
-    size_t n_no_dwarf;   /* modules found without debug information */
+    size_t n_missing;    /* modules on a stack whose file (with the recorded build-id)
+                            was not found; modules no frame points into are not opened */
+    size_t n_no_dwarf;   /* modules on a stack found without debug information */
     char missing[2048];  /* "path (build-id X): why; ..." */
 };
 
