@@ -89,7 +89,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     char *end;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:B:Dh", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "i:r:f:c:s:B:Dh", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -99,12 +99,12 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case 'c':
         case O_COUNT:
             if ((a->count = cli_parse_int(optarg)) < 0)
-                return cli_usage_error("capture", "--count needs a number, not '%s'", optarg);
+                return cli_usage_error("capture", "--count: needs a number, not '%s'", optarg);
             break;
         case O_DURATION:
             a->duration_s = strtod(optarg, &end);
             if (*end != '\0' || a->duration_s <= 0)
-                return cli_usage_error("capture", "--duration needs seconds, not '%s'", optarg);
+                return cli_usage_error("capture", "--duration: needs seconds > 0, not '%s'", optarg);
             break;
         case O_RH: bad |= add_rule(a->headers, &a->rules.n_headers, optarg); break;
         case O_RQ: bad |= add_rule(a->params, &a->rules.n_query_params, optarg); break;
@@ -122,23 +122,23 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case 's':
         case O_SNAP:
             if ((v = cli_parse_int(optarg)) <= 0)
-                return cli_usage_error("capture", "--snaplen needs a number, not '%s'", optarg);
+                return cli_usage_error("capture", "--snaplen: needs a positive number, not '%s'", optarg);
             a->src.snaplen = (int)v;
             break;
         case O_MAXBODY:
             if ((v = cli_parse_int(optarg)) < 0)
-                return cli_usage_error("capture", "--max-body needs bytes, not '%s'", optarg);
+                return cli_usage_error("capture", "--max-body: needs a number of bytes, not '%s'", optarg);
             a->limits.http.max_store = (size_t)v;
             break;
         case O_IDLE:
             if ((v = cli_parse_int(optarg)) <= 0)
-                return cli_usage_error("capture", "--idle-timeout needs seconds, not '%s'", optarg);
+                return cli_usage_error("capture", "--idle-timeout: needs seconds > 0, not '%s'", optarg);
             a->limits.idle_timeout_us = v * 1000000;
             break;
         case 'B': /* tcpdump's -B is KiB */
         case O_BUFFER:
             if ((v = cli_parse_int(optarg)) <= 0 || v > (opt == 'B' ? 4194304 : 4096))
-                return cli_usage_error("capture", "%s needs a size in %s (at most 4 GiB), not '%s'",
+                return cli_usage_error("capture", "%s: needs a size in %s (at most 4 GiB), not '%s'",
                                        opt == 'B' ? "-B" : "--buffer-mb",
                                        opt == 'B' ? "KiB" : "MiB", optarg);
             a->src.buffer_kib = (int)(opt == 'B' ? v : v * 1024);
@@ -200,10 +200,9 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.quiet = a.quiet;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
-        fprintf(stderr,
-                "repro: '%s' is already stored as capture %lld (same name, size and time); "
-                "nothing stored (--force stores it again)\n",
-                a.src.file, (long long)res.already);
+        cli_error("'%s' is already stored as capture %lld (same name, size and time); "
+                  "nothing stored (--force stores it again)",
+                  a.src.file, (long long)res.already);
         repro_app_capture_result_release(&res);
         return EXIT_FINDINGS;
     }
