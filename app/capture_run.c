@@ -35,7 +35,7 @@ static int read_file(struct repro_source *src, struct repro_capture *cap,
             return 0;
         if (r == REPRO_SOURCE_ERROR) {
             if (o->log)
-                fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
+                fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
             return 1;
         }
         *sink_rc = repro_capture_packet(cap, dlt, data, caplen, ts, ++n, err);

@@ -148,6 +148,17 @@ for args, want_rc, needles in CASES:
     check(not problems, "%s: exit %d, %s..." % (label, want_rc, prefix),
           "; ".join(problems) + "\n    stderr: " + err.strip()[:300])
 
+# a truncated capture: exit 1, the error first (then the summary of what
+# was stored)
+TRUNC = path("trunc.pcap")
+with open(os.path.join(FIX, "nginx_curl.pcap"), "rb") as f, open(TRUNC, "wb") as g:
+    g.write(f.read(5000))
+rc, out, err = run(["capture", "-r", TRUNC, "--db", path("trunc.db")])
+first = err.splitlines()[0] if err else ""
+check(rc == 1 and first.startswith("repro: capture: cannot read capture '%s' after record " % TRUNC)
+      and first.count(TRUNC) == 1 and "what was read before is stored" in first,
+      "a truncated capture: exit 1, 'repro: capture: cannot read capture ...' first", err[:300])
+
 # --version is in --help; repro help [CMD] is the --help text
 rc, top, err = run(["--help"])
 check(rc == 0 and "--version" in top and "repro help" in top, "--help mentions --version and help",
