@@ -16,9 +16,22 @@
 
 static const char *command; /* the command being run, for the prefix; NULL before */
 
+/* The library's log lines in the same form: "repro: CMD: warning:
+ * COMPONENT: ...". One fprintf per line: stdio locks the stream, so lines
+ * from the writer or symbolizer threads never interleave. */
+static void log_sink(enum repro_log_level level, const char *component, const char *line,
+                     void *ctx)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug", "trace"};
+    (void)ctx;
+    fprintf(stderr, "repro: %s: %s: %s: %s\n", command, names[level <= REPRO_LOG_TRACE ? level : 4],
+            component, line);
+}
+
 void cli_set_command(const char *name)
 {
     command = name;
+    repro_log_set_sink(log_sink, NULL);
 }
 
 static void vmsg(const char *fmt, va_list ap)

@@ -159,6 +159,13 @@ check(rc == 1 and first.startswith("repro: capture: cannot read capture '%s' aft
       and first.count(TRUNC) == 1 and "what was read before is stored" in first,
       "a truncated capture: exit 1, 'repro: capture: cannot read capture ...' first", err[:300])
 
+# the library's log lines carry the command too
+rc, out, err = run(["capture", "-r", os.path.join(FIX, "nginx_curl.pcap"), "--db", path("t.db"),
+                    "--trace=capture.tcp"])
+first = err.splitlines()[0] if err else ""
+check(rc == 0 and first.startswith("repro: capture: debug: capture.tcp: "),
+      "--trace lines read 'repro: capture: debug: capture.tcp: ...'", first)
+
 # --version is in --help; repro help [CMD] is the --help text
 rc, top, err = run(["--help"])
 check(rc == 0 and "--version" in top and "repro help" in top, "--help mentions --version and help",
