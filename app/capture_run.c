@@ -74,7 +74,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     read_rc = repro_app_live_finish(&lv, &res->reader, &rerr);
     res->kernel_drops = res->reader.kernel_drops + res->reader.iface_drops;
     if (read_rc && o->log)
-        fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
+        fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
     return read_rc != 0;
 }
 
