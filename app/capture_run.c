@@ -37,7 +37,7 @@ static int read_file(struct repro_source *src, struct repro_capture *cap,
             return 0;
         if (r == REPRO_SOURCE_ERROR) {
             if (o->log)
-                fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
+                fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
             return 1;
         }
         *sink_rc = repro_capture_packet(cap, dlt, data, caplen, ts, ++n, err);
@@ -86,7 +86,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     read_rc = repro_app_live_finish(&lv, &res->reader, &rerr);
     res->kernel_drops = res->reader.kernel_drops + res->reader.iface_drops;
     if (read_rc && o->log)
-        fprintf(o->log, "repro: %s; what was read before is stored\n", rerr.msg);
+        fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
     return read_rc != 0;
 }
 

@@ -145,7 +145,7 @@ int repro_app_exchange_curl(struct repro_buf *b, const struct repro_exchange_row
     if (len == 0 || repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, len, len + 1, NULL, NULL) !=
                         REPRO_HTTP_DONE) {
         if (log)
-            fprintf(log, "repro: exchange %lld has no complete request head to turn into curl\n",
+            fprintf(log, "repro: show: exchange %lld has no complete request head to turn into curl\n",
                     (long long)r->id);
         return REPRO_E_MALFORMED;
     }

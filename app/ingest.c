@@ -225,7 +225,7 @@ static void symbolize_stored(struct repro_store *store, int64_t id, FILE *log)
 {
     struct repro_error err = {0};
     if (repro_app_symbolize_crashes(store, &id, 1, NULL, 0, 0, log, &err) != REPRO_OK && log)
-        fprintf(log, "repro: crash %lld stored, not symbolized: %s\n", (long long)id, err.msg);
+        fprintf(log, "repro: ingest: crash %lld stored, not symbolized: %s\n", (long long)id, err.msg);
 }
 
 static void print_stored(FILE *out, int64_t id, const char *what, const struct repro_crash *c)
@@ -270,7 +270,7 @@ static int ingest_one(struct ingest_run *run, const char *name, struct repro_err
     }
     if (prc == REPRO_E_UNSUPPORTED) {
         if (run->log)
-            fprintf(run->log, "repro: '%s': %s; left in place\n", path, perr.msg);
+            fprintf(run->log, "repro: ingest: '%s': %s; left in place\n", path, perr.msg);
         run->res->unsupported++;
         return REPRO_OK;
     }
@@ -315,7 +315,7 @@ static int ingest_one(struct ingest_run *run, const char *name, struct repro_err
     run->res->damaged++;
     rc = move_aside(run, name, dest, sizeof dest, err);
     if (run->log)
-        fprintf(run->log, "repro: damaged crash record '%s': %s; %s%s%s%s\n", path, perr.msg, stored,
+        fprintf(run->log, "repro: ingest: damaged crash record '%s': %s; %s%s%s%s\n", path, perr.msg, stored,
             rc == REPRO_OK ? "moved to '" : "could not be moved aside", rc == REPRO_OK ? dest : "",
             rc == REPRO_OK ? "'" : "");
     return rc;
@@ -389,7 +389,7 @@ int repro_app_ingest_core(const char *db, const char *core, const char *exe, FIL
         return rc ? rc : repro_error_set(err, REPRO_E_INVAL, "core '%s' gave no crash", core);
     if (rc != REPRO_OK) {
         if (log)
-            fprintf(log, "repro: %s; storing what was read as partial\n", err->msg);
+            fprintf(log, "repro: ingest: %s; storing what was read as partial\n", err->msg);
         repro_crash_mark_partial(c, "%s", err->msg);
         repro_error_clear(err);
     }

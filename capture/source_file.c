@@ -16,8 +16,15 @@ static int file_open(struct repro_source *src, const struct repro_source_opts *o
     snprintf(src->name, sizeof src->name, "capture '%s'", opts->file);
     src->pcap = pcap_open_offline_with_tstamp_precision(opts->file, PCAP_TSTAMP_PRECISION_MICRO,
                                                         ebuf);
-    if (src->pcap == NULL)
-        return repro_error_set(err, REPRO_E_IO, "cannot open capture '%s': %s", opts->file, ebuf);
+    if (src->pcap == NULL) {
+        /* libpcap starts its message with the file name ("x.pcap: No such
+         * file or directory"): name the file once */
+        const char *why = ebuf;
+        size_t n = strlen(opts->file);
+        if (strncmp(ebuf, opts->file, n) == 0 && ebuf[n] == ':' && ebuf[n + 1] == ' ')
+            why = ebuf + n + 2;
+        return repro_error_set(err, REPRO_E_IO, "cannot open capture '%s': %s", opts->file, why);
+    }
     return repro__source_set_filter(src, opts->filter, PCAP_NETMASK_UNKNOWN, err);
 }
 

@@ -34,12 +34,34 @@ int cmd_replay(struct cli_global *g, int argc, char **argv);
 int cmd_replays(struct cli_global *g, int argc, char **argv);
 int cmd_captures(struct cli_global *g, int argc, char **argv);
 
-/* Prints "repro: <msg>" for err to stderr and returns EXIT_FATAL. */
+/*
+ * Messages (docs/exit-codes.md): every error is one line on stderr that
+ * starts with "repro: COMMAND: " (just "repro: " before a command is
+ * known), then says what failed, the subject in quotes, then the cause.
+ * main() names the command once with cli_set_command; nothing else prints
+ * the prefix by hand.
+ */
+void cli_set_command(const char *name); /* borrowed: lives as long as argv */
+/* Prints "repro: COMMAND: " and fmt to stderr; returns EXIT_FATAL. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints err's message (or its code's text) as cli_error; returns EXIT_FATAL. */
 int cli_fail(const struct repro_error *err);
-/* Prints a usage error and returns EXIT_USAGE. */
+/* Prints a usage error, "repro: CMD: <msg>; see 'repro CMD --help'", and
+ * returns EXIT_USAGE. A bad option value names the option first:
+ * cli_usage_error("exchanges", "--status: needs a positive number, not '%s'", v). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long with repro's messages: an unknown or ambiguous option, or a
+ * missing value, is reported with cli_usage_error (argv[0] is the command
+ * name) and returned as '?', so a command's `default: return EXIT_USAGE`
+ * needs nothing more. shortopts as getopt_long's (a leading '+' works). */
+struct option;
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
 /* --format text|json: sets *json; EXIT_USAGE (reported) for anything else. */
 int cli_format_json(const char *cmd, const char *arg, int *json);
+/* Checks that each of dirs (the values of option opt, e.g. "--debug-dir")
+ * is a directory; reports the first that is not and returns EXIT_FATAL,
+ * else 0. */
+int cli_check_dirs(const char *opt, const char *const *dirs, size_t n);
 /* Parses a non-negative integer option value; -1 on error. */
 long long cli_parse_int(const char *s);
 /* Writes b to stdout; returns 0 or -1 (EPIPE etc.). */

@@ -16,8 +16,10 @@
  * up; the output does not depend on it.
  *
  * Exit codes (as binutils): 0 done; 1 FILE is missing or unreadable, not
- * ELF, or truncated ("file format not recognized"). Usage errors exit 64 (repro's convention; binutils uses 1); a write
- * error or running out of memory exits 2.
+ * ELF, or truncated ("file format not recognized"). Usage errors exit 64
+ * (repro's convention; binutils uses 1); a --debug-dir that does not
+ * exist, a write error or running out of memory exits 2. Messages are
+ * repro's ("repro: addr2line: 'x': No such file"), cli/cli_util.c's.
  *
  * repro additions: --debug-dir DIR (repeatable), --stats (index counters
  * and timings on stderr; also REPRO_SYM_STATS=1).
@@ -116,7 +118,7 @@ static int one(struct a2l *a, const char *text)
         size_t cap = a->cap_addrs ? 2 * a->cap_addrs : 1024;
         uint64_t *p = realloc(a->addrs, cap * sizeof *p);
         if (p == NULL) {
-            fprintf(stderr, "repro addr2line: out of memory\n");
+            cli_error("out of memory");
             return EXIT_FATAL;
         }
         a->addrs = p;
@@ -219,7 +221,7 @@ static void print_stats(const struct repro_sym_module *m, uint64_t total_ns)
     struct repro_sym_stats st;
     repro_sym_module_stats(m, &st);
     fprintf(stderr,
-            "repro addr2line: index of '%s' (debug: %s): open %.2f ms (%zu units, %zu symbols); "
+            "repro: addr2line: index of '%s' (debug: %s): open %.2f ms (%zu units, %zu symbols); "
             "%zu units built in %.2f ms (%zu failed): %zu functions, %zu segments, %zu rows, "
             "%.1f MiB; index complete %.2f ms after start; total %.2f ms\n",
             repro_sym_module_debug_path(m) ? repro_sym_module_debug_path(m) : "-",
@@ -267,7 +269,7 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
     if (dirs == NULL)
         return EXIT_FATAL;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "ab:Ce:rRsfHhij:pVv", opts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "ab:Ce:rRsfHhij:pVv", opts)) != -1) {
         switch (opt) {
         case 'a': a.fmt |= REPRO_A2L_ADDRESSES; break;
         case 's': a.fmt |= REPRO_A2L_BASENAMES; break;
@@ -294,9 +296,12 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
             if (cli_common_option(g, opt, optarg))
                 break;
             free(dirs);
-            usage(stderr);
             return EXIT_USAGE;
         }
+    }
+    if (cli_check_dirs("--debug-dir", dirs, n_dirs)) {
+        free(dirs);
+        return EXIT_FATAL;
     }
     a.lookup_flags = REPRO_SYM_BINUTILS;
     if ((a.fmt & REPRO_A2L_DEMANGLE) && (a.fmt & REPRO_A2L_FUNCTIONS))
@@ -312,9 +317,9 @@ int cmd_addr2line(struct cli_global *g, int argc, char **argv)
     if (rc != REPRO_OK) {
         /* binutils: "addr2line: 'x': No such file", exit 1 */
         if (rc == REPRO_E_NOTFOUND)
-            fprintf(stderr, "repro addr2line: '%s': No such file\n", exe);
+            cli_error("'%s': No such file", exe);
         else
-            fprintf(stderr, "repro addr2line: %s\n", err.msg);
+            cli_fail(&err);
         repro_sym_session_free(s);
         free(dirs);
         return EXIT_FINDINGS;

@@ -21,7 +21,7 @@ static void help(void)
            "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
            "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
-           "                     [--user NAME | -Z NAME]\n"
+           "                     [--user NAME | -Z NAME] [--max-db-mb N] [--retain DURATION]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -34,7 +34,8 @@ static void help(void)
            "--metrics 127.0.0.1:9100 serves its counters for Prometheus (docs/metrics.md).\n"
            "--user NAME (tcpdump's -Z) drops root once the interface is open. A live\n"
            "capture refuses a database in a directory others can write\n"
-           "(docs/deployment.md).\n"
+           "(docs/deployment.md). For long runs, --max-db-mb N and --retain 7d (s, m, h, d)\n"
+           "delete the oldest exchanges first, a few hundred at a time (docs/store.md).\n"
            "Secrets are redacted by default (docs/capture.md): the headers\n"
            "Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token,\n"
            "X-Csrf-Token, and fields such as password, token, api_key, session in JSON and\n"
@@ -52,6 +53,8 @@ struct capture_args {
     long long count;
     int quiet, force;
     const char *metrics, *user;
+    uint64_t max_db_bytes;
+    int64_t retain_us;
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
@@ -68,7 +71,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -90,6 +93,8 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"buffer-mb", required_argument, NULL, O_BUFFER},
         {"metrics", required_argument, NULL, O_METRICS},
         {"user", required_argument, NULL, O_USER},
+        {"max-db-mb", required_argument, NULL, O_MAXDB},
+        {"retain", required_argument, NULL, O_RETAIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -97,7 +102,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     char *end;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:r:f:c:s:B:Z:Dh", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "i:r:f:c:s:B:Z:Dh", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -107,12 +112,12 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case 'c':
         case O_COUNT:
             if ((a->count = cli_parse_int(optarg)) < 0)
-                return cli_usage_error("capture", "--count needs a number, not '%s'", optarg);
+                return cli_usage_error("capture", "--count: needs a number, not '%s'", optarg);
             break;
         case O_DURATION:
             a->duration_s = strtod(optarg, &end);
             if (*end != '\0' || a->duration_s <= 0)
-                return cli_usage_error("capture", "--duration needs seconds, not '%s'", optarg);
+                return cli_usage_error("capture", "--duration: needs seconds > 0, not '%s'", optarg);
             break;
         case O_RH: bad |= add_rule(a->headers, &a->rules.n_headers, optarg); break;
         case O_RQ: bad |= add_rule(a->params, &a->rules.n_query_params, optarg); break;
@@ -130,28 +135,42 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case 's':
         case O_SNAP:
             if ((v = cli_parse_int(optarg)) <= 0)
-                return cli_usage_error("capture", "--snaplen needs a number, not '%s'", optarg);
+                return cli_usage_error("capture", "--snaplen: needs a positive number, not '%s'", optarg);
             a->src.snaplen = (int)v;
             break;
         case O_MAXBODY:
             if ((v = cli_parse_int(optarg)) < 0)
-                return cli_usage_error("capture", "--max-body needs bytes, not '%s'", optarg);
+                return cli_usage_error("capture", "--max-body: needs a number of bytes, not '%s'", optarg);
             a->limits.http.max_store = (size_t)v;
             break;
         case O_IDLE:
             if ((v = cli_parse_int(optarg)) <= 0)
-                return cli_usage_error("capture", "--idle-timeout needs seconds, not '%s'", optarg);
+                return cli_usage_error("capture", "--idle-timeout: needs seconds > 0, not '%s'", optarg);
             a->limits.idle_timeout_us = v * 1000000;
             break;
         case 'B': /* tcpdump's -B is KiB */
         case O_BUFFER:
             if ((v = cli_parse_int(optarg)) <= 0 || v > (opt == 'B' ? 4194304 : 4096))
-                return cli_usage_error("capture", "%s needs a size in %s (at most 4 GiB), not '%s'",
+                return cli_usage_error("capture", "%s: needs a size in %s (at most 4 GiB), not '%s'",
                                        opt == 'B' ? "-B" : "--buffer-mb",
                                        opt == 'B' ? "KiB" : "MiB", optarg);
             a->src.buffer_kib = (int)(opt == 'B' ? v : v * 1024);
             break;
         case O_METRICS: a->metrics = optarg; break;
+        case O_MAXDB:
+            if ((v = cli_parse_int(optarg)) <= 0)
+                return cli_usage_error("capture", "--max-db-mb: needs a positive number of MiB, "
+                                                  "not '%s'", optarg);
+            a->max_db_bytes = (uint64_t)v << 20;
+            break;
+        case O_RETAIN: {
+            struct repro_error derr = {0};
+            if (repro_duration_parse(optarg, &a->retain_us, &derr) != REPRO_OK ||
+                a->retain_us <= 0)
+                return cli_usage_error("capture", "--retain: needs a duration such as 90s, 30m, "
+                                                  "12h or 7d, not '%s'", optarg);
+            break;
+        }
         case 'Z': /* tcpdump's spelling */
         case O_USER: a->user = optarg; break;
         case O_QUIET: a->quiet = 1; break;
@@ -214,12 +233,13 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.quiet = a.quiet;
     o.metrics = a.metrics;
     o.user = a.user;
+    o.max_db_bytes = a.max_db_bytes;
+    o.retain_us = a.retain_us;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
-        fprintf(stderr,
-                "repro: '%s' is already stored as capture %lld (same name, size and time); "
-                "nothing stored (--force stores it again)\n",
-                a.src.file, (long long)res.already);
+        cli_error("'%s' is already stored as capture %lld (same name, size and time); "
+                  "nothing stored (--force stores it again)",
+                  a.src.file, (long long)res.already);
         repro_app_capture_result_release(&res);
         return EXIT_FINDINGS;
     }

@@ -23,7 +23,7 @@ int cmd_captures(struct cli_global *g, int argc, char **argv)
     size_t n = 0;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {

@@ -67,7 +67,7 @@ int cmd_crashes(struct cli_global *g, int argc, char **argv)
     memset(&x, 0, sizeof x);
     x.err = &err;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -77,7 +77,7 @@ int cmd_crashes(struct cli_global *g, int argc, char **argv)
             else if (strcmp(optarg, "markdown") == 0)
                 x.format = FMT_MD;
             else if (strcmp(optarg, "text") != 0)
-                return cli_usage_error("crashes", "--format is text, json or markdown, not '%s'",
+                return cli_usage_error("crashes", "--format: must be text, json or markdown, not '%s'",
                                        optarg);
             break;
         case 'h':

@@ -74,8 +74,7 @@ static int offline_demo(struct cli_global *g)
 
     find_pcap(pcap, sizeof pcap);
     if (access(pcap, R_OK) != 0) {
-        fprintf(stderr, "repro: cannot find the demo capture '%s' (set REPRO_FIXTURES)\n", pcap);
-        return EXIT_FATAL;
+        return cli_error("cannot find the demo capture '%s' (set REPRO_FIXTURES)", pcap);
     }
     printf("== repro capture -r %s --db %s\n", pcap, g->db);
     fflush(stdout);
@@ -310,7 +309,7 @@ int cmd_demo(struct cli_global *g, int argc, char **argv)
     int opt, offline = 0;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {

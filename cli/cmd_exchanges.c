@@ -62,7 +62,7 @@ int cmd_exchanges(struct cli_global *g, int argc, char **argv)
     memset(&f, 0, sizeof f);
     memset(&ctx, 0, sizeof ctx);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         if ((rc = cli_filter_option("exchanges", &f, opt, optarg)) != 0) {

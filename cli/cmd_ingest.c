@@ -37,7 +37,7 @@ static int ingest_dir(struct cli_global *g, const char *dir)
 
     if (rc)
         cli_fail(&err);
-    if (res.n_records > 0 || rc)
+    if (res.n_records > 0)
         fprintf(stderr,
                 "repro: ingest '%s': %u stored (%u partial), %u damaged, %u of an unknown "
                 "version\n",
@@ -69,7 +69,7 @@ int cmd_ingest(struct cli_global *g, int argc, char **argv)
     int opt;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {

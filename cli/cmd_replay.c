@@ -139,7 +139,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     o.rewrite.set_cookies = set_c;
     o.rewrite.set_json_fields = set_j;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         /* --host rewrites Host here (the issue's rewriting options); the
@@ -170,18 +170,20 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
             }
             o.speed = strtod(optarg, &end);
             if (*end || !(o.speed > 0) || o.speed > 1e6)
-                return cli_usage_error("replay", "--speed is a factor > 0 or 'max', not '%s'", optarg);
+                return cli_usage_error("replay", "--speed: must be a factor > 0 or 'max', not '%s'", optarg);
             break;
         case O_RATE:
             o.rate = strtod(optarg, &end);
             if (*end || !(o.rate > 0))
-                return cli_usage_error("replay", "--rate is requests per second > 0, not '%s'", optarg);
+                return cli_usage_error("replay", "--rate: needs requests per second > 0, not '%s'", optarg);
             break;
         case O_CONNS:
         case O_LOOP:
         case O_TIMEOUT:
             if ((v = cli_parse_int(optarg)) <= 0 || v > 100000000)
-                return cli_usage_error("replay", "option needs a positive number, not '%s'", optarg);
+                return cli_usage_error("replay", "--%s: needs a positive number, not '%s'",
+                                       opt == O_CONNS ? "connections" : opt == O_LOOP ? "loop" : "timeout",
+                                       optarg);
             if (opt == O_CONNS) o.connections = (unsigned)v;
             else if (opt == O_LOOP) o.loops = (unsigned)v;
             else o.timeout_ms = (int)v;
@@ -222,7 +224,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         case O_FAIL_ON:
             if ((fail_on = parse_fail_on(optarg)) < 0)
                 return cli_usage_error("replay",
-                                       "--fail-on takes mismatch,error,timeout,crash,unanswered, "
+                                       "--fail-on: takes mismatch,error,timeout,crash,unanswered, "
                                        "not '%s'",
                                        optarg);
             break;

@@ -85,7 +85,7 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     optind = 1;
     /* '+': options end at the first non-option, so CMD's own options need
      * no '--' in front of them. */
-    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "+h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -97,10 +97,8 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     }
     if (optind >= argc)
         return cli_usage_error("run", "no command given (repro run [OPTIONS] -- CMD [ARGS...])");
-    if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK) {
-        repro_error_prefix(&err, "run: ");
+    if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK)
         return cli_fail(&err);
-    }
     memset(&ctx, 0, sizeof ctx);
     ctx.db = g->db;
     o.argv = argv + optind;
@@ -117,10 +115,18 @@ int cmd_run(struct cli_global *g, int argc, char **argv)
     if (ctx.n_ids > 0) {
         struct repro_error serr = {0};
         if (repro_app_symbolize_crashes(store, ctx.ids, ctx.n_ids, NULL, 0, 0, stderr, &serr) != REPRO_OK)
-            fprintf(stderr, "repro: crashes stored, not symbolized: %s\n", serr.msg);
+            cli_error("crashes stored, not symbolized: %s", serr.msg);
     }
     repro_store_close(store);
     if (res.sup.exec_errno != 0)
-        fprintf(stderr, "repro: cannot run '%s': %s\n", o.argv[0], strerror(res.sup.exec_errno));
+        cli_error("cannot run '%s': %s", o.argv[0], strerror(res.sup.exec_errno));
+    /* Without --follow-forks a child's crash goes unrecorded: say so. */
+    if (res.sup.n_unfollowed == 1)
+        fprintf(stderr, "repro: run: 1 child process was not followed; a crash in it is not "
+                        "recorded (use --follow-forks)\n");
+    else if (res.sup.n_unfollowed > 1)
+        fprintf(stderr, "repro: run: %u child processes were not followed; a crash in one is not "
+                        "recorded (use --follow-forks)\n",
+                res.sup.n_unfollowed);
     return res.sup.exit_code;
 }

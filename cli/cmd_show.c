@@ -73,7 +73,7 @@ int cmd_show(struct cli_global *g, int argc, char **argv)
     memset(&ctx, 0, sizeof ctx);
     memset(&f, 0, sizeof f);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "h", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -110,8 +110,7 @@ int cmd_show(struct cli_global *g, int argc, char **argv)
         return cli_fail(&err);
     }
     if (!ctx.found) {
-        fprintf(stderr, "repro: no exchange %lld in database '%s'\n", id, g->db);
-        return EXIT_FATAL;
+        return cli_error("no exchange %lld in database '%s'", id, g->db);
     }
     return EXIT_CLEAN;
 }

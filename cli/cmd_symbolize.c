@@ -32,7 +32,7 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
     long long v;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "d:fh", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "d:fh", longopts)) != -1) {
         if (cli_common_option(g, opt, optarg))
             continue;
         switch (opt) {
@@ -50,7 +50,9 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
                    "trees under each --debug-dir and /usr/lib/debug, and through debuginfod\n"
                    "when DEBUGINFOD_URLS is set. A file whose build-id differs is refused.\n"
                    "A stored result is replaced only by a better or equal one (as many frames\n"
-                   "with file:line or a function); --force replaces it anyway.\n");
+                   "with file:line or a function); --force replaces it anyway.\n"
+                   "Exit: 0 done (also when debug information was missing), 2 error (the\n"
+                   "database, a --debug-dir that does not exist), 64 usage.\n");
             return EXIT_CLEAN;
         default:
             return EXIT_USAGE;
@@ -64,6 +66,8 @@ int cmd_symbolize(struct cli_global *g, int argc, char **argv)
             return cli_usage_error("symbolize", "at most %zu ids at a time", n_ids);
         ids[n_ids++] = v;
     }
+    if (cli_check_dirs("--debug-dir", dirs, n_dirs))
+        return EXIT_FATAL;
     if (repro_store_open(g->db, 0, &store, &err) != REPRO_OK)
         return cli_fail(&err);
     rc = repro_app_symbolize_crashes(store, n_ids ? ids : NULL, n_ids, dirs, n_dirs, force, stderr,

@@ -31,12 +31,15 @@ static const struct {
 static void usage(FILE *f)
 {
     size_t i;
-    fprintf(f, "usage: repro [--db PATH] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(f, "usage: repro [--db PATH] [--trace=COMPONENTS] [--verbose] COMMAND [ARGS...]\n"
+               "or:    repro help [COMMAND] | --help | --version\n\ncommands:\n");
     for (i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nEvery command takes --db PATH (default: $REPRO_DB, else ./repro.db),\n"
-               "--trace=COMPONENTS and --verbose. 'repro COMMAND --help' for details.\n"
-               "Exit codes: 0 success, 1 findings or input problems, 2 error, 64 usage.\n");
+               "--trace=COMPONENTS and --verbose. 'repro help COMMAND' (or 'repro COMMAND\n"
+               "--help') for details; --version prints the version.\n"
+               "Exit codes: 0 success, 1 findings or input problems, 2 error, 64 usage.\n"
+               "Errors go to stderr as one line: 'repro: COMMAND: what failed: why'.\n");
 }
 
 int main(int argc, char **argv)
@@ -78,9 +81,11 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("repro 0.1.0\n");
             return EXIT_CLEAN;
+        } else if (strcmp(argv[i], "--db") == 0 || strcmp(argv[i], "--trace") == 0) {
+            fprintf(stderr, "repro: option '%s' needs a value; see 'repro --help'\n", argv[i]);
+            return EXIT_USAGE;
         } else {
-            fprintf(stderr, "repro: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "repro: unknown option '%s'; see 'repro --help'\n", argv[i]);
             return EXIT_USAGE;
         }
     }
@@ -88,10 +93,32 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    /* repro help [COMMAND]: the top usage, or the command's --help */
+    if (strcmp(argv[i], "help") == 0) {
+        static char help_opt[] = "--help";
+        char *sub[3] = {NULL, help_opt, NULL};
+        if (i + 1 >= argc) {
+            usage(stdout);
+            return EXIT_CLEAN;
+        }
+        if (i + 2 < argc) {
+            fprintf(stderr, "repro: help: one command at a time; see 'repro --help'\n");
+            return EXIT_USAGE;
+        }
+        sub[0] = argv[i + 1];
+        for (k = 0; k < sizeof commands / sizeof *commands; k++)
+            if (strcmp(sub[0], commands[k].name) == 0) {
+                cli_set_command(commands[k].name);
+                return commands[k].fn(&g, 2, sub);
+            }
+        fprintf(stderr, "repro: help: unknown command '%s'; see 'repro --help'\n", sub[0]);
+        return EXIT_USAGE;
+    }
     for (k = 0; k < sizeof commands / sizeof *commands; k++)
-        if (strcmp(argv[i], commands[k].name) == 0)
+        if (strcmp(argv[i], commands[k].name) == 0) {
+            cli_set_command(commands[k].name);
             return commands[k].fn(&g, argc - i, argv + i);
-    fprintf(stderr, "repro: unknown command '%s'\n", argv[i]);
-    usage(stderr);
+        }
+    fprintf(stderr, "repro: unknown command '%s'; see 'repro --help'\n", argv[i]);
     return EXIT_USAGE;
 }

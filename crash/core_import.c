@@ -511,10 +511,14 @@ static int open_core(struct import *im, size_t *n_phdrs, uint64_t *file_size)
     im->c->time_us = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
     im->core_elf = elf_begin(im->core_fd, ELF_C_READ_MMAP, NULL);
     if (im->core_elf == NULL || elf_kind(im->core_elf) != ELF_K_ELF ||
-        gelf_getehdr(im->core_elf, &eh) == NULL)
+        gelf_getehdr(im->core_elf, &eh) == NULL) {
+        /* a file that is simply not ELF leaves libelf without an error:
+         * no "(no error)" after the reason */
+        int e = elf_errno();
         return repro_error_set(im->err, REPRO_E_MALFORMED,
-                               "cannot import core '%s': not an ELF file (%s)", im->core_path,
-                               elf_errmsg(-1));
+                               "cannot import core '%s': not an ELF file%s%s%s", im->core_path,
+                               e ? " (" : "", e ? elf_errmsg(e) : "", e ? ")" : "");
+    }
     if (eh.e_type != ET_CORE)
         return repro_error_set(im->err, REPRO_E_MALFORMED,
                                "cannot import core '%s': ELF type %u is not a core file",

@@ -275,6 +275,8 @@ struct sup {
     int child_done, child_status; /* (tracer) */
     struct tidset traced;         /* (tracer) every task we believe we trace */
     struct tidset let_go;         /* (tracer) separate processes to detach at their first stop */
+    struct tidset early;          /* (tracer) without follow_forks: new processes let go at a
+                                     first stop that came before their creation event */
 };
 
 struct repro_supervisor {
@@ -874,17 +876,55 @@ static int same_process(pid_t parent_tid, pid_t new_tid)
     return stat(path, &st) == 0;
 }
 
+/* Detaches a task that is not followed; sig (0 or the signal of a
+ * signal-delivery-stop) is delivered as it goes. A task detached in a
+ * group-stop stays stopped (the kernel puts it back), so it behaves as if
+ * it had never been traced. */
+static void let_go_now(struct sup *s, pid_t pid, int sig)
+{
+    if (ptrace(PTRACE_DETACH, pid, NULL, (void *)(intptr_t)sig) != 0 && errno != ESRCH)
+        repro_log(REPRO_LOG_WARN, COMPONENT, "cannot detach task %d: %s", (int)pid,
+                  strerror(errno));
+    tidset_del(&s->let_go, pid);
+    tidset_del(&s->traced, pid);
+}
+
+/*
+ * A task was created (event CLONE, FORK or VFORK of parent). Threads of a
+ * followed process are traced. Without --follow-forks, the kernel still
+ * attaches every new process (TRACEFORK|TRACEVFORK, so that it can be
+ * counted: a crash in it is not recorded, and `repro run` says so), and it
+ * is detached at its first stop; a thread created by a task being let go
+ * is let go with it.
+ */
 static void on_new_task(struct sup *s, pid_t parent, int event, pid_t child)
 {
-    int seen = tidset_has(&s->traced, child);
+    int seen = tidset_has(&s->traced, child), thread;
+
+    if (!s->o->follow_forks && tidset_has(&s->early, child)) {
+        tidset_del(&s->early, child); /* its first stop came first: let go and counted */
+        return;
+    }
     if (tidset_add(&s->traced, child) != REPRO_OK)
         repro_log(REPRO_LOG_WARN, COMPONENT, "cannot track task %d: out of memory", (int)child);
-    /* Without --follow-forks, only a clone() with an unusual exit signal
-     * brings a separate process here: let it go at its first stop. */
-    if (event == PTRACE_EVENT_CLONE && !s->o->follow_forks && !same_process(parent, child)) {
-        if (tidset_add(&s->let_go, child) == REPRO_OK && seen)
-            ptrace(PTRACE_INTERRUPT, child, NULL, NULL); /* its first stop went by */
-    }
+    if (s->o->follow_forks)
+        return;
+    thread = event == PTRACE_EVENT_CLONE && same_process(parent, child);
+    if (thread && !tidset_has(&s->let_go, parent))
+        return;
+    if (!thread)
+        s->res->n_unfollowed++;
+    if (tidset_add(&s->let_go, child) == REPRO_OK && seen)
+        ptrace(PTRACE_INTERRUPT, child, NULL, NULL); /* its first stop went by */
+}
+
+/* Without --follow-forks: is pid, a task not seen before, a new process
+ * (its first stop came before its parent's creation event)? Every task
+ * followed then is a thread of the command's own process. */
+static int unseen_process(const struct sup *s, pid_t pid, int status)
+{
+    return !s->o->follow_forks && (unsigned)status >> 16 == PTRACE_EVENT_STOP &&
+           !same_process(s->child, pid);
 }
 
 static void on_stop(struct sup *s, pid_t pid, int status)
@@ -892,6 +932,15 @@ static void on_stop(struct sup *s, pid_t pid, int status)
     int sig = WSTOPSIG(status), event = (int)((unsigned)status >> 16);
     unsigned long msg = 0;
 
+    if (tidset_has(&s->let_go, pid)) {
+        /* a process not followed, stopped before it could be let go */
+        if ((event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK ||
+             event == PTRACE_EVENT_VFORK) &&
+            ptrace(PTRACE_GETEVENTMSG, pid, NULL, &msg) == 0 && msg > 0 && msg <= INT32_MAX)
+            on_new_task(s, pid, event, (pid_t)msg);
+        let_go_now(s, pid, event == 0 ? sig : 0);
+        return;
+    }
     switch (event) {
     case 0: /* signal-delivery-stop */
         if (repro__is_crash_signal(sig) && record_crash(s, pid, sig))
@@ -904,13 +953,6 @@ static void on_stop(struct sup *s, pid_t pid, int status)
              * PTRACE_INTERRUPT through, as without a tracer. */
             resume(pid, PTRACE_LISTEN, 0);
             return;
-        }
-        if (tidset_has(&s->let_go, pid)) {
-            if (ptrace(PTRACE_DETACH, pid, NULL, NULL) == 0 || errno == ESRCH) {
-                tidset_del(&s->let_go, pid);
-                tidset_del(&s->traced, pid);
-                return;
-            }
         }
         resume(pid, PTRACE_CONT, 0);
         return;
@@ -1023,9 +1065,9 @@ static int spawn(struct repro_supervisor *h, struct repro_error *err)
         close(ep[0]);
         child_exec(go[0], ep[1], o->argv, &h->child_mask);
     }
-    options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
-    if (o->follow_forks)
-        options |= PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
+    /* Forks are traced without follow_forks too: each new process is
+     * counted and let go at its first stop (on_new_task). */
+    options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK;
     if (ptrace(PTRACE_SEIZE, child, NULL, (void *)options) != 0) {
         rc = repro_error_sys(err, REPRO_E_UNSUPPORTED, "cannot trace '%s': PTRACE_SEIZE: %s",
                              h->name, strerror(errno));
@@ -1093,6 +1135,13 @@ static int trace_loop(struct repro_supervisor *h, struct repro_error *err)
         }
         if (!WIFSTOPPED(st))
             continue;
+        if (!tidset_has(&s->traced, pid) && unseen_process(s, pid, st)) {
+            /* counted now; its parent's event finds it in early */
+            if (tidset_add(&s->early, pid) == REPRO_OK)
+                s->res->n_unfollowed++;
+            let_go_now(s, pid, 0);
+            continue;
+        }
         if (tidset_add(&s->traced, pid) != REPRO_OK)
             repro_log(REPRO_LOG_WARN, COMPONENT, "cannot track task %d: out of memory", (int)pid);
         on_stop(s, pid, st);
@@ -1129,6 +1178,7 @@ static void *tracer_main(void *arg)
     }
     tidset_release(&h->s.traced);
     tidset_release(&h->s.let_go);
+    tidset_release(&h->s.early);
     pthread_mutex_lock(&h->mu);
     h->res = res;
     h->run_rc = rc;

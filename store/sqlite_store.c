@@ -371,6 +371,14 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
                              strerror(errno));
         goto fail;
     }
+    /* SQLite opens a directory read-only and then reports "disk I/O
+     * error" at the first read: say what is wrong instead. */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = repro_error_set(err, REPRO_E_INVAL, "cannot open database '%s': is a directory",
+                             path);
+        goto fail;
+    }
     if (!readonly && strcmp(path, ":memory:") != 0) {
         /* Create the file ourselves so it is 0600 from the start; SQLite
          * gives the -wal and -shm files the same mode. */

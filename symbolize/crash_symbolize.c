@@ -182,15 +182,30 @@ int repro_crash_symbolize(struct repro_sym_session *s, struct repro_crash *c,
                           struct repro_crash_sym_report *rep, struct repro_error *err)
 {
     struct repro_sym_module **mods = NULL;
+    unsigned char *on_stack = NULL;
     size_t i;
     int rc = REPRO_OK;
 
     memset(rep, 0, sizeof *rep);
     if (c->n_modules > 0 && (mods = repro_calloc(c->n_modules, sizeof *mods)) == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot symbolize: out of memory");
+    /* Only the modules some frame points into are opened (and named when
+     * their debug information is missing). */
+    if (c->n_modules > 0 && (on_stack = repro_calloc(c->n_modules, 1)) == NULL) {
+        repro_free(mods);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot symbolize: out of memory");
+    }
+    for (i = 0; i < c->n_threads; i++)
+        for (size_t k = 0; k < c->threads[i].n_frames; k++) {
+            int m = c->threads[i].frames[k].module;
+            if (m >= 0 && (size_t)m < c->n_modules)
+                on_stack[m] = 1;
+        }
     for (i = 0; i < c->n_modules; i++) {
         char why[600];
         why[0] = '\0';
+        if (!on_stack[i])
+            continue; /* nothing to symbolize in it */
         if (c->modules[i].path && c->modules[i].path[0] == '[')
             continue; /* [vdso], [vsyscall]: no file to read */
         mods[i] = open_matching(s, &c->modules[i], debug_dirs, n_debug_dirs, why, sizeof why);
@@ -209,6 +224,7 @@ int repro_crash_symbolize(struct repro_sym_session *s, struct repro_crash *c,
     }
     for (i = 0; i < c->n_threads && rc == REPRO_OK; i++)
         rc = symbolize_thread(c, &c->threads[i], mods, rep, err);
+    repro_free(on_stack);
     repro_free(mods);
     if (rc == REPRO_OK)
         rc = repro_crash_compute_signature(c);

@@ -240,14 +240,19 @@ struct repro_supervisor_result {
     int core_dumped;    /* the kernel reported a core dump */
     int exec_errno;     /* errno of a failed exec of CMD, else 0 */
     unsigned n_crashes; /* crashes recorded (each passed to on_crash) */
+    unsigned n_unfollowed; /* without follow_forks: child processes (and theirs)
+                              that were let go untraced, so a crash in one is
+                              not recorded; 0 with follow_forks */
 };
 
 /*
  * Starts argv under ptrace and returns at once with *h (transferred: free
  * with repro_supervisor_free, which also ends a command still running).
  * The command is forked by a new tracer thread and seized with
- * PTRACE_SEIZE (TRACECLONE, and with follow_forks TRACEFORK|TRACEVFORK;
- * TRACEEXEC) before it may exec. It starts with the calling thread's
+ * PTRACE_SEIZE (TRACECLONE, TRACEFORK, TRACEVFORK, TRACEEXEC) before it
+ * may exec. Without follow_forks a new process is detached at its first
+ * stop, before it runs any code of its own, and counted in n_unfollowed;
+ * it then runs untraced, its signals, group-stops and children its own. It starts with the calling thread's
  * signal mask and the process's dispositions, except SIGPIPE, which is
  * reset to its default.
  *
@@ -338,8 +343,9 @@ struct repro_sym_session;
 struct repro_crash_sym_report {
     size_t n_frames;     /* physical frames looked at */
     size_t n_symbolized; /* of those, with a function or a file */
-    size_t n_missing;    /* modules whose file (with the recorded build-id) was not found */
-    size_t n_no_dwarf;   /* modules found without debug information */
+    size_t n_missing;    /* modules on a stack whose file (with the recorded build-id)
+                            was not found; modules no frame points into are not opened */
+    size_t n_no_dwarf;   /* modules on a stack found without debug information */
     char missing[2048];  /* "path (build-id X): why; ..." */
 };
 

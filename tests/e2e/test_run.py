@@ -13,7 +13,8 @@ of the same program (both runs under `setarch -R`; gdb is the oracle).
 A healthy program must not notice the supervisor: exit codes (0, 3) and
 stdout/stderr pass through, SIGSTOP/SIGCONT behave, its SIGUSR1 handler runs,
 a SIGTERM sent to repro reaches it. `--follow-forks` records the crash of a
-shell's child; without it the child is not traced.
+shell's child; without it the child is not traced, behaves as without
+repro, and `repro run` says how many children were not followed.
 
 usage: test_run.py REPRO_BIN
 Exit 0 when every check passes, 1 when one fails, 2 when the test cannot run
@@ -602,6 +603,10 @@ def test_follow_forks(bins):
     rc, out, err = repro_run(db2, ["--", "sh", "-c", script])
     check(rc == 0 and query(db2, "SELECT count(*) FROM crashes") == [(0,)],
           "no follow-forks: the child is not traced", (rc, err))
+    check("repro: run: 1 child process was not followed; a crash in it is not recorded "
+          "(use --follow-forks)" in err, "no follow-forks: repro says the child was not followed", err)
+    rc, out, err = repro_run(os.path.join(TMP, "forks2.db"), ["--follow-forks", "--", "sh", "-c", script])
+    check("not followed" not in err, "follow-forks: no 'not followed' line", err)
     # A crash in the exec'd program itself (sh -c 'exec prog').
     db3 = os.path.join(TMP, "exec.db")
     rc, out, err = repro_run(db3, ["--follow-forks", "--", "sh", "-c", "exec " + bins["abort"]])
@@ -636,6 +641,37 @@ def test_let_go():
             p.wait()
 
 
+def test_unfollowed_children():
+    """Without --follow-forks every child is counted and let go at once: it
+    runs untraced (TracerPid 0), its signal handlers, group-stops and its own
+    children behave as without repro, and the count is exact."""
+    db = os.path.join(TMP, "unfollowed.db")
+    rc, out, err = repro_run(db, ["--", "sh", "-c", "/bin/true; /bin/true; /bin/true; exit 4"])
+    check(rc == 4 and "repro: run: 3 child processes were not followed; a crash in one is not "
+          "recorded (use --follow-forks)" in err, "no follow-forks: 3 children counted", (rc, err))
+    rc, out, err = repro_run(db, ["--", "sh", "-c", "exit 0"])
+    check(rc == 0 and "followed" not in err, "no children: no 'not followed' line", (rc, err))
+    script = r"""
+grep TracerPid /proc/self/status
+(trap 'echo usr1-handled' USR1; kill -USR1 $(sh -c 'echo $PPID'); echo after-usr1)
+(sh -c 'exit 7'; echo grandchild-exit=$?)
+sh -c 'kill -STOP $$; echo resumed' & pid=$!
+until grep -q '^State:.*T' /proc/$pid/status; do :; done
+echo stopped; kill -CONT $pid; wait $pid; echo waited=$?
+exit 0
+"""
+    rc, out, err = repro_run(db, ["--", "sh", "-c", script])
+    lines = out.split()
+    check(rc == 0 and "TracerPid:" in out and out.split("TracerPid:")[1].split()[0] == "0",
+          "no follow-forks: a child runs untraced", (rc, out, err))
+    check(["usr1-handled", "after-usr1", "grandchild-exit=7", "stopped", "resumed", "waited=0"] ==
+          [l for l in lines if not l.startswith("TracerPid") and not l.isdigit()],
+          "no follow-forks: a child's handler, its own children and its group-stop behave", (out, err))
+    check(re.search(r"repro: run: \d+ child processes were not followed", err),
+          "no follow-forks: the children are counted", err)
+    check(query(db, "SELECT count(*) FROM crashes") == [(0,)], "no follow-forks: nothing recorded")
+
+
 def test_usage():
     rc, out, err = repro_run(os.path.join(TMP, "u.db"), [])
     check(rc == 64, "no command: exit 64", (rc, err))
@@ -652,10 +688,10 @@ def main():
         sys.exit(77)
     bins = build()
     tests = [test_crashes, test_core_dump, test_partial, test_connections, test_healthy, test_follow_forks, test_let_go,
-             test_usage]
+             test_unfollowed_children, test_usage]
     for t in tests:
         try:
-            t(bins) if t not in (test_usage, test_let_go) else t()
+            t(bins) if t not in (test_usage, test_let_go, test_unfollowed_children) else t()
         except Exception as e:  # a test that blew up is a failure, not a crash of the runner
             import traceback
             check(False, "%s raised %s" % (t.__name__, e), traceback.format_exc())

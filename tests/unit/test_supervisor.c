@@ -582,6 +582,9 @@ static void test_supervised_runs(void **state)
     char *handled[] = {"/bin/sh", "-c", "trap 'exit 7' SEGV; kill -SEGV $$; exit 1", NULL};
     char *ignored[] = {"/bin/sh", "-c", "trap '' ABRT; kill -ABRT $$; exit 6", NULL};
     char *missing[] = {"/nonexistent/repro-test-command", NULL};
+    char *kids[] = {"/bin/sh", "-c", "/bin/true; /bin/true; /bin/true; exit 4", NULL};
+    char *kids_crash[] = {"/bin/sh", "-c", "/bin/true; /bin/true; /bin/sh -c 'kill -SEGV $$'; exit 4",
+                          NULL};
     char *none[] = {NULL};
     struct repro_supervisor_opts o;
     struct repro_supervisor_result res;
@@ -615,6 +618,21 @@ static void test_supervised_runs(void **state)
     run(ignored, &res, &seen);
     assert_int_equal(res.exit_code, 6);
     assert_int_equal(seen.calls, 0);
+
+    /* Children are not followed by default: counted, let go, not recorded. */
+    run(kids, &res, &seen);
+    assert_int_equal(res.exit_code, 4);
+    assert_int_equal(res.n_unfollowed, 3);
+    assert_int_equal(res.n_crashes, 0);
+    opts_for(&o, kids_crash, &seen);
+    o.follow_forks = 1;
+    assert_int_equal(repro_supervisor_run(&o, &res, &err), REPRO_OK);
+    assert_int_equal(res.exit_code, 4);
+    assert_int_equal(res.n_unfollowed, 0);
+    assert_int_equal(res.n_crashes, 1);
+    run(kids_crash, &res, &seen);
+    assert_int_equal(res.n_unfollowed, 3);
+    assert_int_equal(res.n_crashes, 0);
 
     run(missing, &res, &seen);
     assert_int_equal(res.exit_code, 127);
