@@ -38,8 +38,10 @@
 /* Packets per batch (the smallest frames are about 60 bytes). */
 #define BATCH_MAX_PKTS 16384u
 /* How long the reader keeps reading after a stop request: the kernel hands
- * over the last, partly filled block when its 50 ms retire timer fires. */
-#define DRAIN_MS 250
+ * over the last, partly filled block when its 50 ms retire timer fires, so
+ * every packet captured before the stop is readable 50 ms (plus a timer
+ * tick) later; three times that is the margin. */
+#define DRAIN_MS 150
 #define POLL_MS 100
 
 struct repro_reader {
@@ -196,8 +198,10 @@ static void *reader_main(void *arg)
         uint64_t now = repro_mono_ns();
         if (drain_end == 0 && atomic_load(&r->stop))
             drain_end = now + (uint64_t)DRAIN_MS * 1000000u;
-        if (drain_end && now >= drain_end)
+        if (drain_end && now >= drain_end) {
+            read_available(r); /* what was retired while this thread slept */
             break;
+        }
         if (poll(&pfd, 1, drain_end ? 20 : POLL_MS) < 0 && errno != EINTR) {
             repro_error_set(&r->err, REPRO_E_IO, "cannot wait for packets on %s: %s",
                             r->src->name, strerror(errno));

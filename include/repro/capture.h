@@ -366,7 +366,7 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
 int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch);
 void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *batch);
 /* Asks the reader to end: it reads what the kernel hands over in the next
- * 250 ms (the last partly filled block), then ends. Any thread;
+ * 150 ms (the last partly filled block), then ends. Any thread;
  * async-signal-safe (one atomic store). */
 void repro_reader_stop(struct repro_reader *r);
 /* Thread-safe snapshot of the counters. */
