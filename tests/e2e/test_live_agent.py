@@ -21,6 +21,9 @@ uploads are real) with `repro capture -i lo`:
             prometheus_client's parser (Debian python3-prometheus-client),
             the counters match the traffic, every drop family has its
             reasons; SIGUSR1 prints a status line
+  retain    --max-db-mb 2 under 30,000 requests: the oldest exchanges are
+            deleted while capturing, the newest are kept, the used size
+            stays near the limit, the count is in the captures row
   user      --user nobody: the agent runs as nobody once the interface is
             open and still stores; a database directory others can write is
             refused before anything is captured
@@ -43,7 +46,7 @@ from e2e_common import (NGINX, Fail, run_test, start_live_capture,  # noqa: E402
                         start_nginx, stop_live_capture, wait_for)
 
 REPRO = sys.argv[1]
-PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user"]
+PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -378,6 +381,58 @@ def part_user(tmp, procs):
     if len(db_exchanges(db)) != 1 or os.stat(db).st_uid != nobody.pw_uid:
         raise Fail("user: the database does not hold the request as nobody's file")
     print("user: ran as uid %d after opening lo; a 0777 directory was refused" % nobody.pw_uid)
+
+
+def part_retain(tmp, procs):
+    import json
+    port, _, _ = nginx_dav(tmp, procs)
+    db = os.path.join(tmp, "retain.db")
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs,
+                                  extra=["--max-db-mb", "2"])
+    n = 0
+    for k in range(6):
+        s = socket.create_connection(("127.0.0.1", port))
+        f = s.makefile("rb")
+        got = 0
+        for j in range(0, 5000, 50):  # pipelined 50 at a time (the cap is 64 waiting)
+            s.sendall(b"".join(b"GET /small.txt?r=%d HTTP/1.1\r\nHost: t\r\n\r\n" %
+                               (n + j + i) for i in range(50)))
+            want = got + 50
+            while got < want:
+                line = f.readline()
+                if not line:
+                    raise Fail("retain: nginx closed the connection")
+                if line.startswith(b"HTTP/1.1 200"):
+                    got += 1
+        s.close()
+        n += got
+    last = "/small.txt?r=%d" % (n - 1)
+
+    def newest_stored():
+        try:
+            return any(g["uri"] == last for g in db_exchanges(db))
+        except sqlite3.Error:
+            return False
+    wait_for(newest_stored, "the newest exchange to be stored")
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("retain: capture exit %d: %s" % (rc, summary))
+    con = sqlite3.connect(db)
+    page = con.execute("PRAGMA page_size").fetchone()[0]
+    used = (con.execute("PRAGMA page_count").fetchone()[0] -
+            con.execute("PRAGMA freelist_count").fetchone()[0]) * page
+    stats = json.loads(con.execute("SELECT stats_json FROM captures").fetchone()[0])
+    uris = [r[0] for r in con.execute("SELECT uri FROM exchanges ORDER BY id")]
+    con.close()
+    pruned = stats.get("pruned_exchanges", 0)
+    if not pruned or len(uris) + pruned != n:
+        raise Fail("retain: %d sent, %d kept, %d pruned" % (n, len(uris), pruned))
+    if uris[-1] != last or uris[0] == "/small.txt?r=0":
+        raise Fail("retain: not the oldest deleted first: kept %s .. %s" % (uris[0], uris[-1]))
+    if used > (2 << 20) + (4 << 20):
+        raise Fail("retain: %d bytes used with --max-db-mb 2" % used)
+    print("retain: %d sent, %d oldest deleted while capturing, %d kept; %.1f MiB used" %
+          (n, pruned, len(uris), used / 1048576.0))
 
 
 def main(tmp, procs):
