@@ -93,26 +93,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_port and start_nginx DIR (sets nginx_pid and port): shared with the
+# free_port, start_nginx DIR (sets nginx_pid and port) and wait_listening: shared with the
 # other benchmarks.
 . "$HERE/lib_nginx.sh"
 
 # record_once OUT DURATION THREADS BUFFER_KIB: one nginx + tcpdump + wrk run.
 # Writes $work/wrk.out and $work/tcpdump.err; sets rec_requests, rec_dropped.
 record_once() {
-    local out=$1 duration=$2 threads=$3 buffer=$4 i
+    local out=$1 duration=$2 threads=$3 buffer=$4
     start_nginx "$work/nginx" || die "cannot start nginx (see above)"
     log "nginx (pid $nginx_pid) listening on 127.0.0.1:$port"
 
     rm -f "$out"
     tcpdump -i lo -s 0 -B "$buffer" -w "$out" "tcp port $port" 2> "$work/tcpdump.err" &
     tcpdump_pid=$!
-    for i in $(seq 100); do
-        grep -q 'listening on' "$work/tcpdump.err" && break
-        kill -0 "$tcpdump_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q 'listening on' "$work/tcpdump.err" ||
+    wait_listening "$work/tcpdump.err" "$tcpdump_pid" ||
         die "tcpdump did not start: $(tr '\n' ' ' < "$work/tcpdump.err")"
 
     log "wrk -t$threads -c$WRK_CONNS -d$duration http://127.0.0.1:$port/"

@@ -1,5 +1,6 @@
 # lib_nginx.sh - sourced by the benchmark scripts: a private nginx on a free
-# loopback port serving one small static page.
+# loopback port serving one small static page, and waiting for a capture
+# (tcpdump, repro capture -i) to start.
 #
 # The caller defines log() and the variables work (a directory that the
 # nginx worker, running as nobody, may traverse) and nginx_pid (killed by
@@ -12,9 +13,12 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_nginx DIR: sets nginx_pid and port, or returns 1.
+# start_nginx DIR [SERVER_CONF [HTTP_CONF]]: sets nginx_pid and port, or
+# returns 1. SERVER_CONF goes into the server block on the loopback port (for
+# example a `location / { return ...; }` that replaces the static page),
+# HTTP_CONF into the http block (another server). Both are copied verbatim.
 start_nginx() {
-    local dir=$1 attempt i
+    local dir=$1 server_conf=${2:-} http_conf=${3:-} attempt i
     mkdir -p "$dir/www" "$dir/tmp"
     # mktemp -d makes a 0700 directory; a root master runs its worker as
     # nobody, which must be able to read the page.
@@ -44,7 +48,9 @@ http {
         listen 127.0.0.1:$port;
         root $dir/www;
         default_type text/html;
+$server_conf
     }
+$http_conf
 }
 EOF
         : > "$dir/error.log"
@@ -71,3 +77,16 @@ EOF
     return 1
 }
 
+
+# wait_listening FILE PID: waits up to 10 s until the capture whose stderr
+# goes to FILE prints "listening on" (tcpdump and repro capture -i both do
+# once the interface is open); returns 1 if it did not, or if PID exited.
+wait_listening() {
+    local file=$1 pid=$2 i
+    for i in $(seq 100); do
+        grep -q 'listening on' "$file" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q 'listening on' "$file"
+}
