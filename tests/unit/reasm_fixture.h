@@ -341,8 +341,8 @@ static inline int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int6
     return 0;
 }
 
-static const struct repro_reasm_cb rec_callbacks = {NULL,   cb_open, cb_data,
-                                                    cb_gap, cb_fin,  cb_close};
+static const struct repro_reasm_cb rec_callbacks = {NULL,   cb_open,  cb_data, cb_gap,
+                                                    cb_fin, cb_close, NULL};
 
 /* Renders one direction as text: data bytes as they are, gaps as
  * "[gap N]", the FIN as "|". */
@@ -398,13 +398,22 @@ static inline void check_invariants(const struct repro_reasm *r)
                 if (s->next != NULL)
                     CHECK(SEQ_LEQ(s->seq + s->len, s->next->seq));
                 sum += s->len;
+                held += REPRO__SEG_COST(s->len); /* charged with its header */
             }
             CHECK(sum == h->ooo_bytes);
             CHECK(h->ooo_bytes <= r->max_stream_ooo);
-            held += sum;
         }
+        /* on the holders' list exactly when it holds out-of-order data
+         * (these callbacks hold nothing of their own) */
+        CHECK(c->holding == (c->half[0].ooo != NULL || c->half[1].ooo != NULL));
     }
     CHECK(prev == r->lru_tail);
+    prev = NULL;
+    for (c = r->held_head; c != NULL; prev = c, c = c->mnext) {
+        CHECK(c->mprev == prev);
+        CHECK(c->holding);
+    }
+    CHECK(prev == r->held_tail);
     CHECK(n == r->n_conns);
     CHECK(n <= r->max_connections);
     if (r->budget != NULL) {
