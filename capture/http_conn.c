@@ -111,21 +111,24 @@ struct hconn {
 static char untracked_mark;
 #define UNTRACKED ((void *)&untracked_mark)
 
-/* What a queue of n entries is charged to the held budget. */
+/* What a queue of n entries is charged to the held budget: the first
+ * entry is part of the connection's state (a connection that does not
+ * pipeline never needs more), charged to the table with it, so storing a
+ * request never waits for held bytes. */
 static size_t queue_cost(size_t n)
 {
-    return n ? n * sizeof(struct pending) + REPRO__ALLOC_OVERHEAD : 0;
+    return n > 1 ? (n - 1) * sizeof(struct pending) : 0;
 }
 
 size_t repro__http_conn_cost(void)
 {
-    return sizeof(struct hconn) + REPRO__ALLOC_OVERHEAD;
+    return sizeof(struct hconn) + sizeof(struct pending) + 2 * REPRO__ALLOC_OVERHEAD;
 }
 
 size_t repro__http_room_slack(void)
 {
     /* the largest step a short queue takes (4 to 8 entries) */
-    return queue_cost(8);
+    return queue_cost(8) - queue_cost(4);
 }
 
 static unsigned xflags_of(unsigned mflags)
@@ -367,13 +370,13 @@ static void free_queue(struct repro_capture *cap, struct hconn *h)
 }
 
 /* Appends an entry; NULL when the queue cannot grow (memory, or the held
- * budget). */
+ * budget past its first entry). */
 static struct pending *push(struct repro_capture *cap, struct hconn *h, int kind)
 {
     struct pending *p;
 
     if (h->q_len == h->q_cap) {
-        size_t ncap = h->q_cap ? h->q_cap * 2 : 4;
+        size_t ncap = h->q_cap ? h->q_cap * 2 : 1;
         size_t more = queue_cost(ncap) - queue_cost(h->q_cap);
         struct pending *nq;
         if (!repro_budget_take(&cap->budget, more))

@@ -21,7 +21,7 @@ static void help(void)
            "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
            "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
-           "                     [--user NAME | -Z NAME]\n"
+           "                     [--user NAME | -Z NAME] [--max-memory BYTES]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -41,6 +41,9 @@ static void help(void)
            "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
            "--no-default-redaction all of them. A summary goes to stderr. A file stored\n"
            "before (same name, size and time) is not stored again without --force.\n"
+           "--max-memory (default 256M; suffixes k, M, G) bounds the agent's memory: a quarter\n"
+           "for the packet queue, 16M for the store writer, the rest for connections and\n"
+           "held bytes (docs/capture.md, \"Memory\").\n"
            "Exit: 0 clean, 1 input had problems (malformed, truncated, gaps), 2 error.\n");
 }
 
@@ -68,7 +71,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXMEM };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -90,6 +93,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"buffer-mb", required_argument, NULL, O_BUFFER},
         {"metrics", required_argument, NULL, O_METRICS},
         {"user", required_argument, NULL, O_USER},
+        {"max-memory", required_argument, NULL, O_MAXMEM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -154,6 +158,23 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case O_METRICS: a->metrics = optarg; break;
         case 'Z': /* tcpdump's spelling */
         case O_USER: a->user = optarg; break;
+        case O_MAXMEM: {
+            /* The live pipeline takes a quarter for its packet queue and
+             * 16 MiB for the store writer; the capture session (its
+             * connections and held bytes) gets the rest, split by
+             * repro_capture_limits_from_memory(). The default, 256M, is
+             * what repro_capture_limits_default() assumes. */
+            uint64_t max_memory;
+            struct repro_error perr = {0};
+            if (repro_size_parse(optarg, &max_memory, &perr) != REPRO_OK)
+                return cli_usage_error("capture", "--max-memory: %s", perr.msg);
+            if (max_memory < ((uint64_t)32 << 20) || max_memory > SIZE_MAX)
+                return cli_usage_error("capture", "--max-memory must be at least 32M, not '%s'",
+                                       optarg);
+            repro_capture_limits_from_memory(
+                &a->limits, (size_t)(max_memory - max_memory / 4 - ((uint64_t)16 << 20)));
+            break;
+        }
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
