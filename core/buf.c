@@ -125,9 +125,10 @@ int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err)
 
     *out = 0;
     while (text[i] >= '0' && text[i] <= '9') {
-        if (v > (UINT64_MAX - 9) / 10)
+        uint64_t digit = (uint64_t)(text[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10)
             goto bad;
-        v = v * 10 + (uint64_t)(text[i] - '0');
+        v = v * 10 + digit;
         i++;
     }
     if (i == 0)
