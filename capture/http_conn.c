@@ -26,9 +26,10 @@
  *
  * Memory: a connection's state (struct hconn) is made at its first payload
  * byte, so half-open connections (a SYN flood) cost the reassembler's
- * entry only; it is charged to the table budget. The queue of requests
- * waiting for responses is charged to the held budget with the messages,
- * and freed whenever it empties. A message the held budget cut is flagged
+ * entry only; it is charged to the table budget with the first entry of
+ * its queue of requests waiting for responses. Further entries are charged
+ * to the held budget with the messages, and the queue is freed whenever it
+ * empties (an idle keep-alive connection holds none). A message the held budget cut is flagged
  * body_capped and counted (capped_budget_messages), as are the messages in
  * progress of a connection closed to free memory (end reason "memory").
  */
@@ -178,8 +179,10 @@ static void take_from(struct repro_capture *cap, struct hconn *h, int dir, struc
     take_msg(&h->fr[dir], m);
     if ((m->flags & REPRO_XF_BODY_CAPPED) && h->budget_cut[dir]) {
         cap->stats.capped_budget_messages++;
-        if (m->why == NULL)
-            m->why = "cut: the capture's held bytes ran out (--max-memory)";
+        if (m->flags & REPRO_XF_TRUNCATED)
+            m->why = "its head was cut: the capture's held bytes ran out (--max-memory)";
+        else if (m->why == NULL)
+            m->why = "its body was cut: the capture's held bytes ran out (--max-memory)";
     }
     h->budget_cut[dir] = 0;
 }
@@ -304,14 +307,17 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.flags |= REPRO_XF_UNANSWERED;
     }
     if (h->evicted_mem) {
-        /* Cut for want of memory, not malformed: counted with the caps. */
+        /* Cut for want of memory, not malformed: counted with the caps,
+         * and the note says why it ended (rather than how). */
+        static const char evicted[] = "the connection was closed early to free memory for "
+                                      "newer traffic (--max-memory)";
         if (x.flags & REPRO_XF_TRUNCATED) {
             x.flags |= REPRO_XF_BODY_CAPPED;
             st->capped_budget_messages++;
+            x.note = evicted;
+        } else if (x.note == NULL) {
+            x.note = evicted;
         }
-        if (x.note == NULL)
-            x.note = "the connection was closed early to free memory for newer traffic "
-                     "(--max-memory)";
     }
     /* What redaction says (a body decoded or not stored) follows the
      * framing note. */

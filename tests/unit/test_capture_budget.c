@@ -29,6 +29,7 @@
 /* What the sink saw: counts, and the exchanges of one URI of interest. */
 struct seen {
     uint64_t exchanges, malformed, capped, truncated;
+    uint64_t memory_notes; /* notes that name --max-memory */
     int fresh_found;
     unsigned fresh_flags;
     int fresh_status;
@@ -47,6 +48,8 @@ static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct 
         s->capped++;
     if (x->flags & REPRO_XF_TRUNCATED)
         s->truncated++;
+    if (x->note != NULL && strstr(x->note, "--max-memory") != NULL)
+        s->memory_notes++;
     if (x->uri.len == 6 && memcmp(x->uri.ptr, "/fresh", 6) == 0) {
         s->fresh_found++;
         s->fresh_flags = x->flags;
@@ -241,6 +244,8 @@ static void test_starvation_by_idle_heads(void **state)
     assert_true(st->evicted_pressure_bytes >= st->evicted_pressure_connections * 50 * 1024);
     assert_int_equal(s.seen.closes_by_reason[REPRO_END_MEMORY], st->evicted_pressure_connections);
     assert_int_equal(st->capped_budget_messages, st->evicted_pressure_connections);
+    assert_int_equal(s.seen.capped, st->evicted_pressure_connections);
+    assert_int_equal(s.seen.memory_notes, st->evicted_pressure_connections);
     assert_int_equal(s.seen.malformed, 0);
     assert_int_equal(st->dropped_connections, 0);
     assert_true(s.peak <= s.lim.max_total + s.lim.max_table);
@@ -393,6 +398,7 @@ static void test_head_cut_by_budget(void **state)
     assert_int_equal(s.seen.malformed, 0);
     assert_int_equal(s.seen.capped, 1);
     assert_int_equal(s.seen.truncated, 1);
+    assert_int_equal(s.seen.memory_notes, 1);
     assert_int_equal(repro_capture_stats(s.cap)->capped_budget_messages, 1);
     assert_true(repro_capture_stats(s.cap)->dropped_body_bytes > 0);
     repro_capture_free(s.cap);
