@@ -113,11 +113,8 @@ def main(tmp, procs):
         procs.append(more)
         more.stdout.readline()
     db = os.path.join(tmp, "memcap.db")
-    # -s 2048: every packet here is smaller, and the kernel ring holds
-    # thousands of such frames instead of a hundred of 256 KiB ones (this
-    # test is about memory, not about keeping up with a burst).
     cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs,
-                                  ["--max-memory", "64M", "-s", "2048"])
+                                  ["--max-memory", "64M"])
 
     # The ring is mapped from the start: the most file-backed memory seen is
     # the ring and the binary (it falls when the ring is unmapped at exit).
