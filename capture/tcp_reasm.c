@@ -18,7 +18,8 @@
  *  - A connection ends on RST, when both FINs have been delivered, after
  *    idle_timeout_us of capture time without packets (checked at each
  *    packet and at repro_reasm_expire()), when evicted because the table is
- *    full (least recently active first), when closed to free held bytes for
+ *    full (connections that never carried payload first, then the least
+ *    recently active), when closed to free held bytes for
  *    newer traffic (least recently active holder first, never the packet's
  *    own connection), or at the end of the capture.
  *  - Memory: queued segments are charged to the held budget with their
@@ -123,21 +124,38 @@ static void lru_append(struct repro_reasm *r, struct repro_tcp_conn *c)
         r->lru_head = c;
 }
 
-/* Takes c off the list of connections holding bytes. */
-static void held_unlink(struct repro_reasm *r, struct repro_tcp_conn *c)
+/* Takes c off list k (REPRO__LIST_*) if it is on it. */
+static void list_remove(struct repro_reasm *r, struct repro_tcp_conn *c, int k)
 {
-    if (!c->holding)
+    struct repro_tcp_link *l = &c->link[k];
+
+    if (!l->on)
         return;
-    if (c->mprev)
-        c->mprev->mnext = c->mnext;
+    if (l->prev)
+        l->prev->link[k].next = l->next;
     else
-        r->held_head = c->mnext;
-    if (c->mnext)
-        c->mnext->mprev = c->mprev;
+        r->list[k].head = l->next;
+    if (l->next)
+        l->next->link[k].prev = l->prev;
     else
-        r->held_tail = c->mprev;
-    c->mprev = c->mnext = NULL;
-    c->holding = 0;
+        r->list[k].tail = l->prev;
+    l->prev = l->next = NULL;
+    l->on = 0;
+}
+
+/* Puts c at the most recent end of list k. */
+static void list_append(struct repro_reasm *r, struct repro_tcp_conn *c, int k)
+{
+    struct repro_tcp_link *l = &c->link[k];
+
+    l->prev = r->list[k].tail;
+    l->next = NULL;
+    if (r->list[k].tail)
+        r->list[k].tail->link[k].next = c;
+    r->list[k].tail = c;
+    if (r->list[k].head == NULL)
+        r->list[k].head = c;
+    l->on = 1;
 }
 
 /* After a packet of c: c goes to the most recently active end of the list
@@ -147,17 +165,9 @@ static void note_holding(struct repro_reasm *r, struct repro_tcp_conn *c)
     int holds = c->half[0].ooo != NULL || c->half[1].ooo != NULL ||
                 (r->cb.holds != NULL && r->cb.holds(r->cb.ctx, c));
 
-    held_unlink(r, c);
-    if (!holds)
-        return;
-    c->mprev = r->held_tail;
-    c->mnext = NULL;
-    if (r->held_tail)
-        r->held_tail->mnext = c;
-    r->held_tail = c;
-    if (r->held_head == NULL)
-        r->held_head = c;
-    c->holding = 1;
+    list_remove(r, c, REPRO__LIST_HELD);
+    if (holds)
+        list_append(r, c, REPRO__LIST_HELD);
 }
 
 /* Whether budget b (optional) has n bytes free. */
@@ -180,7 +190,8 @@ static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
         pp = &(*pp)->hnext;
     *pp = c->hnext;
     lru_unlink(r, c);
-    held_unlink(r, c);
+    list_remove(r, c, REPRO__LIST_HELD);
+    list_remove(r, c, REPRO__LIST_BARE);
     if (r->cur == c)
         r->cur = NULL;
     r->n_conns--;
@@ -515,16 +526,30 @@ int repro_reasm_flush(struct repro_reasm *r, int reason, int64_t ts_us)
     return rc;
 }
 
-/* Closes the least recently active connections but keep (reason evicted)
- * until the table has need bytes free. */
-static int make_table_room(struct repro_reasm *r, const struct repro_tcp_conn *keep, size_t need,
-                           int64_t ts)
+/* The connection to evict from a full table, other than keep: the oldest
+ * that never carried payload (a SYN flood then evicts itself, not the
+ * established connections), else the least recently active. */
+static struct repro_tcp_conn *table_victim(struct repro_reasm *r,
+                                           const struct repro_tcp_conn *keep)
+{
+    struct repro_tcp_conn *v = r->list[REPRO__LIST_BARE].head;
+
+    if (v != NULL && v == keep)
+        v = v->link[REPRO__LIST_BARE].next;
+    if (v != NULL)
+        return v;
+    v = r->lru_head;
+    return v != NULL && v == keep ? v->lnext : v;
+}
+
+/* Closes connections (reason evicted; table_victim() chooses) until there
+ * are fewer than max_conns and the table has need bytes free. */
+static int make_table_room(struct repro_reasm *r, const struct repro_tcp_conn *keep,
+                           size_t max_conns, size_t need, int64_t ts)
 {
     int rc = 0;
-    while (rc == 0 && !has_room(r->table, need)) {
-        struct repro_tcp_conn *v = r->lru_head;
-        if (v == keep)
-            v = v->lnext;
+    while (rc == 0 && (r->n_conns >= max_conns || !has_room(r->table, need))) {
+        struct repro_tcp_conn *v = table_victim(r, keep);
         if (v == NULL)
             break;
         r->stats.evicted++;
@@ -542,10 +567,10 @@ static int make_held_room(struct repro_reasm *r, const struct repro_tcp_conn *ke
 {
     int rc = 0;
     while (rc == 0 && !has_room(r->budget, need)) {
-        struct repro_tcp_conn *v = r->held_head;
+        struct repro_tcp_conn *v = r->list[REPRO__LIST_HELD].head;
         size_t before = r->budget->used;
-        if (v == keep)
-            v = v->mnext;
+        if (v != NULL && v == keep)
+            v = v->link[REPRO__LIST_HELD].next;
         if (v == NULL)
             break;
         r->stats.evicted_pressure++;
@@ -564,14 +589,7 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     /* A SYN-ACK's sender is the server: make direction 0 the client's. */
     int flip = (pkt->tcp_flags & (REPRO_TCP_SYN | REPRO_TCP_ACK)) == (REPRO_TCP_SYN | REPRO_TCP_ACK);
 
-    *rc = 0;
-    while (r->n_conns >= r->max_connections && r->lru_head != NULL) {
-        r->stats.evicted++;
-        *rc = close_conn(r, r->lru_head, REPRO_END_EVICTED, pkt->ts_us);
-        if (*rc)
-            return NULL;
-    }
-    *rc = make_table_room(r, NULL, r->conn_reserve, pkt->ts_us);
+    *rc = make_table_room(r, NULL, r->max_connections, r->conn_reserve, pkt->ts_us);
     if (*rc)
         return NULL;
     c = repro_calloc(1, sizeof *c);
@@ -592,6 +610,7 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     c->hnext = r->buckets[hash & (r->n_buckets - 1)];
     r->buckets[hash & (r->n_buckets - 1)] = c;
     lru_append(r, c);
+    list_append(r, c, REPRO__LIST_BARE);
     r->n_conns++;
     r->stats.connections++;
     *dir = flip;
@@ -647,11 +666,12 @@ static int packet(struct repro_reasm *r, const struct repro_pkt *pkt)
     c->last_us = pkt->ts_us;
     touch(r, c);
     if (pkt->payload_len > 0) {
+        list_remove(r, c, REPRO__LIST_BARE);
         /* Room first, taken from the least recently active connections:
          * for the callbacks' state of a connection's first payload, then
          * for the bytes this packet may make it hold. */
         if (c->user == NULL)
-            rc = make_table_room(r, c, r->user_reserve, pkt->ts_us);
+            rc = make_table_room(r, c, SIZE_MAX, r->user_reserve, pkt->ts_us);
         if (rc == 0 && r->pressure && r->budget != NULL)
             rc = make_held_room(r, c, REPRO__SEG_COST(pkt->payload_len) + r->room_slack,
                                 pkt->ts_us);

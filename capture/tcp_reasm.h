@@ -45,6 +45,23 @@ struct repro_tcp_half {
     uint64_t gap_bytes;  /* declared missing */
 };
 
+/* Two lists a connection may be on besides the activity list, each least
+ * recently active (or created) first. */
+enum {
+    REPRO__LIST_HELD = 0, /* holding bytes: closed first when held bytes run out */
+    REPRO__LIST_BARE,     /* no payload seen yet (half-open, or idle from the
+                             start): evicted first when the table is full */
+    REPRO__LIST_COUNT
+};
+struct repro_tcp_conn;
+struct repro_tcp_link {
+    struct repro_tcp_conn *prev, *next;
+    uint8_t on;
+};
+struct repro_tcp_list {
+    struct repro_tcp_conn *head, *tail;
+};
+
 struct repro_tcp_conn {
     uint64_t id;           /* 1-based, in order of creation */
     uint8_t family;
@@ -56,9 +73,8 @@ struct repro_tcp_conn {
     int64_t first_us, last_us;
     void *user;            /* owned by the callbacks */
     uint32_t hash;
-    uint8_t holding;       /* on the list of connections holding bytes */
     struct repro_tcp_conn *hnext, *lprev, *lnext;
-    struct repro_tcp_conn *mprev, *mnext; /* that list, least recently active first */
+    struct repro_tcp_link link[REPRO__LIST_COUNT];
 };
 
 /* Callbacks; a non-zero return stops processing and is returned. The conn
@@ -99,7 +115,7 @@ struct repro_reasm {
     struct repro_budget *table;
     size_t conn_reserve, user_reserve, room_slack;
     int pressure; /* repro_reasm_set_memory() was called */
-    struct repro_tcp_conn *held_head, *held_tail; /* connections holding bytes */
+    struct repro_tcp_list list[REPRO__LIST_COUNT];
     struct repro_tcp_conn *cur; /* the packet's connection while it is processed */
     struct repro_reasm_stats stats;
 };
@@ -112,7 +128,8 @@ int repro_reasm_init(struct repro_reasm *r, const struct repro_reasm_cb *cb, siz
  * and the hash table; before a connection is created the least recently
  * active ones are closed (reason evicted) until conn_reserve bytes are
  * free, and before a payload reaches a connection without callback state
- * until user_reserve are. Before a payload packet is processed, the least
+ * until user_reserve are; connections that never carried payload (a SYN
+ * flood's half-open ones) go first, then the least recently active. Before a payload packet is processed, the least
  * recently active connections holding bytes (its own excepted) are closed
  * (reason memory) until the held budget has its length plus room_slack.
  * table is borrowed until repro_reasm_release().

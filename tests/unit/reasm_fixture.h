@@ -404,16 +404,22 @@ static inline void check_invariants(const struct repro_reasm *r)
             CHECK(h->ooo_bytes <= r->max_stream_ooo);
         }
         /* on the holders' list exactly when it holds out-of-order data
-         * (these callbacks hold nothing of their own) */
-        CHECK(c->holding == (c->half[0].ooo != NULL || c->half[1].ooo != NULL));
+         * (these callbacks hold nothing of their own); on the list of
+         * connections without payload only while none was seen */
+        CHECK(c->link[REPRO__LIST_HELD].on == (c->half[0].ooo != NULL || c->half[1].ooo != NULL));
+        if (c->link[REPRO__LIST_BARE].on)
+            CHECK(c->half[0].bytes + c->half[1].bytes == 0 && c->half[0].ooo == NULL &&
+                  c->half[1].ooo == NULL);
     }
     CHECK(prev == r->lru_tail);
-    prev = NULL;
-    for (c = r->held_head; c != NULL; prev = c, c = c->mnext) {
-        CHECK(c->mprev == prev);
-        CHECK(c->holding);
+    for (d = 0; d < REPRO__LIST_COUNT; d++) {
+        prev = NULL;
+        for (c = r->list[d].head; c != NULL; prev = c, c = c->link[d].next) {
+            CHECK(c->link[d].prev == prev);
+            CHECK(c->link[d].on);
+        }
+        CHECK(prev == r->list[d].tail);
     }
-    CHECK(prev == r->held_tail);
     CHECK(n == r->n_conns);
     CHECK(n <= r->max_connections);
     if (r->budget != NULL) {

@@ -30,6 +30,7 @@
 struct seen {
     uint64_t exchanges, malformed, capped, truncated;
     uint64_t memory_notes; /* notes that name --max-memory */
+    uint64_t again_complete; /* exchanges of /again stored complete */
     int fresh_found;
     unsigned fresh_flags;
     int fresh_status;
@@ -50,6 +51,9 @@ static int on_exchange(void *ctx, const struct repro_conn_info *c, const struct 
         s->truncated++;
     if (x->note != NULL && strstr(x->note, "--max-memory") != NULL)
         s->memory_notes++;
+    if (x->uri.len == 6 && memcmp(x->uri.ptr, "/again", 6) == 0 && x->status == 200 &&
+        !(x->flags & REPRO_XF_INCOMPLETE))
+        s->again_complete++;
     if (x->uri.len == 6 && memcmp(x->uri.ptr, "/fresh", 6) == 0) {
         s->fresh_found++;
         s->fresh_flags = x->flags;
@@ -258,9 +262,23 @@ static void test_starvation_by_idle_heads(void **state)
     sess_end(&s);
 }
 
+/* One exchange of GET /again at offset off of connection cport's streams
+ * (both directions advance by the same lengths each time). */
+static void again(struct sess *s, uint16_t cport, uint32_t n)
+{
+    static const char req[] = "GET /again HTTP/1.1\r\nHost: h\r\n\r\n";
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    uint32_t rl = sizeof req - 1, sl = sizeof resp - 1;
+
+    client_bytes(s, cport, n * rl, req, rl, 1400);
+    seg(s, cport, 1, REPRO_TCP_ACK | REPRO_TCP_PSH, SSEQ(cport) + 1 + n * sl,
+        CSEQ(cport) + 1 + (n + 1) * rl, resp, sl);
+}
+
 /* Half-open connections: only SYNs, far more than the table holds. They
- * cost the reassembler's entry only, the oldest are evicted (counted), and
- * a real exchange afterwards is stored complete. */
+ * cost the reassembler's entry only and evict each other (counted), not
+ * the established keep-alive connections, which go on being stored; a new
+ * exchange afterwards is stored complete. */
 static void test_syn_flood(void **state)
 {
     const struct repro_capture_stats *st;
@@ -269,13 +287,21 @@ static void test_syn_flood(void **state)
     (void)state;
 
     sess_start(&s, 8 * MiB);
+    for (k = 0; k < 100; k++) {
+        handshake(&s, (uint16_t)(2000 + k));
+        again(&s, (uint16_t)(2000 + k), 0);
+    }
     for (k = 0; k < 40000; k++)
         seg(&s, (uint16_t)(10000 + k), 0, REPRO_TCP_SYN, CSEQ(k), 0, NULL, 0);
     st = repro_capture_stats(s.cap);
     assert_true(repro_capture_open_streams(s.cap) <= s.lim.max_connections);
     assert_true(repro_capture_open_streams(s.cap) > 5000); /* half-open ones are cheap */
-    assert_int_equal(st->dropped_connections, 40000 - repro_capture_open_streams(s.cap));
-    assert_int_equal(st->connections, 40000);
+    assert_int_equal(st->dropped_connections, 40100 - repro_capture_open_streams(s.cap));
+    assert_int_equal(st->connections, 40100);
+    for (k = 0; k < 100; k++)
+        again(&s, (uint16_t)(2000 + k), 1);
+    assert_int_equal(s.seen.again_complete, 200);
+    assert_int_equal(s.seen.closes_by_reason[REPRO_END_EVICTED], 0);
     fresh_exchange(&s, 1500);
     assert_fresh_complete(&s);
     sess_end(&s);
