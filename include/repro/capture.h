@@ -198,8 +198,9 @@ struct repro_redact_rules {
  * responses) and the connection table (max_table: per-connection state
  * and the hash table). When held bytes run out, the least recently active
  * connection holding bytes is closed (end reason "memory") so new traffic
- * is still stored; when the table runs out, the least recently active
- * connection is (end reason "evicted"). docs/capture.md, "Memory".
+ * is still stored; when the table runs out, the oldest connection that
+ * never carried payload is, else the least recently active one (end reason
+ * "evicted"). docs/capture.md, "Memory".
  */
 struct repro_capture_limits {
     struct repro_http_limits http;  /* per message */
