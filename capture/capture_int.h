@@ -12,7 +12,9 @@ struct repro_capture {
     struct repro_redact_rules rules;
     struct repro_capture_limits limits;
     struct repro_capture_stats stats;
-    struct repro_budget budget; /* every held byte: messages and out-of-order data */
+    struct repro_budget budget; /* every held byte: messages, out-of-order data, queues */
+    struct repro_budget table;  /* connection state: the reassembler's and HTTP's */
+    uint64_t alloc_dropped;     /* deliveries dropped: no HTTP state could be allocated */
     struct repro_reasm reasm;
     struct repro_error *err;    /* the current call's error sink */
     int64_t last_ts_us;
@@ -24,6 +26,10 @@ struct repro_capture {
 /* Reassembler callbacks implementing HTTP over each connection
  * (http_conn.c). */
 extern const struct repro_reasm_cb repro__http_conn_cb;
+/* What the HTTP state of one connection is charged to the table. */
+size_t repro__http_conn_cost(void);
+/* Held bytes a payload packet may need beyond its own (queue growth). */
+size_t repro__http_room_slack(void);
 
 /* Redaction (capture/redact.c). */
 #include "redact.h"

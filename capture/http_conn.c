@@ -23,6 +23,15 @@
  * whose first bytes look like a request line is the client; otherwise the
  * SYN decides, and if the payload never looks like HTTP the connection is
  * counted as non-HTTP and skipped.
+ *
+ * Memory: a connection's state (struct hconn) is made at its first payload
+ * byte, so half-open connections (a SYN flood) cost the reassembler's
+ * entry only; it is charged to the table budget with the first entry of
+ * its queue of requests waiting for responses. Further entries are charged
+ * to the held budget with the messages, and the queue is freed whenever it
+ * empties (an idle keep-alive connection holds none). A message the held budget cut is flagged
+ * body_capped and counted (capped_budget_messages), as are the messages in
+ * progress of a connection closed to free memory (end reason "memory").
  */
 #include "capture_int.h"
 
@@ -94,7 +103,34 @@ struct hconn {
     int untracked;  /* a loss could not be recorded: every later pairing is a guess */
     struct repro_http_interim interim; /* 1xx responses waiting for the final one */
     int eof[2];
+    int budget_cut[2]; /* the held budget refused bytes of the message in progress */
+    int evicted_mem;   /* closing to free memory: what is in progress was cut */
 };
+
+/* The state of a connection whose state could not be allocated: its bytes
+ * are dropped and counted (dropped_alloc_packets). */
+static char untracked_mark;
+#define UNTRACKED ((void *)&untracked_mark)
+
+/* What a queue of n entries is charged to the held budget: the first
+ * entry is part of the connection's state (a connection that does not
+ * pipeline never needs more), charged to the table with it, so storing a
+ * request never waits for held bytes. */
+static size_t queue_cost(size_t n)
+{
+    return n > 1 ? (n - 1) * sizeof(struct pending) : 0;
+}
+
+size_t repro__http_conn_cost(void)
+{
+    return sizeof(struct hconn) + sizeof(struct pending) + 2 * REPRO__ALLOC_OVERHEAD;
+}
+
+size_t repro__http_room_slack(void)
+{
+    /* the largest step a short queue takes (4 to 8 entries) */
+    return queue_cost(8) - queue_cost(4);
+}
 
 static unsigned xflags_of(unsigned mflags)
 {
@@ -134,6 +170,21 @@ static void take_msg(struct repro_http_framer *f, struct held_msg *m)
     if (m->has_digest)
         memcpy(m->digest, msg->body_digest, sizeof m->digest);
     repro_http_framer_take_raw(f, &m->raw);
+}
+
+/* Takes the finished message of direction dir; a message the held budget
+ * cut is counted and says so. */
+static void take_from(struct repro_capture *cap, struct hconn *h, int dir, struct held_msg *m)
+{
+    take_msg(&h->fr[dir], m);
+    if ((m->flags & REPRO_XF_BODY_CAPPED) && h->budget_cut[dir]) {
+        cap->stats.capped_budget_messages++;
+        if (m->flags & REPRO_XF_TRUNCATED)
+            m->why = "its head was cut: the capture's held bytes ran out (--max-memory)";
+        else if (m->why == NULL)
+            m->why = "its body was cut: the capture's held bytes ran out (--max-memory)";
+    }
+    h->budget_cut[dir] = 0;
 }
 
 static struct repro_slice span(const struct held_msg *m, struct repro_http_span s)
@@ -255,6 +306,19 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
     } else {
         x.flags |= REPRO_XF_UNANSWERED;
     }
+    if (h->evicted_mem) {
+        /* Cut for want of memory, not malformed: counted with the caps,
+         * and the note says why it ended (rather than how). */
+        static const char evicted[] = "the connection was closed early to free memory for "
+                                      "newer traffic (--max-memory)";
+        if (x.flags & REPRO_XF_TRUNCATED) {
+            x.flags |= REPRO_XF_BODY_CAPPED;
+            st->capped_budget_messages++;
+            x.note = evicted;
+        } else if (x.note == NULL) {
+            x.note = evicted;
+        }
+    }
     /* What redaction says (a body decoded or not stored) follows the
      * framing note. */
     if ((req && rnote[0][0]) || (resp && rnote[1][0])) {
@@ -303,16 +367,31 @@ static void pop_front(struct hconn *h)
     h->q_len--;
 }
 
-/* Appends an entry; NULL when the queue cannot grow. */
-static struct pending *push(struct hconn *h, int kind)
+static void free_queue(struct repro_capture *cap, struct hconn *h)
+{
+    repro_budget_give(&cap->budget, queue_cost(h->q_cap));
+    repro_free(h->q);
+    h->q = NULL;
+    h->q_cap = 0;
+}
+
+/* Appends an entry; NULL when the queue cannot grow (memory, or the held
+ * budget past its first entry). */
+static struct pending *push(struct repro_capture *cap, struct hconn *h, int kind)
 {
     struct pending *p;
 
     if (h->q_len == h->q_cap) {
-        size_t ncap = h->q_cap ? h->q_cap * 2 : 4;
-        struct pending *nq = repro_realloc(h->q, ncap * sizeof *nq);
-        if (nq == NULL)
+        size_t ncap = h->q_cap ? h->q_cap * 2 : 1;
+        size_t more = queue_cost(ncap) - queue_cost(h->q_cap);
+        struct pending *nq;
+        if (!repro_budget_take(&cap->budget, more))
             return NULL;
+        nq = repro_realloc(h->q, ncap * sizeof *nq);
+        if (nq == NULL) {
+            repro_budget_give(&cap->budget, more);
+            return NULL;
+        }
         h->q = nq;
         h->q_cap = ncap;
     }
@@ -344,6 +423,8 @@ static int flush_front(struct repro_capture *cap, struct hconn *h)
         if (rc)
             return rc;
     }
+    /* Idle keep-alive connections hold no queue. */
+    free_queue(cap, h);
     return 0;
 }
 
@@ -495,7 +576,7 @@ static void note_lost_requests(struct repro_capture *cap, struct hconn *h, int64
     if (h->q_len > 0 && h->q[h->q_len - 1].kind == Q_LOST && !h->q[h->q_len - 1].no_resp)
         return;
     if (h->q_len < 2 * cap->limits.max_pipeline + 8)
-        p = push(h, Q_LOST);
+        p = push(cap, h, Q_LOST);
     if (p != NULL) {
         p->start_off = off;
         return;
@@ -519,10 +600,10 @@ static int on_request(struct repro_capture *cap, struct hconn *h)
             if (rc)
                 return rc;
         }
-        p = push(h, Q_REQ);
+        p = push(cap, h, Q_REQ);
         if (p == NULL) {
             struct held_msg m;
-            take_msg(&h->fr[h->client_dir], &m);
+            take_from(cap, h, h->client_dir, &m);
             cap->stats.dropped_pipeline++;
             held_release(cap, &m);
             note_lost_requests(cap, h, h->pos[h->client_dir].start);
@@ -531,7 +612,7 @@ static int on_request(struct repro_capture *cap, struct hconn *h)
         p->start_off = h->pos[h->client_dir].start;
         p->ack_raw = h->pos[h->client_dir].start_ack;
     }
-    take_msg(&h->fr[h->client_dir], &p->req);
+    take_from(cap, h, h->client_dir, &p->req);
     p->done = 1;
     h->n_held++;
     return flush_front(cap, h);
@@ -547,10 +628,10 @@ struct resp_pos {
 /* Makes the request being sent an entry, so a response (an early one, or
  * one placed by evidence) can wait for it to end. NULL on allocation
  * failure. */
-static struct pending *request_in_progress(struct hconn *h)
+static struct pending *request_in_progress(struct repro_capture *cap, struct hconn *h)
 {
     const struct msg_pos *ps = &h->pos[h->client_dir];
-    struct pending *p = push(h, Q_REQ);
+    struct pending *p = push(cap, h, Q_REQ);
 
     if (p != NULL) {
         p->start_off = ps->cur_start;
@@ -734,7 +815,7 @@ static int place_response(struct repro_capture *cap, struct hconn *h, struct hel
                   "connection %llu: a response after a gap may answer %llu requests",
                   (unsigned long long)h->info.id, (unsigned long long)n_cand);
     }
-    if (first == h->q_len && request_in_progress(h) == NULL)
+    if (first == h->q_len && request_in_progress(cap, h) == NULL)
         return emit_alone(cap, h, m, REPRO_XF_PAIRING_UNCERTAIN, "out of memory");
     return attach(cap, h, first, m, n_cand > 1);
 }
@@ -746,7 +827,7 @@ static int on_response(struct repro_capture *cap, struct hconn *h)
     enum repro_http_role role;
     int rc;
 
-    take_msg(&h->fr[!h->client_dir], &m);
+    take_from(cap, h, !h->client_dir, &m);
     role = repro_http_response_role(m.has_info ? &m.info : NULL);
     if (role == REPRO_HTTP_ROLE_INTERIM) {
         add_interim(cap, h, &m);
@@ -826,11 +907,32 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
 static int cb_open(void *ctx, struct repro_tcp_conn *c)
 {
     struct repro_capture *cap = ctx;
-    struct hconn *h = repro_calloc(1, sizeof *h);
+    (void)c;
+    cap->stats.connections++;
+    return 0;
+}
+
+/* The state of c, made at its first payload byte (charged to the table);
+ * NULL when it could not be allocated (the connection's bytes are then
+ * dropped, and counted, for the rest of its life). */
+static struct hconn *conn_state(struct repro_capture *cap, struct repro_tcp_conn *c)
+{
+    struct hconn *h = c->user;
     int d;
 
-    if (h == NULL)
-        return 0; /* the connection is tracked without HTTP: counted below */
+    if (h == UNTRACKED) {
+        cap->alloc_dropped++;
+        return NULL;
+    }
+    if (h != NULL)
+        return h;
+    h = repro_calloc(1, sizeof *h);
+    if (h == NULL) {
+        c->user = UNTRACKED;
+        cap->alloc_dropped++;
+        return NULL;
+    }
+    cap->table.used += repro__http_conn_cost();
     h->client_dir = -1;
     h->tc = c;
     h->last_req_ack = OFF_UNKNOWN;
@@ -843,10 +945,24 @@ static int cb_open(void *ctx, struct repro_tcp_conn *c)
         h->pos[d].start_ack = h->pos[d].cur_start = OFF_UNKNOWN;
         h->pos[d].start = h->pos[d].end = 0;
     }
+    /* gaps declared before the first payload byte */
+    h->info.gap_bytes = c->half[0].gap_bytes + c->half[1].gap_bytes;
     repro_http_interim_init(&h->interim, cap->limits.http.max_head, &cap->budget);
     c->user = h;
-    cap->stats.connections++;
-    return 0;
+    return h;
+}
+
+/* Whether c's state holds bytes charged to the held budget. */
+static int cb_holds(void *ctx, const struct repro_tcp_conn *c)
+{
+    const struct hconn *h = c->user;
+    (void)ctx;
+
+    if (h == NULL || h == UNTRACKED)
+        return 0;
+    return h->q_len > 0 || h->interim.raw.len > 0 ||
+           (h->framers_ready && !h->not_http &&
+            (repro_http_framer_busy(&h->fr[0]) || repro_http_framer_busy(&h->fr[1])));
 }
 
 /* Offset of the next byte of direction dir (gaps included). */
@@ -897,7 +1013,7 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
                    int64_t ts)
 {
     struct repro_capture *cap = ctx;
-    struct hconn *h = c->user;
+    struct hconn *h = conn_state(cap, c);
     struct repro_http_framer *f;
     int64_t seg_off, ack;
     size_t done = 0;
@@ -922,7 +1038,10 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
     ack = seg_ack(c, dir);
     while (done < len) {
         size_t used = 0;
+        uint64_t refused = cap->budget.refused;
         enum repro_http_outcome o = repro_http_framer_feed(f, p + done, len - done, ts, &used);
+        if (cap->budget.refused != refused)
+            h->budget_cut[dir] = 1;
         done += used;
         if (o == REPRO_HTTP_NEED_MORE)
             break;
@@ -951,7 +1070,8 @@ static int cb_gap(void *ctx, struct repro_tcp_conn *c, int dir, uint64_t len, in
     int64_t gap_start = stream_off(c, dir) - (int64_t)len;
     int rc;
 
-    if (h == NULL)
+    /* Before the first payload byte: conn_state() counts it then. */
+    if (h == NULL || h == UNTRACKED)
         return 0;
     h->info.gap_bytes += len;
     if (!h->framers_ready || h->not_http)
@@ -995,7 +1115,7 @@ static int end_direction(struct repro_capture *cap, struct hconn *h, struct repr
 static int cb_fin(void *ctx, struct repro_tcp_conn *c, int dir, int64_t ts)
 {
     struct hconn *h = c->user;
-    return h ? end_direction(ctx, h, c, dir, ts) : 0;
+    return h && h != UNTRACKED ? end_direction(ctx, h, c, dir, ts) : 0;
 }
 
 static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
@@ -1005,8 +1125,13 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
     struct repro_http_framer_stats fs[2];
     int rc = 0, d;
 
+    if (h == UNTRACKED)
+        c->user = NULL;
     if (h == NULL)
+        cap->stats.non_http_connections++; /* no payload at all */
+    if (h == NULL || h == UNTRACKED)
         return 0;
+    h->evicted_mem = reason == REPRO_END_MEMORY;
     if (h->framers_ready) {
         /* The response side first: a close-delimited response completes. */
         rc = end_direction(cap, h, c, !h->client_dir, ts);
@@ -1026,7 +1151,7 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
         }
     }
     if (!h->framers_ready)
-        cap->stats.non_http_connections++; /* no payload at all */
+        cap->stats.non_http_connections++; /* state made, framing never began */
     if (h->framers_ready) {
         for (d = 0; d < 2; d++) {
             repro_http_framer_stats(&h->fr[d], &fs[d]);
@@ -1054,16 +1179,22 @@ static int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int64_t ts)
             held_release(cap, &h->q[0].resp);
         pop_front(h);
     }
-    repro_free(h->q);
+    free_queue(cap, h);
     repro_http_interim_release(&h->interim);
     if (h->framers_ready) {
         repro_http_framer_release(&h->fr[0]);
         repro_http_framer_release(&h->fr[1]);
     }
     repro_free(h);
+    repro_budget_give(&cap->table, repro__http_conn_cost());
     c->user = NULL;
     return rc;
 }
 
-const struct repro_reasm_cb repro__http_conn_cb = {
-    .ctx = NULL, .open = cb_open, .data = cb_data, .gap = cb_gap, .fin = cb_fin, .close = cb_close};
+const struct repro_reasm_cb repro__http_conn_cb = {.ctx = NULL,
+                                                   .open = cb_open,
+                                                   .data = cb_data,
+                                                   .gap = cb_gap,
+                                                   .fin = cb_fin,
+                                                   .close = cb_close,
+                                                   .holds = cb_holds};

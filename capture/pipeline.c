@@ -2,7 +2,8 @@
  * A capture session: decodes frames, feeds the reassembler (whose callbacks
  * run HTTP over each connection, http_conn.c) and keeps the counters the
  * summary shows. Bad packets are counted and logged with their record
- * number, never fatal.
+ * number, never fatal. It also owns the session's two memory budgets (held
+ * bytes, connection table) and how a memory size is split between them.
  */
 #include "capture_int.h"
 
@@ -25,20 +26,43 @@ const char *repro_xflag_name(unsigned bit)
 
 const char *repro_conn_end_name(int reason)
 {
-    static const char *const names[] = {"fin", "rst", "timeout", "eof", "evicted"};
+    static const char *const names[] = {"fin", "rst", "timeout", "eof", "evicted", "memory"};
     if (reason < 0 || reason >= (int)(sizeof names / sizeof *names))
         return NULL;
     return names[reason];
 }
 
+/* The least a connection costs the table: its reassembler entry (before
+ * any payload) and its share of the hash table (at most two buckets). */
+static size_t conn_min_cost(void)
+{
+    return sizeof(struct repro_tcp_conn) + REPRO__ALLOC_OVERHEAD + 2 * sizeof(void *);
+}
+
 void repro_capture_limits_default(struct repro_capture_limits *l)
 {
     repro_http_limits_default(&l->http);
-    l->max_stream_ooo = 1024 * 1024;
-    l->max_total = 32 * 1024 * 1024;
-    l->max_connections = 65536;
     l->max_pipeline = 64;
     l->idle_timeout_us = INT64_C(300) * 1000000;
+    repro_capture_limits_from_memory(l, REPRO_CAPTURE_DEFAULT_MEMORY);
+}
+
+int repro_capture_limits_from_memory(struct repro_capture_limits *l, size_t bytes)
+{
+    if (bytes < REPRO_CAPTURE_MIN_MEMORY)
+        return REPRO_E_INVAL;
+    /* 3/8 held bytes, 3/8 table, 1/4 headroom: message buffers grow by
+     * doubling, so the heap behind n held bytes is up to about 2n, and
+     * redaction copies a message while storing it. */
+    l->max_total = bytes / 8 * 3;
+    l->max_table = bytes / 8 * 3;
+    l->max_stream_ooo = l->max_total / 64;
+    if (l->max_stream_ooo > 1024 * 1024)
+        l->max_stream_ooo = 1024 * 1024;
+    if (l->max_stream_ooo < 64 * 1024)
+        l->max_stream_ooo = 64 * 1024;
+    l->max_connections = l->max_table / conn_min_cost();
+    return REPRO_OK;
 }
 
 struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
@@ -61,6 +85,7 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
     if (cap->limits.max_pipeline == 0)
         cap->limits.max_pipeline = 1;
     cap->budget.max = cap->limits.max_total;
+    cap->table.max = cap->limits.max_table ? cap->limits.max_table : SIZE_MAX;
     repro_capture_set_source(cap, NULL);
     cb.ctx = cap;
     if (repro_reasm_init(&cap->reasm, &cb, cap->limits.max_stream_ooo,
@@ -69,6 +94,10 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
         repro_free(cap);
         return NULL;
     }
+    repro_reasm_set_memory(&cap->reasm, &cap->table,
+                           sizeof(struct repro_tcp_conn) + REPRO__ALLOC_OVERHEAD +
+                               repro__http_conn_cost(),
+                           repro__http_conn_cost(), repro__http_room_slack());
     return cap;
 }
 
@@ -112,6 +141,9 @@ static void sync_stats(struct repro_capture *cap)
     st->gap_bytes = rs->gap_bytes;
     st->dropped_ooo_bytes = rs->dropped_ooo_bytes;
     st->dropped_connections = rs->evicted;
+    st->evicted_pressure_connections = rs->evicted_pressure;
+    st->evicted_pressure_bytes = rs->evicted_pressure_bytes;
+    st->dropped_alloc_packets = rs->dropped_alloc_packets + cap->alloc_dropped;
 }
 
 static int sink_failed(struct repro_capture *cap, int rc, struct repro_error *err)
@@ -169,6 +201,27 @@ int repro_capture_finish(struct repro_capture *cap, struct repro_error *err)
     return sink_failed(cap, rc, err);
 }
 
+int repro_capture_tick(struct repro_capture *cap, int64_t now_us, struct repro_error *err)
+{
+    if (cap->failed)
+        return REPRO_E_INVAL;
+    cap->err = err;
+    /* Connections still open at the end close at the latest time known. */
+    if (now_us > cap->last_ts_us)
+        cap->last_ts_us = now_us;
+    return sink_failed(cap, repro_reasm_expire(&cap->reasm, now_us), err);
+}
+
+size_t repro_capture_memory(const struct repro_capture *cap)
+{
+    return cap->budget.used + cap->table.used;
+}
+
+size_t repro_capture_open_streams(const struct repro_capture *cap)
+{
+    return cap->reasm.n_conns;
+}
+
 const struct repro_capture_stats *repro_capture_stats(const struct repro_capture *cap)
 {
     sync_stats((struct repro_capture *)cap);
@@ -180,7 +233,7 @@ const struct repro_capture_stats *repro_capture_stats(const struct repro_capture
  * here until it is placed in the summary (or left out on purpose) and this
  * count is raised. The stored counters follow the list by themselves. */
 #define SUMMARY_COUNT_ONE(name, doc) +1
-_Static_assert((0 REPRO_CAPTURE_COUNTERS(SUMMARY_COUNT_ONE)) == 26,
+_Static_assert((0 REPRO_CAPTURE_COUNTERS(SUMMARY_COUNT_ONE)) == 30,
                "place the new capture counter in repro_capture_print_summary");
 #undef SUMMARY_COUNT_ONE
 
@@ -224,4 +277,10 @@ void repro_capture_print_summary(const struct repro_capture *cap, FILE *f)
                "connections %llu, pipelined requests %llu\n",
             (unsigned long long)st->dropped_ooo_bytes, (unsigned long long)st->dropped_body_bytes,
             (unsigned long long)st->dropped_connections, (unsigned long long)st->dropped_pipeline);
+    fprintf(f, "memory: connections closed to free held bytes %llu (%llu bytes), messages cut "
+               "%llu, packets dropped for want of memory %llu\n",
+            (unsigned long long)st->evicted_pressure_connections,
+            (unsigned long long)st->evicted_pressure_bytes,
+            (unsigned long long)st->capped_budget_messages,
+            (unsigned long long)st->dropped_alloc_packets);
 }

@@ -16,9 +16,15 @@
  *  - Data more than 2^30 bytes (the largest TCP window) ahead of the next
  *    byte is dropped and counted.
  *  - A connection ends on RST, when both FINs have been delivered, after
- *    idle_timeout_us of capture time without packets, when evicted because
- *    the table is full (least recently active first), or at the end of the
- *    capture.
+ *    idle_timeout_us of capture time without packets (checked at each
+ *    packet and at repro_reasm_expire()), when evicted because the table is
+ *    full (connections that never carried payload first, then the least
+ *    recently active), when closed to free held bytes for
+ *    newer traffic (least recently active holder first, never the packet's
+ *    own connection), or at the end of the capture.
+ *  - Memory: queued segments are charged to the held budget with their
+ *    header and allocation overhead; connections and the hash table to the
+ *    table budget (repro_reasm_set_memory()).
  *  - Pure ACKs and bare FIN/RST of connections not in the table are ignored
  *    (counted); only a SYN or payload creates a connection.
  *  - A segment's ACK is applied before its payload is delivered, so bytes
@@ -85,7 +91,7 @@ static void free_ooo(struct repro_reasm *r, struct repro_tcp_half *h)
     struct repro_tcp_seg *s = h->ooo, *n;
     for (; s != NULL; s = n) {
         n = s->next;
-        repro_budget_give(r->budget, s->len);
+        repro_budget_give(r->budget, REPRO__SEG_COST(s->len));
         repro_free(s);
     }
     h->ooo = NULL;
@@ -118,6 +124,65 @@ static void lru_append(struct repro_reasm *r, struct repro_tcp_conn *c)
         r->lru_head = c;
 }
 
+/* Takes c off list k (REPRO__LIST_*) if it is on it. */
+static void list_remove(struct repro_reasm *r, struct repro_tcp_conn *c, int k)
+{
+    struct repro_tcp_link *l = &c->link[k];
+
+    if (!l->on)
+        return;
+    if (l->prev)
+        l->prev->link[k].next = l->next;
+    else
+        r->list[k].head = l->next;
+    if (l->next)
+        l->next->link[k].prev = l->prev;
+    else
+        r->list[k].tail = l->prev;
+    l->prev = l->next = NULL;
+    l->on = 0;
+}
+
+/* Puts c at the most recent end of list k. */
+static void list_append(struct repro_reasm *r, struct repro_tcp_conn *c, int k)
+{
+    struct repro_tcp_link *l = &c->link[k];
+
+    l->prev = r->list[k].tail;
+    l->next = NULL;
+    if (r->list[k].tail)
+        r->list[k].tail->link[k].next = c;
+    r->list[k].tail = c;
+    if (r->list[k].head == NULL)
+        r->list[k].head = c;
+    l->on = 1;
+}
+
+/* After a packet of c: c goes to the most recently active end of the list
+ * of connections holding bytes, or off it when it holds none. */
+static void note_holding(struct repro_reasm *r, struct repro_tcp_conn *c)
+{
+    int holds = c->half[0].ooo != NULL || c->half[1].ooo != NULL ||
+                (r->cb.holds != NULL && r->cb.holds(r->cb.ctx, c));
+
+    list_remove(r, c, REPRO__LIST_HELD);
+    if (holds)
+        list_append(r, c, REPRO__LIST_HELD);
+}
+
+/* Whether budget b (optional) has n bytes free. */
+static int has_room(const struct repro_budget *b, size_t n)
+{
+    return b == NULL || (b->used <= b->max && b->max - b->used >= n);
+}
+
+/* Charges n bytes that were made room for (or must be kept anyway). */
+static void charge(struct repro_budget *b, size_t n)
+{
+    if (b != NULL)
+        b->used += n;
+}
+
 static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
 {
     struct repro_tcp_conn **pp = &r->buckets[c->hash & (r->n_buckets - 1)];
@@ -125,6 +190,10 @@ static void unlink_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
         pp = &(*pp)->hnext;
     *pp = c->hnext;
     lru_unlink(r, c);
+    list_remove(r, c, REPRO__LIST_HELD);
+    list_remove(r, c, REPRO__LIST_BARE);
+    if (r->cur == c)
+        r->cur = NULL;
     r->n_conns--;
 }
 
@@ -132,7 +201,26 @@ static void free_conn(struct repro_reasm *r, struct repro_tcp_conn *c)
 {
     free_ooo(r, &c->half[0]);
     free_ooo(r, &c->half[1]);
+    repro_budget_give(r->table, sizeof *c + REPRO__ALLOC_OVERHEAD);
     repro_free(c);
+}
+
+/* The hash table's charge to the table budget. */
+static size_t buckets_cost(size_t n_buckets)
+{
+    return n_buckets * sizeof(struct repro_tcp_conn *) + REPRO__ALLOC_OVERHEAD;
+}
+
+void repro_reasm_set_memory(struct repro_reasm *r, struct repro_budget *table, size_t conn_reserve,
+                            size_t user_reserve, size_t room_slack)
+{
+    repro_budget_give(r->table, buckets_cost(r->n_buckets));
+    r->table = table;
+    charge(r->table, buckets_cost(r->n_buckets));
+    r->conn_reserve = conn_reserve;
+    r->user_reserve = user_reserve;
+    r->room_slack = room_slack;
+    r->pressure = 1;
 }
 
 void repro_reasm_release(struct repro_reasm *r)
@@ -142,6 +230,7 @@ void repro_reasm_release(struct repro_reasm *r)
         unlink_conn(r, c);
         free_conn(r, c);
     }
+    repro_budget_give(r->table, buckets_cost(r->n_buckets));
     repro_free(r->buckets);
     r->buckets = NULL;
 }
@@ -157,9 +246,17 @@ static void touch(struct repro_reasm *r, struct repro_tcp_conn *c)
 static void grow_table(struct repro_reasm *r)
 {
     size_t nb = r->n_buckets * 2, i;
-    struct repro_tcp_conn **b = repro_calloc(nb, sizeof *b);
+    struct repro_tcp_conn **b;
+
+    /* Without room or memory, keep the smaller table: slower, still
+     * correct. */
+    if (!has_room(r->table, buckets_cost(nb)))
+        return;
+    b = repro_calloc(nb, sizeof *b);
     if (b == NULL)
-        return; /* keep the smaller table: slower, still correct */
+        return;
+    charge(r->table, buckets_cost(nb));
+    repro_budget_give(r->table, buckets_cost(r->n_buckets));
     for (i = 0; i < r->n_buckets; i++) {
         struct repro_tcp_conn *c = r->buckets[i], *n;
         for (; c != NULL; c = n) {
@@ -237,7 +334,7 @@ static int drain(struct repro_reasm *r, struct repro_tcp_conn *c, int d, int64_t
         h->ooo_bytes -= s->len;
         if (skip < s->len)
             rc = deliver(r, c, d, s->data + skip, s->len - skip, s->ts_us, s->ack);
-        repro_budget_give(r->budget, s->len);
+        repro_budget_give(r->budget, REPRO__SEG_COST(s->len));
         repro_free(s);
     }
     if (rc == 0 && h->fin_seen && !h->fin_done && SEQ_GEQ(h->next_seq, h->fin_seq)) {
@@ -301,7 +398,8 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
             piece_end = (*pp)->seq;
         }
         n = piece_end - seq;
-        if (h->ooo_bytes + n > r->max_stream_ooo || !repro_budget_take(r->budget, n)) {
+        if (h->ooo_bytes + n > r->max_stream_ooo ||
+            !repro_budget_take(r->budget, REPRO__SEG_COST(n))) {
             /* Over a cap: give up on the oldest hole to make room, then
              * find this piece's place again (the queue's head changed). */
             int rc;
@@ -319,7 +417,7 @@ static int queue_ooo(struct repro_reasm *r, struct repro_tcp_conn *c, int d, uin
         }
         s = repro_malloc(sizeof *s + n);
         if (s == NULL) {
-            repro_budget_give(r->budget, n);
+            repro_budget_give(r->budget, REPRO__SEG_COST(n));
             r->stats.dropped_ooo_bytes += n;
             return 0;
         }
@@ -428,6 +526,61 @@ int repro_reasm_flush(struct repro_reasm *r, int reason, int64_t ts_us)
     return rc;
 }
 
+/* The connection to evict from a full table, other than keep: the oldest
+ * that never carried payload (a SYN flood then evicts itself, not the
+ * established connections), else the least recently active. */
+static struct repro_tcp_conn *table_victim(struct repro_reasm *r,
+                                           const struct repro_tcp_conn *keep)
+{
+    struct repro_tcp_conn *v = r->list[REPRO__LIST_BARE].head;
+
+    if (v != NULL && v == keep)
+        v = v->link[REPRO__LIST_BARE].next;
+    if (v != NULL)
+        return v;
+    v = r->lru_head;
+    return v != NULL && v == keep ? v->lnext : v;
+}
+
+/* Closes connections (reason evicted; table_victim() chooses) until there
+ * are fewer than max_conns and the table has need bytes free. */
+static int make_table_room(struct repro_reasm *r, const struct repro_tcp_conn *keep,
+                           size_t max_conns, size_t need, int64_t ts)
+{
+    int rc = 0;
+    while (rc == 0 && (r->n_conns >= max_conns || !has_room(r->table, need))) {
+        struct repro_tcp_conn *v = table_victim(r, keep);
+        if (v == NULL)
+            break;
+        r->stats.evicted++;
+        rc = close_conn(r, v, REPRO_END_EVICTED, ts);
+    }
+    return rc;
+}
+
+/* Closes the least recently active connections holding bytes but keep
+ * (reason memory) until the held budget has need bytes free: new traffic
+ * is stored rather than starved by connections that went quiet holding
+ * part of a message. */
+static int make_held_room(struct repro_reasm *r, const struct repro_tcp_conn *keep, size_t need,
+                          int64_t ts)
+{
+    int rc = 0;
+    while (rc == 0 && !has_room(r->budget, need)) {
+        struct repro_tcp_conn *v = r->list[REPRO__LIST_HELD].head;
+        size_t before = r->budget->used;
+        if (v != NULL && v == keep)
+            v = v->link[REPRO__LIST_HELD].next;
+        if (v == NULL)
+            break;
+        r->stats.evicted_pressure++;
+        rc = close_conn(r, v, REPRO_END_MEMORY, ts);
+        if (before > r->budget->used)
+            r->stats.evicted_pressure_bytes += before - r->budget->used;
+    }
+    return rc;
+}
+
 static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_pkt *pkt,
                                      uint32_t hash, int *dir, int *rc)
 {
@@ -436,16 +589,15 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     /* A SYN-ACK's sender is the server: make direction 0 the client's. */
     int flip = (pkt->tcp_flags & (REPRO_TCP_SYN | REPRO_TCP_ACK)) == (REPRO_TCP_SYN | REPRO_TCP_ACK);
 
-    *rc = 0;
-    while (r->n_conns >= r->max_connections && r->lru_head != NULL) {
-        r->stats.evicted++;
-        *rc = close_conn(r, r->lru_head, REPRO_END_EVICTED, pkt->ts_us);
-        if (*rc)
-            return NULL;
-    }
-    c = repro_calloc(1, sizeof *c);
-    if (c == NULL)
+    *rc = make_table_room(r, NULL, r->max_connections, r->conn_reserve, pkt->ts_us);
+    if (*rc)
         return NULL;
+    c = repro_calloc(1, sizeof *c);
+    if (c == NULL) {
+        r->stats.dropped_alloc_packets++;
+        return NULL;
+    }
+    charge(r->table, sizeof *c + REPRO__ALLOC_OVERHEAD);
     c->id = r->next_id++;
     c->family = pkt->family;
     memcpy(c->addr[flip], pkt->src, alen);
@@ -458,6 +610,7 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     c->hnext = r->buckets[hash & (r->n_buckets - 1)];
     r->buckets[hash & (r->n_buckets - 1)] = c;
     lru_append(r, c);
+    list_append(r, c, REPRO__LIST_BARE);
     r->n_conns++;
     r->stats.connections++;
     *dir = flip;
@@ -468,7 +621,7 @@ static struct repro_tcp_conn *create(struct repro_reasm *r, const struct repro_p
     return c;
 }
 
-static int expire_idle(struct repro_reasm *r, int64_t now)
+int repro_reasm_expire(struct repro_reasm *r, int64_t now)
 {
     int rc = 0;
     while (rc == 0 && r->lru_head != NULL && r->idle_timeout_us > 0 &&
@@ -477,10 +630,10 @@ static int expire_idle(struct repro_reasm *r, int64_t now)
     return rc;
 }
 
-int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
+static int packet(struct repro_reasm *r, const struct repro_pkt *pkt)
 {
     uint32_t hash = hash_tuple(pkt->family, pkt->src, pkt->sport, pkt->dst, pkt->dport);
-    int dir = 0, rc = expire_idle(r, pkt->ts_us);
+    int dir = 0, rc = repro_reasm_expire(r, pkt->ts_us);
     struct repro_tcp_conn *c;
     struct repro_tcp_half *h, *peer;
     uint8_t fl = pkt->tcp_flags;
@@ -509,8 +662,22 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
             return rc;
         c->mid_stream = !(fl & REPRO_TCP_SYN);
     }
+    r->cur = c;
     c->last_us = pkt->ts_us;
     touch(r, c);
+    if (pkt->payload_len > 0) {
+        list_remove(r, c, REPRO__LIST_BARE);
+        /* Room first, taken from the least recently active connections:
+         * for the callbacks' state of a connection's first payload, then
+         * for the bytes this packet may make it hold. */
+        if (c->user == NULL)
+            rc = make_table_room(r, c, SIZE_MAX, r->user_reserve, pkt->ts_us);
+        if (rc == 0 && r->pressure && r->budget != NULL)
+            rc = make_held_room(r, c, REPRO__SEG_COST(pkt->payload_len) + r->room_slack,
+                                pkt->ts_us);
+        if (rc)
+            return rc;
+    }
     h = &c->half[dir];
     peer = &c->half[!dir];
 
@@ -566,4 +733,18 @@ int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
     if (c->half[0].fin_done && c->half[1].fin_done)
         return close_conn(r, c, REPRO_END_FIN, pkt->ts_us);
     return 0;
+}
+
+int repro_reasm_packet(struct repro_reasm *r, const struct repro_pkt *pkt)
+{
+    int rc;
+
+    r->cur = NULL;
+    rc = packet(r, pkt);
+    /* The packet's connection (unless it was closed) may hold bytes now,
+     * or none any more. */
+    if (r->cur != NULL)
+        note_holding(r, r->cur);
+    r->cur = NULL;
+    return rc;
 }

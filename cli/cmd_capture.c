@@ -21,7 +21,8 @@ static void help(void)
            "                     [--keep-default NAME]...\n"
            "                     [--max-body BYTES] [--idle-timeout S] [--quiet] [--force]\n"
            "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
-           "                     [--user NAME | -Z NAME] [--max-db-mb N] [--retain DURATION]\n"
+           "                     [--user NAME | -Z NAME] [--max-memory BYTES]\n"
+           "                     [--max-db-mb N] [--retain DURATION]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -42,6 +43,9 @@ static void help(void)
            "form bodies and query strings; --keep-default NAME keeps one of those names,\n"
            "--no-default-redaction all of them. A summary goes to stderr. A file stored\n"
            "before (same name, size and time) is not stored again without --force.\n"
+           "--max-memory (default 256M; suffixes k, M, G) bounds the agent's memory: a quarter\n"
+           "for the packet queue, 16M for the store writer, the rest for connections and\n"
+           "held bytes (docs/capture.md, \"Memory\").\n"
            "Exit: 0 clean, 1 input had problems (malformed, truncated, gaps), 2 error.\n");
 }
 
@@ -55,6 +59,7 @@ struct capture_args {
     const char *metrics, *user;
     uint64_t max_db_bytes;
     int64_t retain_us;
+    size_t queue_bytes; /* --max-memory / 4, 0 for the default */
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
@@ -71,7 +76,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN, O_MAXMEM };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -95,6 +100,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"user", required_argument, NULL, O_USER},
         {"max-db-mb", required_argument, NULL, O_MAXDB},
         {"retain", required_argument, NULL, O_RETAIN},
+        {"max-memory", required_argument, NULL, O_MAXMEM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -173,6 +179,24 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         }
         case 'Z': /* tcpdump's spelling */
         case O_USER: a->user = optarg; break;
+        case O_MAXMEM: {
+            /* The live pipeline takes a quarter for its packet queue and
+             * 16 MiB for the store writer; the capture session (its
+             * connections and held bytes) gets the rest, split by
+             * repro_capture_limits_from_memory(). The default, 256M, is
+             * what repro_capture_limits_default() assumes. */
+            uint64_t max_memory;
+            struct repro_error perr = {0};
+            if (repro_size_parse(optarg, &max_memory, &perr) != REPRO_OK)
+                return cli_usage_error("capture", "--max-memory: %s", perr.msg);
+            if (max_memory < ((uint64_t)32 << 20) || max_memory > SIZE_MAX)
+                return cli_usage_error("capture", "--max-memory must be at least 32M, not '%s'",
+                                       optarg);
+            repro_capture_limits_from_memory(
+                &a->limits, (size_t)(max_memory - max_memory / 4 - ((uint64_t)16 << 20)));
+            a->queue_bytes = (size_t)(max_memory / 4);
+            break;
+        }
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
@@ -235,6 +259,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.user = a.user;
     o.max_db_bytes = a.max_db_bytes;
     o.retain_us = a.retain_us;
+    o.queue_bytes = a.queue_bytes;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
         cli_error("'%s' is already stored as capture %lld (same name, size and time); "

@@ -118,6 +118,49 @@ void repro_budget_give(struct repro_budget *b, size_t n)
     b->used = n > b->used ? 0 : b->used - n;
 }
 
+int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err)
+{
+    uint64_t v = 0, unit = 1;
+    size_t i = 0;
+
+    *out = 0;
+    while (text[i] >= '0' && text[i] <= '9') {
+        uint64_t digit = (uint64_t)(text[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            goto bad;
+        v = v * 10 + digit;
+        i++;
+    }
+    if (i == 0)
+        goto bad;
+    switch (text[i]) {
+    case 'k': case 'K': unit = (uint64_t)1 << 10; break;
+    case 'm': case 'M': unit = (uint64_t)1 << 20; break;
+    case 'g': case 'G': unit = (uint64_t)1 << 30; break;
+    case 't': case 'T': unit = (uint64_t)1 << 40; break;
+    case '\0': break;
+    default: goto bad;
+    }
+    if (unit > 1) {
+        i++;
+        /* "64M", "64MB" and "64MiB" all mean 64 x 2^20 */
+        if (text[i] == 'i' && text[i + 1] == 'B')
+            i += 2;
+        else if (text[i] == 'B')
+            i++;
+    }
+    if (text[i] != '\0' || v > UINT64_MAX / unit)
+        goto bad;
+    *out = v * unit;
+    return REPRO_OK;
+bad:
+    return repro_error_set(err, REPRO_E_INVAL,
+                           "cannot read size '%.64s': expected a number of bytes with an "
+                           "optional suffix k, M, G or T (powers of 1024) such as 65536, "
+                           "512k or 256M",
+                           text);
+}
+
 uint64_t repro_mono_ns(void)
 {
     struct timespec ts;

@@ -345,6 +345,25 @@ static size_t head_end_within(const struct repro_buf *raw, const uint8_t *p, siz
     return 0;
 }
 
+/* No memory was left for the head in progress: the message ends cut
+ * (BODY_CAPPED, TRUNCATED: what was kept is stored, nothing of it is
+ * malformed) and the framer looks for the next message start. */
+static enum repro_http_outcome head_cut(struct repro_http_framer *f, size_t len, size_t *used,
+                                        const char *why)
+{
+    enum repro_http_outcome rc;
+
+    *used = len;
+    f->wire_bytes += len;
+    f->capped_bytes += len;
+    f->flags |= REPRO_HTTP_M_BODY_CAPPED | REPRO_HTTP_M_TRUNCATED;
+    f->why = why;
+    f->head_raw_len = 0;
+    rc = finish(f, FR_RESYNC, REPRO_HTTP_DONE);
+    f->at_line_start = 0;
+    return rc;
+}
+
 static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint8_t *p,
                                          size_t len, size_t *used)
 {
@@ -355,16 +374,11 @@ static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint
      * a tight budget gives the same result however the stream was cut. */
     if (head_part > 0)
         n = head_part;
-    if (!repro_budget_take(f->limits.budget, n)) {
-        *used = len;
-        f->wire_bytes += len;
-        return malformed(f, "memory cap reached while reading a head");
-    }
+    if (!repro_budget_take(f->limits.budget, n))
+        return head_cut(f, len, used, "memory cap reached while reading a head");
     if (repro_buf_append(&f->raw, p, n) != REPRO_OK) {
         repro_budget_give(f->limits.budget, n);
-        *used = len;
-        f->wire_bytes += len;
-        return malformed(f, "out of memory while reading a head");
+        return head_cut(f, len, used, "out of memory while reading a head");
     }
     if (old < START_DECIDED &&
         repro_http_looks_like_start(f->kind, f->raw.data, f->raw.len) == 0)

@@ -104,7 +104,8 @@ enum repro_conn_end {
     REPRO_END_RST,     /* reset */
     REPRO_END_TIMEOUT, /* idle longer than the idle timeout */
     REPRO_END_EOF,     /* still open when the capture ended */
-    REPRO_END_EVICTED  /* dropped because the connection table was full */
+    REPRO_END_EVICTED, /* dropped because the connection table was full */
+    REPRO_END_MEMORY   /* closed early to free held bytes for newer traffic */
 };
 const char *repro_conn_end_name(int reason);
 
@@ -190,15 +191,46 @@ struct repro_redact_rules {
     size_t n_keep;
 };
 
+/*
+ * A session's caps. Memory comes in two budgets, both counted by
+ * repro_capture_memory(): held bytes (max_total: messages, out-of-order
+ * segments with their bookkeeping, the queues of requests waiting for
+ * responses) and the connection table (max_table: per-connection state
+ * and the hash table). When held bytes run out, the least recently active
+ * connection holding bytes is closed (end reason "memory") so new traffic
+ * is still stored; when the table runs out, the oldest connection that
+ * never carried payload is, else the least recently active one (end reason
+ * "evicted"). docs/capture.md, "Memory".
+ */
 struct repro_capture_limits {
     struct repro_http_limits http;  /* per message */
     size_t max_stream_ooo;          /* out-of-order bytes held per direction */
-    size_t max_total;               /* all held bytes (messages + out-of-order) */
+    size_t max_total;               /* all held bytes (messages + out-of-order + queues) */
+    size_t max_table;               /* bytes of connection state (the table) */
     size_t max_connections;         /* open connections tracked */
     size_t max_pipeline;            /* requests waiting for responses per connection */
     int64_t idle_timeout_us;        /* a silent connection is closed after this */
 };
+/* What a capture session may use when --max-memory is left at its default
+ * (256 MiB, less the live pipeline's shares: docs/capture.md). */
+#define REPRO_CAPTURE_DEFAULT_MEMORY ((size_t)176 << 20)
+/* The least repro_capture_limits_from_memory() accepts. */
+#define REPRO_CAPTURE_MIN_MEMORY ((size_t)4 << 20)
+/* Defaults: 1 MiB per message, 64 requests waiting, 300 s idle timeout,
+ * and the memory caps of repro_capture_limits_from_memory(l,
+ * REPRO_CAPTURE_DEFAULT_MEMORY). */
 void repro_capture_limits_default(struct repro_capture_limits *l);
+/*
+ * Splits a memory budget of bytes for one capture session: 3/8 held bytes
+ * (max_total), 3/8 the connection table (max_table, and max_connections
+ * as many connections as that holds before any payload), the last 1/4 as
+ * room for the allocator's rounding of growing message buffers and the
+ * transient copy redaction makes while storing; max_stream_ooo is
+ * max_total/64 within [64 KiB, 1 MiB]. The other fields are left as they
+ * are. Returns REPRO_OK, or REPRO_E_INVAL when bytes is below
+ * REPRO_CAPTURE_MIN_MEMORY (l unchanged). Thread-safe.
+ */
+int repro_capture_limits_from_memory(struct repro_capture_limits *l, size_t bytes);
 
 /*
  * The counters of one session, shown in the summary and stored with it
@@ -229,6 +261,10 @@ void repro_capture_limits_default(struct repro_capture_limits *l);
     X(dropped_ooo_bytes, "out-of-order data dropped at a cap")                           \
     X(dropped_body_bytes, "message bytes not stored (per-message cap or budget)")        \
     X(dropped_connections, "connections evicted because the table was full")             \
+    X(evicted_pressure_connections, "connections closed to free held bytes (memory)")    \
+    X(evicted_pressure_bytes, "held bytes those closings freed")                         \
+    X(capped_budget_messages, "messages cut because held bytes ran out (body_capped)")   \
+    X(dropped_alloc_packets, "packets dropped: connection state could not be allocated") \
     X(dropped_pipeline, "requests beyond max_pipeline")                                  \
     X(skipped_stream_bytes, "bytes skipped while resynchronising")                       \
     X(tunnel_bytes, "bytes of connections that became tunnels")                          \
@@ -265,6 +301,30 @@ int repro_capture_packet(struct repro_capture *cap, int dlt, const uint8_t *p, s
                          int64_t ts_us, uint64_t record_no, struct repro_error *err);
 /* Ends every open connection (reason eof) and flushes their exchanges. */
 int repro_capture_finish(struct repro_capture *cap, struct repro_error *err);
+/*
+ * Lets time pass without a packet: closes connections idle for longer than
+ * the idle timeout at now_us (reason timeout), so a quiet interface still
+ * expires them. now_us is on the packets' clock (wall clock for a live
+ * interface: libpcap stamps packets with it); a now_us earlier than the
+ * last packet expires nothing. Callbacks run as in repro_capture_packet().
+ * Returns REPRO_OK, or the non-zero code a sink callback returned (err
+ * filled); REPRO_E_INVAL after a sink failure. Same thread as the session.
+ */
+int repro_capture_tick(struct repro_capture *cap, int64_t now_us, struct repro_error *err);
+/*
+ * Bytes the session holds now: held bytes (messages, out-of-order data,
+ * queues) plus the connection table, as charged to the two budgets of
+ * struct repro_capture_limits (requested sizes with a fixed per-allocation
+ * overhead; the allocator's rounding of growing buffers is the headroom
+ * repro_capture_limits_from_memory() leaves). Never above max_total +
+ * max_table but for one connection's state and the transient copy
+ * redaction makes while storing. Not thread-safe: call on the session's
+ * thread (a status line from elsewhere reads a copy made there).
+ */
+size_t repro_capture_memory(const struct repro_capture *cap);
+/* Connections tracked now (the status line's open streams). Same thread
+ * as the session. */
+size_t repro_capture_open_streams(const struct repro_capture *cap);
 /* The session's counters: callee-owned, valid until repro_capture_free(),
  * updated in place by every later call on cap. */
 const struct repro_capture_stats *repro_capture_stats(const struct repro_capture *cap);

@@ -184,6 +184,15 @@ void repro_budget_give(struct repro_budget *b, size_t n);
 /* Charges as much of n as fits and returns it (the rest is counted as
  * refused). A NULL budget grants everything. */
 size_t repro_budget_take_upto(struct repro_budget *b, size_t n);
+/*
+ * Parses a size such as "65536", "512k", "256M" or "2G" (digits, then an
+ * optional k, M, G or T meaning powers of 1024, optionally followed by
+ * "B" or "iB") into *out bytes. text is borrowed for the call and is
+ * outside input (a command line): anything else (empty, a sign, spaces,
+ * a fraction, several suffixes, more than 2^64-1 bytes) is REPRO_E_INVAL
+ * with the text quoted in err. Thread-safe.
+ */
+int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err);
 
 /* ---- stored formats --------------------------------------------------- */
 

@@ -213,7 +213,8 @@ void repro_http_limits_default(struct repro_http_limits *l);
 /* Message flags. */
 enum {
     REPRO_HTTP_M_GAP = 1u << 0,         /* bytes missing from the capture */
-    REPRO_HTTP_M_TRUNCATED = 1u << 1,   /* the stream ended mid-message */
+    REPRO_HTTP_M_TRUNCATED = 1u << 1,   /* the stream ended mid-message, or no memory was
+                                           left for its head (with BODY_CAPPED) */
     REPRO_HTTP_M_MALFORMED = 1u << 2,   /* framing could not be parsed */
     REPRO_HTTP_M_BODY_CAPPED = 1u << 3, /* raw bytes beyond max_store not kept */
     REPRO_HTTP_M_TUNNEL = 1u << 4       /* opaque tunnel data, not a message */

@@ -341,8 +341,8 @@ static inline int cb_close(void *ctx, struct repro_tcp_conn *c, int reason, int6
     return 0;
 }
 
-static const struct repro_reasm_cb rec_callbacks = {NULL,   cb_open, cb_data,
-                                                    cb_gap, cb_fin,  cb_close};
+static const struct repro_reasm_cb rec_callbacks = {NULL,   cb_open,  cb_data, cb_gap,
+                                                    cb_fin, cb_close, NULL};
 
 /* Renders one direction as text: data bytes as they are, gaps as
  * "[gap N]", the FIN as "|". */
@@ -398,13 +398,28 @@ static inline void check_invariants(const struct repro_reasm *r)
                 if (s->next != NULL)
                     CHECK(SEQ_LEQ(s->seq + s->len, s->next->seq));
                 sum += s->len;
+                held += REPRO__SEG_COST(s->len); /* charged with its header */
             }
             CHECK(sum == h->ooo_bytes);
             CHECK(h->ooo_bytes <= r->max_stream_ooo);
-            held += sum;
         }
+        /* on the holders' list exactly when it holds out-of-order data
+         * (these callbacks hold nothing of their own); on the list of
+         * connections without payload only while none was seen */
+        CHECK(c->link[REPRO__LIST_HELD].on == (c->half[0].ooo != NULL || c->half[1].ooo != NULL));
+        if (c->link[REPRO__LIST_BARE].on)
+            CHECK(c->half[0].bytes + c->half[1].bytes == 0 && c->half[0].ooo == NULL &&
+                  c->half[1].ooo == NULL);
     }
     CHECK(prev == r->lru_tail);
+    for (d = 0; d < REPRO__LIST_COUNT; d++) {
+        prev = NULL;
+        for (c = r->list[d].head; c != NULL; prev = c, c = c->link[d].next) {
+            CHECK(c->link[d].prev == prev);
+            CHECK(c->link[d].on);
+        }
+        CHECK(prev == r->list[d].tail);
+    }
     CHECK(n == r->n_conns);
     CHECK(n <= r->max_connections);
     if (r->budget != NULL) {

@@ -137,6 +137,60 @@ static void test_alloc_fault(void **state)
     }
 }
 
+/* repro_size_parse: one line per case. */
+static void test_size_parse(void **state)
+{
+    static const struct {
+        const char *text;
+        int ok;
+        uint64_t bytes;
+        const char *what;
+    } cases[] = {
+        {"0", 1, 0, "zero"},
+        {"65536", 1, 65536, "plain bytes"},
+        {"512k", 1, 512 << 10, "k"},
+        {"512K", 1, 512 << 10, "K"},
+        {"64M", 1, (uint64_t)64 << 20, "M"},
+        {"64MB", 1, (uint64_t)64 << 20, "MB"},
+        {"64MiB", 1, (uint64_t)64 << 20, "MiB"},
+        {"2G", 1, (uint64_t)2 << 30, "G"},
+        {"3t", 1, (uint64_t)3 << 40, "t"},
+        {"18446744073709551615", 1, UINT64_MAX, "the largest"},
+        {"16777215T", 1, (uint64_t)16777215 << 40, "the largest in T"},
+        {"", 0, 0, "empty"},
+        {"M", 0, 0, "a suffix alone"},
+        {"-1", 0, 0, "a sign"},
+        {"+1", 0, 0, "a plus sign"},
+        {" 1", 0, 0, "a leading space"},
+        {"1 ", 0, 0, "a trailing space"},
+        {"1.5G", 0, 0, "a fraction"},
+        {"1MM", 0, 0, "two suffixes"},
+        {"1Mi", 0, 0, "Mi without B"},
+        {"1iB", 0, 0, "iB without a suffix"},
+        {"1b", 0, 0, "a lower-case b alone"},
+        {"1P", 0, 0, "an unknown suffix"},
+        {"18446744073709551616", 0, 0, "2^64"},
+        {"16777216T", 0, 0, "2^64 in T"},
+        {"99999999999999999999999", 0, 0, "far too many digits"},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct repro_error err = {0};
+        uint64_t v = 1;
+        int rc = repro_size_parse(cases[i].text, &v, &err);
+        if ((rc == REPRO_OK) != cases[i].ok || (cases[i].ok && v != cases[i].bytes))
+            fail_msg("case %zu (%s) '%s': rc %d value %llu", i, cases[i].what, cases[i].text, rc,
+                     (unsigned long long)v);
+        if (!cases[i].ok) {
+            assert_int_equal(rc, REPRO_E_INVAL);
+            assert_int_equal(v, 0);
+            assert_non_null(strstr(err.msg, "cannot read size"));
+        }
+    }
+}
+
 static void test_budget(void **state)
 {
     struct repro_budget bg = {0, 100, 0};
@@ -221,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_alloc_fault),      cmocka_unit_test(test_budget),
         cmocka_unit_test(test_json),             cmocka_unit_test(test_excerpt),
         cmocka_unit_test(test_clock),            cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_size_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -420,33 +420,35 @@ static void test_budget(void **state)
     (void)state;
     memset(buf, 'q', sizeof buf);
 
-    /* Two streams share 64 bytes; each queues beyond a hole. */
-    fx_setup(&f, 1000, 16, 0, 64);
+    /* Two streams share room for one queued 40-byte segment (charged with
+     * its header and allocation overhead) and 60 bytes more; each queues
+     * beyond a hole. */
+    fx_setup(&f, 1000, 16, 0, REPRO__SEG_COST(40) + 60);
     for (k = 0; k < 2; k++)
         fx_handshake(&f, k, C_ISN, S_ISN);
     assert_int_equal(fx_raw(&f, 0, 0, C(10), S(0), REPRO_TCP_ACK, buf, 40, 40), 0);
-    assert_int_equal(f.budget.used, 40);
+    assert_int_equal(f.budget.used, REPRO__SEG_COST(40));
     /* The other stream cannot take 40 more, and has no hole of its own to
      * give up: dropped and counted. */
     assert_int_equal(fx_raw(&f, 1, 0, C(10), S(0), REPRO_TCP_ACK, buf, 40, 40), 0);
-    assert_int_equal(f.budget.used, 40);
+    assert_int_equal(f.budget.used, REPRO__SEG_COST(40));
     assert_int_equal(f.r.stats.dropped_ooo_bytes, 40);
     assert_true(f.budget.refused >= 40);
     /* Stream 0 gives up its own hole to make room for more. */
     assert_int_equal(fx_raw(&f, 0, 0, C(60), S(0), REPRO_TCP_ACK, buf, 30, 30), 0);
     assert_string_equal(render(f.rec, 1, 0), "[gap 10]qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq");
-    assert_int_equal(f.budget.used, 30);
+    assert_int_equal(f.budget.used, REPRO__SEG_COST(30));
     for (i = 0; i < 10; i++)
         assert_int_equal(
             fx_raw(&f, 1, 0, C(100 + 10 * (uint32_t)i), S(0), REPRO_TCP_ACK, buf, 5, 5), 0);
-    assert_true(f.budget.used <= 64);
+    assert_true(f.budget.used <= f.budget.max);
     fx_teardown(&f); /* flush: used back to 0 */
 
     /* Release without flush gives everything back too. */
-    fx_setup(&f, 1000, 16, 0, 64);
+    fx_setup(&f, 1000, 16, 0, REPRO__SEG_COST(40) + 60);
     fx_handshake(&f, 0, C_ISN, S_ISN);
     assert_int_equal(fx_raw(&f, 0, 0, C(10), S(0), REPRO_TCP_ACK, buf, 40, 40), 0);
-    assert_int_equal(f.budget.used, 40);
+    assert_int_equal(f.budget.used, REPRO__SEG_COST(40));
     repro_reasm_release(&f.r);
     assert_int_equal(f.budget.used, 0);
     rec_free(f.rec);
