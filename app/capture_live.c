@@ -76,6 +76,8 @@ static void publish(struct repro_app_live *lv)
     memset(&s, 0, sizeof s);
     repro_reader_stats(lv->reader, &s.reader);
     s.capture = *repro_capture_stats(lv->cap);
+    s.open_streams = repro_capture_open_streams(lv->cap);
+    s.session_bytes = repro_capture_memory(lv->cap);
     if (lv->writer)
         repro_store_writer_stats(lv->writer, &s.store);
     s.rss_bytes = rss_bytes();
@@ -109,13 +111,14 @@ static void status_line(struct repro_app_live *lv, int tty)
     secs = dt_ns ? (double)dt_ns / 1e9 : 1.0;
     fprintf(lv->log,
             "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " stored; drops: kernel %" PRIu64
-            ", queue %" PRIu64 "; queue %.1f MiB; rss %.0f MiB%s%s",
+            ", queue %" PRIu64 "; queue %.1f MiB; %" PRIu64 " open streams holding %.1f MiB; "
+            "rss %.0f MiB%s%s",
             tty ? "\r\033[K" : "", lv->source_name,
             (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
             (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
             s.store.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
             s.reader.queue_drops, mib(s.reader.queued_bytes + s.store.queued_bytes),
-            mib(s.rss_bytes), s.store.blocked_ms > lv->last_report.store.blocked_ms
+            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), s.store.blocked_ms > lv->last_report.store.blocked_ms
                                   ? "; database locked by another process, retrying"
                                   : "",
             tty ? "" : "\n");
@@ -204,6 +207,9 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         }
         if (now - last_tick >= TICK_NS) {
             last_tick = now;
+            /* a quiet interface still closes idle connections */
+            if ((rc = repro_capture_tick(lv->cap, repro_wall_us(), err)) != 0)
+                break;
             publish(lv);
             if (tty)
                 status_line(lv, 1);

@@ -20,6 +20,8 @@ struct repro_app_live_stats {
     struct repro_capture_stats capture;
     struct repro_store_writer_stats store; /* what the writer committed, its queue */
     uint64_t rss_bytes; /* resident memory of the process */
+    uint64_t open_streams;  /* connections the session tracks now */
+    uint64_t session_bytes; /* what the session holds under --max-memory */
     uint64_t uptime_ns;
 };
 

@@ -59,10 +59,11 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
                 s->reader.bytes);
     family(&w, "repro_capture_dropped_packets_total", REPRO_METRICS_COUNTER,
            "Packets lost before parsing, by reason: kernel (its buffer was full), interface, "
-           "queue_full (parsing fell behind by the whole queue).");
+           "queue_full (parsing fell behind by the whole queue), alloc (out of memory).");
     counter(&w, "repro_capture_dropped_packets_total", "kernel", s->reader.kernel_drops);
     counter(&w, "repro_capture_dropped_packets_total", "interface", s->reader.iface_drops);
     counter(&w, "repro_capture_dropped_packets_total", "queue_full", s->reader.queue_drops);
+    counter(&w, "repro_capture_dropped_packets_total", "alloc", c->dropped_alloc_packets);
     one_counter(&w, "repro_capture_parsed_packets_total", "Packets handed to the parser.",
                 c->packets);
     one_counter(&w, "repro_capture_malformed_packets_total", "Frames that could not be decoded.",
@@ -79,9 +80,13 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
     counter(&w, "repro_capture_dropped_bytes_total", "body_cap", c->dropped_body_bytes);
     counter(&w, "repro_capture_dropped_bytes_total", "resync", c->skipped_stream_bytes);
     counter(&w, "repro_capture_dropped_bytes_total", "never_captured", c->gap_bytes);
+    counter(&w, "repro_capture_dropped_bytes_total", "memory", c->evicted_pressure_bytes);
     family(&w, "repro_capture_dropped_connections_total", REPRO_METRICS_COUNTER,
-           "Connections not followed to their end, by reason: table_full.");
+           "Connections not followed to their end, by reason: table_full, memory (closed "
+           "oldest first to stay under --max-memory).");
     counter(&w, "repro_capture_dropped_connections_total", "table_full", c->dropped_connections);
+    counter(&w, "repro_capture_dropped_connections_total", "memory",
+            c->evicted_pressure_connections);
     one_counter(&w, "repro_capture_dropped_requests_total",
                 "Pipelined requests beyond the per-connection cap.", c->dropped_pipeline);
     one_counter(&w, "repro_capture_stored_exchanges_total",
@@ -102,6 +107,12 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
     one_gauge(&w, "repro_capture_queue_bytes",
               "Packet bytes waiting between the reader and the parser.",
               (double)s->reader.queued_bytes);
+    one_gauge(&w, "repro_capture_open_streams", "TCP connections being followed now.",
+              (double)s->open_streams);
+    one_gauge(&w, "repro_capture_memory_bytes",
+              "Bytes the capture session holds under --max-memory (messages, out-of-order "
+              "data, the connection table).",
+              (double)s->session_bytes);
     one_gauge(&w, "repro_capture_resident_memory_bytes", "Resident memory of the agent.",
               (double)s->rss_bytes);
     one_gauge(&w, "repro_capture_uptime_seconds", "Seconds since the capture started.",
