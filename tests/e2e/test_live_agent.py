@@ -24,6 +24,9 @@ uploads are real) with `repro capture -i lo`:
   retain    --max-db-mb 2 under 30,000 requests: the oldest exchanges are
             deleted while capturing, the newest are kept, the used size
             stays near the limit, the count is in the captures row
+  locked    another process holds the database's write lock for 7 s (past
+            the 5 s busy timeout) while requests are captured: the agent
+            keeps capturing, retries, and stores every request, exit 0
   user      --user nobody: the agent runs as nobody once the interface is
             open and still stores; a database directory others can write is
             refused before anything is captured
@@ -46,7 +49,8 @@ from e2e_common import (NGINX, Fail, run_test, start_live_capture,  # noqa: E402
                         start_nginx, stop_live_capture, wait_for)
 
 REPRO = sys.argv[1]
-PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain"]
+PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain",
+                          "locked"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -433,6 +437,40 @@ def part_retain(tmp, procs):
         raise Fail("retain: %d bytes used with --max-db-mb 2" % used)
     print("retain: %d sent, %d oldest deleted while capturing, %d kept; %.1f MiB used" %
           (n, pruned, len(uris), used / 1048576.0))
+
+
+def part_locked(tmp, procs):
+    import json
+    port, _, files = nginx_dav(tmp, procs)
+    db = os.path.join(tmp, "locked.db")
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs)
+    base = "http://127.0.0.1:%d/small.txt?l=" % port
+    subprocess.run(["curl", "-sS"] + [base + str(i) for i in range(10)],
+                   stdout=subprocess.DEVNULL, check=True)
+    wait_for(lambda: len(db_exchanges(db)) == 10, "the first requests to be stored")
+    holder = sqlite3.connect(db, timeout=30, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held past the busy timeout
+    t0 = time.monotonic()
+    for k in range(7):
+        subprocess.run(["curl", "-sS"] + [base + "%d-%d" % (k, i) for i in range(20)],
+                       stdout=subprocess.DEVNULL, check=True)
+        time.sleep(1.0)  # traffic spread over the 7 s the lock is held; not a synchronisation
+    if cap.poll() is not None:
+        raise Fail("locked: the agent exited while the database was locked")
+    holder.execute("ROLLBACK")
+    holder.close()
+    held = time.monotonic() - t0
+    wait_for(lambda: len(db_exchanges(db)) == 150, "every request to be stored after the lock")
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("locked: capture exit %d: %s" % (rc, summary))
+    con = sqlite3.connect(db)
+    stats = json.loads(con.execute("SELECT stats_json FROM captures").fetchone()[0])
+    con.close()
+    if not stats.get("store_busy_retries"):
+        raise Fail("locked: no busy retries counted: %s" % stats)
+    print("locked: write lock held %.1f s; all 150 requests stored, %d retries, %d ms blocked" %
+          (held, stats["store_busy_retries"], stats.get("store_blocked_ms", 0)))
 
 
 def main(tmp, procs):
