@@ -187,6 +187,16 @@ static void take_from(struct repro_capture *cap, struct hconn *h, int dir, struc
     h->budget_cut[dir] = 0;
 }
 
+/* "HTTP/1.1" into out[12]: once or twice per exchange, so no printf. */
+static void version_text(char *out, int major, int minor)
+{
+    memcpy(out, "HTTP/", 5);
+    out[5] = (char)('0' + (major % 10));
+    out[6] = '.';
+    out[7] = (char)('0' + (minor % 10));
+    out[8] = '\0';
+}
+
 static struct repro_slice span(const struct held_msg *m, struct repro_http_span s)
 {
     if (!m->has_info)
@@ -277,8 +287,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         x.flags |= req->flags;
         x.note = req->why;
         if (req->has_info)
-            snprintf(x.version, sizeof x.version, "HTTP/%d.%d", req->info.version_major,
-                     req->info.version_minor);
+            version_text(x.version, req->info.version_major, req->info.version_minor);
     } else {
         x.flags |= REPRO_XF_NO_REQUEST;
     }
@@ -297,8 +306,7 @@ static int emit(struct repro_capture *cap, struct hconn *h, struct held_msg *req
         if (x.note == NULL)
             x.note = resp->why;
         if (req == NULL && resp->has_info)
-            snprintf(x.version, sizeof x.version, "HTTP/%d.%d", resp->info.version_major,
-                     resp->info.version_minor);
+            version_text(x.version, resp->info.version_major, resp->info.version_minor);
         if (resp->interim[0] != '\0') {
             snprintf(x.interim, sizeof x.interim, "%s", resp->interim);
             x.flags |= REPRO_XF_INTERIM;
