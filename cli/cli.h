@@ -79,6 +79,10 @@ struct repro_exchange_filter;
 #define CLI_OPT_CAPTURE 1105
 #define CLI_OPT_LIMIT 1106
 #define CLI_OPT_ID 1107
+#define CLI_OPT_SINCE 1108
+#define CLI_OPT_UNTIL 1109
+#define CLI_OPT_PATH_REGEX 1110
+#define CLI_OPT_IDS 1111
 #define CLI_FILTER_LONGOPTS                                                 \
     {"method", required_argument, NULL, CLI_OPT_METHOD},                    \
         {"path-prefix", required_argument, NULL, CLI_OPT_PATH},             \
@@ -87,7 +91,11 @@ struct repro_exchange_filter;
         {"connection", required_argument, NULL, CLI_OPT_CONN},              \
         {"capture", required_argument, NULL, CLI_OPT_CAPTURE},              \
         {"limit", required_argument, NULL, CLI_OPT_LIMIT},                  \
-        {"id", required_argument, NULL, CLI_OPT_ID}
+        {"id", required_argument, NULL, CLI_OPT_ID},                        \
+        {"since", required_argument, NULL, CLI_OPT_SINCE},                  \
+        {"until", required_argument, NULL, CLI_OPT_UNTIL},                  \
+        {"path-regex", required_argument, NULL, CLI_OPT_PATH_REGEX},        \
+        {"ids", required_argument, NULL, CLI_OPT_IDS}
 int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt, const char *arg);
 
 /* Long options shared by every command. Returns 1 if opt was handled. */

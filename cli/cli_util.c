@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,23 @@ int cli_common_option(struct cli_global *g, int opt, const char *arg)
     }
 }
 
+/* The ranges of --ids: one command runs per process, so one list. */
+static struct repro_id_range filter_ids[REPRO_STORE_MAX_ID_RANGES];
+
+/* --path-regex compiles here, so that its error names the option. */
+static int check_regex(const char *cmd, const char *arg)
+{
+    regex_t re;
+    char why[128];
+    int rc = regcomp(&re, arg, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) {
+        regfree(&re);
+        return 0;
+    }
+    regerror(rc, &re, why, sizeof why);
+    return cli_usage_error(cmd, "--path-regex: cannot compile '%s': %s", arg, why);
+}
+
 int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt, const char *arg)
 {
     long long v;
@@ -188,6 +206,26 @@ int cli_filter_option(const char *cmd, struct repro_exchange_filter *f, int opt,
     case CLI_OPT_METHOD: f->method = arg; return 1;
     case CLI_OPT_PATH: f->path_prefix = arg; return 1;
     case CLI_OPT_HOST: f->host = arg; return 1;
+    case CLI_OPT_PATH_REGEX:
+        f->path_regex = arg;
+        return check_regex(cmd, arg) ? EXIT_USAGE : 1;
+    case CLI_OPT_SINCE:
+    case CLI_OPT_UNTIL:
+        if (repro_time_parse(arg, opt == CLI_OPT_SINCE ? &f->since_us : &f->until_us) != REPRO_OK)
+            return cli_usage_error(cmd,
+                                   "--%s takes a UTC time 'YYYY-MM-DD HH:MM:SS[.frac]' or "
+                                   "'@SECONDS', not '%s'",
+                                   opt == CLI_OPT_SINCE ? "since" : "until", arg);
+        return 1;
+    case CLI_OPT_IDS: {
+        int rc = repro_id_ranges_parse(arg, filter_ids, REPRO_STORE_MAX_ID_RANGES, &f->n_ids);
+        if (rc == REPRO_E_LIMIT)
+            return cli_usage_error(cmd, "--ids: at most %d ranges", REPRO_STORE_MAX_ID_RANGES);
+        if (rc != REPRO_OK)
+            return cli_usage_error(cmd, "--ids takes ids and ranges like 3,5-9, not '%s'", arg);
+        f->ids = filter_ids;
+        return 1;
+    }
     case CLI_OPT_STATUS:
     case CLI_OPT_CONN:
     case CLI_OPT_CAPTURE:

@@ -1,7 +1,8 @@
 /*
  * repro exchanges [--format text|json] [--method M] [--path-prefix P]
- *                 [--status N] [--host H] [--connection ID] [--capture ID]
- *                 [--id ID] [--limit N]
+ *                 [--path-regex RE] [--status N] [--host H] [--connection ID]
+ *                 [--capture ID] [--id ID] [--ids LIST] [--since T] [--until T]
+ *                 [--limit N]
  */
 #include "cli.h"
 #include "app/exchange_render.h"
@@ -38,10 +39,16 @@ static int print_row(void *vctx, const struct repro_exchange_row *r)
 static void help(void)
 {
     printf("usage: repro exchanges [--db PATH] [--format text|json] [--method M]\n"
-           "                       [--path-prefix P] [--status N] [--host H]\n"
-           "                       [--connection ID] [--capture ID] [--id ID] [--limit N]\n"
+           "                       [--path-prefix P] [--path-regex RE] [--status N] [--host H]\n"
+           "                       [--connection ID] [--capture ID] [--id ID] [--ids LIST]\n"
+           "                       [--since T] [--until T] [--limit N]\n"
            "Lists recorded exchanges in id order. --format json prints JSON Lines with\n"
-           "the fields documented in docs/formats.md.\n");
+           "the fields documented in docs/formats.md.\n"
+           "  --path-regex RE   POSIX extended regex searched in the request target\n"
+           "  --ids LIST        these ids and ranges, e.g. 3,5-9\n"
+           "  --since T         requests at or after T: UTC 'YYYY-MM-DD HH:MM:SS[.frac]'\n"
+           "                    (as listed) or '@SECONDS' since the epoch\n"
+           "  --until T         requests before T\n");
 }
 
 int cmd_exchanges(struct cli_global *g, int argc, char **argv)

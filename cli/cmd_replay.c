@@ -1,6 +1,7 @@
 /*
  * repro replay (--target HOST:PORT | --exec CMD) [--speed X|max] [--rate R]
  *              [--connections N] [--loop N] [--timeout MS] [filters]
+ *              (filters: those of repro exchanges, --select-host for its --host)
  *              [--methods LIST] [--baseline HOST:PORT] [--no-correlate]
  *              [--ignore-header H]... [--ignore-json-path P]... [--mask RE]...
  *              [--report FILE.json] [--junit FILE.xml] [--fail-on LIST]
@@ -55,8 +56,8 @@ static void help(void)
         "  --set-cookie N=V       set a cookie (a redacted Cookie header becomes just these)\n"
         "  --set-json-field P=V   set a field of a JSON body, e.g. '$.password=\"s3cret\"'\n"
         "filters (as for 'repro exchanges', but --select-host H for its --host H):\n"
-        "  --method M --path-prefix P --status N --select-host H --connection ID\n"
-        "  --capture ID --id ID --limit N\n"
+        "  --method M --path-prefix P --path-regex RE --status N --select-host H\n"
+        "  --connection ID --capture ID --id ID --ids LIST --since T --until T --limit N\n"
         "Exit: 0 everything matched, 1 findings, 2 error, 64 usage.\n");
 }
 

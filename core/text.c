@@ -93,3 +93,123 @@ bad:
                            "(s, m, h or d) such as 90s, 30m, 12h or 7d, at most 100 years",
                            text);
 }
+
+/* Reads exactly `digits` decimal digits at *p into *v. */
+static int fixed_digits(const char **p, int digits, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < digits; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return 0;
+        x = x * 10 + ((*p)[i] - '0');
+    }
+    *p += digits;
+    *v = x;
+    return 1;
+}
+
+/* ".frac" (1 to 9 digits) at *p, as microseconds (truncated). */
+static int fraction_us(const char **p, int64_t *us)
+{
+    int64_t v = 0, scale = 100000;
+    int n = 0;
+    *us = 0;
+    if (**p != '.')
+        return 1;
+    for ((*p)++; **p >= '0' && **p <= '9'; (*p)++, n++) {
+        if (n < 6) {
+            v += (**p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    if (n == 0 || n > 9)
+        return 0;
+    *us = v;
+    return 1;
+}
+
+static int epoch_parse(const char *s, int64_t *us)
+{
+    int64_t sec = 0, frac;
+    int n = 0;
+    for (; *s >= '0' && *s <= '9'; s++, n++) {
+        if (sec > (INT64_MAX / 1000000 - 9) / 10)
+            return REPRO_E_INVAL;
+        sec = sec * 10 + (*s - '0');
+    }
+    if (n == 0 || !fraction_us(&s, &frac) || *s)
+        return REPRO_E_INVAL;
+    *us = sec * 1000000 + frac;
+    return REPRO_OK;
+}
+
+int repro_time_parse(const char *s, int64_t *us)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    int64_t frac = 0;
+    time_t t;
+
+    if (*s == '@')
+        return epoch_parse(s + 1, us);
+    if (!fixed_digits(&s, 4, &y) || *s++ != '-' || !fixed_digits(&s, 2, &mo) || *s++ != '-' ||
+        !fixed_digits(&s, 2, &d))
+        return REPRO_E_INVAL;
+    if (*s == ' ' || *s == 'T') {
+        s++;
+        if (!fixed_digits(&s, 2, &h) || *s++ != ':' || !fixed_digits(&s, 2, &mi))
+            return REPRO_E_INVAL;
+        if (*s == ':' && (s++, !fixed_digits(&s, 2, &sec) || !fraction_us(&s, &frac)))
+            return REPRO_E_INVAL;
+    }
+    if (*s == 'Z')
+        s++;
+    if (*s || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return REPRO_E_INVAL;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    /* timegm normalises 31 February into March: refuse what moved */
+    if (t < 0 || tm.tm_mday != d || tm.tm_mon != mo - 1)
+        return REPRO_E_INVAL;
+    *us = (int64_t)t * 1000000 + frac;
+    return REPRO_OK;
+}
+
+/* A positive decimal id at *p. */
+static int id_at(const char **p, int64_t *v)
+{
+    int64_t x = 0;
+    int n = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++, n++) {
+        if (x > (INT64_MAX - 9) / 10)
+            return 0;
+        x = x * 10 + (**p - '0');
+    }
+    *v = x;
+    return n > 0 && x > 0;
+}
+
+int repro_id_ranges_parse(const char *s, struct repro_id_range *out, size_t max, size_t *n)
+{
+    *n = 0;
+    do {
+        struct repro_id_range r;
+        if (!id_at(&s, &r.lo))
+            return REPRO_E_INVAL;
+        r.hi = r.lo;
+        if (*s == '-' && (s++, !id_at(&s, &r.hi) || r.hi < r.lo))
+            return REPRO_E_INVAL;
+        if (*s && *s != ',')
+            return REPRO_E_INVAL;
+        if (*n == max)
+            return REPRO_E_LIMIT;
+        out[(*n)++] = r;
+    } while (*s++ == ',');
+    return REPRO_OK;
+}

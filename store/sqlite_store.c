@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <regex.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -903,9 +904,23 @@ static int exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filt
         rc = repro_buf_printf(sql, " AND e.connection_id = ?%d", col++);
     if (rc == REPRO_OK && f->capture_id)
         rc = repro_buf_printf(sql, " AND e.capture_id = ?%d", col++);
+    /* the time listings show: the request's, else the response's */
+    if (rc == REPRO_OK && f->since_us)
+        rc = repro_buf_printf(sql, " AND coalesce(e.request_first_us, e.response_first_us) >= %lld",
+                              (long long)f->since_us);
+    if (rc == REPRO_OK && f->until_us)
+        rc = repro_buf_printf(sql, " AND coalesce(e.request_first_us, e.response_first_us) < %lld",
+                              (long long)f->until_us);
+    /* parsed numbers, so written into the statement: no bound-parameter
+     * limit for a long list */
+    for (size_t k = 0; rc == REPRO_OK && k < f->n_ids; k++)
+        rc = repro_buf_printf(sql, "%s e.id BETWEEN %lld AND %lld%s", k ? " OR" : " AND (",
+                              (long long)f->ids[k].lo, (long long)f->ids[k].hi,
+                              k + 1 == f->n_ids ? ")" : "");
     if (rc == REPRO_OK)
         rc = repro_buf_printf(sql, " ORDER BY e.id");
-    if (rc == REPRO_OK && f->limit > 0)
+    /* with a regex the rows are filtered here, so the limit is counted here */
+    if (rc == REPRO_OK && f->limit > 0 && !f->path_regex)
         rc = repro_buf_printf(sql, " LIMIT %lld", (long long)f->limit);
     return rc;
 }
@@ -949,9 +964,22 @@ static int sqlite_exchanges(void *impl, const struct repro_exchange_filter *f, i
     struct sqlite_store *s = impl;
     struct repro_buf sql, like;
     sqlite3_stmt *st = NULL;
-    int rc, col = 1, step;
+    regex_t re;
+    int rc, col = 1, step, have_re = 0;
+    int64_t n_rows = 0;
 
-    repro_buf_init(&sql, 4096);
+    if (f->n_ids > REPRO_STORE_MAX_ID_RANGES)
+        return repro_error_set(err, REPRO_E_LIMIT,
+                               "cannot query exchanges: more than %d id ranges",
+                               REPRO_STORE_MAX_ID_RANGES);
+    if (f->path_regex && (rc = regcomp(&re, f->path_regex, REG_EXTENDED | REG_NOSUB)) != 0) {
+        char why[128];
+        regerror(rc, &re, why, sizeof why);
+        return repro_error_set(err, REPRO_E_INVAL, "cannot use path regex '%.64s': %s",
+                               f->path_regex, why);
+    }
+    have_re = f->path_regex != NULL;
+    repro_buf_init(&sql, 4096 + 64 * f->n_ids);
     repro_buf_init(&like, 2 * (size_t)REPRO_STORE_MAX_PATTERN + 2);
     if (exchanges_sql(&sql, f, with_bodies) != REPRO_OK) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot build a query: out of memory");
@@ -984,13 +1012,19 @@ static int sqlite_exchanges(void *impl, const struct repro_exchange_filter *f, i
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         struct repro_exchange_row r;
         read_exchange_row(st, &r);
+        if (have_re && (!r.uri || regexec(&re, r.uri, 0, NULL, 0) != 0))
+            continue;
         rc = fn(ctx, &r);
         if (rc)
             goto out;
+        if (have_re && f->limit > 0 && ++n_rows == f->limit)
+            break;
     }
-    if (step != SQLITE_DONE)
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
         rc = repro__store_db_error(s, err, "cannot read exchanges");
 out:
+    if (have_re)
+        regfree(&re);
     sqlite3_finalize(st);
     repro_buf_release(&like);
     repro_buf_release(&sql);

@@ -236,6 +236,22 @@ void repro_time_text(char *out, size_t out_len, int64_t us);
  */
 int repro_duration_parse(const char *text, int64_t *out_us, struct repro_error *err);
 
+/* Parses a time as listings print it, UTC: "YYYY-MM-DD[( |T)HH:MM[:SS[.frac]]][Z]",
+ * or "@SECONDS[.frac]" since the epoch, into epoch microseconds. Returns
+ * REPRO_OK, or REPRO_E_INVAL for anything else (a trailing byte, a field out
+ * of range, a time before the epoch). s is a C string. Thread-safe. */
+int repro_time_parse(const char *s, int64_t *us);
+
+/* An inclusive range of ids. */
+struct repro_id_range {
+    int64_t lo, hi;
+};
+/* Parses "3,5-9" (positive ids, lo <= hi, no spaces) into at most max
+ * ranges of out, setting *n. Returns REPRO_OK, REPRO_E_INVAL for a
+ * malformed list (empty, an empty item, 0, a reversed range, an overflow),
+ * REPRO_E_LIMIT for more than max ranges. s is a C string. Thread-safe. */
+int repro_id_ranges_parse(const char *s, struct repro_id_range *out, size_t max, size_t *n);
+
 
 /* Room for any address repro_ip_format writes, with its NUL. */
 #define REPRO_IP_TEXT_MAX 46

@@ -144,8 +144,15 @@ struct repro_exchange_filter {
     int64_t connection_id;
     int64_t capture_id;
     int64_t limit;
+    /* the request's time (its response's when none), epoch us: since_us <=
+     * t < until_us; 0 does not filter */
+    int64_t since_us, until_us;
+    const char *path_regex; /* POSIX ERE searched in the request target, or NULL */
+    const struct repro_id_range *ids; /* any of these ids, when n_ids > 0 */
+    size_t n_ids;                     /* at most REPRO_STORE_MAX_ID_RANGES */
 };
 #define REPRO_STORE_MAX_PATTERN 65536
+#define REPRO_STORE_MAX_ID_RANGES 1024
 
 typedef int (*repro_exchange_fn)(void *ctx, const struct repro_exchange_row *row);
 
@@ -530,7 +537,8 @@ int repro_store_writer_finish_stats(struct repro_store_writer *w,
 
 /* Calls fn for each matching exchange in id order. A non-zero return from
  * fn stops the walk and is returned. REPRO_E_LIMIT for a path_prefix longer
- * than REPRO_STORE_MAX_PATTERN. */
+ * than REPRO_STORE_MAX_PATTERN or more than REPRO_STORE_MAX_ID_RANGES id
+ * ranges; REPRO_E_INVAL for a path_regex that does not compile. */
 int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,
                           int with_bodies, repro_exchange_fn fn, void *ctx,
                           struct repro_error *err);

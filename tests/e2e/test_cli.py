@@ -9,6 +9,7 @@ usage: test_cli.py REPRO_BIN FIXTURES_DIR CORPUS_DIR
 Exit 0 when every check passes, 1 on the first failure (with the reason).
 """
 import json
+import re
 import os
 import shutil
 import stat
@@ -146,6 +147,36 @@ rc, out, err = run(["exchanges", "--db", d, "--method", "post"])
 check(rc == 0 and " POST " in out, "--method post lists POST requests", out[:200] + err)
 rc, out, err = run(["exchanges", "--db", d, "--path-prefix", "/no-such-path"])
 check(rc == 0 and out == "" and "no exchanges match" in err, "an empty listing says so", err)
+# the time window, --path-regex and --ids, shared by exchanges and replay
+ids = [x["id"] for x in xs]
+rc, out, err = run(["exchanges", "--db", d, "--format", "json", "--ids",
+                    "%d,%d-%d" % (ids[0], ids[2], ids[3])])
+got = [json.loads(x)["id"] for x in out.splitlines()]
+check(rc == 0 and got == [ids[0], ids[2], ids[3]], "--ids lists those ids", out[:300] + err)
+t2 = xs[2]["request_time"]
+rc, out, err = run(["exchanges", "--db", d, "--format", "json", "--since", "@%.6f" % t2,
+                    "--until", "@%.6f" % (xs[-1]["request_time"] + 1)])
+got = [json.loads(x)["id"] for x in out.splitlines()]
+want = [x["id"] for x in xs if x["request_time"] >= t2]
+check(rc == 0 and got == want, "--since/--until select the window", f"{got} {want} {err}")
+rc, out, err = run(["exchanges", "--db", d, "--format", "json", "--since", "2999-01-01"])
+check(rc == 0 and out == "", "--since in the future selects nothing", out[:200] + err)
+uri = xs[1]["uri"]
+rc, out, err = run(["exchanges", "--db", d, "--format", "json", "--path-regex",
+                    "^" + re.escape(uri) + "$"])
+got = [json.loads(x)["uri"] for x in out.splitlines()]
+check(rc == 0 and got and all(u == uri for u in got), "--path-regex matches the target",
+      out[:300] + err)
+for args, what in [(["--path-regex", "a("], "--path-regex"), (["--ids", "5-3"], "--ids"),
+                   (["--since", "yesterday"], "--since"), (["--until", "2024-02-30"], "--until")]:
+    for cmd in (["exchanges"], ["replay", "--target", "127.0.0.1:9"]):
+        rc, out, err = run(cmd + ["--db", d] + args)
+        check(rc == 64 and what in err, f"{cmd[0]} {' '.join(args)}: a usage error naming it",
+              f"rc={rc} {err[:300]}")
+rc, out, err = run(["replay", "--db", d, "--target", "127.0.0.1:9", "--dry-run", "--ids",
+                    "%d,%d" % (ids[0], ids[3]), "--path-regex", "."])
+check(rc == 0 and len(out.splitlines()) == 3, "replay --dry-run takes the same filters",
+      out[:500] + err)
 rc, out, err = run(["show", "999999", "--db", d])
 check(rc == 2 and "no exchange 999999" in err, "show of a missing id exits 2 naming it", err)
 

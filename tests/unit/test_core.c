@@ -267,6 +267,90 @@ static void test_clock(void **state)
     assert_true(repro_wall_us() > INT64_C(1600000000000000));
 }
 
+/* repro_time_parse: the formats listings print, and what is refused. */
+static void test_time_parse(void **state)
+{
+    static const struct {
+        const char *desc, *in;
+        int rc;
+        int64_t us;
+    } cases[] = {
+        {"as listed", "2023-11-14 22:13:20.123456", REPRO_OK, INT64_C(1700000000123456)},
+        {"T and Z", "2023-11-14T22:13:20Z", REPRO_OK, INT64_C(1700000000000000)},
+        {"minutes only", "2023-11-14 22:13", REPRO_OK, INT64_C(1699999980000000)},
+        {"date only", "1970-01-02", REPRO_OK, INT64_C(86400000000)},
+        {"nanoseconds truncate", "2023-11-14 22:13:20.123456789", REPRO_OK,
+         INT64_C(1700000000123456)},
+        {"short fraction", "2023-11-14 22:13:20.5", REPRO_OK, INT64_C(1700000000500000)},
+        {"epoch", "@1700000000.25", REPRO_OK, INT64_C(1700000000250000)},
+        {"epoch integer", "@0", REPRO_OK, 0},
+        {"empty", "", REPRO_E_INVAL, 0},
+        {"epoch empty", "@", REPRO_E_INVAL, 0},
+        {"epoch sign", "@-5", REPRO_E_INVAL, 0},
+        {"epoch overflow", "@99999999999999999999", REPRO_E_INVAL, 0},
+        {"epoch empty fraction", "@5.", REPRO_E_INVAL, 0},
+        {"fraction too long", "2023-11-14 22:13:20.1234567890", REPRO_E_INVAL, 0},
+        {"31 February", "2023-02-31", REPRO_E_INVAL, 0},
+        {"month 13", "2023-13-01", REPRO_E_INVAL, 0},
+        {"hour 24", "2023-01-01 24:00", REPRO_E_INVAL, 0},
+        {"before the epoch", "1969-12-31 23:59:59", REPRO_E_INVAL, 0},
+        {"trailing byte", "2023-11-14 22:13:20x", REPRO_E_INVAL, 0},
+        {"an offset", "2023-11-14T22:13:20+01:00", REPRO_E_INVAL, 0},
+        {"one-digit day", "2023-11-4", REPRO_E_INVAL, 0},
+        {"a lone separator", "2023-11-14 ", REPRO_E_INVAL, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = -7;
+        int rc = repro_time_parse(cases[i].in, &us);
+        if (rc != cases[i].rc || (rc == REPRO_OK && us != cases[i].us))
+            fail_msg("%s: '%s' gave %d, %lld", cases[i].desc, cases[i].in, rc, (long long)us);
+    }
+    /* what repro_time_text writes parses back to itself */
+    for (int64_t us = 0; us < INT64_C(4000000000000000); us += INT64_C(123456789012345)) {
+        char t[40];
+        int64_t back;
+        repro_time_text(t, sizeof t, us);
+        assert_int_equal(repro_time_parse(t, &back), REPRO_OK);
+        assert_true(back == us);
+    }
+}
+
+static void test_id_ranges_parse(void **state)
+{
+    static const struct {
+        const char *desc, *in;
+        int rc;
+        size_t n;
+    } cases[] = {
+        {"one", "3", REPRO_OK, 1},
+        {"list and range", "3,5-9", REPRO_OK, 2},
+        {"a range of one", "4-4", REPRO_OK, 1},
+        {"at the limit", "1,2,3,4", REPRO_OK, 4},
+        {"over the limit", "1,2,3,4,5", REPRO_E_LIMIT, 0},
+        {"empty", "", REPRO_E_INVAL, 0},
+        {"zero", "0", REPRO_E_INVAL, 0},
+        {"reversed", "9-5", REPRO_E_INVAL, 0},
+        {"empty item", "3,,4", REPRO_E_INVAL, 0},
+        {"trailing comma", "3,", REPRO_E_INVAL, 0},
+        {"open range", "3-", REPRO_E_INVAL, 0},
+        {"negative", "-3", REPRO_E_INVAL, 0},
+        {"space", "3, 4", REPRO_E_INVAL, 0},
+        {"overflow", "99999999999999999999", REPRO_E_INVAL, 0},
+        {"letters", "3a", REPRO_E_INVAL, 0},
+    };
+    struct repro_id_range r[4];
+    size_t n;
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = repro_id_ranges_parse(cases[i].in, r, 4, &n);
+        if (rc != cases[i].rc || (rc == REPRO_OK && n != cases[i].n))
+            fail_msg("%s: '%s' gave %d, %zu ranges", cases[i].desc, cases[i].in, rc, n);
+    }
+    assert_int_equal(repro_id_ranges_parse("3,5-9", r, 4, &n), REPRO_OK);
+    assert_true(r[0].lo == 3 && r[0].hi == 3 && r[1].lo == 5 && r[1].hi == 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,7 +359,8 @@ int main(void)
         cmocka_unit_test(test_alloc_fault),      cmocka_unit_test(test_budget),
         cmocka_unit_test(test_json),             cmocka_unit_test(test_excerpt),
         cmocka_unit_test(test_clock),            cmocka_unit_test(test_duration_parse),
-        cmocka_unit_test(test_size_parse),
+        cmocka_unit_test(test_size_parse),       cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_id_ranges_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -219,6 +219,92 @@ static void test_roundtrip_and_filters(void **state)
     repro_store_close(s);
 }
 
+/* --since/--until, --path-regex and --ids: the filters both `repro
+ * exchanges` and `repro replay` use. */
+static void test_window_regex_ids(void **state)
+{
+    struct repro_store *s;
+    struct repro_error err = {0};
+    struct repro_store_conn c;
+    struct repro_store_exchange x;
+    struct repro_exchange_filter f;
+    struct repro_store_capture crow = {"file", "x.pcap", "tcp", 1, 0, 0};
+    struct repro_id_range ids[2] = {{2, 2}, {4, 5}};
+    struct collect got;
+    static const char *const uris[] = {"/a/1", "/b/22", "/a/333?x=1", "/c", "/a/4"};
+    int64_t cap, first = 0;
+    (void)state;
+
+    unlink(db_path);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(&c, 1, 5000);
+    c.capture_id = cap;
+    assert_int_equal(repro_store_conn_insert(s, &c, &c.id, &err), REPRO_OK);
+    for (int i = 0; i < 5; i++) {
+        int64_t id;
+        fill_x(&x, "GET", uris[i], 200, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n");
+        x.capture_id = cap;
+        x.connection_id = c.id;
+        x.request_first_us = 1000000 * (int64_t)(i + 1); /* 1 s, 2 s, ... */
+        if (i == 3)
+            x.request_first_us = -1; /* the response's time counts then */
+        x.response_first_us = 1000000 * (int64_t)(i + 1) + 10;
+        assert_int_equal(repro_store_exchange_insert(s, &x, &id, &err), REPRO_OK);
+        if (i == 0)
+            first = id;
+    }
+    assert_int_equal(first, 1);
+
+    memset(&f, 0, sizeof f);
+    f.since_us = 2000000;
+    f.until_us = 4000010; /* [2 s, 4.00001 s): 2, 3; 4 by its response time is out */
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ids[0], 2);
+    assert_int_equal(got.ids[1], 3);
+    f.until_us = 4000011;
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 3);
+
+    memset(&f, 0, sizeof f);
+    f.path_regex = "^/a/[0-9]{1,3}$";
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 2); /* /a/333?x=1 does not end there */
+    assert_string_equal(got.uris[1], "/a/4");
+    f.path_regex = "/a/";
+    f.limit = 2; /* counted after the regex */
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.uris[1], "/a/333?x=1");
+    f.path_regex = "a(";
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_E_INVAL);
+    assert_non_null(strstr(err.msg, "path regex"));
+
+    memset(&err, 0, sizeof err);
+    memset(&f, 0, sizeof f);
+    f.ids = ids;
+    f.n_ids = 2;
+    f.method = "GET"; /* with other filters: the ranges are one OR group */
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.ids[0], 2);
+    assert_int_equal(got.ids[2], 5);
+    f.method = "POST";
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_OK);
+    assert_int_equal(got.n, 0);
+    f.method = NULL;
+    f.n_ids = REPRO_STORE_MAX_ID_RANGES + 1;
+    assert_int_equal(repro_store_exchanges(s, &f, 0, collect_fn, &got, &err), REPRO_E_LIMIT);
+    repro_store_close(s);
+}
+
 static void test_writer(void **state)
 {
     struct repro_store *s;
@@ -1023,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_replay_runs),
         cmocka_unit_test_setup(test_create_mode_wal_version, setup),
         cmocka_unit_test_setup(test_roundtrip_and_filters, setup),
+        cmocka_unit_test_setup(test_window_regex_ids, setup),
         cmocka_unit_test_setup(test_writer, setup),
         cmocka_unit_test_setup(test_bad_databases, setup),
         cmocka_unit_test_setup(test_readonly_migrates_old_file, setup),
