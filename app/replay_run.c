@@ -575,6 +575,12 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
                     "over from staging, %llu requests still carried a redaction mark\n",
                     (unsigned long long)t->reopened, (unsigned long long)s->substitutions,
                     (unsigned long long)s->still_redacted);
+        if (s->decode_failed || s->decode_capped)
+            fprintf(o->out,
+                    "%llu staging bodies said gzip/deflate but did not decode (compared as "
+                    "sent), %llu decoded past %u MiB (compared cut there)\n",
+                    (unsigned long long)s->decode_failed, (unsigned long long)s->decode_capped,
+                    REPRO_REPLAY_DECODE_CAP >> 20);
         if (s->noise) {
             const struct repro_noise_field *f;
             size_t nf = repro_noise_fields(s->noise, &f);

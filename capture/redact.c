@@ -15,8 +15,9 @@
  * (names compared after percent-decoding).
  *
  * Bodies (only after a head that parsed): chunked coding is removed and
- * applied again as one chunk, gzip and deflate are decoded with zlib (up to
- * the per-message cap), then JSON (capture/redact_json.c) and
+ * applied again as one chunk, gzip and deflate are decoded
+ * (repro_http_inflate, shared with replay, which decodes staging's bodies
+ * the same way; up to the per-message cap), then JSON (capture/redact_json.c) and
  * application/x-www-form-urlencoded bodies lose their secret fields, and
  * Content-Length is rewritten to the new length, so the stored message keeps
  * valid framing. A body that must be scrubbed but cannot be (a capture gap
@@ -34,7 +35,6 @@
 #include <nettle/sha2.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 /* A built-in name with its length: every name of every message meets
  * these lists, and a length that differs rejects it at once. */
@@ -387,19 +387,6 @@ static size_t scrub_start_line(const struct repro_redact_rules *r, enum repro_ht
 
 /* ---- bodies ----------------------------------------------------------- */
 
-enum coding { C_NONE = 0, C_GZIP, C_DEFLATE, C_OTHER };
-
-static enum coding coding_of(struct repro_slice v)
-{
-    if (v.len == 0 || repro_slice_ieq(v, "identity"))
-        return C_NONE;
-    if (repro_slice_ieq(v, "gzip") || repro_slice_ieq(v, "x-gzip"))
-        return C_GZIP;
-    if (repro_slice_ieq(v, "deflate"))
-        return C_DEFLATE;
-    return C_OTHER; /* br, zstd, a list of codings, ... */
-}
-
 enum body_class { B_OTHER = 0, B_JSON, B_FORM, B_SNIFF };
 
 static enum body_class class_of(struct repro_slice ct)
@@ -417,70 +404,6 @@ static enum body_class class_of(struct repro_slice ct)
         if (ieq(media.ptr + k, 4, "json"))
             return B_JSON;
     return B_OTHER;
-}
-
-/* Inflates p[0..n) (gzip or zlib, raw deflate as a fallback for
- * "deflate") into out, at most cap bytes. Returns 0 when the stream ended
- * (concatenated gzip members included), 1 when the input ended first (a
- * valid prefix), 2 when cap was reached, -1 on corrupt data,
- * REPRO_E_NOMEM/LIMIT when out cannot grow. */
-static int inflate_body(const uint8_t *p, size_t n, enum coding c, size_t cap,
-                        struct repro_buf *out)
-{
-    int attempt;
-
-    for (attempt = 0; attempt < 2; attempt++) {
-        z_stream z;
-        int zr = Z_OK, rc = 1;
-        uint8_t chunk[16384];
-
-        memset(&z, 0, sizeof z);
-        if (inflateInit2(&z, c == C_GZIP ? 15 + 32 : attempt == 0 ? 15 : -15) != Z_OK)
-            return REPRO_E_NOMEM;
-        repro_buf_reset(out);
-        z.next_in = (Bytef *)(uintptr_t)p;
-        z.avail_in = (uInt)(n > UINT32_MAX ? UINT32_MAX : n);
-        for (;;) {
-            size_t got;
-            z.next_out = chunk;
-            z.avail_out = sizeof chunk;
-            zr = inflate(&z, Z_NO_FLUSH);
-            got = sizeof chunk - z.avail_out;
-            if (got > cap - out->len)
-                got = cap - out->len;
-            if (got > 0 && (rc = repro_buf_append(out, chunk, got)) != REPRO_OK)
-                break;
-            rc = 1;
-            if (out->len >= cap && (zr == Z_OK || zr == Z_BUF_ERROR) && z.avail_out == 0) {
-                rc = 2;
-                break;
-            }
-            if (zr == Z_STREAM_END) {
-                rc = 0;
-                if (z.avail_in == 0)
-                    break;
-                /* another gzip member, else trailing bytes nobody decodes */
-                if (c != C_GZIP || z.next_in[0] != 0x1f || inflateReset(&z) != Z_OK) {
-                    rc = -1;
-                    break;
-                }
-                continue;
-            }
-            if (zr == Z_BUF_ERROR || (zr == Z_OK && z.avail_in == 0 && z.avail_out != 0)) {
-                rc = 1; /* the input ended inside the stream */
-                break;
-            }
-            if (zr != Z_OK) {
-                rc = -1;
-                break;
-            }
-        }
-        inflateEnd(&z);
-        if (rc == -1 && c == C_DEFLATE && attempt == 0)
-            continue; /* some servers send raw deflate */
-        return rc;
-    }
-    return -1;
 }
 
 static void sha256_hex(const uint8_t *p, size_t n, char hex[65])
@@ -638,7 +561,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
     int chunked = info->body == REPRO_HTTP_BODY_CHUNKED;
     int gap = (mflags & REPRO_XF_GAP) != 0;
     int incomplete = (mflags & (REPRO_XF_GAP | REPRO_XF_TRUNCATED | REPRO_XF_BODY_CAPPED)) != 0;
-    enum coding c = coding_of(hf->cenc);
+    enum repro_http_coding c = repro_http_coding_of(hf->cenc);
     enum body_class cls = class_of(hf->ctype);
     size_t trailer_off = 0;
     int rc;
@@ -675,19 +598,20 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
     } else if ((rc = repro_buf_append(&b->data, p, n)) != REPRO_OK) {
         return rc;
     }
-    if (c == C_OTHER || (info->flags & REPRO_HTTP_H_TE_OTHER)) {
+    if (c == REPRO_HTTP_CODING_OTHER || (info->flags & REPRO_HTTP_H_TE_OTHER)) {
         drop_body(b, res, "its content coding cannot be decoded", b->data.data, b->data.len, 1);
         return REPRO_OK;
     }
-    if (c != C_NONE) {
+    if (c != REPRO_HTTP_CODING_NONE) {
         struct repro_buf dec;
         repro_buf_init(&dec, max_body + 1);
-        rc = gap ? -1 : inflate_body(b->data.data, b->data.len, c, max_body, &dec);
-        if (rc < -1) {
+        rc = gap ? REPRO_HTTP_INFLATE_CORRUPT
+                 : repro_http_inflate(b->data.data, b->data.len, c, max_body, &dec);
+        if (rc < 0) {
             repro_buf_release(&dec);
             return rc;
         }
-        if (rc == -1 || (rc == 1 && b->complete)) {
+        if (rc == REPRO_HTTP_INFLATE_CORRUPT || (rc == REPRO_HTTP_INFLATE_PARTIAL && b->complete)) {
             repro_buf_release(&dec);
             drop_body(b, res,
                       gap ? "a capture gap in an encoded body"
@@ -695,16 +619,16 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
                       b->data.data, b->data.len, !gap);
             return REPRO_OK;
         }
-        if (rc == 2) {
+        if (rc == REPRO_HTTP_INFLATE_CAPPED) {
             b->capped = 1;
             b->complete = 0;
         }
-        if (rc == 1)
+        if (rc == REPRO_HTTP_INFLATE_PARTIAL)
             b->complete = 0;
         repro_buf_release(&b->data);
         b->data = dec;
         b->decoded = b->changed = b->data_changed = 1;
-        note(res, c == C_GZIP ? "Content-Encoding gzip decoded before storage"
+        note(res, c == REPRO_HTTP_CODING_GZIP ? "Content-Encoding gzip decoded before storage"
                               : "Content-Encoding deflate decoded before storage");
     }
     if (gap && cls != B_OTHER) {

@@ -56,11 +56,11 @@ struct run {
 
     /* reader thread */
     struct repro_http_head *he, *ha;
-    struct repro_buf be, ba;
+    struct repro_buf be, ba, de, da; /* dechunked and decoded bodies */
     struct rec *recs;
     size_t n_recs, cap_recs;
     struct repro_diffs *base; /* per input: baseline vs production (loop 0) */
-    uint64_t body_unchecked;
+    uint64_t body_unchecked, decode_capped, decode_failed;
 };
 
 static const char *const verdict_names[REPRO_VERDICT__COUNT] = {
@@ -116,19 +116,36 @@ static int prepare(void *ctx, size_t i, struct repro_slice *bytes)
 
 /* ---- comparing ------------------------------------------------------------ */
 
-/* Parses a raw response into a comparison side; bodies dechunked into tmp. */
-static void side(struct repro_slice raw, struct repro_http_head *h, struct repro_buf *tmp,
-                 struct repro_compare_msg *m)
+/* Parses a raw response into a comparison side: the body dechunked into
+ * tmp, then its gzip/deflate coding undone into dec (at most its cap,
+ * decode_cap), as capture stores recorded bodies. Returns
+ * REPRO_HTTP_INFLATE_CAPPED or _CORRUPT (the body is then the cut prefix,
+ * or the undecoded bytes), else 0. */
+static int side(struct repro_slice raw, struct repro_http_head *h, struct repro_buf *tmp,
+                struct repro_buf *dec, struct repro_compare_msg *m)
 {
     memset(m, 0, sizeof *m);
     if (raw.len == 0 || repro_http_parse_head(h, REPRO_HTTP_RESPONSE, raw.ptr, raw.len, raw.len,
                                               NULL, NULL) != REPRO_HTTP_DONE) {
         m->body = raw;
-        return;
+        return 0;
     }
     m->status = h->status;
     m->head = h;
     m->body = repro_http_message_body(raw, h, tmp);
+    const struct repro_http_header *ce = repro_http_find_header(h, "content-encoding");
+    enum repro_http_coding c = ce ? repro_http_coding_of(ce->value) : REPRO_HTTP_CODING_NONE;
+    if (c != REPRO_HTTP_CODING_GZIP && c != REPRO_HTTP_CODING_DEFLATE)
+        return 0;
+    int rc = repro_http_inflate(m->body.ptr, m->body.len, c, dec->max, dec);
+    if (rc == REPRO_HTTP_INFLATE_END || rc == REPRO_HTTP_INFLATE_PARTIAL ||
+        rc == REPRO_HTTP_INFLATE_CAPPED) {
+        m->body = (struct repro_slice){dec->data, dec->len};
+        m->decoded = 1;
+    }
+    if (rc == REPRO_HTTP_INFLATE_CAPPED)
+        return rc;
+    return rc == REPRO_HTTP_INFLATE_CORRUPT || rc < 0 ? REPRO_HTTP_INFLATE_CORRUPT : 0;
 }
 
 static int compare_one(struct run *r, size_t i, struct repro_slice actual, struct repro_diffs *d)
@@ -137,11 +154,16 @@ static int compare_one(struct run *r, size_t i, struct repro_slice actual, struc
     uint8_t digest[REPRO_HTTP_DIGEST_LEN];
     struct repro_error err = {0};
 
-    side(r->in[i].response, r->he, &r->be, &e);
-    side(actual, r->ha, &r->ba, &a);
+    side(r->in[i].response, r->he, &r->be, &r->de, &e);
+    int dr = side(actual, r->ha, &r->ba, &r->da, &a);
+    if (dr == REPRO_HTTP_INFLATE_CAPPED && !r->baseline_phase)
+        r->decode_capped++;
+    else if (dr == REPRO_HTTP_INFLATE_CORRUPT && !r->baseline_phase)
+        r->decode_failed++;
     e.body_cut = r->in[i].response_body_cut;
     e.digest = r->in[i].response_digest;
-    /* the same digest capture stores: of the whole (dechunked) body */
+    /* the same digest capture stores: of the whole body as stored
+     * (dechunked, decoded) */
     if (e.body_cut && e.digest &&
         repro_http_body_digest(REPRO_HTTP_BODY_LENGTH, a.body.ptr, a.body.len, digest) ==
             REPRO_HTTP_DONE)
@@ -229,6 +251,8 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
     repro_buf_init(&r.out2, 64u << 20);
     repro_buf_init(&r.be, 64u << 20);
     repro_buf_init(&r.ba, 64u << 20);
+    repro_buf_init(&r.de, o->decode_cap ? o->decode_cap : REPRO_REPLAY_DECODE_CAP);
+    repro_buf_init(&r.da, o->decode_cap ? o->decode_cap : REPRO_REPLAY_DECODE_CAP);
     reqs = repro_calloc(n ? n : 1, sizeof *reqs);
     qs = repro_calloc(n ? n : 1, sizeof *qs);
     as = repro_calloc(n ? n : 1, sizeof *as);
@@ -303,6 +327,8 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
         repro_noise_classify(sum->noise, 0, 0);
     }
     sum->body_unchecked = r.body_unchecked;
+    sum->decode_capped = r.decode_capped;
+    sum->decode_failed = r.decode_failed;
     for (size_t k = 0; k < r.n_recs; k++) {
         struct rec *x = &r.recs[k];
         size_t i = plan->steps[x->r.step].req, kept = 0, noise = 0;
@@ -354,6 +380,8 @@ out:
     repro_buf_release(&r.out2);
     repro_buf_release(&r.be);
     repro_buf_release(&r.ba);
+    repro_buf_release(&r.de);
+    repro_buf_release(&r.da);
     repro_correlator_free(r.corr);
     repro_correlator_free(r.corr_base);
     repro_comparer_free(r.cmp);

@@ -155,6 +155,34 @@ struct repro_slice repro_http_message_body(struct repro_slice raw, const struct 
  * 1 yes, 0 no, -1 cannot tell yet (too few bytes). */
 int repro_http_looks_like_start(enum repro_http_kind kind, const uint8_t *p, size_t len);
 
+/* ---- content codings (http/http_inflate.c) ---------------------------- */
+
+enum repro_http_coding {
+    REPRO_HTTP_CODING_NONE = 0, /* absent or identity */
+    REPRO_HTTP_CODING_GZIP,     /* gzip, x-gzip */
+    REPRO_HTTP_CODING_DEFLATE,  /* deflate (zlib, or raw deflate as sent in practice) */
+    REPRO_HTTP_CODING_OTHER     /* br, zstd, a list of codings ...: not decoded */
+};
+/* The coding a Content-Encoding value names. Thread-safe. */
+enum repro_http_coding repro_http_coding_of(struct repro_slice content_encoding);
+
+/* Outcomes of repro_http_inflate (errors are negative REPRO_E_*). */
+enum {
+    REPRO_HTTP_INFLATE_END = 0,     /* the stream ended (concatenated gzip members too) */
+    REPRO_HTTP_INFLATE_PARTIAL = 1, /* the input ended first: out holds a valid prefix */
+    REPRO_HTTP_INFLATE_CAPPED = 2,  /* cap bytes were written and more would follow */
+    REPRO_HTTP_INFLATE_CORRUPT = 3  /* not a valid stream (out holds what came before) */
+};
+/*
+ * Undoes content coding c (GZIP or DEFLATE) of p[0..n) into out (reset
+ * first), writing at most cap bytes whatever the input claims. Returns an
+ * outcome above; REPRO_E_INVAL for another coding; REPRO_E_NOMEM (zlib or
+ * out cannot grow), REPRO_E_LIMIT (out's own cap is below cap). Never
+ * reads past p[n-1]. Thread-safe.
+ */
+int repro_http_inflate(const uint8_t *p, size_t n, enum repro_http_coding c, size_t cap,
+                       struct repro_buf *out);
+
 /* ---- body digests ----------------------------------------------------- */
 
 #define REPRO_HTTP_DIGEST_LEN 32

@@ -128,12 +128,18 @@ int repro_comparer_new(const struct repro_compare_rules *rules, struct repro_com
 void repro_comparer_free(struct repro_comparer *c);
 
 /* One side of a comparison; everything borrowed for the call. */
+/* The most a staging body's gzip/deflate coding is undone to: past it the
+ * body is compared cut (and counted in the summary), never held whole. */
+#define REPRO_REPLAY_DECODE_CAP (64u << 20)
+
 struct repro_compare_msg {
     int status;                        /* 0: no response */
     const struct repro_http_head *head; /* NULL: headers not compared */
     struct repro_slice body;           /* the body as stored (transfer coding removed) */
     int body_cut;                      /* 1: body holds only a prefix of the real body */
     const uint8_t *digest;             /* SHA-256 of the whole body, or NULL */
+    int decoded; /* 1: body had its content coding undone; Content-Encoding is then not
+                    compared (capture stores decoded bodies without it) */
 };
 
 enum repro_diff_kind {
@@ -413,11 +419,15 @@ struct repro_replay_run_opts {
     int keep_all_responses;                 /* 1: keep matches' response bytes too */
     const struct repro_replay_rewrite *rewrite; /* applied after correlation, or NULL
                                                    (repro_replay_rewrite_new is below) */
+    size_t decode_cap; /* a decoded body's cap, 0: REPRO_REPLAY_DECODE_CAP */
 };
 
 struct repro_replay_summary {
     uint64_t verdicts[REPRO_VERDICT__COUNT];
     uint64_t substitutions, still_redacted, noise_discarded, body_unchecked;
+    /* staging bodies whose gzip/deflate coding could not be undone (compared
+     * as sent), and those cut at the decoding cap (compared cut) */
+    uint64_t decode_failed, decode_capped;
     struct repro_replay_stats target, baseline;
     struct repro_noise *noise; /* with a baseline: the fields seen (transferred:
                                   repro_noise_free), else NULL */

@@ -36,6 +36,7 @@
 #include "test_util.h"
 
 #include <jansson.h>
+#include <zlib.h>
 
 /* ---- the server ------------------------------------------------------------ */
 
@@ -75,6 +76,50 @@ static void put(int fd, const char *s)
         s += w;
         n -= (size_t)w;
     }
+}
+
+/* /gzip: its JSON body gzip-encoded, chunked; /gzipbad: bytes said to be
+ * gzip that are not; /gzipbomb: 2 MiB of zeros in about 2 KiB. */
+static void put_gzip(int fd, const char *path)
+{
+    static uint8_t zeros[1 << 16], out[1 << 16];
+    char head[160], json[64];
+    z_stream z;
+    size_t n;
+
+    if (strcmp(path, "/gzipbad") == 0) {
+        put(fd, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!");
+        return;
+    }
+    memset(&z, 0, sizeof z);
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_out = out;
+    z.avail_out = sizeof out;
+    if (strcmp(path, "/gzipbomb") == 0) {
+        for (int i = 0; i < 32; i++) {
+            z.next_in = zeros;
+            z.avail_in = sizeof zeros;
+            assert_int_equal(deflate(&z, Z_NO_FLUSH), Z_OK);
+        }
+    } else {
+        snprintf(json, sizeof json, "{\"path\":\"%s\"}", path);
+        z.next_in = (Bytef *)json;
+        z.avail_in = (uInt)strlen(json);
+    }
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    n = sizeof out - z.avail_out;
+    deflateEnd(&z);
+    snprintf(head, sizeof head,
+             "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n",
+             n);
+    put(fd, head);
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(fd, out + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+    put(fd, "\r\n0\r\n\r\n");
 }
 
 /* Answers one request head; returns 0 when the connection must close. */
@@ -119,6 +164,9 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         keep = 0;
     } else if (strcmp(path, "/garbage") == 0) {
         put(fd, "NOT HTTP AT ALL\r\n\r\n");
+    } else if (strncmp(path, "/gzip", 5) == 0) {
+        out_ns = mono();
+        put_gzip(fd, path);
     } else if (strcmp(path, "/chunked") == 0) {
         out_ns = mono();
         put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
@@ -723,6 +771,42 @@ static void test_run_verdicts(void **state)
     server_stop(sv);
 }
 
+/* Staging bodies in gzip are decoded before comparing, as capture decodes
+ * recorded ones (stored without Content-Encoding); what cannot be decoded
+ * or decodes past the cap is compared as it is, and counted. */
+static void test_run_gzip(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct outcomes got;
+    struct repro_replay_input in[3];
+    struct repro_replay_summary sum;
+    struct repro_error err = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+    memset(&t, 0, sizeof t);
+    add(&t, 1, 0, 10, "GET", "/gzip");
+    add(&t, 1, 20, 30, "GET", "/gzipbad");
+    add(&t, 1, 40, 50, "GET", "/gzipbomb");
+    input(in, &t, 0, "HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"path\":\"/gzip\"}");
+    input(in, &t, 1, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"path\":\"/gzipbad\"}");
+    input(in, &t, 2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    struct repro_replay_run_opts o = {.engine = {.target = (const struct sockaddr *)&a,
+                                                 .target_len = sizeof a, .timeout_ms = 5000},
+                                      .decode_cap = 1u << 20};
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_replay_execute(in, 3, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(outcome(&got, 0, NULL)->verdict, REPRO_VERDICT_MATCH);
+    assert_int_equal(outcome(&got, 1, NULL)->verdict, REPRO_VERDICT_MISMATCH);
+    assert_int_equal(outcome(&got, 2, NULL)->verdict, REPRO_VERDICT_MISMATCH);
+    assert_int_equal(sum.decode_failed, 1);
+    assert_int_equal(sum.decode_capped, 1);
+    server_stop(sv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_caps_and_loops),
         cmocka_unit_test(test_run_verdicts),
+        cmocka_unit_test(test_run_gzip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
