@@ -21,6 +21,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include <wordexp.h>
 #include <stdlib.h>
@@ -313,6 +315,109 @@ static int crashed_in_flight(struct staging *st, const struct repro_replay_resul
     return hit;
 }
 
+/* ---- the live progress line --------------------------------------------- */
+
+void repro_app_replay_progress_line(char *out, size_t out_len, const struct repro_replay_progress *p,
+                                    uint64_t total, uint64_t elapsed_ns, int sched)
+{
+    uint64_t sent = atomic_load_explicit(&p->sent, memory_order_relaxed);
+    double secs = (double)elapsed_ns / 1e9, rate = secs > 0 ? (double)sent / secs : 0;
+    char eta[32] = "", p99[48] = "";
+    if (rate > 0 && sent < total)
+        snprintf(eta, sizeof eta, ", ETA %.0f s", (double)(total - sent) / rate);
+    if (sched)
+        snprintf(p99, sizeof p99, ", schedule p99 %.1f us",
+                 (double)repro_replay_progress_sched_ns(p, 0.99) / 1e3);
+    snprintf(out, out_len,
+             "replay: %llu/%llu sent, %.0f req/s, %llu match, %llu mismatch, %llu error%s%s",
+             (unsigned long long)sent, (unsigned long long)total, rate,
+             (unsigned long long)atomic_load_explicit(&p->matched, memory_order_relaxed),
+             (unsigned long long)atomic_load_explicit(&p->mismatched, memory_order_relaxed),
+             (unsigned long long)atomic_load_explicit(&p->errors, memory_order_relaxed), p99, eta);
+}
+
+struct progress_ui {
+    pthread_mutex_t m;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+    int stop;
+    pthread_t t;
+    struct repro_replay_progress p;
+    uint64_t total, t0;
+    int sched;
+    FILE *f;
+};
+
+static void progress_draw(struct progress_ui *u)
+{
+    char line[256];
+    repro_app_replay_progress_line(line, sizeof line, &u->p, u->total, repro_mono_ns() - u->t0,
+                                   u->sched);
+    fprintf(u->f, "\r%s\033[K", line);
+    fflush(u->f);
+}
+
+/* Redraws once a second until stopped. */
+static void *progress_main(void *arg)
+{
+    struct progress_ui *u = arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    pthread_mutex_lock(&u->m);
+    while (!u->stop) {
+        ts.tv_sec++;
+        while (!u->stop && pthread_cond_timedwait(&u->cv, &u->m, &ts) != ETIMEDOUT)
+            ;
+        if (u->stop)
+            break;
+        progress_draw(u);
+    }
+    pthread_mutex_unlock(&u->m);
+    return NULL;
+}
+
+/* Starts the line on f (NULL: none); 0 when it did not start. */
+static int progress_start(struct progress_ui *u, FILE *f, uint64_t total, int sched)
+{
+    pthread_condattr_t ca;
+    memset(u, 0, sizeof *u);
+    if (!f)
+        return 0;
+    u->f = f;
+    u->total = total;
+    u->sched = sched;
+    u->t0 = repro_mono_ns();
+    pthread_mutex_init(&u->m, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&u->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&u->t, NULL, progress_main, u) != 0) {
+        pthread_cond_destroy(&u->cv);
+        pthread_mutex_destroy(&u->m);
+        u->f = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+/* The last state drawn, then the line cleared for the summary. */
+static void progress_stop(struct progress_ui *u)
+{
+    if (!u->f)
+        return;
+    pthread_mutex_lock(&u->m);
+    u->stop = 1;
+    pthread_cond_signal(&u->cv);
+    pthread_mutex_unlock(&u->m);
+    pthread_join(u->t, NULL);
+    progress_draw(u);
+    fprintf(u->f, "\r\033[K");
+    fflush(u->f);
+    pthread_cond_destroy(&u->cv);
+    pthread_mutex_destroy(&u->m);
+    u->f = NULL;
+}
+
 struct outcome_ctx {
     const struct repro_app_replay_opts *o;
     const struct repro_replay_input *in;
@@ -404,6 +509,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     char ttext[80], btext[80];
     struct repro_replay_report *rep = NULL;
     struct repro_replay_rewrite *rw = NULL;
+    struct progress_ui ui;
     int rc;
 
     memset(res, 0, sizeof *res);
@@ -499,7 +605,11 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     oc.rep = rep;
     repro_buf_init(&oc.diffs, 16u << 20);
     repro_buf_init(&oc.subs, 1u << 20);
+    if (progress_start(&ui, o->progress, (uint64_t)sel.n * (o->loops ? o->loops : 1),
+                       o->speed > 0))
+        ro.engine.progress = &ui.p;
     rc = repro_replay_execute(sel.in, sel.n, &ro, on_outcome, &oc, &res->sum, err);
+    progress_stop(&ui);
     repro_buf_release(&oc.diffs);
     repro_buf_release(&oc.subs);
     if (staging.sup) {

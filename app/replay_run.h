@@ -32,6 +32,7 @@ struct repro_app_replay_opts {
     struct repro_replay_rewrite_opts rewrite;
     const char *report_json, *junit; /* or NULL */
     FILE *out;                 /* the dry-run schedule and the summary */
+    FILE *progress;            /* a live line here once a second (a terminal), or NULL */
     const char *selection;     /* the command line, stored with the run (or NULL) */
 };
 
@@ -42,6 +43,14 @@ struct repro_app_replay_result {
     unsigned staging_crashes; /* crashes of the --exec process, stored */
     struct repro_replay_summary sum; /* verdict counts; noise already freed */
 };
+
+/*
+ * The live progress line (no newline) into out: sent/total, rate since
+ * started_ns (repro_mono_ns), verdicts so far, the schedule error p99 when
+ * paced (sched), an ETA. Thread-safe.
+ */
+void repro_app_replay_progress_line(char *out, size_t out_len, const struct repro_replay_progress *p,
+                                    uint64_t total, uint64_t elapsed_ns, int sched);
 
 /*
  * Runs the replay and stores it (replay_runs, replay_results) in o->db.

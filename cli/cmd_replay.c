@@ -5,7 +5,7 @@
  *              [--methods LIST] [--baseline HOST:PORT] [--no-correlate]
  *              [--ignore-header H]... [--ignore-json-path P]... [--mask RE]...
  *              [--report FILE.json] [--junit FILE.xml] [--fail-on LIST]
- *              [--allow-production-target] [--dry-run]
+ *              [--allow-production-target] [--dry-run] [--quiet]
  *              [--host H] [--set-header 'N: V']... [--remove-header N]...
  *              [--rewrite-path FROM=TO]... [--set-query N=V]... [--set-cookie N=V]...
  *              [--set-json-field PATH=VALUE]...
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_RULES 64
 
@@ -47,6 +48,8 @@ static void help(void)
         "                         mismatch,error,timeout,crash)\n"
         "  --allow-production-target  allow a target that served the recorded traffic\n"
         "  --dry-run              print what would be sent, when, and stop\n"
+        "  --quiet                no live progress line (shown only when stderr is a\n"
+        "                         terminal: sent/total, rate, verdicts, schedule p99)\n"
         "rewriting (after carried-over values; each repeatable but --host):\n"
         "  --host H               the Host header\n"
         "  --set-header 'N: V'    set a header (added when absent)\n"
@@ -86,7 +89,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     enum {
         O_TARGET = 1, O_SPEED, O_RATE, O_CONNS, O_LOOP, O_TIMEOUT, O_METHODS, O_BASELINE,
         O_NOCORR, O_IGN_H, O_IGN_J, O_MASK, O_REPORT, O_JUNIT, O_FAIL_ON, O_ALLOW, O_DRY,
-        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J, O_EXEC
+        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J, O_EXEC, O_QUIET
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
@@ -108,6 +111,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         {"fail-on", required_argument, NULL, O_FAIL_ON},
         {"allow-production-target", no_argument, NULL, O_ALLOW},
         {"dry-run", no_argument, NULL, O_DRY},
+        {"quiet", no_argument, NULL, O_QUIET},
         {"select-host", required_argument, NULL, O_HOSTHDR},
         {"exec", required_argument, NULL, O_EXEC},
         {"set-header", required_argument, NULL, O_SET_H},
@@ -124,7 +128,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     struct repro_app_replay_opts o;
     struct repro_app_replay_result res;
     struct repro_error err = {0};
-    int opt, rc, fail_on = -1;
+    int opt, rc, fail_on = -1, quiet = 0;
     long long v;
     char *end;
 
@@ -162,6 +166,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         case O_NOCORR: o.no_correlate = 1; break;
         case O_ALLOW: o.allow_production_target = 1; break;
         case O_DRY: o.dry_run = 1; break;
+        case O_QUIET: quiet = 1; break;
         case O_REPORT: o.report_json = optarg; break;
         case O_JUNIT: o.junit = optarg; break;
         case O_SPEED:
@@ -244,6 +249,8 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
                   1 << REPRO_VERDICT_TIMEOUT | 1 << REPRO_VERDICT_CRASH;
     o.db = g->db;
     o.out = o.dry_run ? stdout : stderr;
+    /* the live line only for a person watching */
+    o.progress = !quiet && !o.dry_run && isatty(STDERR_FILENO) ? stderr : NULL;
     /* the command line, stored with the run */
     char selection[2048] = "";
     for (int k = 1; k < argc; k++) {

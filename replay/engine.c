@@ -124,6 +124,45 @@ static void wait_until(const struct engine *e, int64_t deadline)
         ;
 }
 
+/* ---- live progress -------------------------------------------------------- */
+
+/* Log-linear buckets: 0..15 ns one each, then 8 per power of two. */
+static size_t hist_bucket(int64_t v)
+{
+    if (v < 16)
+        return v < 0 ? 0 : (size_t)v;
+    int msb = 63 - __builtin_clzll((unsigned long long)v);
+    return 16 + (size_t)(msb - 4) * 8 + (size_t)((v >> (msb - 3)) & 7);
+}
+
+/* The largest value of bucket b. */
+static int64_t hist_upper(size_t b)
+{
+    if (b < 16)
+        return (int64_t)b;
+    int msb = (int)((b - 16) / 8) + 4;
+    uint64_t base = (uint64_t)(8 + (b - 16) % 8) << (msb - 3);
+    return (int64_t)(base + ((uint64_t)1 << (msb - 3)) - 1);
+}
+
+int64_t repro_replay_progress_sched_ns(const struct repro_replay_progress *p, double q)
+{
+    uint64_t counts[REPRO_REPLAY_HIST_BUCKETS], total = 0, seen = 0;
+    for (size_t b = 0; b < REPRO_REPLAY_HIST_BUCKETS; b++)
+        total += counts[b] = atomic_load_explicit(&p->sched_hist[b], memory_order_relaxed);
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total);
+    if (want >= total)
+        want = total - 1;
+    for (size_t b = 0; b < REPRO_REPLAY_HIST_BUCKETS; b++) {
+        seen += counts[b];
+        if (seen > want)
+            return hist_upper(b);
+    }
+    return hist_upper(REPRO_REPLAY_HIST_BUCKETS - 1);
+}
+
 /* ---- wakeups ------------------------------------------------------------ */
 
 /* Wakes the sender if what it waits for may have come. Called with e->m. */
@@ -525,6 +564,12 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
 
     pthread_mutex_lock(&e->m);
     e->st->sent++;
+    if (e->o->progress) {
+        atomic_fetch_add_explicit(&e->o->progress->sent, 1, memory_order_relaxed);
+        if (er == 0 && e->o->speed > 0)
+            atomic_fetch_add_explicit(&e->o->progress->sched_hist[hist_bucket(t - intended)], 1,
+                                      memory_order_relaxed);
+    }
     if (er != 0) {
         e->err_kind[k] = REPRO_REPLAY_WRITE;
         e->err_errno[k] = er;

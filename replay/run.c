@@ -5,9 +5,16 @@
  *
  * Order of work: with a baseline, the whole plan first goes to the
  * baseline (its differences from production, per request, are what noise
- * is), then to the target. Each response is compared on the engine's
- * reader thread as it completes; the differences (small) are kept, and
- * the response bytes only for what did not match (or everything with
+ * is), then to the target.
+ *
+ * Threads: the engine's reader thread only learns from each response
+ * (correlation's observe, which must happen before the frontier lets a
+ * request that waits for this answer go) and copies it into a bounded
+ * queue (QUEUE_SLOTS responses, QUEUE_BYTES bytes; a full queue holds the
+ * reader back, which holds the frontier back: it never drops a response).
+ * A comparer thread of this module takes them in order and compares each
+ * with the recorded one; the differences (small) are kept, and the
+ * response bytes only for what did not match (or everything with
  * keep_all_responses). Verdicts are final only after the run (Diffy's rule
  * needs every request's counts), so outcomes are delivered at the end, in
  * completion order.
@@ -25,10 +32,31 @@
 #include "repro/http.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SUBS_PER_REQUEST 8
+#define QUEUE_SLOTS 256
+#define QUEUE_BYTES (64u << 20)
+#define QUEUE_SLOT_KEEP (1u << 20) /* a slot's buffer past this is let go after use */
+
+/* A response on its way from the reader to the comparer. */
+struct slot {
+    struct repro_replay_result res; /* res.response points into bytes */
+    struct repro_buf bytes;
+};
+
+/* Reader -> comparer. Everything under m. */
+struct queue {
+    pthread_mutex_t m;
+    pthread_cond_t not_empty, not_full;
+    struct slot s[QUEUE_SLOTS];
+    size_t head, n, bytes;
+    int closing; /* the phase's engine run returned: drain and stop */
+    int failed;  /* the comparer's first error: the reader stops the run */
+    uint64_t full_waits;
+};
 
 struct rec {
     struct repro_replay_result r; /* r.response points into resp */
@@ -43,9 +71,9 @@ struct run {
     struct repro_comparer *cmp;
     struct repro_correlator *corr, *corr_base; /* the target's and the baseline's sessions */
     const struct repro_replay_plan *plan;
+    const struct repro_slice *qs; /* the recorded requests, by input */
     int baseline_phase;
     struct repro_error *err;
-    int failed; /* first error inside a callback */
 
     /* sender thread (prepare) */
     struct repro_buf out, out2;
@@ -54,7 +82,10 @@ struct run {
     uint8_t *redacted; /* per input: the request sent held a mark */
     uint8_t *marked;   /* per input: the recorded request holds a mark */
 
-    /* reader thread */
+    struct queue q;
+    struct repro_replay_progress *progress; /* the target phase's live counts, or NULL */
+
+    /* comparer thread */
     struct repro_http_head *he, *ha;
     struct repro_buf be, ba, de, da; /* dechunked and decoded bodies */
     struct rec *recs;
@@ -174,18 +205,16 @@ static int compare_one(struct run *r, size_t i, struct repro_slice actual, struc
     return rc;
 }
 
-static int on_result(void *ctx, const struct repro_replay_result *res)
+/* On the comparer thread: one response compared and kept. Returns 0 or
+ * REPRO_E_NOMEM. */
+static int compare_result(struct run *r, const struct repro_replay_result *res)
 {
-    struct run *r = ctx;
     size_t i = r->plan->steps[res->step].req;
     int answered = r->in[i].answered_us >= 0 && r->in[i].response.len > 0;
     struct repro_diffs d = {0};
 
-    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
-    if (corr && res->response.len)
-        repro_correlator_observe(corr, i, res->response);
     if (res->error == REPRO_REPLAY_OK && answered && compare_one(r, i, res->response, &d) != REPRO_OK)
-        r->failed = REPRO_E_NOMEM;
+        return REPRO_E_NOMEM;
     if (r->baseline_phase) {
         if (res->loop == 0) {
             repro_diffs_release(&r->base[i]);
@@ -193,14 +222,22 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
         } else {
             repro_diffs_release(&d);
         }
-        return r->failed;
+        return 0;
+    }
+    if (r->progress) { /* provisional: noise is only known at the end */
+        _Atomic uint64_t *c = !answered || res->error != REPRO_REPLAY_OK ? &r->progress->errors
+                              : d.n                                     ? &r->progress->mismatched
+                                                                        : &r->progress->matched;
+        if (!answered && res->error == REPRO_REPLAY_OK)
+            c = &r->progress->unanswered;
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
     }
     if (r->n_recs == r->cap_recs) {
         size_t cap = r->cap_recs ? 2 * r->cap_recs : 1024;
         struct rec *v = repro_realloc(r->recs, cap * sizeof *v);
         if (!v) {
             repro_diffs_release(&d);
-            return r->failed = REPRO_E_NOMEM;
+            return REPRO_E_NOMEM;
         }
         r->recs = v;
         r->cap_recs = cap;
@@ -218,7 +255,102 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
             x->r.response = (struct repro_slice){x->resp, res->response.len};
         }
     }
-    return r->failed;
+    return 0;
+}
+
+/* The comparer thread: takes responses in order until the queue closes.
+ * After an error it still drains, so that the reader is never left
+ * waiting for room. */
+static void *comparer_main(void *arg)
+{
+    struct run *r = arg;
+    struct queue *q = &r->q;
+
+    pthread_mutex_lock(&q->m);
+    for (;;) {
+        while (q->n == 0 && !q->closing)
+            pthread_cond_wait(&q->not_empty, &q->m);
+        if (q->n == 0)
+            break;
+        struct slot *sl = &q->s[q->head];
+        int failed = q->failed;
+        pthread_mutex_unlock(&q->m);
+        int rc = failed ? 0 : compare_result(r, &sl->res);
+        size_t len = sl->bytes.len;
+        if (sl->bytes.cap > QUEUE_SLOT_KEEP)
+            repro_buf_release(&sl->bytes);
+        pthread_mutex_lock(&q->m);
+        if (rc && !q->failed)
+            q->failed = rc;
+        q->head = (q->head + 1) % QUEUE_SLOTS;
+        q->n--;
+        q->bytes -= len;
+        pthread_cond_signal(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->m);
+    return NULL;
+}
+
+/* On the engine's reader thread, before the frontier moves: learn from the
+ * response, then hand a copy to the comparer. */
+static int on_result(void *ctx, const struct repro_replay_result *res)
+{
+    struct run *r = ctx;
+    struct queue *q = &r->q;
+    size_t i = r->plan->steps[res->step].req;
+
+    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
+    if (corr && res->response.len)
+        repro_correlator_observe(corr, i, res->response);
+    pthread_mutex_lock(&q->m);
+    while (!q->failed &&
+           (q->n == QUEUE_SLOTS || (q->n && q->bytes + res->response.len > QUEUE_BYTES))) {
+        q->full_waits++;
+        pthread_cond_wait(&q->not_full, &q->m);
+    }
+    int rc = q->failed;
+    if (rc == 0) {
+        /* the slot is free (counted out of n), so it is the reader's */
+        struct slot *sl = &q->s[(q->head + q->n) % QUEUE_SLOTS];
+        pthread_mutex_unlock(&q->m);
+        repro_buf_reset(&sl->bytes);
+        rc = repro_buf_append(&sl->bytes, res->response.ptr, res->response.len);
+        sl->res = *res;
+        sl->res.response = (struct repro_slice){sl->bytes.data, sl->bytes.len};
+        pthread_mutex_lock(&q->m);
+        if (rc == REPRO_OK) {
+            q->n++;
+            q->bytes += res->response.len;
+            pthread_cond_signal(&q->not_empty);
+        } else if (!q->failed) {
+            q->failed = rc = REPRO_E_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&q->m);
+    return rc;
+}
+
+/* One engine run with the comparer beside it; every response compared when
+ * it returns. */
+static int run_phase(struct run *r, const struct repro_replay_opts *eo,
+                     struct repro_replay_stats *st, const char *what)
+{
+    pthread_t t;
+    struct queue *q = &r->q;
+
+    q->closing = 0;
+    q->failed = 0;
+    if (pthread_create(&t, NULL, comparer_main, r) != 0)
+        return repro_error_set(r->err, REPRO_E_NOMEM, "cannot start the comparer thread");
+    int rc = repro_replay_run(r->plan, r->qs, eo, on_result, r, st, r->err);
+    pthread_mutex_lock(&q->m);
+    q->closing = 1;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->m);
+    pthread_join(t, NULL);
+    if (rc == REPRO_OK && q->failed)
+        rc = repro_error_set(r->err, q->failed, "cannot compare the %s's responses", what);
+    return rc;
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -239,7 +371,9 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
                          const struct repro_replay_run_opts *o, repro_replay_outcome_fn fn,
                          void *ctx, struct repro_replay_summary *sum, struct repro_error *err)
 {
-    struct run r = {.in = in, .n = n, .o = o, .err = err};
+    struct run r = {.in = in, .n = n, .o = o, .err = err,
+                    .q = {.m = PTHREAD_MUTEX_INITIALIZER, .not_empty = PTHREAD_COND_INITIALIZER,
+                          .not_full = PTHREAD_COND_INITIALIZER}};
     struct repro_replay_req *reqs = NULL;
     struct repro_slice *qs = NULL, *as = NULL;
     struct repro_replay_plan *plan = NULL;
@@ -251,6 +385,8 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
     repro_buf_init(&r.out2, 64u << 20);
     repro_buf_init(&r.be, 64u << 20);
     repro_buf_init(&r.ba, 64u << 20);
+    for (size_t k = 0; k < QUEUE_SLOTS; k++)
+        repro_buf_init(&r.q.s[k].bytes, SIZE_MAX);
     repro_buf_init(&r.de, o->decode_cap ? o->decode_cap : REPRO_REPLAY_DECODE_CAP);
     repro_buf_init(&r.da, o->decode_cap ? o->decode_cap : REPRO_REPLAY_DECODE_CAP);
     reqs = repro_calloc(n ? n : 1, sizeof *reqs);
@@ -283,6 +419,7 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
     if ((rc = repro_replay_plan_build(reqs, n, &plan, err)) != REPRO_OK)
         goto out;
     r.plan = plan;
+    r.qs = qs;
     if ((rc = repro_comparer_new(o->rules, &r.cmp, err)) != REPRO_OK)
         goto out;
     if (!o->no_correlate &&
@@ -298,17 +435,15 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
         bo.target = o->baseline;
         bo.target_len = o->baseline_len;
         bo.loops = 1;
+        bo.progress = NULL; /* the progress line is the target's */
         r.baseline_phase = 1;
-        rc = repro_replay_run(plan, qs, &bo, on_result, &r, &sum->baseline, err);
+        rc = run_phase(&r, &bo, &sum->baseline, "baseline");
         r.baseline_phase = 0;
-        if (rc == REPRO_OK && r.failed)
-            rc = repro_error_set(err, r.failed, "cannot compare the baseline's responses");
         if (rc != REPRO_OK)
             goto out;
     }
-    rc = repro_replay_run(plan, qs, &eo, on_result, &r, &sum->target, err);
-    if (rc == REPRO_OK && r.failed)
-        rc = repro_error_set(err, r.failed, "cannot compare the target's responses");
+    r.progress = eo.progress;
+    rc = run_phase(&r, &eo, &sum->target, "target");
     if (rc != REPRO_OK)
         goto out;
 
@@ -329,6 +464,7 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
     sum->body_unchecked = r.body_unchecked;
     sum->decode_capped = r.decode_capped;
     sum->decode_failed = r.decode_failed;
+    sum->compare_queue_full = r.q.full_waits;
     for (size_t k = 0; k < r.n_recs; k++) {
         struct rec *x = &r.recs[k];
         size_t i = plan->steps[x->r.step].req, kept = 0, noise = 0;
@@ -380,6 +516,8 @@ out:
     repro_buf_release(&r.out2);
     repro_buf_release(&r.be);
     repro_buf_release(&r.ba);
+    for (size_t k = 0; k < QUEUE_SLOTS; k++)
+        repro_buf_release(&r.q.s[k].bytes);
     repro_buf_release(&r.de);
     repro_buf_release(&r.da);
     repro_correlator_free(r.corr);

@@ -8,6 +8,7 @@
 
 #include "repro/core.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -207,6 +208,25 @@ enum repro_replay_errkind {
 /* "ok", "refused", ... (static, never NULL). */
 const char *repro_replay_errkind_name(enum repro_replay_errkind k);
 
+/*
+ * Live counts of a run for a progress line. The run's threads add to them
+ * with relaxed atomics; any thread may read them at any time (a reading is
+ * a moment stale, never torn). Zero-initialise; borrowed for the run.
+ */
+#define REPRO_REPLAY_HIST_BUCKETS 512
+struct repro_replay_progress {
+    _Atomic uint64_t sent; /* requests written (or failed writing) */
+    /* compared so far, before noise is known (the final verdicts may move
+     * a mismatch to match); errors include timeouts */
+    _Atomic uint64_t matched, mismatched, errors, unanswered;
+    /* schedule errors (actual - intended send time) in log-linear buckets
+     * (12.5% wide), at a set speed only */
+    _Atomic uint64_t sched_hist[REPRO_REPLAY_HIST_BUCKETS];
+};
+/* The q-quantile (0..1) of the schedule errors so far in ns, the upper
+ * edge of its bucket; 0 before any. Thread-safe. */
+int64_t repro_replay_progress_sched_ns(const struct repro_replay_progress *p, double q);
+
 struct repro_replay_opts {
     const struct sockaddr *target; /* borrowed for the run */
     unsigned target_len;
@@ -223,6 +243,7 @@ struct repro_replay_opts {
      * (kind WRITE) without sending it. */
     int (*prepare)(void *ctx, size_t req, struct repro_slice *bytes);
     void *prepare_ctx;
+    struct repro_replay_progress *progress; /* live counts, or NULL */
 };
 
 /* One request's outcome, handed to the callback on the engine's reader
@@ -428,6 +449,7 @@ struct repro_replay_summary {
     /* staging bodies whose gzip/deflate coding could not be undone (compared
      * as sent), and those cut at the decoding cap (compared cut) */
     uint64_t decode_failed, decode_capped;
+    uint64_t compare_queue_full; /* times the reader waited for the comparer */
     struct repro_replay_stats target, baseline;
     struct repro_noise *noise; /* with a baseline: the fields seen (transferred:
                                   repro_noise_free), else NULL */

@@ -19,6 +19,8 @@
 #include "repro/crash.h"
 #include "repro/store.h"
 #include "test_util.h"
+#include "app/replay_run.h"
+#include <stdatomic.h>
 
 static char db_path[512];
 
@@ -340,6 +342,29 @@ static void test_capture_end_is_honest(void **state)
     repro_store_close(s);
 }
 
+/* The live line of repro replay: what it says for known counts. */
+static void test_replay_progress_line(void **state)
+{
+    static struct repro_replay_progress p;
+    char line[256];
+    (void)state;
+    memset(&p, 0, sizeof p);
+    repro_app_replay_progress_line(line, sizeof line, &p, 10, 0, 1);
+    assert_string_equal(line, "replay: 0/10 sent, 0 req/s, 0 match, 0 mismatch, 0 error, "
+                              "schedule p99 0.0 us");
+    atomic_store(&p.sent, 4);
+    atomic_store(&p.matched, 2);
+    atomic_store(&p.mismatched, 1);
+    atomic_store(&p.errors, 1);
+    for (int i = 0; i < 99; i++) /* 99 errors of 31 ns (bucket 23), one of 40 us */
+        atomic_fetch_add(&p.sched_hist[23], 1);
+    atomic_fetch_add(&p.sched_hist[100], 1);
+    assert_int_equal(repro_replay_progress_sched_ns(&p, 0.98), 31);
+    assert_true(repro_replay_progress_sched_ns(&p, 1.0) > 31);
+    repro_app_replay_progress_line(line, sizeof line, &p, 10, 2000000000u, 0);
+    assert_string_equal(line, "replay: 4/10 sent, 2 req/s, 2 match, 1 mismatch, 1 error, ETA 3 s");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup(test_crash_round_trip, setup),
         cmocka_unit_test_setup(test_crash_through_writer, setup),
         cmocka_unit_test_setup(test_capture_end_is_honest, setup),
+        cmocka_unit_test(test_replay_progress_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

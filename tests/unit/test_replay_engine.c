@@ -37,6 +37,7 @@
 
 #include <jansson.h>
 #include <zlib.h>
+#include <stdatomic.h>
 
 /* ---- the server ------------------------------------------------------------ */
 
@@ -472,8 +473,17 @@ static void test_timing(void **state)
         snprintf(path, sizeof path, "/t%d", i);
         add(&t, i % 4, 5000 * i, 5000 * i + 100, "GET", path);
     }
-    assert_int_equal(run(&t, sv->port, 2.0, NULL, &p, &g, &st), REPRO_OK);
+    static struct repro_replay_progress prog;
+    struct repro_replay_opts po = {.progress = &prog};
+    memset(&prog, 0, sizeof prog);
+    assert_int_equal(run(&t, sv->port, 2.0, &po, &p, &g, &st), REPRO_OK);
     assert_int_equal(st.answered, 40);
+    /* the live counts agree with the run's: every send, and the largest
+     * schedule error in the top bucket (12.5% wide) */
+    assert_int_equal(atomic_load(&prog.sent), 40);
+    int64_t top = repro_replay_progress_sched_ns(&prog, 1.0);
+    assert_true(top >= st.sched_max_ns && top <= st.sched_max_ns + st.sched_max_ns / 8 + 1);
+    assert_true(repro_replay_progress_sched_ns(&prog, 0.5) <= top);
     for (size_t k = 0; k < g.n; k++) {
         const struct repro_replay_result *r = &g.r[k];
         int64_t want = p->steps[r->step].at_us * 1000 / 2;
