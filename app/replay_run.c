@@ -174,6 +174,8 @@ static int resolve(const char *what, const char *hp, struct sockaddr_storage *ss
 /* ---- staging under the supervisor (--exec) ------------------------------ */
 
 #define MAX_STAGING_CRASHES 64
+#define MAX_STAGING_HANGS 4         /* stack records of a silent staging per run */
+#define HANG_RECORD_TIMEOUT_MS 5000
 
 struct staging {
     struct repro_supervisor *sup;
@@ -182,6 +184,8 @@ struct staging {
     uint64_t crash_ns[MAX_STAGING_CRASHES]; /* repro_mono_ns when seen */
     int64_t crash_id[MAX_STAGING_CRASHES];
     size_t n;
+    int64_t hang_id[MAX_STAGING_HANGS]; /* records taken when a request timed out */
+    size_t n_hangs, hangs_asked;        /* hangs_asked: the reader thread's */
     int port;
 };
 
@@ -196,12 +200,32 @@ static void on_staging_crash(void *ctx, const struct repro_crash *c,
     if (st->store && repro_app_store_crash(st->store, c, &id, &e) != REPRO_OK)
         id = -1;
     pthread_mutex_lock(&st->m);
-    if (st->n < MAX_STAGING_CRASHES) {
+    if (c->signo == 0) { /* a hang record (on_staging_timeout), not a crash */
+        if (st->n_hangs < MAX_STAGING_HANGS)
+            st->hang_id[st->n_hangs++] = id;
+    } else if (st->n < MAX_STAGING_CRASHES) {
         st->crash_ns[st->n] = info->seen_ns;
         st->crash_id[st->n] = id;
         st->n++;
     }
     pthread_mutex_unlock(&st->m);
+}
+
+/* On the engine's reader thread: a request timed out while staging runs.
+ * Its stacks are recorded now, while it still hangs (a few per run: every
+ * request in flight times out together when staging hangs). */
+static void on_staging_timeout(void *ctx, size_t input)
+{
+    struct staging *st = ctx;
+    struct repro_supervisor_result res;
+    struct repro_error e = {0};
+    (void)input;
+    if (st->hangs_asked >= MAX_STAGING_HANGS ||
+        repro_supervisor_wait(st->sup, 0, &res, NULL) != REPRO_SUPERVISOR_RUNNING)
+        return;
+    st->hangs_asked++;
+    if (repro_supervisor_record_now(st->sup, HANG_RECORD_TIMEOUT_MS, &e) != REPRO_OK)
+        repro_log(REPRO_LOG_WARN, "replay", "cannot record the stacks of staging: %s", e.msg);
 }
 
 static int free_port(void)
@@ -587,7 +611,9 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         .baseline_len = blen,
         .rules = &o->rules,
         .no_correlate = o->no_correlate,
-        .rewrite = rw};
+        .rewrite = rw,
+        .on_timeout = staging.sup ? on_staging_timeout : NULL,
+        .timeout_ctx = &staging};
     struct repro_store_replay_run run = {.started_us = repro_wall_us(), .target = ttext,
                                          .baseline = o->baseline ? btext : NULL,
                                          .speed = o->speed, .selection = o->selection};
@@ -616,18 +642,26 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
         /* staging goes before the crashes are symbolized: never while held */
         staging_stop(&staging);
         res->staging_crashes = (unsigned)staging.n;
-        int64_t ids[MAX_STAGING_CRASHES];
-        size_t n_ids = 0;
+        int64_t ids[MAX_STAGING_CRASHES + MAX_STAGING_HANGS];
+        size_t n_ids = 0, n_crash_ids;
         for (size_t i = 0; i < staging.n; i++)
             if (staging.crash_id[i] > 0)
                 ids[n_ids++] = staging.crash_id[i];
+        n_crash_ids = n_ids;
+        for (size_t i = 0; i < staging.n_hangs; i++)
+            if (staging.hang_id[i] > 0)
+                ids[n_ids++] = staging.hang_id[i];
+        res->staging_hangs = (unsigned)staging.n_hangs;
         struct repro_error serr = {0};
         if (n_ids && repro_app_symbolize_crashes(store, ids, n_ids, NULL, 0, 0, NULL, &serr) != REPRO_OK &&
             o->out)
             fprintf(o->out, "staging crashes stored, not symbolized: %s\n", serr.msg);
         if (o->out)
             for (size_t i = 0; i < n_ids; i++)
-                fprintf(o->out, "staging crashed: crash %lld ('repro crashes %lld')\n",
+                fprintf(o->out,
+                        i < n_crash_ids ? "staging crashed: crash %lld ('repro crashes %lld')\n"
+                                        : "staging hung (a request timed out): its stacks are "
+                                          "crash %lld ('repro crashes %lld')\n",
                         (long long)ids[i], (long long)ids[i]);
     }
     if (rc == REPRO_OK)

@@ -41,6 +41,8 @@ struct repro_app_replay_result {
     uint64_t selected;        /* exchanges chosen */
     uint64_t skipped;         /* chosen but without a request to send */
     unsigned staging_crashes; /* crashes of the --exec process, stored */
+    unsigned staging_hangs;   /* its stacks recorded when a request timed out (signal
+                                 "hang"), stored */
     struct repro_replay_summary sum; /* verdict counts; noise already freed */
 };
 

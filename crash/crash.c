@@ -198,6 +198,8 @@ const char *repro_signal_name(int signo, char *buf, size_t len)
                  {SIGALRM, "SIGALRM"}, {SIGCHLD, "SIGCHLD"}, {SIGXCPU, "SIGXCPU"},
                  {SIGXFSZ, "SIGXFSZ"}};
     size_t i;
+    if (signo == 0) /* a record taken without a signal: repro_supervisor_record_now */
+        return "hang";
     for (i = 0; i < sizeof names / sizeof *names; i++)
         if (names[i].no == signo)
             return names[i].name;

@@ -48,6 +48,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,8 @@ struct sup {
     struct tidset let_go;         /* (tracer) separate processes to detach at their first stop */
     struct tidset early;          /* (tracer) without follow_forks: new processes let go at a
                                      first stop that came before their creation event */
+    _Atomic int record_asked;     /* repro_supervisor_record_now asked; the tracer takes it */
+    struct repro_supervisor *h;   /* the handle, for record_now's answer */
 };
 
 struct repro_supervisor {
@@ -296,6 +299,7 @@ struct repro_supervisor {
     int run_rc;                         /* (mu) REPRO_OK or why waiting for the command failed */
     struct repro_error run_err;         /* (mu) */
     struct repro_supervisor_result res; /* (mu once done) */
+    uint64_t records_asked, records_done; /* (mu) record_now requests and answers */
 };
 
 /* A thread of a crashed process once we tried to stop it. */
@@ -864,6 +868,86 @@ static int record_crash(struct sup *s, pid_t tid, int sig)
     return 1;
 }
 
+/* ---- a record without a crash (repro_supervisor_record_now) ------------- */
+
+/* Lets the threads of a recorded, still-healthy process run on: each with
+ * the signal its stop held, if any, but tid (stopped by record_now's
+ * SIGSTOP) without it. They stay traced. */
+static void resume_process(int tid, const struct stopped_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const struct stopped *t = &l->v[i];
+        int pass = 0;
+        if (t->state != 1)
+            continue;
+        if (t->tid != tid && ((unsigned)t->status >> 16) == 0 &&
+            WSTOPSIG(t->status) != (SIGTRAP | 0x80))
+            pass = WSTOPSIG(t->status);
+        resume(t->tid, PTRACE_CONT, pass);
+    }
+}
+
+/* Task tid stopped for record_now's SIGSTOP: every thread's stack is
+ * recorded as the crash path does, but with signal 0 (a hang, not a
+ * fault), handed to on_crash while the process is held, and the process
+ * then runs on, still traced. Not counted in n_crashes. */
+static void record_hang(struct sup *s, pid_t tid)
+{
+    uint64_t t0 = repro_mono_ns(), t_stop;
+    int timeout_ms =
+        s->o->record_timeout_ms > 0 ? s->o->record_timeout_ms : DEFAULT_RECORD_TIMEOUT_MS;
+    struct repro__task_status ts;
+    struct stopped_list l = {NULL, 0, 0};
+    struct repro_error cerr = {0};
+    struct repro_crash *c = repro_crash_new();
+    int tgid = task_status(tid, &ts) == REPRO_OK ? ts.tgid : (int)tid, rc;
+
+    if (c == NULL) {
+        resume(tid, PTRACE_CONT, 0);
+        return;
+    }
+    c->time_us = repro_wall_us();
+    c->pid = tgid;
+    c->tid = (int)tid;
+    c->signo = 0;
+    snprintf(c->source, sizeof c->source, "ptrace");
+    rc = repro_crash_set_str(&c->service, s->o->service);
+    if (rc == REPRO_OK)
+        rc = stop_process(s, c, tgid, (int)tid, t0 + (uint64_t)timeout_ms * 1000000u, &l);
+    t_stop = repro_mono_ns();
+    if (rc == REPRO_OK)
+        rc = describe_process(c, tgid);
+    if (rc == REPRO_OK) {
+        add_threads(c, tgid, 0, &l); /* no thread crashed */
+        unwind(c, tgid);
+        if (repro_crash_add_proc_connections(c, tgid, &cerr) != REPRO_OK)
+            repro_crash_mark_partial(c, "connections: %s", cerr.msg);
+        repro_crash_resolve_modules(c);
+    } else {
+        repro_crash_mark_partial(c, "cannot record: %s", repro_strerror(rc));
+    }
+    if (s->o->on_crash) {
+        struct repro_supervisor_crash_info info = {.seen_ns = t0, .stop_ns = t_stop - t0,
+                                                   .unwind_ns = repro_mono_ns() - t_stop};
+        s->o->on_crash(s->o->ctx, c, &info);
+    }
+    if (l.n == 0)
+        resume(tid, PTRACE_CONT, 0);
+    resume_process((int)tid, &l);
+    repro_crash_free(c);
+    repro_free(l.v);
+}
+
+/* Answers every record_now asked so far. */
+static void records_answered(struct sup *s)
+{
+    struct repro_supervisor *h = s->h;
+    pthread_mutex_lock(&h->mu);
+    h->records_done = h->records_asked;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
 /* ---- the event loop ------------------------------------------------------ */
 
 /* Is new_tid a thread of parent_tid's process? (/proc/P/task/T exists only
@@ -945,6 +1029,11 @@ static void on_stop(struct sup *s, pid_t pid, int status)
     case 0: /* signal-delivery-stop */
         if (repro__is_crash_signal(sig) && record_crash(s, pid, sig))
             return;
+        if (sig == SIGSTOP && atomic_exchange(&s->record_asked, 0)) {
+            record_hang(s, pid); /* record_now's SIGSTOP, taken away again */
+            records_answered(s);
+            return;
+        }
         resume(pid, PTRACE_CONT, sig);
         return;
     case PTRACE_EVENT_STOP:
@@ -1184,6 +1273,7 @@ static void *tracer_main(void *arg)
     h->run_rc = rc;
     h->run_err = err;
     h->done = 1;
+    pthread_cond_broadcast(&h->cv); /* a record_now still waiting */
     pthread_mutex_unlock(&h->mu);
     h->s.res = NULL;
     /* The descriptor stays readable from now on: nobody reads it. */
@@ -1237,6 +1327,7 @@ int repro_supervisor_start(const struct repro_supervisor_opts *o, struct repro_s
     }
     h->o.service = h->service_copy;
     h->s.o = &h->o;
+    h->s.h = h;
     h->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->done_fd < 0) {
         rc = repro_error_sys(err, REPRO_E_IO, "cannot run '%s': eventfd: %s", h->name,
@@ -1364,6 +1455,43 @@ int repro_supervisor_stop(struct repro_supervisor *h, int sig, int grace_ms,
     send_signal(h, SIGKILL);
     wait_done(h, -1);
     return REPRO_OK;
+}
+
+int repro_supervisor_record_now(struct repro_supervisor *h, int timeout_ms,
+                                struct repro_error *err)
+{
+    struct timespec ts;
+    int rc = REPRO_OK;
+
+    if (h == NULL)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot record: no supervisor");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&h->mu);
+    uint64_t want = ++h->records_asked;
+    int done = h->done;
+    pthread_mutex_unlock(&h->mu);
+    if (done)
+        return repro_error_set(err, REPRO_E_INVAL, "cannot record '%s': it has ended", h->name);
+    atomic_store(&h->s.record_asked, 1);
+    /* SIGSTOP cannot be caught or ignored, so a thread reaches its
+     * signal-delivery-stop whatever the program does; the tracer records
+     * there and drops the signal, so the process never stops as a group. */
+    send_signal(h, SIGSTOP);
+    pthread_mutex_lock(&h->mu);
+    while (h->records_done < want && !h->done && rc == REPRO_OK)
+        if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT)
+            rc = repro_error_set(err, REPRO_E_IO, "cannot record '%s': no stop within %d ms",
+                                 h->name, timeout_ms);
+    if (rc == REPRO_OK && h->records_done < want)
+        rc = repro_error_set(err, REPRO_E_INVAL, "cannot record '%s': it has ended", h->name);
+    pthread_mutex_unlock(&h->mu);
+    return rc;
 }
 
 void repro_supervisor_free(struct repro_supervisor *h)

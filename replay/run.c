@@ -302,6 +302,8 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
     struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
     if (corr && res->response.len)
         repro_correlator_observe(corr, i, res->response);
+    if (res->error == REPRO_REPLAY_TIMEOUT && !r->baseline_phase && r->o->on_timeout)
+        r->o->on_timeout(r->o->timeout_ctx, i); /* now, while the target still hangs */
     pthread_mutex_lock(&q->m);
     while (!q->failed &&
            (q->n == QUEUE_SLOTS || (q->n && q->bytes + res->response.len > QUEUE_BYTES))) {

@@ -128,7 +128,8 @@ void repro_crash_resolve_modules(struct repro_crash *c);
 /* Checks the invariants; REPRO_E_MALFORMED with err naming the problem. */
 int repro_crash_validate(const struct repro_crash *c, struct repro_error *err);
 
-/* "SIGSEGV" for 11, "SIG37" for unknown numbers. Returns a static string
+/* "SIGSEGV" for 11, "SIG37" for unknown numbers, "hang" for 0 (a record
+ * taken without a signal, repro_supervisor_record_now). Returns a static string
  * for known signals, else buf (len bytes, caller-owned) holding the name:
  * valid as long as buf. Thread-safe. */
 const char *repro_signal_name(int signo, char *buf, size_t len);
@@ -307,6 +308,23 @@ int repro_supervisor_fd(const struct repro_supervisor *h);
  */
 int repro_supervisor_wait(struct repro_supervisor *h, int timeout_ms,
                           struct repro_supervisor_result *res, struct repro_error *err);
+
+/*
+ * Records every thread's stack of the command now, without killing it (a
+ * hang is a bug too): the command gets SIGSTOP, the tracer takes it at its
+ * delivery, stops every thread, unwinds them as for a crash and calls
+ * on_crash with a record whose signo is 0 (stored as signal "hang"), while
+ * the process is held; then drops the SIGSTOP and lets every thread run on,
+ * still traced. Not counted in n_crashes. Only the command's own process
+ * (not its children under follow_forks). A SIGSTOP the program gets from
+ * elsewhere while a request is pending is taken as the request. Blocks
+ * until the record was handed to on_crash, at most timeout_ms. Returns
+ * REPRO_OK; REPRO_E_IO when no stop came in time (the request stays
+ * pending); REPRO_E_INVAL for a NULL h or a command that has ended.
+ * Thread-safe; not from on_crash.
+ */
+int repro_supervisor_record_now(struct repro_supervisor *h, int timeout_ms,
+                                struct repro_error *err);
 
 /*
  * Ends the command: sends sig (and SIGCONT, so that a stopped command acts

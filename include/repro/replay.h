@@ -441,6 +441,12 @@ struct repro_replay_run_opts {
     const struct repro_replay_rewrite *rewrite; /* applied after correlation, or NULL
                                                    (repro_replay_rewrite_new is below) */
     size_t decode_cap; /* a decoded body's cap, 0: REPRO_REPLAY_DECODE_CAP */
+    /* Optional, called on the engine's reader thread when a request to the
+     * target times out (input i), before its connection's next request:
+     * a caller that supervises the target records its stacks here (the
+     * target is alive but silent: a hang). Blocking it holds the reader. */
+    void (*on_timeout)(void *ctx, size_t input);
+    void *timeout_ctx;
 };
 
 struct repro_replay_summary {

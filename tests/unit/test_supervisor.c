@@ -520,6 +520,7 @@ static void test_connections_alloc_failures(void **state)
  * assertion must not jump out of another thread). */
 struct seen {
     int calls, signo, crashed_frames, pid, valid, held;
+    int max_frames; /* of any thread */
 };
 
 /* 1 when process pid is in a ptrace-stop ('t' in /proc/PID/stat). */
@@ -548,9 +549,12 @@ static void on_crash(void *ctx, const struct repro_crash *c,
     s->signo = c->signo;
     s->pid = c->pid;
     assert_true(info->seen_ns > 0);
-    for (i = 0; i < c->n_threads; i++)
+    for (i = 0; i < c->n_threads; i++) {
         if (c->threads[i].crashed)
             s->crashed_frames = (int)c->threads[i].n_frames;
+        if ((int)c->threads[i].n_frames > s->max_frames)
+            s->max_frames = (int)c->threads[i].n_frames;
+    }
     s->valid = repro_crash_validate(c, NULL) == REPRO_OK;
     /* The signal is not delivered yet: the process is held. */
     s->held = is_traced_stop(c->pid);
@@ -786,6 +790,46 @@ static void test_handle_stop(void **state)
     repro_supervisor_free(NULL);
 }
 
+/* record_now: a command that sleeps (a hang) is recorded with signal 0,
+ * its thread with a stack, while held; it then runs on, still traced (not
+ * stopped, it still ends on SIGTERM), twice; no crash is counted. */
+static void test_handle_record_now(void **state)
+{
+    struct repro_supervisor_result res;
+    struct repro_error err = {0};
+    struct seen seen;
+    char script[128];
+    int ready[2];
+    (void)state;
+
+    open_pipe(ready, 1);
+    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    struct repro_supervisor *h = start_sh(script, &seen);
+    await_ready(ready[0]);
+    for (int round = 0; round < 2; round++) {
+        seen.max_frames = 0;
+        if (repro_supervisor_record_now(h, BOUND_MS, &err) != REPRO_OK)
+            fail_msg("record_now: %s", err.msg);
+        assert_int_equal(seen.calls, round + 1);
+        assert_int_equal(seen.signo, 0);
+        assert_int_equal(seen.crashed_frames, 0); /* no thread crashed */
+        assert_true(seen.held);
+        assert_true(seen.valid);
+        assert_true(seen.max_frames > 0);
+        assert_false(is_traced_stop(seen.pid));
+        assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_SUPERVISOR_RUNNING);
+    }
+    assert_int_equal(repro_supervisor_stop(h, SIGTERM, BOUND_MS, &err), REPRO_OK);
+    assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_OK);
+    assert_int_equal(res.term_signal, SIGTERM);
+    assert_int_equal(res.n_crashes, 0);
+    assert_int_equal(repro_supervisor_record_now(h, BOUND_MS, &err), REPRO_E_INVAL);
+    assert_int_equal(repro_supervisor_record_now(NULL, BOUND_MS, NULL), REPRO_E_INVAL);
+    repro_supervisor_free(h);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 /* Two handles at once, in one process: both commands wait on a gate until
  * both are running, then crash with different signals; each callback sees
  * its own command's crash only. */
@@ -931,7 +975,7 @@ int main(void)
         cmocka_unit_test(test_self_connections), cmocka_unit_test(test_connections_alloc_failures),
         cmocka_unit_test(test_supervised_runs),  cmocka_unit_test(test_handle_crash_restart),
         cmocka_unit_test(test_handle_stop),      cmocka_unit_test(test_handle_two_at_once),
-        cmocka_unit_test(test_app_run),
+        cmocka_unit_test(test_app_run),         cmocka_unit_test(test_handle_record_now),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
