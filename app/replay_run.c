@@ -606,7 +606,7 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
     struct repro_replay_run_opts ro = {
         .engine = {.target = (const struct sockaddr *)&tss, .target_len = tlen, .speed = o->speed,
                    .rate = o->rate, .connections = o->connections, .loops = o->loops,
-                   .timeout_ms = o->timeout_ms},
+                   .timeout_ms = o->timeout_ms, .sched_fifo = o->realtime},
         .baseline = o->baseline ? (const struct sockaddr *)&bss : NULL,
         .baseline_len = blen,
         .rules = &o->rules,
@@ -710,9 +710,12 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
                 (unsigned long long)s->verdicts[REPRO_VERDICT_CRASH],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_UNANSWERED]);
         if (o->speed > 0)
-            fprintf(o->out, "schedule error: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+            fprintf(o->out, "schedule error: p50 %.1f us, p99 %.1f us, max %.1f us%s\n",
                     (double)t->sched_p50_ns / 1e3, (double)t->sched_p99_ns / 1e3,
-                    (double)t->sched_max_ns / 1e3);
+                    (double)t->sched_max_ns / 1e3,
+                    !o->realtime       ? ""
+                    : t->sender_fifo ? " (sender under SCHED_FIFO)"
+                                     : " (sender not real-time: SCHED_FIFO not permitted)");
         if (t->reopened || s->substitutions || s->still_redacted)
             fprintf(o->out,
                     "%llu connections reopened after the target closed them, %llu values carried "

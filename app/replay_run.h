@@ -28,6 +28,7 @@ struct repro_app_replay_opts {
     int allow_production_target;
     int no_correlate;
     int dry_run;               /* print the schedule, send nothing */
+    int realtime;              /* the sender under SCHED_FIFO when permitted (summary says) */
     struct repro_compare_rules rules;
     struct repro_replay_rewrite_opts rewrite;
     const char *report_json, *junit; /* or NULL */

@@ -97,7 +97,9 @@ int main(int argc, char **argv)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct repro_replay_opts o = {.target = (const struct sockaddr *)&a, .target_len = sizeof a,
-                                  .speed = timing ? 1.0 : 0, .timeout_ms = 5000};
+                                  .speed = timing ? 1.0 : 0, .timeout_ms = 5000,
+                                  /* FIFO=1: as repro replay --realtime */
+                                  .sched_fifo = timing && getenv("FIFO") != NULL};
     struct repro_replay_stats st;
     if (repro_replay_run(plan, qs, &o, count, NULL, &st, &err) != REPRO_OK) {
         fprintf(stderr, "replay_engine_bench: %s\n", err.msg);
@@ -107,10 +109,10 @@ int main(int argc, char **argv)
     double secs = (double)(st.last_done_ns - st.first_send_ns) / 1e9;
     if (timing)
         printf("mode=timing requests=%zu answered=%llu errors=%llu sched_p50_us=%.1f "
-               "sched_p99_us=%.1f sched_p999_us=%.1f sched_max_us=%.1f\n",
+               "sched_p99_us=%.1f sched_p999_us=%.1f sched_max_us=%.1f sender_fifo=%d\n",
                n, (unsigned long long)st.answered, (unsigned long long)errors,
                (double)st.sched_p50_ns / 1e3, (double)st.sched_p99_ns / 1e3,
-               (double)st.sched_p999_ns / 1e3, (double)st.sched_max_ns / 1e3);
+               (double)st.sched_p999_ns / 1e3, (double)st.sched_max_ns / 1e3, st.sender_fifo);
     else
         printf("mode=max requests=%zu answered=%llu errors=%llu seconds=%.3f requests_per_s=%.0f\n",
                n, (unsigned long long)st.answered, (unsigned long long)errors, secs,

@@ -5,7 +5,7 @@
  *              [--methods LIST] [--baseline HOST:PORT] [--no-correlate]
  *              [--ignore-header H]... [--ignore-json-path P]... [--mask RE]...
  *              [--report FILE.json] [--junit FILE.xml] [--fail-on LIST]
- *              [--allow-production-target] [--dry-run] [--quiet]
+ *              [--allow-production-target] [--dry-run] [--quiet] [--realtime]
  *              [--host H] [--set-header 'N: V']... [--remove-header N]...
  *              [--rewrite-path FROM=TO]... [--set-query N=V]... [--set-cookie N=V]...
  *              [--set-json-field PATH=VALUE]...
@@ -34,6 +34,8 @@ static void help(void)
         "  --speed X|max          pace: 1 as recorded (default), 2 twice as fast, max\n"
         "  --rate R               at most R requests per second\n"
         "  --connections N        at most N connections open at once\n"
+        "  --realtime             the sender under SCHED_FIFO when permitted (the summary\n"
+        "                         says whether it was); it can starve a target on this host\n"
         "  --loop N               replay the selection N times\n"
         "  --timeout MS           per request (default 10000)\n"
         "  --methods LIST         only these methods, e.g. GET,HEAD\n"
@@ -89,7 +91,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
     enum {
         O_TARGET = 1, O_SPEED, O_RATE, O_CONNS, O_LOOP, O_TIMEOUT, O_METHODS, O_BASELINE,
         O_NOCORR, O_IGN_H, O_IGN_J, O_MASK, O_REPORT, O_JUNIT, O_FAIL_ON, O_ALLOW, O_DRY,
-        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J, O_EXEC, O_QUIET
+        O_HOSTHDR, O_SET_H, O_RM_H, O_PATH_RW, O_SET_Q, O_SET_C, O_SET_J, O_EXEC, O_QUIET, O_RT
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
@@ -112,6 +114,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         {"allow-production-target", no_argument, NULL, O_ALLOW},
         {"dry-run", no_argument, NULL, O_DRY},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"realtime", no_argument, NULL, O_RT},
         {"select-host", required_argument, NULL, O_HOSTHDR},
         {"exec", required_argument, NULL, O_EXEC},
         {"set-header", required_argument, NULL, O_SET_H},
@@ -167,6 +170,7 @@ int cmd_replay(struct cli_global *g, int argc, char **argv)
         case O_ALLOW: o.allow_production_target = 1; break;
         case O_DRY: o.dry_run = 1; break;
         case O_QUIET: quiet = 1; break;
+        case O_RT: o.realtime = 1; break;
         case O_REPORT: o.report_json = optarg; break;
         case O_JUNIT: o.junit = optarg; break;
         case O_SPEED:

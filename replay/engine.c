@@ -8,8 +8,8 @@
  *     order it waits for the frontier (every answer that came before the
  *     request in the recording), for the connection cap, and for the
  *     intended time on an absolute clock (clock_nanosleep to just before
- *     the deadline, then a spin; timer slack 1 ns), so lateness never
- *     accumulates. The actual send time is taken when write() returns.
+ *     the deadline, then a spin; timer slack 1 ns; SCHED_FIFO when asked
+ *     and permitted), so lateness never accumulates. The actual send time is taken when write() returns.
  *   - the reader (the caller's thread) waits on epoll, frames responses
  *     (HEAD, 1xx, chunked, close-delimited), times requests out, advances
  *     the frontier and calls the result callback.
@@ -37,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -597,7 +598,17 @@ static void *sender_main(void *arg)
     int64_t rate_start = -1;
 
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    /* Real-time scheduling keeps other work from delaying a deadline (the
+     * p99.9 tail on a busy machine); the lowest priority, and the kernel's
+     * RT throttling, keep the spin from starving the machine. Without
+     * permission the sender stays as it was. */
+    int fifo = 0;
+    if (e->o->sched_fifo) {
+        struct sched_param sp = {.sched_priority = 1};
+        fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+    }
     pthread_mutex_lock(&e->m);
+    e->st->sender_fifo = fifo;
     for (unsigned l = 0; l < loops && !e->stop; l++) {
         if (l > 0) {
             while (!e->stop && e->resolved < p->n_steps)

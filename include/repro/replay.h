@@ -244,6 +244,8 @@ struct repro_replay_opts {
     int (*prepare)(void *ctx, size_t req, struct repro_slice *bytes);
     void *prepare_ctx;
     struct repro_replay_progress *progress; /* live counts, or NULL */
+    int sched_fifo; /* 1: the sender tries SCHED_FIFO (lowest priority); without the
+                       permission it runs as before (stats.sender_fifo says which) */
 };
 
 /* One request's outcome, handed to the callback on the engine's reader
@@ -276,6 +278,7 @@ struct repro_replay_stats {
     int64_t sched_p50_ns, sched_p99_ns, sched_p999_ns, sched_max_ns;
     int64_t first_send_ns, last_done_ns; /* from the run's start */
     uint64_t start_mono_ns;              /* the run's start (repro_mono_ns) */
+    int sender_fifo;                     /* 1: the sender ran under SCHED_FIFO */
 };
 
 /*

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """repro replay's live progress line (issue 10): drawn on stderr when it is
 a terminal (a pty here), with sent/total and the verdicts so far; never
-when stderr is a pipe, nor with --quiet. No root: the recorded traffic is
+when stderr is a pipe, nor with --quiet. --realtime: the summary says
+whether the sender got SCHED_FIFO. No root: the recorded traffic is
 a pcap fixture, the target a Python HTTP server on port 0.
 
 usage: test_replay_progress.py REPRO_BIN FIXTURES_DIR
@@ -78,6 +79,15 @@ def main(tmp, procs):
         _, err, _ = run(cmd, ok_codes=(0, 1))
         if "\r" in err or " sent, " in err:
             raise Fail("a progress line on a pipe: %r" % err[-800:])
+        # --realtime: the summary says whether the sender got SCHED_FIFO
+        paced = [x if x != "max" else "1000" for x in cmd]
+        _, err, _ = run(paced + ["--realtime"], ok_codes=(0, 1))
+        if ("(sender under SCHED_FIFO)" not in err and
+                "(sender not real-time: SCHED_FIFO not permitted)" not in err):
+            raise Fail("--realtime: the summary does not say how the sender ran: %r" % err[-800:])
+        _, err, _ = run(paced, ok_codes=(0, 1))
+        if "schedule error:" not in err or "SCHED_FIFO" in err:
+            raise Fail("without --realtime the summary speaks of SCHED_FIFO: %r" % err[-800:])
     finally:
         srv.shutdown()
     print("PASSED replay_progress")
