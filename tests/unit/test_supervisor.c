@@ -790,20 +790,24 @@ static void test_handle_stop(void **state)
     repro_supervisor_free(NULL);
 }
 
-/* record_now: a command that sleeps (a hang) is recorded with signal 0,
- * its thread with a stack, while held; it then runs on, still traced (not
- * stopped, it still ends on SIGTERM), twice; no crash is counted. */
+/* record_now: a command that waits (a hang) is recorded with signal 0,
+ * no thread crashed, a stack, while held; then it runs on, still traced:
+ * it answers the next line it is sent (so it was not left stopped), twice;
+ * it still ends on SIGTERM, and no crash is counted. The command is a
+ * shell loop (no exec, whose event stop a check could race with). */
 static void test_handle_record_now(void **state)
 {
     struct repro_supervisor_result res;
     struct repro_error err = {0};
     struct seen seen;
-    char script[128];
-    int ready[2];
+    char script[160];
+    int ready[2], cmd[2];
     (void)state;
 
     open_pipe(ready, 1);
-    snprintf(script, sizeof script, "echo ready >&%d; exec sleep 1000", ready[1]);
+    open_pipe(cmd, 0);
+    snprintf(script, sizeof script, "echo ready >&%d; while read x <&%d; do echo $x >&%d; done",
+             ready[1], cmd[0], ready[1]);
     struct repro_supervisor *h = start_sh(script, &seen);
     await_ready(ready[0]);
     for (int round = 0; round < 2; round++) {
@@ -816,7 +820,8 @@ static void test_handle_record_now(void **state)
         assert_true(seen.held);
         assert_true(seen.valid);
         assert_true(seen.max_frames > 0);
-        assert_false(is_traced_stop(seen.pid));
+        assert_int_equal(write(cmd[1], "go\n", 3), 3);
+        await_ready(ready[0]); /* it runs on */
         assert_int_equal(repro_supervisor_wait(h, 0, &res, NULL), REPRO_SUPERVISOR_RUNNING);
     }
     assert_int_equal(repro_supervisor_stop(h, SIGTERM, BOUND_MS, &err), REPRO_OK);
@@ -828,6 +833,8 @@ static void test_handle_record_now(void **state)
     repro_supervisor_free(h);
     close(ready[0]);
     close(ready[1]);
+    close(cmd[0]);
+    close(cmd[1]);
 }
 
 /* Two handles at once, in one process: both commands wait on a gate until
