@@ -12,8 +12,8 @@
  * request that waits for this answer go) and copies it into a bounded
  * queue (QUEUE_SLOTS responses, QUEUE_BYTES bytes; a full queue holds the
  * reader back, which holds the frontier back: it never drops a response).
- * A comparer thread of this module takes them in order and compares each
- * with the recorded one; the differences (small) are kept, and the
+ * A comparer thread of this module takes them in order, in batches, and
+ * compares each with the recorded one; the differences (small) are kept, and the
  * response bytes only for what did not match (or everything with
  * keep_all_responses). Verdicts are final only after the run (Diffy's rule
  * needs every request's counts), so outcomes are delivered at the end, in
@@ -31,15 +31,19 @@
 
 #include "repro/http.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SUBS_PER_REQUEST 8
 #define QUEUE_SLOTS 256
 #define QUEUE_BYTES (64u << 20)
 #define QUEUE_SLOT_KEEP (1u << 20) /* a slot's buffer past this is let go after use */
+#define COMPARE_BATCH 32
+#define COMPARE_IDLE_MS 20
 
 /* A response on its way from the reader to the comparer. */
 struct slot {
@@ -54,6 +58,7 @@ struct queue {
     struct slot s[QUEUE_SLOTS];
     size_t head, n, bytes;
     int closing; /* the phase's engine run returned: drain and stop */
+    int comparer_waiting, reader_waiting; /* who sleeps, so that only they are woken */
     int failed;  /* the comparer's first error: the reader stops the run */
     uint64_t full_waits;
 };
@@ -258,9 +263,24 @@ static int compare_result(struct run *r, const struct repro_replay_result *res)
     return 0;
 }
 
-/* The comparer thread: takes responses in order until the queue closes.
- * After an error it still drains, so that the reader is never left
- * waiting for room. */
+/* Waits on cv for at most ms. Called with m held; 1 on timeout. */
+static int wait_ms(pthread_cond_t *cv, pthread_mutex_t *m, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(cv, m, &ts) == ETIMEDOUT;
+}
+
+/* The comparer thread: takes responses in order, in batches, until the
+ * queue closes. It is woken when COMPARE_BATCH responses wait (a wakeup
+ * per response cost a context switch each) and looks every
+ * COMPARE_IDLE_MS anyway, so a slow run's counts still move. After an
+ * error it still drains, so that the reader is never left waiting. */
 static void *comparer_main(void *arg)
 {
     struct run *r = arg;
@@ -268,24 +288,35 @@ static void *comparer_main(void *arg)
 
     pthread_mutex_lock(&q->m);
     for (;;) {
-        while (q->n == 0 && !q->closing)
-            pthread_cond_wait(&q->not_empty, &q->m);
-        if (q->n == 0)
+        while (q->n < COMPARE_BATCH && !q->closing) {
+            q->comparer_waiting = 1;
+            int timed_out = wait_ms(&q->not_empty, &q->m, COMPARE_IDLE_MS);
+            q->comparer_waiting = 0;
+            if (timed_out && q->n > 0)
+                break;
+        }
+        if (q->n == 0 && q->closing)
             break;
-        struct slot *sl = &q->s[q->head];
-        int failed = q->failed;
+        /* slots [head, head + k) are the comparer's until given back */
+        size_t k = q->n, head = q->head, len = 0;
+        int rc = q->failed;
         pthread_mutex_unlock(&q->m);
-        int rc = failed ? 0 : compare_result(r, &sl->res);
-        size_t len = sl->bytes.len;
-        if (sl->bytes.cap > QUEUE_SLOT_KEEP)
-            repro_buf_release(&sl->bytes);
+        for (size_t j = 0; j < k; j++) {
+            struct slot *sl = &q->s[(head + j) % QUEUE_SLOTS];
+            if (rc == 0)
+                rc = compare_result(r, &sl->res);
+            len += sl->bytes.len;
+            if (sl->bytes.cap > QUEUE_SLOT_KEEP)
+                repro_buf_release(&sl->bytes);
+        }
         pthread_mutex_lock(&q->m);
         if (rc && !q->failed)
             q->failed = rc;
-        q->head = (q->head + 1) % QUEUE_SLOTS;
-        q->n--;
+        q->head = (head + k) % QUEUE_SLOTS;
+        q->n -= k;
         q->bytes -= len;
-        pthread_cond_signal(&q->not_full);
+        if (q->reader_waiting)
+            pthread_cond_signal(&q->not_full);
     }
     pthread_mutex_unlock(&q->m);
     return NULL;
@@ -308,7 +339,11 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
     while (!q->failed &&
            (q->n == QUEUE_SLOTS || (q->n && q->bytes + res->response.len > QUEUE_BYTES))) {
         q->full_waits++;
+        q->reader_waiting = 1;
+        if (q->comparer_waiting)
+            pthread_cond_signal(&q->not_empty); /* a byte-full queue of fewer than a batch */
         pthread_cond_wait(&q->not_full, &q->m);
+        q->reader_waiting = 0;
     }
     int rc = q->failed;
     if (rc == 0) {
@@ -323,7 +358,8 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
         if (rc == REPRO_OK) {
             q->n++;
             q->bytes += res->response.len;
-            pthread_cond_signal(&q->not_empty);
+            if (q->comparer_waiting && q->n >= COMPARE_BATCH)
+                pthread_cond_signal(&q->not_empty);
         } else if (!q->failed) {
             q->failed = rc = REPRO_E_NOMEM;
         }
@@ -374,8 +410,12 @@ int repro_replay_execute(const struct repro_replay_input *in, size_t n,
                          void *ctx, struct repro_replay_summary *sum, struct repro_error *err)
 {
     struct run r = {.in = in, .n = n, .o = o, .err = err,
-                    .q = {.m = PTHREAD_MUTEX_INITIALIZER, .not_empty = PTHREAD_COND_INITIALIZER,
-                          .not_full = PTHREAD_COND_INITIALIZER}};
+                    .q = {.m = PTHREAD_MUTEX_INITIALIZER, .not_full = PTHREAD_COND_INITIALIZER}};
+    pthread_condattr_t ca; /* the comparer's timed waits are on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r.q.not_empty, &ca);
+    pthread_condattr_destroy(&ca);
     struct repro_replay_req *reqs = NULL;
     struct repro_slice *qs = NULL, *as = NULL;
     struct repro_replay_plan *plan = NULL;
@@ -522,6 +562,7 @@ out:
         repro_buf_release(&r.q.s[k].bytes);
     repro_buf_release(&r.de);
     repro_buf_release(&r.da);
+    pthread_cond_destroy(&r.q.not_empty);
     repro_correlator_free(r.corr);
     repro_correlator_free(r.corr_base);
     repro_comparer_free(r.cmp);
