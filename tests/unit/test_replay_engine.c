@@ -817,6 +817,41 @@ static void test_run_gzip(void **state)
     server_stop(sv);
 }
 
+/* More responses than the comparer's queue holds (256): a full queue holds
+ * the reader back, nothing is dropped, every one is compared. */
+static void test_run_many(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct outcomes got;
+    static struct repro_replay_input in[200];
+    static char resp[200][96];
+    struct repro_replay_summary sum;
+    struct repro_error err = {0};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+    memset(&t, 0, sizeof t);
+    for (int i = 0; i < 200; i++) {
+        char path[16], body[48];
+        snprintf(path, sizeof path, "/q%d", i);
+        add(&t, i % 4, 10 * i, 10 * i + 5, "GET", path);
+        snprintf(body, sizeof body, "{\"path\":\"%s\"}", path);
+        snprintf(resp[i], sizeof resp[i], "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(body), body);
+        input(in, &t, (size_t)i, resp[i]);
+    }
+    struct repro_replay_run_opts o = {.engine = {.target = (const struct sockaddr *)&a,
+                                                 .target_len = sizeof a, .timeout_ms = 10000,
+                                                 .loops = 3}};
+    memset(&got, 0, sizeof got);
+    assert_int_equal(repro_replay_execute(in, 200, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
+    assert_int_equal(sum.target.sent, 600);
+    assert_int_equal(sum.verdicts[REPRO_VERDICT_MATCH], 600);
+    server_stop(sv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -826,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_caps_and_loops),
         cmocka_unit_test(test_run_verdicts),
         cmocka_unit_test(test_run_gzip),
+        cmocka_unit_test(test_run_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
