@@ -384,11 +384,10 @@ static void progress_draw(struct progress_ui *u)
 static void *progress_main(void *arg)
 {
     struct progress_ui *u = arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    struct timespec ts = repro_deadline_ms(CLOCK_MONOTONIC, 0);
     pthread_mutex_lock(&u->m);
     while (!u->stop) {
-        ts.tv_sec++;
+        ts.tv_sec++; /* once a second on the same clock: no drift */
         while (!u->stop && pthread_cond_timedwait(&u->cv, &u->m, &ts) != ETIMEDOUT)
             ;
         if (u->stop)

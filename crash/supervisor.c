@@ -1361,13 +1361,7 @@ int repro_supervisor_record_now(struct repro_supervisor *h, int timeout_ms,
 
     if (h == NULL)
         return repro_error_set(err, REPRO_E_INVAL, "cannot record: no supervisor");
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ts = repro_deadline_ms(CLOCK_REALTIME, timeout_ms); /* h->cv's clock */
     pthread_mutex_lock(&h->mu);
     uint64_t want = ++h->records_asked;
     int done = h->done;

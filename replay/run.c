@@ -263,19 +263,6 @@ static int compare_result(struct run *r, const struct repro_replay_result *res)
     return 0;
 }
 
-/* Waits on cv for at most ms. Called with m held; 1 on timeout. */
-static int wait_ms(pthread_cond_t *cv, pthread_mutex_t *m, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return pthread_cond_timedwait(cv, m, &ts) == ETIMEDOUT;
-}
-
 /* The comparer thread: takes responses in order, in batches, until the
  * queue closes. It is woken when COMPARE_BATCH responses wait (a wakeup
  * per response cost a context switch each) and looks every
@@ -290,7 +277,8 @@ static void *comparer_main(void *arg)
     for (;;) {
         while (q->n < COMPARE_BATCH && !q->closing) {
             q->comparer_waiting = 1;
-            int timed_out = wait_ms(&q->not_empty, &q->m, COMPARE_IDLE_MS);
+            struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, COMPARE_IDLE_MS);
+            int timed_out = pthread_cond_timedwait(&q->not_empty, &q->m, &until) == ETIMEDOUT;
             q->comparer_waiting = 0;
             if (timed_out && q->n > 0)
                 break;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 /*
  * Error codes. A code's number never changes once released; add new codes at
@@ -209,6 +210,9 @@ int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err);
 uint64_t repro_mono_ns(void);
 /* CLOCK_REALTIME in microseconds since the epoch: for recorded timestamps. */
 int64_t repro_wall_us(void);
+/* The time ms (>= 0) milliseconds from now on clock (the clock of the
+ * condition variable), as pthread_cond_timedwait(3) wants it. Thread-safe. */
+struct timespec repro_deadline_ms(clockid_t clock, int64_t ms);
 
 /* ---- JSON output ------------------------------------------------------ */
 

@@ -265,6 +265,11 @@ static void test_clock(void **state)
     (void)state;
     assert_true(b >= a);
     assert_true(repro_wall_us() > INT64_C(1600000000000000));
+    /* a deadline is normalised and not before now (+1999 ms carries a second) */
+    uint64_t now = repro_mono_ns();
+    struct timespec d = repro_deadline_ms(CLOCK_MONOTONIC, 1999);
+    assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+    assert_true((uint64_t)d.tv_sec * 1000000000u + (uint64_t)d.tv_nsec >= now + 1999000000u);
 }
 
 /* repro_time_parse: the formats listings print, and what is refused. */
