@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SUBS_PER_REQUEST 8
 #define QUEUE_SLOTS 256
@@ -356,8 +357,36 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
     return rc;
 }
 
-/* One engine run with the comparer beside it; every response compared when
- * it returns. */
+/* On the engine's reader thread, before the frontier moves: learn from the
+ * response and compare it there (REPRO_COMPARE_INLINE). */
+static int on_result_inline(void *ctx, const struct repro_replay_result *res)
+{
+    struct run *r = ctx;
+    size_t i = r->plan->steps[res->step].req;
+    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
+    int rc;
+
+    if (corr && res->response.len)
+        repro_correlator_observe(corr, i, res->response);
+    if (res->error == REPRO_REPLAY_TIMEOUT && !r->baseline_phase && r->o->on_timeout)
+        r->o->on_timeout(r->o->timeout_ctx, i);
+    rc = compare_result(r, res);
+    if (rc && !r->q.failed)
+        r->q.failed = rc;
+    return rc;
+}
+
+static int compare_on_thread(const struct repro_replay_run_opts *o)
+{
+    if (o->compare_where == REPRO_COMPARE_THREAD)
+        return 1;
+    if (o->compare_where == REPRO_COMPARE_INLINE)
+        return 0;
+    return sysconf(_SC_NPROCESSORS_ONLN) >= 4;
+}
+
+/* One engine run, every response compared when it returns: on a comparer
+ * thread beside it, or inline. */
 static int run_phase(struct run *r, const struct repro_replay_opts *eo,
                      struct repro_replay_stats *st, const char *what)
 {
@@ -366,6 +395,12 @@ static int run_phase(struct run *r, const struct repro_replay_opts *eo,
 
     q->closing = 0;
     q->failed = 0;
+    if (!compare_on_thread(r->o)) {
+        int rc = repro_replay_run(r->plan, r->qs, eo, on_result_inline, r, st, r->err);
+        if (rc == REPRO_OK && q->failed)
+            rc = repro_error_set(r->err, q->failed, "cannot compare the %s's responses", what);
+        return rc;
+    }
     if (pthread_create(&t, NULL, comparer_main, r) != 0)
         return repro_error_set(r->err, REPRO_E_NOMEM, "cannot start the comparer thread");
     int rc = repro_replay_run(r->plan, r->qs, eo, on_result, r, st, r->err);

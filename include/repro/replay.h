@@ -450,7 +450,14 @@ struct repro_replay_run_opts {
      * target is alive but silent: a hang). Blocking it holds the reader. */
     void (*on_timeout)(void *ctx, size_t input);
     void *timeout_ctx;
+    /* Where responses are compared: REPRO_COMPARE_AUTO (0: on a thread of
+     * its own with 4 or more online CPUs, else on the engine's reader
+     * thread), REPRO_COMPARE_THREAD, REPRO_COMPARE_INLINE. On two cores a
+     * third busy thread took CPU from the target and the reader: the whole
+     * command fell from 0.80x to 0.58x wrk (bench/replay_bench.sh). */
+    int compare_where;
 };
+enum { REPRO_COMPARE_AUTO = 0, REPRO_COMPARE_THREAD = 1, REPRO_COMPARE_INLINE = 2 };
 
 struct repro_replay_summary {
     uint64_t verdicts[REPRO_VERDICT__COUNT];

@@ -844,7 +844,8 @@ static void test_run_many(void **state)
     }
     struct repro_replay_run_opts o = {.engine = {.target = (const struct sockaddr *)&a,
                                                  .target_len = sizeof a, .timeout_ms = 10000,
-                                                 .loops = 3}};
+                                                 .loops = 3},
+                                      .compare_where = REPRO_COMPARE_THREAD};
     memset(&got, 0, sizeof got);
     assert_int_equal(repro_replay_execute(in, 200, &o, keep_outcome, &got, &sum, &err), REPRO_OK);
     assert_int_equal(sum.target.sent, 600);
