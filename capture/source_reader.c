@@ -194,6 +194,8 @@ static void *reader_main(void *arg)
     struct pollfd pfd = {.fd = pcap_get_selectable_fd(r->src->pcap), .events = POLLIN};
     uint64_t drain_end = 0, last_stats = repro_mono_ns();
 
+    pthread_setname_np(pthread_self(), "repro-reader"); /* top -H, perf */
+
     for (;;) {
         uint64_t now = repro_mono_ns();
         if (drain_end == 0 && atomic_load(&r->stop))

@@ -637,6 +637,8 @@ static void *writer_main(void *arg)
 {
     struct repro_store_writer *w = arg;
 
+    pthread_setname_np(pthread_self(), "repro-writer"); /* top -H, perf */
+
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct repro_error werr = {0};
