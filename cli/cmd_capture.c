@@ -156,8 +156,10 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
             break;
         case 'B': /* tcpdump's -B is KiB */
         case O_BUFFER:
-            if ((v = cli_parse_int(optarg)) <= 0 || v > (opt == 'B' ? 4194304 : 4096))
-                return cli_usage_error("capture", "%s: needs a size in %s (at most 4 GiB), not '%s'",
+            if ((v = cli_parse_int(optarg)) <= 0 || v > (opt == 'B' ? 2096128 : 2047))
+                return cli_usage_error("capture",
+                                       "%s: needs a size in %s (at most 2047 MiB: libpcap "
+                                       "takes an int of bytes), not '%s'",
                                        opt == 'B' ? "-B" : "--buffer-mb",
                                        opt == 'B' ? "KiB" : "MiB", optarg);
             a->src.buffer_kib = (int)(opt == 'B' ? v : v * 1024);
