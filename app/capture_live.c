@@ -28,11 +28,15 @@
 #define KICK_NS 250000000u
 
 static volatile sig_atomic_t stop_requested, report_requested;
+/* The writer a stop request interrupts when it waits for a lock another
+ * process holds (set for the run's duration). */
+static struct repro_store_writer *volatile active_writer;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+    repro_store_writer_interrupt(active_writer); /* one atomic store */
 }
 
 static void on_report(int sig)
@@ -49,9 +53,11 @@ static void catch_signals(int on)
     sa.sa_handler = on ? on_stop : SIG_DFL;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on ? on_report : SIG_DFL;
+    /* after the run a late status request must not kill the final flush */
+    sa.sa_handler = on ? on_report : SIG_IGN;
     sigaction(SIGUSR1, &sa, NULL);
-    stop_requested = report_requested = 0;
+    if (on)
+        stop_requested = report_requested = 0;
 }
 
 static uint64_t rss_bytes(void)
@@ -176,6 +182,9 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     int stopping = 0, rc = 0;
 
     lv->writer = writer;
+    if (limit_ns)
+        repro_store_writer_set_deadline(writer, lv->t0_ns + limit_ns);
+    active_writer = writer;
     catch_signals(1);
     for (;;) {
         struct repro_packet_batch *b = NULL;
@@ -207,8 +216,10 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         }
         if (now - last_tick >= TICK_NS) {
             last_tick = now;
-            /* a quiet interface still closes idle connections */
-            if ((rc = repro_capture_tick(lv->cap, repro_wall_us(), err)) != 0)
+            /* A quiet interface still closes idle connections; only with
+             * nothing queued, so that the clock never runs ahead of packets
+             * still waiting to be parsed. */
+            if (got == 0 && (rc = repro_capture_tick(lv->cap, repro_wall_us(), err)) != 0)
                 break;
             publish(lv);
             if (tty)
@@ -223,8 +234,9 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     }
     if (lv->status_shown)
         fputs("\r\033[K", lv->log);
-    catch_signals(0);
     lv->stopped_by_signal = stop_requested;
+    catch_signals(0);
+    active_writer = NULL;
     return rc;
 }
 

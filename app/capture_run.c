@@ -83,8 +83,12 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
         fflush(o->log);
     }
     *sink_rc = repro_app_live_run(&lv, writer, err);
+    if (*sink_rc == REPRO_E_BUSY) /* stopped while another process held the lock */
+        repro_store_writer_set_finish_wait(writer, 1000);
     read_rc = repro_app_live_finish(&lv, &res->reader, &rerr);
-    res->kernel_drops = res->reader.kernel_drops + res->reader.iface_drops;
+    /* what the capture lost; the interface's own drops (frames for unknown
+     * protocols or VLANs, rx_dropped) are reported apart */
+    res->kernel_drops = res->reader.kernel_drops;
     if (read_rc && o->log)
         fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
     return read_rc != 0;

@@ -34,7 +34,7 @@ struct repro_app_capture_result {
     struct repro_capture *cap; /* set once packets were read: the summary's source */
     char source_name[600];     /* "file 'x.pcap'", "interface 'lo'" */
     int64_t capture_id;        /* 0 when nothing was recorded */
-    uint64_t kernel_drops;     /* live only: dropped by the kernel or the interface */
+    uint64_t kernel_drops;     /* live only: dropped by the kernel (its buffer was full) */
     struct repro_reader_stats reader; /* live only: the reader's counters (queue drops) */
     int problems;              /* input errors, gaps or drops: the capture is "partial" */
     int64_t already;           /* the file was stored before as this capture: nothing done */

@@ -127,6 +127,23 @@ static void publish(struct repro_reader *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Hands a partly filled batch over only when the consumer has nothing to
+ * do: while it is busy the batch goes on filling, so a stalled consumer
+ * (a slow commit) holds full batches, not one small batch per wakeup, and
+ * the queue budget counts bytes rather than wakeups. */
+static void publish_if_idle(struct repro_reader *r)
+{
+    int idle;
+
+    if (r->cur == NULL || r->cur->n == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    idle = r->ready_head == NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (idle)
+        publish(r);
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
     struct repro_reader *r = (struct repro_reader *)user;
@@ -212,7 +229,7 @@ static void *reader_main(void *arg)
         atomic_fetch_add_explicit(&r->wakeups, 1, memory_order_relaxed);
         if (read_available(r) != 0)
             break;
-        publish(r);
+        publish_if_idle(r);
         if (now - last_stats >= 500000000u) {
             read_kernel_stats(r);
             last_stats = now;

@@ -166,7 +166,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
             break;
         case O_METRICS: a->metrics = optarg; break;
         case O_MAXDB:
-            if ((v = cli_parse_int(optarg)) <= 0)
+            if ((v = cli_parse_int(optarg)) <= 0 || v > (INT64_C(1) << 40))
                 return cli_usage_error("capture", "--max-db-mb: needs a positive number of MiB, "
                                                   "not '%s'", optarg);
             a->max_db_bytes = (uint64_t)v << 20;
@@ -277,6 +277,11 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
         if (res.kernel_drops)
             fprintf(stderr, "kernel dropped %llu packets (its buffer was full: raise --buffer-mb)\n",
                     (unsigned long long)res.kernel_drops);
+        if (res.reader.iface_drops)
+            fprintf(stderr,
+                    "the interface dropped %llu frames before capture (its rx_dropped: "
+                    "unknown protocols or VLANs, ring full on the card)\n",
+                    (unsigned long long)res.reader.iface_drops);
         if (res.reader.queue_drops)
             fprintf(stderr,
                     "dropped %llu packets (%llu bytes) because parsing fell behind by the whole "

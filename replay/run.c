@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,9 @@ static int compare_on_thread(const struct repro_replay_run_opts *o)
         return 1;
     if (o->compare_where == REPRO_COMPARE_INLINE)
         return 0;
+    cpu_set_t set; /* the CPUs this process may run on, not the machine's */
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set) >= 4;
     return sysconf(_SC_NPROCESSORS_ONLN) >= 4;
 }
 

@@ -73,6 +73,9 @@ struct repro_store_writer {
     struct repro_buf fill, queued, spare;
     int have_queued, writing, stop; /* under mu */
     atomic_int failed;              /* set (under mu) once err holds the first error */
+    atomic_int lock_waiting;        /* the writer thread is retrying a locked database */
+    atomic_int interrupted;         /* repro_store_writer_interrupt() was called */
+    atomic_uint_fast64_t deadline_ns; /* repro_store_writer_set_deadline(), 0: none */
     struct repro_error err;         /* under mu: the writer thread's first error */
     size_t max_row_bytes;
     unsigned fill_rows;             /* producer only */
@@ -536,12 +539,14 @@ static int write_segment(struct repro_store_writer *w, const struct repro_buf *b
         t0 = repro_mono_ns();
         rc = apply_segment(w, b, off, end, &cnt, &e);
         if (rc == REPRO_OK) {
+            atomic_store(&w->lock_waiting, 0);
             ids_commit(w);
             add_counts(w, &cnt);
             return REPRO_OK;
         }
         repro_store_rollback(w->store);
         ids_undo(w);
+        atomic_store(&w->lock_waiting, rc == REPRO_E_BUSY);
         if (rc != REPRO_E_BUSY) {
             repro_error_set(err, rc, "%s", e.msg);
             return rc;
@@ -766,19 +771,49 @@ static void hand_over_locked(struct repro_store_writer *w)
 
 /* Hands the filled batch to the writer thread (waiting while one is
  * already queued). */
+/* While the producer waits for a writer that is retrying a locked
+ * database: whether it was asked to stop (a signal, or its deadline). */
+static int stop_waiting(struct repro_store_writer *w)
+{
+    uint64_t dl = atomic_load(&w->deadline_ns);
+
+    return atomic_load(&w->lock_waiting) &&
+           (atomic_load(&w->interrupted) || (dl && repro_mono_ns() >= dl));
+}
+
 static int submit(struct repro_store_writer *w, struct repro_error *err)
 {
     int rc = REPRO_OK;
 
     pthread_mutex_lock(&w->mu);
-    while (w->have_queued && !atomic_load(&w->failed))
-        pthread_cond_wait(&w->cv, &w->mu);
+    while (w->have_queued && !atomic_load(&w->failed)) {
+        struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, 100);
+        if (stop_waiting(w)) {
+            unsigned long long ms = (unsigned long long)(w->blocked_ns / 1000000u);
+            pthread_mutex_unlock(&w->mu);
+            return repro_error_set(err, REPRO_E_BUSY,
+                                   "stopped while the database was locked by another process "
+                                   "(%llu ms so far): rows not yet committed are lost", ms);
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    }
     if (atomic_load(&w->failed))
         rc = failure_locked(w, err);
     else if (w->fill.len > 0)
         hand_over_locked(w);
     pthread_mutex_unlock(&w->mu);
     return rc;
+}
+
+void repro_store_writer_interrupt(struct repro_store_writer *w)
+{
+    if (w)
+        atomic_store(&w->interrupted, 1);
+}
+
+void repro_store_writer_set_deadline(struct repro_store_writer *w, uint64_t mono_ns)
+{
+    atomic_store(&w->deadline_ns, mono_ns);
 }
 
 int repro_store_writer_kick(struct repro_store_writer *w, struct repro_error *err)

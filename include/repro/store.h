@@ -522,6 +522,15 @@ struct repro_store_writer_stats {
     int failed;                               /* 1 once the writer thread has failed */
     char last_error[256];                     /* its first error, "" if none */
 };
+/* A producer blocked in repro_store_writer_put() because the writer is
+ * retrying a database another process has locked waits for as long as the
+ * lock lasts. After repro_store_writer_interrupt() (async-signal-safe: one
+ * atomic store; for SIGINT/SIGTERM), or once the monotonic clock passes
+ * the deadline set here (0: none), such a wait fails at once with
+ * REPRO_E_BUSY instead; a wait for a writer that is only busy is not
+ * affected. Thread-safe. */
+void repro_store_writer_interrupt(struct repro_store_writer *w);
+void repro_store_writer_set_deadline(struct repro_store_writer *w, uint64_t mono_ns);
 /* Fills *out. Thread-safe: any thread, while the writer runs. */
 void repro_store_writer_stats(struct repro_store_writer *w, struct repro_store_writer_stats *out);
 /* Flushes, stops the thread and frees w (accepts NULL). Returns the first

@@ -16,10 +16,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "repro/store.h"
 #include "store/store_int.h"
@@ -211,6 +213,85 @@ static void test_locked_database_loses_nothing(void **state)
     assert_int_equal(q_int(locker, "SELECT count(*) FROM connections WHERE end_reason = 'fin'"), 1);
     sqlite3_close(locker);
     repro_store_close(s);
+}
+
+/* Puts 16 KiB rows until one fails (the writer, retrying the locked
+ * database, holds a full batch and the producer waits): returns that
+ * put's code, or REPRO_OK if limit rows went in. */
+static int put_until_blocked(struct repro_store_writer *w, int64_t cap, int limit,
+                             struct repro_error *err)
+{
+    static char body[16384];
+    struct repro_store_exchange x;
+    struct repro_store_row r = {REPRO_ROW_EXCHANGE, {.exchange = &x}};
+    int i, rc = REPRO_OK;
+
+    memset(body, 'b', sizeof body);
+    memset(&x, 0, sizeof x);
+    x.capture_id = cap;
+    x.conn_local_id = 1;
+    x.method = sl("GET");
+    x.uri = sl("/big");
+    x.response = (struct repro_slice){(const uint8_t *)body, sizeof body};
+    x.request_first_us = x.request_last_us = x.response_first_us = x.response_last_us = 1;
+    for (i = 0; i < limit && rc == REPRO_OK; i++) {
+        x.seq = (uint64_t)i;
+        rc = repro_store_writer_put(w, &r, err);
+    }
+    return rc;
+}
+
+static void *interrupt_later(void *arg)
+{
+    struct busy_wait bw = {arg, 2};
+    while (!retried(&bw))
+        usleep(10000); /* polling the writer's counter, bounded by the test's timeout */
+    usleep(200000);    /* let the producer fill the batches and block */
+    repro_store_writer_interrupt(arg);
+    return NULL;
+}
+
+/* A producer blocked behind a database another process holds is let go
+ * by an interrupt (SIGINT in the live agent) or by its deadline
+ * (--duration), with a clear error; without either it would wait for as
+ * long as the lock lasts. */
+static void test_blocked_put_interrupted(void **state)
+{
+    struct repro_store *s;
+    struct repro_store_writer *w = NULL;
+    struct repro_error err = {0};
+    sqlite3 *locker;
+    pthread_t t;
+    int64_t cap;
+    int pass;
+    (void)state;
+
+    for (pass = 0; pass < 2; pass++) {
+        snprintf(db_path, sizeof db_path, "%s/blocked%d.db", test_tmpdir(), pass);
+        s = open_store(&cap);
+        repro_store_set_busy_timeout(s, 20);
+        assert_int_equal(repro_store_writer_start(s, 1 << 16, &w, &err), REPRO_OK);
+        repro_store_writer_set_finish_wait(w, 50);
+        locker = other_connection();
+        assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        put_conn(w, REPRO_ROW_CONN_OPEN, 1, cap);
+        if (pass == 0) {
+            assert_int_equal(pthread_create(&t, NULL, interrupt_later, w), 0);
+        } else {
+            repro_store_writer_set_deadline(w, repro_mono_ns() + 300000000u);
+        }
+        repro_error_clear(&err);
+        /* 4 MiB batches: 2000 rows of 16 KiB are far more than two */
+        assert_int_equal(put_until_blocked(w, cap, 2000, &err), REPRO_E_BUSY);
+        assert_non_null(strstr(err.msg, "stopped while the database was locked"));
+        if (pass == 0)
+            pthread_join(t, NULL);
+        repro_error_clear(&err);
+        assert_int_equal(repro_store_writer_finish(w, &err), REPRO_E_BUSY);
+        sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(locker);
+        repro_store_close(s);
+    }
 }
 
 /* Still locked when finish() is called: the writer waits the bounded
@@ -697,6 +778,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_locked_database_loses_nothing, setup),
         cmocka_unit_test_setup(test_locked_past_finish_wait_fails_clearly, setup),
+        cmocka_unit_test_setup(test_blocked_put_interrupted, setup),
         cmocka_unit_test_setup(test_rolled_back_segment_undoes_ids, setup),
         cmocka_unit_test_setup(test_kick_makes_rows_visible, setup),
         cmocka_unit_test_setup(test_retention_by_size, setup),
