@@ -60,7 +60,8 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     int read_rc;
 
     if ((*sink_rc = repro_app_live_init(&lv, src, cap,
-                                           o->queue_bytes ? o->queue_bytes : (size_t)64 << 20, err)) != 0)
+                                           (o->max_memory ? o->max_memory : (size_t)256 << 20) / 4,
+                                           err)) != 0)
         return 0;
     lv.duration_s = o->duration_s;
     lv.count = o->count;
@@ -210,6 +211,7 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     struct repro_store *store = NULL;
     struct repro_app_store_sink ss;
     struct repro_capture_sink sink = repro_app_store_sink(&ss);
+    struct repro_capture_limits limits;
     int rc, read_error, sink_rc = 0;
 
     memset(res, 0, sizeof *res);
@@ -233,7 +235,14 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     res->capture_id = ss.capture_id;
     if (o->max_db_bytes || o->retain_us)
         repro_store_writer_set_retention(ss.writer, o->max_db_bytes, o->retain_us);
-    res->cap = repro_capture_new(&sink, o->rules, o->limits);
+    limits = *o->limits;
+    if (o->max_memory && repro_capture_limits_from_memory(
+                             &limits, o->max_memory - o->max_memory / 4 -
+                                          REPRO_APP_CAPTURE_WRITER_MEMORY) != REPRO_OK) {
+        rc = repro_error_set(err, REPRO_E_INVAL, "--max-memory: at least 32M");
+        goto out;
+    }
+    res->cap = repro_capture_new(&sink, o->rules, &limits);
     if (res->cap == NULL) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot start the capture: out of memory");
         goto out;

@@ -11,6 +11,9 @@
 
 #include <stdio.h>
 
+#define REPRO_APP_CAPTURE_MIN_MEMORY ((uint64_t)32 << 20)
+#define REPRO_APP_CAPTURE_WRITER_MEMORY ((size_t)16 << 20)
+
 /* What to capture. Every pointer is borrowed for the call. */
 struct repro_app_capture_opts {
     struct repro_source_opts src;              /* file or iface */
@@ -22,7 +25,11 @@ struct repro_app_capture_opts {
     FILE *log; /* "listening on ..." and read errors, or NULL */
     int force; /* store a file again that an earlier capture stored */
     int quiet; /* live: no status line on a terminal */
-    size_t queue_bytes; /* live: packets waiting between reader and parser, 0 for 64 MiB */
+    /* The whole budget (0: 256 MiB, at least REPRO_APP_CAPTURE_MIN_MEMORY):
+     * a quarter for the live packet queue, 16 MiB for the store writer,
+     * the rest for the session (repro_capture_limits_from_memory() splits
+     * it). Without it, limits are used as they are and the queue is 64 MiB. */
+    size_t max_memory;
     const char *metrics; /* live: serve Prometheus metrics on HOST:PORT, or NULL */
     const char *user;    /* live: switch to this user once the interface is open, or NULL */
     uint64_t max_db_bytes; /* delete the oldest exchanges past this used size, 0: no limit */

@@ -95,24 +95,3 @@ enum repro_source_next repro_source_next(struct repro_source *src, const uint8_t
         return REPRO_SOURCE_ERROR;
     }
 }
-
-int repro_source_drain(struct repro_source *src, struct repro_error *err)
-{
-    char ebuf[PCAP_ERRBUF_SIZE] = "";
-    if (!src->live)
-        return REPRO_OK;
-    if (pcap_setnonblock(src->pcap, 1, ebuf) != 0)
-        return repro_error_set(err, REPRO_E_PCAP, "cannot drain %s: %s", src->name, ebuf);
-    return REPRO_OK;
-}
-
-void repro_source_break(struct repro_source *src)
-{
-    if (src && src->pcap)
-        pcap_breakloop(src->pcap);
-}
-
-uint64_t repro_source_kernel_drops(struct repro_source *src)
-{
-    return src->ops->drops ? src->ops->drops(src) : 0;
-}

@@ -31,5 +31,4 @@ static int file_open(struct repro_source *src, const struct repro_source_opts *o
 const struct repro_source_ops repro__source_file_ops = {
     .kind = "file",
     .open = file_open,
-    .drops = NULL,
 };

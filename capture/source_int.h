@@ -13,8 +13,6 @@ struct repro_source_ops {
     const char *kind;
     int (*open)(struct repro_source *src, const struct repro_source_opts *opts,
                 struct repro_error *err);
-    /* Packets the kernel dropped, or 0 where that has no meaning. */
-    uint64_t (*drops)(struct repro_source *src);
 };
 
 struct repro_source {

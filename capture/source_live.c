@@ -43,18 +43,9 @@ static int live_open(struct repro_source *src, const struct repro_source_opts *o
     return repro__source_set_filter(src, opts->filter, mask, err);
 }
 
-static uint64_t live_drops(struct repro_source *src)
-{
-    struct pcap_stat st;
-    if (pcap_stats(src->pcap, &st) != 0)
-        return 0;
-    return (uint64_t)st.ps_drop + st.ps_ifdrop;
-}
-
 const struct repro_source_ops repro__source_live_ops = {
     .kind = "live",
     .open = live_open,
-    .drops = live_drops,
 };
 
 int repro_source_list_interfaces(FILE *out, struct repro_error *err)

@@ -290,17 +290,10 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
 
 int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch)
 {
-    struct timespec until;
+    struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     int rc = 0;
 
     *batch = NULL;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&r->mu);
     while (r->ready_head == NULL && !r->ended) {
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)

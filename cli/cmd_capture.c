@@ -59,7 +59,7 @@ struct capture_args {
     const char *metrics, *user;
     uint64_t max_db_bytes;
     int64_t retain_us;
-    size_t queue_bytes; /* --max-memory / 4, 0 for the default */
+    uint64_t max_memory; /* --max-memory, 0 for the default */
     struct repro_redact_rules rules;
     const char *headers[MAX_RULES], *params[MAX_RULES], *fields[MAX_RULES], *keep[MAX_RULES];
     struct repro_capture_limits limits;
@@ -182,21 +182,12 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         case 'Z': /* tcpdump's spelling */
         case O_USER: a->user = optarg; break;
         case O_MAXMEM: {
-            /* The live pipeline takes a quarter for its packet queue and
-             * 16 MiB for the store writer; the capture session (its
-             * connections and held bytes) gets the rest, split by
-             * repro_capture_limits_from_memory(). The default, 256M, is
-             * what repro_capture_limits_default() assumes. */
-            uint64_t max_memory;
             struct repro_error perr = {0};
-            if (repro_size_parse(optarg, &max_memory, &perr) != REPRO_OK)
+            if (repro_size_parse(optarg, &a->max_memory, &perr) != REPRO_OK)
                 return cli_usage_error("capture", "--max-memory: %s", perr.msg);
-            if (max_memory < ((uint64_t)32 << 20) || max_memory > SIZE_MAX)
+            if (a->max_memory < REPRO_APP_CAPTURE_MIN_MEMORY || a->max_memory > SIZE_MAX)
                 return cli_usage_error("capture", "--max-memory must be at least 32M, not '%s'",
                                        optarg);
-            repro_capture_limits_from_memory(
-                &a->limits, (size_t)(max_memory - max_memory / 4 - ((uint64_t)16 << 20)));
-            a->queue_bytes = (size_t)(max_memory / 4);
             break;
         }
         case O_QUIET: a->quiet = 1; break;
@@ -261,7 +252,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.user = a.user;
     o.max_db_bytes = a.max_db_bytes;
     o.retain_us = a.retain_us;
-    o.queue_bytes = a.queue_bytes;
+    o.max_memory = (size_t)a.max_memory;
     rc = repro_app_capture_run(&o, &res, &err);
     if (rc == 0 && res.already) {
         cli_error("'%s' is already stored as capture %lld (same name, size and time); "

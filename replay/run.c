@@ -312,19 +312,29 @@ static void *comparer_main(void *arg)
     return NULL;
 }
 
-/* On the engine's reader thread, before the frontier moves: learn from the
- * response, then hand a copy to the comparer. */
+/* What the engine's reader thread does with every response before the
+ * frontier moves, wherever it is compared: correlation learns from it (a
+ * request waiting for this answer must carry what it set), and a timeout
+ * is reported now, while the target still hangs. */
+static void learn(struct run *r, const struct repro_replay_result *res)
+{
+    size_t i = r->plan->steps[res->step].req;
+    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
+
+    if (corr && res->response.len)
+        repro_correlator_observe(corr, i, res->response);
+    if (res->error == REPRO_REPLAY_TIMEOUT && !r->baseline_phase && r->o->on_timeout)
+        r->o->on_timeout(r->o->timeout_ctx, i);
+}
+
+/* On the engine's reader thread: learn from the response, then hand a
+ * copy to the comparer. */
 static int on_result(void *ctx, const struct repro_replay_result *res)
 {
     struct run *r = ctx;
     struct queue *q = &r->q;
-    size_t i = r->plan->steps[res->step].req;
 
-    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
-    if (corr && res->response.len)
-        repro_correlator_observe(corr, i, res->response);
-    if (res->error == REPRO_REPLAY_TIMEOUT && !r->baseline_phase && r->o->on_timeout)
-        r->o->on_timeout(r->o->timeout_ctx, i); /* now, while the target still hangs */
+    learn(r, res);
     pthread_mutex_lock(&q->m);
     while (!q->failed &&
            (q->n == QUEUE_SLOTS || (q->n && q->bytes + res->response.len > QUEUE_BYTES))) {
@@ -363,14 +373,9 @@ static int on_result(void *ctx, const struct repro_replay_result *res)
 static int on_result_inline(void *ctx, const struct repro_replay_result *res)
 {
     struct run *r = ctx;
-    size_t i = r->plan->steps[res->step].req;
-    struct repro_correlator *corr = r->baseline_phase ? r->corr_base : r->corr;
     int rc;
 
-    if (corr && res->response.len)
-        repro_correlator_observe(corr, i, res->response);
-    if (res->error == REPRO_REPLAY_TIMEOUT && !r->baseline_phase && r->o->on_timeout)
-        r->o->on_timeout(r->o->timeout_ctx, i);
+    learn(r, res);
     rc = compare_result(r, res);
     if (rc && !r->q.failed)
         r->q.failed = rc;

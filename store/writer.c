@@ -631,8 +631,7 @@ static void wait_for_work(struct repro_store_writer *w)
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1;
+        until = repro_deadline_ms(CLOCK_MONOTONIC, 1000);
         if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
             w->prune_due = 1;
     }

@@ -364,14 +364,6 @@ enum repro_source_next {
 };
 enum repro_source_next repro_source_next(struct repro_source *src, const uint8_t **data,
                                          size_t *caplen, int64_t *ts_us, struct repro_error *err);
-/* Switches a live source to non-blocking reads, so a caller that was asked
- * to stop can drain what the kernel already captured (next then returns
- * REPRO_SOURCE_TIMEOUT when nothing is left). REPRO_E_PCAP on failure. */
-int repro_source_drain(struct repro_source *src, struct repro_error *err);
-/* Interrupts a blocking live read (async-signal-safe: pcap_breakloop). */
-void repro_source_break(struct repro_source *src);
-/* Packets the kernel dropped (live only, else 0). */
-uint64_t repro_source_kernel_drops(struct repro_source *src);
 /* Human-readable description ("file 'x.pcap'", "interface 'lo'"). */
 const char *repro_source_name(const struct repro_source *src);
 

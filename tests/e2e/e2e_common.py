@@ -474,6 +474,43 @@ http {
     raise Fail("cannot start nginx (see %s/error.log)" % d)
 
 
+def prometheus_parser():
+    """prometheus_client's text parser (Debian python3-prometheus-client),
+    or None. A python3 other than Debian's (pyenv, a venv) does not see
+    Debian's packages; the parser is pure Python, so it is taken from
+    there."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            return None
+    return text_string_to_metric_families
+
+
+def send_and_read(port, data, host="127.0.0.1", family=None, shut=False, timeout=None):
+    """Sends data on a fresh TCP connection and reads until the peer
+    closes; returns the bytes read."""
+    import socket
+    s = socket.socket(family or socket.AF_INET, socket.SOCK_STREAM)
+    if timeout is not None:
+        s.settimeout(timeout)
+    s.connect((host, port))
+    s.sendall(data)
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    return got
+
+
 def start_live_capture(repro, db, bpf, tmp, procs, extra=()):
     """repro capture -i lo -f bpf into db, once it listens; returns (proc,
     stderr file)."""

@@ -18,18 +18,12 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_common import exit_code, skip_all, skip_part  # noqa: E402
+from e2e_common import (exit_code, prometheus_parser, send_and_read, skip_all,  # noqa: E402
+                        skip_part)
 
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:
-    # A python3 other than Debian's (pyenv, a venv) does not see Debian's
-    # packages; the parser is pure Python, so take it from there.
-    sys.path.append("/usr/lib/python3/dist-packages")
-    try:
-        from prometheus_client.parser import text_string_to_metric_families
-    except ImportError:
-        skip_all("needs the Debian package python3-prometheus-client")
+text_string_to_metric_families = prometheus_parser()
+if text_string_to_metric_families is None:
+    skip_all("needs the Debian package python3-prometheus-client")
 
 SERVER = sys.argv[1] if len(sys.argv) > 1 else None
 if not SERVER or not os.access(SERVER, os.X_OK):
@@ -76,20 +70,7 @@ def start_error(hostport):
 
 def raw(port, data, host="127.0.0.1", family=socket.AF_INET, shut=False):
     """Sends data on a fresh connection and reads until the server closes."""
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT_S)
-    s.connect((host, port))
-    s.sendall(data)
-    if shut:
-        s.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    s.close()
-    return got
+    return send_and_read(port, data, host, family, shut, TIMEOUT_S)
 
 
 def status_of(answer):

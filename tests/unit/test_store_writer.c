@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "repro/store.h"
 #include "store/store_int.h"
@@ -244,9 +243,9 @@ static int put_until_blocked(struct repro_store_writer *w, int64_t cap, int limi
 static void *interrupt_later(void *arg)
 {
     struct busy_wait bw = {arg, 2};
-    while (!retried(&bw))
-        usleep(10000); /* polling the writer's counter, bounded by the test's timeout */
-    usleep(200000);    /* let the producer fill the batches and block */
+    /* Once the writer is retrying the lock; whether the producer is already
+     * blocked or blocks later, the interrupt lets it go (the flag stays). */
+    wait_for(retried, &bw, "two busy retries");
     repro_store_writer_interrupt(arg);
     return NULL;
 }
