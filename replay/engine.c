@@ -50,6 +50,7 @@
 #define READ_CHUNK 65536
 #define SENT_PENDING INT64_MIN /* the sender is writing this step */
 #define MAX_EVENTS 64
+#define INLINE_MAX 16384       /* the largest request the reader sends itself */
 
 struct conn {
     const struct repro_replay_conn *plan;
@@ -91,6 +92,9 @@ struct engine {
     int64_t *sched; /* schedule errors of every loop (sender only) */
     size_t n_sched;
     size_t resolved; /* steps with a result, this loop */
+    size_t next;     /* the next step to send, this loop (claimed under m) */
+    int inline_ok;   /* speed max, no rate cap: the reader may send (see drain) */
+    int draining;    /* the reader is sending in drain(); the sender stays asleep */
     unsigned loop;
     size_t n_open;
     int sender_done, stop, stop_rc;
@@ -180,11 +184,15 @@ static void sender_wait(struct engine *e, size_t need)
 {
     e->sender_waiting = 1;
     e->sender_need = need;
-    pthread_cond_wait(&e->cv_send, &e->m);
+    do /* not while the reader sends for it (drain): one writer at a time */
+        pthread_cond_wait(&e->cv_send, &e->m);
+    while (e->draining);
     e->sender_waiting = 0;
 }
 
 /* ---- results ------------------------------------------------------------ */
+
+static int drain(struct engine *e);
 
 /* Reports step k. Called with e->m held; drops it around the callback, and
  * only then counts it resolved and advances the frontier. */
@@ -238,7 +246,8 @@ static void resolve(struct engine *e, size_t k, enum repro_replay_errkind kind, 
         e->stop = 1;
         e->stop_rc = rc;
     }
-    wake_sender(e);
+    if (!drain(e))
+        wake_sender(e);
 }
 
 /* ---- the reader --------------------------------------------------------- */
@@ -589,6 +598,41 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
     }
 }
 
+/* At speed max the answer that lets the next steps go also sends them,
+ * here on the reader thread, instead of waking the sender for each: a
+ * cross-thread wakeup per request was most of the gap to wrk (its one
+ * thread per set of connections sends as it reads). Only while the sender
+ * sleeps waiting for the frontier (so the two never send at once), and only
+ * the simple case: the connection open, idle (nothing in flight, so its
+ * send buffer is empty and a small write does not block) and not closing.
+ * Anything else — a connection to open or reopen, the cap, a pipelined or
+ * large request, the end of a loop — wakes the sender as before.
+ * Called with e->m held. Returns 1 when the sender stays asleep (what it
+ * waits for has not come), 0 when it should be woken as usual. */
+static int drain(struct engine *e)
+{
+    if (!e->inline_ok || !e->sender_waiting || e->sender_need == 0 || e->stop)
+        return 0;
+    while (e->next < e->plan->n_steps && !e->stop) {
+        size_t k = e->next;
+        const struct repro_replay_step *s = &e->plan->steps[k];
+        if (e->fr.frontier < s->after_answers) {
+            e->sender_need = s->after_answers; /* still waiting: let it sleep */
+            return 1;
+        }
+        struct conn *c = &e->conns[s->conn];
+        if (c->fd < 0 || c->dead || c->retiring || c->answered != c->sent ||
+            e->reqs[s->req].len > INLINE_MAX)
+            return 0;
+        e->next = k + 1;
+        e->st->sent_inline++;
+        e->draining = 1;
+        send_step(e, k, now_ns(e));
+        e->draining = 0;
+    }
+    return 0; /* the loop's last step went: the sender finishes the loop */
+}
+
 static void *sender_main(void *arg)
 {
     struct engine *e = arg;
@@ -639,12 +683,15 @@ static void *sender_main(void *arg)
         int64_t loop_start = now_ns(e);
         if (rate_start < 0)
             rate_start = loop_start;
-        for (size_t k = 0; k < p->n_steps && !e->stop; k++) {
+        e->next = 0;
+        while (e->next < p->n_steps && !e->stop) {
+            size_t k = e->next;
             const struct repro_replay_step *s = &p->steps[k];
-            while (!e->stop && e->fr.frontier < s->after_answers)
+            if (e->fr.frontier < s->after_answers) {
                 sender_wait(e, s->after_answers);
-            if (e->stop)
-                break;
+                continue; /* the reader may have sent it (drain) */
+            }
+            e->next = k + 1;
             int64_t intended = e->o->speed > 0
                                    ? loop_start + (int64_t)((double)s->at_us * 1000.0 / e->o->speed)
                                    : now_ns(e);
@@ -749,6 +796,7 @@ int repro_replay_run(const struct repro_replay_plan *plan, const struct repro_sl
         rc = repro_error_set(err, REPRO_E_IO, "cannot replay: epoll_create1: %s", strerror(errno));
         goto out;
     }
+    e.inline_ok = o->speed <= 0 && o->rate <= 0 && !o->no_inline_send;
     e.t0 = repro_mono_ns();
     st->start_mono_ns = e.t0;
     if ((errno = pthread_create(&sender, NULL, sender_main, &e)) != 0) {

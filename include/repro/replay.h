@@ -246,6 +246,8 @@ struct repro_replay_opts {
     struct repro_replay_progress *progress; /* live counts, or NULL */
     int sched_fifo; /* 1: the sender tries SCHED_FIFO (lowest priority); without the
                        permission it runs as before (stats.sender_fifo says which) */
+    int no_inline_send; /* 1: at speed max too, only the sender thread sends (by default
+                           the reader sends what an answer lets go: stats.sent_inline) */
 };
 
 /* One request's outcome, handed to the callback on the engine's reader
@@ -274,6 +276,7 @@ struct repro_replay_stats {
     uint64_t connections_opened; /* connects that succeeded */
     uint64_t reopened;           /* of those, after the target had closed one early */
     uint64_t pipelined;          /* requests written while an earlier one was unanswered */
+    uint64_t sent_inline;        /* of sent, written by the reader as an answer let them go */
     /* schedule error: actual - intended send time, ns (not meaningful at speed max) */
     int64_t sched_p50_ns, sched_p99_ns, sched_p999_ns, sched_max_ns;
     int64_t first_send_ns, last_done_ns; /* from the run's start */

@@ -457,6 +457,57 @@ static void test_sessions_and_causality(void **state)
     server_stop(sv);
 }
 
+/* At speed max the reader sends what an answer lets go (drain) instead of
+ * waking the sender: the causal order must hold all the same. 8 connections,
+ * 12 rounds; every request of round i was recorded after every answer of
+ * round i-1, on all connections. Run with the reader sending and with only
+ * the sender (no_inline_send): the same answers, the same order. */
+static void test_inline_send(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        struct server *sv = server_start();
+        static struct trace t;
+        static struct got g;
+        struct repro_replay_plan *p;
+        struct repro_replay_stats st;
+        struct repro_replay_opts o = {.no_inline_send = mode};
+        enum { CONNS = 8, ROUNDS = 12 };
+
+        memset(&t, 0, sizeof t);
+        for (int i = 0; i < ROUNDS; i++)
+            for (int c = 0; c < CONNS; c++) {
+                char path[16];
+                snprintf(path, sizeof path, "/r%dc%d", i, c);
+                add(&t, c, 1000 * i + 10 * c, 1000 * i + 10 * c + 5, "GET", path);
+            }
+        assert_int_equal(run(&t, sv->port, 0, &o, &p, &g, &st), REPRO_OK);
+        assert_int_equal(st.answered, CONNS * ROUNDS);
+        assert_int_equal(st.sent, CONNS * ROUNDS);
+        for (size_t k = 0; k < g.n; k++)
+            assert_int_equal(g.r[k].error, REPRO_REPLAY_OK);
+        assert_int_equal(st.connections_opened, CONNS);
+        if (mode == 0)
+            assert_true(st.sent_inline > 0);
+        else
+            assert_int_equal(st.sent_inline, 0);
+        /* the server saw no request of round i before it had answered
+         * every request of round i-1 */
+        for (int i = 1; i < ROUNDS; i++)
+            for (int c = 0; c < CONNS; c++) {
+                char path[16];
+                snprintf(path, sizeof path, "/r%dc%d", i, c);
+                struct logent now = logged_copy(sv, path);
+                for (int d = 0; d < CONNS; d++) {
+                    snprintf(path, sizeof path, "/r%dc%d", i - 1, d);
+                    assert_true(now.in_ns >= logged_copy(sv, path).out_ns);
+                }
+            }
+        repro_replay_plan_free(p);
+        server_stop(sv);
+    }
+}
+
 static void test_timing(void **state)
 {
     (void)state;
@@ -857,6 +908,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_and_causality),
+        cmocka_unit_test(test_inline_send),
         cmocka_unit_test(test_timing),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_caps_and_loops),
