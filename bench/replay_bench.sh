@@ -11,12 +11,14 @@
 #               compare every response, store every result) on the wrk trace
 #               capture_bench.sh records (BENCH_CACHE/wrk16.pcap, recorded
 #               first if missing: needs root), against the same nginx page,
-#               next to wrk; median of RUNS, the ratio.
+#               next to wrk; median of RUNS, the ratio. The trace (97,002
+#               exchanges) is replayed CMD_LOOPS times in one run (--loop),
+#               so one run sends a few hundred thousand requests.
 #
 # Usage: bench/replay_bench.sh [--bin DIR] [--repro BIN]
 #        (DIR holds replay_engine_bench, default build/bench; BIN default build/repro)
 # Env:   RUNS (5), N (200000), CONNS (16), WRK_THREADS (2), WRK_DURATION (5s),
-#        RATE (10000), SECONDS_TIMING (10)
+#        RATE (10000), SECONDS_TIMING (10), CMD_LOOPS (3)
 # Exit:  0 = benchmark ran (targets are informational), 1 = a command failed,
 #        64 = usage.
 set -euo pipefail
@@ -30,6 +32,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 WRK_DURATION=${WRK_DURATION:-5s}
 RATE=${RATE:-10000}
 SECONDS_TIMING=${SECONDS_TIMING:-10}
+CMD_LOOPS=${CMD_LOOPS:-3}
 BIN=$ROOT/build/bench
 REPRO=$ROOT/build/repro
 CACHE=${BENCH_CACHE:-$HOME/.cache/repro-bench}
@@ -105,7 +108,7 @@ cmd_rates=() wrk2_rates=()
 for i in $(seq "$RUNS"); do
     w=$(wrk -t"$WRK_THREADS" -c"$CONNS" -d"$WRK_DURATION" "http://127.0.0.1:$port/index.html" |
         awk '/Requests\/sec/ {print $2}')
-    out=$("$REPRO" replay --db "$db" --target "127.0.0.1:$port" --speed max \
+    out=$("$REPRO" replay --db "$db" --target "127.0.0.1:$port" --speed max --loop "$CMD_LOOPS" \
           --allow-production-target 2>&1 >/dev/null | grep 'requests/s' || true)
     r=$(echo "$out" | sed -n 's/.*(\([0-9]*\) requests\/s).*/\1/p')
     [ -n "$r" ] || die "repro replay printed no rate: $out"
