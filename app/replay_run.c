@@ -708,13 +708,21 @@ int repro_app_replay(const struct repro_app_replay_opts *o, struct repro_app_rep
                 (unsigned long long)s->verdicts[REPRO_VERDICT_TIMEOUT],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_CRASH],
                 (unsigned long long)s->verdicts[REPRO_VERDICT_UNANSWERED]);
-        if (o->speed > 0)
+        if (o->speed > 0) {
+            char rt[160] = "";
+            if (o->realtime && !t->sender_fifo)
+                snprintf(rt, sizeof rt, " (sender not real-time: SCHED_FIFO not permitted)");
+            else if (o->realtime && t->sender_rt_dropped == 0)
+                snprintf(rt, sizeof rt, " (sender under SCHED_FIFO)");
+            else if (o->realtime)
+                snprintf(rt, sizeof rt,
+                         " (sender under SCHED_FIFO; %llu times more than 10 ms behind, it ran as a "
+                         "normal thread until on time)",
+                         (unsigned long long)t->sender_rt_dropped);
             fprintf(o->out, "schedule error: p50 %.1f us, p99 %.1f us, max %.1f us%s\n",
                     (double)t->sched_p50_ns / 1e3, (double)t->sched_p99_ns / 1e3,
-                    (double)t->sched_max_ns / 1e3,
-                    !o->realtime       ? ""
-                    : t->sender_fifo ? " (sender under SCHED_FIFO)"
-                                     : " (sender not real-time: SCHED_FIFO not permitted)");
+                    (double)t->sched_max_ns / 1e3, rt);
+        }
         if (t->reopened || s->substitutions || s->still_redacted)
             fprintf(o->out,
                     "%llu connections reopened after the target closed them, %llu values carried "

@@ -51,6 +51,7 @@
 #define SENT_PENDING INT64_MIN /* the sender is writing this step */
 #define MAX_EVENTS 64
 #define INLINE_MAX 16384       /* the largest request the reader sends itself */
+#define CATCHUP_NS 10000000LL  /* a real-time sender this far behind runs as a normal thread */
 
 struct conn {
     const struct repro_replay_conn *plan;
@@ -633,6 +634,27 @@ static int drain(struct engine *e)
     return 0; /* the loop's last step went: the sender finishes the loop */
 }
 
+/* A real-time sender that has fallen behind (the target or the host is
+ * too slow for the schedule) would send its backlog at real-time priority
+ * and starve the reader and a target on the same host, which makes it
+ * later still: behind by more than CATCHUP_NS it runs as a normal thread,
+ * and goes back to SCHED_FIFO once a deadline is ahead of it again. A
+ * syscall only on each change. */
+static void rt_follow(struct engine *e, int *rt_on, int64_t behind_ns)
+{
+    struct sched_param sp = {.sched_priority = *rt_on ? 0 : 1};
+
+    if (*rt_on && behind_ns > CATCHUP_NS) {
+        if (pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0) {
+            *rt_on = 0;
+            e->st->sender_rt_dropped++;
+        }
+    } else if (!*rt_on && behind_ns < 0) {
+        if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0)
+            *rt_on = 1;
+    }
+}
+
 static void *sender_main(void *arg)
 {
     struct engine *e = arg;
@@ -646,11 +668,12 @@ static void *sender_main(void *arg)
      * p99.9 tail on a busy machine); the lowest priority, and the kernel's
      * RT throttling, keep the spin from starving the machine. Without
      * permission the sender stays as it was. */
-    int fifo = 0;
+    int fifo = 0, rt_on;
     if (e->o->sched_fifo) {
         struct sched_param sp = {.sched_priority = 1};
         fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
     }
+    rt_on = fifo;
     pthread_mutex_lock(&e->m);
     e->st->sender_fifo = fifo;
     for (unsigned l = 0; l < loops && !e->stop; l++) {
@@ -702,6 +725,8 @@ static void *sender_main(void *arg)
                     deadline = slot;
             }
             n_paced++;
+            if (fifo)
+                rt_follow(e, &rt_on, now_ns(e) - deadline);
             if (deadline > now_ns(e)) {
                 pthread_mutex_unlock(&e->m);
                 wait_until(e, deadline);

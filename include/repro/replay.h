@@ -282,6 +282,7 @@ struct repro_replay_stats {
     int64_t first_send_ns, last_done_ns; /* from the run's start */
     uint64_t start_mono_ns;              /* the run's start (repro_mono_ns) */
     int sender_fifo;                     /* 1: the sender ran under SCHED_FIFO */
+    uint64_t sender_rt_dropped; /* times it fell 10 ms behind and ran as a normal thread */
 };
 
 /*

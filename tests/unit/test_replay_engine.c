@@ -508,6 +508,37 @@ static void test_inline_send(void **state)
     }
 }
 
+/* A real-time sender that falls 10 ms behind (here: a request waits for an
+ * answer the target gives 60 ms late) runs as a normal thread until a
+ * deadline is ahead again, so that it cannot starve the reader and a
+ * target on the same host while it catches up. Needs SCHED_FIFO (root or
+ * CAP_SYS_NICE): skipped without it. */
+static void test_realtime_catch_up(void **state)
+{
+    (void)state;
+    struct server *sv = server_start();
+    static struct trace t;
+    static struct got g;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    struct repro_replay_opts o = {.sched_fifo = 1};
+
+    memset(&t, 0, sizeof t);
+    add(&t, 1, 0, 1000, "GET", "/slow60");  /* answered after 1 ms when recorded */
+    add(&t, 2, 2000, 3000, "GET", "/after"); /* waits for it: ~58 ms late */
+    add(&t, 3, 200000, 201000, "GET", "/later"); /* on time again */
+    assert_int_equal(run(&t, sv->port, 1.0, &o, &p, &g, &st), REPRO_OK);
+    assert_int_equal(st.answered, 3);
+    if (!st.sender_fifo) {
+        repro_replay_plan_free(p);
+        server_stop(sv);
+        skip();
+    }
+    assert_int_equal(st.sender_rt_dropped, 1);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
 static void test_timing(void **state)
 {
     (void)state;
@@ -910,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_sessions_and_causality),
         cmocka_unit_test(test_inline_send),
         cmocka_unit_test(test_timing),
+        cmocka_unit_test(test_realtime_catch_up),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_caps_and_loops),
         cmocka_unit_test(test_run_verdicts),
