@@ -82,7 +82,8 @@ def main(tmp, procs):
         # --realtime: the summary says whether the sender got SCHED_FIFO
         paced = [x if x != "max" else "1000" for x in cmd]
         _, err, _ = run(paced + ["--realtime"], ok_codes=(0, 1))
-        if ("(sender under SCHED_FIFO)" not in err and
+        # (a run that fell 10 ms behind says how often it left real time)
+        if ("(sender under SCHED_FIFO" not in err and
                 "(sender not real-time: SCHED_FIFO not permitted)" not in err):
             raise Fail("--realtime: the summary does not say how the sender ran: %r" % err[-800:])
         _, err, _ = run(paced, ok_codes=(0, 1))
