@@ -28,8 +28,9 @@
  * byte, so half-open connections (a SYN flood) cost the reassembler's
  * entry only; it is charged to the table budget with the first entry of
  * its queue of requests waiting for responses. Further entries are charged
- * to the held budget with the messages, and the queue is freed whenever it
- * empties (an idle keep-alive connection holds none). A message the held budget cut is flagged
+ * to the held budget with the messages, and a queue that grew past its
+ * first entry is freed whenever it empties (an idle keep-alive connection
+ * holds that one entry, already charged). A message the held budget cut is flagged
  * body_capped and counted (capped_budget_messages), as are the messages in
  * progress of a connection closed to free memory (end reason "memory").
  */
@@ -233,7 +234,12 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
     }
     rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
                        m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
-    snprintf(note, note_len, "%s", res.note);
+    if (res.note[0] != '\0') {
+        /* a copy, not printf: this runs for every message */
+        size_t k = strnlen(res.note, note_len - 1);
+        memcpy(note, res.note, k);
+        note[k] = '\0';
+    }
     /* Never the digest of bytes redaction changed (docs/capture.md). */
     if (res.digest == REPRO_REDACT_DIGEST_OWN)
         memcpy(m->digest, res.body_digest, sizeof m->digest);
@@ -431,8 +437,12 @@ static int flush_front(struct repro_capture *cap, struct hconn *h)
         if (rc)
             return rc;
     }
-    /* Idle keep-alive connections hold no queue. */
-    free_queue(cap, h);
+    /* Idle keep-alive connections hold no queue past its first entry,
+     * which is charged with the connection's state (repro__http_conn_cost)
+     * and kept: freeing and allocating it again cost every exchange a
+     * malloc and a free. */
+    if (h->q_cap > 1)
+        free_queue(cap, h);
     return 0;
 }
 

@@ -595,6 +595,12 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         b->complete = rc == REPRO_HTTP_DONE;
         if (!has_body_rules(r))
             return REPRO_OK;
+    } else if (cls == B_OTHER && c == REPRO_HTTP_CODING_NONE &&
+               !(info->flags & REPRO_HTTP_H_TE_OTHER)) {
+        /* Stored as it came (no coding to undo, a class nothing is
+         * scrubbed in): the copy below would never be read, and most
+         * bodies (HTML, images) are such. */
+        return REPRO_OK;
     } else if ((rc = repro_buf_append(&b->data, p, n)) != REPRO_OK) {
         return rc;
     }
