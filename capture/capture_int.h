@@ -5,11 +5,13 @@
 #define REPRO_CAPTURE_INT_H
 
 #include "repro/capture.h"
+#include "redact.h"
 #include "tcp_reasm.h"
 
 struct repro_capture {
     struct repro_capture_sink sink;
     struct repro_redact_rules rules;
+    struct repro__name_filter name_filter; /* of rules (redact.h) */
     struct repro_capture_limits limits;
     struct repro_capture_stats stats;
     struct repro_budget budget; /* every held byte: messages, out-of-order data, queues */
@@ -31,8 +33,6 @@ size_t repro__http_conn_cost(void);
 /* Held bytes a payload packet may need beyond its own (queue growth). */
 size_t repro__http_room_slack(void);
 
-/* Redaction (capture/redact.c). */
-#include "redact.h"
 
 /* Whether another warning about bad input may be logged: the first
  * REPRO_CAPTURE_MAX_WARNINGS are, then one notice, then only the counters

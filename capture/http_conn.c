@@ -232,7 +232,7 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
         m->has_digest = 0;
         return;
     }
-    rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
+    rc = repro__redact_filtered(&cap->rules, &cap->name_filter, kind, (struct repro_slice){m->raw.data, m->raw.len},
                        m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
     if (res.note[0] != '\0') {
         /* a copy, not printf: this runs for every message */

@@ -78,6 +78,7 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
         cap->sink = *sink;
     if (rules)
         cap->rules = *rules;
+    repro__redact_filter_init(&cap->name_filter, &cap->rules);
     if (limits)
         cap->limits = *limits;
     else

@@ -121,6 +121,48 @@ static int json_is_secret(void *ctx, const uint8_t *p, size_t n)
            in_list(p, n, r->json_fields, r->n_json_fields);
 }
 
+/* The filter's bit for a name of n > 0 bytes (n == 0: the bit of a name
+ * nothing can equal). */
+static unsigned filter_bit(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return (unsigned)((n * 17 + lower_ascii(p[0]) * 3u + lower_ascii(p[n - 1]) * 5u) & 255);
+}
+
+static void filter_add(struct repro__name_filter *f, const char *s, size_t n)
+{
+    unsigned b = filter_bit((const uint8_t *)s, n);
+    f->bits[b >> 6] |= UINT64_C(1) << (b & 63);
+}
+
+void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_redact_rules *rules)
+{
+    static const struct name framing[] = {NAME("content-type"), NAME("content-encoding"),
+                                          NAME("content-length")};
+    static const struct repro_redact_rules none;
+    const struct repro_redact_rules *r = rules ? rules : &none;
+    size_t i;
+
+    memset(f, 0, sizeof *f);
+    /* what header_is_secret(), scrub_fields() and its edits compare with */
+    for (i = 0; !r->no_defaults && i < N_OF(default_headers); i++)
+        filter_add(f, default_headers[i].s, default_headers[i].len);
+    for (i = 0; i < r->n_headers; i++)
+        filter_add(f, r->headers[i], strlen(r->headers[i]));
+    for (i = 0; i < N_OF(url_headers); i++)
+        filter_add(f, url_headers[i].s, url_headers[i].len);
+    for (i = 0; i < N_OF(framing); i++)
+        filter_add(f, framing[i].s, framing[i].len);
+}
+
+/* Whether the header name p[0..n) may be one the filter marks. */
+static int filter_may_name(const struct repro__name_filter *f, const uint8_t *p, size_t n)
+{
+    unsigned b = filter_bit(p, n);
+    return (int)((f->bits[b >> 6] >> (b & 63)) & 1);
+}
+
 static int has_param_rules(const struct repro_redact_rules *r)
 {
     return !r->no_defaults || r->n_query_params > 0;
@@ -268,6 +310,7 @@ struct head_facts {
 /* Header fields of a head or a trailer section. */
 struct field_ctx {
     const struct repro_redact_rules *r;
+    const struct repro__name_filter *nf; /* built from r */
     struct out *o;
     int64_t new_length; /* >= 0: rewrite Content-Length to it */
     int drop_cenc;      /* leave Content-Encoding out */
@@ -324,6 +367,11 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
             put(fc->o, p + l.eol, l.next - l.eol);
             fc->hits++;
             drop_cont = 1;
+            continue;
+        }
+        if (!filter_may_name(fc->nf, l.name.ptr, l.name.len)) {
+            /* no rule, fact or edit below names it: kept as it is */
+            put(fc->o, p + l.start, l.next - l.start);
             continue;
         }
         if (header_is_secret(fc->r, l.name.ptr, l.name.len)) {
@@ -554,7 +602,8 @@ static void digest_verdict(const struct repro_http_info *info, unsigned mflags,
 }
 
 /* Decides what to store of the body raw[head_len..]. */
-static int process_body(const struct repro_redact_rules *r, const struct repro_http_info *info,
+static int process_body(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                        const struct repro_http_info *info,
                         unsigned mflags, size_t max_body, const struct head_facts *hf,
                         const uint8_t *p, size_t n, struct body *b, struct repro_redact_result *res)
 {
@@ -583,7 +632,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         }
         if (trailer_off > 0) {
             struct out o = {&b->trailers, 0};
-            struct field_ctx fc = {r, &o, -1, 0, NULL, 0};
+            struct field_ctx fc = {r, nf, &o, -1, 0, NULL, 0};
             scrub_fields(&fc, p, n, trailer_off);
             if (o.failed)
                 return o.failed;
@@ -697,26 +746,26 @@ static size_t interim_prefix(const uint8_t *p, size_t n)
 }
 
 /* Writes a head (start line and fields) of p[0..n) scrubbed. */
-static size_t write_head(const struct repro_redact_rules *r, enum repro_http_kind kind,
-                         struct out *o, const uint8_t *p, size_t n, int64_t new_length,
-                         int drop_cenc, struct head_facts *facts)
+static size_t write_head(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                         enum repro_http_kind kind, struct out *o, const uint8_t *p, size_t n,
+                         int64_t new_length, int drop_cenc, struct head_facts *facts)
 {
     size_t hits = 0, off = scrub_start_line(r, kind, o, p, n, &hits);
-    struct field_ctx fc = {r, o, new_length, drop_cenc, facts, 0};
+    struct field_ctx fc = {r, nf, o, new_length, drop_cenc, facts, 0};
     scrub_fields(&fc, p, n, off);
     return hits + fc.hits;
 }
 
 /* Writes the interim heads p[0..pre), each scrubbed like any head. */
-static size_t write_interim(const struct repro_redact_rules *r, enum repro_http_kind kind,
-                            struct out *o, const uint8_t *p, size_t pre)
+static size_t write_interim(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                            enum repro_http_kind kind, struct out *o, const uint8_t *p, size_t pre)
 {
     size_t off = 0, hits = 0;
     while (off < pre) {
         size_t he = head_end(p + off, pre - off);
         if (he == 0)
             he = pre - off;
-        hits += write_head(r, kind, o, p + off, he, -1, 0, NULL);
+        hits += write_head(r, nf, kind, o, p + off, he, -1, 0, NULL);
         off += he;
     }
     return hits;
@@ -725,6 +774,17 @@ static size_t write_interim(const struct repro_redact_rules *r, enum repro_http_
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res)
+{
+    struct repro__name_filter f;
+
+    repro__redact_filter_init(&f, rules);
+    return repro__redact_filtered(rules, &f, kind, raw, info, mflags, max_body, res);
+}
+
+int repro__redact_filtered(const struct repro_redact_rules *rules,
+                           const struct repro__name_filter *nf, enum repro_http_kind kind,
+                           struct repro_slice raw, const struct repro_http_info *info,
+                           unsigned mflags, size_t max_body, struct repro_redact_result *res)
 {
     static const struct repro_redact_rules none;
     const struct repro_redact_rules *r = rules ? rules : &none;
@@ -757,9 +817,10 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
      * heads are written once the body is known. */
     o.b = NULL;
     o.failed = 0;
-    hits = write_head(r, kind, &o, p, hlen, -1, 0, &hf) + write_interim(r, kind, &o, raw.ptr, pre);
+    hits = write_head(r, nf, kind, &o, p, hlen, -1, 0, &hf) +
+           write_interim(r, nf, kind, &o, raw.ptr, pre);
     if (info != NULL)
-        rc = process_body(r, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
+        rc = process_body(r, nf, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
     if (rc != REPRO_OK)
         goto fail;
     if (info == NULL && n > hlen)
@@ -777,9 +838,9 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
         new_length = (int64_t)b.data.len;
 
     o.b = &res->out;
-    hits = write_interim(r, kind, &o, raw.ptr, pre);
+    hits = write_interim(r, nf, kind, &o, raw.ptr, pre);
     out_pre = res->out.len;
-    hits += write_head(r, kind, &o, p, hlen, new_length, b.decoded, NULL);
+    hits += write_head(r, nf, kind, &o, p, hlen, new_length, b.decoded, NULL);
     if (info != NULL || n == hlen)
         write_body(&o, info, &b, p + hlen, n - hlen);
     if (o.failed) {

@@ -12,6 +12,7 @@
  * Expected workload: heads of a few hundred bytes, parsed once each.
  */
 #include "repro/http.h"
+#include "http_int.h"
 
 #include <string.h>
 
@@ -27,9 +28,7 @@ static const uint8_t lower_tab[256] = {
 #undef L1
 };
 
-/* tchar from RFC 9110 section 5.6.2, as a table: this is the hot loop of
- * head parsing. */
-static const uint8_t tchar_tab[256] = {
+const uint8_t repro__http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -46,7 +45,7 @@ static const uint8_t tchar_tab[256] = {
 
 static inline int is_tchar(uint8_t c)
 {
-    return tchar_tab[c];
+    return repro__http_tchar[c];
 }
 
 int repro_slice_ieq(struct repro_slice s, const char *str)
@@ -215,6 +214,33 @@ static enum repro_http_outcome parse_start_line(struct repro_http_head *h, const
     return REPRO_HTTP_DONE;
 }
 
+/* The first byte of p[s..e) a field value may not hold (a control byte
+ * other than HTAB, or DEL), or e. Values are most of a head's bytes, so
+ * eight are tested at once; a word with a byte below 0x20 or equal to
+ * 0x7f (the tests are exact as yes/no) is looked at byte by byte. */
+static size_t first_bad_value_byte(const uint8_t *p, size_t s, size_t e)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+
+    while (s < e) {
+        size_t k, end = e - s >= 8 ? s + 8 : e;
+        if (end - s == 8) {
+            uint64_t w, d;
+            memcpy(&w, p + s, 8);
+            d = w ^ (ones * 0x7f);
+            if (((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs) == 0) {
+                s = end;
+                continue;
+            }
+        }
+        for (k = s; k < end; k++)
+            if ((p[k] < 0x20 && p[k] != '\t') || p[k] == 0x7f)
+                return k;
+        s = end;
+    }
+    return e;
+}
+
 /* Applies the framing-relevant meaning of one header. */
 static enum repro_http_outcome apply_header(struct repro_http_head *h,
                                             const struct repro_http_header *hd, int *seen_cl,
@@ -224,7 +250,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
 
     switch (lower_tab[n.ptr[0]]) {
     case 'c':
-        if (repro_slice_ieq(n, "content-length")) {
+        if (n.len == 14 && repro_slice_ieq(n, "content-length")) {
             int64_t cl;
             if (parse_content_length(hd->value, &cl) != 0)
                 FAIL(off, "bad Content-Length");
@@ -232,7 +258,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
                 FAIL(off, "conflicting Content-Length headers");
             *seen_cl = 1;
             h->content_length = cl;
-        } else if (repro_slice_ieq(n, "connection")) {
+        } else if (n.len == 10 && repro_slice_ieq(n, "connection")) {
             if (list_has(hd->value, "close"))
                 h->flags |= REPRO_HTTP_H_CONN_CLOSE;
             if (list_has(hd->value, "keep-alive"))
@@ -240,7 +266,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 't':
-        if (repro_slice_ieq(n, "transfer-encoding")) {
+        if (n.len == 17 && repro_slice_ieq(n, "transfer-encoding")) {
             if (repro_slice_ieq(list_last(hd->value), "chunked")) {
                 h->flags |= REPRO_HTTP_H_CHUNKED;
                 h->flags &= ~REPRO_HTTP_H_TE_OTHER;
@@ -251,15 +277,15 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 'h':
-        if (repro_slice_ieq(n, "host") && h->host.len == 0)
+        if (n.len == 4 && repro_slice_ieq(n, "host") && h->host.len == 0)
             h->host = hd->value;
         break;
     case 'u':
-        if (repro_slice_ieq(n, "upgrade"))
+        if (n.len == 7 && repro_slice_ieq(n, "upgrade"))
             h->flags |= REPRO_HTTP_H_UPGRADE;
         break;
     case 'e':
-        if (repro_slice_ieq(n, "expect") && list_has(hd->value, "100-continue"))
+        if (n.len == 6 && repro_slice_ieq(n, "expect") && list_has(hd->value, "100-continue"))
             h->flags |= REPRO_HTTP_H_EXPECT_CONTINUE;
         break;
     default:
@@ -319,9 +345,8 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
             ;
         for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
             ;
-        for (i = vs; i < ve; i++)
-            if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
-                FAIL(i, "control byte in header value");
+        if ((i = first_bad_value_byte(p, vs, ve)) < ve)
+            FAIL(i, "control byte in header value");
         hd = &h->headers[h->n_headers++];
         hd->name = (struct repro_slice){p + off, colon - off};
         hd->value = (struct repro_slice){p + vs, ve - vs};
