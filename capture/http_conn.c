@@ -49,6 +49,7 @@ struct held_msg {
     int64_t first_us, last_us;
     const char *why;
     char interim[64]; /* responses: "100" or "100,102" of 1xx before it */
+    int head_moved;   /* interim heads were put in front of the parsed head */
     /* The body's digest: first of the whole body on the wire, then (after
      * redact_held()) of the body as stored; has_digest 0 when unknown. */
     uint8_t digest[REPRO_HTTP_DIGEST_LEN];
@@ -232,8 +233,10 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
         m->has_digest = 0;
         return;
     }
-    rc = repro__redact_filtered(&cap->rules, &cap->name_filter, kind, (struct repro_slice){m->raw.data, m->raw.len},
-                       m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
+    rc = repro__redact_filtered(&cap->rules, &cap->name_filter, kind,
+                                (struct repro_slice){m->raw.data, m->raw.len},
+                                m->has_info ? &m->info : NULL, m->has_info && !m->head_moved,
+                                m->flags, cap->limits.http.max_store, &res);
     if (res.note[0] != '\0') {
         /* a copy, not printf: this runs for every message */
         size_t k = strnlen(res.note, note_len - 1);
@@ -493,8 +496,9 @@ static void drop_interim(struct hconn *h)
 /* Moves the pending interim responses in front of the final response m. */
 static void attach_interim(struct hconn *h, struct held_msg *m)
 {
-    repro_http_interim_attach(&h->interim, &m->raw, &m->info, &m->wire_bytes, m->interim,
-                              sizeof m->interim);
+    if (repro_http_interim_attach(&h->interim, &m->raw, &m->info, &m->wire_bytes, m->interim,
+                                  sizeof m->interim) > 0)
+        m->head_moved = 1;
 }
 
 /*

@@ -121,19 +121,17 @@ static int json_is_secret(void *ctx, const uint8_t *p, size_t n)
            in_list(p, n, r->json_fields, r->n_json_fields);
 }
 
-/* The filter's bit for a name of n > 0 bytes (n == 0: the bit of a name
- * nothing can equal). */
-static unsigned filter_bit(const uint8_t *p, size_t n)
+static void set_bit(uint64_t bits[4], const char *s, size_t n)
 {
-    if (n == 0)
-        return 0;
-    return (unsigned)((n * 17 + lower_ascii(p[0]) * 3u + lower_ascii(p[n - 1]) * 5u) & 255);
+    unsigned b = repro_http_name_bit((const uint8_t *)s, n);
+    bits[b >> 6] |= UINT64_C(1) << (b & 63);
 }
 
-static void filter_add(struct repro__name_filter *f, const char *s, size_t n)
+static void filter_add(struct repro__name_filter *f, const char *s, size_t n, int secret)
 {
-    unsigned b = filter_bit((const uint8_t *)s, n);
-    f->bits[b >> 6] |= UINT64_C(1) << (b & 63);
+    set_bit(f->bits, s, n);
+    if (secret)
+        set_bit(f->secret_bits, s, n);
 }
 
 void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_redact_rules *rules)
@@ -147,19 +145,30 @@ void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_
     memset(f, 0, sizeof *f);
     /* what header_is_secret(), scrub_fields() and its edits compare with */
     for (i = 0; !r->no_defaults && i < N_OF(default_headers); i++)
-        filter_add(f, default_headers[i].s, default_headers[i].len);
+        filter_add(f, default_headers[i].s, default_headers[i].len, 1);
     for (i = 0; i < r->n_headers; i++)
-        filter_add(f, r->headers[i], strlen(r->headers[i]));
+        filter_add(f, r->headers[i], strlen(r->headers[i]), 1);
     for (i = 0; i < N_OF(url_headers); i++)
-        filter_add(f, url_headers[i].s, url_headers[i].len);
+        filter_add(f, url_headers[i].s, url_headers[i].len, 1);
     for (i = 0; i < N_OF(framing); i++)
-        filter_add(f, framing[i].s, framing[i].len);
+        filter_add(f, framing[i].s, framing[i].len, 0);
+}
+
+/* Whether a parsed head's names (info->name_bits) may hold a secret or URL
+ * header of the rules. */
+static int filter_may_head(const struct repro__name_filter *f, const struct repro_http_info *info)
+{
+    size_t i;
+    for (i = 0; i < 4; i++)
+        if (f->secret_bits[i] & info->name_bits[i])
+            return 1;
+    return 0;
 }
 
 /* Whether the header name p[0..n) may be one the filter marks. */
 static int filter_may_name(const struct repro__name_filter *f, const uint8_t *p, size_t n)
 {
-    unsigned b = filter_bit(p, n);
+    unsigned b = repro_http_name_bit(p, n);
     return (int)((f->bits[b >> 6] >> (b & 63)) & 1);
 }
 
@@ -348,8 +357,18 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
     }
     while (off < n) {
         struct repro_http_line l;
+        struct repro_slice name;
         const struct repro_http_edit *e;
+        size_t next = repro_http_head_field_quick(p, n, off, &name);
 
+        if (next > 0 && !filter_may_name(fc->nf, name.ptr, name.len)) {
+            /* Most lines: a field that no rule, fact or edit below names,
+             * kept as it is (what the general case would do with it). */
+            put(fc->o, p + off, next - off);
+            drop_cont = 0;
+            off = next;
+            continue;
+        }
         off = repro_http_head_line(p, n, off, &l);
         if (l.kind == REPRO_HTTP_LINE_END) {
             put(fc->o, p + l.start, l.next - l.start);
@@ -778,13 +797,45 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
     struct repro__name_filter f;
 
     repro__redact_filter_init(&f, rules);
-    return repro__redact_filtered(rules, &f, kind, raw, info, mflags, max_body, res);
+    return repro__redact_filtered(rules, &f, kind, raw, info, 0, mflags, max_body, res);
+}
+
+/* The bytes of a value span of info (content_type, content_encoding) in
+ * p: ptr NULL when the head had none. */
+static struct repro_slice value_of(const uint8_t *p, struct repro_http_span s)
+{
+    return s.off == 0 ? (struct repro_slice){NULL, 0} : (struct repro_slice){p + s.off, s.len};
+}
+
+/* The dry pass over the heads: counts what would be redacted and collects
+ * Content-Type and Content-Encoding into hf. A head the strict parser took
+ * as it is, whose names meet no secret or URL header, is not scanned field
+ * by field again: its lines are all fields with token names (the parser
+ * rejects anything else; obs-fold lines are only copied), none of them
+ * would be redacted, and the parser noted the two values. */
+static size_t dry_pass(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                       enum repro_http_kind kind, const uint8_t *raw, size_t pre,
+                       const uint8_t *p, size_t hlen, const struct repro_http_info *info,
+                       int head_as_parsed, struct head_facts *hf)
+{
+    struct out o = {NULL, 0};
+    size_t hits = 0;
+
+    if (head_as_parsed && info != NULL && pre == 0 && info->head_len == hlen &&
+        !filter_may_head(nf, info)) {
+        scrub_start_line(r, kind, &o, p, hlen, &hits);
+        hf->ctype = value_of(p, info->content_type);
+        hf->cenc = value_of(p, info->content_encoding);
+        return hits;
+    }
+    return write_head(r, nf, kind, &o, p, hlen, -1, 0, hf) + write_interim(r, nf, kind, &o, raw, pre);
 }
 
 int repro__redact_filtered(const struct repro_redact_rules *rules,
                            const struct repro__name_filter *nf, enum repro_http_kind kind,
                            struct repro_slice raw, const struct repro_http_info *info,
-                           unsigned mflags, size_t max_body, struct repro_redact_result *res)
+                           int head_as_parsed, unsigned mflags, size_t max_body,
+                           struct repro_redact_result *res)
 {
     static const struct repro_redact_rules none;
     const struct repro_redact_rules *r = rules ? rules : &none;
@@ -815,10 +866,7 @@ int repro__redact_filtered(const struct repro_redact_rules *rules,
      * and Content-Encoding and counts what would be redacted. Most messages
      * hold no secret, and then nothing is copied at all; otherwise the
      * heads are written once the body is known. */
-    o.b = NULL;
-    o.failed = 0;
-    hits = write_head(r, nf, kind, &o, p, hlen, -1, 0, &hf) +
-           write_interim(r, nf, kind, &o, raw.ptr, pre);
+    hits = dry_pass(r, nf, kind, raw.ptr, pre, p, hlen, info, head_as_parsed, &hf);
     if (info != NULL)
         rc = process_body(r, nf, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
     if (rc != REPRO_OK)
@@ -838,6 +886,7 @@ int repro__redact_filtered(const struct repro_redact_rules *rules,
         new_length = (int64_t)b.data.len;
 
     o.b = &res->out;
+    o.failed = 0;
     hits = write_interim(r, nf, kind, &o, raw.ptr, pre);
     out_pre = res->out.len;
     hits += write_head(r, nf, kind, &o, p, hlen, new_length, b.decoded, NULL);

@@ -33,16 +33,17 @@ struct repro_redact_result {
 enum { REPRO_REDACT_DIGEST_NONE = 0, REPRO_REDACT_DIGEST_WIRE, REPRO_REDACT_DIGEST_OWN };
 
 /*
- * A quick test that rejects most header names at once: every name a head
+ * Quick tests that reject most header names at once. Every name a head
  * pass compares header names with (the secret headers of the rules, the
- * URL headers, Content-Type, Content-Encoding and Content-Length) sets the
- * bit of a hash of its length and its first and last bytes lower-cased. A
- * name whose bit is clear equals none of them; one whose bit is set is
- * compared as before. Built by repro__redact_filter_init() from the rules
- * it is used with.
+ * URL headers, Content-Type, Content-Encoding and Content-Length) sets its
+ * repro_http_name_bit() in bits; the secret and URL headers alone also in
+ * secret_bits. A name whose bit is clear equals none of them; one whose
+ * bit is set is compared as before. Built by repro__redact_filter_init()
+ * from the rules it is used with.
  */
 struct repro__name_filter {
     uint64_t bits[4];
+    uint64_t secret_bits[4];
 };
 
 /* Fills f for rules (NULL: the defaults). rules' strings are read only
@@ -66,11 +67,16 @@ void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res);
-/* The same with f built from rules beforehand (a capture builds it once). */
+/* The same with f built from rules beforehand (a capture builds it once).
+ * head_as_parsed: info was filled by repro_http_info_from_head() from a
+ * repro_http_parse_head() of raw[0..info->head_len) exactly as it is (no
+ * interim heads put in front since); then a head whose name_bits meet no
+ * secret or URL header is not scanned again field by field. */
 int repro__redact_filtered(const struct repro_redact_rules *rules,
                            const struct repro__name_filter *f, enum repro_http_kind kind,
                            struct repro_slice raw, const struct repro_http_info *info,
-                           unsigned mflags, size_t max_body, struct repro_redact_result *res);
+                           int head_as_parsed, unsigned mflags, size_t max_body,
+                           struct repro_redact_result *res);
 
 /* Whether a request head asks to upgrade to h2c (Upgrade lists "h2c"). */
 int repro__is_h2c_upgrade(struct repro_slice raw);

@@ -47,6 +47,14 @@ static struct repro_http_span span_of(struct repro_slice s, const uint8_t *base)
     return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
 }
 
+/* A span of a value that may be present and empty: off 0 means absent. */
+static struct repro_http_span value_span_of(struct repro_slice s, const uint8_t *base)
+{
+    if (s.ptr == NULL)
+        return (struct repro_http_span){0, 0};
+    return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
+}
+
 void repro_http_info_from_head(struct repro_http_info *info, const struct repro_http_head *h,
                                const uint8_t *base)
 {
@@ -62,6 +70,9 @@ void repro_http_info_from_head(struct repro_http_info *info, const struct repro_
     info->target = span_of(h->target, base);
     info->reason = span_of(h->reason, base);
     info->host = span_of(h->host, base);
+    info->content_type = value_span_of(h->content_type, base);
+    info->content_encoding = value_span_of(h->content_encoding, base);
+    memcpy(info->name_bits, h->name_bits, sizeof info->name_bits);
 }
 
 void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind kind,

@@ -94,6 +94,10 @@ size_t repro_http_interim_attach(struct repro_http_interim *it, struct repro_buf
             info->target.off += (uint32_t)shift;
             info->method.off += (uint32_t)shift;
             info->host.off += (uint32_t)shift;
+            if (info->content_type.off > 0)
+                info->content_type.off += (uint32_t)shift;
+            if (info->content_encoding.off > 0)
+                info->content_encoding.off += (uint32_t)shift;
         }
         if (wire_bytes != NULL)
             *wire_bytes += shift;

@@ -59,6 +59,13 @@ int repro_slice_ieq(struct repro_slice s, const char *str)
     return str[i] == '\0';
 }
 
+unsigned repro_http_name_bit(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return (unsigned)((n * 17 + lower_tab[p[0]] * 3u + lower_tab[p[n - 1]] * 5u) & 255);
+}
+
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
                                                        const char *name)
 {
@@ -258,6 +265,12 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
                 FAIL(off, "conflicting Content-Length headers");
             *seen_cl = 1;
             h->content_length = cl;
+        } else if (n.len == 12 && repro_slice_ieq(n, "content-type")) {
+            if (h->content_type.ptr == NULL)
+                h->content_type = hd->value;
+        } else if (n.len == 16 && repro_slice_ieq(n, "content-encoding")) {
+            if (hd->value.len > 0)
+                h->content_encoding = hd->value;
         } else if (n.len == 10 && repro_slice_ieq(n, "connection")) {
             if (list_has(hd->value, "close"))
                 h->flags |= REPRO_HTTP_H_CONN_CLOSE;
@@ -310,6 +323,8 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
     h->flags = 0;
     h->head_len = 0;
     h->n_headers = 0;
+    h->content_type = h->content_encoding = (struct repro_slice){NULL, 0};
+    memset(h->name_bits, 0, sizeof h->name_bits);
     if (len > max_head)
         len = max_head;
 
@@ -350,6 +365,10 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
         hd = &h->headers[h->n_headers++];
         hd->name = (struct repro_slice){p + off, colon - off};
         hd->value = (struct repro_slice){p + vs, ve - vs};
+        {
+            unsigned b = repro_http_name_bit(hd->name.ptr, hd->name.len);
+            h->name_bits[b >> 6] |= UINT64_C(1) << (b & 63);
+        }
         rc = apply_header(h, hd, &seen_cl, off, err_off, why);
         if (rc != REPRO_HTTP_DONE)
             return rc;

@@ -98,6 +98,23 @@ size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro
     return l->next;
 }
 
+size_t repro_http_head_field_quick(const uint8_t *p, size_t n, size_t off, struct repro_slice *name)
+{
+    const uint8_t *lf;
+    size_t k = off;
+
+    /* ':' and the line's end are no tchar: the walk stops at or before them */
+    while (k < n && tchar(p[k]))
+        k++;
+    if (k == off || k >= n || p[k] != ':')
+        return 0;
+    lf = memchr(p + k, '\n', n - k);
+    if (lf == NULL)
+        return 0;
+    *name = (struct repro_slice){p + off, k - off};
+    return (size_t)(lf - p) + 1;
+}
+
 const struct repro_http_edit *repro_http_edit_find(const struct repro_http_edit *edits, size_t n,
                                                    struct repro_slice name)
 {

@@ -69,7 +69,18 @@ struct repro_http_head {
     size_t head_len;         /* start line + headers + empty line */
     size_t n_headers;
     struct repro_http_header headers[REPRO_HTTP_MAX_HEADERS];
+    /* The value of the first Content-Type field (ptr NULL when none) and of
+     * the last Content-Encoding field with a value (ptr NULL when none). */
+    struct repro_slice content_type, content_encoding;
+    /* Bit repro_http_name_bit() of every header name: a name whose bit is
+     * clear is not in the head (field-by-field checks can be skipped). */
+    uint64_t name_bits[4];
 };
+
+/* A hash of a field name (its length and first and last bytes, A-Z folded
+ * to a-z as repro_slice_ieq() folds) in [0, 256): names that
+ * repro_slice_ieq() finds equal have the same bit. Thread-safe. */
+unsigned repro_http_name_bit(const uint8_t *p, size_t n);
 
 /*
  * Parses a complete message head from p[0..len). Returns DONE with
@@ -265,6 +276,10 @@ struct repro_http_info {
     int body;       /* enum repro_http_body chosen for this message */
     size_t head_len;
     struct repro_http_span method, target, reason, host;
+    /* The head's content_type and content_encoding; off 0 (no value can
+     * start there, the start line does) when the head had none. */
+    struct repro_http_span content_type, content_encoding;
+    uint64_t name_bits[4]; /* the head's name_bits */
 };
 
 /* Fills info from a parsed head whose bytes start at base. */
@@ -513,6 +528,14 @@ struct repro_http_line {
  * parser rejects (whitespace before the colon, obs-fold, bare LF, no final
  * line ending). Returns l->next. Never allocates; thread-safe. */
 size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro_http_line *l);
+
+/* The common case of repro_http_head_line(), cheaper: when the line at
+ * p[off..n) is a token from its first byte followed by ':' and ends in an
+ * LF, sets *name to the token (borrowed from p) and returns the offset
+ * after the line; repro_http_head_line() would call it a FIELD of that
+ * name ending there. Otherwise returns 0 and leaves *name alone. Never
+ * allocates; thread-safe. */
+size_t repro_http_head_field_quick(const uint8_t *p, size_t n, size_t off, struct repro_slice *name);
 
 /* An edit of a head. name and value are borrowed for the call. */
 enum repro_http_edit_op {
