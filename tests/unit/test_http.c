@@ -1328,6 +1328,146 @@ static void test_framer_budget(void **state)
     assert_int_equal(budget.used, 0);
 }
 
+/* What the parser notes for redaction: the first Content-Type, the last
+ * non-empty Content-Encoding, and a name bit for every header (equal names
+ * in any case share it). */
+static void test_parse_head_notes(void **state)
+{
+    static const char in[] = "HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/a\r\ncontent-type: text/b\r\n"
+                             "Content-Encoding: gzip\r\nContent-Encoding: \r\nX-A: 1\r\n"
+                             " folded\r\nSet-Cookie: c\r\n\r\n";
+    uint8_t *p = guard_copy(in, sizeof in - 1);
+    struct repro_http_head h;
+    struct repro_http_info info;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_RESPONSE, p, sizeof in - 1, 65536, NULL,
+                                           NULL),
+                     REPRO_HTTP_DONE);
+    assert_int_equal(h.content_type.len, 6);
+    assert_memory_equal(h.content_type.ptr, "text/a", 6);
+    assert_int_equal(h.content_encoding.len, 4);
+    assert_memory_equal(h.content_encoding.ptr, "gzip", 4);
+    for (i = 0; i < h.n_headers; i++) {
+        unsigned b = repro_http_name_bit(h.headers[i].name.ptr, h.headers[i].name.len);
+        assert_true((h.name_bits[b >> 6] >> (b & 63)) & 1);
+    }
+    assert_int_equal(repro_http_name_bit((const uint8_t *)"Set-Cookie", 10),
+                     repro_http_name_bit((const uint8_t *)"sET-COOKIE", 10));
+    repro_http_info_from_head(&info, &h, p);
+    assert_int_equal(info.content_type.off, (size_t)(h.content_type.ptr - p));
+    assert_int_equal(info.content_encoding.len, 4);
+    assert_memory_equal(info.name_bits, h.name_bits, sizeof info.name_bits);
+    guard_free(p, sizeof in - 1);
+
+    /* none: off 0 in info; present but empty: a place, length 0 */
+    p = guard_copy(IN("GET / HTTP/1.1\r\nContent-Type:\r\n\r\n"));
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, 34, 65536, NULL, NULL),
+                     REPRO_HTTP_DONE);
+    assert_non_null(h.content_type.ptr);
+    assert_int_equal(h.content_type.len, 0);
+    assert_null(h.content_encoding.ptr);
+    repro_http_info_from_head(&info, &h, p);
+    assert_true(info.content_type.off > 0);
+    assert_int_equal(info.content_encoding.off, 0);
+    guard_free(p, 34);
+}
+
+/* Field values are checked for control bytes eight at a time: a bad byte
+ * at any place in values of every length is found, and the first one is
+ * reported; HTAB and bytes from 0x80 are not bad. */
+static void test_parse_value_bytes(void **state)
+{
+    static const uint8_t bad[] = {0x00, 0x01, 0x0b, '\r', 0x1f, 0x7f};
+    static const uint8_t good[] = {'\t', 0x20, 0x7e, 0x80, 0xfe, 0xff};
+    char msg[128];
+    size_t vlen, at, b;
+    (void)state;
+
+    for (vlen = 1; vlen <= 20; vlen++) {
+        for (at = 0; at < vlen; at++) {
+            for (b = 0; b < sizeof bad + sizeof good; b++) {
+                int is_bad = b < sizeof bad;
+                uint8_t c = is_bad ? bad[b] : good[b - sizeof bad];
+                size_t n = (size_t)snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nX: "), voff = n;
+                struct repro_http_head h;
+                size_t err_off = 0;
+                enum repro_http_outcome rc;
+                uint8_t *p;
+                memset(msg + n, 'v', vlen);
+                msg[n + at] = (char)c;
+                if (!is_bad && at + 1 < vlen)
+                    msg[n + vlen - 1] = 0x7f; /* and a bad one after it */
+                if ((c == '\t' || c == ' ') && (at == 0 || at == vlen - 1))
+                    continue; /* trimmed off the value */
+                n += vlen;
+                memcpy(msg + n, "\r\n\r\n", 4);
+                n += 4;
+                p = guard_copy(msg, n);
+                rc = repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, n, 65536, &err_off, NULL);
+                if (is_bad) {
+                    assert_int_equal(rc, REPRO_HTTP_MALFORMED);
+                    assert_int_equal(err_off, voff + at);
+                } else if (at + 1 < vlen) {
+                    assert_int_equal(rc, REPRO_HTTP_MALFORMED);
+                    assert_int_equal(err_off, voff + vlen - 1);
+                } else {
+                    assert_int_equal(rc, REPRO_HTTP_DONE);
+                }
+                guard_free(p, n);
+            }
+        }
+    }
+}
+
+/* repro_http_head_field_quick() takes only lines repro_http_head_line()
+ * calls FIELDs, with the same name and end; the rest go to it. */
+static void test_head_field_quick(void **state)
+{
+    static const struct {
+        const char *desc;
+        const char *in;
+        size_t len;
+        size_t want_next; /* 0: not taken */
+    } cases[] = {
+        {"field", IN("Host: h\r\nX"), 9},
+        {"no space", IN("a:b\n"), 4},
+        {"empty value", IN("Cookie:\r\n"), 9},
+        {"space before colon", IN("Cookie : a\r\n"), 0},
+        {"obs-fold", IN(" Cookie: a\r\n"), 0},
+        {"no colon", IN("Cookie\r\n"), 0},
+        {"empty name", IN(":a\r\n"), 0},
+        {"control byte in name", IN("Coo\x01kie: a\r\n"), 0},
+        {"no LF", IN("Cookie: a"), 0},
+        {"ends at the colon", IN("Cookie:"), 0},
+        {"empty line", IN("\r\n"), 0},
+        {"CR in name", IN("Coo\rkie: a\r\n"), 0},
+        {"colon after LF", IN("Cookie\n: a\n"), 0},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint8_t *p = guard_copy(cases[i].in, cases[i].len);
+        struct repro_slice name = {NULL, 0};
+        struct repro_http_line l;
+        size_t q = repro_http_head_field_quick(p, cases[i].len, 0, &name);
+        repro_http_head_line(p, cases[i].len, 0, &l);
+        if (q != cases[i].want_next)
+            fail_msg("%s: quick returned %zu, want %zu", cases[i].desc, q, cases[i].want_next);
+        if (q > 0) {
+            assert_int_equal(l.kind, REPRO_HTTP_LINE_FIELD);
+            assert_int_equal(l.next, q);
+            assert_ptr_equal(l.name.ptr, name.ptr);
+            assert_int_equal(l.name.len, name.len);
+        } else {
+            assert_null(name.ptr);
+        }
+        guard_free(p, cases[i].len);
+    }
+}
+
 static void test_set_request_method(void **state)
 {
     struct repro_http_framer f;
@@ -1359,6 +1499,9 @@ int main(void)
         cmocka_unit_test(test_framer_tunnel),
         cmocka_unit_test(test_framer_budget),
         cmocka_unit_test(test_set_request_method),
+        cmocka_unit_test(test_parse_head_notes),
+        cmocka_unit_test(test_parse_value_bytes),
+        cmocka_unit_test(test_head_field_quick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
