@@ -1421,53 +1421,6 @@ static void test_parse_value_bytes(void **state)
     }
 }
 
-/* repro_http_head_field_quick() takes only lines repro_http_head_line()
- * calls FIELDs, with the same name and end; the rest go to it. */
-static void test_head_field_quick(void **state)
-{
-    static const struct {
-        const char *desc;
-        const char *in;
-        size_t len;
-        size_t want_next; /* 0: not taken */
-    } cases[] = {
-        {"field", IN("Host: h\r\nX"), 9},
-        {"no space", IN("a:b\n"), 4},
-        {"empty value", IN("Cookie:\r\n"), 9},
-        {"space before colon", IN("Cookie : a\r\n"), 0},
-        {"obs-fold", IN(" Cookie: a\r\n"), 0},
-        {"no colon", IN("Cookie\r\n"), 0},
-        {"empty name", IN(":a\r\n"), 0},
-        {"control byte in name", IN("Coo\x01kie: a\r\n"), 0},
-        {"no LF", IN("Cookie: a"), 0},
-        {"ends at the colon", IN("Cookie:"), 0},
-        {"empty line", IN("\r\n"), 0},
-        {"CR in name", IN("Coo\rkie: a\r\n"), 0},
-        {"colon after LF", IN("Cookie\n: a\n"), 0},
-    };
-    size_t i;
-    (void)state;
-
-    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
-        uint8_t *p = guard_copy(cases[i].in, cases[i].len);
-        struct repro_slice name = {NULL, 0};
-        struct repro_http_line l;
-        size_t q = repro_http_head_field_quick(p, cases[i].len, 0, &name);
-        repro_http_head_line(p, cases[i].len, 0, &l);
-        if (q != cases[i].want_next)
-            fail_msg("%s: quick returned %zu, want %zu", cases[i].desc, q, cases[i].want_next);
-        if (q > 0) {
-            assert_int_equal(l.kind, REPRO_HTTP_LINE_FIELD);
-            assert_int_equal(l.next, q);
-            assert_ptr_equal(l.name.ptr, name.ptr);
-            assert_int_equal(l.name.len, name.len);
-        } else {
-            assert_null(name.ptr);
-        }
-        guard_free(p, cases[i].len);
-    }
-}
-
 static void test_set_request_method(void **state)
 {
     struct repro_http_framer f;
@@ -1501,7 +1454,6 @@ int main(void)
         cmocka_unit_test(test_set_request_method),
         cmocka_unit_test(test_parse_head_notes),
         cmocka_unit_test(test_parse_value_bytes),
-        cmocka_unit_test(test_head_field_quick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
