@@ -148,7 +148,6 @@ static void clear_finished(struct repro_http_framer *f)
     f->flags = 0;
     f->why = NULL;
     f->wire_bytes = 0;
-    f->head_scan = 0;
     f->head_raw_len = 0;
     memset(&f->msg, 0, sizeof f->msg);
 }
@@ -227,27 +226,7 @@ static void begin_message(struct repro_http_framer *f, int64_t ts_us)
 {
     f->state = FR_HEAD;
     f->first_us = f->last_us = ts_us;
-    f->head_scan = 0;
     f->head_raw_len = 0;
-}
-
-/* Offset just past the empty line that ends a head in p[from..len), or 0. */
-static size_t find_head_end(const uint8_t *p, size_t len, size_t from)
-{
-    size_t i = from;
-    while (i < len) {
-        const uint8_t *lf = memchr(p + i, '\n', len - i);
-        size_t k;
-        if (lf == NULL)
-            return 0;
-        k = (size_t)(lf - p) + 1;
-        if (k < len && p[k] == '\n')
-            return k + 1;
-        if (k + 1 < len && p[k] == '\r' && p[k + 1] == '\n')
-            return k + 2;
-        i = k;
-    }
-    return 0;
 }
 
 /* The head is complete in raw[0..end): parse it and choose body framing. */
@@ -316,8 +295,7 @@ static enum repro_http_outcome not_a_start(struct repro_http_framer *f, size_t o
             f->raw.len = d - k;
             f->skipped_bytes += k;
             f->wire_bytes = f->raw.len;
-            f->head_scan = 0;
-            return REPRO_HTTP_NEED_MORE;
+                    return REPRO_HTTP_NEED_MORE;
         }
     }
     if (f->state == FR_PROBE) {
@@ -394,9 +372,10 @@ static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint
     if (old < START_DECIDED &&
         repro_http_looks_like_start(f->kind, f->raw.data, f->raw.len) == 0)
         return not_a_start(f, old, used);
-    end = find_head_end(f->raw.data, f->raw.len, f->head_scan);
+    /* head_end_within() found the first empty line of the stream so far
+     * (no earlier input ended the head): the head ends there or not yet. */
+    end = head_part > 0 ? old + head_part : 0;
     if (end == 0) {
-        f->head_scan = f->raw.len > 2 ? f->raw.len - 2 : 0;
         *used = n;
         f->wire_bytes += n;
         if (f->raw.len >= f->limits.max_head)

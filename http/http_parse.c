@@ -221,34 +221,78 @@ static enum repro_http_outcome parse_start_line(struct repro_http_head *h, const
     return REPRO_HTTP_DONE;
 }
 
-/* The first byte of p[s..e) a field value may not hold (a control byte
- * other than HTAB, or DEL), or e. Values are most of a head's bytes, so
- * eight are tested at once; a word with a byte below 0x20 or equal to
- * 0x7f (the tests are exact as yes/no) is looked at byte by byte. */
+/* Whether a field value may not hold byte c: a control byte other than
+ * HTAB, or DEL (RFC 9110 section 5.5). */
+static inline int bad_value_byte(uint8_t c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* The first byte of p[s..e) bad_value_byte() rejects, or e. Values are
+ * most of a head's bytes, so eight are tested at once: a word with a byte
+ * below 0x20 or equal to 0x7f (the tests are exact as yes/no, and their
+ * lowest flagged byte is a real one: a false flag needs a borrow from a
+ * real one below it) is looked at from that byte on. */
 static size_t first_bad_value_byte(const uint8_t *p, size_t s, size_t e)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-    size_t k, from = s;
 
-    for (;;) {
-        uint64_t w, d;
-        /* the last word of a value of 8 bytes or more ends at e, overlapping
-         * bytes already found clean */
-        size_t at = e - s >= 8 ? s : e - from >= 8 ? e - 8 : e;
-        if (at == e)
-            break;
-        memcpy(&w, p + at, 8);
+    while (e - s >= 8) {
+        uint64_t w, d, m;
+        size_t k = s;
+        memcpy(&w, p + s, 8);
         d = w ^ (ones * 0x7f);
-        if (((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs) != 0)
-            break; /* s..at+8 holds a suspect: looked at byte by byte */
-        s = at + 8;
-        if (s == e)
-            return e;
+        m = (((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs;
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            k += (size_t)__builtin_ctzll(m) >> 3;
+#endif
+            for (; k < s + 8; k++)
+                if (bad_value_byte(p[k]))
+                    return k;
+        }
+        s += 8;
     }
-    for (k = s; k < e; k++)
-        if ((p[k] < 0x20 && p[k] != '\t') || p[k] == 0x7f)
-            return k;
+    for (; s < e; s++)
+        if (bad_value_byte(p[s]))
+            return s;
     return e;
+}
+
+/*
+ * The common field line at off, in one pass: a token from the first byte,
+ * ':', optional SP/HTAB, then value bytes none of which is a control byte
+ * (HTAB aside) or DEL, up to CR LF or LF. Returns the offset after the
+ * line with *colon, *vs (the value's first byte) and *eol set as the
+ * general path would set them (no LF can come earlier: none of those
+ * bytes is one), or 0 when the line is anything else (the general path
+ * then decides, errors and need-more included).
+ */
+static size_t quick_field(const uint8_t *p, size_t len, size_t off, size_t *colon, size_t *vs,
+                          size_t *eol, int *bare_lf)
+{
+    size_t i = off, v, e;
+
+    /* four bytes a step, then one: names are most of the rest */
+    while (i + 4 <= len &&
+           (is_tchar(p[i]) & is_tchar(p[i + 1]) & is_tchar(p[i + 2]) & is_tchar(p[i + 3])))
+        i += 4;
+    while (i < len && is_tchar(p[i]))
+        i++;
+    if (i == off || i >= len || p[i] != ':')
+        return 0;
+    for (v = i + 1; v < len && (p[v] == ' ' || p[v] == '\t'); v++)
+        ;
+    e = first_bad_value_byte(p, v, len);
+    if (e < len && p[e] == '\n') {
+        *bare_lf = 1;
+    } else if (!(e + 1 < len && p[e] == '\r' && p[e + 1] == '\n')) {
+        return 0;
+    }
+    *colon = i;
+    *vs = v;
+    *eol = e;
+    return e + (p[e] == '\n' ? 1 : 2);
 }
 
 /* Applies the framing-relevant meaning of one header. */
@@ -340,36 +384,38 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
 
     for (off = next;; off = next) {
         struct repro_http_header *hd;
-        size_t i, vs, ve, colon;
+        size_t i, vs, ve, colon, q;
 
-        next = line_end(p, len, off, &eol, &bare_lf);
-        if (next == 0)
-            goto need_more;
-        if (eol == off)
-            break; /* the empty line ending the head */
-        if (p[off] == ' ' || p[off] == '\t') {
-            if (h->n_headers == 0)
-                FAIL(off, "continuation line before any header");
-            continue; /* obs-fold: skipped (RFC 9112 5.2 allows replacing by SP) */
+        if (h->n_headers < REPRO_HTTP_MAX_HEADERS &&
+            (q = quick_field(p, len, off, &colon, &vs, &eol, &bare_lf)) > 0) {
+            next = q;
+            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+                ;
+        } else {
+            next = line_end(p, len, off, &eol, &bare_lf);
+            if (next == 0)
+                goto need_more;
+            if (eol == off)
+                break; /* the empty line ending the head */
+            if (p[off] == ' ' || p[off] == '\t') {
+                if (h->n_headers == 0)
+                    FAIL(off, "continuation line before any header");
+                continue; /* obs-fold: skipped (RFC 9112 5.2 allows replacing by SP) */
+            }
+            for (i = off; i < eol && is_tchar(p[i]); i++)
+                ;
+            if (i == off || i >= eol || p[i] != ':')
+                FAIL(i, "bad header line");
+            if (h->n_headers == REPRO_HTTP_MAX_HEADERS)
+                FAIL(off, "too many header fields");
+            colon = i;
+            for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
+                ;
+            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+                ;
+            if ((i = first_bad_value_byte(p, vs, ve)) < ve)
+                FAIL(i, "control byte in header value");
         }
-        /* four bytes a step, then one: names are most of the rest */
-        for (i = off; i + 4 <= eol && (is_tchar(p[i]) & is_tchar(p[i + 1]) & is_tchar(p[i + 2]) &
-                                       is_tchar(p[i + 3]));
-             i += 4)
-            ;
-        for (; i < eol && is_tchar(p[i]); i++)
-            ;
-        if (i == off || i >= eol || p[i] != ':')
-            FAIL(i, "bad header line");
-        if (h->n_headers == REPRO_HTTP_MAX_HEADERS)
-            FAIL(off, "too many header fields");
-        colon = i;
-        for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
-            ;
-        for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
-            ;
-        if ((i = first_bad_value_byte(p, vs, ve)) < ve)
-            FAIL(i, "control byte in header value");
         hd = &h->headers[h->n_headers++];
         hd->name = (struct repro_slice){p + off, colon - off};
         hd->value = (struct repro_slice){p + vs, ve - vs};

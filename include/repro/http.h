@@ -323,7 +323,6 @@ struct repro_http_framer {
     int body;                  /* enum repro_http_body of the current message */
     uint64_t body_remaining;   /* LENGTH framing */
     struct repro_http_chunked chunk;
-    size_t head_scan;          /* where to resume looking for the head's end */
     size_t head_raw_len;       /* head bytes in raw */
     struct repro_buf raw;
     struct repro_http_info info;
