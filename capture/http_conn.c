@@ -28,9 +28,8 @@
  * byte, so half-open connections (a SYN flood) cost the reassembler's
  * entry only; it is charged to the table budget with the first entry of
  * its queue of requests waiting for responses. Further entries are charged
- * to the held budget with the messages, and a queue that grew past its
- * first entry is freed whenever it empties (an idle keep-alive connection
- * holds that one entry, already charged). A message the held budget cut is flagged
+ * to the held budget with the messages, and the queue is freed whenever it
+ * empties (an idle keep-alive connection holds none). A message the held budget cut is flagged
  * body_capped and counted (capped_budget_messages), as are the messages in
  * progress of a connection closed to free memory (end reason "memory").
  */
@@ -440,12 +439,8 @@ static int flush_front(struct repro_capture *cap, struct hconn *h)
         if (rc)
             return rc;
     }
-    /* Idle keep-alive connections hold no queue past its first entry,
-     * which is charged with the connection's state (repro__http_conn_cost)
-     * and kept: freeing and allocating it again cost every exchange a
-     * malloc and a free. */
-    if (h->q_cap > 1)
-        free_queue(cap, h);
+    /* Idle keep-alive connections hold no queue. */
+    free_queue(cap, h);
     return 0;
 }
 
