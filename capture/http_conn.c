@@ -908,6 +908,7 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
     h->info.mid_stream = c->mid_stream;
     h->info.is_http = !h->not_http;
     hl.budget = &cap->budget;
+    hl.watched_names = cap->name_filter.secret_bits; /* redaction's shortcut */
     for (d = 0; d < 2; d++)
         repro_http_framer_init(&h->fr[d], d == h->client_dir ? REPRO_HTTP_REQUEST : REPRO_HTTP_RESPONSE,
                                &hl, mid);

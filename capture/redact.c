@@ -154,17 +154,6 @@ void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_
         filter_add(f, framing[i].s, framing[i].len, 0);
 }
 
-/* Whether a parsed head's names (info->name_bits) may hold a secret or URL
- * header of the rules. */
-static int filter_may_head(const struct repro__name_filter *f, const struct repro_http_info *info)
-{
-    size_t i;
-    for (i = 0; i < 4; i++)
-        if (f->secret_bits[i] & info->name_bits[i])
-            return 1;
-    return 0;
-}
-
 /* Whether the header name p[0..n) may be one the filter marks. */
 static int filter_may_name(const struct repro__name_filter *f, const uint8_t *p, size_t n)
 {
@@ -809,7 +798,8 @@ static struct repro_slice value_of(const uint8_t *p, struct repro_http_span s)
 
 /* The dry pass over the heads: counts what would be redacted and collects
  * Content-Type and Content-Encoding into hf. A head the strict parser took
- * as it is, whose names meet no secret or URL header, is not scanned field
+ * as it is, none of whose names is a secret or URL header (the framer
+ * watched nf->secret_bits: REPRO_HTTP_H_UNWATCHED), is not scanned field
  * by field again: its lines are all fields with token names (the parser
  * rejects anything else; obs-fold lines are only copied), none of them
  * would be redacted, and the parser noted the two values. */
@@ -822,7 +812,7 @@ static size_t dry_pass(const struct repro_redact_rules *r, const struct repro__n
     size_t hits = 0;
 
     if (head_as_parsed && info != NULL && pre == 0 && info->head_len == hlen &&
-        !filter_may_head(nf, info)) {
+        (info->flags & REPRO_HTTP_H_UNWATCHED)) {
         scrub_start_line(r, kind, &o, p, hlen, &hits);
         hf->ctype = value_of(p, info->content_type);
         hf->cenc = value_of(p, info->content_encoding);

@@ -68,10 +68,10 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res);
 /* The same with f built from rules beforehand (a capture builds it once).
- * head_as_parsed: info was filled by repro_http_info_from_head() from a
- * repro_http_parse_head() of raw[0..info->head_len) exactly as it is (no
- * interim heads put in front since); then a head whose name_bits meet no
- * secret or URL header is not scanned again field by field. */
+ * head_as_parsed: info is a framer's for raw[0..info->head_len) exactly as
+ * it is (no interim heads put in front since), and the framer watched
+ * f->secret_bits (repro_http_limits.watched_names); then a head flagged
+ * REPRO_HTTP_H_UNWATCHED is not scanned again field by field. */
 int repro__redact_filtered(const struct repro_redact_rules *rules,
                            const struct repro__name_filter *f, enum repro_http_kind kind,
                            struct repro_slice raw, const struct repro_http_info *info,

@@ -38,6 +38,14 @@ void repro_http_limits_default(struct repro_http_limits *l)
     l->max_store = 1024 * 1024;
     l->max_trailer = 16 * 1024;
     l->budget = NULL;
+    l->watched_names = NULL;
+}
+
+/* Whether no name of h is in the watched set w (4 words). */
+static int unwatched(const struct repro_http_head *h, const uint64_t *w)
+{
+    return ((h->name_bits[0] & w[0]) | (h->name_bits[1] & w[1]) | (h->name_bits[2] & w[2]) |
+            (h->name_bits[3] & w[3])) == 0;
 }
 
 static struct repro_http_span span_of(struct repro_slice s, const uint8_t *base)
@@ -72,7 +80,6 @@ void repro_http_info_from_head(struct repro_http_info *info, const struct repro_
     info->host = span_of(h->host, base);
     info->content_type = value_span_of(h->content_type, base);
     info->content_encoding = value_span_of(h->content_encoding, base);
-    memcpy(info->name_bits, h->name_bits, sizeof info->name_bits);
 }
 
 void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind kind,
@@ -246,6 +253,8 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
     body = repro_http_body_kind(&head, (struct repro_slice){(const uint8_t *)f->req_method,
                                                             strlen(f->req_method)});
     repro_http_info_from_head(&f->info, &head, f->raw.data);
+    if (f->limits.watched_names != NULL && unwatched(&head, f->limits.watched_names))
+        f->info.flags |= REPRO_HTTP_H_UNWATCHED;
     if (body < 0)
         return malformed_at(f, "request Transfer-Encoding does not end in chunked", 1);
     f->body = body;

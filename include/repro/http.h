@@ -46,7 +46,10 @@ enum {
     REPRO_HTTP_H_UPGRADE = 1u << 4,         /* Upgrade header present */
     REPRO_HTTP_H_EXPECT_CONTINUE = 1u << 5, /* Expect: 100-continue */
     REPRO_HTTP_H_CL_AND_TE = 1u << 6,       /* both Content-Length and T-E */
-    REPRO_HTTP_H_BARE_LF = 1u << 7          /* some line ended in LF only */
+    REPRO_HTTP_H_BARE_LF = 1u << 7,         /* some line ended in LF only */
+    /* framer only: limits.watched_names was given and no header name's
+     * repro_http_name_bit() is in it */
+    REPRO_HTTP_H_UNWATCHED = 1u << 8
 };
 
 /*
@@ -245,6 +248,10 @@ struct repro_http_limits {
     size_t max_store;   /* raw bytes kept per message; the rest is counted only */
     size_t max_trailer; /* chunked trailer bytes (default 16 KiB) */
     struct repro_budget *budget; /* optional, borrowed: charged for kept bytes */
+    /* optional, borrowed for the framer's life: 4 words, a set of
+     * repro_http_name_bit() values; heads none of whose names is in it get
+     * REPRO_HTTP_H_UNWATCHED (capture watches the names it redacts) */
+    const uint64_t *watched_names;
 };
 
 void repro_http_limits_default(struct repro_http_limits *l);
@@ -279,7 +286,6 @@ struct repro_http_info {
     /* The head's content_type and content_encoding; off 0 (no value can
      * start there, the start line does) when the head had none. */
     struct repro_http_span content_type, content_encoding;
-    uint64_t name_bits[4]; /* the head's name_bits */
 };
 
 /* Fills info from a parsed head whose bytes start at base. */

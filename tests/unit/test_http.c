@@ -1358,7 +1358,6 @@ static void test_parse_head_notes(void **state)
     repro_http_info_from_head(&info, &h, p);
     assert_int_equal(info.content_type.off, (size_t)(h.content_type.ptr - p));
     assert_int_equal(info.content_encoding.len, 4);
-    assert_memory_equal(info.name_bits, h.name_bits, sizeof info.name_bits);
     guard_free(p, sizeof in - 1);
 
     /* none: off 0 in info; present but empty: a place, length 0 */
@@ -1372,6 +1371,35 @@ static void test_parse_head_notes(void **state)
     assert_true(info.content_type.off > 0);
     assert_int_equal(info.content_encoding.off, 0);
     guard_free(p, 34);
+}
+
+/* A framer given watched names flags heads none of whose names is one
+ * (REPRO_HTTP_H_UNWATCHED); without a watch list it never does. */
+static void test_framer_watched(void **state)
+{
+    static const char in[] = "GET / HTTP/1.1\r\nHost: h\r\ncOOKIE: c\r\n\r\n";
+    uint64_t watch[4] = {0, 0, 0, 0};
+    unsigned b = repro_http_name_bit((const uint8_t *)"Cookie", 6);
+    struct repro_http_limits lim;
+    int round;
+    (void)state;
+
+    for (round = 0; round < 3; round++) {
+        struct repro_http_framer f;
+        size_t used = 0;
+        repro_http_limits_default(&lim);
+        if (round > 0)
+            lim.watched_names = watch;
+        if (round == 2)
+            watch[b >> 6] |= UINT64_C(1) << (b & 63);
+        repro_http_framer_init(&f, REPRO_HTTP_REQUEST, &lim, 0);
+        assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in, sizeof in - 1, 0, &used),
+                         REPRO_HTTP_DONE);
+        assert_non_null(repro_http_framer_msg(&f)->info);
+        assert_int_equal((repro_http_framer_msg(&f)->info->flags & REPRO_HTTP_H_UNWATCHED) != 0,
+                         round == 1);
+        repro_http_framer_release(&f);
+    }
 }
 
 /* Field values are checked for control bytes eight at a time: a bad byte
@@ -1453,6 +1481,7 @@ int main(void)
         cmocka_unit_test(test_framer_budget),
         cmocka_unit_test(test_set_request_method),
         cmocka_unit_test(test_parse_head_notes),
+        cmocka_unit_test(test_framer_watched),
         cmocka_unit_test(test_parse_value_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
