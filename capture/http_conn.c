@@ -423,19 +423,21 @@ static struct pending *push(struct repro_capture *cap, struct hconn *h, int kind
 static int flush_front(struct repro_capture *cap, struct hconn *h)
 {
     while (h->q_len > 0) {
-        struct pending p = h->q[0];
+        /* emitted in place (emit() and the sink never touch the queue),
+         * then popped: no copy of the entry */
+        struct pending *p = &h->q[0];
         int rc;
-        if (p.kind != Q_REQ) {
-            if (!p.no_resp)
+        if (p->kind != Q_REQ) {
+            if (!p->no_resp)
                 return 0;
             pop_front(h);
             continue;
         }
-        if (!p.done || !(p.have_resp || p.no_resp))
+        if (!p->done || !(p->have_resp || p->no_resp))
             return 0;
-        pop_front(h);
         h->n_held--;
-        rc = emit(cap, h, &p.req, p.have_resp ? &p.resp : NULL);
+        rc = emit(cap, h, &p->req, p->have_resp ? &p->resp : NULL);
+        pop_front(h);
         if (rc)
             return rc;
     }

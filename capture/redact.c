@@ -837,7 +837,13 @@ int repro__redact_filtered(const struct repro_redact_rules *rules,
     int rc = REPRO_OK;
     int64_t new_length = -1;
 
-    memset(res, 0, sizeof *res);
+    /* field by field rather than memset: note alone is 200 bytes, and
+     * info is read only when has_info, body_digest only with _OWN */
+    repro_buf_init(&res->out, 0);
+    res->has_info = 0;
+    res->xflags = 0;
+    res->note[0] = '\0';
+    res->digest = REPRO_REDACT_DIGEST_NONE;
     memset(&b, 0, sizeof b);
     if (raw.len == 0)
         return 0;
