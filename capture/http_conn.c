@@ -147,10 +147,23 @@ static unsigned xflags_of(unsigned mflags)
     return x;
 }
 
+/* A message's buffer once its bytes are stored: kept as a spare when
+ * there is room and it is small, else freed. */
+static void recycle(struct repro_capture *cap, struct repro_buf *b)
+{
+    if (b->data != NULL && b->cap <= REPRO__SPARE_CAP && cap->n_spare < REPRO__N_SPARE) {
+        b->len = 0;
+        cap->spare[cap->n_spare++] = *b;
+        repro_buf_init(b, b->max);
+        return;
+    }
+    repro_buf_release(b);
+}
+
 static void held_release(struct repro_capture *cap, struct held_msg *m)
 {
     repro_budget_give(&cap->budget, m->raw.len);
-    repro_buf_release(&m->raw);
+    recycle(cap, &m->raw);
     memset(m, 0, sizeof *m);
 }
 
@@ -255,7 +268,7 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
     if (rc == 0)
         return;
     repro_budget_give(&cap->budget, m->raw.len);
-    repro_buf_release(&m->raw);
+    recycle(cap, &m->raw);
     if (rc < 0) {
         m->has_info = 0; /* nothing of the message is kept */
         return;
@@ -1056,6 +1069,8 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
     f = &h->fr[dir];
     seg_off = stream_off(c, dir) - (int64_t)len;
     ack = seg_ack(c, dir);
+    if (cap->n_spare > 0 && repro_http_framer_lend(f, &cap->spare[cap->n_spare - 1]))
+        cap->n_spare--;
     while (done < len) {
         size_t used = 0;
         uint64_t refused = cap->budget.refused;
@@ -1069,6 +1084,13 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
         rc = on_message(cap, h, dir);
         if (rc)
             return rc;
+    }
+    /* a framer between messages keeps no buffer (an idle connection holds
+     * none): back to the spares, or freed */
+    {
+        struct repro_buf b;
+        if (repro_http_framer_reclaim(f, &b))
+            recycle(cap, &b);
     }
     if (repro_http_framer_busy(f)) {
         int64_t start = seg_off + (int64_t)len - (int64_t)repro_http_framer_pending_wire(f);

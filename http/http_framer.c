@@ -144,6 +144,29 @@ void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *o
     repro_buf_init(&f->raw, out->max);
 }
 
+int repro_http_framer_lend(struct repro_http_framer *f, struct repro_buf *b)
+{
+    /* a finished message whose bytes were taken holds nothing either */
+    if (!(f->state == FR_IDLE || f->state == FR_RESYNC) || f->raw.data != NULL ||
+        b->data == NULL || b->len != 0 || b->cap > f->raw.max)
+        return 0;
+    f->raw.data = b->data;
+    f->raw.cap = b->cap;
+    f->raw.len = 0;
+    repro_buf_init(b, b->max);
+    return 1;
+}
+
+int repro_http_framer_reclaim(struct repro_http_framer *f, struct repro_buf *b)
+{
+    if (f->finished || !(f->state == FR_IDLE || f->state == FR_RESYNC) || f->raw.data == NULL ||
+        f->raw.len != 0)
+        return 0;
+    *b = f->raw;
+    repro_buf_init(&f->raw, b->max);
+    return 1;
+}
+
 /* Drops the previous message once the caller has had its look at it. */
 static void clear_finished(struct repro_http_framer *f)
 {

@@ -392,6 +392,15 @@ const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_frame
  * the framer's next call (transferred: the caller releases it with
  * repro_buf_release and gives its len back to limits.budget). */
 void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out);
+/* Buffer reuse for a caller that keeps spare buffers (capture): _lend()
+ * gives f the memory of the empty buffer *b for the bytes it is fed next
+ * when f is between messages and holds none (returns 1, *b emptied: the
+ * memory is f's now), else returns 0. _reclaim() takes back the empty
+ * buffer of a framer between messages (returns 1 with *b filled,
+ * transferred), else returns 0. A framer keeps memory only while a
+ * message is in progress or finished and not taken. */
+int repro_http_framer_lend(struct repro_http_framer *f, struct repro_buf *b);
+int repro_http_framer_reclaim(struct repro_http_framer *f, struct repro_buf *b);
 
 /* The method of the message in progress once its head has parsed (a
  * request framer), else an empty slice. Borrowed: valid until the next
