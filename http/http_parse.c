@@ -233,7 +233,8 @@ static inline int bad_value_byte(uint8_t c)
  * below 0x20 or equal to 0x7f (the tests are exact as yes/no, and their
  * lowest flagged byte is a real one: a false flag needs a borrow from a
  * real one below it) is looked at from that byte on. */
-static size_t first_bad_value_byte(const uint8_t *p, size_t s, size_t e)
+static inline __attribute__((always_inline)) size_t first_bad_value_byte(const uint8_t *p, size_t s,
+                                                                          size_t e)
 {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
 
@@ -295,6 +296,33 @@ static size_t quick_field(const uint8_t *p, size_t len, size_t off, size_t *colo
     return e + (p[e] == '\n' ? 1 : 2);
 }
 
+/*
+ * Whether the field name n equals lit, a lower-case literal of letters and
+ * '-' of len bytes. Names are tchar bytes here, and for those OR-ing 0x20
+ * folds case exactly against such a literal (only CR, no tchar, would
+ * also become '-'), so eight bytes are compared at once.
+ */
+static int name_is(struct repro_slice n, const char *lit, size_t len)
+{
+    const uint64_t fold = UINT64_C(0x2020202020202020);
+    size_t i = 0;
+
+    if (n.len != len)
+        return 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, n.ptr + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | fold) != b)
+            return 0;
+    }
+    for (; i < len; i++)
+        if ((n.ptr[i] | 0x20) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+#define NAME_IS(n, lit) name_is((n), lit, sizeof(lit) - 1)
+
 /* Applies the framing-relevant meaning of one header. */
 static enum repro_http_outcome apply_header(struct repro_http_head *h,
                                             const struct repro_http_header *hd, int *seen_cl,
@@ -304,7 +332,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
 
     switch (lower_tab[n.ptr[0]]) {
     case 'c':
-        if (n.len == 14 && repro_slice_ieq(n, "content-length")) {
+        if (NAME_IS(n, "content-length")) {
             int64_t cl;
             if (parse_content_length(hd->value, &cl) != 0)
                 FAIL(off, "bad Content-Length");
@@ -312,13 +340,13 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
                 FAIL(off, "conflicting Content-Length headers");
             *seen_cl = 1;
             h->content_length = cl;
-        } else if (n.len == 12 && repro_slice_ieq(n, "content-type")) {
+        } else if (NAME_IS(n, "content-type")) {
             if (h->content_type.ptr == NULL)
                 h->content_type = hd->value;
-        } else if (n.len == 16 && repro_slice_ieq(n, "content-encoding")) {
+        } else if (NAME_IS(n, "content-encoding")) {
             if (hd->value.len > 0)
                 h->content_encoding = hd->value;
-        } else if (n.len == 10 && repro_slice_ieq(n, "connection")) {
+        } else if (NAME_IS(n, "connection")) {
             if (list_has(hd->value, "close"))
                 h->flags |= REPRO_HTTP_H_CONN_CLOSE;
             if (list_has(hd->value, "keep-alive"))
@@ -326,7 +354,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 't':
-        if (n.len == 17 && repro_slice_ieq(n, "transfer-encoding")) {
+        if (NAME_IS(n, "transfer-encoding")) {
             if (repro_slice_ieq(list_last(hd->value), "chunked")) {
                 h->flags |= REPRO_HTTP_H_CHUNKED;
                 h->flags &= ~REPRO_HTTP_H_TE_OTHER;
@@ -337,15 +365,15 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 'h':
-        if (n.len == 4 && repro_slice_ieq(n, "host") && h->host.len == 0)
+        if (NAME_IS(n, "host") && h->host.len == 0)
             h->host = hd->value;
         break;
     case 'u':
-        if (n.len == 7 && repro_slice_ieq(n, "upgrade"))
+        if (NAME_IS(n, "upgrade"))
             h->flags |= REPRO_HTTP_H_UPGRADE;
         break;
     case 'e':
-        if (n.len == 6 && repro_slice_ieq(n, "expect") && list_has(hd->value, "100-continue"))
+        if (NAME_IS(n, "expect") && list_has(hd->value, "100-continue"))
             h->flags |= REPRO_HTTP_H_EXPECT_CONTINUE;
         break;
     default:

@@ -1371,6 +1371,16 @@ static void test_parse_head_notes(void **state)
     assert_true(info.content_type.off > 0);
     assert_int_equal(info.content_encoding.off, 0);
     guard_free(p, 34);
+
+    /* framing names compared eight bytes at a time: case folds, '_' and
+     * '^' (which OR 0x20 would turn into DEL and '~') do not */
+    p = guard_copy(IN("GET / HTTP/1.1\r\nCONTENT-lENGTH: 5\r\nContent_Length: 7\r\n"
+                      "Content-Lengt^: 8\r\nHOST: a\r\n\r\n"));
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, 84, 65536, NULL, NULL),
+                     REPRO_HTTP_DONE);
+    assert_int_equal(h.content_length, 5);
+    assert_int_equal(h.host.len, 1);
+    guard_free(p, 84);
 }
 
 /* A framer given watched names flags heads none of whose names is one
