@@ -5,11 +5,23 @@
 #define REPRO_CAPTURE_INT_H
 
 #include "repro/capture.h"
+#include "redact.h"
 #include "tcp_reasm.h"
+
+#define REPRO__N_SPARE 8
+#define REPRO__SPARE_CAP 4096
 
 struct repro_capture {
     struct repro_capture_sink sink;
     struct repro_redact_rules rules;
+    struct repro__name_filter name_filter; /* of rules (redact.h) */
+    /* Spare message buffers (empty, at most REPRO__SPARE_CAP bytes each):
+     * a stored message's buffer is lent to the next message a framer
+     * begins, instead of a free and a malloc per message (http_conn.c).
+     * At most REPRO__N_SPARE * REPRO__SPARE_CAP bytes, outside the
+     * budgets. */
+    struct repro_buf spare[REPRO__N_SPARE];
+    size_t n_spare;
     struct repro_capture_limits limits;
     struct repro_capture_stats stats;
     struct repro_budget budget; /* every held byte: messages, out-of-order data, queues */
@@ -31,8 +43,6 @@ size_t repro__http_conn_cost(void);
 /* Held bytes a payload packet may need beyond its own (queue growth). */
 size_t repro__http_room_slack(void);
 
-/* Redaction (capture/redact.c). */
-#include "redact.h"
 
 /* Whether another warning about bad input may be logged: the first
  * REPRO_CAPTURE_MAX_WARNINGS are, then one notice, then only the counters

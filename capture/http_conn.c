@@ -48,6 +48,7 @@ struct held_msg {
     int64_t first_us, last_us;
     const char *why;
     char interim[64]; /* responses: "100" or "100,102" of 1xx before it */
+    int head_moved;   /* interim heads were put in front of the parsed head */
     /* The body's digest: first of the whole body on the wire, then (after
      * redact_held()) of the body as stored; has_digest 0 when unknown. */
     uint8_t digest[REPRO_HTTP_DIGEST_LEN];
@@ -146,10 +147,23 @@ static unsigned xflags_of(unsigned mflags)
     return x;
 }
 
+/* A message's buffer once its bytes are stored: kept as a spare when
+ * there is room and it is small, else freed. */
+static void recycle(struct repro_capture *cap, struct repro_buf *b)
+{
+    if (b->data != NULL && b->cap <= REPRO__SPARE_CAP && cap->n_spare < REPRO__N_SPARE) {
+        b->len = 0;
+        cap->spare[cap->n_spare++] = *b;
+        repro_buf_init(b, b->max);
+        return;
+    }
+    repro_buf_release(b);
+}
+
 static void held_release(struct repro_capture *cap, struct held_msg *m)
 {
     repro_budget_give(&cap->budget, m->raw.len);
-    repro_buf_release(&m->raw);
+    recycle(cap, &m->raw);
     memset(m, 0, sizeof *m);
 }
 
@@ -231,9 +245,16 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
         m->has_digest = 0;
         return;
     }
-    rc = repro__redact(&cap->rules, kind, (struct repro_slice){m->raw.data, m->raw.len},
-                       m->has_info ? &m->info : NULL, m->flags, cap->limits.http.max_store, &res);
-    snprintf(note, note_len, "%s", res.note);
+    rc = repro__redact_filtered(&cap->rules, &cap->name_filter, kind,
+                                (struct repro_slice){m->raw.data, m->raw.len},
+                                m->has_info ? &m->info : NULL, m->has_info && !m->head_moved,
+                                m->flags, cap->limits.http.max_store, &res);
+    if (res.note[0] != '\0') {
+        /* a copy, not printf: this runs for every message */
+        size_t k = strnlen(res.note, note_len - 1);
+        memcpy(note, res.note, k);
+        note[k] = '\0';
+    }
     /* Never the digest of bytes redaction changed (docs/capture.md). */
     if (res.digest == REPRO_REDACT_DIGEST_OWN)
         memcpy(m->digest, res.body_digest, sizeof m->digest);
@@ -247,7 +268,7 @@ static void redact_held(struct repro_capture *cap, struct held_msg *m, enum repr
     if (rc == 0)
         return;
     repro_budget_give(&cap->budget, m->raw.len);
-    repro_buf_release(&m->raw);
+    recycle(cap, &m->raw);
     if (rc < 0) {
         m->has_info = 0; /* nothing of the message is kept */
         return;
@@ -415,19 +436,21 @@ static struct pending *push(struct repro_capture *cap, struct hconn *h, int kind
 static int flush_front(struct repro_capture *cap, struct hconn *h)
 {
     while (h->q_len > 0) {
-        struct pending p = h->q[0];
+        /* emitted in place (emit() and the sink never touch the queue),
+         * then popped: no copy of the entry */
+        struct pending *p = &h->q[0];
         int rc;
-        if (p.kind != Q_REQ) {
-            if (!p.no_resp)
+        if (p->kind != Q_REQ) {
+            if (!p->no_resp)
                 return 0;
             pop_front(h);
             continue;
         }
-        if (!p.done || !(p.have_resp || p.no_resp))
+        if (!p->done || !(p->have_resp || p->no_resp))
             return 0;
-        pop_front(h);
         h->n_held--;
-        rc = emit(cap, h, &p.req, p.have_resp ? &p.resp : NULL);
+        rc = emit(cap, h, &p->req, p->have_resp ? &p->resp : NULL);
+        pop_front(h);
         if (rc)
             return rc;
     }
@@ -483,8 +506,9 @@ static void drop_interim(struct hconn *h)
 /* Moves the pending interim responses in front of the final response m. */
 static void attach_interim(struct hconn *h, struct held_msg *m)
 {
-    repro_http_interim_attach(&h->interim, &m->raw, &m->info, &m->wire_bytes, m->interim,
-                              sizeof m->interim);
+    if (repro_http_interim_attach(&h->interim, &m->raw, &m->info, &m->wire_bytes, m->interim,
+                                  sizeof m->interim) > 0)
+        m->head_moved = 1;
 }
 
 /*
@@ -899,6 +923,7 @@ static void orient(struct repro_capture *cap, struct repro_tcp_conn *c, struct h
     h->info.mid_stream = c->mid_stream;
     h->info.is_http = !h->not_http;
     hl.budget = &cap->budget;
+    hl.watched_names = cap->name_filter.secret_bits; /* redaction's shortcut */
     for (d = 0; d < 2; d++)
         repro_http_framer_init(&h->fr[d], d == h->client_dir ? REPRO_HTTP_REQUEST : REPRO_HTTP_RESPONSE,
                                &hl, mid);
@@ -1044,6 +1069,8 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
     f = &h->fr[dir];
     seg_off = stream_off(c, dir) - (int64_t)len;
     ack = seg_ack(c, dir);
+    if (cap->n_spare > 0 && repro_http_framer_lend(f, &cap->spare[cap->n_spare - 1]))
+        cap->n_spare--;
     while (done < len) {
         size_t used = 0;
         uint64_t refused = cap->budget.refused;
@@ -1057,6 +1084,13 @@ static int cb_data(void *ctx, struct repro_tcp_conn *c, int dir, const uint8_t *
         rc = on_message(cap, h, dir);
         if (rc)
             return rc;
+    }
+    /* a framer between messages keeps no buffer (an idle connection holds
+     * none): back to the spares, or freed */
+    {
+        struct repro_buf b;
+        if (repro_http_framer_reclaim(f, &b))
+            recycle(cap, &b);
     }
     if (repro_http_framer_busy(f)) {
         int64_t start = seg_off + (int64_t)len - (int64_t)repro_http_framer_pending_wire(f);

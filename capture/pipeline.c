@@ -78,6 +78,7 @@ struct repro_capture *repro_capture_new(const struct repro_capture_sink *sink,
         cap->sink = *sink;
     if (rules)
         cap->rules = *rules;
+    repro__redact_filter_init(&cap->name_filter, &cap->rules);
     if (limits)
         cap->limits = *limits;
     else
@@ -127,6 +128,8 @@ void repro_capture_free(struct repro_capture *cap)
     cap->sink.conn_close = NULL;
     repro_reasm_flush(&cap->reasm, REPRO_END_EOF, cap->last_ts_us);
     repro_reasm_release(&cap->reasm);
+    while (cap->n_spare > 0)
+        repro_buf_release(&cap->spare[--cap->n_spare]);
     repro_free(cap);
 }
 

@@ -121,6 +121,46 @@ static int json_is_secret(void *ctx, const uint8_t *p, size_t n)
            in_list(p, n, r->json_fields, r->n_json_fields);
 }
 
+static void set_bit(uint64_t bits[4], const char *s, size_t n)
+{
+    unsigned b = repro_http_name_bit((const uint8_t *)s, n);
+    bits[b >> 6] |= UINT64_C(1) << (b & 63);
+}
+
+static void filter_add(struct repro__name_filter *f, const char *s, size_t n, int secret)
+{
+    set_bit(f->bits, s, n);
+    if (secret)
+        set_bit(f->secret_bits, s, n);
+}
+
+void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_redact_rules *rules)
+{
+    static const struct name framing[] = {NAME("content-type"), NAME("content-encoding"),
+                                          NAME("content-length")};
+    static const struct repro_redact_rules none;
+    const struct repro_redact_rules *r = rules ? rules : &none;
+    size_t i;
+
+    memset(f, 0, sizeof *f);
+    /* what header_is_secret(), scrub_fields() and its edits compare with */
+    for (i = 0; !r->no_defaults && i < N_OF(default_headers); i++)
+        filter_add(f, default_headers[i].s, default_headers[i].len, 1);
+    for (i = 0; i < r->n_headers; i++)
+        filter_add(f, r->headers[i], strlen(r->headers[i]), 1);
+    for (i = 0; i < N_OF(url_headers); i++)
+        filter_add(f, url_headers[i].s, url_headers[i].len, 1);
+    for (i = 0; i < N_OF(framing); i++)
+        filter_add(f, framing[i].s, framing[i].len, 0);
+}
+
+/* Whether the header name p[0..n) may be one the filter marks. */
+static int filter_may_name(const struct repro__name_filter *f, const uint8_t *p, size_t n)
+{
+    unsigned b = repro_http_name_bit(p, n);
+    return (int)((f->bits[b >> 6] >> (b & 63)) & 1);
+}
+
 static int has_param_rules(const struct repro_redact_rules *r)
 {
     return !r->no_defaults || r->n_query_params > 0;
@@ -268,6 +308,7 @@ struct head_facts {
 /* Header fields of a head or a trailer section. */
 struct field_ctx {
     const struct repro_redact_rules *r;
+    const struct repro__name_filter *nf; /* built from r */
     struct out *o;
     int64_t new_length; /* >= 0: rewrite Content-Length to it */
     int drop_cenc;      /* leave Content-Encoding out */
@@ -305,8 +346,18 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
     }
     while (off < n) {
         struct repro_http_line l;
+        struct repro_slice name;
         const struct repro_http_edit *e;
+        size_t next = repro_http_head_field_quick(p, n, off, &name);
 
+        if (next > 0 && !filter_may_name(fc->nf, name.ptr, name.len)) {
+            /* Most lines: a field that no rule, fact or edit below names,
+             * kept as it is (what the general case would do with it). */
+            put(fc->o, p + off, next - off);
+            drop_cont = 0;
+            off = next;
+            continue;
+        }
         off = repro_http_head_line(p, n, off, &l);
         if (l.kind == REPRO_HTTP_LINE_END) {
             put(fc->o, p + l.start, l.next - l.start);
@@ -324,6 +375,11 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
             put(fc->o, p + l.eol, l.next - l.eol);
             fc->hits++;
             drop_cont = 1;
+            continue;
+        }
+        if (!filter_may_name(fc->nf, l.name.ptr, l.name.len)) {
+            /* no rule, fact or edit below names it: kept as it is */
+            put(fc->o, p + l.start, l.next - l.start);
             continue;
         }
         if (header_is_secret(fc->r, l.name.ptr, l.name.len)) {
@@ -554,7 +610,8 @@ static void digest_verdict(const struct repro_http_info *info, unsigned mflags,
 }
 
 /* Decides what to store of the body raw[head_len..]. */
-static int process_body(const struct repro_redact_rules *r, const struct repro_http_info *info,
+static int process_body(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                        const struct repro_http_info *info,
                         unsigned mflags, size_t max_body, const struct head_facts *hf,
                         const uint8_t *p, size_t n, struct body *b, struct repro_redact_result *res)
 {
@@ -583,7 +640,7 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         }
         if (trailer_off > 0) {
             struct out o = {&b->trailers, 0};
-            struct field_ctx fc = {r, &o, -1, 0, NULL, 0};
+            struct field_ctx fc = {r, nf, &o, -1, 0, NULL, 0};
             scrub_fields(&fc, p, n, trailer_off);
             if (o.failed)
                 return o.failed;
@@ -595,6 +652,12 @@ static int process_body(const struct repro_redact_rules *r, const struct repro_h
         b->complete = rc == REPRO_HTTP_DONE;
         if (!has_body_rules(r))
             return REPRO_OK;
+    } else if (cls == B_OTHER && c == REPRO_HTTP_CODING_NONE &&
+               !(info->flags & REPRO_HTTP_H_TE_OTHER)) {
+        /* Stored as it came (no coding to undo, a class nothing is
+         * scrubbed in): the copy below would never be read, and most
+         * bodies (HTML, images) are such. */
+        return REPRO_OK;
     } else if ((rc = repro_buf_append(&b->data, p, n)) != REPRO_OK) {
         return rc;
     }
@@ -691,26 +754,26 @@ static size_t interim_prefix(const uint8_t *p, size_t n)
 }
 
 /* Writes a head (start line and fields) of p[0..n) scrubbed. */
-static size_t write_head(const struct repro_redact_rules *r, enum repro_http_kind kind,
-                         struct out *o, const uint8_t *p, size_t n, int64_t new_length,
-                         int drop_cenc, struct head_facts *facts)
+static size_t write_head(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                         enum repro_http_kind kind, struct out *o, const uint8_t *p, size_t n,
+                         int64_t new_length, int drop_cenc, struct head_facts *facts)
 {
     size_t hits = 0, off = scrub_start_line(r, kind, o, p, n, &hits);
-    struct field_ctx fc = {r, o, new_length, drop_cenc, facts, 0};
+    struct field_ctx fc = {r, nf, o, new_length, drop_cenc, facts, 0};
     scrub_fields(&fc, p, n, off);
     return hits + fc.hits;
 }
 
 /* Writes the interim heads p[0..pre), each scrubbed like any head. */
-static size_t write_interim(const struct repro_redact_rules *r, enum repro_http_kind kind,
-                            struct out *o, const uint8_t *p, size_t pre)
+static size_t write_interim(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                            enum repro_http_kind kind, struct out *o, const uint8_t *p, size_t pre)
 {
     size_t off = 0, hits = 0;
     while (off < pre) {
         size_t he = head_end(p + off, pre - off);
         if (he == 0)
             he = pre - off;
-        hits += write_head(r, kind, o, p + off, he, -1, 0, NULL);
+        hits += write_head(r, nf, kind, o, p + off, he, -1, 0, NULL);
         off += he;
     }
     return hits;
@@ -719,6 +782,50 @@ static size_t write_interim(const struct repro_redact_rules *r, enum repro_http_
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res)
+{
+    struct repro__name_filter f;
+
+    repro__redact_filter_init(&f, rules);
+    return repro__redact_filtered(rules, &f, kind, raw, info, 0, mflags, max_body, res);
+}
+
+/* The bytes of a value span of info (content_type, content_encoding) in
+ * p: ptr NULL when the head had none. */
+static struct repro_slice value_of(const uint8_t *p, struct repro_http_span s)
+{
+    return s.off == 0 ? (struct repro_slice){NULL, 0} : (struct repro_slice){p + s.off, s.len};
+}
+
+/* The dry pass over the heads: counts what would be redacted and collects
+ * Content-Type and Content-Encoding into hf. A head the strict parser took
+ * as it is, none of whose names is a secret or URL header (the framer
+ * watched nf->secret_bits: REPRO_HTTP_H_UNWATCHED), is not scanned field
+ * by field again: its lines are all fields with token names (the parser
+ * rejects anything else; obs-fold lines are only copied), none of them
+ * would be redacted, and the parser noted the two values. */
+static size_t dry_pass(const struct repro_redact_rules *r, const struct repro__name_filter *nf,
+                       enum repro_http_kind kind, const uint8_t *raw, size_t pre,
+                       const uint8_t *p, size_t hlen, const struct repro_http_info *info,
+                       int head_as_parsed, struct head_facts *hf)
+{
+    struct out o = {NULL, 0};
+    size_t hits = 0;
+
+    if (head_as_parsed && info != NULL && pre == 0 && info->head_len == hlen &&
+        (info->flags & REPRO_HTTP_H_UNWATCHED)) {
+        scrub_start_line(r, kind, &o, p, hlen, &hits);
+        hf->ctype = value_of(p, info->content_type);
+        hf->cenc = value_of(p, info->content_encoding);
+        return hits;
+    }
+    return write_head(r, nf, kind, &o, p, hlen, -1, 0, hf) + write_interim(r, nf, kind, &o, raw, pre);
+}
+
+int repro__redact_filtered(const struct repro_redact_rules *rules,
+                           const struct repro__name_filter *nf, enum repro_http_kind kind,
+                           struct repro_slice raw, const struct repro_http_info *info,
+                           int head_as_parsed, unsigned mflags, size_t max_body,
+                           struct repro_redact_result *res)
 {
     static const struct repro_redact_rules none;
     const struct repro_redact_rules *r = rules ? rules : &none;
@@ -730,7 +837,13 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
     int rc = REPRO_OK;
     int64_t new_length = -1;
 
-    memset(res, 0, sizeof *res);
+    /* field by field rather than memset: note alone is 200 bytes, and
+     * info is read only when has_info, body_digest only with _OWN */
+    repro_buf_init(&res->out, 0);
+    res->has_info = 0;
+    res->xflags = 0;
+    res->note[0] = '\0';
+    res->digest = REPRO_REDACT_DIGEST_NONE;
     memset(&b, 0, sizeof b);
     if (raw.len == 0)
         return 0;
@@ -749,11 +862,9 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
      * and Content-Encoding and counts what would be redacted. Most messages
      * hold no secret, and then nothing is copied at all; otherwise the
      * heads are written once the body is known. */
-    o.b = NULL;
-    o.failed = 0;
-    hits = write_head(r, kind, &o, p, hlen, -1, 0, &hf) + write_interim(r, kind, &o, raw.ptr, pre);
+    hits = dry_pass(r, nf, kind, raw.ptr, pre, p, hlen, info, head_as_parsed, &hf);
     if (info != NULL)
-        rc = process_body(r, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
+        rc = process_body(r, nf, info, mflags, max_body, &hf, p + hlen, n - hlen, &b, res);
     if (rc != REPRO_OK)
         goto fail;
     if (info == NULL && n > hlen)
@@ -771,9 +882,10 @@ int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind k
         new_length = (int64_t)b.data.len;
 
     o.b = &res->out;
-    hits = write_interim(r, kind, &o, raw.ptr, pre);
+    o.failed = 0;
+    hits = write_interim(r, nf, kind, &o, raw.ptr, pre);
     out_pre = res->out.len;
-    hits += write_head(r, kind, &o, p, hlen, new_length, b.decoded, NULL);
+    hits += write_head(r, nf, kind, &o, p, hlen, new_length, b.decoded, NULL);
     if (info != NULL || n == hlen)
         write_body(&o, info, &b, p + hlen, n - hlen);
     if (o.failed) {

@@ -33,6 +33,24 @@ struct repro_redact_result {
 enum { REPRO_REDACT_DIGEST_NONE = 0, REPRO_REDACT_DIGEST_WIRE, REPRO_REDACT_DIGEST_OWN };
 
 /*
+ * Quick tests that reject most header names at once. Every name a head
+ * pass compares header names with (the secret headers of the rules, the
+ * URL headers, Content-Type, Content-Encoding and Content-Length) sets its
+ * repro_http_name_bit() in bits; the secret and URL headers alone also in
+ * secret_bits. A name whose bit is clear equals none of them; one whose
+ * bit is set is compared as before. Built by repro__redact_filter_init()
+ * from the rules it is used with.
+ */
+struct repro__name_filter {
+    uint64_t bits[4];
+    uint64_t secret_bits[4];
+};
+
+/* Fills f for rules (NULL: the defaults). rules' strings are read only
+ * during the call. */
+void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_redact_rules *rules);
+
+/*
  * Redacts one message: raw is what the framer kept, info its parsed head or
  * NULL when the head never parsed (malformed, truncated, gapped), mflags its
  * REPRO_XF_* flags so far, max_body the cap on a decoded body. Fail-closed:
@@ -49,6 +67,16 @@ enum { REPRO_REDACT_DIGEST_NONE = 0, REPRO_REDACT_DIGEST_WIRE, REPRO_REDACT_DIGE
 int repro__redact(const struct repro_redact_rules *rules, enum repro_http_kind kind,
                   struct repro_slice raw, const struct repro_http_info *info, unsigned mflags,
                   size_t max_body, struct repro_redact_result *res);
+/* The same with f built from rules beforehand (a capture builds it once).
+ * head_as_parsed: info is a framer's for raw[0..info->head_len) exactly as
+ * it is (no interim heads put in front since), and the framer watched
+ * f->secret_bits (repro_http_limits.watched_names); then a head flagged
+ * REPRO_HTTP_H_UNWATCHED is not scanned again field by field. */
+int repro__redact_filtered(const struct repro_redact_rules *rules,
+                           const struct repro__name_filter *f, enum repro_http_kind kind,
+                           struct repro_slice raw, const struct repro_http_info *info,
+                           int head_as_parsed, unsigned mflags, size_t max_body,
+                           struct repro_redact_result *res);
 
 /* Whether a request head asks to upgrade to h2c (Upgrade lists "h2c"). */
 int repro__is_h2c_upgrade(struct repro_slice raw);

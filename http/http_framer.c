@@ -38,11 +38,27 @@ void repro_http_limits_default(struct repro_http_limits *l)
     l->max_store = 1024 * 1024;
     l->max_trailer = 16 * 1024;
     l->budget = NULL;
+    l->watched_names = NULL;
+}
+
+/* Whether no name of h is in the watched set w (4 words). */
+static int unwatched(const struct repro_http_head *h, const uint64_t *w)
+{
+    return ((h->name_bits[0] & w[0]) | (h->name_bits[1] & w[1]) | (h->name_bits[2] & w[2]) |
+            (h->name_bits[3] & w[3])) == 0;
 }
 
 static struct repro_http_span span_of(struct repro_slice s, const uint8_t *base)
 {
     if (s.ptr == NULL || s.len == 0)
+        return (struct repro_http_span){0, 0};
+    return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
+}
+
+/* A span of a value that may be present and empty: off 0 means absent. */
+static struct repro_http_span value_span_of(struct repro_slice s, const uint8_t *base)
+{
+    if (s.ptr == NULL)
         return (struct repro_http_span){0, 0};
     return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
 }
@@ -62,6 +78,8 @@ void repro_http_info_from_head(struct repro_http_info *info, const struct repro_
     info->target = span_of(h->target, base);
     info->reason = span_of(h->reason, base);
     info->host = span_of(h->host, base);
+    info->content_type = value_span_of(h->content_type, base);
+    info->content_encoding = value_span_of(h->content_encoding, base);
 }
 
 void repro_http_framer_init(struct repro_http_framer *f, enum repro_http_kind kind,
@@ -126,6 +144,29 @@ void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *o
     repro_buf_init(&f->raw, out->max);
 }
 
+int repro_http_framer_lend(struct repro_http_framer *f, struct repro_buf *b)
+{
+    /* a finished message whose bytes were taken holds nothing either */
+    if (!(f->state == FR_IDLE || f->state == FR_RESYNC) || f->raw.data != NULL ||
+        b->data == NULL || b->len != 0 || b->cap > f->raw.max)
+        return 0;
+    f->raw.data = b->data;
+    f->raw.cap = b->cap;
+    f->raw.len = 0;
+    repro_buf_init(b, b->max);
+    return 1;
+}
+
+int repro_http_framer_reclaim(struct repro_http_framer *f, struct repro_buf *b)
+{
+    if (f->finished || !(f->state == FR_IDLE || f->state == FR_RESYNC) || f->raw.data == NULL ||
+        f->raw.len != 0)
+        return 0;
+    *b = f->raw;
+    repro_buf_init(&f->raw, b->max);
+    return 1;
+}
+
 /* Drops the previous message once the caller has had its look at it. */
 static void clear_finished(struct repro_http_framer *f)
 {
@@ -137,7 +178,6 @@ static void clear_finished(struct repro_http_framer *f)
     f->flags = 0;
     f->why = NULL;
     f->wire_bytes = 0;
-    f->head_scan = 0;
     f->head_raw_len = 0;
     memset(&f->msg, 0, sizeof f->msg);
 }
@@ -216,27 +256,7 @@ static void begin_message(struct repro_http_framer *f, int64_t ts_us)
 {
     f->state = FR_HEAD;
     f->first_us = f->last_us = ts_us;
-    f->head_scan = 0;
     f->head_raw_len = 0;
-}
-
-/* Offset just past the empty line that ends a head in p[from..len), or 0. */
-static size_t find_head_end(const uint8_t *p, size_t len, size_t from)
-{
-    size_t i = from;
-    while (i < len) {
-        const uint8_t *lf = memchr(p + i, '\n', len - i);
-        size_t k;
-        if (lf == NULL)
-            return 0;
-        k = (size_t)(lf - p) + 1;
-        if (k < len && p[k] == '\n')
-            return k + 1;
-        if (k + 1 < len && p[k] == '\r' && p[k + 1] == '\n')
-            return k + 2;
-        i = k;
-    }
-    return 0;
 }
 
 /* The head is complete in raw[0..end): parse it and choose body framing. */
@@ -256,6 +276,8 @@ static enum repro_http_outcome head_complete(struct repro_http_framer *f, size_t
     body = repro_http_body_kind(&head, (struct repro_slice){(const uint8_t *)f->req_method,
                                                             strlen(f->req_method)});
     repro_http_info_from_head(&f->info, &head, f->raw.data);
+    if (f->limits.watched_names != NULL && unwatched(&head, f->limits.watched_names))
+        f->info.flags |= REPRO_HTTP_H_UNWATCHED;
     if (body < 0)
         return malformed_at(f, "request Transfer-Encoding does not end in chunked", 1);
     f->body = body;
@@ -305,8 +327,7 @@ static enum repro_http_outcome not_a_start(struct repro_http_framer *f, size_t o
             f->raw.len = d - k;
             f->skipped_bytes += k;
             f->wire_bytes = f->raw.len;
-            f->head_scan = 0;
-            return REPRO_HTTP_NEED_MORE;
+                    return REPRO_HTTP_NEED_MORE;
         }
     }
     if (f->state == FR_PROBE) {
@@ -383,9 +404,10 @@ static enum repro_http_outcome feed_head(struct repro_http_framer *f, const uint
     if (old < START_DECIDED &&
         repro_http_looks_like_start(f->kind, f->raw.data, f->raw.len) == 0)
         return not_a_start(f, old, used);
-    end = find_head_end(f->raw.data, f->raw.len, f->head_scan);
+    /* head_end_within() found the first empty line of the stream so far
+     * (no earlier input ended the head): the head ends there or not yet. */
+    end = head_part > 0 ? old + head_part : 0;
     if (end == 0) {
-        f->head_scan = f->raw.len > 2 ? f->raw.len - 2 : 0;
         *used = n;
         f->wire_bytes += n;
         if (f->raw.len >= f->limits.max_head)

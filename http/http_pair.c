@@ -75,8 +75,12 @@ size_t repro_http_interim_attach(struct repro_http_interim *it, struct repro_buf
     struct repro_buf *pre = &it->raw;
     size_t shift = 0;
 
-    if (statuses != NULL && n > 0)
-        snprintf(statuses, n, "%s", it->statuses);
+    if (statuses != NULL && n > 0) {
+        /* a copy, not printf: this runs for every final response */
+        size_t k = strnlen(it->statuses, n - 1);
+        memcpy(statuses, it->statuses, k);
+        statuses[k] = '\0';
+    }
     it->statuses[0] = '\0';
     if (pre->len == 0)
         return 0;
@@ -90,6 +94,10 @@ size_t repro_http_interim_attach(struct repro_http_interim *it, struct repro_buf
             info->target.off += (uint32_t)shift;
             info->method.off += (uint32_t)shift;
             info->host.off += (uint32_t)shift;
+            if (info->content_type.off > 0)
+                info->content_type.off += (uint32_t)shift;
+            if (info->content_encoding.off > 0)
+                info->content_encoding.off += (uint32_t)shift;
         }
         if (wire_bytes != NULL)
             *wire_bytes += shift;

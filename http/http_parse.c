@@ -12,6 +12,7 @@
  * Expected workload: heads of a few hundred bytes, parsed once each.
  */
 #include "repro/http.h"
+#include "http_int.h"
 
 #include <string.h>
 
@@ -27,9 +28,7 @@ static const uint8_t lower_tab[256] = {
 #undef L1
 };
 
-/* tchar from RFC 9110 section 5.6.2, as a table: this is the hot loop of
- * head parsing. */
-static const uint8_t tchar_tab[256] = {
+const uint8_t repro__http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
     ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -46,7 +45,7 @@ static const uint8_t tchar_tab[256] = {
 
 static inline int is_tchar(uint8_t c)
 {
-    return tchar_tab[c];
+    return repro__http_tchar[c];
 }
 
 int repro_slice_ieq(struct repro_slice s, const char *str)
@@ -58,6 +57,13 @@ int repro_slice_ieq(struct repro_slice s, const char *str)
         if (str[i] == '\0' || lower_tab[s.ptr[i]] != lower_tab[(uint8_t)str[i]])
             return 0;
     return str[i] == '\0';
+}
+
+unsigned repro_http_name_bit(const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return (unsigned)((n * 17 + lower_tab[p[0]] * 3u + lower_tab[p[n - 1]] * 5u) & 255);
 }
 
 const struct repro_http_header *repro_http_find_header(const struct repro_http_head *h,
@@ -215,6 +221,108 @@ static enum repro_http_outcome parse_start_line(struct repro_http_head *h, const
     return REPRO_HTTP_DONE;
 }
 
+/* Whether a field value may not hold byte c: a control byte other than
+ * HTAB, or DEL (RFC 9110 section 5.5). */
+static inline int bad_value_byte(uint8_t c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* The first byte of p[s..e) bad_value_byte() rejects, or e. Values are
+ * most of a head's bytes, so eight are tested at once: a word with a byte
+ * below 0x20 or equal to 0x7f (the tests are exact as yes/no, and their
+ * lowest flagged byte is a real one: a false flag needs a borrow from a
+ * real one below it) is looked at from that byte on. */
+static inline __attribute__((always_inline)) size_t first_bad_value_byte(const uint8_t *p, size_t s,
+                                                                          size_t e)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+
+    while (e - s >= 8) {
+        uint64_t w, d, m;
+        size_t k = s;
+        memcpy(&w, p + s, 8);
+        d = w ^ (ones * 0x7f);
+        m = (((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs;
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            k += (size_t)__builtin_ctzll(m) >> 3;
+#endif
+            for (; k < s + 8; k++)
+                if (bad_value_byte(p[k]))
+                    return k;
+        }
+        s += 8;
+    }
+    for (; s < e; s++)
+        if (bad_value_byte(p[s]))
+            return s;
+    return e;
+}
+
+/*
+ * The common field line at off, in one pass: a token from the first byte,
+ * ':', optional SP/HTAB, then value bytes none of which is a control byte
+ * (HTAB aside) or DEL, up to CR LF or LF. Returns the offset after the
+ * line with *colon, *vs (the value's first byte) and *eol set as the
+ * general path would set them (no LF can come earlier: none of those
+ * bytes is one), or 0 when the line is anything else (the general path
+ * then decides, errors and need-more included).
+ */
+static size_t quick_field(const uint8_t *p, size_t len, size_t off, size_t *colon, size_t *vs,
+                          size_t *eol, int *bare_lf)
+{
+    size_t i = off, v, e;
+
+    /* four bytes a step, then one: names are most of the rest */
+    while (i + 4 <= len &&
+           (is_tchar(p[i]) & is_tchar(p[i + 1]) & is_tchar(p[i + 2]) & is_tchar(p[i + 3])))
+        i += 4;
+    while (i < len && is_tchar(p[i]))
+        i++;
+    if (i == off || i >= len || p[i] != ':')
+        return 0;
+    for (v = i + 1; v < len && (p[v] == ' ' || p[v] == '\t'); v++)
+        ;
+    e = first_bad_value_byte(p, v, len);
+    if (e < len && p[e] == '\n') {
+        *bare_lf = 1;
+    } else if (!(e + 1 < len && p[e] == '\r' && p[e + 1] == '\n')) {
+        return 0;
+    }
+    *colon = i;
+    *vs = v;
+    *eol = e;
+    return e + (p[e] == '\n' ? 1 : 2);
+}
+
+/*
+ * Whether the field name n equals lit, a lower-case literal of letters and
+ * '-' of len bytes. Names are tchar bytes here, and for those OR-ing 0x20
+ * folds case exactly against such a literal (only CR, no tchar, would
+ * also become '-'), so eight bytes are compared at once.
+ */
+static int name_is(struct repro_slice n, const char *lit, size_t len)
+{
+    const uint64_t fold = UINT64_C(0x2020202020202020);
+    size_t i = 0;
+
+    if (n.len != len)
+        return 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, n.ptr + i, 8);
+        memcpy(&b, lit + i, 8);
+        if ((a | fold) != b)
+            return 0;
+    }
+    for (; i < len; i++)
+        if ((n.ptr[i] | 0x20) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+#define NAME_IS(n, lit) name_is((n), lit, sizeof(lit) - 1)
+
 /* Applies the framing-relevant meaning of one header. */
 static enum repro_http_outcome apply_header(struct repro_http_head *h,
                                             const struct repro_http_header *hd, int *seen_cl,
@@ -224,7 +332,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
 
     switch (lower_tab[n.ptr[0]]) {
     case 'c':
-        if (repro_slice_ieq(n, "content-length")) {
+        if (NAME_IS(n, "content-length")) {
             int64_t cl;
             if (parse_content_length(hd->value, &cl) != 0)
                 FAIL(off, "bad Content-Length");
@@ -232,7 +340,13 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
                 FAIL(off, "conflicting Content-Length headers");
             *seen_cl = 1;
             h->content_length = cl;
-        } else if (repro_slice_ieq(n, "connection")) {
+        } else if (NAME_IS(n, "content-type")) {
+            if (h->content_type.ptr == NULL)
+                h->content_type = hd->value;
+        } else if (NAME_IS(n, "content-encoding")) {
+            if (hd->value.len > 0)
+                h->content_encoding = hd->value;
+        } else if (NAME_IS(n, "connection")) {
             if (list_has(hd->value, "close"))
                 h->flags |= REPRO_HTTP_H_CONN_CLOSE;
             if (list_has(hd->value, "keep-alive"))
@@ -240,7 +354,7 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 't':
-        if (repro_slice_ieq(n, "transfer-encoding")) {
+        if (NAME_IS(n, "transfer-encoding")) {
             if (repro_slice_ieq(list_last(hd->value), "chunked")) {
                 h->flags |= REPRO_HTTP_H_CHUNKED;
                 h->flags &= ~REPRO_HTTP_H_TE_OTHER;
@@ -251,15 +365,15 @@ static enum repro_http_outcome apply_header(struct repro_http_head *h,
         }
         break;
     case 'h':
-        if (repro_slice_ieq(n, "host") && h->host.len == 0)
+        if (NAME_IS(n, "host") && h->host.len == 0)
             h->host = hd->value;
         break;
     case 'u':
-        if (repro_slice_ieq(n, "upgrade"))
+        if (NAME_IS(n, "upgrade"))
             h->flags |= REPRO_HTTP_H_UPGRADE;
         break;
     case 'e':
-        if (repro_slice_ieq(n, "expect") && list_has(hd->value, "100-continue"))
+        if (NAME_IS(n, "expect") && list_has(hd->value, "100-continue"))
             h->flags |= REPRO_HTTP_H_EXPECT_CONTINUE;
         break;
     default:
@@ -284,6 +398,8 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
     h->flags = 0;
     h->head_len = 0;
     h->n_headers = 0;
+    h->content_type = h->content_encoding = (struct repro_slice){NULL, 0};
+    memset(h->name_bits, 0, sizeof h->name_bits);
     if (len > max_head)
         len = max_head;
 
@@ -296,35 +412,45 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
 
     for (off = next;; off = next) {
         struct repro_http_header *hd;
-        size_t i, vs, ve, colon;
+        size_t i, vs, ve, colon, q;
 
-        next = line_end(p, len, off, &eol, &bare_lf);
-        if (next == 0)
-            goto need_more;
-        if (eol == off)
-            break; /* the empty line ending the head */
-        if (p[off] == ' ' || p[off] == '\t') {
-            if (h->n_headers == 0)
-                FAIL(off, "continuation line before any header");
-            continue; /* obs-fold: skipped (RFC 9112 5.2 allows replacing by SP) */
-        }
-        for (i = off; i < eol && is_tchar(p[i]); i++)
-            ;
-        if (i == off || i >= eol || p[i] != ':')
-            FAIL(i, "bad header line");
-        if (h->n_headers == REPRO_HTTP_MAX_HEADERS)
-            FAIL(off, "too many header fields");
-        colon = i;
-        for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
-            ;
-        for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
-            ;
-        for (i = vs; i < ve; i++)
-            if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f)
+        if (h->n_headers < REPRO_HTTP_MAX_HEADERS &&
+            (q = quick_field(p, len, off, &colon, &vs, &eol, &bare_lf)) > 0) {
+            next = q;
+            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+                ;
+        } else {
+            next = line_end(p, len, off, &eol, &bare_lf);
+            if (next == 0)
+                goto need_more;
+            if (eol == off)
+                break; /* the empty line ending the head */
+            if (p[off] == ' ' || p[off] == '\t') {
+                if (h->n_headers == 0)
+                    FAIL(off, "continuation line before any header");
+                continue; /* obs-fold: skipped (RFC 9112 5.2 allows replacing by SP) */
+            }
+            for (i = off; i < eol && is_tchar(p[i]); i++)
+                ;
+            if (i == off || i >= eol || p[i] != ':')
+                FAIL(i, "bad header line");
+            if (h->n_headers == REPRO_HTTP_MAX_HEADERS)
+                FAIL(off, "too many header fields");
+            colon = i;
+            for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
+                ;
+            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+                ;
+            if ((i = first_bad_value_byte(p, vs, ve)) < ve)
                 FAIL(i, "control byte in header value");
+        }
         hd = &h->headers[h->n_headers++];
         hd->name = (struct repro_slice){p + off, colon - off};
         hd->value = (struct repro_slice){p + vs, ve - vs};
+        {
+            unsigned b = repro_http_name_bit(hd->name.ptr, hd->name.len);
+            h->name_bits[b >> 6] |= UINT64_C(1) << (b & 63);
+        }
         rc = apply_header(h, hd, &seen_cl, off, err_off, why);
         if (rc != REPRO_HTTP_DONE)
             return rc;

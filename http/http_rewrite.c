@@ -14,13 +14,13 @@
  * Content-Length with an edit), checking field values beyond CR/LF/NUL.
  */
 #include "repro/http.h"
+#include "http_int.h"
 
 #include <string.h>
 
 static int tchar(uint8_t c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    return repro__http_tchar[c];
 }
 
 static inline __attribute__((always_inline)) struct repro_slice trim(const uint8_t *p, size_t s,
@@ -31,6 +31,26 @@ static inline __attribute__((always_inline)) struct repro_slice trim(const uint8
     while (e > s && (p[e - 1] == ' ' || p[e - 1] == '\t'))
         e--;
     return (struct repro_slice){p + s, e - s};
+}
+
+/* The name of the field line p[off..eol): what precedes its first colon,
+ * white space trimmed (set whenever there is a colon). Returns the colon,
+ * or NULL when the line is not "name: value" with a token name. */
+static const uint8_t *lenient_name(const uint8_t *p, size_t off, size_t eol,
+                                   struct repro_slice *name)
+{
+    const uint8_t *colon = memchr(p + off, ':', eol - off);
+    size_t k;
+
+    if (colon == NULL)
+        return NULL;
+    *name = trim(p, off, (size_t)(colon - p));
+    if (name->len == 0)
+        return NULL;
+    for (k = 0; k < name->len; k++)
+        if (!tchar(name->ptr[k]))
+            return NULL;
+    return colon;
 }
 
 size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro_http_line *l)
@@ -60,20 +80,39 @@ size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro
         return l->next;
     }
     l->kind = REPRO_HTTP_LINE_OTHER;
-    colon = memchr(p + off, ':', l->eol - off);
-    if (colon == NULL)
+    /* Nearly every line is "token:" from its first byte: then the token
+     * is the name lenient_name() would find (no ':' or white space is a
+     * tchar), in one pass. */
+    for (k = off; k < l->eol && tchar(p[k]); k++)
+        ;
+    if (k > off && k < l->eol && p[k] == ':') {
+        l->name = (struct repro_slice){p + off, k - off};
+        colon = p + k;
+    } else if ((colon = lenient_name(p, off, l->eol, &l->name)) == NULL) {
         return l->next;
-    l->name = trim(p, off, (size_t)(colon - p));
-    if (l->name.len == 0)
-        return l->next;
-    for (k = 0; k < l->name.len; k++)
-        if (!tchar(l->name.ptr[k]))
-            return l->next;
+    }
     l->kind = REPRO_HTTP_LINE_FIELD;
     l->after_colon = (size_t)(colon - p) + 1;
     l->value = trim(p, l->after_colon, l->eol);
     l->value_start = l->value.len ? (size_t)(l->value.ptr - p) : l->eol;
     return l->next;
+}
+
+size_t repro_http_head_field_quick(const uint8_t *p, size_t n, size_t off, struct repro_slice *name)
+{
+    const uint8_t *lf;
+    size_t k = off;
+
+    /* ':' and the line's end are no tchar: the walk stops at or before them */
+    while (k < n && tchar(p[k]))
+        k++;
+    if (k == off || k >= n || p[k] != ':')
+        return 0;
+    lf = memchr(p + k, '\n', n - k);
+    if (lf == NULL)
+        return 0;
+    *name = (struct repro_slice){p + off, k - off};
+    return (size_t)(lf - p) + 1;
 }
 
 const struct repro_http_edit *repro_http_edit_find(const struct repro_http_edit *edits, size_t n,

@@ -46,7 +46,10 @@ enum {
     REPRO_HTTP_H_UPGRADE = 1u << 4,         /* Upgrade header present */
     REPRO_HTTP_H_EXPECT_CONTINUE = 1u << 5, /* Expect: 100-continue */
     REPRO_HTTP_H_CL_AND_TE = 1u << 6,       /* both Content-Length and T-E */
-    REPRO_HTTP_H_BARE_LF = 1u << 7          /* some line ended in LF only */
+    REPRO_HTTP_H_BARE_LF = 1u << 7,         /* some line ended in LF only */
+    /* framer only: limits.watched_names was given and no header name's
+     * repro_http_name_bit() is in it */
+    REPRO_HTTP_H_UNWATCHED = 1u << 8
 };
 
 /*
@@ -69,7 +72,18 @@ struct repro_http_head {
     size_t head_len;         /* start line + headers + empty line */
     size_t n_headers;
     struct repro_http_header headers[REPRO_HTTP_MAX_HEADERS];
+    /* The value of the first Content-Type field (ptr NULL when none) and of
+     * the last Content-Encoding field with a value (ptr NULL when none). */
+    struct repro_slice content_type, content_encoding;
+    /* Bit repro_http_name_bit() of every header name: a name whose bit is
+     * clear is not in the head (field-by-field checks can be skipped). */
+    uint64_t name_bits[4];
 };
+
+/* A hash of a field name (its length and first and last bytes, A-Z folded
+ * to a-z as repro_slice_ieq() folds) in [0, 256): names that
+ * repro_slice_ieq() finds equal have the same bit. Thread-safe. */
+unsigned repro_http_name_bit(const uint8_t *p, size_t n);
 
 /*
  * Parses a complete message head from p[0..len). Returns DONE with
@@ -234,6 +248,10 @@ struct repro_http_limits {
     size_t max_store;   /* raw bytes kept per message; the rest is counted only */
     size_t max_trailer; /* chunked trailer bytes (default 16 KiB) */
     struct repro_budget *budget; /* optional, borrowed: charged for kept bytes */
+    /* optional, borrowed for the framer's life: 4 words, a set of
+     * repro_http_name_bit() values; heads none of whose names is in it get
+     * REPRO_HTTP_H_UNWATCHED (capture watches the names it redacts) */
+    const uint64_t *watched_names;
 };
 
 void repro_http_limits_default(struct repro_http_limits *l);
@@ -265,6 +283,9 @@ struct repro_http_info {
     int body;       /* enum repro_http_body chosen for this message */
     size_t head_len;
     struct repro_http_span method, target, reason, host;
+    /* The head's content_type and content_encoding; off 0 (no value can
+     * start there, the start line does) when the head had none. */
+    struct repro_http_span content_type, content_encoding;
 };
 
 /* Fills info from a parsed head whose bytes start at base. */
@@ -308,7 +329,6 @@ struct repro_http_framer {
     int body;                  /* enum repro_http_body of the current message */
     uint64_t body_remaining;   /* LENGTH framing */
     struct repro_http_chunked chunk;
-    size_t head_scan;          /* where to resume looking for the head's end */
     size_t head_raw_len;       /* head bytes in raw */
     struct repro_buf raw;
     struct repro_http_info info;
@@ -372,6 +392,15 @@ const struct repro_http_msg *repro_http_framer_msg(const struct repro_http_frame
  * the framer's next call (transferred: the caller releases it with
  * repro_buf_release and gives its len back to limits.budget). */
 void repro_http_framer_take_raw(struct repro_http_framer *f, struct repro_buf *out);
+/* Buffer reuse for a caller that keeps spare buffers (capture): _lend()
+ * gives f the memory of the empty buffer *b for the bytes it is fed next
+ * when f is between messages and holds none (returns 1, *b emptied: the
+ * memory is f's now), else returns 0. _reclaim() takes back the empty
+ * buffer of a framer between messages (returns 1 with *b filled,
+ * transferred), else returns 0. A framer keeps memory only while a
+ * message is in progress or finished and not taken. */
+int repro_http_framer_lend(struct repro_http_framer *f, struct repro_buf *b);
+int repro_http_framer_reclaim(struct repro_http_framer *f, struct repro_buf *b);
 
 /* The method of the message in progress once its head has parsed (a
  * request framer), else an empty slice. Borrowed: valid until the next
@@ -513,6 +542,14 @@ struct repro_http_line {
  * parser rejects (whitespace before the colon, obs-fold, bare LF, no final
  * line ending). Returns l->next. Never allocates; thread-safe. */
 size_t repro_http_head_line(const uint8_t *p, size_t n, size_t off, struct repro_http_line *l);
+
+/* The common case of repro_http_head_line(), cheaper: when the line at
+ * p[off..n) is a token from its first byte followed by ':' and ends in an
+ * LF, sets *name to the token (borrowed from p) and returns the offset
+ * after the line; repro_http_head_line() would call it a FIELD of that
+ * name ending there. Otherwise returns 0 and leaves *name alone. Never
+ * allocates; thread-safe. */
+size_t repro_http_head_field_quick(const uint8_t *p, size_t n, size_t off, struct repro_slice *name);
 
 /* An edit of a head. name and value are borrowed for the call. */
 enum repro_http_edit_op {

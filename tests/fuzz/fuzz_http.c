@@ -17,7 +17,8 @@
  * in the chosen segmentation and once whole. Both runs must report the same
  * messages (capture must not depend on TCP segmentation), and every call
  * must keep the invariants stated in http.h. The same bytes also go through
- * repro_http_parse_head, the chunked scanner (whole against one byte at a
+ * repro_http_parse_head (its notes checked by reference), the lenient line
+ * scanner against its quick path, the chunked scanner (whole against one byte at a
  * time) and repro_http_dechunk. Each segment is copied to its own heap
  * block so ASan catches reads past its end. Violations abort().
  */
@@ -307,6 +308,53 @@ static void make_plan(struct plan *pl, const uint8_t *data, size_t size, size_t 
     }
 }
 
+/* repro_http_head_field_quick() against repro_http_head_line() on every
+ * line of p[0..len): when quick takes a line, the scanner must call it a
+ * FIELD of the same name ending at the same offset. */
+static void check_quick_lines(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        struct repro_http_line l;
+        struct repro_slice name = {NULL, 0};
+        size_t q = repro_http_head_field_quick(p, len, off, &name), next;
+        next = repro_http_head_line(p, len, off, &l);
+        if (q > 0)
+            CHECK(l.kind == REPRO_HTTP_LINE_FIELD && q == l.next && name.ptr == l.name.ptr &&
+                  name.len == l.name.len);
+        else
+            CHECK(name.ptr == NULL);
+        CHECK(next > off);
+        off = next;
+    }
+}
+
+/* What a parsed head says beyond its headers, by reference: every name's
+ * bit is set, the value slices are the first Content-Type and the last
+ * non-empty Content-Encoding, and no value holds a control byte. */
+static void check_head_notes(const struct repro_http_head *h)
+{
+    const struct repro_slice none = {NULL, 0};
+    struct repro_slice ct = none, ce = none;
+    size_t i, k;
+
+    for (i = 0; i < h->n_headers; i++) {
+        const struct repro_http_header *hd = &h->headers[i];
+        unsigned b = repro_http_name_bit(hd->name.ptr, hd->name.len);
+        CHECK(b < 256 && ((h->name_bits[b >> 6] >> (b & 63)) & 1));
+        if (ct.ptr == NULL && repro_slice_ieq(hd->name, "content-type"))
+            ct = hd->value;
+        if (repro_slice_ieq(hd->name, "content-encoding") && hd->value.len > 0)
+            ce = hd->value;
+        for (k = 0; k < hd->value.len; k++)
+            CHECK(!((hd->value.ptr[k] < 0x20 && hd->value.ptr[k] != '\t') ||
+                    hd->value.ptr[k] == 0x7f));
+    }
+    CHECK(h->content_type.ptr == ct.ptr && h->content_type.len == ct.len);
+    CHECK(h->content_encoding.ptr == ce.ptr && h->content_encoding.len == ce.len);
+}
+
 static void check_head(enum repro_http_kind kind, const uint8_t *p, size_t len, size_t max_head)
 {
     struct repro_http_head h, again;
@@ -323,6 +371,8 @@ static void check_head(enum repro_http_kind kind, const uint8_t *p, size_t len, 
         return;
     }
     CHECK(rc == REPRO_HTTP_DONE);
+    check_head_notes(&h);
+    check_quick_lines(p, h.head_len);
     CHECK(h.head_len > 0 && h.head_len <= len && h.head_len <= max_head);
     CHECK(h.n_headers <= REPRO_HTTP_MAX_HEADERS);
     CHECK(h.content_length >= -1);
@@ -414,6 +464,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     copy = malloc(len ? len : 1);
     CHECK(copy != NULL);
     memcpy(copy, payload, len);
+    check_quick_lines(copy, len);
     check_head(REPRO_HTTP_REQUEST, copy, len, 64 * 1024);
     check_head(REPRO_HTTP_RESPONSE, copy, len, 64 * 1024);
     check_head((enum repro_http_kind)(data[0] & 1), copy, len, 1 + data[0] % 64);

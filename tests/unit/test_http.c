@@ -1328,6 +1328,137 @@ static void test_framer_budget(void **state)
     assert_int_equal(budget.used, 0);
 }
 
+/* What the parser notes for redaction: the first Content-Type, the last
+ * non-empty Content-Encoding, and a name bit for every header (equal names
+ * in any case share it). */
+static void test_parse_head_notes(void **state)
+{
+    static const char in[] = "HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/a\r\ncontent-type: text/b\r\n"
+                             "Content-Encoding: gzip\r\nContent-Encoding: \r\nX-A: 1\r\n"
+                             " folded\r\nSet-Cookie: c\r\n\r\n";
+    uint8_t *p = guard_copy(in, sizeof in - 1);
+    struct repro_http_head h;
+    struct repro_http_info info;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_RESPONSE, p, sizeof in - 1, 65536, NULL,
+                                           NULL),
+                     REPRO_HTTP_DONE);
+    assert_int_equal(h.content_type.len, 6);
+    assert_memory_equal(h.content_type.ptr, "text/a", 6);
+    assert_int_equal(h.content_encoding.len, 4);
+    assert_memory_equal(h.content_encoding.ptr, "gzip", 4);
+    for (i = 0; i < h.n_headers; i++) {
+        unsigned b = repro_http_name_bit(h.headers[i].name.ptr, h.headers[i].name.len);
+        assert_true((h.name_bits[b >> 6] >> (b & 63)) & 1);
+    }
+    assert_int_equal(repro_http_name_bit((const uint8_t *)"Set-Cookie", 10),
+                     repro_http_name_bit((const uint8_t *)"sET-COOKIE", 10));
+    repro_http_info_from_head(&info, &h, p);
+    assert_int_equal(info.content_type.off, (size_t)(h.content_type.ptr - p));
+    assert_int_equal(info.content_encoding.len, 4);
+    guard_free(p, sizeof in - 1);
+
+    /* none: off 0 in info; present but empty: a place, length 0 */
+    p = guard_copy(IN("GET / HTTP/1.1\r\nContent-Type:\r\n\r\n"));
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, 34, 65536, NULL, NULL),
+                     REPRO_HTTP_DONE);
+    assert_non_null(h.content_type.ptr);
+    assert_int_equal(h.content_type.len, 0);
+    assert_null(h.content_encoding.ptr);
+    repro_http_info_from_head(&info, &h, p);
+    assert_true(info.content_type.off > 0);
+    assert_int_equal(info.content_encoding.off, 0);
+    guard_free(p, 34);
+
+    /* framing names compared eight bytes at a time: case folds, '_' and
+     * '^' (which OR 0x20 would turn into DEL and '~') do not */
+    p = guard_copy(IN("GET / HTTP/1.1\r\nCONTENT-lENGTH: 5\r\nContent_Length: 7\r\n"
+                      "Content-Lengt^: 8\r\nHOST: a\r\n\r\n"));
+    assert_int_equal(repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, 84, 65536, NULL, NULL),
+                     REPRO_HTTP_DONE);
+    assert_int_equal(h.content_length, 5);
+    assert_int_equal(h.host.len, 1);
+    guard_free(p, 84);
+}
+
+/* A framer given watched names flags heads none of whose names is one
+ * (REPRO_HTTP_H_UNWATCHED); without a watch list it never does. */
+static void test_framer_watched(void **state)
+{
+    static const char in[] = "GET / HTTP/1.1\r\nHost: h\r\ncOOKIE: c\r\n\r\n";
+    uint64_t watch[4] = {0, 0, 0, 0};
+    unsigned b = repro_http_name_bit((const uint8_t *)"Cookie", 6);
+    struct repro_http_limits lim;
+    int round;
+    (void)state;
+
+    for (round = 0; round < 3; round++) {
+        struct repro_http_framer f;
+        size_t used = 0;
+        repro_http_limits_default(&lim);
+        if (round > 0)
+            lim.watched_names = watch;
+        if (round == 2)
+            watch[b >> 6] |= UINT64_C(1) << (b & 63);
+        repro_http_framer_init(&f, REPRO_HTTP_REQUEST, &lim, 0);
+        assert_int_equal(repro_http_framer_feed(&f, (const uint8_t *)in, sizeof in - 1, 0, &used),
+                         REPRO_HTTP_DONE);
+        assert_non_null(repro_http_framer_msg(&f)->info);
+        assert_int_equal((repro_http_framer_msg(&f)->info->flags & REPRO_HTTP_H_UNWATCHED) != 0,
+                         round == 1);
+        repro_http_framer_release(&f);
+    }
+}
+
+/* Field values are checked for control bytes eight at a time: a bad byte
+ * at any place in values of every length is found, and the first one is
+ * reported; HTAB and bytes from 0x80 are not bad. */
+static void test_parse_value_bytes(void **state)
+{
+    static const uint8_t bad[] = {0x00, 0x01, 0x0b, '\r', 0x1f, 0x7f};
+    static const uint8_t good[] = {'\t', 0x20, 0x7e, 0x80, 0xfe, 0xff};
+    char msg[128];
+    size_t vlen, at, b;
+    (void)state;
+
+    for (vlen = 1; vlen <= 20; vlen++) {
+        for (at = 0; at < vlen; at++) {
+            for (b = 0; b < sizeof bad + sizeof good; b++) {
+                int is_bad = b < sizeof bad;
+                uint8_t c = is_bad ? bad[b] : good[b - sizeof bad];
+                size_t n = (size_t)snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nX: "), voff = n;
+                struct repro_http_head h;
+                size_t err_off = 0;
+                enum repro_http_outcome rc;
+                uint8_t *p;
+                memset(msg + n, 'v', vlen);
+                msg[n + at] = (char)c;
+                if (!is_bad && at + 1 < vlen)
+                    msg[n + vlen - 1] = 0x7f; /* and a bad one after it */
+                if ((c == '\t' || c == ' ') && (at == 0 || at == vlen - 1))
+                    continue; /* trimmed off the value */
+                n += vlen;
+                memcpy(msg + n, "\r\n\r\n", 4);
+                n += 4;
+                p = guard_copy(msg, n);
+                rc = repro_http_parse_head(&h, REPRO_HTTP_REQUEST, p, n, 65536, &err_off, NULL);
+                if (is_bad) {
+                    assert_int_equal(rc, REPRO_HTTP_MALFORMED);
+                    assert_int_equal(err_off, voff + at);
+                } else if (at + 1 < vlen) {
+                    assert_int_equal(rc, REPRO_HTTP_MALFORMED);
+                    assert_int_equal(err_off, voff + vlen - 1);
+                } else {
+                    assert_int_equal(rc, REPRO_HTTP_DONE);
+                }
+                guard_free(p, n);
+            }
+        }
+    }
+}
+
 static void test_set_request_method(void **state)
 {
     struct repro_http_framer f;
@@ -1359,6 +1490,9 @@ int main(void)
         cmocka_unit_test(test_framer_tunnel),
         cmocka_unit_test(test_framer_budget),
         cmocka_unit_test(test_set_request_method),
+        cmocka_unit_test(test_parse_head_notes),
+        cmocka_unit_test(test_framer_watched),
+        cmocka_unit_test(test_parse_value_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

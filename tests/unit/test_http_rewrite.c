@@ -199,9 +199,60 @@ static void test_head_line(void **state)
     }
 }
 
+/* A string literal as (pointer, length). */
+#define QIN(lit) lit, sizeof(lit) - 1
+
+/* repro_http_head_field_quick() takes only lines repro_http_head_line()
+ * calls FIELDs, with the same name and end; the rest go to it. */
+static void test_head_field_quick(void **state)
+{
+    static const struct {
+        const char *desc;
+        const char *in;
+        size_t len;
+        size_t want_next; /* 0: not taken */
+    } qcases[] = {
+        {"field", QIN("Host: h\r\nX"), 9},
+        {"no space", QIN("a:b\n"), 4},
+        {"empty value", QIN("Cookie:\r\n"), 9},
+        {"space before colon", QIN("Cookie : a\r\n"), 0},
+        {"obs-fold", QIN(" Cookie: a\r\n"), 0},
+        {"no colon", QIN("Cookie\r\n"), 0},
+        {"empty name", QIN(":a\r\n"), 0},
+        {"control byte in name", QIN("Coo\x01kie: a\r\n"), 0},
+        {"no LF", QIN("Cookie: a"), 0},
+        {"ends at the colon", QIN("Cookie:"), 0},
+        {"empty line", QIN("\r\n"), 0},
+        {"CR in name", QIN("Coo\rkie: a\r\n"), 0},
+        {"colon after LF", QIN("Cookie\n: a\n"), 0},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof qcases / sizeof *qcases; i++) {
+        uint8_t *p = guard_copy(qcases[i].in, qcases[i].len);
+        struct repro_slice name = {NULL, 0};
+        struct repro_http_line l;
+        size_t q = repro_http_head_field_quick(p, qcases[i].len, 0, &name);
+        repro_http_head_line(p, qcases[i].len, 0, &l);
+        if (q != qcases[i].want_next)
+            fail_msg("%s: quick returned %zu, want %zu", qcases[i].desc, q, qcases[i].want_next);
+        if (q > 0) {
+            assert_int_equal(l.kind, REPRO_HTTP_LINE_FIELD);
+            assert_int_equal(l.next, q);
+            assert_ptr_equal(l.name.ptr, name.ptr);
+            assert_int_equal(l.name.len, name.len);
+        } else {
+            assert_null(name.ptr);
+        }
+        guard_free(p, qcases[i].len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_field_quick),
         cmocka_unit_test(test_head_line),
         cmocka_unit_test(test_rewrite_cases),
         cmocka_unit_test(test_rewrite_with_body),
