@@ -332,6 +332,7 @@ static struct repro_slice trim(const uint8_t *p, size_t s, size_t e)
 static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, size_t off)
 {
     int drop_cont = 0; /* continuation lines of the previous field are dropped */
+    int had_field = 0; /* a line before this one: else a continuation continues nothing */
     struct repro_http_edit edits[2];
     size_t n_edits = 0;
     char num[32];
@@ -355,6 +356,7 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
              * kept as it is (what the general case would do with it). */
             put(fc->o, p + off, next - off);
             drop_cont = 0;
+            had_field = 1;
             off = next;
             continue;
         }
@@ -363,12 +365,23 @@ static size_t scrub_fields(struct field_ctx *fc, const uint8_t *p, size_t n, siz
             put(fc->o, p + l.start, l.next - l.start);
             break;
         }
+        if (l.kind == REPRO_HTTP_LINE_CONT && !had_field) {
+            /* whitespace before the first field (RFC 9112 5.2: reject, or
+             * consume without processing): "GET / HTTP/1.1\r\n Cookie: x"
+             * — whatever it holds is not stored */
+            puts_(fc->o, REPRO_REDACT_MARK);
+            put(fc->o, p + l.eol, l.next - l.eol);
+            fc->hits++;
+            had_field = drop_cont = 1;
+            continue;
+        }
         if (l.kind == REPRO_HTTP_LINE_CONT) {
             if (!drop_cont)
                 put(fc->o, p + l.start, l.next - l.start);
             continue;
         }
         drop_cont = 0;
+        had_field = 1;
         if (l.kind != REPRO_HTTP_LINE_FIELD) {
             /* not "name: value": nothing of it can be trusted */
             puts_(fc->o, REPRO_REDACT_MARK);
