@@ -119,8 +119,8 @@ static const char *const migrations[] = {
     "CREATE INDEX replay_results_by_run ON replay_results(run_id, verdict);",
     /* 4 -> 5: why a capture failed; retention skips the exchanges replay
      * results refer to, found through an index */
-    "ALTER TABLE captures ADD COLUMN error TEXT;"
-    "CREATE INDEX replay_results_by_exchange ON replay_results(exchange_id);",
+    ("ALTER TABLE captures ADD COLUMN error TEXT;"
+     "CREATE INDEX replay_results_by_exchange ON replay_results(exchange_id);"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
