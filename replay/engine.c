@@ -501,7 +501,12 @@ static int make_room(struct engine *e, struct conn *c)
 {
     unsigned cap = e->o->connections;
     while (cap && e->n_open >= cap && !e->stop) {
-        for (size_t i = 0; i < e->plan->n_conns; i++) {
+        /* one retired already makes the room once the reader lets it go:
+         * woken by any answer meanwhile, retire no second one */
+        int going = 0;
+        for (size_t i = 0; i < e->plan->n_conns; i++)
+            going |= e->conns[i].fd >= 0 && !e->conns[i].dead && e->conns[i].retiring;
+        for (size_t i = 0; i < e->plan->n_conns && !going; i++) {
             struct conn *x = &e->conns[i];
             if (x != c && x->fd >= 0 && !x->dead && !x->retiring && x->answered == x->sent) {
                 x->retiring = 1;
@@ -523,6 +528,14 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
     int timeout_ms = e->o->timeout_ms > 0 ? e->o->timeout_ms : 10000;
 
     e->intended[k] = intended;
+    /* retired for the cap (shut down, the reader not yet past its EOF):
+     * writing there fails (EPIPE); wait until the reader lets it go, then
+     * open it again */
+    while (c->fd >= 0 && c->retiring && !c->dead) {
+        if (e->stop)
+            return;
+        sender_wait(e, 0);
+    }
     if (c->fd < 0 || c->dead) {
         int fd = -1, er = 0;
         if (!make_room(e, c))
@@ -606,7 +619,8 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
  * the simple case: the connection open, idle (nothing in flight, so its
  * send buffer is empty and a small write does not block) and not closing.
  * Anything else — a connection to open or reopen, the cap, a pipelined or
- * large request, the end of a loop — wakes the sender as before.
+ * large request or one a pipelined request follows, the end of a loop —
+ * wakes the sender as before.
  * Called with e->m held. Returns 1 when the sender stays asleep (what it
  * waits for has not come), 0 when it should be woken as usual. */
 static int drain(struct engine *e)
@@ -623,6 +637,13 @@ static int drain(struct engine *e)
         struct conn *c = &e->conns[s->conn];
         if (c->fd < 0 || c->dead || c->retiring || c->answered != c->sent ||
             e->reqs[s->req].len > INLINE_MAX)
+            return 0;
+        /* the next request of c was recorded pipelined behind this one: the
+         * sender writes both back to back, as recorded (sent from here, the
+         * next would wait for the sender's wakeup, and on a fast target
+         * this one is often answered by then: not pipelined any more) */
+        if (c->sent + 1 < c->plan->n_steps &&
+            e->plan->steps[c->plan->steps[c->sent + 1]].pipelined)
             return 0;
         e->next = k + 1;
         e->st->sent_inline++;
