@@ -63,6 +63,7 @@ struct conn {
     int fr_stale;    /* the framer holds the last descriptor's state (reader resets it) */
     size_t sent;     /* positions of plan->steps written or being written */
     size_t answered; /* positions resolved */
+    size_t last_len; /* bytes of the last request written on it */
     struct repro_http_framer fr; /* reader only */
 };
 
@@ -502,7 +503,12 @@ static int make_room(struct engine *e, struct conn *c)
 {
     unsigned cap = e->o->connections;
     while (cap && e->n_open >= cap && !e->stop) {
-        for (size_t i = 0; i < e->plan->n_conns; i++) {
+        /* one retired already makes the room once the reader lets it go:
+         * woken by any answer meanwhile, retire no second one */
+        int going = 0;
+        for (size_t i = 0; i < e->plan->n_conns; i++)
+            going |= e->conns[i].fd >= 0 && !e->conns[i].dead && e->conns[i].retiring;
+        for (size_t i = 0; i < e->plan->n_conns && !going; i++) {
             struct conn *x = &e->conns[i];
             if (x != c && x->fd >= 0 && !x->dead && !x->retiring && x->answered == x->sent) {
                 x->retiring = 1;
@@ -524,6 +530,14 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
     int timeout_ms = e->o->timeout_ms > 0 ? e->o->timeout_ms : 10000;
 
     e->intended[k] = intended;
+    /* retired for the cap (shut down, the reader not yet past its EOF):
+     * writing there fails (EPIPE); wait until the reader lets it go, then
+     * open it again */
+    while (c->fd >= 0 && c->retiring && !c->dead) {
+        if (e->stop)
+            return;
+        sender_wait(e, 0);
+    }
     if (c->fd < 0 || c->dead) {
         int fd = -1, er = 0;
         if (!make_room(e, c))
@@ -545,6 +559,7 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
             return;
         }
         c->fd = fd;
+        c->last_len = 0; /* a new socket: an empty send buffer */
         c->dead = 0;
         c->retiring = 0;
         c->is_reopen = c->died_early;
@@ -574,6 +589,7 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
     int64_t t = now_ns(e);
 
     pthread_mutex_lock(&e->m);
+    c->last_len = q.len;
     e->st->sent++;
     if (e->o->progress) {
         atomic_fetch_add_explicit(&e->o->progress->sent, 1, memory_order_relaxed);
@@ -607,7 +623,8 @@ static void send_step(struct engine *e, size_t k, int64_t intended)
  * the simple case: the connection open, idle (nothing in flight, so its
  * send buffer is empty and a small write does not block) and not closing.
  * Anything else — a connection to open or reopen, the cap, a pipelined or
- * large request, the end of a loop — wakes the sender as before.
+ * large request or one a pipelined request follows, the end of a loop —
+ * wakes the sender as before.
  * Called with e->m held. Returns 1 when the sender stays asleep (what it
  * waits for has not come), 0 when it should be woken as usual. */
 static int drain(struct engine *e)
@@ -622,8 +639,17 @@ static int drain(struct engine *e)
             return 1;
         }
         struct conn *c = &e->conns[s->conn];
+        /* (after a large request an early answer, e.g. a 413 to an upload,
+         * may leave its bytes in the send buffer: a write could block) */
         if (c->fd < 0 || c->dead || c->retiring || c->answered != c->sent ||
-            e->reqs[s->req].len > INLINE_MAX)
+            e->reqs[s->req].len > INLINE_MAX || c->last_len > INLINE_MAX)
+            return 0;
+        /* the next request of c was recorded pipelined behind this one: the
+         * sender writes both back to back, as recorded (sent from here, the
+         * next would wait for the sender's wakeup, and on a fast target
+         * this one is often answered by then: not pipelined any more) */
+        if (c->sent + 1 < c->plan->n_steps &&
+            e->plan->steps[c->plan->steps[c->sent + 1]].pipelined)
             return 0;
         e->next = k + 1;
         e->st->sent_inline++;

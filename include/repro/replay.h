@@ -236,8 +236,9 @@ struct repro_replay_opts {
     unsigned loops;       /* the whole plan this many times (0 counts as 1) */
     int timeout_ms;       /* per request, from its send (0: 10000) */
     size_t max_response;  /* response bytes kept per request (0: 1 MiB); the rest counted */
-    /* Optional, called on the sender thread just before input request
-     * `req` is written: may replace *bytes (the recorded ones) with bytes
+    /* Optional, called just before input request `req` is written, on the
+     * sender thread or (speed max, see no_inline_send) the reader's, never
+     * on both at once: may replace *bytes (the recorded ones) with bytes
      * owned by ctx that stay valid until the next call. Keep it cheap: it
      * runs between the deadline and the write. Non-zero fails the request
      * (kind WRITE) without sending it. */

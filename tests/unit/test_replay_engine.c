@@ -9,8 +9,9 @@
  * counted), reset, timeout, malformed; plus HEAD, 1xx and chunked
  * responses.
  *
- * Paths steer the server: /close answers with Connection: close and
- * closes, /reset resets, /hang never answers, /garbage answers non-HTTP,
+ * Paths steer the server (by what comes before a '~', so "/close~r1c2" is
+ * /close): /close answers with Connection: close and closes, /quiet
+ * answers as if keeping the connection and closes it, /reset resets, /hang never answers, /garbage answers non-HTTP,
  * /continue sends a 100 first, /chunked answers chunked, /slowN answers
  * after N ms. Every other path is echoed in the body.
  */
@@ -41,7 +42,7 @@
 
 /* ---- the server ------------------------------------------------------------ */
 
-#define MAXC 64
+#define MAXC 512
 #define MAXLOG 4096
 
 struct logent {
@@ -84,7 +85,7 @@ static void put(int fd, const char *s)
 static void put_gzip(int fd, const char *path)
 {
     static uint8_t zeros[1 << 16], out[1 << 16];
-    char head[160], json[64];
+    char head[160], json[96];
     z_stream z;
     size_t n;
 
@@ -123,20 +124,36 @@ static void put_gzip(int fd, const char *path)
     put(fd, "\r\n0\r\n\r\n");
 }
 
+/* Logs a request; out_ns 0: not answered. Called before the answer is
+ * written, so that whoever got the answer finds the entry. */
+static void note(struct server *sv, int cn, const char *full, int64_t in, int64_t out_ns)
+{
+    pthread_mutex_lock(&sv->m);
+    if (sv->n_log < MAXLOG) {
+        struct logent *l = &sv->log[sv->n_log++];
+        l->conn = cn;
+        snprintf(l->path, sizeof l->path, "%s", full);
+        l->in_ns = in;
+        l->out_ns = out_ns;
+    }
+    pthread_mutex_unlock(&sv->m);
+}
+
 /* Answers one request head; returns 0 when the connection must close. */
 static int answer(struct server *sv, int fd, int cn, const char *head)
 {
-    char method[16] = "", path[64] = "", body[128], out[512];
+    char method[16] = "", full[64] = "", path[64], body[128], out[512];
     int keep = 1;
-    sscanf(head, "%15s %63s", method, path);
-    int64_t in = mono(), out_ns = 0;
+    sscanf(head, "%15s %63s", method, full);
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(full, "~"), full); /* what steers */
+    int64_t in = mono();
     if (strncmp(path, "/slow", 5) == 0) {
         struct timespec ts = {0, atoi(path + 5) * 1000000L};
         nanosleep(&ts, NULL);
     }
     char extra[160] = "";
     static int stamp;
-    snprintf(body, sizeof body, "{\"path\":\"%s\"}", path);
+    snprintf(body, sizeof body, "{\"path\":\"%s\"}", full);
     if (strcmp(path, "/stamp") == 0) { /* a value that differs on every answer */
         pthread_mutex_lock(&sv->m);
         int t = ++stamp;
@@ -158,38 +175,32 @@ static int answer(struct server *sv, int fd, int cn, const char *head)
         snprintf(body, sizeof body, "{\"path\":\"/me\",\"cookie\":\"%.*s\"}", cl, ck ? ck + 8 : "");
     }
     if (strcmp(path, "/hang") == 0) {
+        note(sv, cn, full, in, 0);
         keep = 1; /* never answered */
     } else if (strcmp(path, "/reset") == 0) {
+        note(sv, cn, full, in, 0);
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         keep = 0;
     } else if (strcmp(path, "/garbage") == 0) {
+        note(sv, cn, full, in, 0);
         put(fd, "NOT HTTP AT ALL\r\n\r\n");
     } else if (strncmp(path, "/gzip", 5) == 0) {
-        out_ns = mono();
+        note(sv, cn, full, in, mono());
         put_gzip(fd, path);
     } else if (strcmp(path, "/chunked") == 0) {
-        out_ns = mono();
+        note(sv, cn, full, in, mono());
         put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
     } else {
         if (strcmp(path, "/continue") == 0)
             put(fd, "HTTP/1.1 100 Continue\r\n\r\n");
-        keep = strcmp(path, "/close") != 0;
+        keep = strcmp(path, "/close") != 0 && strcmp(path, "/quiet") != 0;
         snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s%s\r\n%s",
-                 strlen(body), extra, keep ? "" : "Connection: close\r\n",
+                 strlen(body), extra, strcmp(path, "/close") ? "" : "Connection: close\r\n",
                  strcmp(method, "HEAD") == 0 ? "" : body);
-        out_ns = mono(); /* before the write: the answer cannot arrive earlier */
+        note(sv, cn, full, in, mono()); /* before the write: the answer cannot arrive earlier */
         put(fd, out);
     }
-    pthread_mutex_lock(&sv->m);
-    if (sv->n_log < MAXLOG) {
-        struct logent *l = &sv->log[sv->n_log++];
-        l->conn = cn;
-        snprintf(l->path, sizeof l->path, "%s", path);
-        l->in_ns = in;
-        l->out_ns = out_ns;
-    }
-    pthread_mutex_unlock(&sv->m);
     return keep;
 }
 
@@ -532,9 +543,524 @@ static void test_realtime_catch_up(void **state)
     if (!st.sender_fifo) {
         repro_replay_plan_free(p);
         server_stop(sv);
-        skip();
+        tu_skip("SCHED_FIFO is not permitted here (needs root or CAP_SYS_NICE)");
     }
     assert_int_equal(st.sender_rt_dropped, 1);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
+/* ---- stress: the reader sending (drain) beside the sender --------------- */
+
+/* What these tests check at every request, whichever thread sends it: the
+ * prepare hook runs right before the write, so it sees what the target is
+ * about to get. Two prepares at once mean two threads writing at once; a
+ * prepare before the callbacks of every answer recorded earlier means a
+ * request out of causal order; a second prepare of a request in one loop
+ * means it went twice. Each send is rewritten to carry its loop ("~L" at
+ * the end of the path), so the server's log tells every send apart. */
+
+#define SLOOPS 3
+
+struct checker {
+    pthread_mutex_t m;
+    const struct trace *t;
+    const struct repro_replay_plan *plan;
+    struct got *g;
+    int n_prep[256], n_res[256];
+    int active, overlap, causal, twice, bad_loop, unprepared;
+    int slow;       /* 1: every prepare sleeps a little (wider windows, not timing) */
+    int fail_every; /* > 0: prepare fails for inputs i % fail_every == fail_every - 1 */
+    int stop_at;    /* > 0: the callback stops the run at this result */
+    int loops;      /* of the run, at most SLOOPS */
+    int n_results;
+    char buf[256][SLOOPS][160];
+    pthread_t who[256][SLOOPS]; /* the thread that prepared (so wrote) it */
+};
+
+static void checker_start(struct checker *k, int slow, int fail_every, int stop_at)
+{
+    memset(k, 0, sizeof *k);
+    pthread_mutex_init(&k->m, NULL);
+    k->slow = slow;
+    k->fail_every = fail_every;
+    k->stop_at = stop_at;
+}
+
+static int chk_prepare(void *ctx, size_t i, struct repro_slice *bytes)
+{
+    struct checker *k = ctx;
+    int rc = 0;
+
+    pthread_mutex_lock(&k->m);
+    if (k->active++ > 0)
+        k->overlap++;
+    int l = k->n_prep[i]++;
+    if (l < SLOOPS)
+        k->who[i][l] = pthread_self();
+    for (size_t j = 0; j < k->t->n; j++)
+        if (k->t->r[j].answered_us >= 0 && k->t->r[j].answered_us < k->t->r[i].sent_us &&
+            k->n_res[j] < l + 1)
+            k->causal++;
+    pthread_mutex_unlock(&k->m);
+    if (k->slow) {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    if (l >= k->loops) {
+        pthread_mutex_lock(&k->m);
+        k->twice++;
+        pthread_mutex_unlock(&k->m);
+    } else if (k->fail_every && (int)(i % (size_t)k->fail_every) == k->fail_every - 1) {
+        rc = -1;
+    } else {
+        /* "GET /x~i3 HTTP/1.1..." becomes "GET /x~i3~L HTTP/1.1..." */
+        const char *txt = k->t->text[i], *sp = strchr(strchr(txt, ' ') + 1, ' ');
+        snprintf(k->buf[i][l], sizeof k->buf[i][l], "%.*s~%d%s", (int)(sp - txt), txt, l, sp);
+        *bytes = (struct repro_slice){(const uint8_t *)k->buf[i][l], strlen(k->buf[i][l])};
+    }
+    pthread_mutex_lock(&k->m);
+    k->active--;
+    pthread_mutex_unlock(&k->m);
+    return rc;
+}
+
+static int chk_result(void *ctx, const struct repro_replay_result *r)
+{
+    struct checker *k = ctx;
+    size_t i = k->plan->steps[r->step].req;
+
+    pthread_mutex_lock(&k->m);
+    if ((unsigned)k->n_res[i]++ != r->loop)
+        k->bad_loop++;
+    if (r->error == REPRO_REPLAY_OK && k->n_prep[i] < (int)r->loop + 1)
+        k->unprepared++;
+    int n = ++k->n_results;
+    pthread_mutex_unlock(&k->m);
+    collect(k->g, r);
+    return k->stop_at && n == k->stop_at ? 77 : 0;
+}
+
+static int run_checked(struct trace *t, int port, const struct repro_replay_opts *extra,
+                       struct checker *k, struct got *g, struct repro_replay_plan **plan,
+                       struct repro_replay_stats *st)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct repro_replay_opts o = *extra;
+    struct repro_error err = {0};
+    o.target = (const struct sockaddr *)&a;
+    o.target_len = sizeof a;
+    o.speed = 0;
+    if (!o.loops)
+        o.loops = SLOOPS;
+    assert_true(o.loops <= SLOOPS);
+    k->loops = (int)o.loops;
+    if (!o.timeout_ms)
+        o.timeout_ms = 2000;
+    o.prepare = chk_prepare;
+    o.prepare_ctx = k;
+    assert_int_equal(repro_replay_plan_build(t->r, t->n, plan, &err), REPRO_OK);
+    memset(g, 0, sizeof *g);
+    k->t = t;
+    k->plan = *plan;
+    k->g = g;
+    return repro_replay_run(*plan, t->q, &o, chk_result, k, st, &err);
+}
+
+/* The input before i on its recorded connection (-1: none). */
+static int prev_on_conn(const struct trace *t, size_t i)
+{
+    for (size_t j = i; j-- > 0;)
+        if (t->r[j].conn_id == t->r[i].conn_id)
+            return (int)j;
+    return -1;
+}
+
+/* The engine's own invariants, whatever the target did: nothing written by
+ * two threads at once, in causal order, once per loop at most; a request
+ * recorded pipelined written by the thread that wrote the one before it
+ * (back to back, as recorded: not one by the reader and the next by the
+ * sender after a wakeup, by when the first may have been answered). */
+static void check_engine(struct checker *k, int complete)
+{
+    for (size_t x = 0; x < k->plan->n_steps; x++) {
+        size_t i = k->plan->steps[x].req;
+        int j = prev_on_conn(k->t, i);
+        for (int l = 0; k->plan->steps[x].pipelined && l < k->loops; l++)
+            if (l < k->n_prep[i] && l < k->n_prep[j])
+                assert_true(pthread_equal(k->who[i][l], k->who[j][l]));
+    }
+    assert_int_equal(k->overlap, 0);
+    assert_int_equal(k->causal, 0);
+    assert_int_equal(k->twice, 0);
+    assert_int_equal(k->bad_loop, 0);
+    assert_int_equal(k->unprepared, 0);
+    for (size_t i = 0; complete && i < k->t->n; i++) {
+        assert_int_equal(k->n_res[i], k->loops);
+        assert_true(k->n_prep[i] <= k->loops);
+    }
+    pthread_mutex_destroy(&k->m);
+}
+
+/* A request "/kind~i<input>", as the stress tests name them. */
+static void add_i(struct trace *t, int64_t conn, int64_t sent_us, int64_t answered_us,
+                  const char *method, const char *kind)
+{
+    char path[40];
+    snprintf(path, sizeof path, "%s~i%zu", kind, t->n);
+    add(t, conn, sent_us, answered_us, method, path);
+}
+
+/* What the server saw, per input and loop: how often, when. */
+static struct seen {
+    int n[256][SLOOPS];
+    int64_t in[256][SLOOPS], out[256][SLOOPS];
+} seen;
+
+struct ev {
+    int64_t at;
+    int d; /* -1 an end, +1 a start: an end first at a tie */
+};
+
+static int by_at(const void *a, const void *b)
+{
+    const struct ev *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x->d - y->d;
+}
+
+/* Checks the server's log: every send at most once (exactly once when
+ * strict), after the answers recorded before it (at the server: its
+ * arrival after their answers were written); one server connection
+ * carries one recorded connection's requests of one loop, in their order;
+ * and with cap, at most cap server connections busy at once (a connection
+ * is busy from its first arrival to its last answer, inside the engine's
+ * open-to-close, so the engine's cap bounds it). */
+static void check_server(struct server *sv, const struct trace *t, int loops, int strict,
+                         unsigned cap)
+{
+    struct seen *sn = &seen;
+    static int owner[MAXC], last_i[MAXC], last_l[MAXC];
+    static int64_t first_in[MAXC], last_out[MAXC];
+    int n_srv = 0;
+
+    memset(sn, 0, sizeof *sn);
+    for (int c = 0; c < MAXC; c++)
+        owner[c] = -1, first_in[c] = INT64_MAX, last_out[c] = 0;
+    pthread_mutex_lock(&sv->m);
+    for (int e = 0; e < sv->n_log; e++) {
+        const struct logent *x = &sv->log[e];
+        const char *p = strstr(x->path, "~i");
+        int i = -1, l = -1;
+        if (!p || sscanf(p, "~i%d~%d", &i, &l) != 2 || i < 0 || (size_t)i >= t->n || l < 0 ||
+            l >= loops || x->conn < 0 || x->conn >= MAXC)
+            fail_msg("the server saw an unexpected request %s", x->path);
+        sn->n[i][l]++;
+        sn->in[i][l] = x->in_ns;
+        sn->out[i][l] = x->out_ns;
+        int c = x->conn;
+        if (c >= n_srv)
+            n_srv = c + 1;
+        if (owner[c] < 0) {
+            owner[c] = (int)t->r[i].conn_id;
+        } else {
+            assert_int_equal(owner[c], (int)t->r[i].conn_id); /* no mixing */
+            assert_int_equal(last_l[c], l);                   /* nor loops */
+            assert_true(i > last_i[c]);                       /* in seq order */
+        }
+        last_i[c] = i;
+        last_l[c] = l;
+        if (x->in_ns < first_in[c])
+            first_in[c] = x->in_ns;
+        if (x->out_ns > last_out[c])
+            last_out[c] = x->out_ns;
+    }
+    pthread_mutex_unlock(&sv->m);
+    for (size_t i = 0; i < t->n; i++)
+        for (int l = 0; l < loops; l++) {
+            if (strict)
+                assert_int_equal(sn->n[i][l], 1);
+            else
+                assert_true(sn->n[i][l] <= 1);
+            for (size_t j = 0; sn->n[i][l] && j < t->n; j++)
+                if (t->r[j].answered_us >= 0 && t->r[j].answered_us < t->r[i].sent_us &&
+                    sn->n[j][l] && sn->out[j][l] > 0)
+                    assert_true(sn->in[i][l] >= sn->out[j][l]);
+        }
+    if (!cap)
+        return;
+    static struct ev ev[2 * MAXC];
+    size_t n_ev = 0;
+    for (int c = 0; c < n_srv; c++) {
+        if (owner[c] < 0)
+            continue;
+        assert_true(last_out[c] > 0); /* every request there answered */
+        ev[n_ev++] = (struct ev){first_in[c], 1};
+        ev[n_ev++] = (struct ev){last_out[c], -1};
+    }
+    qsort(ev, n_ev, sizeof *ev, by_at);
+    int busy = 0, most = 0;
+    for (size_t e = 0; e < n_ev; e++) {
+        busy += ev[e].d;
+        most = busy > most ? busy : most;
+    }
+    assert_true(most <= (int)cap);
+}
+
+/* Ten rounds at speed max: every request of round r was recorded after
+ * every answer of round r-1. Connections 0-2 carry one each round (some
+ * HEAD, some answered after a 100, some chunked), 3-5 take turns on odd
+ * rounds, 6 pipelines two every third round. */
+static void build_rounds(struct trace *t)
+{
+    static const char *const kinds[] = {"/x", "/continue", "/x", "/chunked", "/x"};
+    memset(t, 0, sizeof *t);
+    for (int r = 0; r < 10; r++) {
+        int64_t b = 1000 * r;
+        for (int c = 0; c < 3; c++) {
+            const char *kind = kinds[(r + c) % 5];
+            add_i(t, c, b + c, b + 500 + c, kind == kinds[0] && r % 2 ? "HEAD" : "GET", kind);
+        }
+        if (r % 2)
+            add_i(t, 3 + r % 3, b + 5, b + 505, "GET", "/x");
+        if (r % 3 == 0) {
+            add_i(t, 6, b + 10, b + 600, "GET", "/x");
+            add_i(t, 6, b + 11, b + 601, "GET", "/chunked"); /* before the answer above */
+        }
+    }
+}
+
+/* The rounds, three loops, with the reader sending (without a connection
+ * cap and with a cap of 3, which makes the sender retire and reopen
+ * connections while the reader sends on others; with a fast prepare and
+ * with one that sleeps) and with only the sender (no_inline_send): every
+ * send once, one thread at a time, in causal order, on its own recorded
+ * connection, under the cap. */
+static void test_inline_stress_rounds(void **state)
+{
+    (void)state;
+    static struct trace t;
+    static struct got g;
+    static struct checker k;
+    static const struct {
+        int no_inline, slow;
+        unsigned cap;
+    } modes[] = {{0, 0, 0}, {0, 1, 0}, {0, 0, 3}, {0, 1, 3}, {1, 0, 3}};
+
+    build_rounds(&t);
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        struct server *sv = server_start();
+        struct repro_replay_plan *p;
+        struct repro_replay_stats st;
+        struct repro_replay_opts o = {.no_inline_send = modes[m].no_inline,
+                                      .connections = modes[m].cap};
+        checker_start(&k, modes[m].slow, 0, 0);
+        assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+        check_engine(&k, 1);
+        assert_int_equal(st.sent, t.n * SLOOPS);
+        assert_int_equal(st.answered, t.n * SLOOPS);
+        for (size_t x = 0; x < g.n; x++)
+            assert_int_equal(g.r[x].error, REPRO_REPLAY_OK);
+        if (modes[m].no_inline)
+            assert_int_equal(st.sent_inline, 0);
+        if (!modes[m].cap) {
+            assert_int_equal(st.connections_opened, 7 * SLOOPS); /* each once a loop */
+            assert_int_equal(accepted(sv), 7 * SLOOPS);
+            if (!modes[m].no_inline)
+                assert_true(st.sent_inline > 0);
+        }
+        check_server(sv, &t, SLOOPS, 1, modes[m].cap);
+        repro_replay_plan_free(p);
+        server_stop(sv);
+    }
+}
+
+/* A connection cap of 2 under five connections that all take part in every
+ * round: the sender retires an idle connection for nearly every request,
+ * while answers (and the reader's sends) go on. A retired connection is
+ * shut down before the reader lets it go: no request may be written into
+ * it then (it fails as WRITE, EPIPE), and no second one retired while the
+ * first is going. */
+static void test_inline_stress_cap(void **state)
+{
+    (void)state;
+    static struct trace t;
+    static struct got g;
+    static struct checker k;
+
+    memset(&t, 0, sizeof t);
+    for (int r = 0; r < 12; r++)
+        for (int c = 0; c < 5; c++)
+            add_i(&t, c, 1000 * r + c, 1000 * r + 500 + c, "GET", "/x");
+    for (int m = 0; m < 2; m++) {
+        struct server *sv = server_start();
+        struct repro_replay_plan *p;
+        struct repro_replay_stats st;
+        struct repro_replay_opts o = {.no_inline_send = m, .connections = 2};
+        checker_start(&k, 0, 0, 0);
+        assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+        check_engine(&k, 1);
+        for (size_t x = 0; x < g.n; x++)
+            assert_int_equal(g.r[x].error, REPRO_REPLAY_OK);
+        assert_int_equal(st.answered, t.n * SLOOPS);
+        check_server(sv, &t, SLOOPS, 1, 2);
+        repro_replay_plan_free(p);
+        server_stop(sv);
+    }
+}
+
+/* Eight rounds on six connections, every request after every answer of the
+ * round before; kind(r, c) picks what the target does with some of them. */
+static void build_closing(struct trace *t, const char *(*kind)(int r, int c))
+{
+    memset(t, 0, sizeof *t);
+    for (int r = 0; r < 8; r++)
+        for (int c = 0; c < 6; c++)
+            add_i(t, c, 1000 * r + c, 1000 * r + 500 + c, "GET", kind(r, c));
+}
+
+static const char *kind_close(int r, int c)
+{
+    return (r * 6 + c) % 5 == 2 ? "/close" : "/x";
+}
+
+static const char *kind_rude(int r, int c)
+{
+    static const char *const k[] = {"/x", "/quiet", "/x", "/reset", "/x", "/garbage", "/x"};
+    return k[(r * 6 + c) % 7];
+}
+
+static int is_kind(const struct trace *t, int i, const char *kind)
+{
+    char want[24];
+    snprintf(want, sizeof want, " %s~", kind);
+    return i >= 0 && strstr(t->text[i], want) != NULL;
+}
+
+/* The target closes connections early at speed max, three loops: with
+ * Connection: close (the engine lets the connection go before the answer
+ * lets the next request go: every request answered, each close reopened),
+ * then without a word, resetting, or answering garbage (requests may then
+ * fail, but each is sent at most once, by one thread at a time, in causal
+ * order, and has exactly one result). */
+static void test_inline_stress_reopen(void **state)
+{
+    (void)state;
+    static struct trace t;
+    static struct got g;
+    static struct checker k;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    struct repro_replay_opts o = {.timeout_ms = 5000};
+    struct server *sv = server_start();
+
+    build_closing(&t, kind_close);
+    uint64_t reopens = 0;
+    for (size_t i = 0; i < t.n; i++)
+        reopens += is_kind(&t, prev_on_conn(&t, i), "/close");
+    checker_start(&k, 0, 0, 0);
+    assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+    check_engine(&k, 1);
+    assert_int_equal(st.answered, t.n * SLOOPS);
+    assert_int_equal(st.reopened, reopens * SLOOPS);
+    for (size_t x = 0; x < g.n; x++) {
+        size_t i = p->steps[g.r[x].step].req;
+        assert_int_equal(g.r[x].error, REPRO_REPLAY_OK);
+        int after_close = 0; /* the rest of the connection goes on the reopened one */
+        for (int j = prev_on_conn(&t, i); j >= 0; j = prev_on_conn(&t, (size_t)j))
+            after_close |= is_kind(&t, j, "/close");
+        assert_int_equal(g.r[x].reopened, after_close);
+    }
+    check_server(sv, &t, SLOOPS, 1, 0);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+
+    sv = server_start();
+    build_closing(&t, kind_rude);
+    checker_start(&k, 0, 0, 0);
+    assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+    check_engine(&k, 1);
+    check_server(sv, &t, SLOOPS, 0, 0);
+    for (size_t x = 0; x < g.n; x++) {
+        size_t i = p->steps[g.r[x].step].req;
+        enum repro_replay_errkind e = g.r[x].error;
+        if (is_kind(&t, (int)i, "/reset"))
+            assert_true(e == REPRO_REPLAY_RESET || e == REPRO_REPLAY_CLOSED);
+        else if (is_kind(&t, (int)i, "/garbage"))
+            assert_int_equal(e, REPRO_REPLAY_MALFORMED);
+        else if (is_kind(&t, prev_on_conn(&t, i), "/quiet")) /* may go into the closing one */
+            assert_true(e == REPRO_REPLAY_OK || e == REPRO_REPLAY_CLOSED ||
+                        e == REPRO_REPLAY_RESET);
+        else
+            assert_int_equal(e, REPRO_REPLAY_OK);
+        if (e == REPRO_REPLAY_OK)
+            assert_int_equal(seen.n[i][g.r[x].loop], 1);
+    }
+    repro_replay_plan_free(p);
+    server_stop(sv);
+}
+
+/* prepare failing on some requests (on whichever thread sends them): just
+ * those fail, as WRITE, unsent; their connection is reopened for the
+ * next. A callback stopping the run: the run ends with its code. A request
+ * that times out: its answer's dependants go when the reader gives up on
+ * it (from the timeout check, which may send them itself). */
+static void test_inline_stress_failures(void **state)
+{
+    (void)state;
+    static struct trace t;
+    static struct got g;
+    static struct checker k;
+    struct repro_replay_plan *p;
+    struct repro_replay_stats st;
+    struct repro_replay_opts o = {0};
+    struct server *sv = server_start();
+
+    build_closing(&t, kind_close);
+    for (size_t i = 0; i < t.n; i++) /* no closes: only prepare fails */
+        if (is_kind(&t, (int)i, "/close"))
+            memcpy(strchr(t.text[i], '/') + 1, "xxxxx", 5);
+    checker_start(&k, 0, 7, 0);
+    assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+    check_engine(&k, 1);
+    check_server(sv, &t, SLOOPS, 0, 0);
+    for (size_t x = 0; x < g.n; x++) {
+        size_t i = p->steps[g.r[x].step].req;
+        assert_int_equal(g.r[x].error, i % 7 == 6 ? REPRO_REPLAY_WRITE : REPRO_REPLAY_OK);
+        assert_int_equal(seen.n[i][g.r[x].loop], i % 7 == 6 ? 0 : 1);
+    }
+    assert_int_equal(st.errors[REPRO_REPLAY_WRITE], t.n / 7 * SLOOPS);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+
+    sv = server_start();
+
+    build_rounds(&t);
+    checker_start(&k, 0, 0, 40);
+    assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), 77);
+    check_engine(&k, 0);
+    assert_true(k.n_results >= 40);
+    assert_true(st.sent < t.n * SLOOPS);
+    repro_replay_plan_free(p);
+    server_stop(sv);
+
+    sv = server_start();
+
+    memset(&t, 0, sizeof t);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            add_i(&t, c, 1000 * r + c, 1000 * r + 500 + c, "GET", r == 1 && c == 2 ? "/hang" : "/x");
+    o = (struct repro_replay_opts){.timeout_ms = 200, .loops = 1};
+    checker_start(&k, 0, 0, 0);
+    assert_int_equal(run_checked(&t, sv->port, &o, &k, &g, &p, &st), REPRO_OK);
+    check_engine(&k, 1);
+    check_server(sv, &t, 1, 1, 0);
+    for (size_t x = 0; x < g.n; x++)
+        assert_int_equal(g.r[x].error, is_kind(&t, (int)p->steps[g.r[x].step].req, "/hang")
+                                           ? REPRO_REPLAY_TIMEOUT
+                                           : REPRO_REPLAY_OK);
     repro_replay_plan_free(p);
     server_stop(sv);
 }
@@ -940,6 +1466,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_and_causality),
         cmocka_unit_test(test_inline_send),
+        cmocka_unit_test(test_inline_stress_rounds),
+        cmocka_unit_test(test_inline_stress_cap),
+        cmocka_unit_test(test_inline_stress_reopen),
+        cmocka_unit_test(test_inline_stress_failures),
         cmocka_unit_test(test_timing),
         cmocka_unit_test(test_realtime_catch_up),
         cmocka_unit_test(test_errors),
@@ -948,5 +1478,5 @@ int main(void)
         cmocka_unit_test(test_run_gzip),
         cmocka_unit_test(test_run_many),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
