@@ -405,13 +405,18 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
     sqlite3_extended_result_codes(s->db, 1);
     if (readonly && (rc = readable(s, err)) != 0)
         goto fail;
-    /* page_size only takes effect on a new file, before WAL is enabled:
-     * 16 KiB pages hold a few dozen typical exchanges each. */
-    if (!readonly && ((rc = repro__store_exec(s, "PRAGMA page_size=16384;", err,
+    /* page_size only takes effect on a new file, before WAL is enabled.
+     * 64 KiB pages (about a hundred typical exchanges each) instead of 16:
+     * a quarter of the page splits, WAL frames and checkpoint copies per
+     * exchange; the live agent's CPU per exchange fell from 4.44 to 3.93 us
+     * (bench/live_bench.sh). Checkpoints every 256 pages keep the -wal at
+     * 16 MiB as before. */
+    if (!readonly && ((rc = repro__store_exec(s, "PRAGMA page_size=65536;", err,
                                               "cannot configure")) != 0 ||
                       (rc = enable_wal(s, err)) != 0 ||
                       (rc = repro__store_exec(s, "PRAGMA synchronous=NORMAL;"
-                                                 " PRAGMA cache_size=-8192;",
+                                                 " PRAGMA cache_size=-8192;"
+                                                 " PRAGMA wal_autocheckpoint=256;",
                                               err, "cannot configure")) != 0))
         goto fail;
     if ((rc = migrate(s, readonly, err)) != 0)
