@@ -121,17 +121,11 @@ static int json_is_secret(void *ctx, const uint8_t *p, size_t n)
            in_list(p, n, r->json_fields, r->n_json_fields);
 }
 
-static void set_bit(uint64_t bits[4], const char *s, size_t n)
-{
-    unsigned b = repro_http_name_bit((const uint8_t *)s, n);
-    bits[b >> 6] |= UINT64_C(1) << (b & 63);
-}
-
 static void filter_add(struct repro__name_filter *f, const char *s, size_t n, int secret)
 {
-    set_bit(f->bits, s, n);
+    repro_http_name_set_add(f->bits, (const uint8_t *)s, n);
     if (secret)
-        set_bit(f->secret_bits, s, n);
+        repro_http_name_set_add(f->secret_bits, (const uint8_t *)s, n);
 }
 
 void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_redact_rules *rules)
@@ -157,8 +151,7 @@ void repro__redact_filter_init(struct repro__name_filter *f, const struct repro_
 /* Whether the header name p[0..n) may be one the filter marks. */
 static int filter_may_name(const struct repro__name_filter *f, const uint8_t *p, size_t n)
 {
-    unsigned b = repro_http_name_bit(p, n);
-    return (int)((f->bits[b >> 6] >> (b & 63)) & 1);
+    return repro_http_name_set_has(f->bits, p, n);
 }
 
 static int has_param_rules(const struct repro_redact_rules *r)

@@ -58,9 +58,9 @@ static struct repro_http_span span_of(struct repro_slice s, const uint8_t *base)
 /* A span of a value that may be present and empty: off 0 means absent. */
 static struct repro_http_span value_span_of(struct repro_slice s, const uint8_t *base)
 {
-    if (s.ptr == NULL)
-        return (struct repro_http_span){0, 0};
-    return (struct repro_http_span){(uint32_t)(s.ptr - base), (uint32_t)s.len};
+    if (s.ptr != NULL && s.len == 0)
+        return (struct repro_http_span){(uint32_t)(s.ptr - base), 0};
+    return span_of(s, base);
 }
 
 void repro_http_info_from_head(struct repro_http_info *info, const struct repro_http_head *h,

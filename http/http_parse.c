@@ -417,8 +417,6 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
         if (h->n_headers < REPRO_HTTP_MAX_HEADERS &&
             (q = quick_field(p, len, off, &colon, &vs, &eol, &bare_lf)) > 0) {
             next = q;
-            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
-                ;
         } else {
             next = line_end(p, len, off, &eol, &bare_lf);
             if (next == 0)
@@ -439,18 +437,16 @@ enum repro_http_outcome repro_http_parse_head(struct repro_http_head *h, enum re
             colon = i;
             for (vs = i + 1; vs < eol && (p[vs] == ' ' || p[vs] == '\t'); vs++)
                 ;
-            for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
-                ;
-            if ((i = first_bad_value_byte(p, vs, ve)) < ve)
+            /* (trailing SP and HTAB are no bad bytes: [vs, eol) is the value's test) */
+            if ((i = first_bad_value_byte(p, vs, eol)) < eol)
                 FAIL(i, "control byte in header value");
         }
+        for (ve = eol; ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'); ve--)
+            ;
         hd = &h->headers[h->n_headers++];
         hd->name = (struct repro_slice){p + off, colon - off};
         hd->value = (struct repro_slice){p + vs, ve - vs};
-        {
-            unsigned b = repro_http_name_bit(hd->name.ptr, hd->name.len);
-            h->name_bits[b >> 6] |= UINT64_C(1) << (b & 63);
-        }
+        repro_http_name_set_add(h->name_bits, hd->name.ptr, hd->name.len);
         rc = apply_header(h, hd, &seen_cl, off, err_off, why);
         if (rc != REPRO_HTTP_DONE)
             return rc;

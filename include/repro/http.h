@@ -85,6 +85,21 @@ struct repro_http_head {
  * repro_slice_ieq() finds equal have the same bit. Thread-safe. */
 unsigned repro_http_name_bit(const uint8_t *p, size_t n);
 
+/* Sets of such bits, 256 as uint64_t[4] (name_bits, limits.watched_names,
+ * capture's redaction filter): add a name, or ask whether it may be in
+ * (a clear bit: it is not; a set one: it may be). */
+static inline void repro_http_name_set_add(uint64_t set[4], const uint8_t *p, size_t n)
+{
+    unsigned b = repro_http_name_bit(p, n);
+    set[b >> 6] |= UINT64_C(1) << (b & 63);
+}
+
+static inline int repro_http_name_set_has(const uint64_t set[4], const uint8_t *p, size_t n)
+{
+    unsigned b = repro_http_name_bit(p, n);
+    return (int)((set[b >> 6] >> (b & 63)) & 1);
+}
+
 /*
  * Parses a complete message head from p[0..len). Returns DONE with
  * h->head_len set; NEED_MORE when the empty line ending the head is not in
