@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -458,8 +459,12 @@ http {
     }
 }
 """ % {"d": d, "log": log, "port": port, "server": server_conf})
+        # A group of its own: killing only the master would leave its
+        # worker running, orphaned, after the test (stop_all kills the group).
         p = subprocess.Popen([NGINX, "-p", d, "-e", d + "/error.log", "-c", conf],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        p.repro_kill_group = True
 
         def up():
             try:
@@ -541,12 +546,25 @@ def stop_live_capture(cap, err):
     return rc, err.read()
 
 
-def stop_all(procs, tmp):
-    """Kills what the test started and removes tmp (unless KEEP_TMP=1)."""
+def kill_all(procs):
+    """Kills and reaps what the test started (an nginx with its worker)
+    and empties procs."""
     for p in procs:
-        if p.poll() is None:
+        if getattr(p, "repro_kill_group", False):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        elif p.poll() is None:
             p.kill()
             p.wait()
+    del procs[:]
+
+
+def stop_all(procs, tmp):
+    """Kills what the test started and removes tmp (unless KEEP_TMP=1)."""
+    kill_all(procs)
     if os.environ.get("KEEP_TMP") != "1":
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -48,7 +48,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_common import (NGINX, Fail, prometheus_parser, run_test,  # noqa: E402
+from e2e_common import (NGINX, Fail, kill_all, prometheus_parser, run_test,  # noqa: E402
                         send_and_read, start_live_capture, start_nginx, stop_live_capture,
                         wait_for)
 
@@ -478,11 +478,7 @@ def main(tmp, procs):
         os.makedirs(sub)
         os.chmod(sub, 0o755)
         globals()["part_" + part](sub, procs)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        del procs[:]
+        kill_all(procs)
 
 
 if __name__ == "__main__":
