@@ -30,15 +30,23 @@ static const char *const by_size_sql =
 static const char *const by_age_sql =
     "DELETE FROM exchanges WHERE id IN (SELECT e.id FROM exchanges e WHERE " UNREFERENCED
     " ORDER BY e.id LIMIT ?1) AND coalesce(request_first_us, response_first_us, 0) < ?2";
+/* The oldest exchange retention may still delete. */
+#define OLDEST_DELETABLE(col)                                                  \
+    "coalesce((SELECT e." col " FROM exchanges e WHERE " UNREFERENCED         \
+    " ORDER BY e.id LIMIT 1), 9223372036854775807)"
 /* Closed connections without exchanges, below the connection of the oldest
  * deletable exchange left (connections above it mostly still have
- * exchanges: the bound keeps the scan short). */
+ * exchanges: the bound keeps the scan short). A connection whose last
+ * exchange is not below the oldest deletable one left still has it; the
+ * others' id ranges (schema version 6) lie where only exchanges replay
+ * results refer to are left, so looking for one is short too. */
 static const char *const conns_sql =
     "DELETE FROM connections WHERE id IN (SELECT c.id FROM connections c"
     " WHERE c.closed_us IS NOT NULL"
-    " AND c.id < coalesce((SELECT e.connection_id FROM exchanges e WHERE " UNREFERENCED
-    " ORDER BY e.id LIMIT 1), 9223372036854775807)"
-    " AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.connection_id = c.id)"
+    " AND c.id < " OLDEST_DELETABLE("connection_id")
+    " AND (c.last_exchange_id IS NULL OR c.last_exchange_id < " OLDEST_DELETABLE("id") ")"
+    " AND NOT EXISTS (SELECT 1 FROM exchanges x"
+    "  WHERE x.id BETWEEN c.first_exchange_id AND c.last_exchange_id AND x.connection_id = c.id)"
     " ORDER BY c.id LIMIT ?1)";
 
 static int pragma_int(struct sqlite_store *s, const char *sql, int64_t *v, struct repro_error *err)

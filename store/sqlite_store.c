@@ -121,6 +121,16 @@ static const char *const migrations[] = {
      * results refer to, found through an index */
     ("ALTER TABLE captures ADD COLUMN error TEXT;"
      "CREATE INDEX replay_results_by_exchange ON replay_results(exchange_id);"),
+    /* 5 -> 6: each connection's exchange id range replaces the index on
+     * exchanges(connection_id, seq), which cost every stored exchange a
+     * second B-tree insert (sqlite_ranges.c); the ranges of the rows
+     * already there come from that index before it goes */
+    ("ALTER TABLE connections ADD COLUMN first_exchange_id INTEGER;"
+     "ALTER TABLE connections ADD COLUMN last_exchange_id INTEGER;"
+     "UPDATE connections SET"
+     " first_exchange_id = (SELECT min(e.id) FROM exchanges e WHERE e.connection_id = connections.id),"
+     " last_exchange_id = (SELECT max(e.id) FROM exchanges e WHERE e.connection_id = connections.id);"
+     "DROP INDEX IF EXISTS exchanges_by_connection;"),
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof *migrations)
 
@@ -138,7 +148,12 @@ static const char *const stmt_sql[ST__COUNT] = {
     "INSERT INTO connections(capture_id, client_ip, client_port, server_ip, server_port,"
     " opened_us, mid_stream, is_http) VALUES (?,?,?,?,?,?,?,?)",
     "UPDATE connections SET closed_us=?, end_reason=?, is_http=?, bytes_c2s=?, bytes_s2c=?,"
-    " gap_bytes=?, exchanges=? WHERE id=?",
+    " gap_bytes=?, exchanges=?,"
+    " first_exchange_id=coalesce(min(first_exchange_id, ?9), first_exchange_id, ?9),"
+    " last_exchange_id=coalesce(max(last_exchange_id, ?10), last_exchange_id, ?10) WHERE id=?8",
+    /* widens a connection's exchange id range (sqlite_ranges.c) */
+    "UPDATE connections SET first_exchange_id=coalesce(min(first_exchange_id, ?1), ?1),"
+    " last_exchange_id=coalesce(max(last_exchange_id, ?2), ?2) WHERE id=?3",
     "INSERT INTO exchanges(capture_id, connection_id, seq, method, uri, host, http_version,"
     " status, reason, interim, request_first_us, request_last_us, response_first_us,"
     " response_last_us, request_bytes, response_bytes, flags, complete, note, request, response,"
@@ -323,6 +338,7 @@ static void sqlite_close(void *impl)
     for (i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
+    repro__ranges_free(s);
     repro_free(s);
 }
 
@@ -470,10 +486,13 @@ int repro__store_flush(void *impl, struct repro_error *err)
     int rc;
     if (!s->in_tx)
         return REPRO_OK;
-    rc = repro__store_step(s, s->st[ST_COMMIT], err, "cannot commit");
+    rc = repro__ranges_flush(s, err);
+    if (rc == REPRO_OK)
+        rc = repro__store_step(s, s->st[ST_COMMIT], err, "cannot commit");
     if (rc == REPRO_OK) {
         s->in_tx = 0;
         s->pending = 0;
+        repro__ranges_committed(s);
     }
     return rc;
 }
@@ -497,6 +516,7 @@ void repro__store_rollback(void *impl)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_tx = 0;
     s->pending = 0;
+    repro__ranges_rolled_back(s);
 }
 
 /* Opens a batch if none is open and commits it once it is full. */
@@ -766,6 +786,14 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
     sqlite3_bind_int64(st, 6, (sqlite3_int64)row->gap_bytes);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)row->n_exchanges);
     sqlite3_bind_int64(st, 8, row->id);
+    if (row->closed_us >= 0) {
+        int64_t first, last;
+        repro__ranges_closing(s, row->id, &first, &last);
+        if (first > 0) {
+            sqlite3_bind_int64(st, 9, first);
+            sqlite3_bind_int64(st, 10, last);
+        }
+    }
     return repro__store_step(s, st, err, "cannot update a connection");
 }
 
@@ -835,8 +863,12 @@ static int sqlite_exchange_insert(void *impl, const struct repro_store_exchange 
     bind_digest(st, 22, x->has_request_digest, x->request_digest);
     bind_digest(st, 23, x->has_response_digest, x->response_digest);
     rc = repro__store_step(s, st, err, "cannot store an exchange");
-    if (rc == REPRO_OK && id)
-        *id = sqlite3_last_insert_rowid(s->db);
+    if (rc == REPRO_OK) {
+        int64_t xid = sqlite3_last_insert_rowid(s->db);
+        if (id)
+            *id = xid;
+        rc = repro__ranges_note(s, x->connection_id, xid, err);
+    }
     return rc;
 }
 
@@ -905,8 +937,16 @@ static int exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filt
         rc = repro_buf_printf(sql, " AND e.host = ?%d COLLATE NOCASE", col++);
     if (rc == REPRO_OK && f->status)
         rc = repro_buf_printf(sql, " AND e.status = ?%d", col++);
-    if (rc == REPRO_OK && f->connection_id)
-        rc = repro_buf_printf(sql, " AND e.connection_id = ?%d", col++);
+    /* through the connection's exchange id range: no index on
+     * exchanges.connection_id (schema version 6) */
+    if (rc == REPRO_OK && f->connection_id) {
+        rc = repro_buf_printf(sql,
+                              " AND e.connection_id = ?%d"
+                              " AND e.id >= (SELECT first_exchange_id FROM connections WHERE id = ?%d)"
+                              " AND e.id <= (SELECT last_exchange_id FROM connections WHERE id = ?%d)",
+                              col, col, col);
+        col++;
+    }
     if (rc == REPRO_OK && f->capture_id)
         rc = repro_buf_printf(sql, " AND e.capture_id = ?%d", col++);
     /* the time listings show: the request's, else the response's */

@@ -8,7 +8,18 @@
 
 #include <sqlite3.h>
 
-enum { ST_BEGIN, ST_COMMIT, ST_CONN_INS, ST_CONN_UPD, ST_EX_INS, ST_REPLAY_RES_INS, ST__COUNT };
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_CONN_INS,
+    ST_CONN_UPD,
+    ST_CONN_RANGE,
+    ST_EX_INS,
+    ST_REPLAY_RES_INS,
+    ST__COUNT
+};
+
+struct conn_ranges; /* sqlite_ranges.c */
 
 /* The SQLite backend's handle (the impl of struct repro_store). */
 struct sqlite_store {
@@ -18,6 +29,7 @@ struct sqlite_store {
     int in_tx;
     unsigned batch, pending;
     unsigned busy_timeout_ms;
+    struct conn_ranges *ranges; /* open connections' exchange id ranges */
 };
 
 /* The SQL that migrates schema version from_version to from_version + 1,
@@ -37,6 +49,17 @@ int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt *
                          struct repro_error *err, const char *what);
 /* Opens a batch if none is open and commits it once it is full. */
 int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err);
+/* Each connection's exchange id range (sqlite_ranges.c). note: exchange
+ * xid of connection conn was inserted. closing: the range to write with
+ * the connection's closing UPDATE (0: none). flush: writes the ranges that
+ * grew, in the open transaction, before COMMIT. committed / rolled_back:
+ * after COMMIT succeeded / after ROLLBACK. */
+int repro__ranges_note(struct sqlite_store *s, int64_t conn, int64_t xid, struct repro_error *err);
+void repro__ranges_closing(struct sqlite_store *s, int64_t conn, int64_t *first, int64_t *last);
+int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err);
+void repro__ranges_committed(struct sqlite_store *s);
+void repro__ranges_rolled_back(struct sqlite_store *s);
+void repro__ranges_free(struct sqlite_store *s);
 /* Replay runs and results (sqlite_replay.c): struct repro_store_ops. */
 int repro__sqlite_replay_run_begin(void *impl, const struct repro_store_replay_run *row, int64_t *id,
                                    struct repro_error *err);
@@ -67,7 +90,13 @@ void repro__store_bind_text(sqlite3_stmt *st, int col, const char *v);
 void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *ip);
 
 /* The join of repro_store_crash_in_flight (a test checks its plan uses
- * the connections_by_endpoints index). ?1 is the crash id. */
+ * the connections_by_endpoints index and no scan of exchanges). ?1 is the
+ * crash id. A connection's exchanges are found through its exchange id
+ * range (schema version 6): on one connection ids follow the wire order,
+ * so the requests in flight at time T are among the last ones that began
+ * by T, which are read backwards from the end of the range. The capture
+ * holds at most 64 requests waiting per connection (max_pipeline), so the
+ * last 128 are enough, however long the connection lived. */
 #define REPRO__SQLITE_IN_FLIGHT_SQL                                         \
     "SELECT DISTINCT e.id FROM crashes c"                                   \
     " JOIN crash_connections k ON k.crash_id = c.id"                        \
@@ -75,9 +104,11 @@ void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *
     "  AND n.client_port = k.remote_port"                                   \
     "  AND n.server_ip = replace(k.local_ip, '::ffff:', '')"                \
     "  AND n.server_port = k.local_port"                                    \
-    " JOIN exchanges e ON e.connection_id = n.id"                           \
+    " JOIN exchanges e ON e.id IN (SELECT x.id FROM exchanges x"            \
+    "  WHERE x.id BETWEEN n.first_exchange_id AND n.last_exchange_id"       \
+    "  AND x.connection_id = n.id AND x.request_first_us <= c.time_us"      \
+    "  ORDER BY x.id DESC LIMIT 128)"                                       \
     " WHERE c.id = ?1 AND n.opened_us <= c.time_us"                         \
-    "  AND e.request_first_us <= c.time_us"                                 \
     "  AND (e.response_first_us IS NULL OR e.response_first_us >= c.time_us)" \
     " ORDER BY e.id"
 

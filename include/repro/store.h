@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes and understands. */
-#define REPRO_SCHEMA_VERSION 5
+#define REPRO_SCHEMA_VERSION 6
 
 struct repro_store;
 

@@ -891,7 +891,7 @@ static void test_in_flight_uses_endpoint_index(void **state)
     sqlite3 *db;
     sqlite3_stmt *q;
     char sql[2048];
-    int uses = 0, scans_connections = 0;
+    int uses = 0, scans_connections = 0, scans_exchanges = 0;
     (void)state;
 
     unlink_db();
@@ -907,11 +907,15 @@ static void test_in_flight_uses_endpoint_index(void **state)
             uses = 1;
         if (strncmp(detail, "SCAN n", 6) == 0)
             scans_connections = 1;
+        /* exchanges only through rowid ranges: no index on connection_id */
+        if (strncmp(detail, "SCAN e", 6) == 0 || strncmp(detail, "SCAN x", 6) == 0)
+            scans_exchanges = 1;
     }
     sqlite3_finalize(q);
     sqlite3_close(db);
     assert_true(uses);
     assert_false(scans_connections);
+    assert_false(scans_exchanges);
 }
 
 /* A fresh database with one capture and one connection in it. */

@@ -755,8 +755,7 @@ static void test_migrate_v4_to_v5(void **state)
 
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
     db = other_connection();
-    assert_int_equal(q_int(db, "PRAGMA user_version"), 5);
-    assert_int_equal(REPRO_SCHEMA_VERSION, 5);
+    assert_int_equal(q_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
     assert_int_equal(q_int(db, "SELECT count(*) FROM captures WHERE error IS NULL"), 1);
     assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
                                " AND name = 'replay_results_by_exchange'"),
