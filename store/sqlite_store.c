@@ -154,11 +154,11 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* widens a connection's exchange id range (sqlite_ranges.c) */
     "UPDATE connections SET first_exchange_id=coalesce(min(first_exchange_id, ?1), ?1),"
     " last_exchange_id=coalesce(max(last_exchange_id, ?2), ?2) WHERE id=?3",
+    /* the rows the caller passes (sqlite_rows.c) */
     "INSERT INTO exchanges(capture_id, connection_id, seq, method, uri, host, http_version,"
     " status, reason, interim, request_first_us, request_last_us, response_first_us,"
     " response_last_us, request_bytes, response_bytes, flags, complete, note, request, response,"
-    " request_body_sha256, response_body_sha256)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    " request_body_sha256, response_body_sha256) SELECT * FROM repro_exchange_rows",
     "INSERT INTO replay_results(run_id, exchange_id, loop, verdict, error, status, latency_us,"
     " latency_intended_us, schedule_error_us, differences, substitutions, noise, still_redacted,"
     " reopened, response) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -437,6 +437,10 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
         goto fail;
     if ((rc = migrate(s, readonly, err)) != 0)
         goto fail;
+    if (!readonly && repro__rows_register(s) != SQLITE_OK) {
+        rc = repro__store_db_error(s, err, "cannot prepare a statement");
+        goto fail;
+    }
     if (!readonly) {
         for (i = 0; i < ST__COUNT; i++) {
             if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
@@ -797,78 +801,25 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
     return repro__store_step(s, st, err, "cannot update a connection");
 }
 
-static void bind_slice_text(sqlite3_stmt *st, int col, struct repro_slice v)
-{
-    if (v.ptr != NULL && v.len > 0)
-        sqlite3_bind_text(st, col, (const char *)v.ptr, (int)v.len, SQLITE_STATIC);
-}
-
-static void bind_nonempty(sqlite3_stmt *st, int col, const char *v)
-{
-    if (v && v[0])
-        sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
-}
-
-static void bind_time(sqlite3_stmt *st, int col, int64_t us)
-{
-    if (us >= 0)
-        sqlite3_bind_int64(st, col, us);
-}
-
-/* Binds a SHA-256 digest as 64 lowercase hex digits. */
-/* 32 bytes as a BLOB: half the bytes of hex text on every exchange, which
- * the capture benchmark notices; readers get hex (lower(hex(...))). */
-static void bind_digest(sqlite3_stmt *st, int col, int have, const uint8_t d[32])
-{
-    if (have)
-        sqlite3_bind_blob(st, col, d, 32, SQLITE_STATIC);
-}
-
-static int sqlite_exchange_insert(void *impl, const struct repro_store_exchange *x, int64_t *id,
-                                  struct repro_error *err)
+/* Stores n exchanges in one statement (sqlite_rows.c); *first_id gets
+ * the first one's id, the others follow it. */
+static int sqlite_exchange_insert(void *impl, const struct repro_store_exchange *rows, size_t n,
+                                  int64_t *first_id, struct repro_error *err)
 {
     struct sqlite_store *s = impl;
-    sqlite3_stmt *st = s->st[ST_EX_INS];
-    int rc = repro__store_batch_row(s, err);
+    int rc = REPRO_OK;
 
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, x->capture_id);
-    sqlite3_bind_int64(st, 2, x->connection_id);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)x->seq);
-    bind_slice_text(st, 4, x->method);
-    bind_slice_text(st, 5, x->uri);
-    bind_slice_text(st, 6, x->host);
-    bind_nonempty(st, 7, x->http_version);
-    if (x->status > 0) {
-        sqlite3_bind_int(st, 8, x->status);
-        sqlite3_bind_text(st, 9, x->reason.ptr ? (const char *)x->reason.ptr : "",
-                          (int)x->reason.len, SQLITE_STATIC);
+    if (n == 0)
+        return REPRO_OK;
+    if (!s->in_tx) {
+        rc = repro__store_step(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
+        if (rc)
+            return rc;
+        s->in_tx = 1;
     }
-    bind_nonempty(st, 10, x->interim);
-    bind_time(st, 11, x->request_first_us);
-    bind_time(st, 12, x->request_last_us);
-    bind_time(st, 13, x->response_first_us);
-    bind_time(st, 14, x->response_last_us);
-    sqlite3_bind_int64(st, 15, (sqlite3_int64)x->request_bytes);
-    sqlite3_bind_int64(st, 16, (sqlite3_int64)x->response_bytes);
-    sqlite3_bind_int(st, 17, (int)x->flags);
-    sqlite3_bind_int(st, 18, x->complete != 0);
-    if (x->note)
-        sqlite3_bind_text(st, 19, x->note, -1, SQLITE_STATIC);
-    if (x->request.len > 0)
-        sqlite3_bind_blob(st, 20, x->request.ptr, (int)x->request.len, SQLITE_STATIC);
-    if (x->response.len > 0)
-        sqlite3_bind_blob(st, 21, x->response.ptr, (int)x->response.len, SQLITE_STATIC);
-    bind_digest(st, 22, x->has_request_digest, x->request_digest);
-    bind_digest(st, 23, x->has_response_digest, x->response_digest);
-    rc = repro__store_step(s, st, err, "cannot store an exchange");
-    if (rc == REPRO_OK) {
-        int64_t xid = sqlite3_last_insert_rowid(s->db);
-        if (id)
-            *id = xid;
-        rc = repro__ranges_note(s, x->connection_id, xid, err);
-    }
+    rc = repro__rows_insert(s, rows, n, first_id, err);
+    if (rc == REPRO_OK && (s->pending += (unsigned)n) >= s->batch)
+        rc = repro__store_flush(s, err);
     return rc;
 }
 

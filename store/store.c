@@ -137,7 +137,14 @@ int repro_store_conn_update(struct repro_store *s, const struct repro_store_conn
 int repro_store_exchange_insert(struct repro_store *s, const struct repro_store_exchange *row,
                                 int64_t *id, struct repro_error *err)
 {
-    return DISPATCH(s, exchange_insert, "store an exchange", row, id, err);
+    return DISPATCH(s, exchange_insert, "store an exchange", row, 1, id, err);
+}
+
+int repro_store_exchange_insert_many(struct repro_store *s,
+                                     const struct repro_store_exchange *rows, size_t n,
+                                     int64_t *first_id, struct repro_error *err)
+{
+    return DISPATCH(s, exchange_insert, "store exchanges", rows, n, first_id, err);
 }
 
 int repro_store_exchanges(struct repro_store *s, const struct repro_exchange_filter *f,

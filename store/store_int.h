@@ -30,6 +30,8 @@ struct sqlite_store {
     unsigned batch, pending;
     unsigned busy_timeout_ms;
     struct conn_ranges *ranges; /* open connections' exchange id ranges */
+    const struct repro_store_exchange *rows; /* repro_exchange_rows while inserting */
+    size_t n_rows;
 };
 
 /* The SQL that migrates schema version from_version to from_version + 1,
@@ -60,6 +62,13 @@ int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err);
 void repro__ranges_committed(struct sqlite_store *s);
 void repro__ranges_rolled_back(struct sqlite_store *s);
 void repro__ranges_free(struct sqlite_store *s);
+/* Many exchanges per INSERT (sqlite_rows.c): register: the eponymous
+ * table repro_exchange_rows on s->db (before ST_EX_INS is prepared);
+ * insert: stores rows[0..n) in the open transaction, notes their ranges,
+ * *first_id (optional) gets the first id. */
+int repro__rows_register(struct sqlite_store *s);
+int repro__rows_insert(struct sqlite_store *s, const struct repro_store_exchange *rows, size_t n,
+                       int64_t *first_id, struct repro_error *err);
 /* Replay runs and results (sqlite_replay.c): struct repro_store_ops. */
 int repro__sqlite_replay_run_begin(void *impl, const struct repro_store_replay_run *row, int64_t *id,
                                    struct repro_error *err);

@@ -44,6 +44,10 @@
 
 #define BATCH_BYTES ((size_t)4 << 20)
 #define BATCH_ROWS 8192
+/* Exchanges stored per statement: consecutive exchange records go in
+ * together (repro_store_exchange_insert_many), which pays SQLite's
+ * per-statement work once for the run (docs/store.md). */
+#define RUN_MAX 256
 
 /* A queued row; its variable bytes follow, at offsets from the record. */
 struct rec {
@@ -94,6 +98,7 @@ struct repro_store_writer {
     struct id_node *ids[ID_BUCKETS];
     struct id_node *closed;         /* unmapped by the open segment */
     uint64_t gen;                   /* the open segment */
+    struct repro_store_exchange run[RUN_MAX]; /* a run of exchanges, one INSERT */
 };
 
 /* ---- packing: the same code counts (base NULL) and copies ------------- */
@@ -420,26 +425,12 @@ static int apply_conn(struct repro_store_writer *w, const struct rec *h, struct 
 static int apply_record(struct repro_store_writer *w, const struct rec *h, struct seg_counts *cnt,
                         struct repro_error *err)
 {
-    struct repro_store_exchange x;
-    struct id_node **pp;
     int rc;
 
     switch (h->kind) {
     case REPRO_ROW_CONN_OPEN:
     case REPRO_ROW_CONN_CLOSE:
         return apply_conn(w, h, cnt, err);
-    case REPRO_ROW_EXCHANGE:
-        x = h->u.x;
-        if (x.connection_id == 0) {
-            pp = id_slot(w, x.conn_local_id);
-            if (*pp == NULL)
-                return repro_error_set(err, REPRO_E_INVAL, "exchange of unknown connection %llu",
-                                       (unsigned long long)x.conn_local_id);
-            x.connection_id = (*pp)->store_id;
-        }
-        rc = repro_store_exchange_insert(w->store, &x, NULL, err);
-        cnt->exchanges += rc == REPRO_OK;
-        return rc;
     case REPRO_ROW_CRASH:
         rc = repro_store_crash_add(w->store, &h->u.crash, NULL, err);
         cnt->crashes += rc == REPRO_OK;
@@ -452,6 +443,32 @@ static int apply_record(struct repro_store_writer *w, const struct rec *h, struc
 static const struct rec *rec_at(const struct repro_buf *b, size_t off)
 {
     return (const struct rec *)(const void *)(b->data + off);
+}
+
+/* Stores the exchange records from *off on, up to end, the next other
+ * record or RUN_MAX of them, in one statement; *off moves past them. */
+static int apply_exchanges(struct repro_store_writer *w, const struct repro_buf *b, size_t *off,
+                           size_t end, struct seg_counts *cnt, struct repro_error *err)
+{
+    size_t n = 0;
+    int rc;
+
+    for (; *off < end && n < RUN_MAX && rec_at(b, *off)->kind == REPRO_ROW_EXCHANGE;
+         *off += rec_at(b, *off)->total) {
+        struct repro_store_exchange *x = &w->run[n++];
+        *x = rec_at(b, *off)->u.x;
+        if (x->connection_id == 0) {
+            struct id_node **pp = id_slot(w, x->conn_local_id);
+            if (*pp == NULL)
+                return repro_error_set(err, REPRO_E_INVAL, "exchange of unknown connection %llu",
+                                       (unsigned long long)x->conn_local_id);
+            x->connection_id = (*pp)->store_id;
+        }
+    }
+    rc = repro_store_exchange_insert_many(w->store, w->run, n, NULL, err);
+    if (rc == REPRO_OK)
+        cnt->exchanges += n;
+    return rc;
 }
 
 /* Where the segment starting at off ends: a crash alone (it takes a
@@ -480,8 +497,14 @@ static int apply_segment(struct repro_store_writer *w, const struct repro_buf *b
         w->blocked_ns += repro_mono_ns() - t0;
         pthread_mutex_unlock(&w->mu);
     }
-    for (; rc == REPRO_OK && off < end; off += rec_at(b, off)->total)
-        rc = apply_record(w, rec_at(b, off), cnt, err);
+    while (rc == REPRO_OK && off < end) {
+        if (rec_at(b, off)->kind == REPRO_ROW_EXCHANGE) {
+            rc = apply_exchanges(w, b, &off, end, cnt, err);
+        } else {
+            rc = apply_record(w, rec_at(b, off), cnt, err);
+            off += rec_at(b, off)->total;
+        }
+    }
     if (rc == REPRO_OK)
         rc = repro_store_flush(w->store, err);
     return rc;

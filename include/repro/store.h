@@ -309,8 +309,9 @@ struct repro_store_ops {
     int (*conn_insert)(void *impl, const struct repro_store_conn *row, int64_t *id,
                        struct repro_error *err);
     int (*conn_update)(void *impl, const struct repro_store_conn *row, struct repro_error *err);
-    int (*exchange_insert)(void *impl, const struct repro_store_exchange *row, int64_t *id,
-                           struct repro_error *err);
+    /* rows[0..n) in order; their ids are consecutive from *first_id */
+    int (*exchange_insert)(void *impl, const struct repro_store_exchange *rows, size_t n,
+                           int64_t *first_id, struct repro_error *err);
     int (*exchanges)(void *impl, const struct repro_exchange_filter *f, int with_bodies,
                      repro_exchange_fn fn, void *ctx, struct repro_error *err);
     int (*crash_insert)(void *impl, const struct repro_store_crash *row, int64_t *id,
@@ -428,6 +429,12 @@ int repro_store_conn_update(struct repro_store *s, const struct repro_store_conn
 /* Inserts an exchange of connection row->connection_id; *id (optional). */
 int repro_store_exchange_insert(struct repro_store *s, const struct repro_store_exchange *row,
                                 int64_t *id, struct repro_error *err);
+/* Inserts rows[0..n) in one statement (each of connection
+ * rows[k].connection_id); their ids are consecutive from *first_id
+ * (optional). All or none: a failure stores none of them. */
+int repro_store_exchange_insert_many(struct repro_store *s,
+                                     const struct repro_store_exchange *rows, size_t n,
+                                     int64_t *first_id, struct repro_error *err);
 
 /* ---- the background writer -------------------------------------------- */
 

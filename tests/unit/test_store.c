@@ -601,14 +601,19 @@ static int fake_conn_update(void *impl, const struct repro_store_conn *row, stru
     snprintf(w, sizeof w, "conn=%lld", (long long)row->id);
     return fake_row(w, NULL, err);
 }
-static int fake_exchange(void *impl, const struct repro_store_exchange *row, int64_t *id,
-                         struct repro_error *err)
+static int fake_exchange(void *impl, const struct repro_store_exchange *rows, size_t n,
+                         int64_t *id, struct repro_error *err)
 {
     char w[64];
+    int rc = REPRO_OK;
     (void)impl;
-    snprintf(w, sizeof w, "x%llu@%lld:%.*s", (unsigned long long)row->seq,
-             (long long)row->connection_id, (int)row->uri.len, (const char *)row->uri.ptr);
-    return fake_row(w, id, err);
+    for (size_t k = 0; rc == REPRO_OK && k < n; k++) {
+        const struct repro_store_exchange *row = &rows[k];
+        snprintf(w, sizeof w, "x%llu@%lld:%.*s", (unsigned long long)row->seq,
+                 (long long)row->connection_id, (int)row->uri.len, (const char *)row->uri.ptr);
+        rc = fake_row(w, k == 0 ? id : NULL, err);
+    }
+    return rc;
 }
 static int fake_crash(void *impl, const struct repro_store_crash *row, int64_t *id,
                       struct repro_error *err)

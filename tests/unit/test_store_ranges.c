@@ -360,6 +360,65 @@ static void test_migrate_v5_to_v6(void **state)
     repro_store_close(s);
 }
 
+/* Many exchanges in one statement: consecutive ids from the one returned,
+ * in the order given, the ranges exact; a statement that fails midway
+ * stores none of its rows and leaves the ranges as they were. */
+static void test_insert_many(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn c[3];
+    static struct repro_store_exchange xs[300];
+    static char uris[300][16];
+    static uint8_t body[4000];
+    int64_t cap, first = 0;
+    sqlite3 *db;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    for (int k = 0; k < 3; k++) {
+        fill_conn(&c[k], cap, (uint16_t)(3000 + k));
+        assert_int_equal(repro_store_conn_insert(s, &c[k], &c[k].id, &err), REPRO_OK);
+    }
+    for (int i = 0; i < 300; i++) {
+        memset(&xs[i], 0, sizeof xs[i]);
+        snprintf(uris[i], sizeof uris[i], "/%d", i);
+        xs[i].capture_id = cap;
+        xs[i].connection_id = c[i % 3].id;
+        xs[i].seq = (uint64_t)(i / 3);
+        xs[i].uri = (struct repro_slice){(const uint8_t *)uris[i], strlen(uris[i])};
+        xs[i].request_first_us = T0 + i;
+        xs[i].request_last_us = xs[i].response_first_us = xs[i].response_last_us = -1;
+        xs[i].request = (struct repro_slice){body, sizeof body};
+    }
+    put_x(s, cap, c[0].id, 99, 0, 1, NULL); /* an id before them */
+    assert_int_equal(repro_store_exchange_insert_many(s, xs, 300, &first, &err), REPRO_OK);
+    assert_int_equal(first, 2);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    db = other_connection();
+    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges WHERE uri = '/' || (id - 2)"
+                               " AND request_first_us = 1700000000000000 + id - 2"
+                               " AND response_first_us IS NULL AND length(request) = 4000"),
+                     300);
+    assert_ranges_exact(db);
+
+    /* a row that fails (here: a trigger) fails the 249 before it too */
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER no250 BEFORE INSERT ON exchanges"
+                                  " WHEN NEW.uri = '/250' BEGIN SELECT RAISE(ABORT, 'no'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_not_equal(repro_store_exchange_insert_many(s, xs, 300, NULL, &err), REPRO_OK);
+    /* committing what the transaction holds commits none of them */
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 301);
+    assert_ranges_exact(db);
+    sqlite3_close(db);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup(test_connection_filter_plan, setup),
         cmocka_unit_test_setup(test_in_flight_long_connection, setup),
         cmocka_unit_test_setup(test_migrate_v5_to_v6, setup),
+        cmocka_unit_test_setup(test_insert_many, setup),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -405,13 +405,17 @@ static int tx_conn_update(void *impl, const struct repro_store_conn *row, struct
     snprintf(w, sizeof w, "close=%lld", (long long)row->id);
     return tx_row(w, NULL, err);
 }
-static int tx_exchange(void *impl, const struct repro_store_exchange *row, int64_t *id,
-                       struct repro_error *err)
+static int tx_exchange(void *impl, const struct repro_store_exchange *rows, size_t n,
+                       int64_t *id, struct repro_error *err)
 {
     char w[32];
+    int rc = REPRO_OK;
     (void)impl;
-    snprintf(w, sizeof w, "x@%lld", (long long)row->connection_id);
-    return tx_row(w, id, err);
+    for (size_t k = 0; rc == REPRO_OK && k < n; k++) {
+        snprintf(w, sizeof w, "x@%lld", (long long)rows[k].connection_id);
+        rc = tx_row(w, k == 0 ? id : NULL, err);
+    }
+    return rc;
 }
 
 static const struct repro_store_ops tx_ops = {
