@@ -5,7 +5,9 @@
           for repro its database) and prints one JSON line
   line    turns such a line into one human-readable line
   report  the per-round tables, the medians and ratios against the targets,
-          written to the terminal and to --text / --json
+          written to the terminal and to --text / --json; when the runs
+          include repro_b (a second build, REPRO_BIN_B), the same for it and
+          its ratios to repro, round by round and of the medians
 
 Every exchange repro stored is checked with SQL: complete (no
 incompleteness flag), status 200, and a response body equal to its own
@@ -28,7 +30,10 @@ import sys
 TARGET_RATE_VS_TCPDUMP = 0.90   # service rate under repro / under tcpdump
 TARGET_STORED = 1.0             # stored complete and correct / wrk completed
 TARGET_KERNEL_DROPS = 0
-MODES = ("none", "tcpdump", "repro")
+# repro_b: the same capture with a second build (REPRO_BIN_B), right after
+# repro in every round; present only when live_bench.sh was given one.
+MODES = ("none", "tcpdump", "repro", "repro_b")
+REPRO_MODES = ("repro", "repro_b")
 # docs/schema.md, "Exchange flags"
 FLAG_NAMES = ("gap", "truncated", "unanswered", "no_request", "malformed", "redacted", "body_capped",
               "tunnel", "interim", "pairing_uncertain", "body_dropped", "decoded")
@@ -172,7 +177,7 @@ def cmd_run(a):
             run["cpu_us_per_exchange"] = run["cpu_s"] * 1e6 / n
         if run.get("cpu_s") is not None and run["nginx_served"]:
             run["cpu_us_per_served"] = run["cpu_s"] * 1e6 / run["nginx_served"]
-        if a.mode == "repro" and run.get("ok") is not None and run["wrk_completed"]:
+        if a.mode in REPRO_MODES and run.get("ok") is not None and run["wrk_completed"]:
             run["stored_ok_vs_wrk"] = run["ok_wrk"] / run["wrk_completed"]
             if run["nginx_served"]:
                 run["stored_ok_vs_nginx"] = run["ok_wrk"] / run["nginx_served"]
@@ -198,7 +203,7 @@ def one_line(r):
     if r["mode"] == "none":
         return s
     s += f"; kernel drops {fmt(r.get('kernel_drops'))}"
-    if r["mode"] == "repro":
+    if r["mode"] in REPRO_MODES:
         s += (f"; stored {fmt(r.get('stored'))}, complete {fmt(r.get('complete'))}, "
               f"body = own URI {fmt(r.get('ok'))} ({fmt(r.get('stored_ok_vs_wrk'), '.2%')} of wrk's)")
     s += (f"; CPU {fmt(r.get('cpu_s'), '.2f')} s = {fmt(r.get('cpu_us_per_exchange'), '.1f')} us/exchange, "
@@ -230,9 +235,72 @@ def mib(kib):
     return kib / 1024 if kib is not None else None
 
 
+def round_notes(r, label):
+    """The lines under a round's table for one repro run; label ("" or, in
+    an A/B run, the mode and a colon) tells repro's from repro_b's."""
+    notes = [f"{r['mode']}: {r['error']}"] if r.get("error") else []
+    extra = []
+    if r.get("complete_wrong_body"):
+        extra.append(f"{r['complete_wrong_body']} complete exchanges whose body is not their URI")
+    if r.get("ok") is not None and r.get("ok_wrk") != r.get("ok"):
+        extra.append(f"{r['ok'] - r['ok_wrk']} correct exchanges outside this round's URIs")
+    if r.get("ok_distinct") is not None and r["ok_distinct"] != r["ok"]:
+        extra.append(f"{r['ok'] - r['ok_distinct']} URIs stored more than once")
+    if r.get("stored") is not None and r["stored"] > r["ok"]:
+        extra.append(f"not complete: {r['stored'] - r['complete']} "
+                     f"({', '.join(flag_names(x['flags']) + ' ' + str(x['count']) for x in r['incomplete_by'])})")
+    if r.get("stored_ok_vs_wrk_lower") is not None and r["stored_ok_vs_wrk_lower"] < 1 <= r["stored_ok_vs_wrk"]:
+        extra.append(f"at least {r['stored_ok_vs_wrk_lower']:.2%} of wrk's completed requests stored "
+                     f"correctly (the {r['wrk_sent'] - r['wrk_completed']} requests in flight at wrk's "
+                     "stop may be among the stored ones)")
+    if r.get("stored_ok_vs_nginx") is not None:
+        extra.append(f"stored correctly / requests nginx served (stub_status): "
+                     f"{r['stored_ok_vs_nginx']:.2%}")
+    if r.get("drop_counters"):
+        extra.append("drop counters: " + ", ".join(f"{k} {v}" for k, v in r["drop_counters"].items()))
+    if r.get("capture_status"):
+        extra.append(f"captures row: status {r['capture_status']}, kernel drops from "
+                     f"{r.get('kernel_drops_source')}")
+    return notes + [label + e for e in extra]
+
+
+def ratio(x, y):
+    return x / y if x is not None and y else None
+
+
+def ab_rounds(runs, rounds):
+    """Per round, repro_b against repro and both against tcpdump: the VM's
+    speed drifts between runs, so a ratio within one round is the
+    comparison that means something."""
+    out = []
+    for rnd in rounds:
+        r = {mode: next((x for x in runs if x["round"] == rnd and x["mode"] == mode), {})
+             for mode in ("tcpdump", "repro", "repro_b")}
+
+        def get(mode, key):
+            return r[mode].get(key)
+        out.append({
+            "round": rnd,
+            "rate_repro_vs_tcpdump": ratio(get("repro", "wrk_rate"), get("tcpdump", "wrk_rate")),
+            "rate_repro_b_vs_tcpdump": ratio(get("repro_b", "wrk_rate"), get("tcpdump", "wrk_rate")),
+            "rate_repro_b_vs_repro": ratio(get("repro_b", "wrk_rate"), get("repro", "wrk_rate")),
+            "cpu_us_per_exchange_repro": get("repro", "cpu_us_per_exchange"),
+            "cpu_us_per_exchange_repro_b": get("repro_b", "cpu_us_per_exchange"),
+            "cpu_per_exchange_repro_b_vs_repro": ratio(get("repro_b", "cpu_us_per_exchange"),
+                                                       get("repro", "cpu_us_per_exchange")),
+            "peak_rss_repro_b_vs_repro": ratio(get("repro_b", "peak_rss_kib"), get("repro", "peak_rss_kib")),
+        })
+    return out
+
+
 def cmd_report(a):
     runs = [json.loads(ln) for ln in open(a.rounds) if ln.strip()]
     by = {m: [r for r in runs if r["mode"] == m] for m in MODES}
+    # A/B run: repro_b rows, lines and JSON keys only then, so that a run
+    # without REPRO_BIN_B reports exactly what it did before.
+    ab = bool(by["repro_b"])
+    modes = MODES if ab else MODES[:3]
+    rmodes = [mode for mode in modes if mode in REPRO_MODES]
     out = []
     rounds = sorted({r["round"] for r in runs})
     for rnd in rounds:
@@ -240,14 +308,15 @@ def cmd_report(a):
         rows = []
         for r in (r for r in runs if r["round"] == rnd):
             cap = r["mode"] != "none"
+            rep = r["mode"] in REPRO_MODES
             rows.append([
                 r["mode"], fmt(r["wrk_rate"]), fmt(r["wrk_completed"]), fmt(r["wrk_sent"]),
                 fmt(r["nginx_served"]),
                 fmt(r.get("kernel_drops")) if cap else "",
-                fmt(r.get("stored")) if r["mode"] == "repro" else "",
-                fmt(r.get("complete")) if r["mode"] == "repro" else "",
-                fmt(r.get("ok")) if r["mode"] == "repro" else "",
-                fmt(r.get("stored_ok_vs_wrk"), ".2%") if r["mode"] == "repro" else "",
+                fmt(r.get("stored")) if rep else "",
+                fmt(r.get("complete")) if rep else "",
+                fmt(r.get("ok")) if rep else "",
+                fmt(r.get("stored_ok_vs_wrk"), ".2%") if rep else "",
                 fmt(r.get("cpu_s"), ".2f") if cap else "",
                 fmt(r.get("cpu_us_per_exchange"), ".1f") if cap else "",
                 fmt(mib(r.get("peak_rss_kib")), ".1f") if cap else "",
@@ -256,80 +325,106 @@ def cmd_report(a):
         out += table(["capture", "req/s", "wrk completed", "wrk sent", "nginx served", "kernel drops",
                       "stored", "complete", "body = URI", "ok / wrk", "CPU s", "CPU us/exch",
                       "peak RSS MiB", "exit"], rows)
-        for r in (r for r in runs if r["round"] == rnd and r["mode"] == "repro"):
-            extra = []
-            if r.get("error"):
-                extra.append(f"repro: {r['error']}")
-            if r.get("complete_wrong_body"):
-                extra.append(f"{r['complete_wrong_body']} complete exchanges whose body is not their URI")
-            if r.get("ok") is not None and r.get("ok_wrk") != r.get("ok"):
-                extra.append(f"{r['ok'] - r['ok_wrk']} correct exchanges outside this round's URIs")
-            if r.get("ok_distinct") is not None and r["ok_distinct"] != r["ok"]:
-                extra.append(f"{r['ok'] - r['ok_distinct']} URIs stored more than once")
-            if r.get("stored") is not None and r["stored"] > r["ok"]:
-                extra.append(f"not complete: {r['stored'] - r['complete']} "
-                             f"({', '.join(flag_names(x['flags']) + ' ' + str(x['count']) for x in r['incomplete_by'])})")
-            if r.get("stored_ok_vs_wrk_lower") is not None and r["stored_ok_vs_wrk_lower"] < 1 <= r["stored_ok_vs_wrk"]:
-                extra.append(f"at least {r['stored_ok_vs_wrk_lower']:.2%} of wrk's completed requests stored "
-                             f"correctly (the {r['wrk_sent'] - r['wrk_completed']} requests in flight at wrk's "
-                             "stop may be among the stored ones)")
-            if r.get("stored_ok_vs_nginx") is not None:
-                extra.append(f"stored correctly / requests nginx served (stub_status): "
-                             f"{r['stored_ok_vs_nginx']:.2%}")
-            if r.get("drop_counters"):
-                extra.append("drop counters: " + ", ".join(f"{k} {v}" for k, v in r["drop_counters"].items()))
-            if r.get("capture_status"):
-                extra.append(f"captures row: status {r['capture_status']}, kernel drops from "
-                             f"{r.get('kernel_drops_source')}")
-            out += ["", *("- " + e for e in extra)]
+        for r in (r for r in runs if r["round"] == rnd and r["mode"] in REPRO_MODES):
+            out += ["", *("- " + e for e in round_notes(r, f"{r['mode']}: " if ab else ""))]
 
     m = {mode: {k: med(by[mode], k) for k in (
         "wrk_rate", "wrk_completed", "nginx_served", "kernel_drops", "stored", "ok", "stored_ok_vs_wrk",
-        "cpu_us_per_exchange", "cpu_us_per_served", "cpu_s", "peak_rss_kib", "wall_s")} for mode in MODES}
+        "cpu_us_per_exchange", "cpu_us_per_served", "cpu_s", "peak_rss_kib", "wall_s")} for mode in modes}
     out.append(f"\n## Medians of {len(rounds)} round(s)\n")
     rows = []
-    for mode in MODES:
+    for mode in modes:
         x = m[mode]
         cap = mode != "none"
+        rep = mode in REPRO_MODES
         rows.append([mode, fmt(x["wrk_rate"]),
                      fmt(x["wrk_rate"] / m["none"]["wrk_rate"], ".2f") if x["wrk_rate"] and m["none"]["wrk_rate"] else "-",
                      fmt(x["wrk_completed"]), fmt(x["kernel_drops"]) if cap else "",
-                     fmt(x["ok"]) if mode == "repro" else "",
-                     fmt(x["stored_ok_vs_wrk"], ".2%") if mode == "repro" else "",
+                     fmt(x["ok"]) if rep else "",
+                     fmt(x["stored_ok_vs_wrk"], ".2%") if rep else "",
                      fmt(x["cpu_us_per_exchange"], ".2f") if cap else "",
                      fmt(x["cpu_s"] / x["wall_s"], ".0%") if cap and x["cpu_s"] and x["wall_s"] else "",
                      fmt(mib(x["peak_rss_kib"]), ".1f") if cap else ""])
     out += table(["capture", "req/s", "vs none", "wrk completed", "kernel drops", "stored ok", "ok / wrk",
                   "CPU us/exchange", "CPU of a core", "peak RSS MiB"], rows)
 
-    def ratio(x, y):
-        return x / y if x is not None and y else None
-    rate_ratio = ratio(m["repro"]["wrk_rate"], m["tcpdump"]["wrk_rate"])
-    worst_stored = min((r["stored_ok_vs_wrk"] for r in by["repro"] if r.get("stored_ok_vs_wrk") is not None),
-                       default=None)
-    max_drops = max((r["kernel_drops"] for r in by["repro"] if r.get("kernel_drops") is not None), default=None)
-    cpu_ratio = ratio(m["repro"]["cpu_us_per_exchange"], m["tcpdump"]["cpu_us_per_exchange"])
-    rss_ratio = ratio(m["repro"]["peak_rss_kib"], m["tcpdump"]["peak_rss_kib"])
+    # Against tcpdump, for repro and (A/B) repro_b.
+    t = {mode: {
+        "rate": ratio(m[mode]["wrk_rate"], m["tcpdump"]["wrk_rate"]),
+        "worst_stored": min((r["stored_ok_vs_wrk"] for r in by[mode] if r.get("stored_ok_vs_wrk") is not None),
+                            default=None),
+        "max_drops": max((r["kernel_drops"] for r in by[mode] if r.get("kernel_drops") is not None), default=None),
+        "cpu": ratio(m[mode]["cpu_us_per_exchange"], m["tcpdump"]["cpu_us_per_exchange"]),
+        "rss": ratio(m[mode]["peak_rss_kib"], m["tcpdump"]["peak_rss_kib"]),
+    } for mode in rmodes}
 
     def verdict(ok):
         return "-" if ok is None else ("PASS" if ok else "FAIL")
+
+    def rows_of(row):
+        return [row(mode, t[mode], m[mode]) for mode in rmodes]
+    stored_label = "{}: ".format if ab else (lambda _mode: "")
     out.append("\n## Targets (issue 11, Speed)\n")
     out += table(["target", "measured", ""], [
-        ["service rate under repro / under tcpdump >= 0.90", fmt(rate_ratio, ".3f"),
-         verdict(rate_ratio >= TARGET_RATE_VS_TCPDUMP if rate_ratio is not None else None)],
-        ["stored complete with own response / wrk completed = 100% (median; worst round)",
-         f"{fmt(m['repro']['stored_ok_vs_wrk'], '.2%')}; {fmt(worst_stored, '.2%')}",
-         verdict(worst_stored >= TARGET_STORED if worst_stored is not None else None)],
-        ["repro kernel drops = 0 (worst round)", fmt(max_drops),
-         verdict(max_drops <= TARGET_KERNEL_DROPS if max_drops is not None else None)],
-        ["CPU us per exchange, repro vs tcpdump",
-         f"{fmt(m['repro']['cpu_us_per_exchange'], '.2f')} vs {fmt(m['tcpdump']['cpu_us_per_exchange'], '.2f')}"
-         f" ({fmt(cpu_ratio, '.1f')}x; repro per request served: "
-         f"{fmt(m['repro']['cpu_us_per_served'], '.2f')})", ""],
-        ["peak RSS, repro vs tcpdump",
-         f"{fmt(mib(m['repro']['peak_rss_kib']), '.1f')} vs {fmt(mib(m['tcpdump']['peak_rss_kib']), '.1f')} MiB"
-         f" ({fmt(rss_ratio, '.1f')}x)", ""],
+        *rows_of(lambda mode, x, _: [
+            f"service rate under {mode} / under tcpdump >= 0.90", fmt(x["rate"], ".3f"),
+            verdict(x["rate"] >= TARGET_RATE_VS_TCPDUMP if x["rate"] is not None else None)]),
+        *rows_of(lambda mode, x, y: [
+            stored_label(mode) + "stored complete with own response / wrk completed = 100% (median; worst round)",
+            f"{fmt(y['stored_ok_vs_wrk'], '.2%')}; {fmt(x['worst_stored'], '.2%')}",
+            verdict(x["worst_stored"] >= TARGET_STORED if x["worst_stored"] is not None else None)]),
+        *rows_of(lambda mode, x, _: [
+            f"{mode} kernel drops = 0 (worst round)", fmt(x["max_drops"]),
+            verdict(x["max_drops"] <= TARGET_KERNEL_DROPS if x["max_drops"] is not None else None)]),
+        *rows_of(lambda mode, x, y: [
+            f"CPU us per exchange, {mode} vs tcpdump",
+            f"{fmt(y['cpu_us_per_exchange'], '.2f')} vs {fmt(m['tcpdump']['cpu_us_per_exchange'], '.2f')}"
+            f" ({fmt(x['cpu'], '.1f')}x; {mode} per request served: "
+            f"{fmt(y['cpu_us_per_served'], '.2f')})", ""]),
+        *rows_of(lambda mode, x, y: [
+            f"peak RSS, {mode} vs tcpdump",
+            f"{fmt(mib(y['peak_rss_kib']), '.1f')} vs {fmt(mib(m['tcpdump']['peak_rss_kib']), '.1f')} MiB"
+            f" ({fmt(x['rss'], '.1f')}x)", ""]),
     ])
+
+    ab_doc = None
+    if ab:
+        per = ab_rounds(runs, rounds)
+
+        def med_of(key):
+            return med(per, key)
+        ab_doc = {"rounds": per}
+        for key in ("rate_repro_vs_tcpdump", "rate_repro_b_vs_tcpdump", "rate_repro_b_vs_repro",
+                    "cpu_per_exchange_repro_b_vs_repro", "peak_rss_repro_b_vs_repro"):
+            ab_doc[key + "_median_of_rounds"] = med_of(key)
+        ab_doc.update(rate_repro_b_vs_repro_of_medians=ratio(m["repro_b"]["wrk_rate"], m["repro"]["wrk_rate"]),
+                      cpu_per_exchange_repro_b_vs_repro_of_medians=ratio(m["repro_b"]["cpu_us_per_exchange"],
+                                                                         m["repro"]["cpu_us_per_exchange"]),
+                      peak_rss_repro_b_vs_repro_of_medians=ratio(m["repro_b"]["peak_rss_kib"],
+                                                                 m["repro"]["peak_rss_kib"]))
+        out.append("\n## repro_b vs repro, round by round\n")
+        out += table(["round", "repro / tcpdump", "repro_b / tcpdump", "repro_b / repro",
+                      "CPU us/exch repro", "CPU us/exch repro_b", "CPU repro_b / repro"], [
+            [str(p["round"]), fmt(p["rate_repro_vs_tcpdump"], ".3f"), fmt(p["rate_repro_b_vs_tcpdump"], ".3f"),
+             fmt(p["rate_repro_b_vs_repro"], ".3f"), fmt(p["cpu_us_per_exchange_repro"], ".2f"),
+             fmt(p["cpu_us_per_exchange_repro_b"], ".2f"), fmt(p["cpu_per_exchange_repro_b_vs_repro"], ".3f")]
+            for p in per])
+        out.append("")
+        out += table(["repro_b vs repro", "median of per-round ratios", "ratio of medians", "medians"], [
+            ["service rate repro_b / repro", fmt(med_of("rate_repro_b_vs_repro"), ".3f"),
+             fmt(ab_doc["rate_repro_b_vs_repro_of_medians"], ".3f"),
+             f"{fmt(m['repro_b']['wrk_rate'])} vs {fmt(m['repro']['wrk_rate'])} req/s"],
+            ["service rate repro_b / tcpdump", fmt(med_of("rate_repro_b_vs_tcpdump"), ".3f"),
+             fmt(t["repro_b"]["rate"], ".3f"), ""],
+            ["service rate repro / tcpdump", fmt(med_of("rate_repro_vs_tcpdump"), ".3f"),
+             fmt(t["repro"]["rate"], ".3f"), ""],
+            ["CPU us per exchange repro_b vs repro", fmt(med_of("cpu_per_exchange_repro_b_vs_repro"), ".3f"),
+             fmt(ab_doc["cpu_per_exchange_repro_b_vs_repro_of_medians"], ".3f"),
+             f"{fmt(m['repro_b']['cpu_us_per_exchange'], '.2f')} vs {fmt(m['repro']['cpu_us_per_exchange'], '.2f')}"],
+            ["peak RSS repro_b vs repro", fmt(med_of("peak_rss_repro_b_vs_repro"), ".3f"),
+             fmt(ab_doc["peak_rss_repro_b_vs_repro_of_medians"], ".3f"),
+             f"{fmt(mib(m['repro_b']['peak_rss_kib']), '.1f')} vs {fmt(mib(m['repro']['peak_rss_kib']), '.1f')} MiB"],
+        ])
     out.append("\nCPU is user + system time of the whole process (start, run, drain, flush; GNU time), "
                "'CPU of a core' that over the process's wall time. "
                "repro's CPU per exchange is divided by the exchanges it stored, tcpdump's by the "
@@ -337,9 +432,15 @@ def cmd_report(a):
                "stored exchanges that are complete, status 200 and carry their own URI as body, "
                "over wrk's completed requests; requests wrk sent but whose answer it had not read "
                "when it stopped can make it exceed 100%.")
+    if ab:
+        out.append("\nrepro_b is the same capture with the second build (REPRO_BIN_B), run right after "
+                   "repro in every round; it is counted and checked like repro. The VM's speed drifts "
+                   "between runs, so the median of the per-round ratios is the A/B figure to trust; "
+                   "repro_b always runs second, so an A/A run (REPRO_BIN_B = REPRO_BIN) shows what "
+                   "that position alone does.")
     out.append("\nCommands:")
     out += [f"- {c}" for c in a.command]
-    out += [f"- {mode}: {r['command']}" for mode in MODES[1:] for r in by[mode][:1] if r.get("command")]
+    out += [f"- {mode}: {r['command']}" for mode in modes[1:] for r in by[mode][:1] if r.get("command")]
     loads = [r["loadavg"][0] for r in runs]
     out.append(f"Load average (1 min) before each run: {', '.join(loads)}.")
     text = "\n".join(out).lstrip("\n") + "\n"
@@ -373,12 +474,22 @@ def cmd_report(a):
                          "tcpdump": first_line(["tcpdump", "--version"]),
                          "repro": first_line([a.repro_bin, "--version"])},
             "medians": m,
-            "targets": {"rate_repro_vs_tcpdump": rate_ratio, "stored_ok_vs_wrk_worst": worst_stored,
-                        "repro_kernel_drops_worst": max_drops, "cpu_per_exchange_repro_vs_tcpdump": cpu_ratio,
-                        "peak_rss_repro_vs_tcpdump": rss_ratio},
+            "targets": {"rate_repro_vs_tcpdump": t["repro"]["rate"],
+                        "stored_ok_vs_wrk_worst": t["repro"]["worst_stored"],
+                        "repro_kernel_drops_worst": t["repro"]["max_drops"],
+                        "cpu_per_exchange_repro_vs_tcpdump": t["repro"]["cpu"],
+                        "peak_rss_repro_vs_tcpdump": t["repro"]["rss"]},
             "runs": runs,
             "report": text,
         }
+        if ab:
+            doc["versions"]["repro_b"] = first_line([a.repro_bin_b, "--version"]) if a.repro_bin_b else None
+            doc["targets"].update(rate_repro_b_vs_tcpdump=t["repro_b"]["rate"],
+                                  stored_ok_vs_wrk_worst_repro_b=t["repro_b"]["worst_stored"],
+                                  repro_b_kernel_drops_worst=t["repro_b"]["max_drops"],
+                                  cpu_per_exchange_repro_b_vs_tcpdump=t["repro_b"]["cpu"],
+                                  peak_rss_repro_b_vs_tcpdump=t["repro_b"]["rss"])
+            doc["ab"] = ab_doc
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=2)
 
@@ -396,6 +507,7 @@ def main():
     rep.add_argument("--rounds", required=True)
     rep.add_argument("--repo-root", default=".")
     rep.add_argument("--repro-bin", default="repro")
+    rep.add_argument("--repro-bin-b", help="the second build (A/B run), for its --version")
     rep.add_argument("--text")
     rep.add_argument("--json")
     rep.add_argument("--setting", action="append", default=[])

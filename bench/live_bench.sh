@@ -6,21 +6,30 @@
 # nginx (one worker) on a free loopback port answers every request with its
 # own URI (`return 200 "$request_uri\n"`); wrk -cCONNS sends requests whose
 # URIs are all different (/bROUND/THREAD/N) at full rate for DURATION
-# seconds. RUNS rounds, each of three runs in this order:
+# seconds. RUNS rounds, each of three runs (four for an A/B run) in this
+# order:
 #   none     no capture
 #   tcpdump  tcpdump -i lo -B TCPDUMP_BUFFER_KIB -w FILE 'tcp port P'
 #   repro    repro capture -i lo --db DB 'tcp port P' (its default buffer)
+#   repro_b  only with REPRO_BIN_B: the same with that second build (and
+#            REPRO_ARGS_B if set, else REPRO_ARGS)
 # After wrk ends the capture keeps running DRAIN seconds, then gets SIGINT.
 # Every exchange repro stored is checked in the database: complete, status
 # 200, response body equal to its own request URI. Reported per run and as
 # medians: wrk's rate and completed requests, kernel drops, stored-complete
 # / wrk-completed, the agent's CPU us per exchange and peak RSS. The report
 # also goes to bench/results/live-YYYYmmdd-HHMMSS.{txt,json}.
+# A/B run: repro_b is checked and reported like repro, and the report adds
+# its ratios to repro (service rate, CPU us per exchange, peak RSS) round
+# by round, their medians and the ratios of the medians: the VM's speed
+# swings between runs, so only ratios within one round compare two builds.
 #
-# Usage: bench/live_bench.sh [--repro-bin PATH]
+# Usage: bench/live_bench.sh [--repro-bin PATH] [--repro-bin-b PATH]
 # Env:   DURATION (10), RUNS (3), WRK_THREADS (1), WRK_CONNS (16), DRAIN (2),
 #        TCPDUMP_BUFFER_KIB (32768), REPRO_BIN (build/repro of this tree),
 #        REPRO_ARGS (extra options for repro capture, none),
+#        REPRO_BIN_B (a second build for an A/B run, none; --repro-bin-b),
+#        REPRO_ARGS_B (repro_b's extra options; REPRO_ARGS when unset),
 #        BENCH_TMP (work directory parent, ${TMPDIR:-/tmp}; keep it on disk)
 # Needs: root (capture on lo), nginx, wrk, tcpdump, curl, python3,
 #        /usr/bin/time.
@@ -38,6 +47,7 @@ DRAIN=${DRAIN:-2}
 TCPDUMP_BUFFER_KIB=${TCPDUMP_BUFFER_KIB:-32768}
 REPRO_BIN=${REPRO_BIN:-$ROOT/build/repro}
 REPRO_ARGS=${REPRO_ARGS:-}
+REPRO_BIN_B=${REPRO_BIN_B:-}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 read -r -a repro_args <<< "$REPRO_ARGS"
 
@@ -46,6 +56,10 @@ while [ $# -gt 0 ]; do
     case $1 in
         --repro-bin) [ $# -ge 2 ] || { usage >&2; exit 64; }; REPRO_BIN=$2; shift ;;
         --repro-bin=*) REPRO_BIN=${1#*=} ;;
+        --repro-bin-b) [ $# -ge 2 ] || { usage >&2; exit 64; }; REPRO_BIN_B=$2; shift
+                       [ -n "$REPRO_BIN_B" ] || { echo "live_bench: --repro-bin-b needs a path" >&2; exit 64; } ;;
+        --repro-bin-b=*) REPRO_BIN_B=${1#*=}
+                         [ -n "$REPRO_BIN_B" ] || { echo "live_bench: --repro-bin-b needs a path" >&2; exit 64; } ;;
         -h|--help) usage; exit 0 ;;
         *) echo "live_bench: unknown argument '$1'" >&2; usage >&2; exit 64 ;;
     esac
@@ -56,6 +70,14 @@ for v in DURATION RUNS WRK_THREADS WRK_CONNS DRAIN TCPDUMP_BUFFER_KIB STOP_TIMEO
         echo "live_bench: $v must be a positive whole number, not '${!v}'" >&2; exit 64
     fi
 done
+# REPRO_ARGS_B set (even to nothing) gives repro_b its own options.
+if [ -n "${REPRO_ARGS_B+set}" ] && [ -z "$REPRO_BIN_B" ]; then
+    echo "live_bench: REPRO_ARGS_B is for repro_b: set REPRO_BIN_B (or --repro-bin-b) too" >&2; exit 64
+fi
+REPRO_ARGS_B=${REPRO_ARGS_B-$REPRO_ARGS}
+read -r -a repro_args_b <<< "$REPRO_ARGS_B"
+modes=(none tcpdump repro)
+[ -z "$REPRO_BIN_B" ] || modes+=(repro_b)
 
 log() { printf 'live_bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -67,6 +89,13 @@ done
 [ "$(id -u)" = 0 ] || skip "capturing on lo needs root"
 case $REPRO_BIN in /*) ;; *) REPRO_BIN=$PWD/$REPRO_BIN ;; esac
 [ -x "$REPRO_BIN" ] || die "cannot run repro '$REPRO_BIN': build it (cmake --build build) or set REPRO_BIN"
+if [ -n "$REPRO_BIN_B" ]; then
+    case $REPRO_BIN_B in /*) ;; *) REPRO_BIN_B=$PWD/$REPRO_BIN_B ;; esac
+    [ -x "$REPRO_BIN_B" ] || die "cannot run repro_b '$REPRO_BIN_B': build it or fix REPRO_BIN_B"
+    if [ "$REPRO_BIN_B" -ef "$REPRO_BIN" ] && [ "$REPRO_ARGS_B" = "$REPRO_ARGS" ]; then
+        log "repro_b is repro again ('$REPRO_BIN'): an A/A run, which shows what running second does"
+    fi
+fi
 
 work=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/repro-livebench.XXXXXX")
 nginx_pid=
@@ -151,7 +180,8 @@ end
 EOF
 
 mkdir -m 0700 "$work/cap"
-# run_one ROUND MODE: one wrk run with capture MODE (none, tcpdump, repro);
+# run_one ROUND MODE: one wrk run with capture MODE (none, tcpdump, repro,
+# repro_b);
 # leaves its files in $work/ROUND-MODE/ and appends a line to rounds.jsonl.
 run_one() {
     local round=$1 mode=$2 dir=$work/$1-$2 before after cmd=()
@@ -161,6 +191,7 @@ run_one() {
         none) ;;
         tcpdump) cmd=(tcpdump -i lo -B "$TCPDUMP_BUFFER_KIB" -w "$out.pcap" "tcp port $port") ;;
         repro) cmd=("$REPRO_BIN" capture -i lo --db "$out.db" "${repro_args[@]}" "tcp port $port") ;;
+        repro_b) cmd=("$REPRO_BIN_B" capture -i lo --db "$out.db" "${repro_args_b[@]}" "tcp port $port") ;;
     esac
     if [ "$mode" != none ]; then
         printf '%q ' "${cmd[@]}" > "$dir/cmd"
@@ -198,20 +229,25 @@ log "warm-up: 1 s of wrk"
 wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d1s -s "$work/unique.lua" "http://127.0.0.1:$port/" -- warm > /dev/null ||
     die "wrk failed in the warm-up"
 
-log "$RUNS rounds of none/tcpdump/repro, ${DURATION} s of wrk -t$WRK_THREADS -c$WRK_CONNS each, drain ${DRAIN} s"
+log "$RUNS rounds of $(IFS=/; echo "${modes[*]}"), ${DURATION} s of wrk -t$WRK_THREADS -c$WRK_CONNS each, drain ${DRAIN} s"
 for round in $(seq "$RUNS"); do
-    for mode in none tcpdump repro; do
+    for mode in "${modes[@]}"; do
         run_one "$round" "$mode"
     done
 done
 
 mkdir -p "$HERE/results"
 stamp=$(date -u +%Y%m%d-%H%M%S)
+ab_opts=()
+if [ -n "$REPRO_BIN_B" ]; then
+    ab_opts=(--repro-bin-b "$REPRO_BIN_B" --setting "repro_bin=$REPRO_BIN" --setting "repro_bin_b=$REPRO_BIN_B"
+             --setting "repro_args_b=$REPRO_ARGS_B")
+fi
 python3 "$HERE/live_bench.py" report --rounds "$work/rounds.jsonl" --repo-root "$ROOT" \
     --repro-bin "$REPRO_BIN" --text "$HERE/results/live-$stamp.txt" --json "$HERE/results/live-$stamp.json" \
     --setting "duration_s=$DURATION" --setting "runs=$RUNS" --setting "wrk_threads=$WRK_THREADS" \
     --setting "wrk_conns=$WRK_CONNS" --setting "drain_s=$DRAIN" \
     --setting "tcpdump_buffer_kib=$TCPDUMP_BUFFER_KIB" --setting "repro_args=$REPRO_ARGS" \
-    --setting "port=$port" \
+    --setting "port=$port" "${ab_opts[@]}" \
     --command "wrk: wrk -t$WRK_THREADS -c$WRK_CONNS -d${DURATION}s -s unique.lua http://127.0.0.1:$port/ -- bROUND"
 log "report written to bench/results/live-$stamp.txt and .json"
