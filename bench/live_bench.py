@@ -433,11 +433,11 @@ def cmd_report(a):
                "over wrk's completed requests; requests wrk sent but whose answer it had not read "
                "when it stopped can make it exceed 100%.")
     if ab:
-        out.append("\nrepro_b is the same capture with the second build (REPRO_BIN_B), run right after "
-                   "repro in every round; it is counted and checked like repro. The VM's speed drifts "
-                   "between runs, so the median of the per-round ratios is the A/B figure to trust; "
-                   "repro_b always runs second, so an A/A run (REPRO_BIN_B = REPRO_BIN) shows what "
-                   "that position alone does.")
+        out.append("\nrepro_b is the same capture with the second build (REPRO_BIN_B), run next to "
+                   "repro in every round (after it in odd rounds, before it in even ones); it is "
+                   "counted and checked like repro. The VM's speed drifts between runs, so the median "
+                   "of the per-round ratios is the A/B figure to trust; an A/A run (REPRO_BIN_B = "
+                   "REPRO_BIN) shows how much noise is left.")
     out.append("\nCommands:")
     out += [f"- {c}" for c in a.command]
     out += [f"- {mode}: {r['command']}" for mode in modes[1:] for r in by[mode][:1] if r.get("command")]

@@ -12,7 +12,8 @@
 #   tcpdump  tcpdump -i lo -B TCPDUMP_BUFFER_KIB -w FILE 'tcp port P'
 #   repro    repro capture -i lo --db DB 'tcp port P' (its default buffer)
 #   repro_b  only with REPRO_BIN_B: the same with that second build (and
-#            REPRO_ARGS_B if set, else REPRO_ARGS)
+#            REPRO_ARGS_B if set, else REPRO_ARGS); in even rounds it runs
+#            before repro
 # After wrk ends the capture keeps running DRAIN seconds, then gets SIGINT.
 # Every exchange repro stored is checked in the database: complete, status
 # 200, response body equal to its own request URI. Reported per run and as
@@ -231,7 +232,11 @@ wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d1s -s "$work/unique.lua" "http://127.0.0.1
 
 log "$RUNS rounds of $(IFS=/; echo "${modes[*]}"), ${DURATION} s of wrk -t$WRK_THREADS -c$WRK_CONNS each, drain ${DRAIN} s"
 for round in $(seq "$RUNS"); do
-    for mode in "${modes[@]}"; do
+    order=("${modes[@]}")
+    # A/B: the two builds take turns at running first, so that neither
+    # gets the position's effect in every round.
+    if [ -n "$REPRO_BIN_B" ] && [ $((round % 2)) = 0 ]; then order=(none tcpdump repro_b repro); fi
+    for mode in "${order[@]}"; do
         run_one "$round" "$mode"
     done
 done
