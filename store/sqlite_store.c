@@ -798,7 +798,10 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
             sqlite3_bind_int64(st, 10, last);
         }
     }
-    return repro__store_step(s, st, err, "cannot update a connection");
+    rc = repro__store_step(s, st, err, "cannot update a connection");
+    if (rc == REPRO_OK && row->closed_us >= 0)
+        repro__ranges_closed(s, row->id);
+    return rc;
 }
 
 /* Stores n exchanges in one statement (sqlite_rows.c); *first_id gets

@@ -53,11 +53,14 @@ int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt *
 int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err);
 /* Each connection's exchange id range (sqlite_ranges.c). note: exchange
  * xid of connection conn was inserted. closing: the range to write with
- * the connection's closing UPDATE (0: none). flush: writes the ranges that
+ * the connection's closing UPDATE (0: none); closed: that UPDATE is done
+ * (it wrote the range). flush: writes the ranges that
  * grew, in the open transaction, before COMMIT. committed / rolled_back:
  * after COMMIT succeeded / after ROLLBACK. */
 int repro__ranges_note(struct sqlite_store *s, int64_t conn, int64_t xid, struct repro_error *err);
-void repro__ranges_closing(struct sqlite_store *s, int64_t conn, int64_t *first, int64_t *last);
+void repro__ranges_closing(const struct sqlite_store *s, int64_t conn, int64_t *first,
+                           int64_t *last);
+void repro__ranges_closed(struct sqlite_store *s, int64_t conn);
 int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err);
 void repro__ranges_committed(struct sqlite_store *s);
 void repro__ranges_rolled_back(struct sqlite_store *s);

@@ -419,6 +419,50 @@ static void test_insert_many(void **state)
     repro_store_close(s);
 }
 
+/* A connection's closing UPDATE that fails (here: a trigger) inside a
+ * batch that is then committed anyway, as test_insert_many does: the
+ * exchange it was to cover still gets its range. */
+static void test_close_that_fails(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn a, b;
+    int64_t cap, xid = 0;
+    char sql[256];
+    sqlite3 *db;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(&a, cap, 4000);
+    fill_conn(&b, cap, 4001);
+    assert_int_equal(repro_store_conn_insert(s, &a, &a.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, &b, &b.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    db = other_connection();
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER no_close BEFORE UPDATE ON connections"
+             " WHEN OLD.id = %lld AND NEW.closed_us IS NOT NULL"
+             " BEGIN SELECT RAISE(ABORT, 'no'); END",
+             (long long)a.id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+    put_x(s, cap, a.id, 0, 0, 1, &xid);
+    a.closed_us = T0 + 1000000;
+    a.end_reason = "fin";
+    a.n_exchanges = 1;
+    assert_int_not_equal(repro_store_conn_update(s, &a, &err), REPRO_OK);
+    close_conn(s, &b, 0);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+
+    snprintf(sql, sizeof sql, "SELECT last_exchange_id FROM connections WHERE id = %lld",
+             (long long)a.id);
+    assert_int_equal(q_int(db, sql), xid);
+    sqlite3_close(db);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup(test_in_flight_long_connection, setup),
         cmocka_unit_test_setup(test_migrate_v5_to_v6, setup),
         cmocka_unit_test_setup(test_insert_many, setup),
+        cmocka_unit_test_setup(test_close_that_fails, setup),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
