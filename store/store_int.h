@@ -43,7 +43,8 @@ int repro__store_db_error(struct sqlite_store *s, struct repro_error *err, const
 /* Runs SQL without results. */
 int repro__store_exec(struct sqlite_store *s, const char *sql, struct repro_error *err,
                       const char *what);
-/* Steps a statement to completion, then resets it and clears its bindings. */
+/* Steps a statement to completion, then resets it and clears its bindings
+ * (also when the step failed). */
 int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_error *err,
                       const char *what);
 /* Prepares sql into *st (owned by the caller, who finalizes it). */
