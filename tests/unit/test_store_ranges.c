@@ -471,6 +471,59 @@ static void test_close_that_fails(void **state)
     repro_store_close(s);
 }
 
+/* The range table's allocations fail (the n-th and every later one, for
+ * each n until none is left to fail): a range that cannot be kept in
+ * memory is written at once, so every call still succeeds and the stored
+ * ranges are exact. 150 connections take the table past its first size. */
+static void test_alloc_failures(void **state)
+{
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    static struct repro_store_conn c[150];
+    unsigned long made = 0;
+    (void)state;
+
+    for (unsigned long n = 1; n < 100; n++) {
+        struct repro_store *s = NULL;
+        struct repro_error err = {0};
+        int64_t cap;
+        sqlite3 *db;
+
+        unlink(db_path);
+        assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+        assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+        repro_store_set_batch(s, 1000);
+        for (int k = 0; k < 150; k++) {
+            fill_conn(&c[k], cap, (uint16_t)(5000 + k));
+            assert_int_equal(repro_store_conn_insert(s, &c[k], &c[k].id, &err), REPRO_OK);
+        }
+        assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+        repro_alloc_fail_after(n);
+        for (int i = 0; i < 600; i++) {
+            put_x(s, cap, c[(i * 7) % 150].id, i, i, 1, NULL);
+            if (i % 150 == 149)
+                close_conn(s, &c[i % 150], 1);
+            if (i == 300)
+                assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+            if (i == 450) { /* a batch rolled back, then the next one goes on */
+                assert_int_equal(repro_store_begin(s, &err), REPRO_OK);
+                put_x(s, cap, c[1].id, 999, 999, 1, NULL);
+                put_x(s, cap, c[149].id, 998, 998, 1, NULL);
+                repro_store_rollback(s);
+            }
+        }
+        assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+        made = repro_alloc_fail_after(0);
+        db = other_connection();
+        assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 600);
+        assert_ranges_exact(db);
+        sqlite3_close(db);
+        repro_store_close(s);
+        if (made < n)
+            break; /* nothing failed: every allocation was reached */
+    }
+    assert_true(made > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup(test_migrate_v5_to_v6, setup),
         cmocka_unit_test_setup(test_insert_many, setup),
         cmocka_unit_test_setup(test_close_that_fails, setup),
+        cmocka_unit_test_setup(test_alloc_failures, setup),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
