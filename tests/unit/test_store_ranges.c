@@ -524,6 +524,48 @@ static void test_alloc_failures(void **state)
     assert_true(made > 0);
 }
 
+/* Exchanges stored for a connection after its closing UPDATE, in the same
+ * batch and in a later one, widen its range; exchanges naming connection 0
+ * or one that does not exist change no connection's range. */
+static void test_after_close_and_unknown_ids(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn a, b;
+    int64_t cap, n_rows = 0;
+    struct repro_exchange_filter f;
+    sqlite3 *db;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(&a, cap, 6000);
+    fill_conn(&b, cap, 6001);
+    assert_int_equal(repro_store_conn_insert(s, &a, &a.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, &b, &b.id, &err), REPRO_OK);
+    put_x(s, cap, a.id, 0, 0, 1, NULL);
+    put_x(s, cap, b.id, 0, 1, 1, NULL);
+    close_conn(s, &a, 1);
+    put_x(s, cap, a.id, 1, 2, 1, NULL); /* same batch, after the close */
+    put_x(s, cap, 0, 0, 3, 1, NULL);
+    put_x(s, cap, b.id + 100, 0, 4, 1, NULL);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    put_x(s, cap, b.id, 1, 5, 1, NULL);
+    put_x(s, cap, a.id, 2, 6, 1, NULL); /* a later batch */
+    close_conn(s, &b, 2);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+
+    db = other_connection();
+    assert_ranges_exact(db);
+    memset(&f, 0, sizeof f);
+    f.connection_id = a.id;
+    assert_int_equal(repro_store_exchanges(s, &f, 0, count_fn, &n_rows, &err), REPRO_OK);
+    assert_int_equal(n_rows, 3);
+    sqlite3_close(db);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup(test_insert_many, setup),
         cmocka_unit_test_setup(test_close_that_fails, setup),
         cmocka_unit_test_setup(test_alloc_failures, setup),
+        cmocka_unit_test_setup(test_after_close_and_unknown_ids, setup),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
