@@ -109,7 +109,9 @@ void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *
  * so the requests in flight at time T are among the last ones that began
  * by T, which are read backwards from the end of the range. The capture
  * holds at most 64 requests waiting per connection (max_pipeline), so the
- * last 128 are enough, however long the connection lived. */
+ * last 128 are enough, however long the connection lived; except that past
+ * 64 it stores the oldest waiting request without its response, which may
+ * still be waiting: of more than 128 unanswered, the oldest are missed. */
 #define REPRO__SQLITE_IN_FLIGHT_SQL                                         \
     "SELECT DISTINCT e.id FROM crashes c"                                   \
     " JOIN crash_connections k ON k.crash_id = c.id"                        \
