@@ -142,17 +142,28 @@ int repro__ranges_note(struct sqlite_store *s, int64_t conn, int64_t xid, struct
     return REPRO_OK;
 }
 
-void repro__ranges_closing(struct sqlite_store *s, int64_t conn, int64_t *first, int64_t *last)
+void repro__ranges_closing(const struct sqlite_store *s, int64_t conn, int64_t *first,
+                           int64_t *last)
 {
-    struct conn_range *r = find(s->ranges, conn);
+    const struct conn_range *r = find(s->ranges, conn);
 
     *first = *last = 0;
     if (r == NULL)
         return;
     *first = r->first; /* 0 (none since the last commit or rollback): NULL */
     *last = r->last;
-    r->dirty = 0;
-    r->closed = 1;
+}
+
+/* Only once the UPDATE is done: a batch may still be committed after it
+ * failed, and then the range must be written before COMMIT as usual. */
+void repro__ranges_closed(struct sqlite_store *s, int64_t conn)
+{
+    struct conn_range *r = find(s->ranges, conn);
+
+    if (r != NULL) {
+        r->dirty = 0;
+        r->closed = 1;
+    }
 }
 
 int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err)

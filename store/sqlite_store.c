@@ -476,7 +476,10 @@ int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_err
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         rc = repro__store_db_error(s, err, what);
+        /* cleared here too: the next use of a persistent statement binds
+         * only what it has (ST_CONN_UPD leaves the range NULL) */
         sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
         return rc;
     }
     sqlite3_reset(st);
@@ -798,7 +801,10 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
             sqlite3_bind_int64(st, 10, last);
         }
     }
-    return repro__store_step(s, st, err, "cannot update a connection");
+    rc = repro__store_step(s, st, err, "cannot update a connection");
+    if (rc == REPRO_OK && row->closed_us >= 0)
+        repro__ranges_closed(s, row->id);
+    return rc;
 }
 
 /* Stores n exchanges in one statement (sqlite_rows.c); *first_id gets

@@ -43,7 +43,8 @@ int repro__store_db_error(struct sqlite_store *s, struct repro_error *err, const
 /* Runs SQL without results. */
 int repro__store_exec(struct sqlite_store *s, const char *sql, struct repro_error *err,
                       const char *what);
-/* Steps a statement to completion, then resets it and clears its bindings. */
+/* Steps a statement to completion, then resets it and clears its bindings
+ * (also when the step failed). */
 int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_error *err,
                       const char *what);
 /* Prepares sql into *st (owned by the caller, who finalizes it). */
@@ -53,11 +54,14 @@ int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt *
 int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err);
 /* Each connection's exchange id range (sqlite_ranges.c). note: exchange
  * xid of connection conn was inserted. closing: the range to write with
- * the connection's closing UPDATE (0: none). flush: writes the ranges that
+ * the connection's closing UPDATE (0: none); closed: that UPDATE is done
+ * (it wrote the range). flush: writes the ranges that
  * grew, in the open transaction, before COMMIT. committed / rolled_back:
  * after COMMIT succeeded / after ROLLBACK. */
 int repro__ranges_note(struct sqlite_store *s, int64_t conn, int64_t xid, struct repro_error *err);
-void repro__ranges_closing(struct sqlite_store *s, int64_t conn, int64_t *first, int64_t *last);
+void repro__ranges_closing(const struct sqlite_store *s, int64_t conn, int64_t *first,
+                           int64_t *last);
+void repro__ranges_closed(struct sqlite_store *s, int64_t conn);
 int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err);
 void repro__ranges_committed(struct sqlite_store *s);
 void repro__ranges_rolled_back(struct sqlite_store *s);
@@ -105,7 +109,9 @@ void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *
  * so the requests in flight at time T are among the last ones that began
  * by T, which are read backwards from the end of the range. The capture
  * holds at most 64 requests waiting per connection (max_pipeline), so the
- * last 128 are enough, however long the connection lived. */
+ * last 128 are enough, however long the connection lived; except that past
+ * 64 it stores the oldest waiting request without its response, which may
+ * still be waiting: of more than 128 unanswered, the oldest are missed. */
 #define REPRO__SQLITE_IN_FLIGHT_SQL                                         \
     "SELECT DISTINCT e.id FROM crashes c"                                   \
     " JOIN crash_connections k ON k.crash_id = c.id"                        \

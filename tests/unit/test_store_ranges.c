@@ -419,6 +419,153 @@ static void test_insert_many(void **state)
     repro_store_close(s);
 }
 
+/* A connection's closing UPDATE that fails (here: a trigger) inside a
+ * batch that is then committed anyway, as test_insert_many does: the
+ * exchange it was to cover still gets its range, and the next connection
+ * closed, which has no exchanges, does not get the failed statement's
+ * range (SQLite keeps a statement's bindings after a failed step). */
+static void test_close_that_fails(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn a, b;
+    int64_t cap, xid = 0;
+    char sql[256];
+    sqlite3 *db;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(&a, cap, 4000);
+    fill_conn(&b, cap, 4001);
+    assert_int_equal(repro_store_conn_insert(s, &a, &a.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, &b, &b.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    db = other_connection();
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER no_close BEFORE UPDATE ON connections"
+             " WHEN OLD.id = %lld AND NEW.closed_us IS NOT NULL"
+             " BEGIN SELECT RAISE(ABORT, 'no'); END",
+             (long long)a.id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+    put_x(s, cap, a.id, 0, 0, 1, &xid);
+    a.closed_us = T0 + 1000000;
+    a.end_reason = "fin";
+    a.n_exchanges = 1;
+    assert_int_not_equal(repro_store_conn_update(s, &a, &err), REPRO_OK);
+    close_conn(s, &b, 0);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+
+    snprintf(sql, sizeof sql, "SELECT last_exchange_id FROM connections WHERE id = %lld",
+             (long long)a.id);
+    assert_int_equal(q_int(db, sql), xid);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM connections WHERE id = %lld AND first_exchange_id IS NULL"
+             " AND last_exchange_id IS NULL AND closed_us IS NOT NULL",
+             (long long)b.id);
+    assert_int_equal(q_int(db, sql), 1);
+    assert_ranges_exact(db);
+    sqlite3_close(db);
+    repro_store_close(s);
+}
+
+/* The range table's allocations fail (the n-th and every later one, for
+ * each n until none is left to fail): a range that cannot be kept in
+ * memory is written at once, so every call still succeeds and the stored
+ * ranges are exact. 150 connections take the table past its first size. */
+static void test_alloc_failures(void **state)
+{
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    static struct repro_store_conn c[150];
+    unsigned long made = 0;
+    (void)state;
+
+    for (unsigned long n = 1; n < 100; n++) {
+        struct repro_store *s = NULL;
+        struct repro_error err = {0};
+        int64_t cap;
+        sqlite3 *db;
+
+        unlink(db_path);
+        assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+        assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+        repro_store_set_batch(s, 1000);
+        for (int k = 0; k < 150; k++) {
+            fill_conn(&c[k], cap, (uint16_t)(5000 + k));
+            assert_int_equal(repro_store_conn_insert(s, &c[k], &c[k].id, &err), REPRO_OK);
+        }
+        assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+        repro_alloc_fail_after(n);
+        for (int i = 0; i < 600; i++) {
+            put_x(s, cap, c[(i * 7) % 150].id, i, i, 1, NULL);
+            if (i % 150 == 149)
+                close_conn(s, &c[i % 150], 1);
+            if (i == 300)
+                assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+            if (i == 450) { /* a batch rolled back, then the next one goes on */
+                assert_int_equal(repro_store_begin(s, &err), REPRO_OK);
+                put_x(s, cap, c[1].id, 999, 999, 1, NULL);
+                put_x(s, cap, c[149].id, 998, 998, 1, NULL);
+                repro_store_rollback(s);
+            }
+        }
+        assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+        made = repro_alloc_fail_after(0);
+        db = other_connection();
+        assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 600);
+        assert_ranges_exact(db);
+        sqlite3_close(db);
+        repro_store_close(s);
+        if (made < n)
+            break; /* nothing failed: every allocation was reached */
+    }
+    assert_true(made > 0);
+}
+
+/* Exchanges stored for a connection after its closing UPDATE, in the same
+ * batch and in a later one, widen its range; exchanges naming connection 0
+ * or one that does not exist change no connection's range. */
+static void test_after_close_and_unknown_ids(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn a, b;
+    int64_t cap, n_rows = 0;
+    struct repro_exchange_filter f;
+    sqlite3 *db;
+    (void)state;
+
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    fill_conn(&a, cap, 6000);
+    fill_conn(&b, cap, 6001);
+    assert_int_equal(repro_store_conn_insert(s, &a, &a.id, &err), REPRO_OK);
+    assert_int_equal(repro_store_conn_insert(s, &b, &b.id, &err), REPRO_OK);
+    put_x(s, cap, a.id, 0, 0, 1, NULL);
+    put_x(s, cap, b.id, 0, 1, 1, NULL);
+    close_conn(s, &a, 1);
+    put_x(s, cap, a.id, 1, 2, 1, NULL); /* same batch, after the close */
+    put_x(s, cap, 0, 0, 3, 1, NULL);
+    put_x(s, cap, b.id + 100, 0, 4, 1, NULL);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+    put_x(s, cap, b.id, 1, 5, 1, NULL);
+    put_x(s, cap, a.id, 2, 6, 1, NULL); /* a later batch */
+    close_conn(s, &b, 2);
+    assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
+
+    db = other_connection();
+    assert_ranges_exact(db);
+    memset(&f, 0, sizeof f);
+    f.connection_id = a.id;
+    assert_int_equal(repro_store_exchanges(s, &f, 0, count_fn, &n_rows, &err), REPRO_OK);
+    assert_int_equal(n_rows, 3);
+    sqlite3_close(db);
+    repro_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +574,9 @@ int main(void)
         cmocka_unit_test_setup(test_in_flight_long_connection, setup),
         cmocka_unit_test_setup(test_migrate_v5_to_v6, setup),
         cmocka_unit_test_setup(test_insert_many, setup),
+        cmocka_unit_test_setup(test_close_that_fails, setup),
+        cmocka_unit_test_setup(test_alloc_failures, setup),
+        cmocka_unit_test_setup(test_after_close_and_unknown_ids, setup),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
