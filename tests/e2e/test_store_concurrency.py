@@ -29,9 +29,13 @@ REPRO, FIXTURES = sys.argv[1], sys.argv[2]
 READS = 40  # rounds of the three reading commands
 
 # Commits copies of exchange 1 one transaction at a time until the stop
-# file exists, then prints how many it committed.
+# file exists, then prints how many it committed. A millisecond between
+# transactions: SQLite's write lock is not queued, and a process that takes
+# it again the moment it lets go can keep another writer (the import
+# below) waiting past its 5 s busy timeout; seen once in CI under ASan with
+# no pause. Still hundreds of commits a second; the live agent makes four.
 WRITER = r"""
-import os, sqlite3, sys
+import os, sqlite3, sys, time
 db, stop = sys.argv[1], sys.argv[2]
 c = sqlite3.connect(db, timeout=30, isolation_level=None)
 n = 0
@@ -44,6 +48,7 @@ while not os.path.exists(stop):
               " FROM exchanges WHERE id = 1")
     c.execute("COMMIT")
     n += 1
+    time.sleep(0.001)
 print(n)
 """
 
