@@ -31,7 +31,7 @@ struct conn_range {
     int64_t id;
     int64_t first, last;         /* in this transaction; 0: none */
     int64_t db_first, db_last;   /* what the database holds (committed) */
-    unsigned char dirty, closed; /* to write before COMMIT; written by its close */
+    unsigned char closed;        /* written by its closing UPDATE */
 };
 
 struct conn_ranges {
@@ -137,7 +137,6 @@ int repro__ranges_note(struct sqlite_store *s, int64_t conn, int64_t xid, struct
         r->first = xid;
     if (xid > r->last)
         r->last = xid;
-    r->dirty = 1;
     r->closed = 0;
     return REPRO_OK;
 }
@@ -160,10 +159,14 @@ void repro__ranges_closed(struct sqlite_store *s, int64_t conn)
 {
     struct conn_range *r = find(s->ranges, conn);
 
-    if (r != NULL) {
-        r->dirty = 0;
+    if (r != NULL)
         r->closed = 1;
-    }
+}
+
+/* To write before COMMIT: open, and wider than what the database holds. */
+static int grew(const struct conn_range *r)
+{
+    return !r->closed && (r->first != r->db_first || r->last != r->db_last);
 }
 
 int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err)
@@ -172,7 +175,7 @@ int repro__ranges_flush(struct sqlite_store *s, struct repro_error *err)
     int rc = REPRO_OK;
 
     for (size_t k = 0; t && rc == REPRO_OK && k < t->n; k++)
-        if (t->e[k].dirty)
+        if (grew(&t->e[k]))
             rc = write_range(s, t->e[k].id, t->e[k].first, t->e[k].last, err);
     return rc;
 }
@@ -188,7 +191,6 @@ void repro__ranges_committed(struct sqlite_store *s)
         struct conn_range r = t->e[k];
         if (r.closed)
             continue;
-        r.dirty = 0;
         r.db_first = r.first;
         r.db_last = r.last;
         t->e[kept++] = r;
@@ -206,7 +208,6 @@ void repro__ranges_rolled_back(struct sqlite_store *s)
     for (size_t k = 0; t && k < t->n; k++) {
         t->e[k].first = t->e[k].db_first;
         t->e[k].last = t->e[k].db_last;
-        t->e[k].dirty = 0;
         t->e[k].closed = 0;
     }
 }

@@ -78,7 +78,7 @@ int repro__sqlite_replay_result_insert(void *impl, const struct repro_store_repl
 {
     struct sqlite_store *s = impl;
     sqlite3_stmt *st = s->st[ST_REPLAY_RES_INS];
-    int rc = repro__store_batch_row(s, err);
+    int rc = repro__store_batch_open(s, err);
 
     if (rc)
         return rc;
@@ -100,7 +100,8 @@ int repro__sqlite_replay_result_insert(void *impl, const struct repro_store_repl
     sqlite3_bind_int(st, 14, row->reopened);
     if (row->response.len)
         sqlite3_bind_blob(st, 15, row->response.ptr, (int)row->response.len, SQLITE_STATIC);
-    return repro__store_step(s, st, err, "cannot store a replay result");
+    rc = repro__store_step(s, st, err, "cannot store a replay result");
+    return repro__store_batch_done(s, rc, 1, err);
 }
 
 static double col_real(sqlite3_stmt *st, int col)

@@ -526,18 +526,21 @@ void repro__store_rollback(void *impl)
     repro__ranges_rolled_back(s);
 }
 
-/* Opens a batch if none is open and commits it once it is full. */
-int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err)
+int repro__store_batch_open(struct sqlite_store *s, struct repro_error *err)
 {
-    if (!s->in_tx) {
-        int rc = repro__store_step(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
-        if (rc)
-            return rc;
+    int rc = REPRO_OK;
+
+    if (!s->in_tx && (rc = repro__store_step(s, s->st[ST_BEGIN], err,
+                                             "cannot begin a transaction")) == REPRO_OK)
         s->in_tx = 1;
-    }
-    if (++s->pending >= s->batch)
-        return repro__store_flush(s, err);
-    return REPRO_OK;
+    return rc;
+}
+
+int repro__store_batch_done(struct sqlite_store *s, int rc, size_t n, struct repro_error *err)
+{
+    if (rc == REPRO_OK && (s->pending += (unsigned)n) >= s->batch)
+        rc = repro__store_flush(s, err);
+    return rc;
 }
 
 static int sqlite_bulk_begin(void *impl, struct repro_error *err)
@@ -757,7 +760,7 @@ static int sqlite_conn_insert(void *impl, const struct repro_store_conn *row, in
 {
     struct sqlite_store *s = impl;
     sqlite3_stmt *st = s->st[ST_CONN_INS];
-    int rc = repro__store_batch_row(s, err);
+    int rc = repro__store_batch_open(s, err);
 
     if (rc)
         return rc;
@@ -772,7 +775,7 @@ static int sqlite_conn_insert(void *impl, const struct repro_store_conn *row, in
     rc = repro__store_step(s, st, err, "cannot store a connection");
     if (rc == REPRO_OK && id)
         *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return repro__store_batch_done(s, rc, 1, err);
 }
 
 static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
@@ -780,7 +783,7 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
 {
     struct sqlite_store *s = impl;
     sqlite3_stmt *st = s->st[ST_CONN_UPD];
-    int rc = repro__store_batch_row(s, err);
+    int rc = repro__store_batch_open(s, err);
 
     if (rc)
         return rc;
@@ -804,7 +807,7 @@ static int sqlite_conn_update(void *impl, const struct repro_store_conn *row,
     rc = repro__store_step(s, st, err, "cannot update a connection");
     if (rc == REPRO_OK && row->closed_us >= 0)
         repro__ranges_closed(s, row->id);
-    return rc;
+    return repro__store_batch_done(s, rc, 1, err);
 }
 
 /* Stores n exchanges in one statement (sqlite_rows.c); *first_id gets
@@ -813,20 +816,14 @@ static int sqlite_exchange_insert(void *impl, const struct repro_store_exchange 
                                   int64_t *first_id, struct repro_error *err)
 {
     struct sqlite_store *s = impl;
-    int rc = REPRO_OK;
+    int rc;
 
     if (n == 0)
         return REPRO_OK;
-    if (!s->in_tx) {
-        rc = repro__store_step(s, s->st[ST_BEGIN], err, "cannot begin a transaction");
-        if (rc)
-            return rc;
-        s->in_tx = 1;
-    }
+    if ((rc = repro__store_batch_open(s, err)) != REPRO_OK)
+        return rc;
     rc = repro__rows_insert(s, rows, n, first_id, err);
-    if (rc == REPRO_OK && (s->pending += (unsigned)n) >= s->batch)
-        rc = repro__store_flush(s, err);
-    return rc;
+    return repro__store_batch_done(s, rc, n, err);
 }
 
 /* ---- readers ---------------------------------------------------------- */
@@ -868,9 +865,8 @@ static int like_pattern(struct repro_buf *like, const char *prefix, struct repro
     return REPRO_OK;
 }
 
-/* The SELECT for filter f. The first failed append wins. */
-static int exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filter *f,
-                         int with_bodies)
+int repro__sqlite_exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filter *f,
+                                int with_bodies)
 {
     int rc, col = 1;
 
@@ -983,7 +979,7 @@ static int sqlite_exchanges(void *impl, const struct repro_exchange_filter *f, i
     have_re = f->path_regex != NULL;
     repro_buf_init(&sql, 4096 + 64 * f->n_ids);
     repro_buf_init(&like, 2 * (size_t)REPRO_STORE_MAX_PATTERN + 2);
-    if (exchanges_sql(&sql, f, with_bodies) != REPRO_OK) {
+    if (repro__sqlite_exchanges_sql(&sql, f, with_bodies) != REPRO_OK) {
         rc = repro_error_set(err, REPRO_E_NOMEM, "cannot build a query: out of memory");
         goto out;
     }

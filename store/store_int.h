@@ -50,8 +50,12 @@ int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_err
 /* Prepares sql into *st (owned by the caller, who finalizes it). */
 int repro__store_prepare(struct sqlite_store *s, const char *sql, sqlite3_stmt **st,
                          struct repro_error *err, const char *what);
-/* Opens a batch if none is open and commits it once it is full. */
-int repro__store_batch_row(struct sqlite_store *s, struct repro_error *err);
+/* The single-row writers' batches (repro_store_set_batch): open opens a
+ * transaction if none is open, before a row; done, after it, with the
+ * row's result rc, counts n rows stored and commits the batch once it is
+ * full, so a batch's last row is in it. Returns rc, or the commit's. */
+int repro__store_batch_open(struct sqlite_store *s, struct repro_error *err);
+int repro__store_batch_done(struct sqlite_store *s, int rc, size_t n, struct repro_error *err);
 /* Each connection's exchange id range (sqlite_ranges.c). note: exchange
  * xid of connection conn was inserted. closing: the range to write with
  * the connection's closing UPDATE (0: none); closed: that UPDATE is done
@@ -101,6 +105,12 @@ void repro__store_bind_text(sqlite3_stmt *st, int col, const char *v);
 /* Binds an IP address (family 4 or 6) as text, the way the schema keeps
  * it (docs/schema.md). */
 void repro__store_bind_ip(sqlite3_stmt *st, int col, int family, const uint8_t *ip);
+
+/* The SELECT of repro_store_exchanges for filter f into sql (parameters
+ * from ?1 in the filter's field order; a test checks its plan). The first
+ * failed append wins. */
+int repro__sqlite_exchanges_sql(struct repro_buf *sql, const struct repro_exchange_filter *f,
+                                int with_bodies);
 
 /* The join of repro_store_crash_in_flight (a test checks its plan uses
  * the connections_by_endpoints index and no scan of exchanges). ?1 is the

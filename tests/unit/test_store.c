@@ -19,6 +19,7 @@
 #include "repro/store.h"
 #include "store/store_int.h"
 #include "test_util.h"
+#include "tu_sqlite.h"
 
 static char db_path[512];
 
@@ -417,22 +418,9 @@ static void test_bad_databases(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent/dir/x.db"));
 }
 
-/* Writes a database file of schema version v the way that version of
- * repro wrote it: the released migrations up to v (they are never edited). */
 static void make_old_file(int v)
 {
-    sqlite3 *db;
-    char sql[64];
-    int i;
-
-    unlink(db_path);
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
-    for (i = 0; i < v; i++)
-        assert_int_equal(sqlite3_exec(db, repro__sqlite_migration(i), NULL, NULL, NULL), SQLITE_OK);
-    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    sqlite3_close(tu_sql_old_file(db_path, v));
 }
 
 static void test_readonly_migrates_old_file(void **state)
@@ -799,17 +787,6 @@ static void test_writer_row_limit(void **state)
 
 /* ---- schema version 3 --------------------------------------------------- */
 
-static int64_t query_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q;
-    int64_t v;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
-
 static int count_in_flight(void *ctx, int64_t id)
 {
     int64_t *ids = ctx;
@@ -860,10 +837,10 @@ static void test_migrate_v2_to_v3(void **state)
     repro_store_close(s);
 
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
+    assert_int_equal(tu_sql_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
                                    " AND name='connections_by_endpoints'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM exchanges WHERE request_body_sha256 IS NULL"
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges WHERE request_body_sha256 IS NULL"
                                    " AND response_body_sha256 IS NULL"), 1);
     sqlite3_close(db);
 }
@@ -881,8 +858,8 @@ static void test_readonly_migrates_v2(void **state)
     assert_int_equal(repro_store_open(db_path, REPRO_STORE_READONLY, &s, &err), REPRO_OK);
     repro_store_close(s);
     assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    assert_int_equal(query_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM pragma_table_info('exchanges')"
+    assert_int_equal(tu_sql_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM pragma_table_info('exchanges')"
                                    " WHERE name LIKE '%_body_sha256'"), 2);
     sqlite3_close(db);
 }

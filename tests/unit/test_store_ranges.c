@@ -19,6 +19,7 @@
 #include "repro/store.h"
 #include "store/store_int.h"
 #include "test_util.h"
+#include "tu_sqlite.h"
 
 #define T0 1700000000000000LL
 
@@ -32,30 +33,11 @@ static int setup(void **state)
     return 0;
 }
 
-static sqlite3 *other_connection(void)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_type(q, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
-
 /* Every connection's stored range holds all of its exchanges, and is
  * exactly their first and last id: checked for all rows at once. */
 static void assert_ranges_exact(sqlite3 *db)
 {
-    assert_int_equal(q_int(db, "SELECT count(*) FROM connections c WHERE"
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM connections c WHERE"
                                " c.first_exchange_id IS NOT"
                                "  (SELECT min(id) FROM exchanges e WHERE e.connection_id = c.id)"
                                " OR c.last_exchange_id IS NOT"
@@ -159,11 +141,11 @@ static void test_ranges_follow_inserts_commits_rollbacks(void **state)
     close_conn(s, &c[1], seq[1]);
     assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
 
-    db = other_connection();
-    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 400);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges WHERE seq >= 998"), 0);
+    db = tu_sql_open(db_path);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges"), 400);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges WHERE seq >= 998"), 0);
     assert_ranges_exact(db);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name ="
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name ="
                                " 'exchanges_by_connection'"),
                      0);
     for (int k = 0; k < 6; k++) {
@@ -175,7 +157,7 @@ static void test_ranges_follow_inserts_commits_rollbacks(void **state)
         assert_int_equal(repro_store_exchanges(s, &f, 0, count_fn, &n_rows, &err), REPRO_OK);
         snprintf(sql, sizeof sql, "SELECT count(*) FROM exchanges WHERE connection_id = %lld",
                  (long long)c[k].id);
-        assert_int_equal(n_rows, q_int(db, sql));
+        assert_int_equal(n_rows, tu_sql_int(db, sql));
         assert_int_equal(n_rows, seq[k]);
     }
     sqlite3_close(db);
@@ -183,11 +165,13 @@ static void test_ranges_follow_inserts_commits_rollbacks(void **state)
 }
 
 /* The `--connection` filter reads the connection's id range, not the
- * whole table. */
+ * whole table: the plan of the query repro_store_exchanges runs. */
 static void test_connection_filter_plan(void **state)
 {
     struct repro_store *s = NULL;
     struct repro_error err = {0};
+    struct repro_exchange_filter f;
+    struct repro_buf sql, plan;
     sqlite3 *db;
     sqlite3_stmt *q;
     int range = 0, scans = 0;
@@ -195,17 +179,18 @@ static void test_connection_filter_plan(void **state)
 
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
     repro_store_close(s);
-    db = other_connection();
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "EXPLAIN QUERY PLAN SELECT e.id FROM exchanges e"
-                                        " JOIN connections c ON c.id = e.connection_id WHERE 1"
-                                        " AND e.connection_id = ?1"
-                                        " AND e.id >= (SELECT first_exchange_id FROM connections"
-                                        " WHERE id = ?1)"
-                                        " AND e.id <= (SELECT last_exchange_id FROM connections"
-                                        " WHERE id = ?1) ORDER BY e.id",
-                                        -1, &q, NULL),
+    memset(&f, 0, sizeof f);
+    f.connection_id = 7;
+    repro_buf_init(&sql, 1 << 16);
+    repro_buf_init(&plan, 1 << 16);
+    assert_int_equal(repro__sqlite_exchanges_sql(&sql, &f, 1), REPRO_OK);
+    assert_int_equal(repro_buf_printf(&plan, "EXPLAIN QUERY PLAN %.*s", (int)sql.len,
+                                      (const char *)sql.data),
+                     REPRO_OK);
+    db = tu_sql_open(db_path);
+    assert_int_equal(sqlite3_prepare_v2(db, (const char *)plan.data, (int)plan.len, &q, NULL),
                      SQLITE_OK);
+    sqlite3_bind_int64(q, 1, f.connection_id);
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *d = (const char *)sqlite3_column_text(q, 3);
         if (strstr(d, "SEARCH e USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"))
@@ -215,6 +200,8 @@ static void test_connection_filter_plan(void **state)
     }
     sqlite3_finalize(q);
     sqlite3_close(db);
+    repro_buf_release(&sql);
+    repro_buf_release(&plan);
     assert_true(range);
     assert_false(scans);
 }
@@ -265,7 +252,7 @@ static void test_in_flight_long_connection(void **state)
     kc.remote_port = c[0].client_port;
     kc.local_port = c[0].server_port;
     kc.state = 1;
-    db = other_connection();
+    db = tu_sql_open(db_path);
     for (int64_t t = 0; t < 640; t += 37) {
         struct repro_store_crash crash;
         int64_t crash_id, got[256] = {0};
@@ -313,14 +300,9 @@ static void test_migrate_v5_to_v6(void **state)
     struct repro_error err = {0};
     struct repro_store_conn c;
     sqlite3 *db;
-    char sql[64];
     (void)state;
 
-    db = other_connection();
-    for (int v = 0; v < 5; v++)
-        assert_int_equal(sqlite3_exec(db, repro__sqlite_migration(v), NULL, NULL, NULL), SQLITE_OK);
-    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", 5);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    db = tu_sql_old_file(db_path, 5);
     assert_int_equal(
         sqlite3_exec(db,
                      "INSERT INTO captures(started_us, source_kind, source) VALUES (1, 'file', 'x');"
@@ -338,14 +320,14 @@ static void test_migrate_v5_to_v6(void **state)
     sqlite3_close(db);
 
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    db = other_connection();
-    assert_int_equal(q_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name ="
+    db = tu_sql_open(db_path);
+    assert_int_equal(tu_sql_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name ="
                                " 'exchanges_by_connection'"),
                      0);
     assert_ranges_exact(db);
-    assert_int_equal(q_int(db, "SELECT last_exchange_id FROM connections WHERE id = 1"), 5);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM connections WHERE id = 3"
+    assert_int_equal(tu_sql_int(db, "SELECT last_exchange_id FROM connections WHERE id = 1"), 5);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM connections WHERE id = 3"
                                " AND first_exchange_id IS NULL AND last_exchange_id IS NULL"),
                      1);
     /* stored by this version: connection 2 goes on, 3 gets its first */
@@ -397,8 +379,8 @@ static void test_insert_many(void **state)
     assert_int_equal(repro_store_exchange_insert_many(s, xs, 300, &first, &err), REPRO_OK);
     assert_int_equal(first, 2);
     assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
-    db = other_connection();
-    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges WHERE uri = '/' || (id - 2)"
+    db = tu_sql_open(db_path);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges WHERE uri = '/' || (id - 2)"
                                " AND request_first_us = 1700000000000000 + id - 2"
                                " AND response_first_us IS NULL AND length(request) = 4000"),
                      300);
@@ -413,7 +395,7 @@ static void test_insert_many(void **state)
     assert_int_not_equal(repro_store_exchange_insert_many(s, xs, 300, NULL, &err), REPRO_OK);
     /* committing what the transaction holds commits none of them */
     assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 301);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges"), 301);
     assert_ranges_exact(db);
     sqlite3_close(db);
     repro_store_close(s);
@@ -442,7 +424,7 @@ static void test_close_that_fails(void **state)
     assert_int_equal(repro_store_conn_insert(s, &a, &a.id, &err), REPRO_OK);
     assert_int_equal(repro_store_conn_insert(s, &b, &b.id, &err), REPRO_OK);
     assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
-    db = other_connection();
+    db = tu_sql_open(db_path);
     snprintf(sql, sizeof sql,
              "CREATE TRIGGER no_close BEFORE UPDATE ON connections"
              " WHEN OLD.id = %lld AND NEW.closed_us IS NOT NULL"
@@ -460,12 +442,12 @@ static void test_close_that_fails(void **state)
 
     snprintf(sql, sizeof sql, "SELECT last_exchange_id FROM connections WHERE id = %lld",
              (long long)a.id);
-    assert_int_equal(q_int(db, sql), xid);
+    assert_int_equal(tu_sql_int(db, sql), xid);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM connections WHERE id = %lld AND first_exchange_id IS NULL"
              " AND last_exchange_id IS NULL AND closed_us IS NOT NULL",
              (long long)b.id);
-    assert_int_equal(q_int(db, sql), 1);
+    assert_int_equal(tu_sql_int(db, sql), 1);
     assert_ranges_exact(db);
     sqlite3_close(db);
     repro_store_close(s);
@@ -513,8 +495,8 @@ static void test_alloc_failures(void **state)
         }
         assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
         made = repro_alloc_fail_after(0);
-        db = other_connection();
-        assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 600);
+        db = tu_sql_open(db_path);
+        assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges"), 600);
         assert_ranges_exact(db);
         sqlite3_close(db);
         repro_store_close(s);
@@ -556,7 +538,7 @@ static void test_after_close_and_unknown_ids(void **state)
     close_conn(s, &b, 2);
     assert_int_equal(repro_store_flush(s, &err), REPRO_OK);
 
-    db = other_connection();
+    db = tu_sql_open(db_path);
     assert_ranges_exact(db);
     memset(&f, 0, sizeof f);
     f.connection_id = a.id;
@@ -564,6 +546,37 @@ static void test_after_close_and_unknown_ids(void **state)
     assert_int_equal(n_rows, 3);
     sqlite3_close(db);
     repro_store_close(s);
+}
+
+/* Small batches outside the writer: every row goes into a batch and the
+ * batch commits after its last row. (Counting before the row once
+ * committed the batch first and left its last row to autocommit, whose
+ * range nothing wrote: closing the store lost it.) */
+static void test_small_batches(void **state)
+{
+    struct repro_store *s = NULL;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"file", "x", NULL, 1, 0, 0};
+    struct repro_store_conn c;
+    int64_t cap;
+    sqlite3 *db;
+    (void)state;
+
+    for (unsigned batch = 1; batch <= 4; batch++) {
+        unlink(db_path);
+        assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+        assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+        repro_store_set_batch(s, batch);
+        fill_conn(&c, cap, 4000);
+        assert_int_equal(repro_store_conn_insert(s, &c, &c.id, &err), REPRO_OK);
+        for (int i = 0; i < 5; i++)
+            put_x(s, cap, c.id, i, i, 1, NULL);
+        repro_store_close(s);
+        db = tu_sql_open(db_path);
+        assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges"), 5);
+        assert_ranges_exact(db);
+        sqlite3_close(db);
+    }
 }
 
 int main(void)
@@ -574,6 +587,7 @@ int main(void)
         cmocka_unit_test_setup(test_in_flight_long_connection, setup),
         cmocka_unit_test_setup(test_migrate_v5_to_v6, setup),
         cmocka_unit_test_setup(test_insert_many, setup),
+        cmocka_unit_test_setup(test_small_batches, setup),
         cmocka_unit_test_setup(test_close_that_fails, setup),
         cmocka_unit_test_setup(test_alloc_failures, setup),
         cmocka_unit_test_setup(test_after_close_and_unknown_ids, setup),

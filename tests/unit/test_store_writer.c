@@ -25,6 +25,7 @@
 #include "repro/store.h"
 #include "store/store_int.h"
 #include "test_util.h"
+#include "tu_sqlite.h"
 
 static char db_path[512];
 
@@ -48,26 +49,6 @@ static void wait_for(int (*cond)(void *ctx), void *ctx, const char *what)
         nanosleep(&ms, NULL);
     }
     fail_msg("still waiting for %s after a minute", what);
-}
-
-static int64_t q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q = NULL;
-    int64_t v = -1;
-
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
-    if (sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
-
-static sqlite3 *other_connection(void)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    return db;
 }
 
 /* ---- rows -------------------------------------------------------------- */
@@ -174,7 +155,7 @@ static void test_locked_database_loses_nothing(void **state)
     s = open_store(&cap);
     repro_store_set_busy_timeout(s, 20);
     assert_int_equal(repro_store_writer_start(s, 1 << 16, &w, &err), REPRO_OK);
-    locker = other_connection();
+    locker = tu_sql_open(db_path);
     assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 
     put_conn(w, REPRO_ROW_CONN_OPEN, 1, cap);
@@ -193,7 +174,7 @@ static void test_locked_database_loses_nothing(void **state)
     assert_int_equal(st.exchanges, 0);
     assert_true(st.queued_bytes > 0);
     assert_int_equal(st.failed, 0);
-    assert_int_equal(q_int(locker, "SELECT count(*) FROM exchanges"), 0);
+    assert_int_equal(tu_sql_int(locker, "SELECT count(*) FROM exchanges"), 0);
 
     assert_int_equal(sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(repro_store_writer_flush(w, &err), REPRO_OK);
@@ -207,9 +188,9 @@ static void test_locked_database_loses_nothing(void **state)
     assert_true(st.transactions >= 1);
     assert_string_equal(st.last_error, "");
     assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
-    assert_int_equal(q_int(locker, "SELECT count(*) FROM exchanges"), 200);
-    assert_int_equal(q_int(locker, "SELECT count(DISTINCT seq) FROM exchanges"), 200);
-    assert_int_equal(q_int(locker, "SELECT count(*) FROM connections WHERE end_reason = 'fin'"), 1);
+    assert_int_equal(tu_sql_int(locker, "SELECT count(*) FROM exchanges"), 200);
+    assert_int_equal(tu_sql_int(locker, "SELECT count(DISTINCT seq) FROM exchanges"), 200);
+    assert_int_equal(tu_sql_int(locker, "SELECT count(*) FROM connections WHERE end_reason = 'fin'"), 1);
     sqlite3_close(locker);
     repro_store_close(s);
 }
@@ -271,7 +252,7 @@ static void test_blocked_put_interrupted(void **state)
         repro_store_set_busy_timeout(s, 20);
         assert_int_equal(repro_store_writer_start(s, 1 << 16, &w, &err), REPRO_OK);
         repro_store_writer_set_finish_wait(w, 50);
-        locker = other_connection();
+        locker = tu_sql_open(db_path);
         assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
         put_conn(w, REPRO_ROW_CONN_OPEN, 1, cap);
         if (pass == 0) {
@@ -310,7 +291,7 @@ static void test_locked_past_finish_wait_fails_clearly(void **state)
     repro_store_set_busy_timeout(s, 20);
     assert_int_equal(repro_store_writer_start(s, 1 << 16, &w, &err), REPRO_OK);
     repro_store_writer_set_finish_wait(w, 50);
-    locker = other_connection();
+    locker = tu_sql_open(db_path);
     assert_int_equal(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     put_conn(w, REPRO_ROW_CONN_OPEN, 1, cap);
     put_x(w, 1, 0, cap, 1700000000000000, 10);
@@ -478,7 +459,7 @@ struct seen {
 static int rows_seen(void *ctx)
 {
     struct seen *s = ctx;
-    return q_int(s->db, "SELECT count(*) FROM exchanges") == s->want;
+    return tu_sql_int(s->db, "SELECT count(*) FROM exchanges") == s->want;
 }
 
 /* Kick hands the rows over without waiting: another connection sees them
@@ -494,7 +475,7 @@ static void test_kick_makes_rows_visible(void **state)
 
     s = open_store(&cap);
     assert_int_equal(repro_store_writer_start(s, 1 << 16, &w, &err), REPRO_OK);
-    seen.db = other_connection();
+    seen.db = tu_sql_open(db_path);
     assert_int_equal(repro_store_writer_kick(w, &err), REPRO_OK); /* empty: nothing to do */
     put_conn(w, REPRO_ROW_CONN_OPEN, 1, cap);
     put_x(w, 1, 0, cap, 1700000000000000, 10);
@@ -522,8 +503,8 @@ struct pruned {
 
 static uint64_t used_bytes(sqlite3 *db)
 {
-    return (uint64_t)(q_int(db, "PRAGMA page_count") - q_int(db, "PRAGMA freelist_count")) *
-           (uint64_t)q_int(db, "PRAGMA page_size");
+    return (uint64_t)(tu_sql_int(db, "PRAGMA page_count") - tu_sql_int(db, "PRAGMA freelist_count")) *
+           (uint64_t)tu_sql_int(db, "PRAGMA page_size");
 }
 
 /* Retention is done: under the size (or down to the wanted count) and no
@@ -534,9 +515,9 @@ static int pruned_enough(void *ctx)
     if (p->max_bytes && used_bytes(p->db) > p->max_bytes)
         return 0;
     if (p->want_exchanges >= 0 &&
-        q_int(p->db, "SELECT count(*) FROM exchanges") != p->want_exchanges)
+        tu_sql_int(p->db, "SELECT count(*) FROM exchanges") != p->want_exchanges)
         return 0;
-    return q_int(p->db, "SELECT count(*) FROM connections c WHERE closed_us IS NOT NULL AND NOT"
+    return tu_sql_int(p->db, "SELECT count(*) FROM connections c WHERE closed_us IS NOT NULL AND NOT"
                         " EXISTS (SELECT 1 FROM exchanges e WHERE e.connection_id = c.id)") == 0;
 }
 
@@ -601,7 +582,7 @@ static void test_retention_by_size(void **state)
         }
     }
     assert_int_equal(repro_store_writer_flush(w, &err), REPRO_OK);
-    p.db = other_connection();
+    p.db = tu_sql_open(db_path);
     assert_true(used_bytes(p.db) > 4 * max_bytes);
     repro_store_writer_set_retention(w, max_bytes, 0);
     p.max_bytes = max_bytes;
@@ -610,24 +591,24 @@ static void test_retention_by_size(void **state)
     repro_store_writer_stats(w, &st);
     assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
 
-    left = q_int(p.db, "SELECT count(*) FROM exchanges");
+    left = tu_sql_int(p.db, "SELECT count(*) FROM exchanges");
     if (left <= 1 || left >= n / 2)
         fail_msg("%lld exchanges left of %d", (long long)left, n);
     assert_true(st.pruned_exchanges >= (uint64_t)(n - left));
     assert_true(st.pruned_connections > 0);
     /* The newest stayed, contiguous (and exchange 1, which a replay
      * result refers to). */
-    min_id = q_int(p.db, "SELECT min(id) FROM exchanges WHERE id > 1");
-    assert_int_equal(q_int(p.db, "SELECT max(id) FROM exchanges"), n);
+    min_id = tu_sql_int(p.db, "SELECT min(id) FROM exchanges WHERE id > 1");
+    assert_int_equal(tu_sql_int(p.db, "SELECT max(id) FROM exchanges"), n);
     assert_int_equal(left, n - min_id + 1 + 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM exchanges WHERE id = 1"), 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM crashes"), 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM replay_runs"), 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM replay_results"), 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM captures"), 1);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM connections WHERE closed_us IS NULL"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM exchanges WHERE id = 1"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM crashes"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM replay_runs"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM replay_results"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM captures"), 1);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM connections WHERE closed_us IS NULL"), 1);
     /* Every exchange left still has its connection. */
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM exchanges e WHERE NOT EXISTS"
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM exchanges e WHERE NOT EXISTS"
                                  " (SELECT 1 FROM connections c WHERE c.id = e.connection_id)"),
                      0);
     sqlite3_close(p.db);
@@ -659,7 +640,7 @@ static void test_retention_by_age(void **state)
     }
     assert_int_equal(repro_store_writer_flush(w, &err), REPRO_OK);
     repro_store_writer_set_retention(w, 0, hour_us);
-    p.db = other_connection();
+    p.db = tu_sql_open(db_path);
     p.max_bytes = 0;
     p.want_exchanges = 100;
     wait_for(pruned_enough, &p, "the exchanges older than an hour gone");
@@ -667,8 +648,8 @@ static void test_retention_by_age(void **state)
     assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
     assert_int_equal(st.pruned_exchanges, 600);
     assert_int_equal(st.pruned_connections, 600);
-    assert_int_equal(q_int(p.db, "SELECT min(id) FROM exchanges"), 601);
-    assert_int_equal(q_int(p.db, "SELECT count(*) FROM connections"), 100);
+    assert_int_equal(tu_sql_int(p.db, "SELECT min(id) FROM exchanges"), 601);
+    assert_int_equal(tu_sql_int(p.db, "SELECT count(*) FROM connections"), 100);
     sqlite3_close(p.db);
     repro_store_close(s);
 }
@@ -695,7 +676,7 @@ static void test_prune_call(void **state)
     assert_int_equal(res.exchanges, 0);
     assert_int_equal(res.more, 0);
     assert_true(res.used_bytes > 0);
-    db = other_connection();
+    db = tu_sql_open(db_path);
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO replay_runs(started_us, target, speed, status)"
                                   " VALUES (1, 'x', 0, 'complete');"
@@ -707,7 +688,7 @@ static void test_prune_call(void **state)
     assert_int_equal(repro_store_prune(s, &req, &res, &err), REPRO_OK);
     assert_int_equal(res.exchanges, 0);
     assert_int_equal(res.more, 0);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM exchanges"), 1);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM exchanges"), 1);
     sqlite3_close(db);
     repro_store_close(s);
 }
@@ -741,15 +722,9 @@ static void test_migrate_v4_to_v5(void **state)
     struct repro_store_capture_end end = {"failed", counters, 2, "disk full"};
     struct capture_seen seen;
     sqlite3 *db;
-    char sql[64];
-    int v;
     (void)state;
 
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    for (v = 0; v < 4; v++)
-        assert_int_equal(sqlite3_exec(db, repro__sqlite_migration(v), NULL, NULL, NULL), SQLITE_OK);
-    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", 4);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    db = tu_sql_old_file(db_path, 4);
     assert_int_equal(sqlite3_exec(db,
                                   "INSERT INTO captures(started_us, source_kind, source)"
                                   " VALUES (1, 'live', 'lo')",
@@ -758,10 +733,10 @@ static void test_migrate_v4_to_v5(void **state)
     sqlite3_close(db);
 
     assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
-    db = other_connection();
-    assert_int_equal(q_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM captures WHERE error IS NULL"), 1);
-    assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+    db = tu_sql_open(db_path);
+    assert_int_equal(tu_sql_int(db, "PRAGMA user_version"), REPRO_SCHEMA_VERSION);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM captures WHERE error IS NULL"), 1);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
                                " AND name = 'replay_results_by_exchange'"),
                      1);
     assert_int_equal(repro_store_capture_end(s, 1, &end, &err), REPRO_OK);
