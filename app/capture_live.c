@@ -88,6 +88,10 @@ static void publish(struct repro_app_live *lv)
         repro_store_writer_stats(lv->writer, &s.store);
     s.rss_bytes = rss_bytes();
     s.uptime_ns = repro_mono_ns() - lv->t0_ns;
+    if (lv->prio_run)
+        repro_app_prio_stats(lv->prio_run, &s.prio);
+    else
+        s.prio = lv->prio; /* the run's, once it ended */
     pthread_mutex_lock(&lv->mu);
     lv->snap = s;
     pthread_mutex_unlock(&lv->mu);
@@ -163,6 +167,7 @@ int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
     lv->cap = cap;
     lv->dlt = repro_source_dlt(src);
     lv->t0_ns = repro_mono_ns();
+    lv->max_queue_bytes = max_queue_bytes;
     snprintf(lv->source_name, sizeof lv->source_name, "%s", repro_source_name(src));
     pthread_mutex_init(&lv->mu, NULL);
     if ((rc = repro_reader_start(src, max_queue_bytes, &lv->reader, err)) != REPRO_OK) {
@@ -185,6 +190,15 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     if (limit_ns)
         repro_store_writer_set_deadline(writer, lv->t0_ns + limit_ns);
     active_writer = writer;
+    if (!lv->priority_normal) {
+        struct repro_app_prio_limits pl;
+        struct repro_error perr = {0};
+
+        repro_app_prio_limits_default(&pl, lv->max_queue_bytes);
+        if (repro_app_prio_start(lv->reader, writer, &pl, &lv->prio_run, &perr) != REPRO_OK &&
+            lv->log)
+            fprintf(lv->log, "repro: warning: %s\n", perr.msg);
+    }
     catch_signals(1);
     for (;;) {
         struct repro_packet_batch *b = NULL;
@@ -235,6 +249,10 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     if (lv->status_shown)
         fputs("\r\033[K", lv->log);
     lv->stopped_by_signal = stop_requested;
+    /* the final flush runs at normal priority */
+    repro_app_prio_stop(lv->prio_run, &lv->prio);
+    lv->prio_run = NULL;
+    publish(lv);
     catch_signals(0);
     active_writer = NULL;
     return rc;

@@ -6,6 +6,7 @@
 #ifndef REPRO_APP_CAPTURE_LIVE_H
 #define REPRO_APP_CAPTURE_LIVE_H
 
+#include "app/live_priority.h"
 #include "repro/capture.h"
 #include "repro/store.h"
 
@@ -23,6 +24,7 @@ struct repro_app_live_stats {
     uint64_t open_streams;  /* connections the session tracks now */
     uint64_t session_bytes; /* what the session holds under --max-memory */
     uint64_t uptime_ns;
+    struct repro_app_prio_stats prio; /* idle-first CPU (app/live_priority.h) */
 };
 
 /* Embedded by the caller: set the options after repro_app_live_init(). */
@@ -32,8 +34,10 @@ struct repro_app_live {
     long long count;    /* packets, 0: no limit */
     FILE *log;          /* status lines (a terminal: once a second; else on SIGUSR1) */
     int quiet;          /* no status line on a terminal */
+    int priority_normal; /* --priority normal: no idle-first CPU */
     /* results */
     int stopped_by_signal;
+    struct repro_app_prio_stats prio; /* idle-first CPU over the run */
     uint64_t n_fed; /* packets handed to the session */
     /* private */
     struct repro_reader *reader;
@@ -47,6 +51,8 @@ struct repro_app_live {
     int status_shown;
     struct repro_metrics_server *metrics;
     struct repro_store_writer *writer;
+    struct repro_app_prio *prio_run; /* while repro_app_live_run() runs */
+    size_t max_queue_bytes;
 };
 
 /* Starts the reader thread on the live source src for session cap (both
@@ -56,7 +62,10 @@ int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
                         struct repro_capture *cap, size_t max_queue_bytes,
                         struct repro_error *err);
 /* Runs until SIGINT/SIGTERM, --duration or --count (then reads what the
- * kernel still holds) or a read error. Installs handlers for SIGINT,
+ * kernel still holds) or a read error. Unless priority_normal, the calling
+ * thread and the writer's run idle-first meanwhile (app/live_priority.h;
+ * a process that may not raise them again gets a warning on log and
+ * normal priority). Installs handlers for SIGINT,
  * SIGTERM and SIGUSR1 for its duration and restores the defaults. Rows go
  * to the session's sink; writer is flushed once a second. Returns 0 or the
  * sink's or writer's error (err set). Not thread-safe (signal handlers). */

@@ -115,6 +115,18 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
               (double)s->session_bytes);
     one_gauge(&w, "repro_capture_resident_memory_bytes", "Resident memory of the agent.",
               (double)s->rss_bytes);
+    one_gauge(&w, "repro_capture_cpu_idle_first",
+              "1 while the parser and store writer run idle-first (SCHED_IDLE unless behind), "
+              "0 at normal priority (--priority normal, or not permitted).",
+              s->prio.active ? 1.0 : 0.0);
+    one_gauge(&w, "repro_capture_cpu_raised",
+              "1 while idle-first threads are raised to normal priority to catch up.",
+              s->prio.raised ? 1.0 : 0.0);
+    one_counter(&w, "repro_capture_cpu_raises_total",
+                "Times the idle-first threads were raised to normal priority.", s->prio.raises);
+    family(&w, "repro_capture_cpu_raised_seconds_total", REPRO_METRICS_COUNTER,
+           "Time the idle-first threads spent raised to normal priority.");
+    gauge(&w, "repro_capture_cpu_raised_seconds_total", (double)s->prio.raised_ns / 1e9);
     one_gauge(&w, "repro_capture_uptime_seconds", "Seconds since the capture started.",
               (double)s->uptime_ns / 1e9);
     return w.rc;

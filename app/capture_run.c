@@ -67,6 +67,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     lv.count = o->count;
     lv.log = o->log;
     lv.quiet = o->quiet;
+    lv.priority_normal = o->priority_normal;
     if (o->metrics && (*sink_rc = repro_app_live_serve_metrics(&lv, o->metrics, err)) != 0) {
         repro_app_live_finish(&lv, &res->reader, NULL);
         return 0;
@@ -86,6 +87,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     *sink_rc = repro_app_live_run(&lv, writer, err);
     if (*sink_rc == REPRO_E_BUSY) /* stopped while another process held the lock */
         repro_store_writer_set_finish_wait(writer, 1000);
+    res->prio = lv.prio;
     read_rc = repro_app_live_finish(&lv, &res->reader, &rerr);
     /* what the capture lost; the interface's own drops (frames for unknown
      * protocols or VLANs, rx_dropped) are reported apart */
@@ -222,6 +224,8 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
     snprintf(res->source_name, sizeof res->source_name, "%s", repro_source_name(src));
     /* The live agent: root (or CAP_NET_RAW) only to open the interface, as
      * tcpdump -Z; its database where no other user can plant files. */
+    if (o->src.iface && o->user && !o->priority_normal)
+        repro_app_prio_keep_raisable(); /* idle-first raises its threads again as that user */
     if (o->src.iface && o->user && (rc = repro_app_drop_privileges(o->user, err)) != REPRO_OK)
         goto out;
     if (o->src.iface && (rc = repro_app_check_db_path(o->db, o->log, err)) != REPRO_OK)
@@ -263,6 +267,9 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
             {"dropped_bytes_queue_full", res->reader.queue_drop_bytes},
             {"reader_batches", res->reader.batches},
             {"reader_wakeups", res->reader.wakeups},
+            {"cpu_idle_first", (uint64_t)res->prio.active},
+            {"cpu_raises", res->prio.raises},
+            {"cpu_raised_ms", res->prio.raised_ns / 1000000},
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);

@@ -6,6 +6,7 @@
 #ifndef REPRO_APP_CAPTURE_RUN_H
 #define REPRO_APP_CAPTURE_RUN_H
 
+#include "app/live_priority.h"
 #include "repro/capture.h"
 #include "repro/store.h"
 
@@ -25,6 +26,7 @@ struct repro_app_capture_opts {
     FILE *log; /* "listening on ..." and read errors, or NULL */
     int force; /* store a file again that an earlier capture stored */
     int quiet; /* live: no status line on a terminal */
+    int priority_normal; /* live: no idle-first CPU (--priority normal) */
     /* The whole budget (0: 256 MiB, at least REPRO_APP_CAPTURE_MIN_MEMORY):
      * a quarter for the live packet queue, 16 MiB for the store writer,
      * the rest for the session (repro_capture_limits_from_memory() splits
@@ -43,6 +45,7 @@ struct repro_app_capture_result {
     int64_t capture_id;        /* 0 when nothing was recorded */
     uint64_t kernel_drops;     /* live only: dropped by the kernel (its buffer was full) */
     struct repro_reader_stats reader; /* live only: the reader's counters (queue drops) */
+    struct repro_app_prio_stats prio; /* live only: idle-first CPU over the run */
     int problems;              /* input errors, gaps or drops: the capture is "partial" */
     int64_t already;           /* the file was stored before as this capture: nothing done */
 };

@@ -61,6 +61,9 @@ struct repro_reader {
     atomic_int stop;
     atomic_uint_fast64_t packets, bytes, queue_drops, queue_drop_bytes, kernel_drops,
         iface_drops, queued_bytes, batches, wakeups;
+    /* since when the head of the ready list has waited for the consumer
+     * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
+    atomic_uint_fast64_t ready_since_ns;
 };
 
 static struct repro_packet_batch *batch_new(void)
@@ -116,10 +119,12 @@ static void publish(struct repro_reader *r)
         return;
     r->cur = NULL;
     pthread_mutex_lock(&r->mu);
-    if (r->ready_tail)
+    if (r->ready_tail) {
         r->ready_tail->next = b;
-    else
+    } else {
         r->ready_head = b;
+        atomic_store_explicit(&r->ready_since_ns, repro_mono_ns(), memory_order_relaxed);
+    }
     r->ready_tail = b;
     atomic_fetch_add(&r->queued_bytes, b->used);
     atomic_fetch_add(&r->batches, 1);
@@ -304,6 +309,10 @@ int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packe
         r->ready_head = (*batch)->next;
         if (r->ready_head == NULL)
             r->ready_tail = NULL;
+        /* the next one waits from now on: a lower bound, which is enough
+         * to tell a consumer that takes nothing at all */
+        atomic_store_explicit(&r->ready_since_ns, r->ready_head ? repro_mono_ns() : 0,
+                              memory_order_relaxed);
         (*batch)->next = NULL;
         rc = 1;
     } else if (r->ended) {
@@ -311,6 +320,12 @@ int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packe
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns)
+{
+    uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
+    return since && now_ns > since ? now_ns - since : 0;
 }
 
 void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *b)

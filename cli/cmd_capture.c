@@ -23,6 +23,7 @@ static void help(void)
            "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
            "                     [--user NAME | -Z NAME] [--max-memory BYTES]\n"
            "                     [--max-db-mb N] [--retain DURATION]\n"
+           "                     [--priority idle-first|normal]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -33,6 +34,9 @@ static void help(void)
            "too). On a terminal a live capture shows a status line once a second; SIGUSR1\n"
            "prints one otherwise. SIGINT or SIGTERM stops it after storing what was read.\n"
            "--metrics 127.0.0.1:9100 serves its counters for Prometheus (docs/metrics.md).\n"
+           "--priority idle-first (the default) runs parsing and storing on CPU time the\n"
+           "host leaves idle, at normal priority only while they fall behind;\n"
+           "--priority normal always at normal priority (docs/capture.md, \"CPU\").\n"
            "--user NAME (tcpdump's -Z) drops root once the interface is open. A live\n"
            "capture refuses a database in a directory others can write\n"
            "(docs/deployment.md). For long runs, --max-db-mb N and --retain 7d (s, m, h, d)\n"
@@ -55,7 +59,7 @@ struct capture_args {
     struct repro_source_opts src;
     double duration_s;
     long long count;
-    int quiet, force;
+    int quiet, force, priority_normal, priority_set;
     const char *metrics, *user;
     uint64_t max_db_bytes;
     int64_t retain_us;
@@ -76,7 +80,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN, O_MAXMEM };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN, O_MAXMEM, O_PRIORITY };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -101,6 +105,7 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"max-db-mb", required_argument, NULL, O_MAXDB},
         {"retain", required_argument, NULL, O_RETAIN},
         {"max-memory", required_argument, NULL, O_MAXMEM},
+        {"priority", required_argument, NULL, O_PRIORITY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -190,6 +195,16 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
                                        optarg);
             break;
         }
+        case O_PRIORITY:
+            if (strcmp(optarg, "idle-first") == 0)
+                a->priority_normal = 0;
+            else if (strcmp(optarg, "normal") == 0)
+                a->priority_normal = 1;
+            else
+                return cli_usage_error("capture", "--priority: idle-first or normal, not '%s'",
+                                       optarg);
+            a->priority_set = 1;
+            break;
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
@@ -214,9 +229,9 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     }
     if ((a->src.file == NULL) == (a->src.iface == NULL))
         return cli_usage_error("capture", "give exactly one of -i IFACE and -r FILE");
-    if (a->src.file && (a->metrics || a->user))
+    if (a->src.file && (a->metrics || a->user || a->priority_set))
         return cli_usage_error("capture", "%s is for a live capture (-i), not -r",
-                               a->metrics ? "--metrics" : "--user");
+                               a->metrics ? "--metrics" : a->user ? "--user" : "--priority");
     a->rules.headers = a->headers;
     a->rules.query_params = a->params;
     a->rules.json_fields = a->fields;
@@ -250,6 +265,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.quiet = a.quiet;
     o.metrics = a.metrics;
     o.user = a.user;
+    o.priority_normal = a.priority_normal;
     o.max_db_bytes = a.max_db_bytes;
     o.retain_us = a.retain_us;
     o.max_memory = (size_t)a.max_memory;
@@ -279,6 +295,9 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                     "queue\n",
                     (unsigned long long)res.reader.queue_drops,
                     (unsigned long long)res.reader.queue_drop_bytes);
+        if (res.prio.active)
+            fprintf(stderr, "cpu: idle-first; raised to normal priority %llu times, %.1f s in all\n",
+                    (unsigned long long)res.prio.raises, (double)res.prio.raised_ns / 1e9);
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,7 @@ struct repro_store_writer {
     atomic_int lock_waiting;        /* the writer thread is retrying a locked database */
     atomic_int interrupted;         /* repro_store_writer_interrupt() was called */
     atomic_uint_fast64_t deadline_ns; /* repro_store_writer_set_deadline(), 0: none */
+    atomic_uint_fast64_t handed_ns; /* since when rows handed over wait for a commit, 0: none */
     struct repro_error err;         /* under mu: the writer thread's first error */
     size_t max_row_bytes;
     unsigned fill_rows;             /* producer only */
@@ -710,6 +712,9 @@ static void *writer_main(void *arg)
         repro_buf_reset(&b);
         repro_buf_release(&w->spare);
         w->spare = b;
+        /* a batch handed over meanwhile waits from now on (a lower bound) */
+        atomic_store_explicit(&w->handed_ns, w->have_queued ? repro_mono_ns() : 0,
+                              memory_order_relaxed);
         w->writing = 0;
         w->writing_bytes = 0;
         w->prune_due = retention_on(w);
@@ -786,6 +791,8 @@ static void hand_over_locked(struct repro_store_writer *w)
     w->queued = w->fill;
     w->fill = next;
     w->have_queued = 1;
+    if (atomic_load_explicit(&w->handed_ns, memory_order_relaxed) == 0)
+        atomic_store_explicit(&w->handed_ns, repro_mono_ns(), memory_order_relaxed);
     w->fill_rows = 0;
     atomic_store_explicit(&w->fill_bytes, 0, memory_order_relaxed);
     pthread_cond_broadcast(&w->cv);
@@ -831,6 +838,18 @@ void repro_store_writer_interrupt(struct repro_store_writer *w)
 {
     if (w)
         atomic_store(&w->interrupted, 1);
+}
+
+uint64_t repro_store_writer_wait_ns(struct repro_store_writer *w, uint64_t now_ns)
+{
+    uint64_t since = atomic_load_explicit(&w->handed_ns, memory_order_relaxed);
+    return since && now_ns > since ? now_ns - since : 0;
+}
+
+int repro_store_writer_set_policy(struct repro_store_writer *w, int policy)
+{
+    struct sched_param sp = {0};
+    return pthread_setschedparam(w->thread, policy, &sp);
 }
 
 void repro_store_writer_set_deadline(struct repro_store_writer *w, uint64_t mono_ns)

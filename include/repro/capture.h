@@ -421,6 +421,10 @@ void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *bat
  * 150 ms (the last partly filled block), then ends. Any thread;
  * async-signal-safe (one atomic store). */
 void repro_reader_stop(struct repro_reader *r);
+/* How long the oldest batch handed over has waited for the consumer to
+ * take it (0 when none waits), at monotonic time now_ns. Any thread,
+ * lock-free: the live agent's CPU policy reads it (app/live_priority.c). */
+uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns);
 /* Thread-safe snapshot of the counters. */
 void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out);
 /* Stops, joins and frees the reader (accepts NULL); batches not yet taken

@@ -31,8 +31,16 @@ uploads are real) with `repro capture -i lo`:
             the 5 s busy timeout) while requests are captured: the agent
             keeps capturing, retries, and stores every request, exit 0
   user      --user nobody: the agent runs as nobody once the interface is
-            open and still stores; a database directory others can write is
+            open and still stores (idle-first CPU still on: it may raise its
+            threads as nobody); a database directory others can write is
             refused before anything is captured
+  busy      idle-first CPU (the default) on a host whose cores are all kept
+            busy by spinning processes at normal priority: the parser and
+            writer threads run SCHED_IDLE (read from /proc), and 300
+            keep-alive requests are all still readable while it runs (the
+            watcher raises the threads when they fall behind; the summary's
+            and stats_json's count of raises agree and are printed);
+            --priority normal keeps every thread SCHED_OTHER
 
 usage: test_live_agent.py REPRO_BIN [PART...]
 Exit 0 pass, 1 fail, 77 skipped (not root, no nginx or curl).
@@ -54,7 +62,7 @@ from e2e_common import (NGINX, Fail, kill_all, prometheus_parser, run_test,  # n
 
 REPRO = sys.argv[1]
 PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain",
-                          "locked"]
+                          "locked", "busy"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -382,7 +390,23 @@ def part_user(tmp, procs):
         raise Fail("user: capture exit %d: %s" % (rc, summary))
     if len(db_exchanges(db)) != 1 or os.stat(db).st_uid != nobody.pw_uid:
         raise Fail("user: the database does not hold the request as nobody's file")
+    # repro lifts RLIMIT_NICE to 20 before the drop, so that nobody may
+    # raise its idle threads again; root without CAP_SYS_RESOURCE (some
+    # containers, this CI's) cannot, and then the agent says so and runs
+    # at normal priority
+    if has_cap(24):  # CAP_SYS_RESOURCE
+        if "cpu: idle-first" not in summary or "CAP_SYS_NICE" in summary:
+            raise Fail("user: idle-first CPU is off as nobody: %s" % summary)
+    elif "CAP_SYS_NICE" not in summary or "cpu: idle-first" in summary:
+        raise Fail("user: no warning that idle-first is off as nobody: %s" % summary)
     print("user: ran as uid %d after opening lo; a 0777 directory was refused" % nobody.pw_uid)
+
+
+def has_cap(bit):
+    """Whether this process has capability number bit in its effective set."""
+    with open("/proc/self/status") as f:
+        eff = [line.split()[1] for line in f if line.startswith("CapEff:")][0]
+    return bool(int(eff, 16) >> bit & 1)
 
 
 def part_retain(tmp, procs):
@@ -469,6 +493,79 @@ def part_locked(tmp, procs):
         raise Fail("locked: no busy retries counted: %s" % stats)
     print("locked: write lock held %.1f s; all 150 requests stored, %d retries, %d ms blocked" %
           (held, stats["store_busy_retries"], stats.get("store_blocked_ms", 0)))
+
+
+def thread_policies(pid):
+    """{thread name: scheduling policy} of a process (stat field 41)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        out[name] = int(stat[stat.rindex(")") + 2:].split()[38])
+    return out
+
+
+def part_busy(tmp, procs):
+    import re
+    port, _, files = nginx_dav(tmp, procs)
+    ncpu = len(os.sched_getaffinity(0))
+    # every core busy at normal priority: SCHED_IDLE threads get no idle CPU
+    for _ in range(ncpu):
+        procs.append(subprocess.Popen(["sh", "-c", "while :; do :; done"]))
+    db = os.path.join(tmp, "busy.db")
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs)
+    want = {"repro": 5, "repro-writer": 5, "repro-reader": 0, "repro-cpu": 0}
+    # "listening on" comes as the interface opens, the policies just after
+    try:
+        wait_for(lambda: all(thread_policies(cap.pid).get(k) == v for k, v in want.items()),
+                 "the idle-first policies")
+    except Fail:
+        raise Fail("busy: thread policies %s, want %s (5 SCHED_IDLE, 0 SCHED_OTHER)" %
+                   (thread_policies(cap.pid), want))
+    n = 300
+    body = subprocess.run(["curl", "-sS"] + ["http://127.0.0.1:%d/small.txt?b=%d" % (port, i)
+                                             for i in range(n)],
+                          stdout=subprocess.PIPE, check=True).stdout
+    t0 = time.monotonic()
+    if body != files["small.txt"] * n:
+        raise Fail("busy: curl got %d bytes, want %d" % (len(body), n * len(files["small.txt"])))
+
+    def stored():
+        try:
+            return len(db_exchanges(db)) >= n
+        except sqlite3.Error:
+            return False
+    wait_for(stored, "%d exchanges to become visible with every core busy" % n, tries=200)
+    took = time.monotonic() - t0  # reported, not asserted: a loaded host is slower
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("busy: capture exit %d: %s" % (rc, summary))
+    m = re.search(r"cpu: idle-first; raised to normal priority (\d+) times", summary)
+    if not m:
+        raise Fail("busy: no idle-first line in the summary: %s" % summary)
+    con = sqlite3.connect(db)
+    raises = con.execute("SELECT json_extract(stats_json, '$.cpu_raises') FROM captures").fetchone()[0]
+    con.close()
+    if raises != int(m.group(1)):
+        raise Fail("busy: stats_json cpu_raises %s, summary %s" % (raises, m.group(1)))
+    # --priority normal: no SCHED_IDLE thread, no idle-first line
+    cap, err = start_live_capture(REPRO, os.path.join(tmp, "normal.db"), "tcp port %d" % port,
+                                  tmp, procs, extra=["--priority", "normal"])
+    # the writer thread exists once the store is open: then all threads are
+    # there (no watcher ever comes)
+    wait_for(lambda: "repro-writer" in thread_policies(cap.pid), "the writer thread")
+    pol = thread_policies(cap.pid)
+    if any(v != 0 for v in pol.values()) or "repro-cpu" in pol:
+        raise Fail("busy: --priority normal left policies %s" % pol)
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0 or "cpu: idle-first" in summary:
+        raise Fail("busy: --priority normal: exit %d: %s" % (rc, summary))
+    print("busy: %d cores spinning; %d exchanges readable %.2f s after the last response; "
+          "%s raise(s)" % (ncpu, n, took, m.group(1)))
 
 
 def main(tmp, procs):

@@ -1,0 +1,269 @@
+/*
+ * app/live_priority: idle-first CPU for the live agent (issue 11, "spend
+ * few": every microsecond the agent takes on a busy host is taken from the
+ * service it watches).
+ *
+ * The parser (the live loop's thread) and the store writer run as
+ * SCHED_IDLE: the kernel gives them a CPU only when nothing else wants it,
+ * and takes it back the moment the service wakes up. On this project's
+ * 2-core benchmark that alone kept nginx at 0.94-0.97 of its rate under
+ * tcpdump, but the agent then got only about half the CPU it needs at full
+ * load: packets piled up in the queue. So a watcher thread, at normal
+ * priority, raises both threads back to SCHED_OTHER while they fall behind
+ * and lowers them again once they have caught up:
+ *
+ *   raise: a quarter of the packet queue is full, or a batch has waited
+ *          250 ms for the parser, or rows 250 ms for their commit (a host
+ *          whose CPUs are never idle must not delay commits past the
+ *          promised second, nor fill the queue slowly until it drops);
+ *   lower: the queue is back to 1/64 full, nothing waits, and the threads
+ *          have been raised for at least 100 ms.
+ *
+ * Why a watcher thread, not the idle threads themselves: a starved thread
+ * cannot notice that it is starved. The reader thread could watch too, but
+ * it blocks in poll() for up to 100 ms; the watcher wakes every 20 ms,
+ * costs a few microseconds each time, and keeps the policy in one place.
+ *
+ * Going back from SCHED_IDLE to SCHED_OTHER needs CAP_SYS_NICE or an
+ * RLIMIT_NICE of at least 20 (sched_setscheduler(2)): root has it;
+ * repro_app_prio_keep_raisable() keeps it for --user. Without it the agent
+ * stays at normal priority (idle threads that can never be raised could
+ * fall behind for good).
+ */
+#include "app/live_priority.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCH_MS 20
+
+struct repro_app_prio {
+    struct repro_reader *reader;
+    struct repro_store_writer *writer;
+    struct repro_app_prio_limits lim;
+    pthread_t parser, watcher;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                   /* under mu */
+    int raised;                 /* watcher thread only (and stop, after the join) */
+    uint64_t raised_at;         /* watcher only */
+    atomic_int raised_pub;
+    atomic_uint_fast64_t raises, raised_ns, raised_since;
+};
+
+void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
+{
+    l->high_bytes = max_queue_bytes / 4;
+    l->low_bytes = max_queue_bytes / 64;
+    l->max_wait_ns = 250000000u;
+    l->min_raised_ns = 100000000u;
+}
+
+enum repro_app_prio_action repro_app_prio_decide(const struct repro_app_prio_limits *l,
+                                                 const struct repro_app_prio_input *in)
+{
+    int behind = in->queued_bytes >= l->high_bytes || in->reader_wait_ns >= l->max_wait_ns ||
+                 in->writer_wait_ns >= l->max_wait_ns;
+    int caught_up = in->queued_bytes <= l->low_bytes && in->reader_wait_ns == 0 &&
+                    in->writer_wait_ns < l->max_wait_ns / 2;
+
+    if (!in->raised)
+        return behind ? REPRO_PRIO_RAISE : REPRO_PRIO_KEEP;
+    if (caught_up && in->raised_for_ns >= l->min_raised_ns)
+        return REPRO_PRIO_LOWER;
+    return REPRO_PRIO_KEEP;
+}
+
+/* Both threads to policy; the first error (an errno value) or 0. */
+static int set_both(struct repro_app_prio *p, int policy)
+{
+    struct sched_param sp = {0};
+    int e1 = repro_store_writer_set_policy(p->writer, policy);
+    int e2 = pthread_setschedparam(p->parser, policy, &sp);
+    return e1 ? e1 : e2;
+}
+
+static void raise_now(struct repro_app_prio *p, uint64_t now)
+{
+    set_both(p, SCHED_OTHER);
+    p->raised = 1;
+    p->raised_at = now;
+    atomic_store(&p->raised_since, now);
+    atomic_store(&p->raised_pub, 1);
+    atomic_fetch_add(&p->raises, 1);
+}
+
+static void lower_now(struct repro_app_prio *p, uint64_t now)
+{
+    set_both(p, SCHED_IDLE);
+    p->raised = 0;
+    atomic_fetch_add(&p->raised_ns, now - p->raised_at);
+    atomic_store(&p->raised_pub, 0);
+}
+
+static void *watch(void *arg)
+{
+    struct repro_app_prio *p = arg;
+
+    pthread_setname_np(pthread_self(), "repro-cpu"); /* top -H, perf */
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, WATCH_MS);
+        struct repro_reader_stats rs;
+        struct repro_app_prio_input in;
+        uint64_t now;
+
+        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        if (p->stop)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        now = repro_mono_ns();
+        repro_reader_stats(p->reader, &rs);
+        in.queued_bytes = rs.queued_bytes;
+        in.reader_wait_ns = repro_reader_wait_ns(p->reader, now);
+        in.writer_wait_ns = repro_store_writer_wait_ns(p->writer, now);
+        in.raised = p->raised;
+        in.raised_for_ns = p->raised ? now - p->raised_at : 0;
+        switch (repro_app_prio_decide(&p->lim, &in)) {
+        case REPRO_PRIO_RAISE: raise_now(p, now); break;
+        case REPRO_PRIO_LOWER: lower_now(p, now); break;
+        case REPRO_PRIO_KEEP: break;
+        }
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Whether a thread of this process may go back to normal priority: the
+ * calling thread tries one step of nice down and back (the kernel checks
+ * a SCHED_IDLE -> SCHED_OTHER switch the same way: can_nice()). */
+int repro_app_prio_can_raise(void)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int nice0;
+
+    errno = 0;
+    nice0 = getpriority(PRIO_PROCESS, (id_t)tid);
+    if (errno != 0 || nice0 >= 19)
+        return 0;
+    if (setpriority(PRIO_PROCESS, (id_t)tid, nice0 + 1) != 0)
+        return 0;
+    return setpriority(PRIO_PROCESS, (id_t)tid, nice0) == 0;
+}
+
+int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer *writer,
+                         const struct repro_app_prio_limits *l, struct repro_app_prio **out,
+                         struct repro_error *err)
+{
+    struct repro_app_prio *p;
+    struct sched_param sp = {0};
+    pthread_condattr_t ca;
+    pthread_attr_t ta;
+    int e;
+
+    *out = NULL;
+    if (!repro_app_prio_can_raise())
+        return repro_error_set(err, REPRO_E_UNSUPPORTED,
+                               "idle-first CPU needs CAP_SYS_NICE or RLIMIT_NICE >= 20 to raise "
+                               "its threads again; running them at normal priority");
+    p = repro_calloc(1, sizeof *p);
+    if (p == NULL)
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot start idle-first CPU: out of memory");
+    p->reader = reader;
+    p->writer = writer;
+    p->lim = *l;
+    p->parser = pthread_self();
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if ((e = set_both(p, SCHED_IDLE)) != 0) {
+        set_both(p, SCHED_OTHER);
+        repro_error_set(err, REPRO_E_UNSUPPORTED, "cannot run the capture threads as SCHED_IDLE: %s",
+                        strerror(e));
+        goto fail;
+    }
+    /* the watcher must not inherit the parser's new SCHED_IDLE */
+    pthread_attr_init(&ta);
+    pthread_attr_setinheritsched(&ta, PTHREAD_EXPLICIT_SCHED);
+    pthread_attr_setschedpolicy(&ta, SCHED_OTHER);
+    pthread_attr_setschedparam(&ta, &sp);
+    e = pthread_create(&p->watcher, &ta, watch, p);
+    pthread_attr_destroy(&ta);
+    if (e != 0) {
+        set_both(p, SCHED_OTHER);
+        repro_error_set(err, REPRO_E_IO, "cannot start the CPU policy's thread: %s", strerror(e));
+        goto fail;
+    }
+    *out = p;
+    return REPRO_OK;
+fail:
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    repro_free(p);
+    return err && err->code ? err->code : REPRO_E_IO;
+}
+
+void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
+{
+    uint64_t since;
+
+    memset(out, 0, sizeof *out);
+    if (p == NULL)
+        return;
+    out->active = 1;
+    out->raised = atomic_load(&p->raised_pub);
+    out->raises = atomic_load(&p->raises);
+    out->raised_ns = atomic_load(&p->raised_ns);
+    since = atomic_load(&p->raised_since);
+    if (out->raised && since) {
+        uint64_t now = repro_mono_ns();
+        out->raised_ns += now > since ? now - since : 0;
+    }
+}
+
+void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *final)
+{
+    if (p == NULL) {
+        if (final)
+            memset(final, 0, sizeof *final);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->watcher, NULL);
+    if (p->raised)
+        atomic_fetch_add(&p->raised_ns, repro_mono_ns() - p->raised_at);
+    p->raised = 0;
+    atomic_store(&p->raised_pub, 0);
+    set_both(p, SCHED_OTHER);
+    if (final) {
+        repro_app_prio_stats(p, final);
+        final->raised = 0;
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    repro_free(p);
+}
+
+void repro_app_prio_keep_raisable(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur < 20) {
+        rl.rlim_cur = 20;
+        if (rl.rlim_max < 20)
+            rl.rlim_max = 20;
+        setrlimit(RLIMIT_NICE, &rl); /* best effort: needs CAP_SYS_RESOURCE to raise the maximum */
+    }
+}

@@ -1,0 +1,326 @@
+/*
+ * app/live_priority: the idle-first CPU policy of the live agent.
+ * - the decision, case by case (a pure function);
+ * - the real thing as root: a reader on lo and a store writer; the calling
+ *   thread and the writer's go SCHED_IDLE, the watcher stays normal; a
+ *   batch left untaken raises both, taking it lowers them again, stop
+ *   leaves them normal;
+ * - the permission probe in a child that dropped root, with and without
+ *   repro_app_prio_keep_raisable() before.
+ * Scheduling policies are read back from /proc/self/task/TID/stat (field
+ * 41), not from the module's own state.
+ */
+#include "app/live_priority.h"
+#include "test_util.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#define MS 1000000u
+
+/* ---- the decision --------------------------------------------------------- */
+
+static void test_decide(void **state)
+{
+    struct repro_app_prio_limits l;
+    static const struct {
+        uint64_t queued, reader_wait_ms, writer_wait_ms, raised_for_ms;
+        int raised;
+        enum repro_app_prio_action want;
+        const char *why;
+    } cases[] = {
+        {0, 0, 0, 0, 0, REPRO_PRIO_KEEP, "idle, nothing waits"},
+        {15u << 20, 0, 0, 0, 0, REPRO_PRIO_KEEP, "under a quarter of the queue"},
+        {16u << 20, 0, 0, 0, 0, REPRO_PRIO_RAISE, "a quarter of the queue"},
+        {4096, 249, 0, 0, 0, REPRO_PRIO_KEEP, "a batch waited 249 ms"},
+        {4096, 250, 0, 0, 0, REPRO_PRIO_RAISE, "a batch waited 250 ms (a starved parser)"},
+        {0, 0, 250, 0, 0, REPRO_PRIO_RAISE, "rows waited 250 ms for a commit"},
+        {16u << 20, 0, 0, 5000, 1, REPRO_PRIO_KEEP, "raised and still behind"},
+        {0, 0, 0, 99, 1, REPRO_PRIO_KEEP, "caught up, but raised for only 99 ms"},
+        {0, 0, 0, 100, 1, REPRO_PRIO_LOWER, "caught up after 100 ms"},
+        {1u << 20, 0, 0, 100, 1, REPRO_PRIO_LOWER, "1/64 of the queue is caught up"},
+        {(1u << 20) + 1, 0, 0, 100, 1, REPRO_PRIO_KEEP, "just over 1/64"},
+        {0, 1, 0, 100, 1, REPRO_PRIO_KEEP, "a batch is waiting"},
+        {0, 0, 124, 100, 1, REPRO_PRIO_LOWER, "a commit in progress for 124 ms"},
+        {0, 0, 125, 100, 1, REPRO_PRIO_KEEP, "a commit waiting 125 ms"},
+    };
+    (void)state;
+
+    repro_app_prio_limits_default(&l, 64u << 20);
+    assert_int_equal(l.high_bytes, 16u << 20);
+    assert_int_equal(l.low_bytes, 1u << 20);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct repro_app_prio_input in = {cases[i].queued, cases[i].reader_wait_ms * MS,
+                                          cases[i].writer_wait_ms * MS,
+                                          cases[i].raised_for_ms * MS, cases[i].raised};
+        enum repro_app_prio_action got = repro_app_prio_decide(&l, &in);
+        TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, (int)got,
+                 (int)cases[i].want);
+    }
+    assert_int_equal(tu_failures, 0);
+}
+
+/* ---- threads' policies, from /proc ----------------------------------------- */
+
+static int policy_of(pid_t tid)
+{
+    char path[64], buf[2048], *p;
+    FILE *f;
+    int field = 2, pol = -1;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')'); /* comm may hold spaces */
+    assert_non_null(p);
+    for (p++; *p && field < 41; p++)
+        if (*p == ' ')
+            field++;
+    assert_int_equal(sscanf(p, "%d", &pol), 1);
+    return pol;
+}
+
+static pid_t tid_named(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    pid_t found = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], name[64] = "";
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        if (fgets(name, sizeof name, f))
+            name[strcspn(name, "\n")] = 0;
+        fclose(f);
+        if (strcmp(name, comm) == 0)
+            found = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The thread named comm, waiting up to 3 s for it to name itself (a
+ * thread does so when it starts running). */
+static pid_t tid_named_wait(const char *comm)
+{
+    pid_t tid = 0;
+    for (int i = 0; i < 300 && (tid = tid_named(comm)) == 0; i++)
+        usleep(10000); /* polling /proc, bounded */
+    return tid;
+}
+
+/* Waits up to 3 s for tid to have policy want. */
+static int wait_policy(pid_t tid, int want)
+{
+    for (int i = 0; i < 300; i++) {
+        if (policy_of(tid) == want)
+            return 1;
+        usleep(10000); /* polling /proc, bounded */
+    }
+    return 0;
+}
+
+static void test_raise_and_lower_for_real(void **state)
+{
+    struct repro_source_opts o;
+    struct repro_error err = {0};
+    struct repro_source *src;
+    struct repro_reader *r = NULL;
+    struct repro_store *store = NULL;
+    struct repro_store_writer *w = NULL;
+    struct repro_app_prio *p = NULL;
+    struct repro_app_prio_limits l;
+    struct repro_app_prio_stats st;
+    struct repro_packet_batch *b = NULL;
+    struct sockaddr_in to = {0};
+    socklen_t len = sizeof to;
+    char filter[64], db[600];
+    pid_t me = (pid_t)syscall(SYS_gettid), writer_tid;
+    int rx, tx, got = 0;
+    (void)state;
+
+    if (geteuid() != 0)
+        tu_skip("needs root (live capture on lo)");
+    rx = socket(AF_INET, SOCK_DGRAM, 0);
+    tx = socket(AF_INET, SOCK_DGRAM, 0);
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rx, (struct sockaddr *)&to, sizeof to), 0);
+    assert_int_equal(getsockname(rx, (struct sockaddr *)&to, &len), 0);
+    snprintf(filter, sizeof filter, "udp port %u", ntohs(to.sin_port));
+    memset(&o, 0, sizeof o);
+    o.iface = "lo";
+    o.filter = filter;
+    src = repro_source_open(&o, &err);
+    assert_non_null(src);
+    assert_int_equal(repro_reader_start(src, 0, &r, &err), REPRO_OK);
+    snprintf(db, sizeof db, "%s/prio.db", test_tmpdir());
+    assert_int_equal(repro_store_open(db, 0, &store, &err), REPRO_OK);
+    assert_int_equal(repro_store_writer_start(store, 65536, &w, &err), REPRO_OK);
+    writer_tid = tid_named_wait("repro-writer");
+    assert_true(writer_tid > 0);
+    assert_int_equal(policy_of(me), SCHED_OTHER);
+
+    repro_app_prio_limits_default(&l, 64u << 20);
+    assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
+    assert_int_equal(policy_of(me), SCHED_IDLE);
+    assert_int_equal(policy_of(writer_tid), SCHED_IDLE);
+    assert_int_equal(policy_of(tid_named_wait("repro-cpu")), SCHED_OTHER);
+    assert_int_equal(policy_of(tid_named_wait("repro-reader")), SCHED_OTHER);
+    repro_app_prio_stats(p, &st);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.raises, 0);
+
+    /* a batch nobody takes: after 250 ms the watcher raises both */
+    assert_int_equal(sendto(tx, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+    assert_true(wait_policy(me, SCHED_OTHER));
+    assert_int_equal(policy_of(writer_tid), SCHED_OTHER);
+    repro_app_prio_stats(p, &st);
+    assert_int_equal(st.raises, 1);
+    assert_int_equal(st.raised, 1);
+
+    /* taken and released: lowered again, at least 100 ms after the raise */
+    for (int i = 0; i < 50 && got <= 0; i++)
+        got = repro_reader_next(r, 100, &b);
+    assert_int_equal(got, 1);
+    repro_reader_release(r, b);
+    assert_true(wait_policy(me, SCHED_IDLE));
+    assert_true(wait_policy(writer_tid, SCHED_IDLE));
+    repro_app_prio_stats(p, &st);
+    assert_int_equal(st.raises, 1);
+    assert_true(st.raised_ns >= 100 * MS);
+
+    repro_app_prio_stop(p, &st);
+    assert_int_equal(policy_of(me), SCHED_OTHER);
+    assert_int_equal(policy_of(writer_tid), SCHED_OTHER);
+    assert_int_equal(tid_named("repro-cpu"), 0);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.raised, 0);
+    assert_int_equal(st.raises, 1);
+
+    repro_reader_stop(r);
+    while ((got = repro_reader_next(r, 200, &b)) >= 0)
+        if (got > 0)
+            repro_reader_release(r, b);
+    assert_int_equal(repro_reader_finish(r, NULL, &err), REPRO_OK);
+    assert_int_equal(repro_store_writer_finish(w, &err), REPRO_OK);
+    repro_store_close(store);
+    repro_source_close(src);
+    close(rx);
+    close(tx);
+    repro_app_prio_stop(NULL, NULL);
+}
+
+/* Whether this process has capability number bit in its effective set. */
+static int has_cap(unsigned bit)
+{
+    char line[256];
+    unsigned long long eff = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    fclose(f);
+    return (int)(eff >> bit & 1);
+}
+
+/* In a child: RLIMIT_NICE 0, then (keep) keep_raisable, then root dropped
+ * to nobody; exits with can_raise()'s answer, 2 when keep_raisable could
+ * not raise the limit (root without CAP_SYS_RESOURCE, as in some
+ * containers), 3 on a setup failure. */
+static int child_can_raise(int keep)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {0, 0};
+        if (setrlimit(RLIMIT_NICE, &rl) != 0)
+            _exit(3);
+        if (keep) {
+            repro_app_prio_keep_raisable();
+            if (getrlimit(RLIMIT_NICE, &rl) != 0 || rl.rlim_cur < 20)
+                _exit(2);
+        }
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        _exit(repro_app_prio_can_raise());
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_permission_probe(void **state)
+{
+    struct repro_app_prio *p = (struct repro_app_prio *)&p;
+    struct repro_app_prio_limits l;
+    struct repro_error err = {0};
+    (void)state;
+
+    if (geteuid() != 0)
+        tu_skip("needs root (to drop it)");
+    assert_int_equal(repro_app_prio_can_raise(), 1);
+    assert_int_equal(child_can_raise(0), 0); /* nobody, RLIMIT_NICE 0 */
+    /* the limit kept across the drop; root without CAP_SYS_RESOURCE (some
+     * containers) cannot raise its maximum, and then nobody cannot raise
+     * threads: the agent warns and runs them at normal priority */
+    assert_int_equal(child_can_raise(1), has_cap(24 /* CAP_SYS_RESOURCE */) ? 1 : 2);
+
+    /* start refuses before touching any thread (reader and writer unused) */
+    repro_app_prio_limits_default(&l, 64u << 20);
+    pid_t pid = fork();
+    int status;
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {0, 0};
+        if (setrlimit(RLIMIT_NICE, &rl) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        if (repro_app_prio_start(NULL, NULL, &l, &p, &err) != REPRO_E_UNSUPPORTED || p != NULL)
+            _exit(4);
+        if (strstr(err.msg, "CAP_SYS_NICE") == NULL)
+            _exit(5);
+        _exit(policy_of((pid_t)syscall(SYS_gettid)) == SCHED_OTHER ? 0 : 6);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_raise_and_lower_for_real),
+        cmocka_unit_test(test_permission_probe),
+    };
+    return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
+}
