@@ -119,13 +119,17 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
               "1 while the parser and store writer run idle-first (SCHED_IDLE unless behind), "
               "0 at normal priority (--priority normal, or not permitted).",
               s->prio.active ? 1.0 : 0.0);
-    one_gauge(&w, "repro_capture_cpu_raised",
-              "1 while idle-first threads are raised to normal priority to catch up.",
-              s->prio.raised ? 1.0 : 0.0);
-    one_counter(&w, "repro_capture_cpu_raises_total",
-                "Times the idle-first threads were raised to normal priority.", s->prio.raises);
+    one_gauge(&w, "repro_capture_cpu_level",
+              "Where idle-first threads run now: 0 SCHED_IDLE, 1 raised to nice 10 (behind), "
+              "2 raised to nice 0 (far behind).",
+              (double)s->prio.level);
+    family(&w, "repro_capture_cpu_raises_total", REPRO_METRICS_COUNTER,
+           "Times idle-first threads were raised, by reason: behind (left SCHED_IDLE), "
+           "far_behind (went on to nice 0).");
+    counter(&w, "repro_capture_cpu_raises_total", "behind", s->prio.raises);
+    counter(&w, "repro_capture_cpu_raises_total", "far_behind", s->prio.raises_far_behind);
     family(&w, "repro_capture_cpu_raised_seconds_total", REPRO_METRICS_COUNTER,
-           "Time the idle-first threads spent raised to normal priority.");
+           "Time idle-first threads spent raised (off SCHED_IDLE).");
     gauge(&w, "repro_capture_cpu_raised_seconds_total", (double)s->prio.raised_ns / 1e9);
     one_gauge(&w, "repro_capture_uptime_seconds", "Seconds since the capture started.",
               (double)s->uptime_ns / 1e9);

@@ -269,6 +269,7 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
             {"reader_wakeups", res->reader.wakeups},
             {"cpu_idle_first", (uint64_t)res->prio.active},
             {"cpu_raises", res->prio.raises},
+            {"cpu_raises_far_behind", res->prio.raises_far_behind},
             {"cpu_raised_ms", res->prio.raised_ns / 1000000},
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,

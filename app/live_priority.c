@@ -9,15 +9,23 @@
  * 2-core benchmark that alone kept nginx at 0.94-0.97 of its rate under
  * tcpdump, but the agent then got only about half the CPU it needs at full
  * load: packets piled up in the queue. So a watcher thread, at normal
- * priority, raises both threads back to SCHED_OTHER while they fall behind
- * and lowers them again once they have caught up:
+ * priority, raises both threads while they fall behind and lowers them
+ * again once they have caught up, in two steps:
  *
- *   raise: a quarter of the packet queue is full, or a batch has waited
- *          250 ms for the parser, or rows 250 ms for their commit (a host
- *          whose CPUs are never idle must not delay commits past the
- *          promised second, nor fill the queue slowly until it drops);
- *   lower: the queue is back to 1/64 full, nothing waits, and the threads
- *          have been raised for at least 100 ms.
+ *   nice 10:  a quarter of the packet queue is full, or a batch has waited
+ *             250 ms for the parser, or rows 250 ms for their commit (a
+ *             host whose CPUs are never idle must not delay commits past
+ *             the promised second, nor fill the queue slowly until it
+ *             drops);
+ *   nice 0:   half the queue, or 500 ms of waiting;
+ *   idle:     the queue is back to 1/64 full, nothing waits, and the
+ *             threads have been raised for at least 100 ms.
+ *
+ * Why nice 10 first: at nice 0 the raised threads take full time slices
+ * next to nginx and wrk and delay their wakeups; at nice 10 the service
+ * still preempts them at once, yet they get a tenth of a CPU next to a
+ * busy task. In the same benchmark rounds that kept the service at 1.09x
+ * its rate with a nice-0 raise (bench/README.md, session 8).
  *
  * Why a watcher thread, not the idle threads themselves: a starved thread
  * cannot notice that it is starved. The reader thread could watch too, but
@@ -37,7 +45,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,64 +54,79 @@ struct repro_app_prio {
     struct repro_reader *reader;
     struct repro_store_writer *writer;
     struct repro_app_prio_limits lim;
-    pthread_t parser, watcher;
+    int tids[2]; /* the parser's and the writer's */
+    pthread_t watcher;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop;                   /* under mu */
-    int raised;                 /* watcher thread only (and stop, after the join) */
-    uint64_t raised_at;         /* watcher only */
-    atomic_int raised_pub;
-    atomic_uint_fast64_t raises, raised_ns, raised_since;
+    int stop;                        /* under mu */
+    enum repro_app_prio_level level; /* watcher thread only (and stop, after the join) */
+    uint64_t raised_at;              /* watcher only */
+    atomic_int level_pub;
+    atomic_uint_fast64_t raises, raises_far, raised_ns, raised_since;
+    atomic_uint_fast64_t reported_ns; /* the most raised_ns ever reported */
 };
 
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
 {
-    l->high_bytes = max_queue_bytes / 4;
+    l->behind_bytes = max_queue_bytes / 4;
+    l->far_behind_bytes = max_queue_bytes / 2;
     l->low_bytes = max_queue_bytes / 64;
-    l->max_wait_ns = 250000000u;
+    l->behind_wait_ns = 250000000u;
+    l->far_behind_wait_ns = 500000000u;
     l->min_raised_ns = 100000000u;
 }
 
-enum repro_app_prio_action repro_app_prio_decide(const struct repro_app_prio_limits *l,
-                                                 const struct repro_app_prio_input *in)
+enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
+                                                const struct repro_app_prio_input *in)
 {
-    int behind = in->queued_bytes >= l->high_bytes || in->reader_wait_ns >= l->max_wait_ns ||
-                 in->writer_wait_ns >= l->max_wait_ns;
+    uint64_t wait = in->reader_wait_ns > in->writer_wait_ns ? in->reader_wait_ns
+                                                            : in->writer_wait_ns;
+    int far_behind = in->queued_bytes >= l->far_behind_bytes || wait >= l->far_behind_wait_ns;
+    int behind = in->queued_bytes >= l->behind_bytes || wait >= l->behind_wait_ns;
     int caught_up = in->queued_bytes <= l->low_bytes && in->reader_wait_ns == 0 &&
-                    in->writer_wait_ns < l->max_wait_ns / 2;
+                    in->writer_wait_ns < l->behind_wait_ns / 2;
 
-    if (!in->raised)
-        return behind ? REPRO_PRIO_RAISE : REPRO_PRIO_KEEP;
+    if (far_behind)
+        return REPRO_PRIO_NORMAL;
+    if (in->level == REPRO_PRIO_IDLE)
+        return behind ? REPRO_PRIO_LOW : REPRO_PRIO_IDLE;
     if (caught_up && in->raised_for_ns >= l->min_raised_ns)
-        return REPRO_PRIO_LOWER;
-    return REPRO_PRIO_KEEP;
+        return REPRO_PRIO_IDLE;
+    return in->level; /* raised ones stay where they are until caught up */
 }
 
-/* Both threads to policy; the first error (an errno value) or 0. */
-static int set_both(struct repro_app_prio *p, int policy)
+/* Both threads to level; the first error (an errno value) or 0. */
+static int set_both(struct repro_app_prio *p, enum repro_app_prio_level level)
 {
-    struct sched_param sp = {0};
-    int e1 = repro_store_writer_set_policy(p->writer, policy);
-    int e2 = pthread_setschedparam(p->parser, policy, &sp);
-    return e1 ? e1 : e2;
+    int e = 0;
+    for (int i = 0; i < 2; i++) {
+        int r = level == REPRO_PRIO_IDLE ? repro_thread_set_sched(p->tids[i], SCHED_IDLE, 0)
+                : repro_thread_set_sched(p->tids[i], SCHED_OTHER,
+                                         level == REPRO_PRIO_LOW ? REPRO_APP_PRIO_LOW_NICE : 0);
+        if (e == 0)
+            e = r;
+    }
+    return e;
 }
 
-static void raise_now(struct repro_app_prio *p, uint64_t now)
+static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, uint64_t now)
 {
-    set_both(p, SCHED_OTHER);
-    p->raised = 1;
-    p->raised_at = now;
-    atomic_store(&p->raised_since, now);
-    atomic_store(&p->raised_pub, 1);
-    atomic_fetch_add(&p->raises, 1);
-}
-
-static void lower_now(struct repro_app_prio *p, uint64_t now)
-{
-    set_both(p, SCHED_IDLE);
-    p->raised = 0;
-    atomic_fetch_add(&p->raised_ns, now - p->raised_at);
-    atomic_store(&p->raised_pub, 0);
+    if (level == p->level)
+        return;
+    set_both(p, level);
+    if (p->level == REPRO_PRIO_IDLE) {
+        p->raised_at = now;
+        atomic_store(&p->raised_since, now);
+        atomic_fetch_add(&p->raises, 1);
+    }
+    if (level == REPRO_PRIO_NORMAL)
+        atomic_fetch_add(&p->raises_far, 1);
+    /* the level first, then the time it ends (repro_app_prio_stats reads
+     * them the other way round, so it never counts a stretch twice) */
+    atomic_store(&p->level_pub, (int)level);
+    if (level == REPRO_PRIO_IDLE)
+        atomic_fetch_add(&p->raised_ns, now - p->raised_at);
+    p->level = level;
 }
 
 static void *watch(void *arg)
@@ -128,13 +150,9 @@ static void *watch(void *arg)
         in.queued_bytes = rs.queued_bytes;
         in.reader_wait_ns = repro_reader_wait_ns(p->reader, now);
         in.writer_wait_ns = repro_store_writer_wait_ns(p->writer, now);
-        in.raised = p->raised;
-        in.raised_for_ns = p->raised ? now - p->raised_at : 0;
-        switch (repro_app_prio_decide(&p->lim, &in)) {
-        case REPRO_PRIO_RAISE: raise_now(p, now); break;
-        case REPRO_PRIO_LOWER: lower_now(p, now); break;
-        case REPRO_PRIO_KEEP: break;
-        }
+        in.level = p->level;
+        in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - p->raised_at : 0;
+        move_to(p, repro_app_prio_decide(&p->lim, &in), now);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -146,7 +164,7 @@ static void *watch(void *arg)
  * a SCHED_IDLE -> SCHED_OTHER switch the same way: can_nice()). */
 int repro_app_prio_can_raise(void)
 {
-    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int tid = repro_gettid();
     int nice0;
 
     errno = 0;
@@ -179,14 +197,15 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
     p->reader = reader;
     p->writer = writer;
     p->lim = *l;
-    p->parser = pthread_self();
+    p->tids[0] = repro_gettid();
+    p->tids[1] = repro_store_writer_tid(writer);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if ((e = set_both(p, SCHED_IDLE)) != 0) {
-        set_both(p, SCHED_OTHER);
+    if ((e = set_both(p, REPRO_PRIO_IDLE)) != 0) {
+        set_both(p, REPRO_PRIO_NORMAL);
         repro_error_set(err, REPRO_E_UNSUPPORTED, "cannot run the capture threads as SCHED_IDLE: %s",
                         strerror(e));
         goto fail;
@@ -199,7 +218,7 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
     e = pthread_create(&p->watcher, &ta, watch, p);
     pthread_attr_destroy(&ta);
     if (e != 0) {
-        set_both(p, SCHED_OTHER);
+        set_both(p, REPRO_PRIO_NORMAL);
         repro_error_set(err, REPRO_E_IO, "cannot start the CPU policy's thread: %s", strerror(e));
         goto fail;
     }
@@ -214,20 +233,31 @@ fail:
 
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
 {
-    uint64_t since;
+    uint64_t since, seen;
 
     memset(out, 0, sizeof *out);
     if (p == NULL)
         return;
     out->active = 1;
-    out->raised = atomic_load(&p->raised_pub);
-    out->raises = atomic_load(&p->raises);
+    /* raised_ns before the level, the level before raised_since: a
+     * stretch that is ending is counted once or (for a moment) not at
+     * all, never twice; the latter is smoothed below */
     out->raised_ns = atomic_load(&p->raised_ns);
+    out->level = (enum repro_app_prio_level)atomic_load(&p->level_pub);
     since = atomic_load(&p->raised_since);
-    if (out->raised && since) {
+    out->raises = atomic_load(&p->raises);
+    out->raises_far_behind = atomic_load(&p->raises_far);
+    if (out->level != REPRO_PRIO_IDLE && since) {
         uint64_t now = repro_mono_ns();
         out->raised_ns += now > since ? now - since : 0;
     }
+    /* a counter never goes back */
+    seen = atomic_load(&p->reported_ns);
+    while (seen < out->raised_ns && !atomic_compare_exchange_weak(&p->reported_ns, &seen,
+                                                                  out->raised_ns))
+        ;
+    if (seen > out->raised_ns)
+        out->raised_ns = seen;
 }
 
 void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *final)
@@ -242,15 +272,10 @@ void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->watcher, NULL);
-    if (p->raised)
-        atomic_fetch_add(&p->raised_ns, repro_mono_ns() - p->raised_at);
-    p->raised = 0;
-    atomic_store(&p->raised_pub, 0);
-    set_both(p, SCHED_OTHER);
-    if (final) {
+    move_to(p, REPRO_PRIO_IDLE, repro_mono_ns()); /* the counters; normal just below */
+    set_both(p, REPRO_PRIO_NORMAL);
+    if (final)
         repro_app_prio_stats(p, final);
-        final->raised = 0;
-    }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     repro_free(p);

@@ -296,8 +296,11 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                     (unsigned long long)res.reader.queue_drops,
                     (unsigned long long)res.reader.queue_drop_bytes);
         if (res.prio.active)
-            fprintf(stderr, "cpu: idle-first; raised to normal priority %llu times, %.1f s in all\n",
-                    (unsigned long long)res.prio.raises, (double)res.prio.raised_ns / 1e9);
+            fprintf(stderr,
+                    "cpu: idle-first; raised %llu times (%llu of them to nice 0), %.1f s in all\n",
+                    (unsigned long long)res.prio.raises,
+                    (unsigned long long)res.prio.raises_far_behind,
+                    (double)res.prio.raised_ns / 1e9);
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

@@ -106,7 +106,7 @@ check_rules() {
 # capture through it: test_capture, the capture e2e tests, repro capture in
 # e2e.cli) and the symbolizer's background index threads (test_symbolize,
 # the symbolize fuzz replay, repro addr2line, repro symbolize/crashes).
-TSAN_TESTS='^(unit[.]test_(store|store_writer|capture|symbolize|app|supervisor|replay_engine|metrics|source_reader)|fuzz[.]replay_(symbolize|pipeline)|e2e[.](addr2line|symbolize_crashes|cli|metrics|replay_progress|replay_hang|golden_fixture[.].*|live_capture[.]service))$'
+TSAN_TESTS='^(unit[.]test_(store|store_writer|capture|symbolize|app|supervisor|replay_engine|metrics|source_reader|live_priority)|fuzz[.]replay_(symbolize|pipeline)|e2e[.](addr2line|symbolize_crashes|cli|metrics|replay_progress|replay_hang|golden_fixture[.].*|live_capture[.]service))$'
 
 tsan_pass() {
   echo "== ThreadSanitizer build"

@@ -37,7 +37,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +72,7 @@ struct id_node {
 struct repro_store_writer {
     struct repro_store *store;
     pthread_t thread;
+    int tid; /* the thread's id, set (under mu) once it runs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct repro_buf fill, queued, spare;
@@ -669,6 +669,8 @@ static void *writer_main(void *arg)
     pthread_setname_np(pthread_self(), "repro-writer"); /* top -H, perf */
 
     pthread_mutex_lock(&w->mu);
+    w->tid = repro_gettid();
+    pthread_cond_broadcast(&w->cv);
     for (;;) {
         struct repro_error werr = {0};
         struct repro_buf b;
@@ -760,6 +762,11 @@ int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
         repro_free(w);
         return e;
     }
+    /* its thread id, for repro_store_writer_tid() */
+    pthread_mutex_lock(&w->mu);
+    while (w->tid == 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
     *out = w;
     return REPRO_OK;
 }
@@ -846,10 +853,9 @@ uint64_t repro_store_writer_wait_ns(struct repro_store_writer *w, uint64_t now_n
     return since && now_ns > since ? now_ns - since : 0;
 }
 
-int repro_store_writer_set_policy(struct repro_store_writer *w, int policy)
+int repro_store_writer_tid(const struct repro_store_writer *w)
 {
-    struct sched_param sp = {0};
-    return pthread_setschedparam(w->thread, policy, &sp);
+    return w->tid;
 }
 
 void repro_store_writer_set_deadline(struct repro_store_writer *w, uint64_t mono_ns)

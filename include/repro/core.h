@@ -204,6 +204,16 @@ int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err);
 #define REPRO_REDACT_MARK "[REDACTED]"
 #define REPRO_REDACT_MARK_URL "%5BREDACTED%5D"
 
+/* ---- threads ---------------------------------------------------------- */
+
+/* The calling thread's id (gettid(2)). */
+int repro_gettid(void);
+/* Sets thread tid's scheduling: policy SCHED_IDLE (nice left as it is), or
+ * SCHED_OTHER at nice (-20..19). Returns 0 or an errno value (EPERM or
+ * EACCES: leaving SCHED_IDLE, or a lower nice, needs CAP_SYS_NICE or
+ * RLIMIT_NICE >= 20 - nice). Thread-safe. */
+int repro_thread_set_sched(int tid, int policy, int nice);
+
 /* ---- clocks ----------------------------------------------------------- */
 
 /* CLOCK_MONOTONIC in nanoseconds: for durations. */

@@ -544,10 +544,8 @@ void repro_store_writer_stats(struct repro_store_writer *w, struct repro_store_w
  * (0 when none wait), at monotonic time now_ns. Any thread, lock-free: the
  * live agent's CPU policy reads it (app/live_priority.c). */
 uint64_t repro_store_writer_wait_ns(struct repro_store_writer *w, uint64_t now_ns);
-/* Sets the writer thread's scheduling policy (SCHED_OTHER, SCHED_IDLE, as
- * in <sched.h>; priority 0). Returns 0 or an errno value (EPERM: going
- * back from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE >= 20). */
-int repro_store_writer_set_policy(struct repro_store_writer *w, int policy);
+/* The writer thread's id (gettid), for repro_thread_set_sched(). */
+int repro_store_writer_tid(const struct repro_store_writer *w);
 /* Flushes, stops the thread and frees w (accepts NULL). Returns the first
  * error of the writer's life. */
 int repro_store_writer_finish(struct repro_store_writer *w, struct repro_error *err);

@@ -544,7 +544,7 @@ def part_busy(tmp, procs):
     rc, summary = stop_live_capture(cap, err)
     if rc != 0:
         raise Fail("busy: capture exit %d: %s" % (rc, summary))
-    m = re.search(r"cpu: idle-first; raised to normal priority (\d+) times", summary)
+    m = re.search(r"cpu: idle-first; raised (\d+) times \((\d+) of them to nice 0\)", summary)
     if not m:
         raise Fail("busy: no idle-first line in the summary: %s" % summary)
     con = sqlite3.connect(db)
@@ -565,7 +565,7 @@ def part_busy(tmp, procs):
     if rc != 0 or "cpu: idle-first" in summary:
         raise Fail("busy: --priority normal: exit %d: %s" % (rc, summary))
     print("busy: %d cores spinning; %d exchanges readable %.2f s after the last response; "
-          "%s raise(s)" % (ncpu, n, took, m.group(1)))
+          "%s raise(s), %s to nice 0" % (ncpu, n, took, m.group(1), m.group(2)))
 
 
 def main(tmp, procs):

@@ -3,8 +3,9 @@
  * - the decision, case by case (a pure function);
  * - the real thing as root: a reader on lo and a store writer; the calling
  *   thread and the writer's go SCHED_IDLE, the watcher stays normal; a
- *   batch left untaken raises both, taking it lowers them again, stop
- *   leaves them normal;
+ *   batch left untaken raises both to nice 10, then (with the default
+ *   limits) to nice 0; taking it lowers them again; stop leaves them at
+ *   normal priority, nice 0;
  * - the permission probe in a child that dropped root, with and without
  *   repro_app_prio_keep_raisable() before.
  * Scheduling policies are read back from /proc/self/task/TID/stat (field
@@ -38,65 +39,85 @@
 static void test_decide(void **state)
 {
     struct repro_app_prio_limits l;
+    enum { I = REPRO_PRIO_IDLE, L = REPRO_PRIO_LOW, N = REPRO_PRIO_NORMAL };
     static const struct {
         uint64_t queued, reader_wait_ms, writer_wait_ms, raised_for_ms;
-        int raised;
-        enum repro_app_prio_action want;
+        int level, want;
         const char *why;
     } cases[] = {
-        {0, 0, 0, 0, 0, REPRO_PRIO_KEEP, "idle, nothing waits"},
-        {15u << 20, 0, 0, 0, 0, REPRO_PRIO_KEEP, "under a quarter of the queue"},
-        {16u << 20, 0, 0, 0, 0, REPRO_PRIO_RAISE, "a quarter of the queue"},
-        {4096, 249, 0, 0, 0, REPRO_PRIO_KEEP, "a batch waited 249 ms"},
-        {4096, 250, 0, 0, 0, REPRO_PRIO_RAISE, "a batch waited 250 ms (a starved parser)"},
-        {0, 0, 250, 0, 0, REPRO_PRIO_RAISE, "rows waited 250 ms for a commit"},
-        {16u << 20, 0, 0, 5000, 1, REPRO_PRIO_KEEP, "raised and still behind"},
-        {0, 0, 0, 99, 1, REPRO_PRIO_KEEP, "caught up, but raised for only 99 ms"},
-        {0, 0, 0, 100, 1, REPRO_PRIO_LOWER, "caught up after 100 ms"},
-        {1u << 20, 0, 0, 100, 1, REPRO_PRIO_LOWER, "1/64 of the queue is caught up"},
-        {(1u << 20) + 1, 0, 0, 100, 1, REPRO_PRIO_KEEP, "just over 1/64"},
-        {0, 1, 0, 100, 1, REPRO_PRIO_KEEP, "a batch is waiting"},
-        {0, 0, 124, 100, 1, REPRO_PRIO_LOWER, "a commit in progress for 124 ms"},
-        {0, 0, 125, 100, 1, REPRO_PRIO_KEEP, "a commit waiting 125 ms"},
+        {0, 0, 0, 0, I, I, "idle, nothing waits"},
+        {(16u << 20) - 1, 0, 0, 0, I, I, "just under a quarter of the queue"},
+        {16u << 20, 0, 0, 0, I, L, "a quarter of the queue"},
+        {(32u << 20) - 1, 0, 0, 0, I, L, "just under half"},
+        {32u << 20, 0, 0, 0, I, N, "half the queue, straight from idle"},
+        {4096, 249, 0, 0, I, I, "a batch waited 249 ms"},
+        {4096, 250, 0, 0, I, L, "a batch waited 250 ms (a starved parser)"},
+        {4096, 499, 0, 0, L, L, "a batch waited 499 ms at nice 10"},
+        {4096, 500, 0, 0, L, N, "a batch waited 500 ms"},
+        {0, 0, 250, 0, I, L, "rows waited 250 ms for a commit"},
+        {0, 0, 500, 0, L, N, "rows waited 500 ms"},
+        {16u << 20, 0, 0, 5000, L, L, "at nice 10 and still behind"},
+        {16u << 20, 0, 0, 5000, N, N, "at nice 0, behind: stays (no step down)"},
+        {0, 0, 0, 99, L, L, "caught up, but raised for only 99 ms"},
+        {0, 0, 0, 100, L, I, "caught up after 100 ms"},
+        {0, 0, 0, 100, N, I, "caught up at nice 0: straight back to idle"},
+        {1u << 20, 0, 0, 100, L, I, "1/64 of the queue is caught up"},
+        {(1u << 20) + 1, 0, 0, 100, L, L, "just over 1/64"},
+        {0, 1, 0, 100, L, L, "a batch is waiting"},
+        {0, 0, 124, 100, L, I, "a commit in progress for 124 ms"},
+        {0, 0, 125, 100, L, L, "a commit waiting 125 ms"},
     };
     (void)state;
 
     repro_app_prio_limits_default(&l, 64u << 20);
-    assert_int_equal(l.high_bytes, 16u << 20);
+    assert_int_equal(l.behind_bytes, 16u << 20);
+    assert_int_equal(l.far_behind_bytes, 32u << 20);
     assert_int_equal(l.low_bytes, 1u << 20);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct repro_app_prio_input in = {cases[i].queued, cases[i].reader_wait_ms * MS,
                                           cases[i].writer_wait_ms * MS,
-                                          cases[i].raised_for_ms * MS, cases[i].raised};
-        enum repro_app_prio_action got = repro_app_prio_decide(&l, &in);
-        TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, (int)got,
-                 (int)cases[i].want);
+                                          cases[i].raised_for_ms * MS,
+                                          (enum repro_app_prio_level)cases[i].level};
+        int got = (int)repro_app_prio_decide(&l, &in);
+        TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, got, cases[i].want);
     }
     assert_int_equal(tu_failures, 0);
 }
 
 /* ---- threads' policies, from /proc ----------------------------------------- */
 
-static int policy_of(pid_t tid)
+/* Field n (1-based, n > 2) of /proc/self/task/TID/stat. */
+static long long stat_field(pid_t tid, int n)
 {
     char path[64], buf[2048], *p;
     FILE *f;
-    int field = 2, pol = -1;
-    size_t n;
+    int field = 2;
+    long long v = -1;
+    size_t len;
 
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
     f = fopen(path, "r");
     assert_non_null(f);
-    n = fread(buf, 1, sizeof buf - 1, f);
+    len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    buf[n] = 0;
+    buf[len] = 0;
     p = strrchr(buf, ')'); /* comm may hold spaces */
     assert_non_null(p);
-    for (p++; *p && field < 41; p++)
+    for (p++; *p && field < n; p++)
         if (*p == ' ')
             field++;
-    assert_int_equal(sscanf(p, "%d", &pol), 1);
-    return pol;
+    assert_int_equal(sscanf(p, "%lld", &v), 1);
+    return v;
+}
+
+static int policy_of(pid_t tid)
+{
+    return (int)stat_field(tid, 41);
+}
+
+static int nice_of(pid_t tid)
+{
+    return (int)stat_field(tid, 19);
 }
 
 static pid_t tid_named(const char *comm)
@@ -134,15 +155,41 @@ static pid_t tid_named_wait(const char *comm)
     return tid;
 }
 
-/* Waits up to 3 s for tid to have policy want. */
-static int wait_policy(pid_t tid, int want)
+/* Waits up to 3 s for tid to have policy want (and, unless want_nice is
+ * -100, that nice value). */
+static int wait_sched(pid_t tid, int want, int want_nice)
 {
     for (int i = 0; i < 300; i++) {
-        if (policy_of(tid) == want)
+        if (policy_of(tid) == want && (want_nice == -100 || nice_of(tid) == want_nice))
             return 1;
         usleep(10000); /* polling /proc, bounded */
     }
     return 0;
+}
+
+struct lo {
+    int tx;
+    struct sockaddr_in to;
+};
+
+/* Sends one datagram and leaves its batch untaken until both threads run
+ * SCHED_OTHER at nice; then takes it, and waits for both to be idle again. */
+static void take_one_late(struct lo *f, struct repro_reader *r, char c, pid_t me, pid_t writer,
+                          int nice)
+{
+    struct repro_packet_batch *b = NULL;
+    int got = 0;
+
+    assert_int_equal(sendto(f->tx, &c, 1, 0, (struct sockaddr *)&f->to, sizeof f->to), 1);
+    assert_true(wait_sched(me, SCHED_OTHER, nice));
+    assert_true(wait_sched(writer, SCHED_OTHER, nice));
+    for (int i = 0; i < 50 && got <= 0; i++)
+        got = repro_reader_next(r, 100, &b);
+    assert_int_equal(got, 1);
+    assert_int_equal(b->n, 1);
+    repro_reader_release(r, b);
+    assert_true(wait_sched(me, SCHED_IDLE, -100));
+    assert_true(wait_sched(writer, SCHED_IDLE, -100));
 }
 
 static void test_raise_and_lower_for_real(void **state)
@@ -157,22 +204,22 @@ static void test_raise_and_lower_for_real(void **state)
     struct repro_app_prio_limits l;
     struct repro_app_prio_stats st;
     struct repro_packet_batch *b = NULL;
-    struct sockaddr_in to = {0};
-    socklen_t len = sizeof to;
+    struct lo f = {0};
+    socklen_t len = sizeof f.to;
     char filter[64], db[600];
     pid_t me = (pid_t)syscall(SYS_gettid), writer_tid;
-    int rx, tx, got = 0;
+    int rx, got = 0;
     (void)state;
 
     if (geteuid() != 0)
         tu_skip("needs root (live capture on lo)");
     rx = socket(AF_INET, SOCK_DGRAM, 0);
-    tx = socket(AF_INET, SOCK_DGRAM, 0);
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(rx, (struct sockaddr *)&to, sizeof to), 0);
-    assert_int_equal(getsockname(rx, (struct sockaddr *)&to, &len), 0);
-    snprintf(filter, sizeof filter, "udp port %u", ntohs(to.sin_port));
+    f.tx = socket(AF_INET, SOCK_DGRAM, 0);
+    f.to.sin_family = AF_INET;
+    f.to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(rx, (struct sockaddr *)&f.to, sizeof f.to), 0);
+    assert_int_equal(getsockname(rx, (struct sockaddr *)&f.to, &len), 0);
+    snprintf(filter, sizeof filter, "udp port %u", ntohs(f.to.sin_port));
     memset(&o, 0, sizeof o);
     o.iface = "lo";
     o.filter = filter;
@@ -186,7 +233,11 @@ static void test_raise_and_lower_for_real(void **state)
     assert_true(writer_tid > 0);
     assert_int_equal(policy_of(me), SCHED_OTHER);
 
+    /* phase 1, nice 10 only (the nice-0 step pushed out of reach): a
+     * batch nobody takes raises both after 250 ms; taken, idle again */
     repro_app_prio_limits_default(&l, 64u << 20);
+    l.far_behind_bytes = UINT64_MAX;
+    l.far_behind_wait_ns = UINT64_MAX;
     assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
     assert_int_equal(policy_of(me), SCHED_IDLE);
     assert_int_equal(policy_of(writer_tid), SCHED_IDLE);
@@ -195,33 +246,32 @@ static void test_raise_and_lower_for_real(void **state)
     repro_app_prio_stats(p, &st);
     assert_int_equal(st.active, 1);
     assert_int_equal(st.raises, 0);
-
-    /* a batch nobody takes: after 250 ms the watcher raises both */
-    assert_int_equal(sendto(tx, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
-    assert_true(wait_policy(me, SCHED_OTHER));
-    assert_int_equal(policy_of(writer_tid), SCHED_OTHER);
+    assert_int_equal(st.level, REPRO_PRIO_IDLE);
+    take_one_late(&f, r, 'x', me, writer_tid, REPRO_APP_PRIO_LOW_NICE);
     repro_app_prio_stats(p, &st);
     assert_int_equal(st.raises, 1);
-    assert_int_equal(st.raised, 1);
-
-    /* taken and released: lowered again, at least 100 ms after the raise */
-    for (int i = 0; i < 50 && got <= 0; i++)
-        got = repro_reader_next(r, 100, &b);
-    assert_int_equal(got, 1);
-    repro_reader_release(r, b);
-    assert_true(wait_policy(me, SCHED_IDLE));
-    assert_true(wait_policy(writer_tid, SCHED_IDLE));
-    repro_app_prio_stats(p, &st);
-    assert_int_equal(st.raises, 1);
-    assert_true(st.raised_ns >= 100 * MS);
-
+    assert_int_equal(st.raises_far_behind, 0);
+    assert_true(st.raised_ns >= 100 * MS); /* at least min_raised_ns */
     repro_app_prio_stop(p, &st);
     assert_int_equal(policy_of(me), SCHED_OTHER);
+    assert_int_equal(nice_of(me), 0);
     assert_int_equal(policy_of(writer_tid), SCHED_OTHER);
+    assert_int_equal(nice_of(writer_tid), 0);
     assert_int_equal(tid_named("repro-cpu"), 0);
     assert_int_equal(st.active, 1);
-    assert_int_equal(st.raised, 0);
+    assert_int_equal(st.level, REPRO_PRIO_IDLE);
     assert_int_equal(st.raises, 1);
+
+    /* phase 2, the default limits: after 500 ms both go on to nice 0 */
+    repro_app_prio_limits_default(&l, 64u << 20);
+    assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
+    take_one_late(&f, r, 'y', me, writer_tid, 0);
+    repro_app_prio_stats(p, &st);
+    assert_int_equal(st.raises, 1);
+    assert_int_equal(st.raises_far_behind, 1);
+    assert_true(st.raised_ns >= 250 * MS); /* from 250 ms to past 500 */
+    repro_app_prio_stop(p, NULL);
+    assert_int_equal(policy_of(me), SCHED_OTHER);
 
     repro_reader_stop(r);
     while ((got = repro_reader_next(r, 200, &b)) >= 0)
@@ -232,7 +282,7 @@ static void test_raise_and_lower_for_real(void **state)
     repro_store_close(store);
     repro_source_close(src);
     close(rx);
-    close(tx);
+    close(f.tx);
     repro_app_prio_stop(NULL, NULL);
 }
 
