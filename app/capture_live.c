@@ -109,7 +109,20 @@ static double mib(uint64_t b)
     return (double)b / (1024.0 * 1024.0);
 }
 
-/* One status line: rates since the last one, drops, depth, memory. */
+/* Where idle-first threads run, for the status line ("" when off). */
+static const char *cpu_word(const struct repro_app_prio_stats *p)
+{
+    if (!p->active)
+        return "";
+    switch (p->level) {
+    case REPRO_PRIO_LOW: return "; cpu raised to nice 10";
+    case REPRO_PRIO_NORMAL: return "; cpu raised to nice 0";
+    default: return "; cpu idle-first";
+    }
+}
+
+/* One status line: rates since the last one, drops, depth, memory, where
+ * the idle-first threads run. */
 static void status_line(struct repro_app_live *lv, int tty)
 {
     struct repro_app_live_stats s;
@@ -122,15 +135,16 @@ static void status_line(struct repro_app_live *lv, int tty)
     fprintf(lv->log,
             "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " stored; drops: kernel %" PRIu64
             ", queue %" PRIu64 "; queue %.1f MiB; %" PRIu64 " open streams holding %.1f MiB; "
-            "rss %.0f MiB%s%s",
+            "rss %.0f MiB%s%s%s",
             tty ? "\r\033[K" : "", lv->source_name,
             (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
             (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
             s.store.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
             s.reader.queue_drops, mib(s.reader.queued_bytes + s.store.queued_bytes),
-            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), s.store.blocked_ms > lv->last_report.store.blocked_ms
-                                  ? "; database locked by another process, retrying"
-                                  : "",
+            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), cpu_word(&s.prio),
+            s.store.blocked_ms > lv->last_report.store.blocked_ms
+                ? "; database locked by another process, retrying"
+                : "",
             tty ? "" : "\n");
     fflush(lv->log);
     lv->last_report = s;

@@ -345,6 +345,17 @@ def part_metrics(tmp, procs):
             raise Fail("metrics: no %s" % g)
     cap.send_signal(signal.SIGUSR1)
     wait_for(lambda: (err.seek(0), "exchanges/s" in err.read())[1], "a status line on SIGUSR1")
+    err.seek(0)
+    line = [ln for ln in err.read().splitlines() if "exchanges/s" in ln][0]
+    if "; cpu idle-first" not in line and "; cpu raised to nice" not in line:
+        raise Fail("metrics: the status line does not say where the CPU policy is: %s" % line)
+    for g in ("repro_capture_cpu_idle_first", "repro_capture_cpu_level",
+              "repro_capture_cpu_raised_seconds_total"):
+        if g not in fams:
+            raise Fail("metrics: no %s" % g)
+    if set(fams.get("repro_capture_cpu_raises_total", {})) != {"behind", "far_behind"}:
+        raise Fail("metrics: repro_capture_cpu_raises_total has reasons %s" %
+                   sorted(fams.get("repro_capture_cpu_raises_total", {})))
     rc, summary = stop_live_capture(cap, err)
     if rc != 0:
         raise Fail("metrics: capture exit %d: %s" % (rc, summary))
