@@ -16,7 +16,9 @@
  *             250 ms for the parser, or rows 250 ms for their commit (a
  *             host whose CPUs are never idle must not delay commits past
  *             the promised second, nor fill the queue slowly until it
- *             drops);
+ *             drops), or the reader has waited 20 ms for the lock it
+ *             shares with the parser (a parser starved while holding it
+ *             would stall the reader: priority inversion);
  *   nice 0:   half the queue, or 500 ms of waiting;
  *   idle:     the queue is back to 1/64 full, nothing waits, and the
  *             threads have been raised for at least 100 ms.
@@ -72,6 +74,7 @@ void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max
     l->far_behind_bytes = max_queue_bytes / 2;
     l->low_bytes = max_queue_bytes / 64;
     l->behind_wait_ns = 250000000u;
+    l->reader_blocked_ns = 20000000u;
     l->far_behind_wait_ns = 500000000u;
     l->min_raised_ns = 100000000u;
 }
@@ -82,9 +85,10 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
     uint64_t wait = in->reader_wait_ns > in->writer_wait_ns ? in->reader_wait_ns
                                                             : in->writer_wait_ns;
     int far_behind = in->queued_bytes >= l->far_behind_bytes || wait >= l->far_behind_wait_ns;
-    int behind = in->queued_bytes >= l->behind_bytes || wait >= l->behind_wait_ns;
+    int behind = in->queued_bytes >= l->behind_bytes || wait >= l->behind_wait_ns ||
+                 in->reader_blocked_ns >= l->reader_blocked_ns;
     int caught_up = in->queued_bytes <= l->low_bytes && in->reader_wait_ns == 0 &&
-                    in->writer_wait_ns < l->behind_wait_ns / 2;
+                    in->reader_blocked_ns == 0 && in->writer_wait_ns < l->behind_wait_ns / 2;
 
     if (far_behind)
         return REPRO_PRIO_NORMAL;
@@ -150,6 +154,7 @@ static void *watch(void *arg)
         in.queued_bytes = rs.queued_bytes;
         in.reader_wait_ns = repro_reader_wait_ns(p->reader, now);
         in.writer_wait_ns = repro_store_writer_wait_ns(p->writer, now);
+        in.reader_blocked_ns = repro_reader_blocked_ns(p->reader, now);
         in.level = p->level;
         in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - p->raised_at : 0;
         move_to(p, repro_app_prio_decide(&p->lim, &in), now);

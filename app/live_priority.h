@@ -25,6 +25,7 @@ struct repro_app_prio_limits {
     uint64_t far_behind_bytes; /* -> nice 0 */
     uint64_t low_bytes;        /* caught up at this many or fewer */
     uint64_t behind_wait_ns;   /* a batch or a commit has waited this long: -> nice 10 */
+    uint64_t reader_blocked_ns; /* the reader waited this long for the parser's lock: -> nice 10 */
     uint64_t far_behind_wait_ns; /* -> nice 0 */
     uint64_t min_raised_ns;    /* stay raised at least this long (no flapping) */
 };
@@ -34,13 +35,15 @@ struct repro_app_prio_input {
     uint64_t queued_bytes;   /* packets waiting or being parsed */
     uint64_t reader_wait_ns; /* repro_reader_wait_ns() */
     uint64_t writer_wait_ns; /* repro_store_writer_wait_ns() */
+    uint64_t reader_blocked_ns; /* repro_reader_blocked_ns() */
     uint64_t raised_for_ns;  /* how long the threads have been off idle */
     enum repro_app_prio_level level;
 };
 
 /* The limits for a packet queue of max_queue_bytes: nice 10 at a quarter
- * full or 250 ms of waiting, nice 0 at half full or 500 ms, idle again at
- * 1/64 with nothing waiting, after at least 100 ms. */
+ * full, 250 ms of waiting or a reader blocked 20 ms on the parser's lock,
+ * nice 0 at half full or 500 ms, idle again at 1/64 with nothing waiting,
+ * after at least 100 ms. */
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes);
 /* The level the threads should have (a pure function, unit-tested). */
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,

@@ -64,7 +64,22 @@ struct repro_reader {
     /* since when the head of the ready list has waited for the consumer
      * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
     atomic_uint_fast64_t ready_since_ns;
+    /* since when the reader thread has waited for mu, 0 when it does not:
+     * the consumer may hold it and be starved (it can run as SCHED_IDLE);
+     * for repro_reader_blocked_ns() */
+    atomic_uint_fast64_t blocked_since_ns;
 };
+
+/* The reader thread takes mu here: the wait, if any, is published for the
+ * CPU policy, which raises a starved consumer holding it. */
+static void reader_lock(struct repro_reader *r)
+{
+    if (pthread_mutex_trylock(&r->mu) == 0)
+        return;
+    atomic_store_explicit(&r->blocked_since_ns, repro_mono_ns(), memory_order_relaxed);
+    pthread_mutex_lock(&r->mu);
+    atomic_store_explicit(&r->blocked_since_ns, 0, memory_order_relaxed);
+}
 
 static struct repro_packet_batch *batch_new(void)
 {
@@ -118,7 +133,7 @@ static void publish(struct repro_reader *r)
     if (b == NULL || b->n == 0)
         return;
     r->cur = NULL;
-    pthread_mutex_lock(&r->mu);
+    reader_lock(r);
     if (r->ready_tail) {
         r->ready_tail->next = b;
     } else {
@@ -142,7 +157,7 @@ static void publish_if_idle(struct repro_reader *r)
 
     if (r->cur == NULL || r->cur->n == 0)
         return;
-    pthread_mutex_lock(&r->mu);
+    reader_lock(r);
     idle = r->ready_head == NULL;
     pthread_mutex_unlock(&r->mu);
     if (idle)
@@ -163,7 +178,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
         b = NULL;
     }
     if (b == NULL) {
-        pthread_mutex_lock(&r->mu);
+        reader_lock(r);
         b = r->cur = take_free(r);
         pthread_mutex_unlock(&r->mu);
         if (b == NULL) {
@@ -325,6 +340,12 @@ int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packe
 uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns)
 {
     uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
+    return since && now_ns > since ? now_ns - since : 0;
+}
+
+uint64_t repro_reader_blocked_ns(struct repro_reader *r, uint64_t now_ns)
+{
+    uint64_t since = atomic_load_explicit(&r->blocked_since_ns, memory_order_relaxed);
     return since && now_ns > since ? now_ns - since : 0;
 }
 

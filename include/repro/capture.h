@@ -425,6 +425,10 @@ void repro_reader_stop(struct repro_reader *r);
  * take it (0 when none waits), at monotonic time now_ns. Any thread,
  * lock-free: the live agent's CPU policy reads it (app/live_priority.c). */
 uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns);
+/* How long the reader thread has waited for the lock it shares with the
+ * consumer (0 when it does not wait): a consumer starved while holding it
+ * stalls the reader. Any thread, lock-free. */
+uint64_t repro_reader_blocked_ns(struct repro_reader *r, uint64_t now_ns);
 /* Thread-safe snapshot of the counters. */
 void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out);
 /* Stops, joins and frees the reader (accepts NULL); batches not yet taken

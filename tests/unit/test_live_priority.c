@@ -44,28 +44,32 @@ static void test_decide(void **state)
         uint64_t queued, reader_wait_ms, writer_wait_ms, raised_for_ms;
         int level, want;
         const char *why;
+        uint64_t blocked_ms; /* the reader waiting for the parser's lock */
     } cases[] = {
-        {0, 0, 0, 0, I, I, "idle, nothing waits"},
-        {(16u << 20) - 1, 0, 0, 0, I, I, "just under a quarter of the queue"},
-        {16u << 20, 0, 0, 0, I, L, "a quarter of the queue"},
-        {(32u << 20) - 1, 0, 0, 0, I, L, "just under half"},
-        {32u << 20, 0, 0, 0, I, N, "half the queue, straight from idle"},
-        {4096, 249, 0, 0, I, I, "a batch waited 249 ms"},
-        {4096, 250, 0, 0, I, L, "a batch waited 250 ms (a starved parser)"},
-        {4096, 499, 0, 0, L, L, "a batch waited 499 ms at nice 10"},
-        {4096, 500, 0, 0, L, N, "a batch waited 500 ms"},
-        {0, 0, 250, 0, I, L, "rows waited 250 ms for a commit"},
-        {0, 0, 500, 0, L, N, "rows waited 500 ms"},
-        {16u << 20, 0, 0, 5000, L, L, "at nice 10 and still behind"},
-        {16u << 20, 0, 0, 5000, N, N, "at nice 0, behind: stays (no step down)"},
-        {0, 0, 0, 99, L, L, "caught up, but raised for only 99 ms"},
-        {0, 0, 0, 100, L, I, "caught up after 100 ms"},
-        {0, 0, 0, 100, N, I, "caught up at nice 0: straight back to idle"},
-        {1u << 20, 0, 0, 100, L, I, "1/64 of the queue is caught up"},
-        {(1u << 20) + 1, 0, 0, 100, L, L, "just over 1/64"},
-        {0, 1, 0, 100, L, L, "a batch is waiting"},
-        {0, 0, 124, 100, L, I, "a commit in progress for 124 ms"},
-        {0, 0, 125, 100, L, L, "a commit waiting 125 ms"},
+        {0, 0, 0, 0, I, I, "idle, nothing waits", 0},
+        {(16u << 20) - 1, 0, 0, 0, I, I, "just under a quarter of the queue", 0},
+        {16u << 20, 0, 0, 0, I, L, "a quarter of the queue", 0},
+        {(32u << 20) - 1, 0, 0, 0, I, L, "just under half", 0},
+        {32u << 20, 0, 0, 0, I, N, "half the queue, straight from idle", 0},
+        {4096, 249, 0, 0, I, I, "a batch waited 249 ms", 0},
+        {4096, 250, 0, 0, I, L, "a batch waited 250 ms (a starved parser)", 0},
+        {4096, 499, 0, 0, L, L, "a batch waited 499 ms at nice 10", 0},
+        {4096, 500, 0, 0, L, N, "a batch waited 500 ms", 0},
+        {0, 0, 250, 0, I, L, "rows waited 250 ms for a commit", 0},
+        {0, 0, 500, 0, L, N, "rows waited 500 ms", 0},
+        {16u << 20, 0, 0, 5000, L, L, "at nice 10 and still behind", 0},
+        {16u << 20, 0, 0, 5000, N, N, "at nice 0, behind: stays (no step down)", 0},
+        {0, 0, 0, 99, L, L, "caught up, but raised for only 99 ms", 0},
+        {0, 0, 0, 100, L, I, "caught up after 100 ms", 0},
+        {0, 0, 0, 100, N, I, "caught up at nice 0: straight back to idle", 0},
+        {1u << 20, 0, 0, 100, L, I, "1/64 of the queue is caught up", 0},
+        {(1u << 20) + 1, 0, 0, 100, L, L, "just over 1/64", 0},
+        {0, 1, 0, 100, L, L, "a batch is waiting", 0},
+        {0, 0, 124, 100, L, I, "a commit in progress for 124 ms", 0},
+        {0, 0, 125, 100, L, L, "a commit waiting 125 ms", 0},
+        {0, 0, 0, 0, I, I, "the reader blocked 19 ms on the parser's lock", 19},
+        {0, 0, 0, 0, I, L, "the reader blocked 20 ms (a starved parser holds the lock)", 20},
+        {0, 0, 0, 100, L, L, "caught up, but the reader is blocked", 1},
     };
     (void)state;
 
@@ -74,10 +78,14 @@ static void test_decide(void **state)
     assert_int_equal(l.far_behind_bytes, 32u << 20);
     assert_int_equal(l.low_bytes, 1u << 20);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        struct repro_app_prio_input in = {cases[i].queued, cases[i].reader_wait_ms * MS,
-                                          cases[i].writer_wait_ms * MS,
-                                          cases[i].raised_for_ms * MS,
-                                          (enum repro_app_prio_level)cases[i].level};
+        struct repro_app_prio_input in = {
+            .queued_bytes = cases[i].queued,
+            .reader_wait_ns = cases[i].reader_wait_ms * MS,
+            .writer_wait_ns = cases[i].writer_wait_ms * MS,
+            .reader_blocked_ns = cases[i].blocked_ms * MS,
+            .raised_for_ns = cases[i].raised_for_ms * MS,
+            .level = (enum repro_app_prio_level)cases[i].level,
+        };
         int got = (int)repro_app_prio_decide(&l, &in);
         TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, got, cases[i].want);
     }
