@@ -219,6 +219,7 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         int got = repro_reader_next(lv->reader, WAIT_MS, &b);
         uint64_t now;
 
+        repro_app_prio_heartbeat(lv->prio_run);
         if (got < 0)
             break;
         if (got > 0) {

@@ -271,6 +271,7 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
             {"cpu_raises", res->prio.raises},
             {"cpu_raises_far_behind", res->prio.raises_far_behind},
             {"cpu_raised_ms", res->prio.raised_ns / 1000000},
+            {"cpu_switch_failures", res->prio.failures},
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);

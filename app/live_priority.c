@@ -34,8 +34,11 @@
  * it blocks in poll() for up to 100 ms; the watcher wakes every 20 ms,
  * costs a few microseconds each time, and keeps the policy in one place.
  *
- * Going back from SCHED_IDLE to SCHED_OTHER needs CAP_SYS_NICE or an
- * RLIMIT_NICE of at least 20 (sched_setscheduler(2)): root has it;
+ * Levels are relative to the nice value the agent started with (an
+ * administrator's `nice -n 5` or systemd Nice= holds: "normal" is that,
+ * "behind" ten more). Going back from SCHED_IDLE to SCHED_OTHER at that
+ * nice needs CAP_SYS_NICE or an RLIMIT_NICE of at least 20 - nice
+ * (sched_setscheduler(2)): root has it;
  * repro_app_prio_keep_raisable() keeps it for --user. Without it the agent
  * stays at normal priority (idle threads that can never be raised could
  * fall behind for good).
@@ -43,6 +46,7 @@
 #include "app/live_priority.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -57,6 +61,8 @@ struct repro_app_prio {
     struct repro_store_writer *writer;
     struct repro_app_prio_limits lim;
     int tids[2]; /* the parser's and the writer's */
+    int base_nice; /* the nice value they had: "normal" is this, "behind" 10 more */
+    atomic_uint_fast64_t heartbeat_ns; /* the parser's loop, repro_app_prio_heartbeat() */
     pthread_t watcher;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -66,6 +72,7 @@ struct repro_app_prio {
     atomic_int level_pub;
     atomic_uint_fast64_t raises, raises_far, raised_ns, raised_since;
     atomic_uint_fast64_t reported_ns; /* the most raised_ns ever reported */
+    atomic_uint_fast64_t failures;    /* switches the kernel refused */
 };
 
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
@@ -84,11 +91,14 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
 {
     uint64_t wait = in->reader_wait_ns > in->writer_wait_ns ? in->reader_wait_ns
                                                             : in->writer_wait_ns;
+    if (in->loop_stall_ns > wait)
+        wait = in->loop_stall_ns;
     int far_behind = in->queued_bytes >= l->far_behind_bytes || wait >= l->far_behind_wait_ns;
     int behind = in->queued_bytes >= l->behind_bytes || wait >= l->behind_wait_ns ||
                  in->reader_blocked_ns >= l->reader_blocked_ns;
     int caught_up = in->queued_bytes <= l->low_bytes && in->reader_wait_ns == 0 &&
-                    in->reader_blocked_ns == 0 && in->writer_wait_ns < l->behind_wait_ns / 2;
+                    in->reader_blocked_ns == 0 && in->writer_wait_ns < l->behind_wait_ns / 2 &&
+                    in->loop_stall_ns < l->behind_wait_ns / 2;
 
     if (far_behind)
         return REPRO_PRIO_NORMAL;
@@ -102,11 +112,14 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
 /* Both threads to level; the first error (an errno value) or 0. */
 static int set_both(struct repro_app_prio *p, enum repro_app_prio_level level)
 {
+    int nice = p->base_nice;
     int e = 0;
+
+    if (level == REPRO_PRIO_LOW)
+        nice = nice + REPRO_APP_PRIO_LOW_NICE > 19 ? 19 : nice + REPRO_APP_PRIO_LOW_NICE;
     for (int i = 0; i < 2; i++) {
-        int r = level == REPRO_PRIO_IDLE ? repro_thread_set_sched(p->tids[i], SCHED_IDLE, 0)
-                : repro_thread_set_sched(p->tids[i], SCHED_OTHER,
-                                         level == REPRO_PRIO_LOW ? REPRO_APP_PRIO_LOW_NICE : 0);
+        int r = repro_thread_set_sched(p->tids[i], level == REPRO_PRIO_IDLE ? SCHED_IDLE : SCHED_OTHER,
+                                       nice);
         if (e == 0)
             e = r;
     }
@@ -117,7 +130,12 @@ static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, u
 {
     if (level == p->level)
         return;
-    set_both(p, level);
+    /* a failed switch (the permission probed at start was taken away?)
+     * changes nothing recorded: the next look tries again */
+    if (set_both(p, level) != 0) {
+        atomic_fetch_add(&p->failures, 1);
+        return;
+    }
     if (p->level == REPRO_PRIO_IDLE) {
         p->raised_at = now;
         atomic_store(&p->raised_since, now);
@@ -155,6 +173,10 @@ static void *watch(void *arg)
         in.reader_wait_ns = repro_reader_wait_ns(p->reader, now);
         in.writer_wait_ns = repro_store_writer_wait_ns(p->writer, now);
         in.reader_blocked_ns = repro_reader_blocked_ns(p->reader, now);
+        {
+            uint64_t beat = atomic_load(&p->heartbeat_ns);
+            in.loop_stall_ns = beat && now > beat ? now - beat : 0;
+        }
         in.level = p->level;
         in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - p->raised_at : 0;
         move_to(p, repro_app_prio_decide(&p->lim, &in), now);
@@ -164,21 +186,33 @@ static void *watch(void *arg)
     return NULL;
 }
 
-/* Whether a thread of this process may go back to normal priority: the
- * calling thread tries one step of nice down and back (the kernel checks
- * a SCHED_IDLE -> SCHED_OTHER switch the same way: can_nice()). */
-int repro_app_prio_can_raise(void)
+/* Whether CAP_SYS_NICE is in the calling thread's effective set. */
+static int has_cap_sys_nice(void)
 {
-    int tid = repro_gettid();
-    int nice0;
+    char line[128];
+    unsigned long long eff = 0;
+    FILE *f = fopen("/proc/thread-self/status", "r");
 
-    errno = 0;
-    nice0 = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (errno != 0 || nice0 >= 19)
+    if (f == NULL)
         return 0;
-    if (setpriority(PRIO_PROCESS, (id_t)tid, nice0 + 1) != 0)
-        return 0;
-    return setpriority(PRIO_PROCESS, (id_t)tid, nice0) == 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    fclose(f);
+    return (int)(eff >> 23 & 1); /* CAP_SYS_NICE */
+}
+
+/* Whether threads of this process may go back from SCHED_IDLE to
+ * SCHED_OTHER at nice base_nice: the kernel's can_nice() (CAP_SYS_NICE, or
+ * RLIMIT_NICE >= 20 - nice). Changes nothing. */
+int repro_app_prio_can_raise(int base_nice)
+{
+    struct rlimit rl;
+
+    if (has_cap_sys_nice())
+        return 1;
+    return getrlimit(RLIMIT_NICE, &rl) == 0 &&
+           (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - base_nice));
 }
 
 int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer *writer,
@@ -191,11 +225,18 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
     pthread_attr_t ta;
     int e;
 
+    int base;
+
     *out = NULL;
-    if (!repro_app_prio_can_raise())
+    errno = 0;
+    base = getpriority(PRIO_PROCESS, (id_t)repro_gettid());
+    if (errno != 0)
+        base = 0;
+    if (!repro_app_prio_can_raise(base))
         return repro_error_set(err, REPRO_E_UNSUPPORTED,
-                               "idle-first CPU needs CAP_SYS_NICE or RLIMIT_NICE >= 20 to raise "
-                               "its threads again; running them at normal priority");
+                               "idle-first CPU needs CAP_SYS_NICE or RLIMIT_NICE >= %d to raise "
+                               "its threads again; running them at normal priority",
+                               20 - base);
     p = repro_calloc(1, sizeof *p);
     if (p == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start idle-first CPU: out of memory");
@@ -204,6 +245,8 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
     p->lim = *l;
     p->tids[0] = repro_gettid();
     p->tids[1] = repro_store_writer_tid(writer);
+    p->base_nice = base;
+    atomic_store(&p->heartbeat_ns, repro_mono_ns());
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -236,6 +279,12 @@ fail:
     return err && err->code ? err->code : REPRO_E_IO;
 }
 
+void repro_app_prio_heartbeat(struct repro_app_prio *p)
+{
+    if (p)
+        atomic_store_explicit(&p->heartbeat_ns, repro_mono_ns(), memory_order_relaxed);
+}
+
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
 {
     uint64_t since, seen;
@@ -252,6 +301,7 @@ void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats 
     since = atomic_load(&p->raised_since);
     out->raises = atomic_load(&p->raises);
     out->raises_far_behind = atomic_load(&p->raises_far);
+    out->failures = atomic_load(&p->failures);
     if (out->level != REPRO_PRIO_IDLE && since) {
         uint64_t now = repro_mono_ns();
         out->raised_ns += now > since ? now - since : 0;

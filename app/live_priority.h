@@ -13,8 +13,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-/* The threads' levels: SCHED_IDLE; SCHED_OTHER at nice 10 (behind);
- * SCHED_OTHER at nice 0 (far behind). */
+/* The threads' levels: SCHED_IDLE; SCHED_OTHER at the agent's own nice
+ * value + 10 (behind, at most 19); SCHED_OTHER at its own nice value (far
+ * behind; nice 0 unless started under nice). */
 enum repro_app_prio_level { REPRO_PRIO_IDLE, REPRO_PRIO_LOW, REPRO_PRIO_NORMAL };
 #define REPRO_APP_PRIO_LOW_NICE 10
 
@@ -36,14 +37,15 @@ struct repro_app_prio_input {
     uint64_t reader_wait_ns; /* repro_reader_wait_ns() */
     uint64_t writer_wait_ns; /* repro_store_writer_wait_ns() */
     uint64_t reader_blocked_ns; /* repro_reader_blocked_ns() */
+    uint64_t loop_stall_ns;  /* since the parser's last heartbeat (its loop turns every 100 ms) */
     uint64_t raised_for_ns;  /* how long the threads have been off idle */
     enum repro_app_prio_level level;
 };
 
-/* The limits for a packet queue of max_queue_bytes: nice 10 at a quarter
- * full, 250 ms of waiting or a reader blocked 20 ms on the parser's lock,
- * nice 0 at half full or 500 ms, idle again at 1/64 with nothing waiting,
- * after at least 100 ms. */
+/* The limits for a packet queue of max_queue_bytes: "behind" at a quarter
+ * full, 250 ms of waiting (a batch, rows, the parser's loop) or a reader
+ * blocked 20 ms on the parser's lock; "far behind" at half full or 500 ms;
+ * idle again at 1/64 with nothing waiting, after at least 100 ms. */
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes);
 /* The level the threads should have (a pure function, unit-tested). */
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
@@ -56,13 +58,14 @@ struct repro_app_prio_stats {
     uint64_t raises;            /* times the threads left idle */
     uint64_t raises_far_behind; /* times they went to nice 0 */
     uint64_t raised_ns;         /* time spent off idle, the current stretch included */
+    uint64_t failures;          /* switches the kernel refused (retried) */
 };
 
 struct repro_app_prio;
 
 /* Starts idle-first for the calling thread (the parser) and the writer's
- * thread: probes that a thread can be raised again (CAP_SYS_NICE, or
- * RLIMIT_NICE >= 20), lowers both to SCHED_IDLE and starts the thread that
+ * thread: checks that a thread can be raised again (CAP_SYS_NICE, or
+ * RLIMIT_NICE >= 20 - the calling thread's nice), lowers both to SCHED_IDLE and starts the thread that
  * watches reader and writer every 20 ms. Returns REPRO_OK with *out, or
  * REPRO_E_UNSUPPORTED when the process could not raise a thread again (nothing is
  * changed; the message says why), REPRO_E_NOMEM, REPRO_E_IO. */
@@ -70,13 +73,17 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
                          const struct repro_app_prio_limits *l, struct repro_app_prio **out,
                          struct repro_error *err);
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out);
-/* Stops watching and puts both threads back to normal priority, nice 0
- * (the final flush must not wait for idle CPU); accepts NULL. Call from the
- * thread that started it. */
+/* The parser's loop calls this on every turn: a loop that stops turning
+ * (starved) gets raised like a queue that fills. Accepts NULL. */
+void repro_app_prio_heartbeat(struct repro_app_prio *p);
+/* Stops watching and puts both threads back to SCHED_OTHER at the nice
+ * value they started with (the final flush must not wait for idle CPU);
+ * accepts NULL. Call from the thread that started it. */
 void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *final);
-/* Whether a thread of this process may go back from SCHED_IDLE to normal
- * priority (the calling thread tries one step of nice and back). */
-int repro_app_prio_can_raise(void);
+/* Whether threads of this process may go back from SCHED_IDLE to
+ * SCHED_OTHER at nice base_nice (CAP_SYS_NICE, or RLIMIT_NICE >= 20 -
+ * base_nice). Changes nothing. */
+int repro_app_prio_can_raise(int base_nice);
 /* Before dropping root (--user): lets the process raise its threads again
  * without CAP_SYS_NICE (RLIMIT_NICE 20). Best effort. */
 void repro_app_prio_keep_raisable(void);

@@ -257,7 +257,7 @@ static void *reader_main(void *arg)
     }
     read_kernel_stats(r);
     publish(r);
-    pthread_mutex_lock(&r->mu);
+    reader_lock(r);
     if (r->cur) { /* an empty batch being filled goes back */
         r->cur->next = r->free_list;
         r->free_list = r->cur;

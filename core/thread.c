@@ -20,12 +20,14 @@ int repro_gettid(void)
 int repro_thread_set_sched(int tid, int policy, int nice)
 {
     struct sched_param sp = {0};
+    int e = 0;
 
-    if (policy != SCHED_IDLE && setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
-        return errno;
     /* the kernel checks a SCHED_IDLE -> SCHED_OTHER switch against the
-     * nice value just set (can_nice()), so the nice value goes first */
-    if (sched_setscheduler(tid, policy, &sp) != 0)
-        return errno;
-    return 0;
+     * nice value just set (can_nice()), so the nice value goes first; the
+     * policy is still set when it fails */
+    if (policy != SCHED_IDLE && setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+        e = errno;
+    if (sched_setscheduler(tid, policy, &sp) != 0 && e == 0)
+        e = errno;
+    return e;
 }

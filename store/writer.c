@@ -684,10 +684,17 @@ static void *writer_main(void *arg)
          * constant traffic it gets its credit (twice what each batch
          * added) between batches, so a limit holds whatever the rate. */
         if (!w->have_queued || (w->prune_due && w->prune_credit > 0 && !w->stop)) {
-            if (!atomic_load(&w->failed))
+            if (!atomic_load(&w->failed)) {
+                /* a prune holds the database's write lock too: a starved
+                 * one counts as waiting (repro_store_writer_wait_ns) */
+                if (atomic_load_explicit(&w->handed_ns, memory_order_relaxed) == 0)
+                    atomic_store_explicit(&w->handed_ns, repro_mono_ns(), memory_order_relaxed);
                 prune_step_locked(w);
-            else
+                atomic_store_explicit(&w->handed_ns, w->have_queued ? repro_mono_ns() : 0,
+                                      memory_order_relaxed);
+            } else {
                 w->prune_due = 0;
+            }
             continue;
         }
         exchanges_before = w->st.exchanges;

@@ -566,12 +566,15 @@ def part_busy(tmp, procs):
     # --priority normal: no SCHED_IDLE thread, no idle-first line
     cap, err = start_live_capture(REPRO, os.path.join(tmp, "normal.db"), "tcp port %d" % port,
                                   tmp, procs, extra=["--priority", "normal"])
-    # the writer thread exists once the store is open: then all threads are
-    # there (no watcher ever comes)
-    wait_for(lambda: "repro-writer" in thread_policies(cap.pid), "the writer thread")
+    # a status line comes from the capture loop, which starts idle-first
+    # (when on) before its first turn: after it, every thread is there
+    cap.send_signal(signal.SIGUSR1)
+    wait_for(lambda: (err.seek(0), "exchanges/s" in err.read())[1], "a status line on SIGUSR1")
+    err.seek(0)
+    line = [ln for ln in err.read().splitlines() if "exchanges/s" in ln][0]
     pol = thread_policies(cap.pid)
-    if any(v != 0 for v in pol.values()) or "repro-cpu" in pol:
-        raise Fail("busy: --priority normal left policies %s" % pol)
+    if any(v != 0 for v in pol.values()) or "repro-cpu" in pol or "; cpu " in line:
+        raise Fail("busy: --priority normal left policies %s, status %s" % (pol, line))
     rc, summary = stop_live_capture(cap, err)
     if rc != 0 or "cpu: idle-first" in summary:
         raise Fail("busy: --priority normal: exit %d: %s" % (rc, summary))

@@ -45,31 +45,37 @@ static void test_decide(void **state)
         int level, want;
         const char *why;
         uint64_t blocked_ms; /* the reader waiting for the parser's lock */
+        uint64_t stall_ms;   /* since the parser's loop last turned */
     } cases[] = {
-        {0, 0, 0, 0, I, I, "idle, nothing waits", 0},
-        {(16u << 20) - 1, 0, 0, 0, I, I, "just under a quarter of the queue", 0},
-        {16u << 20, 0, 0, 0, I, L, "a quarter of the queue", 0},
-        {(32u << 20) - 1, 0, 0, 0, I, L, "just under half", 0},
-        {32u << 20, 0, 0, 0, I, N, "half the queue, straight from idle", 0},
-        {4096, 249, 0, 0, I, I, "a batch waited 249 ms", 0},
-        {4096, 250, 0, 0, I, L, "a batch waited 250 ms (a starved parser)", 0},
-        {4096, 499, 0, 0, L, L, "a batch waited 499 ms at nice 10", 0},
-        {4096, 500, 0, 0, L, N, "a batch waited 500 ms", 0},
-        {0, 0, 250, 0, I, L, "rows waited 250 ms for a commit", 0},
-        {0, 0, 500, 0, L, N, "rows waited 500 ms", 0},
-        {16u << 20, 0, 0, 5000, L, L, "at nice 10 and still behind", 0},
-        {16u << 20, 0, 0, 5000, N, N, "at nice 0, behind: stays (no step down)", 0},
-        {0, 0, 0, 99, L, L, "caught up, but raised for only 99 ms", 0},
-        {0, 0, 0, 100, L, I, "caught up after 100 ms", 0},
-        {0, 0, 0, 100, N, I, "caught up at nice 0: straight back to idle", 0},
-        {1u << 20, 0, 0, 100, L, I, "1/64 of the queue is caught up", 0},
-        {(1u << 20) + 1, 0, 0, 100, L, L, "just over 1/64", 0},
-        {0, 1, 0, 100, L, L, "a batch is waiting", 0},
-        {0, 0, 124, 100, L, I, "a commit in progress for 124 ms", 0},
-        {0, 0, 125, 100, L, L, "a commit waiting 125 ms", 0},
-        {0, 0, 0, 0, I, I, "the reader blocked 19 ms on the parser's lock", 19},
-        {0, 0, 0, 0, I, L, "the reader blocked 20 ms (a starved parser holds the lock)", 20},
-        {0, 0, 0, 100, L, L, "caught up, but the reader is blocked", 1},
+        {0, 0, 0, 0, I, I, "idle, nothing waits", 0, 0},
+        {(16u << 20) - 1, 0, 0, 0, I, I, "just under a quarter of the queue", 0, 0},
+        {16u << 20, 0, 0, 0, I, L, "a quarter of the queue", 0, 0},
+        {(32u << 20) - 1, 0, 0, 0, I, L, "just under half", 0, 0},
+        {32u << 20, 0, 0, 0, I, N, "half the queue, straight from idle", 0, 0},
+        {4096, 249, 0, 0, I, I, "a batch waited 249 ms", 0, 0},
+        {4096, 250, 0, 0, I, L, "a batch waited 250 ms (a starved parser)", 0, 0},
+        {4096, 499, 0, 0, L, L, "a batch waited 499 ms at nice 10", 0, 0},
+        {4096, 500, 0, 0, L, N, "a batch waited 500 ms", 0, 0},
+        {0, 0, 250, 0, I, L, "rows waited 250 ms for a commit", 0, 0},
+        {0, 0, 500, 0, L, N, "rows waited 500 ms", 0, 0},
+        {16u << 20, 0, 0, 5000, L, L, "at nice 10 and still behind", 0, 0},
+        {16u << 20, 0, 0, 5000, N, N, "at nice 0, behind: stays (no step down)", 0, 0},
+        {0, 0, 0, 99, L, L, "caught up, but raised for only 99 ms", 0, 0},
+        {0, 0, 0, 100, L, I, "caught up after 100 ms", 0, 0},
+        {0, 0, 0, 100, N, I, "caught up at nice 0: straight back to idle", 0, 0},
+        {1u << 20, 0, 0, 100, L, I, "1/64 of the queue is caught up", 0, 0},
+        {(1u << 20) + 1, 0, 0, 100, L, L, "just over 1/64", 0, 0},
+        {0, 1, 0, 100, L, L, "a batch is waiting", 0, 0},
+        {0, 0, 124, 100, L, I, "a commit in progress for 124 ms", 0, 0},
+        {0, 0, 125, 100, L, L, "a commit waiting 125 ms", 0, 0},
+        {0, 0, 0, 0, I, I, "the reader blocked 19 ms on the parser's lock", 19, 0},
+        {0, 0, 0, 0, I, L, "the reader blocked 20 ms (a starved parser holds the lock)", 20, 0},
+        {0, 0, 0, 100, L, L, "caught up, but the reader is blocked", 1, 0},
+        {0, 0, 0, 0, I, I, "the loop turned 249 ms ago", 0, 249},
+        {0, 0, 0, 0, I, L, "the loop has not turned for 250 ms (starved)", 0, 250},
+        {0, 0, 0, 0, L, N, "nor for 500 ms", 0, 500},
+        {0, 0, 0, 100, L, L, "caught up, the loop last turned 125 ms ago", 0, 125},
+        {0, 0, 0, 100, L, I, "caught up, the loop turned 124 ms ago", 0, 124},
     };
     (void)state;
 
@@ -83,6 +89,7 @@ static void test_decide(void **state)
             .reader_wait_ns = cases[i].reader_wait_ms * MS,
             .writer_wait_ns = cases[i].writer_wait_ms * MS,
             .reader_blocked_ns = cases[i].blocked_ms * MS,
+            .loop_stall_ns = cases[i].stall_ms * MS,
             .raised_for_ns = cases[i].raised_for_ms * MS,
             .level = (enum repro_app_prio_level)cases[i].level,
         };
@@ -163,11 +170,16 @@ static pid_t tid_named_wait(const char *comm)
     return tid;
 }
 
+/* The policy whose parser this test thread plays: its loop beats while
+ * the test waits (NULL: no beat, a stalled loop). */
+static struct repro_app_prio *beating;
+
 /* Waits up to 3 s for tid to have policy want (and, unless want_nice is
- * -100, that nice value). */
+ * -100, that nice value), beating for the parser meanwhile. */
 static int wait_sched(pid_t tid, int want, int want_nice)
 {
     for (int i = 0; i < 300; i++) {
+        repro_app_prio_heartbeat(beating);
         if (policy_of(tid) == want && (want_nice == -100 || nice_of(tid) == want_nice))
             return 1;
         usleep(10000); /* polling /proc, bounded */
@@ -247,6 +259,7 @@ static void test_raise_and_lower_for_real(void **state)
     l.far_behind_bytes = UINT64_MAX;
     l.far_behind_wait_ns = UINT64_MAX;
     assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
+    beating = p;
     assert_int_equal(policy_of(me), SCHED_IDLE);
     assert_int_equal(policy_of(writer_tid), SCHED_IDLE);
     assert_int_equal(policy_of(tid_named_wait("repro-cpu")), SCHED_OTHER);
@@ -260,11 +273,14 @@ static void test_raise_and_lower_for_real(void **state)
     assert_int_equal(st.raises, 1);
     assert_int_equal(st.raises_far_behind, 0);
     assert_true(st.raised_ns >= 100 * MS); /* at least min_raised_ns */
+    beating = NULL;
     repro_app_prio_stop(p, &st);
     assert_int_equal(policy_of(me), SCHED_OTHER);
     assert_int_equal(nice_of(me), 0);
     assert_int_equal(policy_of(writer_tid), SCHED_OTHER);
     assert_int_equal(nice_of(writer_tid), 0);
+    for (int i = 0; i < 300 && tid_named("repro-cpu") != 0; i++)
+        usleep(10000); /* the joined thread leaves /proc a moment later */
     assert_int_equal(tid_named("repro-cpu"), 0);
     assert_int_equal(st.active, 1);
     assert_int_equal(st.level, REPRO_PRIO_IDLE);
@@ -273,13 +289,44 @@ static void test_raise_and_lower_for_real(void **state)
     /* phase 2, the default limits: after 500 ms both go on to nice 0 */
     repro_app_prio_limits_default(&l, 64u << 20);
     assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
+    beating = p;
     take_one_late(&f, r, 'y', me, writer_tid, 0);
     repro_app_prio_stats(p, &st);
     assert_int_equal(st.raises, 1);
     assert_int_equal(st.raises_far_behind, 1);
-    assert_true(st.raised_ns >= 250 * MS); /* from 250 ms to past 500 */
+    assert_true(st.raised_ns >= 100 * MS); /* at least min_raised_ns */
+
+    /* phase 3: the parser's loop stops turning (a starved loop gates the
+     * writer's rows, --duration, the status line): raised, from idle,
+     * without a packet; turning again, idle again */
+    beating = NULL;
+    assert_true(wait_sched(me, SCHED_OTHER, -100));
+    beating = p;
+    assert_true(wait_sched(me, SCHED_IDLE, -100));
+    repro_app_prio_stats(p, &st);
+    assert_int_equal(st.raises, 2);
+    assert_int_equal(st.failures, 0);
+    beating = NULL;
     repro_app_prio_stop(p, NULL);
     assert_int_equal(policy_of(me), SCHED_OTHER);
+    assert_int_equal(nice_of(me), 0);
+
+    /* phase 4: started under nice 5, "behind" is nice 15 and the end is
+     * nice 5 again, not 0 (an administrator's nice holds) */
+    assert_int_equal(setpriority(PRIO_PROCESS, (id_t)me, 5), 0);
+    assert_int_equal(setpriority(PRIO_PROCESS, (id_t)writer_tid, 5), 0);
+    repro_app_prio_limits_default(&l, 64u << 20);
+    l.far_behind_bytes = UINT64_MAX;
+    l.far_behind_wait_ns = UINT64_MAX;
+    assert_int_equal(repro_app_prio_start(r, w, &l, &p, &err), REPRO_OK);
+    beating = p;
+    take_one_late(&f, r, 'z', me, writer_tid, 5 + REPRO_APP_PRIO_LOW_NICE);
+    beating = NULL;
+    repro_app_prio_stop(p, NULL);
+    assert_int_equal(policy_of(me), SCHED_OTHER);
+    assert_int_equal(nice_of(me), 5);
+    assert_int_equal(nice_of(writer_tid), 5);
+    assert_int_equal(setpriority(PRIO_PROCESS, (id_t)me, 0), 0);
 
     repro_reader_stop(r);
     while ((got = repro_reader_next(r, 200, &b)) >= 0)
@@ -330,7 +377,7 @@ static int child_can_raise(int keep)
         }
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(3);
-        _exit(repro_app_prio_can_raise());
+        _exit(repro_app_prio_can_raise(0));
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
@@ -346,7 +393,7 @@ static void test_permission_probe(void **state)
 
     if (geteuid() != 0)
         tu_skip("needs root (to drop it)");
-    assert_int_equal(repro_app_prio_can_raise(), 1);
+    assert_int_equal(repro_app_prio_can_raise(0), 1); /* root: CAP_SYS_NICE */
     assert_int_equal(child_can_raise(0), 0); /* nobody, RLIMIT_NICE 0 */
     /* the limit kept across the drop; root without CAP_SYS_RESOURCE (some
      * containers) cannot raise its maximum, and then nobody cannot raise
@@ -366,7 +413,9 @@ static void test_permission_probe(void **state)
             _exit(4);
         if (strstr(err.msg, "CAP_SYS_NICE") == NULL)
             _exit(5);
-        _exit(policy_of((pid_t)syscall(SYS_gettid)) == SCHED_OTHER ? 0 : 6);
+        if (policy_of((pid_t)syscall(SYS_gettid)) != SCHED_OTHER)
+            _exit(6);
+        _exit(nice_of((pid_t)syscall(SYS_gettid)) == 0 ? 0 : 7); /* the check changes nothing */
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
