@@ -219,7 +219,6 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         int got = repro_reader_next(lv->reader, WAIT_MS, &b);
         uint64_t now;
 
-        repro_app_prio_heartbeat(lv->prio_run);
         if (got < 0)
             break;
         if (got > 0) {
@@ -229,6 +228,7 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
                 break;
         }
         now = repro_mono_ns();
+        repro_app_prio_heartbeat(lv->prio_run, now);
         if (!stopping && (stop_requested || (limit_ns && now - lv->t0_ns >= limit_ns) ||
                           (lv->count > 0 && lv->n_fed >= (uint64_t)lv->count))) {
             /* the reader hands over what the kernel holds, then ends */

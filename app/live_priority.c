@@ -68,9 +68,9 @@ struct repro_app_prio {
     pthread_cond_t cv;
     int stop;                        /* under mu */
     enum repro_app_prio_level level; /* watcher thread only (and stop, after the join) */
-    uint64_t raised_at;              /* watcher only */
     atomic_int level_pub;
-    atomic_uint_fast64_t raises, raises_far, raised_ns, raised_since;
+    atomic_uint_fast64_t raises, raises_far, raised_ns;
+    atomic_uint_fast64_t raised_since; /* when the threads last left idle (written by the watcher) */
     atomic_uint_fast64_t reported_ns; /* the most raised_ns ever reported */
     atomic_uint_fast64_t failures;    /* switches the kernel refused */
 };
@@ -126,6 +126,15 @@ static int set_both(struct repro_app_prio *p, enum repro_app_prio_level level)
     return e;
 }
 
+/* The counters at the end of a raised stretch: the level first, then the
+ * time (repro_app_prio_stats reads them the other way round, so it never
+ * counts a stretch twice). */
+static void end_stretch(struct repro_app_prio *p, uint64_t now)
+{
+    atomic_store(&p->level_pub, REPRO_PRIO_IDLE);
+    atomic_fetch_add(&p->raised_ns, now - atomic_load(&p->raised_since));
+}
+
 static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, uint64_t now)
 {
     if (level == p->level)
@@ -137,17 +146,15 @@ static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, u
         return;
     }
     if (p->level == REPRO_PRIO_IDLE) {
-        p->raised_at = now;
         atomic_store(&p->raised_since, now);
         atomic_fetch_add(&p->raises, 1);
     }
     if (level == REPRO_PRIO_NORMAL)
         atomic_fetch_add(&p->raises_far, 1);
-    /* the level first, then the time it ends (repro_app_prio_stats reads
-     * them the other way round, so it never counts a stretch twice) */
-    atomic_store(&p->level_pub, (int)level);
     if (level == REPRO_PRIO_IDLE)
-        atomic_fetch_add(&p->raised_ns, now - p->raised_at);
+        end_stretch(p, now);
+    else
+        atomic_store(&p->level_pub, (int)level);
     p->level = level;
 }
 
@@ -178,7 +185,7 @@ static void *watch(void *arg)
             in.loop_stall_ns = beat && now > beat ? now - beat : 0;
         }
         in.level = p->level;
-        in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - p->raised_at : 0;
+        in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - atomic_load(&p->raised_since) : 0;
         move_to(p, repro_app_prio_decide(&p->lim, &in), now);
         pthread_mutex_lock(&p->mu);
     }
@@ -279,10 +286,10 @@ fail:
     return err && err->code ? err->code : REPRO_E_IO;
 }
 
-void repro_app_prio_heartbeat(struct repro_app_prio *p)
+void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns)
 {
     if (p)
-        atomic_store_explicit(&p->heartbeat_ns, repro_mono_ns(), memory_order_relaxed);
+        atomic_store_explicit(&p->heartbeat_ns, now_ns, memory_order_relaxed);
 }
 
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
@@ -327,7 +334,9 @@ void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->watcher, NULL);
-    move_to(p, REPRO_PRIO_IDLE, repro_mono_ns()); /* the counters; normal just below */
+    if (p->level != REPRO_PRIO_IDLE)
+        end_stretch(p, repro_mono_ns());
+    p->level = REPRO_PRIO_IDLE;
     set_both(p, REPRO_PRIO_NORMAL);
     if (final)
         repro_app_prio_stats(p, final);

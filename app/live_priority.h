@@ -73,9 +73,10 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
                          const struct repro_app_prio_limits *l, struct repro_app_prio **out,
                          struct repro_error *err);
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out);
-/* The parser's loop calls this on every turn: a loop that stops turning
- * (starved) gets raised like a queue that fills. Accepts NULL. */
-void repro_app_prio_heartbeat(struct repro_app_prio *p);
+/* The parser's loop calls this on every turn with the monotonic time it
+ * read anyway: a loop that stops turning (starved) gets raised like a
+ * queue that fills. Accepts NULL. */
+void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns);
 /* Stops watching and puts both threads back to SCHED_OTHER at the nice
  * value they started with (the final flush must not wait for idle CPU);
  * accepts NULL. Call from the thread that started it. */

@@ -645,6 +645,22 @@ static void prune_step_locked(struct repro_store_writer *w)
     }
 }
 
+/* handed_ns (repro_store_writer_wait_ns): work that holds, or waits for,
+ * the write lock starts the clock unless it runs already; once it is
+ * done, a batch handed over meanwhile waits from now on (a lower bound).
+ * Called with mu held. */
+static void start_waiting(struct repro_store_writer *w)
+{
+    if (atomic_load_explicit(&w->handed_ns, memory_order_relaxed) == 0)
+        atomic_store_explicit(&w->handed_ns, repro_mono_ns(), memory_order_relaxed);
+}
+
+static void done_waiting(struct repro_store_writer *w)
+{
+    atomic_store_explicit(&w->handed_ns, w->have_queued ? repro_mono_ns() : 0,
+                          memory_order_relaxed);
+}
+
 /* Waits for work; with retention on, wakes at least once a second to
  * check the limits. Called and returns with mu held. */
 static void wait_for_work(struct repro_store_writer *w)
@@ -687,11 +703,9 @@ static void *writer_main(void *arg)
             if (!atomic_load(&w->failed)) {
                 /* a prune holds the database's write lock too: a starved
                  * one counts as waiting (repro_store_writer_wait_ns) */
-                if (atomic_load_explicit(&w->handed_ns, memory_order_relaxed) == 0)
-                    atomic_store_explicit(&w->handed_ns, repro_mono_ns(), memory_order_relaxed);
+                start_waiting(w);
                 prune_step_locked(w);
-                atomic_store_explicit(&w->handed_ns, w->have_queued ? repro_mono_ns() : 0,
-                                      memory_order_relaxed);
+                done_waiting(w);
             } else {
                 w->prune_due = 0;
             }
@@ -721,9 +735,7 @@ static void *writer_main(void *arg)
         repro_buf_reset(&b);
         repro_buf_release(&w->spare);
         w->spare = b;
-        /* a batch handed over meanwhile waits from now on (a lower bound) */
-        atomic_store_explicit(&w->handed_ns, w->have_queued ? repro_mono_ns() : 0,
-                              memory_order_relaxed);
+        done_waiting(w);
         w->writing = 0;
         w->writing_bytes = 0;
         w->prune_due = retention_on(w);
@@ -805,8 +817,7 @@ static void hand_over_locked(struct repro_store_writer *w)
     w->queued = w->fill;
     w->fill = next;
     w->have_queued = 1;
-    if (atomic_load_explicit(&w->handed_ns, memory_order_relaxed) == 0)
-        atomic_store_explicit(&w->handed_ns, repro_mono_ns(), memory_order_relaxed);
+    start_waiting(w);
     w->fill_rows = 0;
     atomic_store_explicit(&w->fill_bytes, 0, memory_order_relaxed);
     pthread_cond_broadcast(&w->cv);

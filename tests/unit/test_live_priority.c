@@ -179,7 +179,7 @@ static struct repro_app_prio *beating;
 static int wait_sched(pid_t tid, int want, int want_nice)
 {
     for (int i = 0; i < 300; i++) {
-        repro_app_prio_heartbeat(beating);
+        repro_app_prio_heartbeat(beating, repro_mono_ns());
         if (policy_of(tid) == want && (want_nice == -100 || nice_of(tid) == want_nice))
             return 1;
         usleep(10000); /* polling /proc, bounded */

@@ -32,18 +32,8 @@ static int setup(void **state)
 
 static void fill_conn(struct repro_store_conn *c, uint64_t id, uint16_t cport)
 {
-    memset(c, 0, sizeof *c);
+    tu_fill_conn(c, cport, 1700000000000000);
     c->local_id = id;
-    c->family = 4;
-    c->client_ip[0] = 127;
-    c->client_ip[3] = 1;
-    c->server_ip[0] = 10;
-    c->server_ip[3] = 9;
-    c->client_port = cport;
-    c->server_port = 8080;
-    c->opened_us = 1700000000000000;
-    c->closed_us = -1;
-    c->is_http = 1;
 }
 
 static struct repro_slice sl(const char *s)

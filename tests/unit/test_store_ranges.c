@@ -47,18 +47,8 @@ static void assert_ranges_exact(sqlite3 *db)
 
 static void fill_conn(struct repro_store_conn *c, int64_t cap, uint16_t cport)
 {
-    memset(c, 0, sizeof *c);
+    tu_fill_conn(c, cport, T0);
     c->capture_id = cap;
-    c->family = 4;
-    c->client_ip[0] = 127;
-    c->client_ip[3] = 1;
-    c->server_ip[0] = 10;
-    c->server_ip[3] = 9;
-    c->client_port = cport;
-    c->server_port = 8080;
-    c->opened_us = T0;
-    c->closed_us = -1;
-    c->is_http = 1;
 }
 
 /* Exchange seq of a connection: its request begins at T0 + 10 * t, its

@@ -1,7 +1,7 @@
 /*
  * SQLite helpers the store's unit tests share: a second connection to the
- * file under test, one integer out of a query, and a file of an older
- * schema version. Needs <cmocka.h> (included before this header).
+ * file under test, one integer out of a query, a file of an older schema
+ * version, and an open connection row to store. Needs <cmocka.h> (included before this header).
  */
 #ifndef REPRO_TU_SQLITE_H
 #define REPRO_TU_SQLITE_H
@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
@@ -51,6 +52,23 @@ static inline sqlite3 *tu_sql_old_file(const char *path, int v)
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     return db;
+}
+
+/* An open HTTP connection 127.0.0.1:cport -> 10.0.0.9:8080, opened at
+ * opened_us; the caller sets capture_id or local_id. */
+static inline void tu_fill_conn(struct repro_store_conn *c, uint16_t cport, int64_t opened_us)
+{
+    memset(c, 0, sizeof *c);
+    c->family = 4;
+    c->client_ip[0] = 127;
+    c->client_ip[3] = 1;
+    c->server_ip[0] = 10;
+    c->server_ip[3] = 9;
+    c->client_port = cport;
+    c->server_port = 8080;
+    c->opened_us = opened_us;
+    c->closed_us = -1;
+    c->is_http = 1;
 }
 
 #endif
