@@ -26,6 +26,8 @@
 #define WAIT_MS 100
 #define TICK_NS 1000000000u
 #define KICK_NS 250000000u
+/* While deferring the loop looks again this often (the watcher decides every 100 ms). */
+#define DEFER_PAUSE_MS 20
 
 static volatile sig_atomic_t stop_requested, report_requested;
 /* The writer a stop request interrupts when it waits for a lock another
@@ -114,6 +116,8 @@ static const char *cpu_word(const struct repro_app_prio_stats *p)
 {
     if (!p->active)
         return "";
+    if (p->deferring)
+        return "; cpu saturated: parsing deferred";
     switch (p->level) {
     case REPRO_PRIO_LOW: return "; cpu raised to nice 10";
     case REPRO_PRIO_NORMAL: return "; cpu raised to nice 0";
@@ -125,24 +129,27 @@ static const char *cpu_word(const struct repro_app_prio_stats *p)
  * the idle-first threads run. */
 static void status_line(struct repro_app_live *lv, int tty)
 {
+    char spool[48] = "";
     struct repro_app_live_stats s;
     uint64_t dt_ns;
     double secs;
 
     repro_app_live_snapshot(lv, &s);
     dt_ns = s.uptime_ns - lv->last_report.uptime_ns;
+    if (s.reader.spooled_bytes > 0)
+        snprintf(spool, sizeof spool, "; spool %.1f MiB", mib(s.reader.spooled_bytes));
     secs = dt_ns ? (double)dt_ns / 1e9 : 1.0;
     fprintf(lv->log,
             "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " stored; drops: kernel %" PRIu64
             ", queue %" PRIu64 "; queue %.1f MiB; %" PRIu64 " open streams holding %.1f MiB; "
-            "rss %.0f MiB%s%s%s",
+            "rss %.0f MiB%s%s%s%s",
             tty ? "\r\033[K" : "", lv->source_name,
             (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
             (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
             s.store.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
             s.reader.queue_drops, mib(s.reader.queued_bytes + s.store.queued_bytes),
-            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), cpu_word(&s.prio),
-            s.store.blocked_ms > lv->last_report.store.blocked_ms
+            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), spool, cpu_word(&s.prio),
+            s.store.busy_retries > lv->last_report.store.busy_retries
                 ? "; database locked by another process, retrying"
                 : "",
             tty ? "" : "\n");
@@ -209,6 +216,21 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         struct repro_error perr = {0};
 
         repro_app_prio_limits_default(&pl, lv->max_queue_bytes);
+        if (lv->defer_max_s > 0) {
+            pl.defer_max_ns = (uint64_t)(lv->defer_max_s * 1e9);
+            if (lv->spool_max > 0 && lv->spool_dir) {
+                if (repro_reader_spool(lv->reader, lv->spool_dir, lv->spool_max, &perr) ==
+                    REPRO_OK) {
+                    pl.defer_spool = 1;
+                    pl.defer_room_bytes = lv->spool_max / 4 * 3;
+                } else if (lv->log) {
+                    /* deferral is then bounded by the packet queue */
+                    fprintf(lv->log, "repro: warning: %s; deferring within the packet queue only\n",
+                            perr.msg);
+                }
+                memset(&perr, 0, sizeof perr);
+            }
+        }
         if (repro_app_prio_start(lv->reader, writer, &pl, &lv->prio_run, &perr) != REPRO_OK &&
             lv->log)
             fprintf(lv->log, "repro: warning: %s\n", perr.msg);
@@ -216,8 +238,16 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
     catch_signals(1);
     for (;;) {
         struct repro_packet_batch *b = NULL;
-        int got = repro_reader_next(lv->reader, WAIT_MS, &b);
+        int got = 0;
         uint64_t now;
+
+        if (!stopping && repro_app_prio_deferring(lv->prio_run)) {
+            /* the host is saturated: the batches wait (in the spool) */
+            struct timespec pause = {0, DEFER_PAUSE_MS * 1000000L};
+            nanosleep(&pause, NULL);
+        } else {
+            got = repro_reader_next(lv->reader, WAIT_MS, &b);
+        }
 
         if (got < 0)
             break;

@@ -35,6 +35,10 @@ struct repro_app_live {
     FILE *log;          /* status lines (a terminal: once a second; else on SIGUSR1) */
     int quiet;          /* no status line on a terminal */
     int priority_normal; /* --priority normal: no idle-first CPU */
+    double defer_max_s;  /* idle-first: put parsing off while the host is saturated,
+                            at most this long (0: never) */
+    uint64_t spool_max;  /* the reader's spool for deferred packets (0: none) */
+    const char *spool_dir; /* where (the database's directory) */
     /* results */
     int stopped_by_signal;
     struct repro_app_prio_stats prio; /* idle-first CPU over the run */

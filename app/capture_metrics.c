@@ -131,6 +131,26 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
     family(&w, "repro_capture_cpu_raised_seconds_total", REPRO_METRICS_COUNTER,
            "Time idle-first threads spent raised (off SCHED_IDLE).");
     gauge(&w, "repro_capture_cpu_raised_seconds_total", (double)s->prio.raised_ns / 1e9);
+    one_gauge(&w, "repro_capture_deferring",
+              "1 while the host is saturated and idle-first parsing is put off (packets go "
+              "to the spool), else 0.",
+              s->prio.deferring ? 1.0 : 0.0);
+    one_counter(&w, "repro_capture_deferrals_total",
+                "Times idle-first parsing was put off because the host was saturated.",
+                s->prio.deferrals);
+    family(&w, "repro_capture_deferred_seconds_total", REPRO_METRICS_COUNTER,
+           "Time parsing was put off because the host was saturated.");
+    gauge(&w, "repro_capture_deferred_seconds_total", (double)s->prio.deferred_ns / 1e9);
+    one_gauge(&w, "repro_capture_spool_bytes",
+              "Packets in the spool (written while parsing was behind or deferred), not yet "
+              "read back.",
+              (double)s->reader.spooled_bytes);
+    one_counter(&w, "repro_capture_spooled_batches_total",
+                "Batches of packets written to the spool.", s->reader.spooled_batches);
+    one_counter(&w, "repro_capture_spool_errors_total",
+                "Spool writes and reads that failed (their packets count as dropped, "
+                "reason queue_full).",
+                s->reader.spool_errors);
     one_gauge(&w, "repro_capture_uptime_seconds", "Seconds since the capture started.",
               (double)s->uptime_ns / 1e9);
     return w.rc;

@@ -56,6 +56,17 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
 {
     struct repro_app_live lv;
     struct repro_error rerr = {0};
+    char spool_dir[4096];
+    const char *slash = strrchr(o->db, '/');
+
+    /* the spool goes next to the database: a directory the agent checked
+     * (not writable by others) on a disk sized for it */
+    if (slash == NULL)
+        snprintf(spool_dir, sizeof spool_dir, ".");
+    else if (slash == o->db)
+        snprintf(spool_dir, sizeof spool_dir, "/");
+    else
+        snprintf(spool_dir, sizeof spool_dir, "%.*s", (int)(slash - o->db), o->db);
     const char *link = pcap_datalink_val_to_name(repro_source_dlt(src));
     int read_rc;
 
@@ -68,6 +79,9 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     lv.log = o->log;
     lv.quiet = o->quiet;
     lv.priority_normal = o->priority_normal;
+    lv.defer_max_s = o->defer_max_s;
+    lv.spool_max = o->spool_max;
+    lv.spool_dir = spool_dir;
     if (o->metrics && (*sink_rc = repro_app_live_serve_metrics(&lv, o->metrics, err)) != 0) {
         repro_app_live_finish(&lv, &res->reader, NULL);
         return 0;
@@ -272,6 +286,11 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
             {"cpu_raises_far_behind", res->prio.raises_far_behind},
             {"cpu_raised_ms", res->prio.raised_ns / 1000000},
             {"cpu_switch_failures", res->prio.failures},
+            {"cpu_deferrals", res->prio.deferrals},
+            {"cpu_deferred_ms", res->prio.deferred_ns / 1000000},
+            {"spooled_batches", res->reader.spooled_batches},
+            {"spool_peak_bytes", res->reader.spool_peak_bytes},
+            {"spool_errors", res->reader.spool_errors},
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);

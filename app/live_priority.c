@@ -73,6 +73,12 @@ struct repro_app_prio {
     atomic_uint_fast64_t raised_since; /* when the threads last left idle (written by the watcher) */
     atomic_uint_fast64_t reported_ns; /* the most raised_ns ever reported */
     atomic_uint_fast64_t failures;    /* switches the kernel refused */
+    /* deferral: the flag the loop reads, its counters, and the watcher's
+     * CPU samples (watcher only) */
+    atomic_int deferring;
+    atomic_uint_fast64_t deferrals, deferred_ns, deferring_since, reported_deferred_ns;
+    struct repro_app_cpu_sample samples[3]; /* the last three, 100 ms apart */
+    unsigned n_samples, ticks;
 };
 
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
@@ -84,6 +90,21 @@ void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max
     l->reader_blocked_ns = 20000000u;
     l->far_behind_wait_ns = 500000000u;
     l->min_raised_ns = 100000000u;
+    l->defer_max_ns = 0;
+    l->defer_room_bytes = max_queue_bytes / 4 * 3;
+    l->defer_spool = 0;
+    l->saturated_permille = 100;
+    l->unsaturated_permille = 250;
+}
+
+int repro_app_prio_defer(const struct repro_app_prio_limits *l,
+                         const struct repro_app_prio_input *in)
+{
+    uint64_t backlog = l->defer_spool ? in->spooled_bytes : in->queued_bytes;
+    unsigned limit = in->deferring ? l->unsaturated_permille : l->saturated_permille;
+
+    return l->defer_max_ns > 0 && in->reader_wait_ns < l->defer_max_ns &&
+           backlog < l->defer_room_bytes && in->spare_permille < limit;
 }
 
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
@@ -100,6 +121,8 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
                     in->reader_blocked_ns == 0 && in->writer_wait_ns < l->behind_wait_ns / 2 &&
                     in->loop_stall_ns < l->behind_wait_ns / 2;
 
+    if (in->deferring)
+        return REPRO_PRIO_IDLE; /* nothing to run: the loop takes no batch */
     if (far_behind)
         return REPRO_PRIO_NORMAL;
     if (in->level == REPRO_PRIO_IDLE)
@@ -158,6 +181,79 @@ static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, u
     p->level = level;
 }
 
+/* Reads the host's CPU time (/proc/stat) and the agent's; 0, or -1. */
+static int sample_cpu(struct repro_app_cpu_sample *out)
+{
+    unsigned long long v[8] = {0};
+    struct timespec ts;
+    FILE *f = fopen("/proc/stat", "r");
+    int n;
+
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 5 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return -1;
+    out->total = 0;
+    for (int i = 0; i < 8; i++)
+        out->total += v[i];
+    out->idle = v[3] + v[4]; /* idle and iowait */
+    out->own_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
+/* The share of all CPUs (1/1000) left unused between two samples, the
+ * agent's own time counted as unused; 1000 when it cannot tell. */
+unsigned repro_app_prio_spare(const struct repro_app_cpu_sample *a, const struct repro_app_cpu_sample *b,
+                              long ticks_per_s)
+{
+    uint64_t total = b->total - a->total, idle = b->idle - a->idle;
+    uint64_t own = (b->own_ns - a->own_ns) / (1000000000u / (uint64_t)ticks_per_s);
+    uint64_t spare = idle + own;
+
+    if (b->total <= a->total || ticks_per_s <= 0)
+        return 1000;
+    return spare >= total ? 1000 : (unsigned)(spare * 1000 / total);
+}
+
+/* Every fifth look (100 ms): a new CPU sample; the spare share over the
+ * last 200 ms, or 1000 until there are two. */
+static unsigned look_at_cpu(struct repro_app_prio *p)
+{
+    static long hz;
+
+    if (hz == 0)
+        hz = sysconf(_SC_CLK_TCK);
+    if (p->ticks++ % 5 == 0) {
+        struct repro_app_cpu_sample c;
+        if (sample_cpu(&c) == 0) {
+            p->samples[0] = p->samples[1];
+            p->samples[1] = p->samples[2];
+            p->samples[2] = c;
+            if (p->n_samples < 3)
+                p->n_samples++;
+        }
+    }
+    return p->n_samples < 3 ? 1000 : repro_app_prio_spare(&p->samples[0], &p->samples[2], hz);
+}
+
+/* Publishes a change of deferral and keeps its counters. */
+static void set_deferring(struct repro_app_prio *p, int on, uint64_t now)
+{
+    if (on == atomic_load(&p->deferring))
+        return;
+    if (on) {
+        atomic_store(&p->deferring_since, now);
+        atomic_fetch_add(&p->deferrals, 1);
+        atomic_store(&p->deferring, 1);
+    } else {
+        atomic_store(&p->deferring, 0);
+        atomic_fetch_add(&p->deferred_ns, now - atomic_load(&p->deferring_since));
+    }
+}
+
 static void *watch(void *arg)
 {
     struct repro_app_prio *p = arg;
@@ -186,6 +282,11 @@ static void *watch(void *arg)
         }
         in.level = p->level;
         in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - atomic_load(&p->raised_since) : 0;
+        in.spooled_bytes = rs.spooled_bytes;
+        in.spare_permille = look_at_cpu(p);
+        in.deferring = atomic_load(&p->deferring);
+        in.deferring = repro_app_prio_defer(&p->lim, &in);
+        set_deferring(p, in.deferring, now);
         move_to(p, repro_app_prio_decide(&p->lim, &in), now);
         pthread_mutex_lock(&p->mu);
     }
@@ -286,15 +387,32 @@ fail:
     return err && err->code ? err->code : REPRO_E_IO;
 }
 
+int repro_app_prio_deferring(struct repro_app_prio *p)
+{
+    return p ? atomic_load_explicit(&p->deferring, memory_order_relaxed) : 0;
+}
+
 void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns)
 {
     if (p)
         atomic_store_explicit(&p->heartbeat_ns, now_ns, memory_order_relaxed);
 }
 
+/* A time counter as reported: never less than it was reported before (a
+ * stretch that is ending may be counted once or, for a moment, not at
+ * all; never twice). */
+static uint64_t never_back(atomic_uint_fast64_t *reported, uint64_t v)
+{
+    uint64_t seen = atomic_load(reported);
+
+    while (seen < v && !atomic_compare_exchange_weak(reported, &seen, v))
+        ;
+    return seen > v ? seen : v;
+}
+
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
 {
-    uint64_t since, seen;
+    uint64_t since;
 
     memset(out, 0, sizeof *out);
     if (p == NULL)
@@ -313,13 +431,16 @@ void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats 
         uint64_t now = repro_mono_ns();
         out->raised_ns += now > since ? now - since : 0;
     }
-    /* a counter never goes back */
-    seen = atomic_load(&p->reported_ns);
-    while (seen < out->raised_ns && !atomic_compare_exchange_weak(&p->reported_ns, &seen,
-                                                                  out->raised_ns))
-        ;
-    if (seen > out->raised_ns)
-        out->raised_ns = seen;
+    out->raised_ns = never_back(&p->reported_ns, out->raised_ns);
+    out->deferred_ns = atomic_load(&p->deferred_ns);
+    out->deferring = atomic_load(&p->deferring);
+    since = atomic_load(&p->deferring_since);
+    out->deferrals = atomic_load(&p->deferrals);
+    if (out->deferring && since) {
+        uint64_t now = repro_mono_ns();
+        out->deferred_ns += now > since ? now - since : 0;
+    }
+    out->deferred_ns = never_back(&p->reported_deferred_ns, out->deferred_ns);
 }
 
 void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *final)
@@ -336,6 +457,7 @@ void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *
     pthread_join(p->watcher, NULL);
     if (p->level != REPRO_PRIO_IDLE)
         end_stretch(p, repro_mono_ns());
+    set_deferring(p, 0, repro_mono_ns());
     p->level = REPRO_PRIO_IDLE;
     set_both(p, REPRO_PRIO_NORMAL);
     if (final)

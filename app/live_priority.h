@@ -29,6 +29,14 @@ struct repro_app_prio_limits {
     uint64_t reader_blocked_ns; /* the reader waited this long for the parser's lock: -> nice 10 */
     uint64_t far_behind_wait_ns; /* -> nice 0 */
     uint64_t min_raised_ns;    /* stay raised at least this long (no flapping) */
+    /* Deferral: while the host is saturated the parser takes nothing at all
+     * (the reader spools), for at most defer_max_ns (0: never defer) and
+     * while the backlog is under defer_room_bytes. */
+    uint64_t defer_max_ns;
+    uint64_t defer_room_bytes; /* of the spool, or of the queue without one */
+    int defer_spool;           /* the backlog is the spool's bytes (1) or the queue's (0) */
+    unsigned saturated_permille;   /* defer when less CPU than this is spare */
+    unsigned unsaturated_permille; /* end a deferral at this much spare CPU */
 };
 
 /* What the policy looks at, read lock-free from the reader and writer. */
@@ -40,6 +48,10 @@ struct repro_app_prio_input {
     uint64_t loop_stall_ns;  /* since the parser's last heartbeat (its loop turns every 100 ms) */
     uint64_t raised_for_ns;  /* how long the threads have been off idle */
     enum repro_app_prio_level level;
+    uint64_t spooled_bytes;  /* the reader's spool, not yet read back */
+    unsigned spare_permille; /* CPU the host left unused over the last 200 ms, the
+                                agent's own counted as unused; 1000 = all CPUs */
+    int deferring;           /* now */
 };
 
 /* The limits for a packet queue of max_queue_bytes: "behind" at a quarter
@@ -47,7 +59,27 @@ struct repro_app_prio_input {
  * blocked 20 ms on the parser's lock; "far behind" at half full or 500 ms;
  * idle again at 1/64 with nothing waiting, after at least 100 ms. */
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes);
-/* The level the threads should have (a pure function, unit-tested). */
+/* Whether the parser should put its work off now (a pure function,
+ * unit-tested): the host is saturated (less than saturated_permille spare;
+ * a deferral goes on until unsaturated_permille), the oldest batch has
+ * waited less than defer_max_ns and the backlog is under defer_room_bytes.
+ * Why: on a VM even SCHED_IDLE work costs the service, because a CPU that
+ * runs it is not idle when the service wakes (bench/idle_cost.sh); what
+ * costs nothing is work done after the load. */
+int repro_app_prio_defer(const struct repro_app_prio_limits *l,
+                         const struct repro_app_prio_input *in);
+/* The host's CPU time and the agent's own at one moment. */
+struct repro_app_cpu_sample {
+    uint64_t total, idle; /* /proc/stat's first line, in clock ticks (idle: idle + iowait) */
+    uint64_t own_ns;      /* CLOCK_PROCESS_CPUTIME_ID */
+};
+/* The share of all CPUs (in 1/1000) left unused from a to b, the agent's
+ * own time counted as unused (its work is what a deferral removes); 1000
+ * when it cannot tell. */
+unsigned repro_app_prio_spare(const struct repro_app_cpu_sample *a,
+                              const struct repro_app_cpu_sample *b, long ticks_per_s);
+/* The level the threads should have (a pure function, unit-tested); idle
+ * while deferring. */
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
                                                 const struct repro_app_prio_input *in);
 
@@ -59,6 +91,9 @@ struct repro_app_prio_stats {
     uint64_t raises_far_behind; /* times they went to nice 0 */
     uint64_t raised_ns;         /* time spent off idle, the current stretch included */
     uint64_t failures;          /* switches the kernel refused (retried) */
+    int deferring;              /* now */
+    uint64_t deferrals;         /* times the parser put its work off */
+    uint64_t deferred_ns;       /* time spent deferring, the current stretch included */
 };
 
 struct repro_app_prio;
@@ -77,6 +112,9 @@ void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats 
  * read anyway: a loop that stops turning (starved) gets raised like a
  * queue that fills. Accepts NULL. */
 void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns);
+/* Whether the parser's loop should take nothing now (the watcher decides
+ * every 100 ms). Accepts NULL (0). Lock-free. */
+int repro_app_prio_deferring(struct repro_app_prio *p);
 /* Stops watching and puts both threads back to SCHED_OTHER at the nice
  * value they started with (the final flush must not wait for idle CPU);
  * accepts NULL. Call from the thread that started it. */

@@ -19,6 +19,17 @@
  *   at once). Batches come from a pool bounded by the queue budget; when the
  *   consumer falls behind and no batch is free, the packet is dropped and
  *   counted (queue_drops), never lost silently.
+ * - With a spool (repro_reader_spool) a full pool does not drop: the batch
+ *   is written to an unnamed file (O_TMPFILE, in the database's directory)
+ *   and a shell (a batch without buffers, its spool_off >= 0) takes its
+ *   place in the ready list; the consumer reads it back when it gets there.
+ *   Once one batch is spooled every later one is too, until the consumer
+ *   has read them all: the order of packets never changes, and a shell at
+ *   the head always finds a free buffer (the pool's others were released).
+ *   This is what lets the live agent put its parsing off while the host is
+ *   saturated (app/live_priority.c, "deferral") with memory still bounded:
+ *   the reader then costs about what tcpdump -w costs. The file is
+ *   truncated whenever the consumer has read it all.
  *
  * Threads: the reader thread owns the pcap handle while it runs. Everything
  * shared with the consumer (the ready and free lists, ended) is under mu;
@@ -27,11 +38,15 @@
 #include "source_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Data bytes per batch; must hold the largest packet (snap length). */
 #define BATCH_DATA_BYTES (1024u * 1024u)
@@ -64,6 +79,12 @@ struct repro_reader {
     /* since when the head of the ready list has waited for the consumer
      * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
     atomic_uint_fast64_t ready_since_ns;
+    /* the spool: fd -1 when none; spool_end and n_shells under mu (the
+     * reader writes at spool_end and starts over at 0 when n_shells is 0) */
+    int spool_fd;
+    uint64_t spool_max, spool_end;
+    size_t n_shells;
+    atomic_uint_fast64_t spooled_bytes, spooled_batches, spool_errors, spool_peak_bytes;
     /* since when the reader thread has waited for mu, 0 when it does not:
      * the consumer may hold it and be starved (it can run as SCHED_IDLE);
      * for repro_reader_blocked_ns() */
@@ -86,6 +107,7 @@ static struct repro_packet_batch *batch_new(void)
     struct repro_packet_batch *b = repro_calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
+    b->spool_off = -1;
     b->pkts = repro_malloc(BATCH_MAX_PKTS * sizeof *b->pkts);
     b->data = repro_malloc(BATCH_DATA_BYTES);
     if (b->pkts == NULL || b->data == NULL) {
@@ -104,6 +126,77 @@ static void batch_free(struct repro_packet_batch *b)
     repro_free(b->pkts);
     repro_free(b->data);
     repro_free(b);
+}
+
+/* Bytes a batch takes in the spool: its packet records, then its data. */
+static uint64_t spool_size(const struct repro_packet_batch *b)
+{
+    return (uint64_t)b->n * sizeof *b->pkts + b->used;
+}
+
+/* Writes b to the spool and queues a shell for it; b stays the reader's.
+ * Returns 0, or -1 when it could not (the spool is full, a write failed,
+ * no memory for the shell): the caller drops b's packets. Reader thread. */
+static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
+{
+    struct repro_packet_batch *shell;
+    uint64_t size = spool_size(b), off;
+    struct iovec iov[2] = {{b->pkts, (size_t)b->n * sizeof *b->pkts}, {b->data, b->used}};
+    ssize_t w;
+
+    reader_lock(r);
+    if (r->n_shells == 0 && r->spool_end > 0) {
+        /* the consumer has read everything: start over */
+        r->spool_end = 0;
+        if (ftruncate(r->spool_fd, 0) != 0)
+            atomic_fetch_add(&r->spool_errors, 1);
+    }
+    off = r->spool_end;
+    pthread_mutex_unlock(&r->mu);
+    if (off + size > r->spool_max)
+        return -1;
+    shell = repro_calloc(1, sizeof *shell);
+    if (shell == NULL)
+        return -1;
+    w = pwritev(r->spool_fd, iov, 2, (off_t)off);
+    if (w < 0 || (uint64_t)w != size) {
+        atomic_fetch_add(&r->spool_errors, 1);
+        repro_free(shell);
+        return -1;
+    }
+    shell->n = b->n;
+    shell->used = b->used;
+    shell->spool_off = (int64_t)off;
+    reader_lock(r);
+    r->spool_end = off + size;
+    r->n_shells++;
+    if (r->ready_tail) {
+        r->ready_tail->next = shell;
+    } else {
+        r->ready_head = shell;
+        atomic_store_explicit(&r->ready_since_ns, repro_mono_ns(), memory_order_relaxed);
+    }
+    r->ready_tail = shell;
+    {
+        uint64_t now = atomic_fetch_add(&r->spooled_bytes, size) + size;
+        uint64_t peak = atomic_load(&r->spool_peak_bytes);
+        while (peak < now && !atomic_compare_exchange_weak(&r->spool_peak_bytes, &peak, now))
+            ;
+    }
+    atomic_fetch_add(&r->spooled_batches, 1);
+    atomic_fetch_add(&r->batches, 1);
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* Whether b goes to the spool rather than the ready list: a spool exists
+ * and either batches wait in it (order) or the pool would have no batch
+ * left for the reader. Called with mu held. */
+static int must_spool(const struct repro_reader *r)
+{
+    return r->spool_fd >= 0 &&
+           (r->n_shells > 0 || (r->free_list == NULL && r->n_batches >= r->max_batches));
 }
 
 /* A batch to fill: from the free list, or a new one while under budget.
@@ -132,8 +225,21 @@ static void publish(struct repro_reader *r)
 
     if (b == NULL || b->n == 0)
         return;
-    r->cur = NULL;
     reader_lock(r);
+    if (must_spool(r)) {
+        pthread_mutex_unlock(&r->mu);
+        if (spool_batch(r, b) != 0) {
+            uint64_t bytes = 0;
+            for (uint32_t i = 0; i < b->n; i++)
+                bytes += b->pkts[i].caplen;
+            atomic_fetch_add_explicit(&r->queue_drops, b->n, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->queue_drop_bytes, bytes, memory_order_relaxed);
+        }
+        b->n = 0; /* the reader fills it again */
+        b->used = 0;
+        return;
+    }
+    r->cur = NULL;
     if (r->ready_tail) {
         r->ready_tail->next = b;
     } else {
@@ -175,7 +281,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
     atomic_fetch_add_explicit(&r->bytes, h->caplen, memory_order_relaxed);
     if (b && (b->n == BATCH_MAX_PKTS || BATCH_DATA_BYTES - b->used < len)) {
         publish(r);
-        b = NULL;
+        b = r->cur; /* NULL, or the same batch emptied when it went to the spool */
     }
     if (b == NULL) {
         reader_lock(r);
@@ -287,6 +393,7 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
     if (r == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the reader: out of memory");
     r->src = src;
+    r->spool_fd = -1;
     r->max_batches = max_queue_bytes / (BATCH_DATA_BYTES + BATCH_MAX_PKTS * sizeof *r->cur->pkts);
     if (r->max_batches < 2)
         r->max_batches = 2;
@@ -308,7 +415,49 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
     return REPRO_OK;
 }
 
-int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch)
+/* Reads the spooled batch of *shell into a buffer of the pool and puts
+ * that in *shell's place; frees the shell. Returns 1, or 0 when it could
+ * not (a read error or no buffer: its packets are counted as dropped).
+ * Consumer thread. */
+static int unspool(struct repro_reader *r, struct repro_packet_batch **shell)
+{
+    struct repro_packet_batch *s = *shell, *b;
+    uint64_t size = spool_size(s);
+    struct iovec iov[2];
+    ssize_t got = -1;
+
+    pthread_mutex_lock(&r->mu);
+    b = take_free(r);
+    pthread_mutex_unlock(&r->mu);
+    if (b) {
+        iov[0] = (struct iovec){b->pkts, (size_t)s->n * sizeof *b->pkts};
+        iov[1] = (struct iovec){b->data, s->used};
+        got = preadv(r->spool_fd, iov, 2, (off_t)s->spool_off);
+    }
+    pthread_mutex_lock(&r->mu);
+    r->n_shells--; /* after the read: until then the reader keeps the file */
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_sub(&r->spooled_bytes, size);
+    if (b == NULL || got < 0 || (uint64_t)got != size) {
+        atomic_fetch_add(&r->spool_errors, 1);
+        atomic_fetch_add_explicit(&r->queue_drops, s->n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->queue_drop_bytes, s->used, memory_order_relaxed);
+        if (b)
+            repro_reader_release(r, b);
+        repro_free(s);
+        *shell = NULL;
+        return 0;
+    }
+    b->n = s->n;
+    b->used = s->used;
+    repro_free(s);
+    *shell = b;
+    atomic_fetch_add(&r->queued_bytes, b->used);
+    return 1;
+}
+
+/* The head of the ready list (maybe a shell), as repro_reader_next. */
+static int next_item(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch)
 {
     struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     int rc = 0;
@@ -337,6 +486,17 @@ int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packe
     return rc;
 }
 
+int repro_reader_next(struct repro_reader *r, int timeout_ms, struct repro_packet_batch **batch)
+{
+    int rc;
+
+    /* a spooled batch that cannot be read back is counted and skipped */
+    while ((rc = next_item(r, timeout_ms, batch)) == 1 && (*batch)->spool_off >= 0 &&
+           !unspool(r, batch))
+        ;
+    return rc;
+}
+
 uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns)
 {
     uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
@@ -360,6 +520,35 @@ void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *b)
     pthread_mutex_unlock(&r->mu);
 }
 
+int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_bytes,
+                       struct repro_error *err)
+{
+    char path[4096];
+    int fd;
+
+    if (max_bytes == 0)
+        return REPRO_OK;
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        /* no O_TMPFILE on this file system: a named file, unlinked at once */
+        if ((size_t)snprintf(path, sizeof path, "%s/.repro-spool-XXXXXX", dir) >= sizeof path)
+            return repro_error_set(err, REPRO_E_INVAL, "the spool directory's name is too long");
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return repro_error_set(err, REPRO_E_IO, "cannot create a spool file in %s: %s", dir,
+                               strerror(errno));
+    pthread_mutex_lock(&r->mu);
+    if (r->spool_fd >= 0)
+        close(r->spool_fd);
+    r->spool_max = max_bytes;
+    r->spool_fd = fd;
+    pthread_mutex_unlock(&r->mu);
+    return REPRO_OK;
+}
+
 void repro_reader_stop(struct repro_reader *r)
 {
     if (r)
@@ -377,6 +566,10 @@ void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out)
     out->queued_bytes = atomic_load(&r->queued_bytes);
     out->batches = atomic_load(&r->batches);
     out->wakeups = atomic_load(&r->wakeups);
+    out->spooled_bytes = atomic_load(&r->spooled_bytes);
+    out->spooled_batches = atomic_load(&r->spooled_batches);
+    out->spool_errors = atomic_load(&r->spool_errors);
+    out->spool_peak_bytes = atomic_load(&r->spool_peak_bytes);
 }
 
 int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final,
@@ -403,6 +596,8 @@ int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final
         batch_free(b);
     }
     batch_free(r->cur);
+    if (r->spool_fd >= 0)
+        close(r->spool_fd);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     repro_free(r);

@@ -23,7 +23,8 @@ static void help(void)
            "                     [--buffer-mb N | -B KIB] [--metrics HOST:PORT]\n"
            "                     [--user NAME | -Z NAME] [--max-memory BYTES]\n"
            "                     [--max-db-mb N] [--retain DURATION]\n"
-           "                     [--priority idle-first|normal]\n"
+           "                     [--priority idle-first|normal] [--defer-max DURATION]\n"
+           "                     [--spool-max BYTES]\n"
            "                     [BPF...]\n"
            "       repro capture -D     (the interfaces -i can open)\n"
            "Records HTTP/1.x exchanges from a pcap/pcapng file (-r, '-' for stdin) or a\n"
@@ -37,6 +38,9 @@ static void help(void)
            "--priority idle-first (the default) runs parsing and storing on CPU time the\n"
            "host leaves idle, at normal priority only while they fall behind;\n"
            "--priority normal always at normal priority (docs/capture.md, \"CPU\").\n"
+           "While the host's CPUs are saturated, idle-first puts parsing off for up to\n"
+           "--defer-max (default 10s; 0: never) and spools the packets to an unnamed file\n"
+           "next to the database, up to --spool-max (default 1G; 0: no spool).\n"
            "--user NAME (tcpdump's -Z) drops root once the interface is open. A live\n"
            "capture refuses a database in a directory others can write\n"
            "(docs/deployment.md). For long runs, --max-db-mb N and --retain 7d (s, m, h, d)\n"
@@ -59,7 +63,9 @@ struct capture_args {
     struct repro_source_opts src;
     double duration_s;
     long long count;
-    int quiet, force, priority_normal, priority_set;
+    int quiet, force, priority_normal, priority_set, defer_set;
+    double defer_max_s; /* --defer-max */
+    uint64_t spool_max; /* --spool-max */
     const char *metrics, *user;
     uint64_t max_db_bytes;
     int64_t retain_us;
@@ -80,7 +86,7 @@ static int add_rule(const char **list, size_t *n, const char *v)
 
 static int parse_args(struct cli_global *g, int argc, char **argv, struct capture_args *a)
 {
-    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN, O_MAXMEM, O_PRIORITY };
+    enum { O_DURATION = 1, O_COUNT, O_RH, O_RQ, O_RJ, O_NODEF, O_SNAP, O_MAXBODY, O_IDLE, O_QUIET, O_KEEP, O_FORCE, O_BUFFER, O_METRICS, O_USER, O_MAXDB, O_RETAIN, O_MAXMEM, O_PRIORITY, O_DEFER, O_SPOOL };
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
         {"interface", required_argument, NULL, 'i'},
@@ -106,6 +112,8 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         {"retain", required_argument, NULL, O_RETAIN},
         {"max-memory", required_argument, NULL, O_MAXMEM},
         {"priority", required_argument, NULL, O_PRIORITY},
+        {"defer-max", required_argument, NULL, O_DEFER},
+        {"spool-max", required_argument, NULL, O_SPOOL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int opt, bad = 0;
@@ -205,6 +213,23 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
                                        optarg);
             a->priority_set = 1;
             break;
+        case O_DEFER: {
+            struct repro_error derr = {0};
+            int64_t us;
+            if (repro_duration_parse(optarg, &us, &derr) != REPRO_OK || us < 0)
+                return cli_usage_error("capture", "--defer-max: needs a duration such as 10s or "
+                                                  "2m, or 0, not '%s'", optarg);
+            a->defer_max_s = (double)us / 1e6;
+            a->defer_set = 1;
+            break;
+        }
+        case O_SPOOL: {
+            struct repro_error perr = {0};
+            if (repro_size_parse(optarg, &a->spool_max, &perr) != REPRO_OK)
+                return cli_usage_error("capture", "--spool-max: %s", perr.msg);
+            a->defer_set = 1;
+            break;
+        }
         case O_QUIET: a->quiet = 1; break;
         case O_FORCE: a->force = 1; break;
         case 'h': help(); return -1;
@@ -229,9 +254,10 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
     }
     if ((a->src.file == NULL) == (a->src.iface == NULL))
         return cli_usage_error("capture", "give exactly one of -i IFACE and -r FILE");
-    if (a->src.file && (a->metrics || a->user || a->priority_set))
+    if (a->src.file && (a->metrics || a->user || a->priority_set || a->defer_set))
         return cli_usage_error("capture", "%s is for a live capture (-i), not -r",
-                               a->metrics ? "--metrics" : a->user ? "--user" : "--priority");
+                               a->metrics ? "--metrics" : a->user ? "--user"
+                               : a->priority_set ? "--priority" : "--defer-max/--spool-max");
     a->rules.headers = a->headers;
     a->rules.query_params = a->params;
     a->rules.json_fields = a->fields;
@@ -249,6 +275,8 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
 
     memset(&a, 0, sizeof a);
     repro_capture_limits_default(&a.limits);
+    a.defer_max_s = REPRO_APP_DEFER_MAX_S;
+    a.spool_max = REPRO_APP_SPOOL_MAX;
     rc = parse_args(g, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_CLEAN : rc;
@@ -266,6 +294,8 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.metrics = a.metrics;
     o.user = a.user;
     o.priority_normal = a.priority_normal;
+    o.defer_max_s = a.defer_max_s;
+    o.spool_max = a.spool_max;
     o.max_db_bytes = a.max_db_bytes;
     o.retain_us = a.retain_us;
     o.max_memory = (size_t)a.max_memory;
@@ -301,6 +331,17 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                     (unsigned long long)res.prio.raises,
                     (unsigned long long)res.prio.raises_far_behind,
                     (double)res.prio.raised_ns / 1e9);
+        if (res.prio.deferrals)
+            fprintf(stderr,
+                    "deferred: parsing put off %llu times while the host was saturated, %.1f s in "
+                    "all; spooled %llu batches, %.1f MiB at most\n",
+                    (unsigned long long)res.prio.deferrals, (double)res.prio.deferred_ns / 1e9,
+                    (unsigned long long)res.reader.spooled_batches,
+                    (double)res.reader.spool_peak_bytes / (1024.0 * 1024.0));
+        if (res.reader.spool_errors)
+            fprintf(stderr,
+                    "spool: %llu writes or reads failed (their packets are in the queue drops)\n",
+                    (unsigned long long)res.reader.spool_errors);
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

@@ -392,6 +392,9 @@ struct repro_packet_batch {
     struct repro_batch_pkt *pkts;
     uint8_t *data;
     struct repro_packet_batch *next; /* the reader's lists */
+    /* -1; in the reader's ready list, >= 0 marks a shell: no buffers, its
+     * packets at this offset of the spool (never handed to the consumer) */
+    int64_t spool_off;
 };
 
 /* Counters of a reader; every field may be read while it runs. */
@@ -402,6 +405,11 @@ struct repro_reader_stats {
     uint64_t queue_drops, queue_drop_bytes;  /* no free batch: the consumer was behind */
     uint64_t queued_bytes;                   /* in batches not yet released (gauge) */
     uint64_t batches, wakeups;               /* batches handed over; poll wakeups */
+    uint64_t spooled_bytes;                  /* in the spool, not yet read back (gauge) */
+    uint64_t spool_peak_bytes;               /* the most spooled_bytes ever was */
+    uint64_t spooled_batches, spool_errors;  /* batches written to the spool; failed
+                                                writes and reads (their packets are
+                                                in queue_drops) */
 };
 
 /* Starts the reader on a live source (which it switches to non-blocking
@@ -411,6 +419,13 @@ struct repro_reader_stats {
  * REPRO_E_PCAP, REPRO_E_NOMEM. */
 int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
                        struct repro_reader **out, struct repro_error *err);
+/* Gives the reader a spool: batches the queue budget cannot hold are
+ * written to an unnamed file in dir (mode 0600, gone when the reader ends
+ * or the process dies) instead of being dropped, up to max_bytes at a time
+ * (0: no spool, the default). repro_reader_next() reads them back in
+ * order. Any time; REPRO_E_IO when the file cannot be made. */
+int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_bytes,
+                       struct repro_error *err);
 /* Waits up to timeout_ms for a batch. Returns 1 with *batch (borrowed until
  * repro_reader_release), 0 on timeout, -1 once the reader has ended (after
  * repro_reader_stop() and its drain, or a read error) and every batch was
