@@ -196,6 +196,9 @@ int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
         return rc;
     }
     publish(lv);
+    /* before "listening on" is printed: a SIGINT or SIGUSR1 sent as soon
+     * as it shows must not find the default action (terminate) */
+    catch_signals(1);
     return REPRO_OK;
 }
 
@@ -235,7 +238,6 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
             lv->log)
             fprintf(lv->log, "repro: warning: %s\n", perr.msg);
     }
-    catch_signals(1);
     for (;;) {
         struct repro_packet_batch *b = NULL;
         int got = 0;
@@ -322,6 +324,8 @@ int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *
                           struct repro_error *err)
 {
     int rc;
+
+    catch_signals(0); /* when repro_app_live_run() was not called */
 
     repro_metrics_server_stop(lv->metrics);
     lv->metrics = NULL;

@@ -61,7 +61,9 @@ struct repro_app_live {
 
 /* Starts the reader thread on the live source src for session cap (both
  * borrowed until repro_app_live_finish()). max_queue_bytes bounds the
- * packets waiting between the reader and the loop. */
+ * packets waiting between the reader and the loop. Installs the handlers
+ * for SIGINT, SIGTERM (stop) and SIGUSR1 (a status line) already, so a
+ * signal sent as soon as the caller says it listens is not lost or fatal. */
 int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
                         struct repro_capture *cap, size_t max_queue_bytes,
                         struct repro_error *err);
@@ -69,8 +71,9 @@ int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
  * kernel still holds) or a read error. Unless priority_normal, the calling
  * thread and the writer's run idle-first meanwhile (app/live_priority.h;
  * a process that may not raise them again gets a warning on log and
- * normal priority). Installs handlers for SIGINT,
- * SIGTERM and SIGUSR1 for its duration and restores the defaults. Rows go
+ * normal priority). The handlers for SIGINT, SIGTERM and SIGUSR1 that
+ * repro_app_live_init() installed serve it; it restores the defaults
+ * (SIGUSR1 ignored) at its end, as does repro_app_live_finish(). Rows go
  * to the session's sink; writer is flushed once a second. Returns 0 or the
  * sink's or writer's error (err set). Not thread-safe (signal handlers). */
 int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *writer,

@@ -79,6 +79,7 @@ struct repro_app_prio {
     atomic_uint_fast64_t deferrals, deferred_ns, deferring_since, reported_deferred_ns;
     struct repro_app_cpu_sample samples[3]; /* the last three, 100 ms apart */
     unsigned n_samples, ticks;
+    int catching_up; /* watcher only: repro_app_prio_input.catching_up */
 };
 
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
@@ -103,7 +104,7 @@ int repro_app_prio_defer(const struct repro_app_prio_limits *l,
     uint64_t backlog = l->defer_spool ? in->spooled_bytes : in->queued_bytes;
     unsigned limit = in->deferring ? l->unsaturated_permille : l->saturated_permille;
 
-    return l->defer_max_ns > 0 && in->reader_wait_ns < l->defer_max_ns &&
+    return l->defer_max_ns > 0 && !in->catching_up && in->reader_wait_ns < l->defer_max_ns &&
            backlog < l->defer_room_bytes && in->spare_permille < limit;
 }
 
@@ -121,8 +122,16 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
                     in->reader_blocked_ns == 0 && in->writer_wait_ns < l->behind_wait_ns / 2 &&
                     in->loop_stall_ns < l->behind_wait_ns / 2;
 
-    if (in->deferring)
-        return REPRO_PRIO_IDLE; /* nothing to run: the loop takes no batch */
+    if (in->deferring) {
+        /* nothing to parse: the loop takes no batch, so the queue and its
+         * waits say nothing; only a loop starved for its own turns
+         * (signals, --duration, the status line) is raised, one step */
+        if (in->level == REPRO_PRIO_IDLE)
+            return in->loop_stall_ns >= l->behind_wait_ns ? REPRO_PRIO_LOW : REPRO_PRIO_IDLE;
+        return in->loop_stall_ns < l->behind_wait_ns / 2 && in->raised_for_ns >= l->min_raised_ns
+                   ? REPRO_PRIO_IDLE
+                   : in->level;
+    }
     if (far_behind)
         return REPRO_PRIO_NORMAL;
     if (in->level == REPRO_PRIO_IDLE)
@@ -209,12 +218,12 @@ static int sample_cpu(struct repro_app_cpu_sample *out)
 unsigned repro_app_prio_spare(const struct repro_app_cpu_sample *a, const struct repro_app_cpu_sample *b,
                               long ticks_per_s)
 {
-    uint64_t total = b->total - a->total, idle = b->idle - a->idle;
-    uint64_t own = (b->own_ns - a->own_ns) / (1000000000u / (uint64_t)ticks_per_s);
-    uint64_t spare = idle + own;
+    uint64_t total, spare;
 
-    if (b->total <= a->total || ticks_per_s <= 0)
+    if (b->total <= a->total || ticks_per_s <= 0 || ticks_per_s > 1000000000)
         return 1000;
+    total = b->total - a->total;
+    spare = (b->idle - a->idle) + (b->own_ns - a->own_ns) / (1000000000u / (uint64_t)ticks_per_s);
     return spare >= total ? 1000 : (unsigned)(spare * 1000 / total);
 }
 
@@ -285,7 +294,16 @@ static void *watch(void *arg)
         in.spooled_bytes = rs.spooled_bytes;
         in.spare_permille = look_at_cpu(p);
         in.deferring = atomic_load(&p->deferring);
-        in.deferring = repro_app_prio_defer(&p->lim, &in);
+        if (p->catching_up && in.spooled_bytes == 0 && in.queued_bytes <= p->lim.low_bytes)
+            p->catching_up = 0;
+        in.catching_up = p->catching_up;
+        {
+            int was = in.deferring;
+            in.deferring = repro_app_prio_defer(&p->lim, &in);
+            /* ended while the host is still saturated: at a limit */
+            if (was && !in.deferring && in.spare_permille < p->lim.unsaturated_permille)
+                p->catching_up = 1;
+        }
         set_deferring(p, in.deferring, now);
         move_to(p, repro_app_prio_decide(&p->lim, &in), now);
         pthread_mutex_lock(&p->mu);

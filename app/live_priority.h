@@ -52,6 +52,8 @@ struct repro_app_prio_input {
     unsigned spare_permille; /* CPU the host left unused over the last 200 ms, the
                                 agent's own counted as unused; 1000 = all CPUs */
     int deferring;           /* now */
+    int catching_up;         /* a deferral ended at a limit and the backlog is not parsed
+                                yet: no new deferral until it is */
 };
 
 /* The limits for a packet queue of max_queue_bytes: "behind" at a quarter
@@ -62,7 +64,10 @@ void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max
 /* Whether the parser should put its work off now (a pure function,
  * unit-tested): the host is saturated (less than saturated_permille spare;
  * a deferral goes on until unsaturated_permille), the oldest batch has
- * waited less than defer_max_ns and the backlog is under defer_room_bytes.
+ * waited less than defer_max_ns, the backlog is under defer_room_bytes,
+ * and no backlog of an earlier deferral that hit a limit is left (so
+ * under a long saturation the backlog is parsed whole, then deferral
+ * starts again, and no packet waits much longer than defer_max_ns).
  * Why: on a VM even SCHED_IDLE work costs the service, because a CPU that
  * runs it is not idle when the service wakes (bench/idle_cost.sh); what
  * costs nothing is work done after the load. */
@@ -78,8 +83,9 @@ struct repro_app_cpu_sample {
  * when it cannot tell. */
 unsigned repro_app_prio_spare(const struct repro_app_cpu_sample *a,
                               const struct repro_app_cpu_sample *b, long ticks_per_s);
-/* The level the threads should have (a pure function, unit-tested); idle
- * while deferring. */
+/* The level the threads should have (a pure function, unit-tested). While
+ * deferring only a stalled loop counts (raised one step, lowered once it
+ * turns again), not the queue. */
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
                                                 const struct repro_app_prio_input *in);
 

@@ -167,6 +167,7 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
     shell->n = b->n;
     shell->used = b->used;
     shell->spool_off = (int64_t)off;
+    shell->queued_ns = repro_mono_ns();
     reader_lock(r);
     r->spool_end = off + size;
     r->n_shells++;
@@ -174,7 +175,7 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
         r->ready_tail->next = shell;
     } else {
         r->ready_head = shell;
-        atomic_store_explicit(&r->ready_since_ns, repro_mono_ns(), memory_order_relaxed);
+        atomic_store_explicit(&r->ready_since_ns, shell->queued_ns, memory_order_relaxed);
     }
     r->ready_tail = shell;
     {
@@ -240,11 +241,12 @@ static void publish(struct repro_reader *r)
         return;
     }
     r->cur = NULL;
+    b->queued_ns = repro_mono_ns();
     if (r->ready_tail) {
         r->ready_tail->next = b;
     } else {
         r->ready_head = b;
-        atomic_store_explicit(&r->ready_since_ns, repro_mono_ns(), memory_order_relaxed);
+        atomic_store_explicit(&r->ready_since_ns, b->queued_ns, memory_order_relaxed);
     }
     r->ready_tail = b;
     atomic_fetch_add(&r->queued_bytes, b->used);
@@ -473,9 +475,9 @@ static int next_item(struct repro_reader *r, int timeout_ms, struct repro_packet
         r->ready_head = (*batch)->next;
         if (r->ready_head == NULL)
             r->ready_tail = NULL;
-        /* the next one waits from now on: a lower bound, which is enough
-         * to tell a consumer that takes nothing at all */
-        atomic_store_explicit(&r->ready_since_ns, r->ready_head ? repro_mono_ns() : 0,
+        /* the next one has waited since it was queued: the deferral's
+         * age limit and the CPU policy's waits are true ages */
+        atomic_store_explicit(&r->ready_since_ns, r->ready_head ? r->ready_head->queued_ns : 0,
                               memory_order_relaxed);
         (*batch)->next = NULL;
         rc = 1;

@@ -395,6 +395,7 @@ struct repro_packet_batch {
     /* -1; in the reader's ready list, >= 0 marks a shell: no buffers, its
      * packets at this offset of the spool (never handed to the consumer) */
     int64_t spool_off;
+    uint64_t queued_ns; /* when it was handed over (monotonic), for its wait */
 };
 
 /* Counters of a reader; every field may be read while it runs. */
@@ -436,8 +437,8 @@ void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *bat
  * 150 ms (the last partly filled block), then ends. Any thread;
  * async-signal-safe (one atomic store). */
 void repro_reader_stop(struct repro_reader *r);
-/* How long the oldest batch handed over has waited for the consumer to
- * take it (0 when none waits), at monotonic time now_ns. Any thread,
+/* How long the oldest batch handed over (spooled or not) has waited for
+ * the consumer to take it (0 when none waits), at monotonic time now_ns. Any thread,
  * lock-free: the live agent's CPU policy reads it (app/live_priority.c). */
 uint64_t repro_reader_wait_ns(struct repro_reader *r, uint64_t now_ns);
 /* How long the reader thread has waited for the lock it shares with the

@@ -518,9 +518,15 @@ def send_and_read(port, data, host="127.0.0.1", family=None, shut=False, timeout
 
 def start_live_capture(repro, db, bpf, tmp, procs, extra=()):
     """repro capture -i lo -f bpf into db, once it listens; returns (proc,
-    stderr file)."""
+    stderr file). Without --defer-max in extra it gets --defer-max 0: a
+    test's timing must not depend on whether other tests saturate the CPUs
+    meanwhile (deferral has tests of its own: test_live_agent.py, part
+    defer)."""
     err = open(os.path.join(tmp, "capture.err"), "w+")
-    cap = subprocess.Popen([repro, "capture", "-i", "lo", "-f", bpf, "--db", db] + list(extra),
+    extra = list(extra)
+    if "--defer-max" not in extra:
+        extra += ["--defer-max", "0"]
+    cap = subprocess.Popen([repro, "capture", "-i", "lo", "-f", bpf, "--db", db] + extra,
                            stderr=err)
     procs.append(cap)
 

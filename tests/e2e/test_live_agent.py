@@ -40,12 +40,24 @@ uploads are real) with `repro capture -i lo`:
             keep-alive requests are all still readable while it runs (the
             watcher raises the threads when they fall behind; the summary's
             and stats_json's count of raises agree and are printed);
-            --priority normal keeps every thread SCHED_OTHER
+            --priority normal keeps every thread SCHED_OTHER (with
+            --defer-max 0: this part is about raising)
+  defer     deferral: with every core spinning, the status line says parsing
+            is deferred and nothing is committed; 200 small and 15 2-MiB
+            keep-alive requests (more than the 16 MiB queue of
+            --max-memory 64M: the spool takes the rest) come in complete
+            after --defer-max (4 s) with the cores still busy, 50
+            more at once after the spinners stop; the summary's deferral
+            line agrees with stats_json, no spool error, no drop;
+            --defer-max 0 under the same load does not defer
+  (every other part runs with --defer-max 0: its timing must not depend on
+  other tests saturating the CPUs)
 
 usage: test_live_agent.py REPRO_BIN [PART...]
 Exit 0 pass, 1 fail, 77 skipped (not root, no nginx or curl).
 """
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -62,7 +74,7 @@ from e2e_common import (NGINX, Fail, kill_all, prometheus_parser, run_test,  # n
 
 REPRO = sys.argv[1]
 PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain",
-                          "locked", "busy"]
+                          "locked", "busy", "defer"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -528,6 +540,7 @@ def part_busy(tmp, procs):
     for _ in range(ncpu):
         procs.append(subprocess.Popen(["sh", "-c", "while :; do :; done"]))
     db = os.path.join(tmp, "busy.db")
+    # no deferral (start_live_capture's default): this part is about raising
     cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs)
     want = {"repro": 5, "repro-writer": 5, "repro-reader": 0, "repro-cpu": 0}
     # "listening on" comes as the interface opens, the policies just after
@@ -580,6 +593,113 @@ def part_busy(tmp, procs):
         raise Fail("busy: --priority normal: exit %d: %s" % (rc, summary))
     print("busy: %d cores spinning; %d exchanges readable %.2f s after the last response; "
           "%s raise(s), %s to nice 0" % (ncpu, n, took, m.group(1), m.group(2)))
+
+
+def status_line(cap, err, want, what):
+    """SIGUSR1 until a status line containing want comes (bounded); returns it."""
+    found = []
+
+    def has():
+        cap.send_signal(signal.SIGUSR1)
+        time.sleep(0.05)  # the line comes from the loop's next turn
+        err.seek(0)
+        found[:] = [ln for ln in err.read().splitlines() if "exchanges/s" in ln and want in ln]
+        return bool(found)
+    try:
+        wait_for(has, what, tries=100)
+    except Fail:
+        err.seek(0)
+        raise Fail("%s; stderr so far: %s" % (what, err.read()[-2000:]))
+    return found[-1]
+
+
+def part_defer(tmp, procs):
+    """Deferral: with every core spun at normal priority the host is
+    saturated; the agent parses nothing (the status line says so) and the
+    reader spools, until --defer-max; once the spinners stop, everything
+    comes in; the summary, stats_json and the status line agree."""
+    import re
+    port, _, files = nginx_dav(tmp, procs)
+    ncpu = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(ncpu)]
+    procs.extend(spinners)
+    db = os.path.join(tmp, "defer.db")
+    # a 16 MiB packet queue (a quarter of 64M): the big files overflow it
+    # into the spool
+    cap, err = start_live_capture(REPRO, db, "tcp port %d" % port, tmp, procs,
+                                  extra=["--defer-max", "4s", "--max-memory", "64M"])
+    status_line(cap, err, "parsing deferred", "a status line saying parsing is deferred")
+
+    def count():
+        try:
+            return len(db_exchanges(db))
+        except sqlite3.Error:
+            return -1
+    n_small, n_big = 200, 15
+    n = n_small + n_big
+    urls = ["http://127.0.0.1:%d/small.txt?d=%d" % (port, i) for i in range(n_small)]
+    big = ["http://127.0.0.1:%d/big.bin?d=%d" % (port, i) for i in range(n_big)]
+    body = subprocess.run(["curl", "-sS"] + urls + big, stdout=subprocess.PIPE, check=True).stdout
+    t0 = time.monotonic()
+    if body != files["small.txt"] * n_small + files["big.bin"] * n_big:
+        raise Fail("defer: curl got %d bytes, want %d" %
+                   (len(body), n_small * len(files["small.txt"]) + n_big * len(files["big.bin"])))
+    # deferred: the loop takes no batch, so nothing can be committed yet
+    # (the deferral ends at 4 s; this looks well before)
+    time.sleep(0.3)  # how long nothing may appear, not a synchronisation
+    if count() > 0:
+        raise Fail("defer: %d exchanges stored while parsing was deferred" % count())
+    # the age limit: with the cores still spinning they come in after 4 s
+    wait_for(lambda: count() >= n, "%d exchanges after --defer-max with the cores busy" % n,
+             tries=400)
+    took = time.monotonic() - t0
+    for p in spinners:
+        p.kill()
+        p.wait()
+    # an idle host: no deferral, new exchanges come at once
+    status_line(cap, err, "; cpu idle-first", "a status line without deferral")
+    subprocess.run(["curl", "-sS"] + urls[:50], stdout=subprocess.DEVNULL, check=True)
+    wait_for(lambda: count() >= n + 50, "50 more exchanges on an idle host")
+    rc, summary = stop_live_capture(cap, err)
+    if rc != 0:
+        raise Fail("defer: capture exit %d: %s" % (rc, summary))
+    m = re.search(r"deferred: parsing put off (\d+) times while the host was saturated, "
+                  r"([0-9.]+) s in all; spooled (\d+) batches", summary)
+    if not m:
+        raise Fail("defer: no deferral line in the summary: %s" % summary)
+    con = sqlite3.connect(db)
+    st = json.loads(con.execute("SELECT stats_json FROM captures").fetchone()[0])
+    con.close()
+    if st["cpu_deferrals"] != int(m.group(1)) or st["cpu_deferrals"] < 1:
+        raise Fail("defer: stats_json cpu_deferrals %s, summary %s" % (st["cpu_deferrals"],
+                                                                       m.group(1)))
+    if st["spooled_batches"] < 1 or int(m.group(3)) != st["spooled_batches"]:
+        raise Fail("defer: %s batches spooled (summary %s): the big files should overflow "
+                   "the queue" % (st["spooled_batches"], m.group(3)))
+    if st["spool_errors"] != 0 or st["dropped_packets_queue_full"] != 0:
+        raise Fail("defer: spool errors %s, queue drops %s" % (st["spool_errors"],
+                                                                st["dropped_packets_queue_full"]))
+    con = sqlite3.connect(db)
+    got = con.execute("SELECT count(*), sum(complete), sum(uri LIKE '/big.bin%' AND"
+                      " response_body_sha256 = ?) FROM exchanges",
+                      (hashlib.sha256(files["big.bin"]).digest(),)).fetchone()
+    con.close()
+    if got != (n + 50, n + 50, n_big):
+        raise Fail("defer: (stored, complete, big files intact) = %s, want %s" %
+                   (got, (n + 50, n + 50, n_big)))
+    # --defer-max 0: the same saturation, no deferral
+    spinners = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(ncpu)]
+    procs.extend(spinners)
+    cap, err = start_live_capture(REPRO, os.path.join(tmp, "nodefer.db"), "tcp port %d" % port,
+                                  tmp, procs, extra=["--defer-max", "0"])
+    time.sleep(0.5)  # longer than the watcher needs to see saturation (300 ms)
+    line = status_line(cap, err, "exchanges/s", "a status line")
+    rc, summary = stop_live_capture(cap, err)
+    if "deferred" in line or rc != 0 or "deferred:" in summary:
+        raise Fail("defer: --defer-max 0 deferred: %s / %s" % (line, summary))
+    print("defer: %d cores spinning; %d exchanges readable %.2f s after the last response "
+          "(--defer-max 4s); deferred %s time(s), %s s; spooled %s batch(es)" %
+          (ncpu, n, took, m.group(1), m.group(2), m.group(3)))
 
 
 def main(tmp, procs):

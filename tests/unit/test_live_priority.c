@@ -7,7 +7,9 @@
  *   limits) to nice 0; taking it lowers them again; stop leaves them at
  *   normal priority, nice 0;
  * - the permission probe in a child that dropped root, with and without
- *   repro_app_prio_keep_raisable() before.
+ *   repro_app_prio_keep_raisable() before;
+ * - deferral: when the host counts as saturated (decision cases), and the
+ *   spare share of the CPUs computed from two samples.
  * Scheduling policies are read back from /proc/self/task/TID/stat (field
  * 41), not from the module's own state.
  */
@@ -97,6 +99,104 @@ static void test_decide(void **state)
         TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, got, cases[i].want);
     }
     assert_int_equal(tu_failures, 0);
+}
+
+/* Deferral: only while the host is saturated, within its age and room. */
+static void test_defer(void **state)
+{
+    struct repro_app_prio_limits l;
+    static const struct {
+        unsigned spare;      /* permille */
+        int deferring, spool, want;
+        uint64_t wait_ms, backlog;
+        const char *why;
+        int catching_up;
+    } cases[] = {
+        {99, 0, 1, 1, 0, 0, "99/1000 spare: saturated", 0},
+        {100, 0, 1, 0, 0, 0, "100/1000 spare is not saturated", 0},
+        {249, 1, 1, 1, 0, 0, "a deferral goes on under 250/1000", 0},
+        {250, 1, 1, 0, 0, 0, "and ends at 250", 0},
+        {150, 0, 1, 0, 0, 0, "150 does not start one", 0},
+        {0, 1, 1, 1, 9999, 0, "oldest batch 9.999 s old", 0},
+        {0, 1, 1, 0, 10000, 0, "10 s: the age limit ends it", 0},
+        {0, 0, 1, 0, 10000, 0, "nor starts one", 0},
+        {0, 1, 1, 1, 0, (768u << 20) - 1, "spool just under 3/4 of 1 GiB", 0},
+        {0, 1, 1, 0, 0, 768u << 20, "spool at 3/4: ends", 0},
+        {0, 1, 0, 1, 0, (48u << 20) - 1, "no spool: queue just under 3/4", 0},
+        {0, 1, 0, 0, 0, 48u << 20, "no spool: queue at 3/4 ends it", 0},
+        {1000, 0, 1, 0, 0, 0, "an idle host", 0},
+        {0, 0, 1, 0, 0, 0, "catching up after a limit: no new deferral", 1},
+        {0, 1, 1, 0, 0, 0, "nor going on with one", 1},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        repro_app_prio_limits_default(&l, 64u << 20);
+        l.defer_max_ns = 10000 * (uint64_t)MS;
+        if (cases[i].spool) {
+            l.defer_spool = 1;
+            l.defer_room_bytes = (1024u << 20) / 4 * 3;
+        }
+        struct repro_app_prio_input in = {
+            .spare_permille = cases[i].spare,
+            .deferring = cases[i].deferring,
+            .reader_wait_ns = cases[i].wait_ms * MS,
+            .spooled_bytes = cases[i].spool ? cases[i].backlog : 0,
+            .queued_bytes = cases[i].spool ? 64u << 20 : cases[i].backlog,
+            .catching_up = cases[i].catching_up,
+        };
+        int got = repro_app_prio_defer(&l, &in);
+        TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, got, cases[i].want);
+    }
+    /* --defer-max 0: never */
+    repro_app_prio_limits_default(&l, 64u << 20);
+    struct repro_app_prio_input sat = {.spare_permille = 0};
+    TU_CHECK(repro_app_prio_defer(&l, &sat) == 0, "defer_max 0 never defers");
+    /* while deferring, the threads stay idle whatever the queue says */
+    struct repro_app_prio_input full = {.queued_bytes = 64u << 20, .reader_wait_ns = 900 * MS,
+                                        .level = REPRO_PRIO_IDLE, .deferring = 1};
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "deferring keeps them idle");
+    full.loop_stall_ns = 249 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "deferring, loop turned 249 ms ago");
+    full.loop_stall_ns = 250 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW,
+             "deferring, a loop starved 250 ms (signals, --duration) is raised one step");
+    full.loop_stall_ns = 900 * MS;
+    full.level = REPRO_PRIO_LOW;
+    full.raised_for_ns = 500 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW, "no further while deferring");
+    full.loop_stall_ns = 124 * MS;
+    full.raised_for_ns = 99 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW, "turning again, raised 99 ms");
+    full.raised_for_ns = 100 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "turning again: idle");
+    full.deferring = 0;
+    full.level = REPRO_PRIO_IDLE;
+    full.loop_stall_ns = 0;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_NORMAL, "after it: far behind");
+    assert_int_equal(tu_failures, 0);
+}
+
+/* The spare share of the CPUs from two samples: idle plus the agent's own
+ * time, over all of it. */
+static void test_spare(void **state)
+{
+    /* 100 ticks per second, 2 CPUs, 200 ms: 40 ticks in all */
+    struct repro_app_cpu_sample a = {1000, 500, 0};
+    struct repro_app_cpu_sample b = {1040, 502, 0};
+    (void)state;
+
+    assert_int_equal(repro_app_prio_spare(&a, &b, 100), 50); /* 2 of 40 idle */
+    b.own_ns = 20000000; /* the agent ran 20 ms = 2 ticks */
+    assert_int_equal(repro_app_prio_spare(&a, &b, 100), 100);
+    b.own_ns = 2000000000; /* more than the window (ticks are coarse) */
+    assert_int_equal(repro_app_prio_spare(&a, &b, 100), 1000);
+    b = a; /* no time passed */
+    assert_int_equal(repro_app_prio_spare(&a, &b, 100), 1000);
+    b.total = 1040;
+    b.idle = 540;
+    assert_int_equal(repro_app_prio_spare(&a, &b, 100), 1000); /* all idle */
+    assert_int_equal(repro_app_prio_spare(&a, &b, 0), 1000); /* unknown tick rate */
 }
 
 /* ---- threads' policies, from /proc ----------------------------------------- */
@@ -426,6 +526,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_defer),
+        cmocka_unit_test(test_spare),
         cmocka_unit_test(test_raise_and_lower_for_real),
         cmocka_unit_test(test_permission_probe),
     };

@@ -7,8 +7,10 @@
 #include "test_util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -153,6 +155,177 @@ static void test_full_queue_drops_and_counts(void **state)
     close_lo(&f);
 }
 
+/* The payload number ("#N") of packet i of b. */
+static int payload_no(const struct repro_packet_batch *b, uint32_t i)
+{
+    return atoi((const char *)b->data + b->pkts[i].off + 42 + 1);
+}
+
+/* Takes every batch until the reader ends; checks that packets come in
+ * the order sent (payload #0, #1, ...) with consecutive record numbers
+ * from first_record_no; returns how many. */
+static uint64_t drain_in_order(struct repro_reader *r, int first_no, uint64_t first_record_no)
+{
+    struct repro_packet_batch *b;
+    uint64_t handed = 0;
+    int got, want = first_no;
+
+    while ((got = repro_reader_next(r, 200, &b)) >= 0) {
+        if (got == 0)
+            continue;
+        assert_true(b->spool_off < 0); /* a shell is never handed over */
+        for (uint32_t i = 0; i < b->n; i++) {
+            assert_int_equal(b->pkts[i].caplen, 14 + 20 + 8 + 60000);
+            assert_int_equal(payload_no(b, i), want);
+            assert_int_equal(b->pkts[i].record_no, first_record_no + handed);
+            want++;
+            handed++;
+        }
+        repro_reader_release(r, b);
+    }
+    return handed;
+}
+
+/* Entries of dir other than . and .. */
+static int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* Waits (bounded) until the reader has read n packets. */
+static void wait_packets(struct repro_reader *r, uint64_t n, struct repro_reader_stats *st)
+{
+    for (int tries = 0; tries < 250; tries++) {
+        repro_reader_stats(r, st);
+        if (st->packets >= n)
+            return;
+        usleep(20000); /* polling the reader's counter, bounded */
+    }
+    repro_reader_stats(r, st);
+}
+
+/* With a spool, a consumer that takes nothing loses nothing: what the two
+ * batches of the queue cannot hold goes to an unnamed file (no name in
+ * the directory), and comes back in order; the file is emptied once read. */
+static void test_spool_keeps_everything_in_order(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX";
+    (void)state;
+
+    if (open_lo(&f) != 0)
+        tu_skip("needs root (live capture on lo)");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(r, dir, 64u << 20, &err), REPRO_OK);
+    send_n(&f, 200, 60000); /* 12 MB; the two batches hold about 34 */
+    wait_packets(r, 200, &st);
+    assert_int_equal(st.packets, 200);
+    assert_int_equal(st.queue_drops, 0);
+    assert_true(st.spooled_batches >= 5);
+    assert_true(st.spooled_bytes > 6u << 20);
+    assert_int_equal(dir_entries(dir), 0); /* O_TMPFILE: nothing to leave behind */
+    repro_reader_stop(r);
+    assert_int_equal(drain_in_order(r, 0, 1), 200);
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(st.queue_drops, 0);
+    assert_int_equal(st.spool_errors, 0);
+    assert_int_equal(st.spooled_bytes, 0);
+    assert_true(st.spool_peak_bytes > 6u << 20);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
+/* A spool that fills up drops and counts like a full queue; what was kept
+ * still comes in order, and a spool read back to the end starts over. */
+static void test_spool_full_drops_and_counts(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX";
+    uint64_t handed;
+    (void)state;
+
+    if (open_lo(&f) != 0)
+        tu_skip("needs root (live capture on lo)");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(r, dir, 3u << 20, &err), REPRO_OK);
+    send_n(&f, 200, 60000);
+    wait_packets(r, 200, &st);
+    assert_int_equal(st.packets, 200);
+    assert_true(st.spooled_batches >= 1);
+    assert_true(st.spooled_bytes <= 3u << 20);
+    assert_true(st.queue_drops > 50);
+    repro_reader_stop(r);
+    handed = 0;
+    {
+        struct repro_packet_batch *b;
+        int got;
+        while ((got = repro_reader_next(r, 200, &b)) >= 0) {
+            if (got == 0)
+                continue;
+            handed += b->n;
+            repro_reader_release(r, b);
+        }
+    }
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(handed + st.queue_drops, st.packets);
+    assert_int_equal(st.queue_drop_bytes, st.queue_drops * (14 + 20 + 8 + 60000));
+    assert_int_equal(st.spooled_bytes, 0);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
+/* A spool cannot be made where no directory is: the error names it, and
+ * the reader goes on without one. */
+static void test_spool_refused_names_directory(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_error err = {0};
+    (void)state;
+
+    if (open_lo(&f) != 0)
+        tu_skip("needs root (live capture on lo)");
+    assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(r, "/nonexistent/repro-spool", 1u << 20, &err), REPRO_E_IO);
+    assert_non_null(strstr(err.msg, "/nonexistent/repro-spool"));
+    memset(&err, 0, sizeof err);
+    send_n(&f, 5, 100);
+    wait_packets(r, 5, &st);
+    repro_reader_stop(r);
+    {
+        struct repro_packet_batch *b;
+        int got;
+        uint64_t handed = 0;
+        while ((got = repro_reader_next(r, 200, &b)) >= 0)
+            if (got > 0) {
+                handed += b->n;
+                repro_reader_release(r, b);
+            }
+        assert_int_equal(handed, 5);
+    }
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(st.spooled_batches, 0);
+    close_lo(&f);
+}
+
 static void test_file_source_refused(void **state)
 {
     struct repro_source_opts o;
@@ -179,6 +352,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quiet_then_packets_then_stop),
         cmocka_unit_test(test_full_queue_drops_and_counts),
+        cmocka_unit_test(test_spool_keeps_everything_in_order),
+        cmocka_unit_test(test_spool_full_drops_and_counts),
+        cmocka_unit_test(test_spool_refused_names_directory),
         cmocka_unit_test(test_file_source_refused),
     };
     return tu_exit(cmocka_run_group_tests(tests, NULL, NULL));
