@@ -263,8 +263,10 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         repro_app_prio_heartbeat(lv->prio_run, now);
         if (!stopping && (stop_requested || (limit_ns && now - lv->t0_ns >= limit_ns) ||
                           (lv->count > 0 && lv->n_fed >= (uint64_t)lv->count))) {
-            /* the reader hands over what the kernel holds, then ends */
+            /* the reader hands over what the kernel holds, then ends; what
+             * waits is parsed now, by the usual rules (no deferral) */
             repro_reader_stop(lv->reader);
+            repro_app_prio_no_deferral(lv->prio_run);
             stopping = 1;
         }
         if (now - last_kick >= KICK_NS) {
@@ -278,9 +280,11 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         if (now - last_tick >= TICK_NS) {
             last_tick = now;
             /* A quiet interface still closes idle connections; only with
-             * nothing queued, so that the clock never runs ahead of packets
-             * still waiting to be parsed. */
-            if (got == 0 && (rc = repro_capture_tick(lv->cap, repro_wall_us(), err)) != 0)
+             * nothing queued (none taken this turn, none waiting: a
+             * deferral leaves batches waiting), so that the clock never
+             * runs ahead of packets still waiting to be parsed. */
+            if (got == 0 && repro_reader_wait_ns(lv->reader, now) == 0 &&
+                (rc = repro_capture_tick(lv->cap, repro_wall_us(), err)) != 0)
                 break;
             publish(lv);
             if (tty)

@@ -80,6 +80,8 @@ struct repro_app_prio {
     struct repro_app_cpu_sample samples[3]; /* the last three, 100 ms apart */
     unsigned n_samples, ticks;
     int catching_up; /* watcher only: repro_app_prio_input.catching_up */
+    uint64_t drops_seen; /* watcher only: queue drops and spool errors at the last look */
+    atomic_int no_deferral; /* repro_app_prio_no_deferral() */
 };
 
 void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max_queue_bytes)
@@ -92,7 +94,9 @@ void repro_app_prio_limits_default(struct repro_app_prio_limits *l, uint64_t max
     l->far_behind_wait_ns = 500000000u;
     l->min_raised_ns = 100000000u;
     l->defer_max_ns = 0;
-    l->defer_room_bytes = max_queue_bytes / 4 * 3;
+    /* without a spool: half the queue (its batches' data never reaches
+     * the budget: each also holds its packet records) */
+    l->defer_room_bytes = max_queue_bytes / 2;
     l->defer_spool = 0;
     l->saturated_permille = 100;
     l->unsaturated_permille = 250;
@@ -104,8 +108,9 @@ int repro_app_prio_defer(const struct repro_app_prio_limits *l,
     uint64_t backlog = l->defer_spool ? in->spooled_bytes : in->queued_bytes;
     unsigned limit = in->deferring ? l->unsaturated_permille : l->saturated_permille;
 
-    return l->defer_max_ns > 0 && !in->catching_up && in->reader_wait_ns < l->defer_max_ns &&
-           backlog < l->defer_room_bytes && in->spare_permille < limit;
+    return l->defer_max_ns > 0 && !in->catching_up && !in->losing &&
+           in->reader_wait_ns < l->defer_max_ns && backlog < l->defer_room_bytes &&
+           in->spare_permille < limit;
 }
 
 enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limits *l,
@@ -128,9 +133,7 @@ enum repro_app_prio_level repro_app_prio_decide(const struct repro_app_prio_limi
          * (signals, --duration, the status line) is raised, one step */
         if (in->level == REPRO_PRIO_IDLE)
             return in->loop_stall_ns >= l->behind_wait_ns ? REPRO_PRIO_LOW : REPRO_PRIO_IDLE;
-        return in->loop_stall_ns < l->behind_wait_ns / 2 && in->raised_for_ns >= l->min_raised_ns
-                   ? REPRO_PRIO_IDLE
-                   : in->level;
+        return in->level; /* no lowering until it ends: a starved loop would flap */
     }
     if (far_behind)
         return REPRO_PRIO_NORMAL;
@@ -297,9 +300,11 @@ static void *watch(void *arg)
         if (p->catching_up && in.spooled_bytes == 0 && in.queued_bytes <= p->lim.low_bytes)
             p->catching_up = 0;
         in.catching_up = p->catching_up;
+        in.losing = rs.queue_drops + rs.spool_errors != p->drops_seen;
+        p->drops_seen = rs.queue_drops + rs.spool_errors;
         {
             int was = in.deferring;
-            in.deferring = repro_app_prio_defer(&p->lim, &in);
+            in.deferring = !atomic_load(&p->no_deferral) && repro_app_prio_defer(&p->lim, &in);
             /* ended while the host is still saturated: at a limit */
             if (was && !in.deferring && in.spare_permille < p->lim.unsaturated_permille)
                 p->catching_up = 1;
@@ -407,7 +412,15 @@ fail:
 
 int repro_app_prio_deferring(struct repro_app_prio *p)
 {
-    return p ? atomic_load_explicit(&p->deferring, memory_order_relaxed) : 0;
+    return p ? atomic_load_explicit(&p->deferring, memory_order_relaxed) &&
+                   !atomic_load_explicit(&p->no_deferral, memory_order_relaxed)
+             : 0;
+}
+
+void repro_app_prio_no_deferral(struct repro_app_prio *p)
+{
+    if (p)
+        atomic_store(&p->no_deferral, 1); /* the watcher ends the stretch at its next look */
 }
 
 void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns)

@@ -54,6 +54,8 @@ struct repro_app_prio_input {
     int deferring;           /* now */
     int catching_up;         /* a deferral ended at a limit and the backlog is not parsed
                                 yet: no new deferral until it is */
+    int losing;              /* packets were dropped (queue or spool full, a spool
+                                error) since the last look: a deferral must end */
 };
 
 /* The limits for a packet queue of max_queue_bytes: "behind" at a quarter
@@ -121,6 +123,9 @@ void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns);
 /* Whether the parser's loop should take nothing now (the watcher decides
  * every 100 ms). Accepts NULL (0). Lock-free. */
 int repro_app_prio_deferring(struct repro_app_prio *p);
+/* Ends any deferral for good (the capture is stopping: what waits is
+ * parsed by the usual rules). Accepts NULL. Any thread. */
+void repro_app_prio_no_deferral(struct repro_app_prio *p);
 /* Stops watching and puts both threads back to SCHED_OTHER at the nice
  * value they started with (the final flush must not wait for idle CPU);
  * accepts NULL. Call from the thread that started it. */

@@ -28,8 +28,12 @@
  *   the head always finds a free buffer (the pool's others were released).
  *   This is what lets the live agent put its parsing off while the host is
  *   saturated (app/live_priority.c, "deferral") with memory still bounded:
- *   the reader then costs about what tcpdump -w costs. The file is
- *   truncated whenever the consumer has read it all.
+ *   the reader then costs about what tcpdump -w costs. What the consumer
+ *   has read is punched out of the file at once (FALLOC_FL_PUNCH_HOLE),
+ *   and the file starts over at 0 once it has read everything; spool_max
+ *   bounds the bytes not yet read. The invariant needs a consumer that
+ *   gives each batch back before it asks for the next (as the live loop
+ *   does).
  *
  * Threads: the reader thread owns the pcap handle while it runs. Everything
  * shared with the consumer (the ready and free lists, ended) is under mu;
@@ -128,15 +132,56 @@ static void batch_free(struct repro_packet_batch *b)
     repro_free(b);
 }
 
+/* Puts b (a batch or a shell) at the end of the ready list and wakes the
+ * consumer. Called with mu held. */
+static void append_ready(struct repro_reader *r, struct repro_packet_batch *b)
+{
+    b->queued_ns = repro_mono_ns();
+    if (r->ready_tail) {
+        r->ready_tail->next = b;
+    } else {
+        r->ready_head = b;
+        atomic_store_explicit(&r->ready_since_ns, b->queued_ns, memory_order_relaxed);
+    }
+    r->ready_tail = b;
+    atomic_fetch_add(&r->batches, 1);
+    pthread_cond_signal(&r->cv);
+}
+
 /* Bytes a batch takes in the spool: its packet records, then its data. */
 static uint64_t spool_size(const struct repro_packet_batch *b)
 {
     return (uint64_t)b->n * sizeof *b->pkts + b->used;
 }
 
+/* The packets' bytes as captured (caplen), for the drop counts. */
+static uint64_t caplen_sum(const struct repro_packet_batch *b)
+{
+    uint64_t bytes = 0;
+
+    for (uint32_t i = 0; i < b->n; i++)
+        bytes += b->pkts[i].caplen;
+    return bytes;
+}
+
+/* Once the consumer has read every spooled batch, the file starts over
+ * at 0 (emptied: no disk or page cache held after a burst). Reader
+ * thread (the only writer of the file), with mu held. */
+static void spool_restart_if_read(struct repro_reader *r)
+{
+    if (r->spool_fd >= 0 && r->n_shells == 0 && r->spool_end > 0) {
+        r->spool_end = 0;
+        if (ftruncate(r->spool_fd, 0) != 0) {
+            /* harmless: later batches go on at higher offsets, read
+             * parts are punched out (unspool) */
+        }
+    }
+}
+
 /* Writes b to the spool and queues a shell for it; b stays the reader's.
- * Returns 0, or -1 when it could not (the spool is full, a write failed,
- * no memory for the shell): the caller drops b's packets. Reader thread. */
+ * Returns 0, or -1 when it could not (the spool holds spool_max bytes not
+ * yet read, a write failed, no memory for the shell): the caller drops b's
+ * packets. Reader thread. */
 static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
 {
     struct repro_packet_batch *shell;
@@ -144,17 +189,12 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
     struct iovec iov[2] = {{b->pkts, (size_t)b->n * sizeof *b->pkts}, {b->data, b->used}};
     ssize_t w;
 
+    if (atomic_load(&r->spooled_bytes) + size > r->spool_max)
+        return -1;
     reader_lock(r);
-    if (r->n_shells == 0 && r->spool_end > 0) {
-        /* the consumer has read everything: start over */
-        r->spool_end = 0;
-        if (ftruncate(r->spool_fd, 0) != 0)
-            atomic_fetch_add(&r->spool_errors, 1);
-    }
+    spool_restart_if_read(r);
     off = r->spool_end;
     pthread_mutex_unlock(&r->mu);
-    if (off + size > r->spool_max)
-        return -1;
     shell = repro_calloc(1, sizeof *shell);
     if (shell == NULL)
         return -1;
@@ -167,17 +207,11 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
     shell->n = b->n;
     shell->used = b->used;
     shell->spool_off = (int64_t)off;
-    shell->queued_ns = repro_mono_ns();
+    shell->spool_caplen = caplen_sum(b);
     reader_lock(r);
     r->spool_end = off + size;
     r->n_shells++;
-    if (r->ready_tail) {
-        r->ready_tail->next = shell;
-    } else {
-        r->ready_head = shell;
-        atomic_store_explicit(&r->ready_since_ns, shell->queued_ns, memory_order_relaxed);
-    }
-    r->ready_tail = shell;
+    append_ready(r, shell);
     {
         uint64_t now = atomic_fetch_add(&r->spooled_bytes, size) + size;
         uint64_t peak = atomic_load(&r->spool_peak_bytes);
@@ -185,8 +219,6 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
             ;
     }
     atomic_fetch_add(&r->spooled_batches, 1);
-    atomic_fetch_add(&r->batches, 1);
-    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
     return 0;
 }
@@ -230,28 +262,16 @@ static void publish(struct repro_reader *r)
     if (must_spool(r)) {
         pthread_mutex_unlock(&r->mu);
         if (spool_batch(r, b) != 0) {
-            uint64_t bytes = 0;
-            for (uint32_t i = 0; i < b->n; i++)
-                bytes += b->pkts[i].caplen;
             atomic_fetch_add_explicit(&r->queue_drops, b->n, memory_order_relaxed);
-            atomic_fetch_add_explicit(&r->queue_drop_bytes, bytes, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->queue_drop_bytes, caplen_sum(b), memory_order_relaxed);
         }
         b->n = 0; /* the reader fills it again */
         b->used = 0;
         return;
     }
     r->cur = NULL;
-    b->queued_ns = repro_mono_ns();
-    if (r->ready_tail) {
-        r->ready_tail->next = b;
-    } else {
-        r->ready_head = b;
-        atomic_store_explicit(&r->ready_since_ns, b->queued_ns, memory_order_relaxed);
-    }
-    r->ready_tail = b;
     atomic_fetch_add(&r->queued_bytes, b->used);
-    atomic_fetch_add(&r->batches, 1);
-    pthread_cond_signal(&r->cv);
+    append_ready(r, b);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -358,6 +378,11 @@ static void *reader_main(void *arg)
         if (read_available(r) != 0)
             break;
         publish_if_idle(r);
+        if (r->spool_fd >= 0) {
+            reader_lock(r);
+            spool_restart_if_read(r);
+            pthread_mutex_unlock(&r->mu);
+        }
         if (now - last_stats >= 500000000u) {
             read_kernel_stats(r);
             last_stats = now;
@@ -440,10 +465,17 @@ static int unspool(struct repro_reader *r, struct repro_packet_batch **shell)
     r->n_shells--; /* after the read: until then the reader keeps the file */
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_sub(&r->spooled_bytes, size);
+    if (got >= 0 && (uint64_t)got == size) {
+        /* read: its disk space and page cache go back at once */
+        if (fallocate(r->spool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, s->spool_off,
+                      (off_t)size) != 0) {
+            /* no hole punching here: freed when the file starts over */
+        }
+    }
     if (b == NULL || got < 0 || (uint64_t)got != size) {
         atomic_fetch_add(&r->spool_errors, 1);
         atomic_fetch_add_explicit(&r->queue_drops, s->n, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->queue_drop_bytes, s->used, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->queue_drop_bytes, s->spool_caplen, memory_order_relaxed);
         if (b)
             repro_reader_release(r, b);
         repro_free(s);
@@ -540,11 +572,14 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_byt
             unlink(path);
     }
     if (fd < 0)
-        return repro_error_set(err, REPRO_E_IO, "cannot create a spool file in %s: %s", dir,
+        return repro_error_set(err, REPRO_E_IO, "cannot create a spool file in '%s': %s", dir,
                                strerror(errno));
     pthread_mutex_lock(&r->mu);
-    if (r->spool_fd >= 0)
-        close(r->spool_fd);
+    if (r->spool_fd >= 0) {
+        pthread_mutex_unlock(&r->mu);
+        close(fd);
+        return repro_error_set(err, REPRO_E_INVAL, "the reader has a spool already");
+    }
     r->spool_max = max_bytes;
     r->spool_fd = fd;
     pthread_mutex_unlock(&r->mu);

@@ -227,6 +227,10 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
             struct repro_error perr = {0};
             if (repro_size_parse(optarg, &a->spool_max, &perr) != REPRO_OK)
                 return cli_usage_error("capture", "--spool-max: %s", perr.msg);
+            /* a few of the reader's 1 MiB batches at least */
+            if (a->spool_max != 0 && a->spool_max < ((uint64_t)16 << 20))
+                return cli_usage_error("capture", "--spool-max must be 0 or at least 16M, not '%s'",
+                                       optarg);
             a->defer_set = 1;
             break;
         }

@@ -395,7 +395,8 @@ struct repro_packet_batch {
     /* -1; in the reader's ready list, >= 0 marks a shell: no buffers, its
      * packets at this offset of the spool (never handed to the consumer) */
     int64_t spool_off;
-    uint64_t queued_ns; /* when it was handed over (monotonic), for its wait */
+    uint64_t spool_caplen; /* a shell's packets' bytes (caplen), for the drop counts */
+    uint64_t queued_ns;    /* when it was handed over (monotonic), for its wait */
 };
 
 /* Counters of a reader; every field may be read while it runs. */
@@ -422,9 +423,11 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
                        struct repro_reader **out, struct repro_error *err);
 /* Gives the reader a spool: batches the queue budget cannot hold are
  * written to an unnamed file in dir (mode 0600, gone when the reader ends
- * or the process dies) instead of being dropped, up to max_bytes at a time
- * (0: no spool, the default). repro_reader_next() reads them back in
- * order. Any time; REPRO_E_IO when the file cannot be made. */
+ * or the process dies) instead of being dropped, up to max_bytes not yet
+ * read back (0: no spool, the default). repro_reader_next() reads them
+ * back in order; the consumer must give each batch back before it asks
+ * for the next. Once, before traffic matters (a second call is refused);
+ * REPRO_E_IO when the file cannot be made (the message quotes dir). */
 int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_bytes,
                        struct repro_error *err);
 /* Waits up to timeout_ms for a batch. Returns 1 with *batch (borrowed until

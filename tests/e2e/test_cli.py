@@ -57,6 +57,9 @@ for args, what in [([], "no command"), (["frobnicate"], "unknown command"),
                    (["capture", "-r", "a", "-i", "lo"], "capture with both -r and -i"),
                    (["capture", "-r", curl_pcap, "--bogus"], "unknown option"),
                    (["capture", "-r", curl_pcap, "--count", "x"], "bad --count"),
+                   (["capture", "-i", "lo", "--defer-max", "5x"], "bad --defer-max"),
+                   (["capture", "-i", "lo", "--spool-max", "1M"], "--spool-max under 16M"),
+                   (["capture", "-r", curl_pcap, "--defer-max", "5s"], "--defer-max with -r"),
                    (["exchanges", "--format", "xml"], "bad --format"),
                    (["show"], "show without ID"), (["show", "abc"], "show with a bad ID")]:
     rc, out, err = run(args)

@@ -111,22 +111,25 @@ static void test_defer(void **state)
         uint64_t wait_ms, backlog;
         const char *why;
         int catching_up;
+        int losing; /* drops or spool errors since the last look */
     } cases[] = {
-        {99, 0, 1, 1, 0, 0, "99/1000 spare: saturated", 0},
-        {100, 0, 1, 0, 0, 0, "100/1000 spare is not saturated", 0},
-        {249, 1, 1, 1, 0, 0, "a deferral goes on under 250/1000", 0},
-        {250, 1, 1, 0, 0, 0, "and ends at 250", 0},
-        {150, 0, 1, 0, 0, 0, "150 does not start one", 0},
-        {0, 1, 1, 1, 9999, 0, "oldest batch 9.999 s old", 0},
-        {0, 1, 1, 0, 10000, 0, "10 s: the age limit ends it", 0},
-        {0, 0, 1, 0, 10000, 0, "nor starts one", 0},
-        {0, 1, 1, 1, 0, (768u << 20) - 1, "spool just under 3/4 of 1 GiB", 0},
-        {0, 1, 1, 0, 0, 768u << 20, "spool at 3/4: ends", 0},
-        {0, 1, 0, 1, 0, (48u << 20) - 1, "no spool: queue just under 3/4", 0},
-        {0, 1, 0, 0, 0, 48u << 20, "no spool: queue at 3/4 ends it", 0},
-        {1000, 0, 1, 0, 0, 0, "an idle host", 0},
-        {0, 0, 1, 0, 0, 0, "catching up after a limit: no new deferral", 1},
-        {0, 1, 1, 0, 0, 0, "nor going on with one", 1},
+        {99, 0, 1, 1, 0, 0, "99/1000 spare: saturated", 0, 0},
+        {100, 0, 1, 0, 0, 0, "100/1000 spare is not saturated", 0, 0},
+        {249, 1, 1, 1, 0, 0, "a deferral goes on under 250/1000", 0, 0},
+        {250, 1, 1, 0, 0, 0, "and ends at 250", 0, 0},
+        {150, 0, 1, 0, 0, 0, "150 does not start one", 0, 0},
+        {0, 1, 1, 1, 9999, 0, "oldest batch 9.999 s old", 0, 0},
+        {0, 1, 1, 0, 10000, 0, "10 s: the age limit ends it", 0, 0},
+        {0, 0, 1, 0, 10000, 0, "nor starts one", 0, 0},
+        {0, 1, 1, 1, 0, (768u << 20) - 1, "spool just under 3/4 of 1 GiB", 0, 0},
+        {0, 1, 1, 0, 0, 768u << 20, "spool at 3/4: ends", 0, 0},
+        {0, 1, 0, 1, 0, (32u << 20) - 1, "no spool: queue just under half", 0, 0},
+        {0, 1, 0, 0, 0, 32u << 20, "no spool: half the queue ends it", 0, 0},
+        {1000, 0, 1, 0, 0, 0, "an idle host", 0, 0},
+        {0, 0, 1, 0, 0, 0, "catching up after a limit: no new deferral", 1, 0},
+        {0, 1, 1, 0, 0, 0, "nor going on with one", 1, 0},
+        {0, 1, 1, 0, 0, 0, "packets dropped since the last look: it ends", 0, 1},
+        {0, 0, 1, 0, 0, 0, "nor starts", 0, 1},
     };
     (void)state;
 
@@ -144,6 +147,7 @@ static void test_defer(void **state)
             .spooled_bytes = cases[i].spool ? cases[i].backlog : 0,
             .queued_bytes = cases[i].spool ? 64u << 20 : cases[i].backlog,
             .catching_up = cases[i].catching_up,
+            .losing = cases[i].losing,
         };
         int got = repro_app_prio_defer(&l, &in);
         TU_CHECK(got == cases[i].want, "%s: got %d, want %d", cases[i].why, got, cases[i].want);
@@ -165,11 +169,10 @@ static void test_defer(void **state)
     full.level = REPRO_PRIO_LOW;
     full.raised_for_ns = 500 * MS;
     TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW, "no further while deferring");
-    full.loop_stall_ns = 124 * MS;
-    full.raised_for_ns = 99 * MS;
-    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW, "turning again, raised 99 ms");
-    full.raised_for_ns = 100 * MS;
-    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "turning again: idle");
+    full.loop_stall_ns = 0;
+    full.raised_for_ns = 5000 * MS;
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW,
+             "turning again: stays raised until the deferral ends (no flapping)");
     full.deferring = 0;
     full.level = REPRO_PRIO_IDLE;
     full.loop_stall_ns = 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -73,6 +74,34 @@ static void send_n(struct fixture *f, int n, size_t len)
     }
 }
 
+/* Waits (bounded) until the reader has read n packets. */
+static void wait_packets(struct repro_reader *r, uint64_t n, struct repro_reader_stats *st)
+{
+    for (int tries = 0; tries < 250; tries++) {
+        repro_reader_stats(r, st);
+        if (st->packets >= n)
+            return;
+        usleep(20000); /* polling the reader's counter, bounded */
+    }
+    repro_reader_stats(r, st);
+}
+
+/* Takes every batch until the reader ends; returns how many packets. */
+static uint64_t drain_all(struct repro_reader *r)
+{
+    struct repro_packet_batch *b;
+    uint64_t handed = 0;
+    int got;
+
+    while ((got = repro_reader_next(r, 200, &b)) >= 0) {
+        if (got > 0) {
+            handed += b->n;
+            repro_reader_release(r, b);
+        }
+    }
+    return handed;
+}
+
 /* Nothing arrives: next times out (the old loop blocked here forever);
  * then packets arrive in order; stop ends the reader. */
 static void test_quiet_then_packets_then_stop(void **state)
@@ -123,42 +152,36 @@ static void test_full_queue_drops_and_counts(void **state)
 {
     struct fixture f;
     struct repro_reader *r = NULL;
-    struct repro_packet_batch *b;
     struct repro_reader_stats st;
     struct repro_error err = {0};
-    uint64_t handed = 0;
-    int got;
+    uint64_t handed;
     (void)state;
 
     if (open_lo(&f) != 0)
         tu_skip("needs root (live capture on lo)");
     assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
     send_n(&f, 200, 60000); /* 12 MB; two batches hold about 34 */
-    for (int tries = 0; tries < 200; tries++) {
-        repro_reader_stats(r, &st);
-        if (st.packets >= 200)
-            break;
-        usleep(20000); /* polling the reader's counter, bounded */
-    }
+    wait_packets(r, 200, &st);
     assert_int_equal(st.packets, 200);
     assert_true(st.queue_drops > 100);
     repro_reader_stop(r);
-    while ((got = repro_reader_next(r, 200, &b)) >= 0) {
-        if (got > 0) {
-            handed += b->n;
-            repro_reader_release(r, b);
-        }
-    }
+    handed = drain_all(r);
     assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
     assert_int_equal(handed + st.queue_drops, st.packets);
     assert_int_equal(st.queue_drop_bytes, st.queue_drops * (14 + 20 + 8 + 60000));
     close_lo(&f);
 }
 
-/* The payload number ("#N") of packet i of b. */
+/* The payload number ("#N", then a NUL: send_n) of packet i of b. */
 static int payload_no(const struct repro_packet_batch *b, uint32_t i)
 {
-    return atoi((const char *)b->data + b->pkts[i].off + 42 + 1);
+    const uint8_t *p = b->data + b->pkts[i].off + 42;
+    int v = 0;
+
+    assert_int_equal(p[0], '#');
+    for (p++; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return v;
 }
 
 /* Takes every batch until the reader ends; checks that packets come in
@@ -200,16 +223,18 @@ static int dir_entries(const char *dir)
     return n;
 }
 
-/* Waits (bounded) until the reader has read n packets. */
-static void wait_packets(struct repro_reader *r, uint64_t n, struct repro_reader_stats *st)
+/* A reader on lo with a spool of max bytes in a new directory (dir, a
+ * mkdtemp template); 0, or -1 when not root (the caller skips). */
+static int start_spooled(struct fixture *f, char *dir, uint64_t max, struct repro_reader **r)
 {
-    for (int tries = 0; tries < 250; tries++) {
-        repro_reader_stats(r, st);
-        if (st->packets >= n)
-            return;
-        usleep(20000); /* polling the reader's counter, bounded */
-    }
-    repro_reader_stats(r, st);
+    struct repro_error err = {0};
+
+    if (open_lo(f) != 0)
+        return -1;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(repro_reader_start(f->src, 0, r, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(*r, dir, max, &err), REPRO_OK);
+    return 0;
 }
 
 /* With a spool, a consumer that takes nothing loses nothing: what the two
@@ -224,11 +249,8 @@ static void test_spool_keeps_everything_in_order(void **state)
     char dir[] = "/tmp/repro-spool-test.XXXXXX";
     (void)state;
 
-    if (open_lo(&f) != 0)
+    if (start_spooled(&f, dir, 64u << 20, &r) != 0)
         tu_skip("needs root (live capture on lo)");
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
-    assert_int_equal(repro_reader_spool(r, dir, 64u << 20, &err), REPRO_OK);
     send_n(&f, 200, 60000); /* 12 MB; the two batches hold about 34 */
     wait_packets(r, 200, &st);
     assert_int_equal(st.packets, 200);
@@ -248,8 +270,117 @@ static void test_spool_keeps_everything_in_order(void **state)
     close_lo(&f);
 }
 
+/* Takes batches until n packets came or nothing comes for a while;
+ * checks their order as drain_in_order does. */
+static uint64_t take_in_order(struct repro_reader *r, uint64_t n, int *next_no,
+                              uint64_t *next_record_no)
+{
+    struct repro_packet_batch *b;
+    uint64_t handed = 0;
+
+    for (int idle = 0; handed < n && idle < 25;) {
+        int got = repro_reader_next(r, 200, &b);
+        if (got < 0)
+            break;
+        if (got == 0) {
+            idle++;
+            continue;
+        }
+        for (uint32_t i = 0; i < b->n; i++) {
+            assert_int_equal(payload_no(b, i), *next_no);
+            assert_int_equal(b->pkts[i].record_no, *next_record_no);
+            ++*next_no;
+            ++*next_record_no;
+            handed++;
+        }
+        repro_reader_release(r, b);
+    }
+    return handed;
+}
+
+/* The size of the spool file the reader holds in dir (an unnamed file:
+ * found through /proc/self/fd), or -1 when there is none. */
+static long long spool_file_size(const char *dir)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long long size = -1;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL && size < 0) {
+        char path[300], target[512];
+        struct stat sb;
+        ssize_t n;
+
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = 0;
+        if (strncmp(target, dir, strlen(dir)) == 0 && stat(path, &sb) == 0)
+            size = (long long)sb.st_size;
+    }
+    closedir(d);
+    return size;
+}
+
+/* The spool while the consumer reads: a first burst is spooled and read
+ * back while the reader runs (the file then starts over at 0, which the
+ * reader does on its own turn), a second burst is spooled again; order
+ * and counts hold across both. */
+static void test_spool_while_reading_starts_over(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX";
+    int next_no = 0;
+    uint64_t next_record_no = 1, batches_first;
+    (void)state;
+
+    if (start_spooled(&f, dir, 64u << 20, &r) != 0)
+        tu_skip("needs root (live capture on lo)");
+    assert_int_equal(repro_reader_spool(r, dir, 64u << 20, &err), REPRO_E_INVAL);
+    send_n(&f, 100, 60000);
+    wait_packets(r, 100, &st);
+    assert_true(st.spooled_batches >= 2);
+    batches_first = st.spooled_batches;
+    /* the reader is running: shells are read back while it polls */
+    assert_int_equal(take_in_order(r, 100, &next_no, &next_record_no), 100);
+    repro_reader_stats(r, &st);
+    assert_int_equal(st.spooled_bytes, 0);
+    assert_true(spool_file_size(dir) >= 0);
+    /* all read: the reader empties the file on one of its next turns */
+    for (int tries = 0; tries < 100 && spool_file_size(dir) != 0; tries++)
+        usleep(20000); /* polling the file's size, bounded */
+    assert_int_equal(spool_file_size(dir), 0);
+    /* the numbering goes on: send_n restarts at #0, so renumber */
+    {
+        static uint8_t buf[60000];
+        for (int i = 0; i < 100; i++) {
+            memset(buf, 'b', sizeof buf);
+            snprintf((char *)buf, sizeof buf, "#%d", 100 + i);
+            assert_int_equal(sendto(f.tx, buf, sizeof buf, 0, (struct sockaddr *)&f.to,
+                                    sizeof f.to),
+                             (ssize_t)sizeof buf);
+        }
+    }
+    wait_packets(r, 200, &st);
+    assert_true(st.spooled_batches > batches_first);
+    repro_reader_stop(r);
+    assert_int_equal(take_in_order(r, 100, &next_no, &next_record_no), 100);
+    assert_int_equal(drain_all(r), 0);
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(st.queue_drops, 0);
+    assert_int_equal(st.spool_errors, 0);
+    assert_int_equal(st.spooled_bytes, 0);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
 /* A spool that fills up drops and counts like a full queue; what was kept
- * still comes in order, and a spool read back to the end starts over. */
+ * still comes in order. */
 static void test_spool_full_drops_and_counts(void **state)
 {
     struct fixture f;
@@ -260,11 +391,8 @@ static void test_spool_full_drops_and_counts(void **state)
     uint64_t handed;
     (void)state;
 
-    if (open_lo(&f) != 0)
+    if (start_spooled(&f, dir, 3u << 20, &r) != 0)
         tu_skip("needs root (live capture on lo)");
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
-    assert_int_equal(repro_reader_spool(r, dir, 3u << 20, &err), REPRO_OK);
     send_n(&f, 200, 60000);
     wait_packets(r, 200, &st);
     assert_int_equal(st.packets, 200);
@@ -272,17 +400,7 @@ static void test_spool_full_drops_and_counts(void **state)
     assert_true(st.spooled_bytes <= 3u << 20);
     assert_true(st.queue_drops > 50);
     repro_reader_stop(r);
-    handed = 0;
-    {
-        struct repro_packet_batch *b;
-        int got;
-        while ((got = repro_reader_next(r, 200, &b)) >= 0) {
-            if (got == 0)
-                continue;
-            handed += b->n;
-            repro_reader_release(r, b);
-        }
-    }
+    handed = drain_all(r);
     assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
     assert_int_equal(handed + st.queue_drops, st.packets);
     assert_int_equal(st.queue_drop_bytes, st.queue_drops * (14 + 20 + 8 + 60000));
@@ -310,17 +428,7 @@ static void test_spool_refused_names_directory(void **state)
     send_n(&f, 5, 100);
     wait_packets(r, 5, &st);
     repro_reader_stop(r);
-    {
-        struct repro_packet_batch *b;
-        int got;
-        uint64_t handed = 0;
-        while ((got = repro_reader_next(r, 200, &b)) >= 0)
-            if (got > 0) {
-                handed += b->n;
-                repro_reader_release(r, b);
-            }
-        assert_int_equal(handed, 5);
-    }
+    assert_int_equal(drain_all(r), 5);
     assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
     assert_int_equal(st.spooled_batches, 0);
     close_lo(&f);
@@ -354,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_drops_and_counts),
         cmocka_unit_test(test_spool_keeps_everything_in_order),
         cmocka_unit_test(test_spool_full_drops_and_counts),
+        cmocka_unit_test(test_spool_while_reading_starts_over),
         cmocka_unit_test(test_spool_refused_names_directory),
         cmocka_unit_test(test_file_source_refused),
     };
