@@ -221,11 +221,11 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         repro_app_prio_limits_default(&pl, lv->max_queue_bytes);
         if (lv->defer_max_s > 0) {
             pl.defer_max_ns = (uint64_t)(lv->defer_max_s * 1e9);
-            if (lv->spool_max > 0 && lv->spool_dir) {
-                if (repro_reader_spool(lv->reader, lv->spool_dir, lv->spool_max, &perr) ==
+            if (lv->spool_max_bytes > 0 && lv->spool_dir) {
+                if (repro_reader_spool(lv->reader, lv->spool_dir, lv->spool_max_bytes, &perr) ==
                     REPRO_OK) {
                     pl.defer_spool = 1;
-                    pl.defer_room_bytes = lv->spool_max / 4 * 3;
+                    pl.defer_room_bytes = lv->spool_max_bytes / 4 * 3;
                 } else if (lv->log) {
                     /* deferral is then bounded by the packet queue */
                     fprintf(lv->log, "repro: warning: %s; deferring within the packet queue only\n",

@@ -37,7 +37,7 @@ struct repro_app_live {
     int priority_normal; /* --priority normal: no idle-first CPU */
     double defer_max_s;  /* idle-first: put parsing off while the host is saturated,
                             at most this long (0: never) */
-    uint64_t spool_max;  /* the reader's spool for deferred packets (0: none) */
+    uint64_t spool_max_bytes;  /* the reader's spool for deferred packets (0: none) */
     const char *spool_dir; /* where (the database's directory) */
     /* results */
     int stopped_by_signal;

@@ -80,7 +80,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     lv.quiet = o->quiet;
     lv.priority_normal = o->priority_normal;
     lv.defer_max_s = o->defer_max_s;
-    lv.spool_max = o->spool_max;
+    lv.spool_max_bytes = o->spool_max_bytes;
     lv.spool_dir = spool_dir;
     if (o->metrics && (*sink_rc = repro_app_live_serve_metrics(&lv, o->metrics, err)) != 0) {
         repro_app_live_finish(&lv, &res->reader, NULL);

@@ -16,7 +16,7 @@
 /* Deferral's defaults (--defer-max, --spool-max; docs/capture.md): at full
  * load on loopback the spool grows by about 40 MB/s. */
 #define REPRO_APP_DEFER_MAX_S 10.0
-#define REPRO_APP_SPOOL_MAX ((uint64_t)1 << 30)
+#define REPRO_APP_SPOOL_MAX_BYTES ((uint64_t)1 << 30)
 #define REPRO_APP_CAPTURE_WRITER_MEMORY ((size_t)16 << 20)
 
 /* What to capture. Every pointer is borrowed for the call. */
@@ -33,7 +33,7 @@ struct repro_app_capture_opts {
     int priority_normal; /* live: no idle-first CPU (--priority normal) */
     double defer_max_s;  /* live, idle-first: parsing put off while the host is saturated,
                             at most this long (--defer-max; 0: never) */
-    uint64_t spool_max;  /* live: the spool for deferred packets (--spool-max; 0: none) */
+    uint64_t spool_max_bytes;  /* live: the spool for deferred packets (--spool-max; 0: none) */
     /* The whole budget (0: 256 MiB, at least REPRO_APP_CAPTURE_MIN_MEMORY):
      * a quarter for the live packet queue, 16 MiB for the store writer,
      * the rest for the session (repro_capture_limits_from_memory() splits

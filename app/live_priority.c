@@ -79,6 +79,7 @@ struct repro_app_prio {
     atomic_uint_fast64_t deferrals, deferred_ns, deferring_since, reported_deferred_ns;
     struct repro_app_cpu_sample samples[3]; /* the last three, 100 ms apart */
     unsigned n_samples, ticks;
+    long ticks_per_s; /* /proc/stat's unit (sysconf(_SC_CLK_TCK)) */
     int catching_up; /* watcher only: repro_app_prio_input.catching_up */
     uint64_t drops_seen; /* watcher only: queue drops and spool errors at the last look */
     atomic_int no_deferral; /* repro_app_prio_no_deferral() */
@@ -193,7 +194,8 @@ static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, u
     p->level = level;
 }
 
-/* Reads the host's CPU time (/proc/stat) and the agent's; 0, or -1. */
+/* Reads the host's CPU time (/proc/stat) and the agent's: REPRO_OK, or
+ * REPRO_E_IO (the policy then sees no saturation). */
 static int sample_cpu(struct repro_app_cpu_sample *out)
 {
     unsigned long long v[8] = {0};
@@ -202,18 +204,18 @@ static int sample_cpu(struct repro_app_cpu_sample *out)
     int n;
 
     if (f == NULL)
-        return -1;
+        return REPRO_E_IO;
     n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
                &v[4], &v[5], &v[6], &v[7]);
     fclose(f);
     if (n < 5 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-        return -1;
+        return REPRO_E_IO;
     out->total = 0;
     for (int i = 0; i < 8; i++)
         out->total += v[i];
     out->idle = v[3] + v[4]; /* idle and iowait */
     out->own_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    return 0;
+    return REPRO_OK;
 }
 
 /* The share of all CPUs (1/1000) left unused between two samples, the
@@ -234,13 +236,9 @@ unsigned repro_app_prio_spare(const struct repro_app_cpu_sample *a, const struct
  * last 200 ms, or 1000 until there are two. */
 static unsigned look_at_cpu(struct repro_app_prio *p)
 {
-    static long hz;
-
-    if (hz == 0)
-        hz = sysconf(_SC_CLK_TCK);
     if (p->ticks++ % 5 == 0) {
         struct repro_app_cpu_sample c;
-        if (sample_cpu(&c) == 0) {
+        if (sample_cpu(&c) == REPRO_OK) {
             p->samples[0] = p->samples[1];
             p->samples[1] = p->samples[2];
             p->samples[2] = c;
@@ -248,7 +246,8 @@ static unsigned look_at_cpu(struct repro_app_prio *p)
                 p->n_samples++;
         }
     }
-    return p->n_samples < 3 ? 1000 : repro_app_prio_spare(&p->samples[0], &p->samples[2], hz);
+    return p->n_samples < 3 ? 1000
+                            : repro_app_prio_spare(&p->samples[0], &p->samples[2], p->ticks_per_s);
 }
 
 /* Publishes a change of deferral and keeps its counters. */
@@ -377,6 +376,7 @@ int repro_app_prio_start(struct repro_reader *reader, struct repro_store_writer 
     p->tids[0] = repro_gettid();
     p->tids[1] = repro_store_writer_tid(writer);
     p->base_nice = base;
+    p->ticks_per_s = sysconf(_SC_CLK_TCK);
     atomic_store(&p->heartbeat_ns, repro_mono_ns());
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_init(&ca);

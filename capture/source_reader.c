@@ -86,7 +86,7 @@ struct repro_reader {
     /* the spool: fd -1 when none; spool_end and n_shells under mu (the
      * reader writes at spool_end and starts over at 0 when n_shells is 0) */
     int spool_fd;
-    uint64_t spool_max, spool_end;
+    uint64_t spool_max_bytes, spool_end;
     size_t n_shells;
     atomic_uint_fast64_t spooled_bytes, spooled_batches, spool_errors, spool_peak_bytes;
     /* since when the reader thread has waited for mu, 0 when it does not:
@@ -179,9 +179,9 @@ static void spool_restart_if_read(struct repro_reader *r)
 }
 
 /* Writes b to the spool and queues a shell for it; b stays the reader's.
- * Returns 0, or -1 when it could not (the spool holds spool_max bytes not
- * yet read, a write failed, no memory for the shell): the caller drops b's
- * packets. Reader thread. */
+ * Returns REPRO_OK, REPRO_E_LIMIT (the spool holds spool_max_bytes not yet
+ * read), REPRO_E_IO (a write failed) or REPRO_E_NOMEM (the shell): then
+ * the caller drops b's packets. Reader thread. */
 static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
 {
     struct repro_packet_batch *shell;
@@ -189,20 +189,20 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
     struct iovec iov[2] = {{b->pkts, (size_t)b->n * sizeof *b->pkts}, {b->data, b->used}};
     ssize_t w;
 
-    if (atomic_load(&r->spooled_bytes) + size > r->spool_max)
-        return -1;
+    if (atomic_load(&r->spooled_bytes) + size > r->spool_max_bytes)
+        return REPRO_E_LIMIT;
     reader_lock(r);
     spool_restart_if_read(r);
     off = r->spool_end;
     pthread_mutex_unlock(&r->mu);
     shell = repro_calloc(1, sizeof *shell);
     if (shell == NULL)
-        return -1;
+        return REPRO_E_NOMEM;
     w = pwritev(r->spool_fd, iov, 2, (off_t)off);
     if (w < 0 || (uint64_t)w != size) {
         atomic_fetch_add(&r->spool_errors, 1);
         repro_free(shell);
-        return -1;
+        return REPRO_E_IO;
     }
     shell->n = b->n;
     shell->used = b->used;
@@ -220,7 +220,7 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
     }
     atomic_fetch_add(&r->spooled_batches, 1);
     pthread_mutex_unlock(&r->mu);
-    return 0;
+    return REPRO_OK;
 }
 
 /* Whether b goes to the spool rather than the ready list: a spool exists
@@ -261,7 +261,7 @@ static void publish(struct repro_reader *r)
     reader_lock(r);
     if (must_spool(r)) {
         pthread_mutex_unlock(&r->mu);
-        if (spool_batch(r, b) != 0) {
+        if (spool_batch(r, b) != REPRO_OK) {
             atomic_fetch_add_explicit(&r->queue_drops, b->n, memory_order_relaxed);
             atomic_fetch_add_explicit(&r->queue_drop_bytes, caplen_sum(b), memory_order_relaxed);
         }
@@ -580,7 +580,7 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_byt
         close(fd);
         return repro_error_set(err, REPRO_E_INVAL, "the reader has a spool already");
     }
-    r->spool_max = max_bytes;
+    r->spool_max_bytes = max_bytes;
     r->spool_fd = fd;
     pthread_mutex_unlock(&r->mu);
     return REPRO_OK;

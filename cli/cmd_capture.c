@@ -65,7 +65,7 @@ struct capture_args {
     long long count;
     int quiet, force, priority_normal, priority_set, defer_set;
     double defer_max_s; /* --defer-max */
-    uint64_t spool_max; /* --spool-max */
+    uint64_t spool_max_bytes; /* --spool-max */
     const char *metrics, *user;
     uint64_t max_db_bytes;
     int64_t retain_us;
@@ -225,10 +225,10 @@ static int parse_args(struct cli_global *g, int argc, char **argv, struct captur
         }
         case O_SPOOL: {
             struct repro_error perr = {0};
-            if (repro_size_parse(optarg, &a->spool_max, &perr) != REPRO_OK)
+            if (repro_size_parse(optarg, &a->spool_max_bytes, &perr) != REPRO_OK)
                 return cli_usage_error("capture", "--spool-max: %s", perr.msg);
             /* a few of the reader's 1 MiB batches at least */
-            if (a->spool_max != 0 && a->spool_max < ((uint64_t)16 << 20))
+            if (a->spool_max_bytes != 0 && a->spool_max_bytes < ((uint64_t)16 << 20))
                 return cli_usage_error("capture", "--spool-max must be 0 or at least 16M, not '%s'",
                                        optarg);
             a->defer_set = 1;
@@ -280,7 +280,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     memset(&a, 0, sizeof a);
     repro_capture_limits_default(&a.limits);
     a.defer_max_s = REPRO_APP_DEFER_MAX_S;
-    a.spool_max = REPRO_APP_SPOOL_MAX;
+    a.spool_max_bytes = REPRO_APP_SPOOL_MAX_BYTES;
     rc = parse_args(g, argc, argv, &a);
     if (rc)
         return rc < 0 ? EXIT_CLEAN : rc;
@@ -299,7 +299,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
     o.user = a.user;
     o.priority_normal = a.priority_normal;
     o.defer_max_s = a.defer_max_s;
-    o.spool_max = a.spool_max;
+    o.spool_max_bytes = a.spool_max_bytes;
     o.max_db_bytes = a.max_db_bytes;
     o.retain_us = a.retain_us;
     o.max_memory = (size_t)a.max_memory;

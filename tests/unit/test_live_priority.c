@@ -106,7 +106,7 @@ static void test_defer(void **state)
 {
     struct repro_app_prio_limits l;
     static const struct {
-        unsigned spare;      /* permille */
+        unsigned spare; /* permille */
         int deferring, spool, want;
         uint64_t wait_ms, backlog;
         const char *why;
@@ -157,11 +157,14 @@ static void test_defer(void **state)
     struct repro_app_prio_input sat = {.spare_permille = 0};
     TU_CHECK(repro_app_prio_defer(&l, &sat) == 0, "defer_max 0 never defers");
     /* while deferring, the threads stay idle whatever the queue says */
-    struct repro_app_prio_input full = {.queued_bytes = 64u << 20, .reader_wait_ns = 900 * MS,
-                                        .level = REPRO_PRIO_IDLE, .deferring = 1};
+    struct repro_app_prio_input full = {.queued_bytes = 64u << 20,
+                                        .reader_wait_ns = 900 * MS,
+                                        .level = REPRO_PRIO_IDLE,
+                                        .deferring = 1};
     TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "deferring keeps them idle");
     full.loop_stall_ns = 249 * MS;
-    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE, "deferring, loop turned 249 ms ago");
+    TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_IDLE,
+             "deferring, loop turned 249 ms ago");
     full.loop_stall_ns = 250 * MS;
     TU_CHECK(repro_app_prio_decide(&l, &full) == REPRO_PRIO_LOW,
              "deferring, a loop starved 250 ms (signals, --duration) is raised one step");
@@ -190,7 +193,7 @@ static void test_spare(void **state)
     (void)state;
 
     assert_int_equal(repro_app_prio_spare(&a, &b, 100), 50); /* 2 of 40 idle */
-    b.own_ns = 20000000; /* the agent ran 20 ms = 2 ticks */
+    b.own_ns = 20000000;                                     /* the agent ran 20 ms = 2 ticks */
     assert_int_equal(repro_app_prio_spare(&a, &b, 100), 100);
     b.own_ns = 2000000000; /* more than the window (ticks are coarse) */
     assert_int_equal(repro_app_prio_spare(&a, &b, 100), 1000);
@@ -199,7 +202,7 @@ static void test_spare(void **state)
     b.total = 1040;
     b.idle = 540;
     assert_int_equal(repro_app_prio_spare(&a, &b, 100), 1000); /* all idle */
-    assert_int_equal(repro_app_prio_spare(&a, &b, 0), 1000); /* unknown tick rate */
+    assert_int_equal(repro_app_prio_spare(&a, &b, 0), 1000);   /* unknown tick rate */
 }
 
 /* ---- threads' policies, from /proc ----------------------------------------- */
@@ -497,7 +500,7 @@ static void test_permission_probe(void **state)
     if (geteuid() != 0)
         tu_skip("needs root (to drop it)");
     assert_int_equal(repro_app_prio_can_raise(0), 1); /* root: CAP_SYS_NICE */
-    assert_int_equal(child_can_raise(0), 0); /* nobody, RLIMIT_NICE 0 */
+    assert_int_equal(child_can_raise(0), 0);          /* nobody, RLIMIT_NICE 0 */
     /* the limit kept across the drop; root without CAP_SYS_RESOURCE (some
      * containers) cannot raise its maximum, and then nobody cannot raise
      * threads: the agent warns and runs them at normal priority */

@@ -361,9 +361,9 @@ static void test_spool_while_reading_starts_over(void **state)
         for (int i = 0; i < 100; i++) {
             memset(buf, 'b', sizeof buf);
             snprintf((char *)buf, sizeof buf, "#%d", 100 + i);
-            assert_int_equal(sendto(f.tx, buf, sizeof buf, 0, (struct sockaddr *)&f.to,
-                                    sizeof f.to),
-                             (ssize_t)sizeof buf);
+            assert_int_equal(
+                sendto(f.tx, buf, sizeof buf, 0, (struct sockaddr *)&f.to, sizeof f.to),
+                (ssize_t)sizeof buf);
         }
     }
     wait_packets(r, 200, &st);
