@@ -47,7 +47,7 @@ uploads are real) with `repro capture -i lo`:
             keep-alive requests (more than the 16 MiB queue of
             --max-memory 64M: the spool takes the rest) come in complete
             after --defer-max (6 s) with the cores still busy, 50
-            more at once after the spinners stop; the summary's deferral
+            more after the spinners stop; the summary's deferral
             line agrees with stats_json, no spool error, no drop;
             --defer-max 0 under the same load does not defer
   (every other part runs with --defer-max 0: its timing must not depend on
@@ -659,10 +659,10 @@ def part_defer(tmp, procs):
     for p in spinners:
         p.kill()
         p.wait()
-    # an idle host: no deferral, new exchanges come at once
-    status_line(cap, err, "; cpu idle-first", "a status line without deferral")
+    # the spinners gone, 50 more come in: at once on an idle host, within
+    # --defer-max where other tests keep the CPUs saturated (ctest -j2)
     subprocess.run(["curl", "-sS"] + urls[:50], stdout=subprocess.DEVNULL, check=True)
-    wait_for(lambda: count() >= n + 50, "50 more exchanges on an idle host")
+    wait_for(lambda: count() >= n + 50, "50 more exchanges after the spinners stopped", tries=400)
     rc, summary = stop_live_capture(cap, err)
     if rc != 0:
         raise Fail("defer: capture exit %d: %s" % (rc, summary))
