@@ -378,11 +378,11 @@ static void *reader_main(void *arg)
         if (read_available(r) != 0)
             break;
         publish_if_idle(r);
-        if (r->spool_fd >= 0) {
-            reader_lock(r);
-            spool_restart_if_read(r);
-            pthread_mutex_unlock(&r->mu);
-        }
+        /* spool_fd is set under mu by another thread: looked at only
+         * under it (a lock per wakeup, a few hundred a second) */
+        reader_lock(r);
+        spool_restart_if_read(r);
+        pthread_mutex_unlock(&r->mu);
         if (now - last_stats >= 500000000u) {
             read_kernel_stats(r);
             last_stats = now;
