@@ -99,11 +99,19 @@ def db_exchanges(db):
 
 
 
+def random_body(n):
+    """n random bytes that do not look like JSON: a body whose first byte
+    other than white space is '{' or '[' may be redacted, so once capped
+    it gets no digest (docs/capture.md), and a random one did so about
+    once in a hundred runs."""
+    return b"B" + os.urandom(n - 1)
+
+
 def nginx_dav(tmp, procs):
     www = os.path.join(tmp, "www")
     os.makedirs(www, exist_ok=True)
     os.chmod(www, 0o777)  # the worker (nobody) writes the uploads
-    files = {"small.txt": b"small file\n", "big.bin": os.urandom(2 << 20)}
+    files = {"small.txt": b"small file\n", "big.bin": random_body(2 << 20)}
     for name, data in files.items():
         with open(os.path.join(www, name), "wb") as f:
             f.write(data)
@@ -196,14 +204,14 @@ def part_traffic(tmp, procs):
             raise Fail("traffic: curl got the wrong bytes for %s" % uri)
         expect.append(("GET", uri, 200, sha(b""), sha(got)))
     # chunked upload (curl -T - sends Transfer-Encoding: chunked)
-    up = os.urandom(300000)
+    up = random_body(300000)
     subprocess.run(["curl", "-sS", "-o", "/dev/null", "-T", "-", base + "/up_chunked.bin"],
                    input=up, check=True)
     if open(os.path.join(www, "up_chunked.bin"), "rb").read() != up:
         raise Fail("traffic: nginx stored the chunked upload wrongly")
     expect.append(("PUT", "/up_chunked.bin", 201, sha(up), None))
     # Expect: 100-continue with a body of 1.5 MB
-    big = os.urandom(1500000)
+    big = random_body(1500000)
     path = os.path.join(tmp, "big_up")
     open(path, "wb").write(big)
     subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", "Expect: 100-continue", "-T", path,
