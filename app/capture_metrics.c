@@ -48,6 +48,15 @@ static void one_gauge(struct family_writer *w, const char *name, const char *hel
     gauge(w, name, v);
 }
 
+/* A counter of seconds from nanoseconds (a fraction, so written as a
+ * plain sample under a counter's TYPE line). */
+static void one_seconds_counter(struct family_writer *w, const char *name, const char *help,
+                                uint64_t ns)
+{
+    family(w, name, REPRO_METRICS_COUNTER, help);
+    gauge(w, name, (double)ns / 1e9);
+}
+
 int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct repro_buf *out)
 {
     struct family_writer w = {out, 0};
@@ -128,9 +137,9 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
            "far_behind (went on to nice 0).");
     counter(&w, "repro_capture_cpu_raises_total", "behind", s->prio.raises);
     counter(&w, "repro_capture_cpu_raises_total", "far_behind", s->prio.raises_far_behind);
-    family(&w, "repro_capture_cpu_raised_seconds_total", REPRO_METRICS_COUNTER,
-           "Time idle-first threads spent raised (off SCHED_IDLE).");
-    gauge(&w, "repro_capture_cpu_raised_seconds_total", (double)s->prio.raised_ns / 1e9);
+    one_seconds_counter(&w, "repro_capture_cpu_raised_seconds_total",
+                        "Time idle-first threads spent raised (off SCHED_IDLE).",
+                        s->prio.raised_ns);
     one_gauge(&w, "repro_capture_deferring",
               "1 while the host is saturated and idle-first parsing is put off (packets go "
               "to the spool), else 0.",
@@ -138,9 +147,9 @@ int repro_app_live_render_metrics(const struct repro_app_live_stats *s, struct r
     one_counter(&w, "repro_capture_deferrals_total",
                 "Times idle-first parsing was put off because the host was saturated.",
                 s->prio.deferrals);
-    family(&w, "repro_capture_deferred_seconds_total", REPRO_METRICS_COUNTER,
-           "Time parsing was put off because the host was saturated.");
-    gauge(&w, "repro_capture_deferred_seconds_total", (double)s->prio.deferred_ns / 1e9);
+    one_seconds_counter(&w, "repro_capture_deferred_seconds_total",
+                        "Time parsing was put off because the host was saturated.",
+                        s->prio.deferred_ns);
     one_gauge(&w, "repro_capture_spool_bytes",
               "Packets in the spool (written while parsing was behind or deferred), not yet "
               "read back.",

@@ -57,19 +57,12 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     struct repro_app_live lv;
     struct repro_error rerr = {0};
     char spool_dir[4096];
-    const char *slash = strrchr(o->db, '/');
-
-    /* the spool goes next to the database: a directory the agent checked
-     * (not writable by others) on a disk sized for it */
-    if (slash == NULL)
-        snprintf(spool_dir, sizeof spool_dir, ".");
-    else if (slash == o->db)
-        snprintf(spool_dir, sizeof spool_dir, "/");
-    else
-        snprintf(spool_dir, sizeof spool_dir, "%.*s", (int)(slash - o->db), o->db);
     const char *link = pcap_datalink_val_to_name(repro_source_dlt(src));
     int read_rc;
 
+    /* the spool goes next to the database: a directory the agent checked
+     * (not writable by others) on a disk sized for it */
+    repro_app_dir_of(o->db, spool_dir, sizeof spool_dir);
     if ((*sink_rc = repro_app_live_init(&lv, src, cap,
                                            (o->max_memory ? o->max_memory : (size_t)256 << 20) / 4,
                                            err)) != 0)

@@ -56,6 +56,45 @@
 
 #define WATCH_MS 20
 
+/* Time spent in one state (the threads raised; parsing deferred): the
+ * watcher begins and ends stretches, any thread reads the total with the
+ * current stretch included (stretch_ns). */
+struct stretch {
+    atomic_int on;
+    atomic_uint_fast64_t since, count, total_ns;
+    atomic_uint_fast64_t reported_ns; /* the most ever reported: a counter never goes back */
+};
+
+/* on last, so a reader that sees it sees since */
+static void stretch_begin(struct stretch *s, uint64_t now)
+{
+    atomic_store(&s->since, now);
+    atomic_fetch_add(&s->count, 1);
+    atomic_store(&s->on, 1);
+}
+
+/* on first, then the time: stretch_ns reads them the other way round, so
+ * an ending stretch is counted once or, for a moment, not at all */
+static void stretch_end(struct stretch *s, uint64_t now)
+{
+    atomic_store(&s->on, 0);
+    atomic_fetch_add(&s->total_ns, now - atomic_load(&s->since));
+}
+
+static uint64_t stretch_ns(struct stretch *s)
+{
+    uint64_t v = atomic_load(&s->total_ns), since, seen;
+
+    if (atomic_load(&s->on) && (since = atomic_load(&s->since)) != 0) {
+        uint64_t now = repro_mono_ns();
+        v += now > since ? now - since : 0;
+    }
+    seen = atomic_load(&s->reported_ns);
+    while (seen < v && !atomic_compare_exchange_weak(&s->reported_ns, &seen, v))
+        ;
+    return seen > v ? seen : v;
+}
+
 struct repro_app_prio {
     struct repro_reader *reader;
     struct repro_store_writer *writer;
@@ -69,14 +108,11 @@ struct repro_app_prio {
     int stop;                        /* under mu */
     enum repro_app_prio_level level; /* watcher thread only (and stop, after the join) */
     atomic_int level_pub;
-    atomic_uint_fast64_t raises, raises_far, raised_ns;
-    atomic_uint_fast64_t raised_since; /* when the threads last left idle (written by the watcher) */
-    atomic_uint_fast64_t reported_ns; /* the most raised_ns ever reported */
+    struct stretch raised;         /* off SCHED_IDLE; count: raises */
+    atomic_uint_fast64_t raises_far; /* raises to nice 0 */
     atomic_uint_fast64_t failures;    /* switches the kernel refused */
-    /* deferral: the flag the loop reads, its counters, and the watcher's
-     * CPU samples (watcher only) */
-    atomic_int deferring;
-    atomic_uint_fast64_t deferrals, deferred_ns, deferring_since, reported_deferred_ns;
+    struct stretch deferral;       /* on: the loop takes nothing (the flag it reads) */
+    /* the watcher's CPU samples (watcher only) */
     struct repro_app_cpu_sample samples[3]; /* the last three, 100 ms apart */
     unsigned n_samples, ticks;
     long ticks_per_s; /* /proc/stat's unit (sysconf(_SC_CLK_TCK)) */
@@ -162,15 +198,6 @@ static int set_both(struct repro_app_prio *p, enum repro_app_prio_level level)
     return e;
 }
 
-/* The counters at the end of a raised stretch: the level first, then the
- * time (repro_app_prio_stats reads them the other way round, so it never
- * counts a stretch twice). */
-static void end_stretch(struct repro_app_prio *p, uint64_t now)
-{
-    atomic_store(&p->level_pub, REPRO_PRIO_IDLE);
-    atomic_fetch_add(&p->raised_ns, now - atomic_load(&p->raised_since));
-}
-
 static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, uint64_t now)
 {
     if (level == p->level)
@@ -181,16 +208,13 @@ static void move_to(struct repro_app_prio *p, enum repro_app_prio_level level, u
         atomic_fetch_add(&p->failures, 1);
         return;
     }
-    if (p->level == REPRO_PRIO_IDLE) {
-        atomic_store(&p->raised_since, now);
-        atomic_fetch_add(&p->raises, 1);
-    }
+    if (p->level == REPRO_PRIO_IDLE)
+        stretch_begin(&p->raised, now);
     if (level == REPRO_PRIO_NORMAL)
         atomic_fetch_add(&p->raises_far, 1);
+    atomic_store(&p->level_pub, (int)level);
     if (level == REPRO_PRIO_IDLE)
-        end_stretch(p, now);
-    else
-        atomic_store(&p->level_pub, (int)level);
+        stretch_end(&p->raised, now);
     p->level = level;
 }
 
@@ -250,19 +274,15 @@ static unsigned look_at_cpu(struct repro_app_prio *p)
                             : repro_app_prio_spare(&p->samples[0], &p->samples[2], p->ticks_per_s);
 }
 
-/* Publishes a change of deferral and keeps its counters. */
+/* Publishes a change of deferral. */
 static void set_deferring(struct repro_app_prio *p, int on, uint64_t now)
 {
-    if (on == atomic_load(&p->deferring))
+    if (on == atomic_load(&p->deferral.on))
         return;
-    if (on) {
-        atomic_store(&p->deferring_since, now);
-        atomic_fetch_add(&p->deferrals, 1);
-        atomic_store(&p->deferring, 1);
-    } else {
-        atomic_store(&p->deferring, 0);
-        atomic_fetch_add(&p->deferred_ns, now - atomic_load(&p->deferring_since));
-    }
+    if (on)
+        stretch_begin(&p->deferral, now);
+    else
+        stretch_end(&p->deferral, now);
 }
 
 static void *watch(void *arg)
@@ -292,10 +312,10 @@ static void *watch(void *arg)
             in.loop_stall_ns = beat && now > beat ? now - beat : 0;
         }
         in.level = p->level;
-        in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - atomic_load(&p->raised_since) : 0;
+        in.raised_for_ns = p->level != REPRO_PRIO_IDLE ? now - atomic_load(&p->raised.since) : 0;
         in.spooled_bytes = rs.spooled_bytes;
         in.spare_permille = look_at_cpu(p);
-        in.deferring = atomic_load(&p->deferring);
+        in.deferring = atomic_load(&p->deferral.on);
         if (p->catching_up && in.spooled_bytes == 0 && in.queued_bytes <= p->lim.low_bytes)
             p->catching_up = 0;
         in.catching_up = p->catching_up;
@@ -412,7 +432,7 @@ fail:
 
 int repro_app_prio_deferring(struct repro_app_prio *p)
 {
-    return p ? atomic_load_explicit(&p->deferring, memory_order_relaxed) &&
+    return p ? atomic_load_explicit(&p->deferral.on, memory_order_relaxed) &&
                    !atomic_load_explicit(&p->no_deferral, memory_order_relaxed)
              : 0;
 }
@@ -429,49 +449,20 @@ void repro_app_prio_heartbeat(struct repro_app_prio *p, uint64_t now_ns)
         atomic_store_explicit(&p->heartbeat_ns, now_ns, memory_order_relaxed);
 }
 
-/* A time counter as reported: never less than it was reported before (a
- * stretch that is ending may be counted once or, for a moment, not at
- * all; never twice). */
-static uint64_t never_back(atomic_uint_fast64_t *reported, uint64_t v)
-{
-    uint64_t seen = atomic_load(reported);
-
-    while (seen < v && !atomic_compare_exchange_weak(reported, &seen, v))
-        ;
-    return seen > v ? seen : v;
-}
-
 void repro_app_prio_stats(struct repro_app_prio *p, struct repro_app_prio_stats *out)
 {
-    uint64_t since;
-
     memset(out, 0, sizeof *out);
     if (p == NULL)
         return;
     out->active = 1;
-    /* raised_ns before the level, the level before raised_since: a
-     * stretch that is ending is counted once or (for a moment) not at
-     * all, never twice; the latter is smoothed below */
-    out->raised_ns = atomic_load(&p->raised_ns);
     out->level = (enum repro_app_prio_level)atomic_load(&p->level_pub);
-    since = atomic_load(&p->raised_since);
-    out->raises = atomic_load(&p->raises);
+    out->raises = atomic_load(&p->raised.count);
     out->raises_far_behind = atomic_load(&p->raises_far);
+    out->raised_ns = stretch_ns(&p->raised);
     out->failures = atomic_load(&p->failures);
-    if (out->level != REPRO_PRIO_IDLE && since) {
-        uint64_t now = repro_mono_ns();
-        out->raised_ns += now > since ? now - since : 0;
-    }
-    out->raised_ns = never_back(&p->reported_ns, out->raised_ns);
-    out->deferred_ns = atomic_load(&p->deferred_ns);
-    out->deferring = atomic_load(&p->deferring);
-    since = atomic_load(&p->deferring_since);
-    out->deferrals = atomic_load(&p->deferrals);
-    if (out->deferring && since) {
-        uint64_t now = repro_mono_ns();
-        out->deferred_ns += now > since ? now - since : 0;
-    }
-    out->deferred_ns = never_back(&p->reported_deferred_ns, out->deferred_ns);
+    out->deferring = atomic_load(&p->deferral.on);
+    out->deferrals = atomic_load(&p->deferral.count);
+    out->deferred_ns = stretch_ns(&p->deferral);
 }
 
 void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *final)
@@ -486,8 +477,10 @@ void repro_app_prio_stop(struct repro_app_prio *p, struct repro_app_prio_stats *
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->watcher, NULL);
-    if (p->level != REPRO_PRIO_IDLE)
-        end_stretch(p, repro_mono_ns());
+    if (p->level != REPRO_PRIO_IDLE) {
+        atomic_store(&p->level_pub, REPRO_PRIO_IDLE);
+        stretch_end(&p->raised, repro_mono_ns());
+    }
     set_deferring(p, 0, repro_mono_ns());
     p->level = REPRO_PRIO_IDLE;
     set_both(p, REPRO_PRIO_NORMAL);

@@ -184,8 +184,7 @@ int repro_app_drop_privileges(const char *user, struct repro_error *err)
 
 /* ---- the database's directory -------------------------------------------- */
 
-/* The directory part of path: "." without a slash, "/" for "/x". */
-static void dir_of(const char *path, char *out, size_t out_len)
+void repro_app_dir_of(const char *path, char *out, size_t out_len)
 {
     const char *slash = strrchr(path, '/');
     size_t n;
@@ -244,7 +243,7 @@ int repro_app_check_db_path(const char *db, FILE *log, struct repro_error *err)
 
     if (db == NULL || db[0] == '\0')
         return repro_error_set(err, REPRO_E_INVAL, "cannot check database '': empty path");
-    dir_of(db, dir, sizeof dir);
+    repro_app_dir_of(db, dir, sizeof dir);
     if ((rc = check_dir(dir, log, abs, err)) != REPRO_OK)
         return rc;
     if (stat(db, &st) != 0) {
@@ -261,7 +260,7 @@ int repro_app_check_db_path(const char *db, FILE *log, struct repro_error *err)
         return repro_error_set(err, REPRO_E_INVAL, "cannot use database '%s': not a regular file",
                                db);
     if (realpath(db, real) != NULL) {
-        dir_of(real, real_dir, sizeof real_dir);
+        repro_app_dir_of(real, real_dir, sizeof real_dir);
         if (strcmp(real_dir, abs) != 0 && (rc = check_dir(real_dir, log, dir, err)) != REPRO_OK)
             return rc;
     }

@@ -66,4 +66,8 @@ int repro_app_drop_privileges(const char *user, struct repro_error *err);
  */
 int repro_app_check_db_path(const char *db, FILE *log, struct repro_error *err);
 
+/* The directory part of path into out: "." without a slash, "/" for
+ * "/x" (the database's directory: its checks, the live agent's spool). */
+void repro_app_dir_of(const char *path, char *out, size_t out_len);
+
 #endif

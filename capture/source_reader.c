@@ -83,8 +83,9 @@ struct repro_reader {
     /* since when the head of the ready list has waited for the consumer
      * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
     atomic_uint_fast64_t ready_since_ns;
-    /* the spool: fd -1 when none; spool_end and n_shells under mu (the
-     * reader writes at spool_end and starts over at 0 when n_shells is 0) */
+    /* the spool: fd -1 when none (set under mu); n_shells under mu;
+     * spool_end the reader thread's only (it writes at spool_end and starts
+     * over at 0 when n_shells is 0) */
     int spool_fd;
     uint64_t spool_max_bytes, spool_end;
     size_t n_shells;
@@ -378,11 +379,13 @@ static void *reader_main(void *arg)
         if (read_available(r) != 0)
             break;
         publish_if_idle(r);
-        /* spool_fd is set under mu by another thread: looked at only
-         * under it (a lock per wakeup, a few hundred a second) */
-        reader_lock(r);
-        spool_restart_if_read(r);
-        pthread_mutex_unlock(&r->mu);
+        /* spool_end is this thread's own; the lock (spool_fd, n_shells)
+         * only when a spool was written and all of it has been read */
+        if (r->spool_end > 0 && atomic_load(&r->spooled_bytes) == 0) {
+            reader_lock(r);
+            spool_restart_if_read(r);
+            pthread_mutex_unlock(&r->mu);
+        }
         if (now - last_stats >= 500000000u) {
             read_kernel_stats(r);
             last_stats = now;
