@@ -158,24 +158,31 @@ static void status_line(struct repro_app_live *lv, int tty)
     lv->status_shown = tty;
 }
 
-/* Feeds one batch to the session; returns a sink error or 0. Stops at
- * --count packets. */
-static int feed(struct repro_app_live *lv, const struct repro_packet_batch *b,
-                struct repro_error *err)
+int repro_app_feed_batch(struct repro_capture *cap, int dlt, const struct repro_packet_batch *b,
+                         uint64_t max, uint64_t *fed, struct repro_error *err)
 {
     for (uint32_t i = 0; i < b->n; i++) {
         const struct repro_batch_pkt *p = &b->pkts[i];
         int rc;
 
-        if (lv->count > 0 && lv->n_fed >= (uint64_t)lv->count)
+        if (max > 0 && *fed >= max)
             return 0;
-        rc = repro_capture_packet(lv->cap, lv->dlt, b->data + p->off, p->caplen, p->ts_us,
-                                  p->record_no, err);
-        lv->n_fed++;
+        rc = repro_capture_packet(cap, dlt, b->data + p->off, p->caplen, p->ts_us, p->record_no,
+                                  err);
+        (*fed)++;
         if (rc)
             return rc;
     }
     return 0;
+}
+
+/* Feeds one batch to the session; returns a sink error or 0. Stops at
+ * --count packets. */
+static int feed(struct repro_app_live *lv, const struct repro_packet_batch *b,
+                struct repro_error *err)
+{
+    return repro_app_feed_batch(lv->cap, lv->dlt, b, lv->count > 0 ? (uint64_t)lv->count : 0,
+                                &lv->n_fed, err);
 }
 
 int repro_app_live_init(struct repro_app_live *lv, struct repro_source *src,
@@ -221,17 +228,9 @@ int repro_app_live_run(struct repro_app_live *lv, struct repro_store_writer *wri
         repro_app_prio_limits_default(&pl, lv->max_queue_bytes);
         if (lv->defer_max_s > 0) {
             pl.defer_max_ns = (uint64_t)(lv->defer_max_s * 1e9);
-            if (lv->spool_max_bytes > 0 && lv->spool_dir) {
-                if (repro_reader_spool(lv->reader, lv->spool_dir, lv->spool_max_bytes, &perr) ==
-                    REPRO_OK) {
-                    pl.defer_spool = 1;
-                    pl.defer_room_bytes = lv->spool_max_bytes / 4 * 3;
-                } else if (lv->log) {
-                    /* deferral is then bounded by the packet queue */
-                    fprintf(lv->log, "repro: warning: %s; deferring within the packet queue only\n",
-                            perr.msg);
-                }
-                memset(&perr, 0, sizeof perr);
+            if (lv->spooling) {
+                pl.defer_spool = 1;
+                pl.defer_room_bytes = lv->spool_max_bytes / 4 * 3;
             }
         }
         if (repro_app_prio_start(lv->reader, writer, &pl, &lv->prio_run, &perr) != REPRO_OK &&

@@ -38,7 +38,7 @@ struct repro_app_live {
     double defer_max_s;  /* idle-first: put parsing off while the host is saturated,
                             at most this long (0: never) */
     uint64_t spool_max_bytes;  /* the reader's spool for deferred packets (0: none) */
-    const char *spool_dir; /* where (the database's directory) */
+    int spooling;              /* the reader has it (repro_reader_spool) */
     /* results */
     int stopped_by_signal;
     struct repro_app_prio_stats prio; /* idle-first CPU over the run */
@@ -58,6 +58,11 @@ struct repro_app_live {
     struct repro_app_prio *prio_run; /* while repro_app_live_run() runs */
     size_t max_queue_bytes;
 };
+
+/* Feeds the packets of b to cap (link type dlt) until *fed reaches max
+ * (0: no limit), counting in *fed. Returns 0 or the session's sink error. */
+int repro_app_feed_batch(struct repro_capture *cap, int dlt, const struct repro_packet_batch *b,
+                         uint64_t max, uint64_t *fed, struct repro_error *err);
 
 /* Starts the reader thread on the live source src for session cap (both
  * borrowed until repro_app_live_finish()). max_queue_bytes bounds the

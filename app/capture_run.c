@@ -13,6 +13,7 @@
 #include "app/metrics.h"
 #include "app/privilege.h"
 
+#include <inttypes.h>
 #include <pcap/pcap.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,13 +57,14 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
 {
     struct repro_app_live lv;
     struct repro_error rerr = {0};
-    char spool_dir[4096];
+    char spool_dir[4096], spool_name[256];
     const char *link = pcap_datalink_val_to_name(repro_source_dlt(src));
     int read_rc;
 
     /* the spool goes next to the database: a directory the agent checked
      * (not writable by others) on a disk sized for it */
     repro_app_dir_of(o->db, spool_dir, sizeof spool_dir);
+    repro_app_spool_name(o->db, spool_name, sizeof spool_name);
     if ((*sink_rc = repro_app_live_init(&lv, src, cap,
                                            (o->max_memory ? o->max_memory : (size_t)256 << 20) / 4,
                                            err)) != 0)
@@ -74,7 +76,16 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     lv.priority_normal = o->priority_normal;
     lv.defer_max_s = o->defer_max_s;
     lv.spool_max_bytes = o->spool_max_bytes;
-    lv.spool_dir = spool_dir;
+    if (!o->priority_normal && o->defer_max_s > 0 && o->spool_max_bytes > 0) {
+        /* before the recovery below: live packets wait in it meanwhile */
+        if (repro_reader_spool(lv.reader, spool_dir, spool_name, res->capture_id,
+                               o->spool_max_bytes, &rerr) == REPRO_OK)
+            lv.spooling = 1;
+        else if (o->log) /* deferral is then bounded by the packet queue */
+            fprintf(o->log, "repro: warning: %s; deferring within the packet queue only\n",
+                    rerr.msg);
+        memset(&rerr, 0, sizeof rerr);
+    }
     if (o->metrics && (*sink_rc = repro_app_live_serve_metrics(&lv, o->metrics, err)) != 0) {
         repro_app_live_finish(&lv, &res->reader, NULL);
         return 0;
@@ -91,7 +102,11 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
         }
         fflush(o->log);
     }
-    *sink_rc = repro_app_live_run(&lv, writer, err);
+    /* what agents killed on this database left in their spools, first */
+    *sink_rc = repro_app_recover_spools(o->db, cap, repro_source_dlt(src), o->log, &res->recovery,
+                                        err);
+    if (*sink_rc == 0)
+        *sink_rc = repro_app_live_run(&lv, writer, err);
     if (*sink_rc == REPRO_E_BUSY) /* stopped while another process held the lock */
         repro_store_writer_set_finish_wait(writer, 1000);
     res->prio = lv.prio;
@@ -101,6 +116,11 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     res->kernel_drops = res->reader.kernel_drops;
     if (read_rc && o->log)
         fprintf(o->log, "repro: capture: %s; what was read before is stored\n", rerr.msg);
+    if (res->reader.spool_left_batches && o->log)
+        fprintf(o->log,
+                "repro: %" PRIu64 " batches of packets were not parsed; they stay in the spool "
+                "%s/%s, and the next capture -i on %s parses them\n",
+                res->reader.spool_left_batches, spool_dir, spool_name, o->db);
     return read_rc != 0;
 }
 
@@ -284,6 +304,9 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
             {"spooled_batches", res->reader.spooled_batches},
             {"spool_peak_bytes", res->reader.spool_peak_bytes},
             {"spool_errors", res->reader.spool_errors},
+            {"recovered_packets", res->recovery.packets},
+            {"recovered_bytes", res->recovery.bytes},
+            {"recovery_skipped_bytes", res->recovery.skipped_bytes},
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);

@@ -7,6 +7,7 @@
 #define REPRO_APP_CAPTURE_RUN_H
 
 #include "app/live_priority.h"
+#include "app/spool_recover.h"
 #include "repro/capture.h"
 #include "repro/store.h"
 
@@ -53,6 +54,7 @@ struct repro_app_capture_result {
     uint64_t kernel_drops;     /* live only: dropped by the kernel (its buffer was full) */
     struct repro_reader_stats reader; /* live only: the reader's counters (queue drops) */
     struct repro_app_prio_stats prio; /* live only: idle-first CPU over the run */
+    struct repro_app_recovery recovery; /* live only: spools left behind, parsed first */
     int problems;              /* input errors, gaps or drops: the capture is "partial" */
     int64_t already;           /* the file was stored before as this capture: nothing done */
 };

@@ -20,8 +20,8 @@
  *   consumer falls behind and no batch is free, the packet is dropped and
  *   counted (queue_drops), never lost silently.
  * - With a spool (repro_reader_spool) a full pool does not drop: the batch
- *   is written to an unnamed file (O_TMPFILE, in the database's directory)
- *   and a shell (a batch without buffers, its spool_off >= 0) takes its
+ *   is written to a file next to the database (spool_file.c says what is
+ *   in it) and a shell (a batch without buffers, its spool_off >= 0) takes its
  *   place in the ready list; the consumer reads it back when it gets there.
  *   Once one batch is spooled every later one is too, until the consumer
  *   has read them all: the order of packets never changes, and a shell at
@@ -29,17 +29,25 @@
  *   This is what lets the live agent put its parsing off while the host is
  *   saturated (app/live_priority.c, "deferral") with memory still bounded:
  *   the reader then costs about what tcpdump -w costs. What the consumer
- *   has read is punched out of the file at once (FALLOC_FL_PUNCH_HOLE),
- *   and the file starts over at 0 once it has read everything; spool_max
- *   bounds the bytes not yet read. The invariant needs a consumer that
- *   gives each batch back before it asks for the next (as the live loop
- *   does).
+ *   has read is marked read and punched out of the file at once
+ *   (FALLOC_FL_PUNCH_HOLE), and the file starts over after its header once
+ *   it has read everything; spool_max bounds the bytes not yet read. The
+ *   invariant needs a consumer that gives each batch back before it asks
+ *   for the next (as the live loop does).
+ * - The spool survives the process: a thread syncs it to disk every half
+ *   second while it is written (never the reader, whose ring must be
+ *   emptied), each batch carries checksums, and the file is removed only
+ *   when nothing in it is left unread. After a kill -9 or a power cut the
+ *   next agent on the database parses what was not read back
+ *   (app/spool_recover.c).
  *
  * Threads: the reader thread owns the pcap handle while it runs. Everything
  * shared with the consumer (the ready and free lists, ended) is under mu;
  * counters are atomics so stats can be read from any thread.
  */
 #include "source_int.h"
+
+#include "capture/spool_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,20 +56,24 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 /* Data bytes per batch; must hold the largest packet (snap length). */
-#define BATCH_DATA_BYTES (1024u * 1024u)
+#define BATCH_DATA_BYTES REPRO_SPOOL_MAX_DATA
 /* Packets per batch (the smallest frames are about 60 bytes). */
-#define BATCH_MAX_PKTS 16384u
+#define BATCH_MAX_PKTS REPRO_SPOOL_MAX_PKTS
 /* How long the reader keeps reading after a stop request: the kernel hands
  * over the last, partly filled block when its 50 ms retire timer fires, so
  * every packet captured before the stop is readable 50 ms (plus a timer
  * tick) later; three times that is the margin. */
 #define DRAIN_MS 150
 #define POLL_MS 100
+/* How often the spool is synced to disk while written: a power cut loses
+ * at most about this much of it (plus the sync's own time). */
+#define SPOOL_SYNC_MS 500
 
 struct repro_reader {
     struct repro_source *src;
@@ -84,12 +96,20 @@ struct repro_reader {
      * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
     atomic_uint_fast64_t ready_since_ns;
     /* the spool: fd -1 when none (set under mu); n_shells under mu;
-     * spool_end the reader thread's only (it writes at spool_end and starts
-     * over at 0 when n_shells is 0) */
-    int spool_fd;
-    uint64_t spool_max_bytes, spool_end;
+     * spool_end and spool_seq the reader thread's only (it writes at
+     * spool_end, 0 meaning just after the file header, and starts over
+     * when n_shells is 0) */
+    int spool_fd, spool_dir_fd;
+    char spool_name[256];
+    uint64_t spool_max_bytes, spool_end, spool_seq;
     size_t n_shells;
     atomic_uint_fast64_t spooled_bytes, spooled_batches, spool_errors, spool_peak_bytes;
+    /* the spool's sync thread: wakes every SPOOL_SYNC_MS (sync_cv, under
+     * mu) and syncs the file when spool_dirty */
+    pthread_t sync_thread;
+    pthread_cond_t sync_cv;
+    int sync_running, sync_stop;
+    atomic_int spool_dirty;
     /* since when the reader thread has waited for mu, 0 when it does not:
      * the consumer may hold it and be starved (it can run as SCHED_IDLE);
      * for repro_reader_blocked_ns() */
@@ -149,10 +169,11 @@ static void append_ready(struct repro_reader *r, struct repro_packet_batch *b)
     pthread_cond_signal(&r->cv);
 }
 
-/* Bytes a batch takes in the spool: its packet records, then its data. */
+/* Bytes a batch takes in the spool: its header, its packet records, then
+ * its data. */
 static uint64_t spool_size(const struct repro_packet_batch *b)
 {
-    return (uint64_t)b->n * sizeof *b->pkts + b->used;
+    return REPRO_SPOOL_BATCH_HEADER + (uint64_t)b->n * sizeof *b->pkts + b->used;
 }
 
 /* The packets' bytes as captured (caplen), for the drop counts. */
@@ -166,13 +187,13 @@ static uint64_t caplen_sum(const struct repro_packet_batch *b)
 }
 
 /* Once the consumer has read every spooled batch, the file starts over
- * at 0 (emptied: no disk or page cache held after a burst). Reader
- * thread (the only writer of the file), with mu held. */
+ * after its header (emptied: no disk or page cache held after a burst).
+ * Reader thread (the only writer of the file), with mu held. */
 static void spool_restart_if_read(struct repro_reader *r)
 {
     if (r->spool_fd >= 0 && r->n_shells == 0 && r->spool_end > 0) {
         r->spool_end = 0;
-        if (ftruncate(r->spool_fd, 0) != 0) {
+        if (ftruncate(r->spool_fd, REPRO_SPOOL_FILE_HEADER) != 0) {
             /* harmless: later batches go on at higher offsets, read
              * parts are punched out (unspool) */
         }
@@ -187,19 +208,24 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
 {
     struct repro_packet_batch *shell;
     uint64_t size = spool_size(b), off;
-    struct iovec iov[2] = {{b->pkts, (size_t)b->n * sizeof *b->pkts}, {b->data, b->used}};
+    uint8_t head[REPRO_SPOOL_BATCH_HEADER];
+    struct iovec iov[3] = {{head, sizeof head},
+                           {b->pkts, (size_t)b->n * sizeof *b->pkts},
+                           {b->data, b->used}};
     ssize_t w;
 
     if (atomic_load(&r->spooled_bytes) + size > r->spool_max_bytes)
         return REPRO_E_LIMIT;
     reader_lock(r);
     spool_restart_if_read(r);
-    off = r->spool_end;
+    off = r->spool_end ? r->spool_end : REPRO_SPOOL_FILE_HEADER;
     pthread_mutex_unlock(&r->mu);
     shell = repro_calloc(1, sizeof *shell);
     if (shell == NULL)
         return REPRO_E_NOMEM;
-    w = pwritev(r->spool_fd, iov, 2, (off_t)off);
+    repro__spool_batch_header(head, b, ++r->spool_seq);
+    w = pwritev(r->spool_fd, iov, 3, (off_t)off);
+    atomic_store_explicit(&r->spool_dirty, 1, memory_order_relaxed);
     if (w < 0 || (uint64_t)w != size) {
         atomic_fetch_add(&r->spool_errors, 1);
         repro_free(shell);
@@ -423,7 +449,7 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
     if (r == NULL)
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the reader: out of memory");
     r->src = src;
-    r->spool_fd = -1;
+    r->spool_fd = r->spool_dir_fd = -1;
     r->max_batches = max_queue_bytes / (BATCH_DATA_BYTES + BATCH_MAX_PKTS * sizeof *r->cur->pkts);
     if (r->max_batches < 2)
         r->max_batches = 2;
@@ -433,11 +459,13 @@ int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&r->cv, &ca);
+        pthread_cond_init(&r->sync_cv, &ca);
         pthread_condattr_destroy(&ca);
     }
     if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
+        pthread_cond_destroy(&r->sync_cv);
         repro_free(r);
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the reader thread");
     }
@@ -462,19 +490,28 @@ static int unspool(struct repro_reader *r, struct repro_packet_batch **shell)
     if (b) {
         iov[0] = (struct iovec){b->pkts, (size_t)s->n * sizeof *b->pkts};
         iov[1] = (struct iovec){b->data, s->used};
-        got = preadv(r->spool_fd, iov, 2, (off_t)s->spool_off);
+        got = preadv(r->spool_fd, iov, 2, (off_t)(s->spool_off + REPRO_SPOOL_BATCH_HEADER));
+    }
+    if (got >= 0 && (uint64_t)got == size - REPRO_SPOOL_BATCH_HEADER) {
+        /* read: marked so (a recovery after a crash skips it), then its
+         * disk space and page cache go back at once. A lost mark (a power
+         * cut) finds the payload punched: its checksum fails, skipped. */
+        uint32_t state = REPRO_SPOOL_READ;
+        if (pwrite(r->spool_fd, &state, sizeof state,
+                   (off_t)(s->spool_off + REPRO_SPOOL_STATE_OFF)) != (ssize_t)sizeof state) {
+            /* a recovery would parse it again; the punch below makes it fail its checksum */
+        }
+        if (fallocate(r->spool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      s->spool_off + REPRO_SPOOL_BATCH_HEADER,
+                      (off_t)(size - REPRO_SPOOL_BATCH_HEADER)) != 0) {
+            /* no hole punching here: freed when the file starts over */
+        }
+        got = (ssize_t)size;
     }
     pthread_mutex_lock(&r->mu);
     r->n_shells--; /* after the read: until then the reader keeps the file */
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_sub(&r->spooled_bytes, size);
-    if (got >= 0 && (uint64_t)got == size) {
-        /* read: its disk space and page cache go back at once */
-        if (fallocate(r->spool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, s->spool_off,
-                      (off_t)size) != 0) {
-            /* no hole punching here: freed when the file starts over */
-        }
-    }
     if (b == NULL || got < 0 || (uint64_t)got != size) {
         atomic_fetch_add(&r->spool_errors, 1);
         atomic_fetch_add_explicit(&r->queue_drops, s->n, memory_order_relaxed);
@@ -557,36 +594,108 @@ void repro_reader_release(struct repro_reader *r, struct repro_packet_batch *b)
     pthread_mutex_unlock(&r->mu);
 }
 
-int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_bytes,
-                       struct repro_error *err)
+/* Syncs the spool to disk every SPOOL_SYNC_MS while it is written, so a
+ * power cut loses about that much of it; a thread of its own, since a
+ * sync of tens of MB must not hold up the reader. */
+static void *spool_sync_main(void *arg)
 {
-    char path[4096];
-    int fd;
+    struct repro_reader *r = arg;
+    struct timespec until;
+
+    pthread_setname_np(pthread_self(), "repro-spool");
+    pthread_mutex_lock(&r->mu);
+    while (!r->sync_stop) {
+        until = repro_deadline_ms(CLOCK_MONOTONIC, SPOOL_SYNC_MS);
+        while (!r->sync_stop && pthread_cond_timedwait(&r->sync_cv, &r->mu, &until) != ETIMEDOUT)
+            ;
+        if (atomic_exchange(&r->spool_dirty, 0)) {
+            int fd = r->spool_fd;
+            pthread_mutex_unlock(&r->mu);
+            fdatasync(fd); /* a failure shows at the next write, counted there */
+            pthread_mutex_lock(&r->mu);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name,
+                       int64_t capture_id, uint64_t max_bytes, struct repro_error *err)
+{
+    uint8_t head[REPRO_SPOOL_FILE_HEADER];
+    int fd, dfd;
 
     if (max_bytes == 0)
         return REPRO_OK;
-    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        /* no O_TMPFILE on this file system: a named file, unlinked at once */
-        if ((size_t)snprintf(path, sizeof path, "%s/.repro-spool-XXXXXX", dir) >= sizeof path)
-            return repro_error_set(err, REPRO_E_INVAL, "the spool directory's name is too long");
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd >= 0)
-            unlink(path);
-    }
-    if (fd < 0)
-        return repro_error_set(err, REPRO_E_IO, "cannot create a spool file in '%s': %s", dir,
-                               strerror(errno));
+    if (strlen(name) >= sizeof r->spool_name || strchr(name, '/') != NULL)
+        return repro_error_set(err, REPRO_E_INVAL, "the spool's name '%s' is not a file name",
+                               name);
     pthread_mutex_lock(&r->mu);
-    if (r->spool_fd >= 0) {
-        pthread_mutex_unlock(&r->mu);
+    fd = r->spool_fd;
+    pthread_mutex_unlock(&r->mu);
+    if (fd >= 0)
+        return repro_error_set(err, REPRO_E_INVAL, "the reader has a spool already");
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return repro_error_set(err, REPRO_E_IO, "cannot create a spool in '%s': %s", dir,
+                               strerror(errno));
+    fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        close(dfd);
+        return repro_error_set(err, REPRO_E_IO, "cannot create the spool '%s/%s': %s", dir, name,
+                               strerror(e));
+    }
+    /* held while the reader lives: a recovery leaves a spool in use alone */
+    repro__spool_file_header(head, repro_source_dlt(r->src), capture_id, repro_wall_us(),
+                             (uint32_t)getpid());
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+        pwrite(fd, head, sizeof head, 0) != (ssize_t)sizeof head || fdatasync(fd) != 0 ||
+        fsync(dfd) != 0) { /* the name survives a power cut too */
+        int e = errno;
+        unlinkat(dfd, name, 0);
         close(fd);
+        close(dfd);
+        return repro_error_set(err, REPRO_E_IO, "cannot write the spool '%s/%s': %s", dir, name,
+                               strerror(e));
+    }
+    pthread_mutex_lock(&r->mu);
+    if (r->spool_fd >= 0) { /* a call that raced this one */
+        pthread_mutex_unlock(&r->mu);
+        unlinkat(dfd, name, 0);
+        close(fd);
+        close(dfd);
         return repro_error_set(err, REPRO_E_INVAL, "the reader has a spool already");
     }
+    snprintf(r->spool_name, sizeof r->spool_name, "%s", name);
+    r->spool_dir_fd = dfd;
     r->spool_max_bytes = max_bytes;
     r->spool_fd = fd;
+    r->sync_running = pthread_create(&r->sync_thread, NULL, spool_sync_main, r) == 0;
     pthread_mutex_unlock(&r->mu);
     return REPRO_OK;
+}
+
+/* Stops the sync thread; then removes the spool, or keeps it (synced)
+ * when batches in it were never read back: the next agent recovers them. */
+static void spool_close(struct repro_reader *r, uint64_t left)
+{
+    if (r->spool_fd < 0)
+        return;
+    if (r->sync_running) {
+        pthread_mutex_lock(&r->mu);
+        r->sync_stop = 1;
+        pthread_cond_signal(&r->sync_cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->sync_thread, NULL);
+    }
+    if (left)
+        fdatasync(r->spool_fd);
+    else
+        unlinkat(r->spool_dir_fd, r->spool_name, 0);
+    close(r->spool_fd); /* and its lock */
+    close(r->spool_dir_fd);
+    r->spool_fd = -1;
 }
 
 void repro_reader_stop(struct repro_reader *r)
@@ -616,6 +725,7 @@ int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final
                         struct repro_error *err)
 {
     struct repro_packet_batch *b, *next;
+    uint64_t left = 0;
     int rc;
 
     if (r == NULL)
@@ -629,16 +739,20 @@ int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final
         repro_error_set(err, rc, "%s", r->err.msg);
     for (b = r->ready_head; b; b = next) {
         next = b->next;
+        if (b->spool_off >= 0)
+            left++;
         batch_free(b);
     }
+    spool_close(r, left);
+    if (final)
+        final->spool_left_batches = left;
     for (b = r->free_list; b; b = next) {
         next = b->next;
         batch_free(b);
     }
     batch_free(r->cur);
-    if (r->spool_fd >= 0)
-        close(r->spool_fd);
     pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->sync_cv);
     pthread_cond_destroy(&r->cv);
     repro_free(r);
     return rc;

@@ -412,6 +412,8 @@ struct repro_reader_stats {
     uint64_t spooled_batches, spool_errors;  /* batches written to the spool; failed
                                                 writes and reads (their packets are
                                                 in queue_drops) */
+    uint64_t spool_left_batches;             /* at the end: unread, so the file was
+                                                kept for recovery */
 };
 
 /* Starts the reader on a live source (which it switches to non-blocking
@@ -422,14 +424,20 @@ struct repro_reader_stats {
 int repro_reader_start(struct repro_source *src, size_t max_queue_bytes,
                        struct repro_reader **out, struct repro_error *err);
 /* Gives the reader a spool: batches the queue budget cannot hold are
- * written to an unnamed file in dir (mode 0600, gone when the reader ends
- * or the process dies) instead of being dropped, up to max_bytes not yet
- * read back (0: no spool, the default). repro_reader_next() reads them
- * back in order; the consumer must give each batch back before it asks
- * for the next. Once, before traffic matters (a second call is refused);
- * REPRO_E_IO when the file cannot be made (the message quotes dir). */
-int repro_reader_spool(struct repro_reader *r, const char *dir, uint64_t max_bytes,
-                       struct repro_error *err);
+ * written to the file name in directory dir (created, mode 0600; it must
+ * not exist) instead
+ * of being dropped, up to max_bytes not yet read back (0: no spool, the
+ * default). repro_reader_next() reads them back in order; the consumer
+ * must give each batch back before it asks for the next. The file is in
+ * the spool format (docs/spool-format.md; capture_id goes in its header),
+ * flock()ed while the reader lives and synced to disk every half second
+ * while written, so after a kill -9 or a power cut what was not yet read
+ * back can be recovered (repro_spool_recovery_open). repro_reader_finish()
+ * removes it, unless batches were left unread (then spool_left_batches).
+ * Once, before traffic matters (a second call is refused); REPRO_E_IO when
+ * the file cannot be made (the message quotes it). */
+int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name,
+                       int64_t capture_id, uint64_t max_bytes, struct repro_error *err);
 /* Waits up to timeout_ms for a batch. Returns 1 with *batch (borrowed until
  * repro_reader_release), 0 on timeout, -1 once the reader has ended (after
  * repro_reader_stop() and its drain, or a read error) and every batch was
@@ -456,5 +464,50 @@ void repro_reader_stats(struct repro_reader *r, struct repro_reader_stats *out);
  * that ended the thread (err set). */
 int repro_reader_finish(struct repro_reader *r, struct repro_reader_stats *final,
                         struct repro_error *err);
+
+/* ---- a spool left behind: recovery ---------------------------------------- */
+
+/*
+ * A live agent that ends without cleaning up (kill -9, a power cut, a
+ * failure with batches unread) leaves its spool file (repro_reader_spool)
+ * behind. The recovery reader walks it and hands back, in order, every
+ * batch not yet read back, after checking its checksum and its packet
+ * records (a crash can tear the last writes; docs/spool-format.md). It
+ * reads bytes from disk that no one vouches for: anything it cannot trust
+ * is skipped and counted, never handed back.
+ */
+struct repro_spool_recovery;
+
+struct repro_spool_info {
+    int dlt;             /* the link type of the packets */
+    int64_t capture_id;  /* the capture that wrote it */
+    int64_t created_us;  /* when (wall clock) */
+    uint32_t pid;        /* by which process */
+};
+
+struct repro_spool_recovery_stats {
+    uint64_t batches, packets, bytes; /* handed back (bytes: caplen) */
+    uint64_t read_batches;            /* parsed before the writer ended */
+    uint64_t bad_batches, bad_bytes;  /* a wrong checksum or packet record: skipped */
+    uint64_t torn_bytes;              /* from the first header that is cut short or
+                                         wrong to the end: not walked */
+};
+
+/* Starts recovering the spool open at fd (borrowed; name is for
+ * messages). REPRO_E_MALFORMED when its header is not a spool's (err
+ * names the file and what is wrong), REPRO_E_UNSUPPORTED for another
+ * version, REPRO_E_IO, REPRO_E_NOMEM. */
+int repro_spool_recovery_open(int fd, const char *name, struct repro_spool_recovery **out,
+                              struct repro_spool_info *info, struct repro_error *err);
+/* The next unread batch, borrowed until the next call: 1, or 0 at the
+ * end. Skipped batches are counted; the first problem is described by
+ * repro_spool_recovery_problem(). */
+int repro_spool_recovery_next(struct repro_spool_recovery *rc,
+                              const struct repro_packet_batch **batch);
+void repro_spool_recovery_stats(const struct repro_spool_recovery *rc,
+                                struct repro_spool_recovery_stats *out);
+/* The first thing found wrong ("" when none), naming the offset. */
+const char *repro_spool_recovery_problem(const struct repro_spool_recovery *rc);
+void repro_spool_recovery_free(struct repro_spool_recovery *rc);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <pcap/pcap.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +225,8 @@ static int dir_entries(const char *dir)
     return n;
 }
 
+#define SPOOL_NAME "x.db.spool.1"
+
 /* A reader on lo with a spool of max bytes in a new directory (dir, a
  * mkdtemp template); 0, or -1 when not root (the caller skips). */
 static int start_spooled(struct fixture *f, char *dir, uint64_t max, struct repro_reader **r)
@@ -233,13 +237,13 @@ static int start_spooled(struct fixture *f, char *dir, uint64_t max, struct repr
         return -1;
     assert_non_null(mkdtemp(dir));
     assert_int_equal(repro_reader_start(f->src, 0, r, &err), REPRO_OK);
-    assert_int_equal(repro_reader_spool(*r, dir, max, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(*r, dir, SPOOL_NAME, 7, max, &err), REPRO_OK);
     return 0;
 }
 
 /* With a spool, a consumer that takes nothing loses nothing: what the two
- * batches of the queue cannot hold goes to an unnamed file (no name in
- * the directory), and comes back in order; the file is emptied once read. */
+ * batches of the queue cannot hold goes to the spool file, and comes back
+ * in order; the file is removed at the end, everything read. */
 static void test_spool_keeps_everything_in_order(void **state)
 {
     struct fixture f;
@@ -257,10 +261,12 @@ static void test_spool_keeps_everything_in_order(void **state)
     assert_int_equal(st.queue_drops, 0);
     assert_true(st.spooled_batches >= 5);
     assert_true(st.spooled_bytes > 6u << 20);
-    assert_int_equal(dir_entries(dir), 0); /* O_TMPFILE: nothing to leave behind */
+    assert_int_equal(dir_entries(dir), 1);
     repro_reader_stop(r);
     assert_int_equal(drain_in_order(r, 0, 1), 200);
     assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(dir_entries(dir), 0); /* nothing left to recover */
+    assert_int_equal(st.spool_left_batches, 0);
     assert_int_equal(st.queue_drops, 0);
     assert_int_equal(st.spool_errors, 0);
     assert_int_equal(st.spooled_bytes, 0);
@@ -298,34 +304,19 @@ static uint64_t take_in_order(struct repro_reader *r, uint64_t n, int *next_no,
     return handed;
 }
 
-/* The size of the spool file the reader holds in dir (an unnamed file:
- * found through /proc/self/fd), or -1 when there is none. */
+/* The size of the spool file in dir, or -1 when there is none. */
 static long long spool_file_size(const char *dir)
 {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    long long size = -1;
+    char path[128];
+    struct stat sb;
 
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL && size < 0) {
-        char path[300], target[512];
-        struct stat sb;
-        ssize_t n;
-
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        n = readlink(path, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = 0;
-        if (strncmp(target, dir, strlen(dir)) == 0 && stat(path, &sb) == 0)
-            size = (long long)sb.st_size;
-    }
-    closedir(d);
-    return size;
+    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
 /* The spool while the consumer reads: a first burst is spooled and read
- * back while the reader runs (the file then starts over at 0, which the
+ * back while the reader runs (the file then starts over after its 64-byte
+ * header, which the
  * reader does on its own turn), a second burst is spooled again; order
  * and counts hold across both. */
 static void test_spool_while_reading_starts_over(void **state)
@@ -341,7 +332,7 @@ static void test_spool_while_reading_starts_over(void **state)
 
     if (start_spooled(&f, dir, 64u << 20, &r) != 0)
         tu_skip("needs root (live capture on lo)");
-    assert_int_equal(repro_reader_spool(r, dir, 64u << 20, &err), REPRO_E_INVAL);
+    assert_int_equal(repro_reader_spool(r, dir, "other", 7, 64u << 20, &err), REPRO_E_INVAL);
     send_n(&f, 100, 60000);
     wait_packets(r, 100, &st);
     assert_true(st.spooled_batches >= 2);
@@ -352,9 +343,9 @@ static void test_spool_while_reading_starts_over(void **state)
     assert_int_equal(st.spooled_bytes, 0);
     assert_true(spool_file_size(dir) >= 0);
     /* all read: the reader empties the file on one of its next turns */
-    for (int tries = 0; tries < 100 && spool_file_size(dir) != 0; tries++)
+    for (int tries = 0; tries < 100 && spool_file_size(dir) != 64; tries++)
         usleep(20000); /* polling the file's size, bounded */
-    assert_int_equal(spool_file_size(dir), 0);
+    assert_int_equal(spool_file_size(dir), 64);
     /* the numbering goes on: send_n restarts at #0, so renumber */
     {
         static uint8_t buf[60000];
@@ -409,6 +400,71 @@ static void test_spool_full_drops_and_counts(void **state)
     close_lo(&f);
 }
 
+/* A consumer that ends with batches still in the spool (a run that failed,
+ * or a kill -9: the file is the same, but for its lock) leaves the file,
+ * and the recovery reader hands back exactly the unread packets, in order,
+ * with their record numbers and bytes; the batches read before are
+ * skipped as read. */
+static void test_spool_left_behind_is_recovered(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_spool_recovery *rc = NULL;
+    struct repro_spool_recovery_stats rs;
+    struct repro_spool_info info;
+    const struct repro_packet_batch *cb;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX", path[128];
+    int next_no = 0, fd;
+    uint64_t next_record_no = 1, taken, recovered = 0;
+    (void)state;
+
+    if (start_spooled(&f, dir, 64u << 20, &r) != 0)
+        tu_skip("needs root (live capture on lo)");
+    send_n(&f, 200, 60000);
+    wait_packets(r, 200, &st);
+    assert_true(st.spooled_batches >= 5);
+    /* the consumer takes the queue's batches and a few spooled ones, then
+     * the run ends */
+    taken = take_in_order(r, 80, &next_no, &next_record_no);
+    assert_true(taken >= 80 && taken < 200);
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_true(st.spool_left_batches > 0);
+    assert_int_equal(dir_entries(dir), 1); /* kept for recovery */
+
+    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(repro_spool_recovery_open(fd, path, &rc, &info, &err), REPRO_OK);
+    assert_int_equal(info.dlt, DLT_EN10MB);
+    assert_int_equal(info.capture_id, 7);
+    assert_int_equal(info.pid, (uint32_t)getpid());
+    while (repro_spool_recovery_next(rc, &cb) == 1) {
+        for (uint32_t i = 0; i < cb->n; i++) {
+            assert_int_equal(cb->pkts[i].caplen, 14 + 20 + 8 + 60000);
+            assert_int_equal(payload_no(cb, i), next_no);
+            assert_int_equal(cb->pkts[i].record_no, next_record_no);
+            assert_int_equal(cb->data[cb->pkts[i].off + 42 + 59999], 'a' + next_no % 26);
+            next_no++;
+            next_record_no++;
+            recovered++;
+        }
+    }
+    repro_spool_recovery_stats(rc, &rs);
+    assert_string_equal(repro_spool_recovery_problem(rc), "");
+    assert_int_equal(rs.packets, recovered);
+    assert_int_equal(taken + recovered, 200);
+    assert_int_equal(rs.bad_batches + rs.torn_bytes, 0);
+    assert_int_equal(rs.batches, st.spool_left_batches);
+    assert_true(rs.read_batches > 0); /* the spooled ones the consumer took */
+    repro_spool_recovery_free(rc);
+    close(fd);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
 /* A spool cannot be made where no directory is: the error names it, and
  * the reader goes on without one. */
 static void test_spool_refused_names_directory(void **state)
@@ -422,7 +478,8 @@ static void test_spool_refused_names_directory(void **state)
     if (open_lo(&f) != 0)
         tu_skip("needs root (live capture on lo)");
     assert_int_equal(repro_reader_start(f.src, 0, &r, &err), REPRO_OK);
-    assert_int_equal(repro_reader_spool(r, "/nonexistent/repro-spool", 1u << 20, &err), REPRO_E_IO);
+    assert_int_equal(repro_reader_spool(r, "/nonexistent/repro-spool", "x", 7, 1u << 20, &err),
+                     REPRO_E_IO);
     assert_non_null(strstr(err.msg, "/nonexistent/repro-spool"));
     memset(&err, 0, sizeof err);
     send_n(&f, 5, 100);
@@ -463,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_spool_keeps_everything_in_order),
         cmocka_unit_test(test_spool_full_drops_and_counts),
         cmocka_unit_test(test_spool_while_reading_starts_over),
+        cmocka_unit_test(test_spool_left_behind_is_recovered),
         cmocka_unit_test(test_spool_refused_names_directory),
         cmocka_unit_test(test_file_source_refused),
     };

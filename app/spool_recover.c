@@ -1,0 +1,178 @@
+/*
+ * app/spool_recover: finds the spools live agents on a database left
+ * behind and parses them into the current capture (app/spool_recover.h).
+ *
+ * Which files: "<db base name>.spool.<digits>" in the database's directory
+ * (a directory the agent checked no other user can write to,
+ * app/privilege.c), regular files only, opened without following links.
+ * Which are left: each agent holds an exclusive flock() on its own spool
+ * while it lives, so a spool whose lock is taken belongs to a running
+ * agent; the lock is tried without waiting. A file unlinked by another
+ * recovery between our open and our lock is seen by its link count.
+ */
+#include "app/spool_recover.h"
+
+#include "app/capture_live.h"
+#include "app/privilege.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+void repro_app_spool_name(const char *db, char *out, size_t out_len)
+{
+    snprintf(out, out_len, "%s.spool.%ld", base_of(db), (long)getpid());
+}
+
+/* Whether name is "<base>.spool.<digits>". */
+static int is_spool_of(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    const char *p;
+
+    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".spool.", 7) != 0)
+        return 0;
+    p = name + n + 7;
+    if (*p == '\0')
+        return 0;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
+static double mib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0);
+}
+
+/* Feeds one spool's unread batches to cap. Returns 0 (recovered, or left
+ * with a warning: *removable says which) or the sink's error. */
+static int recover_one(int fd, const char *path, int announce, struct repro_capture *cap, int dlt,
+                       FILE *log, struct repro_app_recovery *out, int *removable,
+                       struct repro_error *err)
+{
+    struct repro_spool_recovery *rc = NULL;
+    struct repro_spool_info info;
+    struct repro_spool_recovery_stats st;
+    struct repro_error e = {0};
+    const struct repro_packet_batch *b;
+    uint64_t fed = 0;
+    int sink_rc = 0;
+
+    *removable = 0;
+    if (repro_spool_recovery_open(fd, path, &rc, &info, &e) != REPRO_OK) {
+        if (log)
+            fprintf(log, "repro: warning: %s; left in place\n", e.msg);
+        return 0;
+    }
+    if (info.dlt != dlt) {
+        if (log)
+            fprintf(log,
+                    "repro: warning: spool %s holds packets of link type %d (capture %" PRId64
+                    "), this capture reads link type %d: left in place; a capture on an "
+                    "interface of that link type recovers it\n",
+                    path, info.dlt, info.capture_id, dlt);
+        repro_spool_recovery_free(rc);
+        return 0;
+    }
+    if (log && announce) { /* it may take seconds */
+        char when[32] = "?";
+        time_t t = (time_t)(info.created_us / 1000000);
+        struct tm tm;
+        if (gmtime_r(&t, &tm))
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(log,
+                "repro: recovering spool %s, left by capture %" PRId64 " (pid %u, started %s)\n",
+                path, info.capture_id, info.pid, when);
+        fflush(log);
+    }
+    while (repro_spool_recovery_next(rc, &b) == 1)
+        if ((sink_rc = repro_app_feed_batch(cap, dlt, b, 0, &fed, err)) != 0)
+            break;
+    repro_spool_recovery_stats(rc, &st);
+    out->packets += st.packets;
+    out->bytes += st.bytes;
+    out->read_batches += st.read_batches;
+    out->skipped_batches += st.bad_batches;
+    out->skipped_bytes += st.bad_bytes + st.torn_bytes;
+    if (out->n_capture_ids < sizeof out->capture_ids / sizeof *out->capture_ids)
+        out->capture_ids[out->n_capture_ids++] = info.capture_id;
+    if (log && (st.packets || st.read_batches || st.bad_batches || st.torn_bytes)) {
+        fprintf(log,
+                "repro: recovered %" PRIu64 " packets (%.1f MiB) of capture %" PRId64
+                " from its spool; %" PRIu64 " batches had been parsed before it ended",
+                st.packets, mib(st.bytes), info.capture_id, st.read_batches);
+        if (st.bad_batches || st.torn_bytes)
+            fprintf(log, "; skipped %" PRIu64 " damaged batches and %.1f MiB: %s", st.bad_batches,
+                    mib(st.bad_bytes + st.torn_bytes), repro_spool_recovery_problem(rc));
+        fputc('\n', log);
+        fflush(log);
+    }
+    repro_spool_recovery_free(rc);
+    *removable = sink_rc == 0;
+    return sink_rc;
+}
+
+int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt, FILE *log,
+                             struct repro_app_recovery *out, struct repro_error *err)
+{
+    char dir[4096], path[4096 + 256];
+    const char *base = base_of(db);
+    DIR *d;
+    struct dirent *de;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    repro_app_dir_of(db, dir, sizeof dir);
+    d = opendir(dir);
+    if (d == NULL)
+        return 0; /* nothing to recover where nothing can be listed */
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        struct stat sb;
+        int fd, removable = 0;
+
+        if (!is_spool_of(de->d_name, base))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+            if (log)
+                fprintf(log, "repro: warning: cannot open spool %s: %s; left in place\n", path,
+                        strerror(errno));
+            out->left++;
+            continue;
+        }
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            close(fd);
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &sb) != 0 || sb.st_nlink == 0) {
+            /* a running agent's own, or just recovered by another */
+            close(fd);
+            continue;
+        }
+        rc = recover_one(fd, path, sb.st_size > 64, cap, dlt, log, out, &removable, err);
+        if (removable) {
+            unlinkat(dirfd(d), de->d_name, 0);
+            out->spools++;
+        } else {
+            out->left++;
+        }
+        close(fd);
+    }
+    closedir(d);
+    return rc;
+}
