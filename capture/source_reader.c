@@ -74,6 +74,10 @@
 /* How often the spool is synced to disk while written: a power cut loses
  * at most about this much of it (plus the sync's own time). */
 #define SPOOL_SYNC_MS 500
+/* How long a batch waits in memory for the consumer before it goes to
+ * the spool (when there is one): with the sync above, what a crash can
+ * lose is about a second. */
+#define SPOOL_AFTER_MS 500
 
 struct repro_reader {
     struct repro_source *src;
@@ -87,6 +91,7 @@ struct repro_reader {
     struct repro_error err; /* the read error that ended the thread, if any */
     /* reader thread only */
     struct repro_packet_batch *cur;
+    uint64_t cur_since_ns; /* when cur got its first packet (monotonic) */
     uint64_t record_no;
     /* any thread */
     atomic_int stop;
@@ -200,45 +205,44 @@ static void spool_restart_if_read(struct repro_reader *r)
     }
 }
 
-/* Writes b to the spool and queues a shell for it; b stays the reader's.
- * Returns REPRO_OK, REPRO_E_LIMIT (the spool holds spool_max_bytes not yet
- * read), REPRO_E_IO (a write failed) or REPRO_E_NOMEM (the shell): then
- * the caller drops b's packets. Reader thread. */
-static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
+/* Writes b at the spool's end and returns a shell for it (not yet in the
+ * ready list; b stays the caller's), or NULL with *rc REPRO_E_LIMIT (the
+ * spool holds spool_max_bytes not yet read), REPRO_E_IO (a write failed)
+ * or REPRO_E_NOMEM (the shell). Reader thread, which alone moves
+ * spool_end; restart the file first if all of it was read. */
+static struct repro_packet_batch *spool_append(struct repro_reader *r,
+                                               const struct repro_packet_batch *b, int *rc)
 {
     struct repro_packet_batch *shell;
-    uint64_t size = spool_size(b), off;
+    uint64_t size = spool_size(b), off = r->spool_end ? r->spool_end : REPRO_SPOOL_FILE_HEADER;
     uint8_t head[REPRO_SPOOL_BATCH_HEADER];
     struct iovec iov[3] = {{head, sizeof head},
                            {b->pkts, (size_t)b->n * sizeof *b->pkts},
                            {b->data, b->used}};
     ssize_t w;
 
+    *rc = REPRO_E_LIMIT;
     if (atomic_load(&r->spooled_bytes) + size > r->spool_max_bytes)
-        return REPRO_E_LIMIT;
-    reader_lock(r);
-    spool_restart_if_read(r);
-    off = r->spool_end ? r->spool_end : REPRO_SPOOL_FILE_HEADER;
-    pthread_mutex_unlock(&r->mu);
+        return NULL;
+    *rc = REPRO_E_NOMEM;
     shell = repro_calloc(1, sizeof *shell);
     if (shell == NULL)
-        return REPRO_E_NOMEM;
+        return NULL;
     repro__spool_batch_header(head, b, ++r->spool_seq);
     w = pwritev(r->spool_fd, iov, 3, (off_t)off);
     atomic_store_explicit(&r->spool_dirty, 1, memory_order_relaxed);
     if (w < 0 || (uint64_t)w != size) {
         atomic_fetch_add(&r->spool_errors, 1);
         repro_free(shell);
-        return REPRO_E_IO;
+        *rc = REPRO_E_IO;
+        return NULL;
     }
+    *rc = REPRO_OK;
     shell->n = b->n;
     shell->used = b->used;
     shell->spool_off = (int64_t)off;
     shell->spool_caplen = caplen_sum(b);
-    reader_lock(r);
     r->spool_end = off + size;
-    r->n_shells++;
-    append_ready(r, shell);
     {
         uint64_t now = atomic_fetch_add(&r->spooled_bytes, size) + size;
         uint64_t peak = atomic_load(&r->spool_peak_bytes);
@@ -246,8 +250,79 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
             ;
     }
     atomic_fetch_add(&r->spooled_batches, 1);
+    return shell;
+}
+
+/* Writes b to the spool and queues a shell for it; b stays the reader's.
+ * Returns spool_append's code: unless REPRO_OK the caller drops b's
+ * packets. Reader thread. */
+static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
+{
+    struct repro_packet_batch *shell;
+    int rc;
+
+    reader_lock(r);
+    spool_restart_if_read(r);
+    pthread_mutex_unlock(&r->mu);
+    if ((shell = spool_append(r, b, &rc)) == NULL)
+        return rc;
+    reader_lock(r);
+    r->n_shells++;
+    append_ready(r, shell);
     pthread_mutex_unlock(&r->mu);
     return REPRO_OK;
+}
+
+/* Batches that have waited SPOOL_AFTER_MS in memory for the consumer (a
+ * deferral, a stalled loop) go to the spool in their place, and so does
+ * the batch being filled once its first packet is that old (the consumer
+ * busy, it is not handed over: publish_if_idle), so that a kill -9 or a
+ * power cut loses only the last second or so of packets not yet parsed,
+ * never a long backlog. Under mu, so the consumer cannot take a batch
+ * while it is written (about a millisecond per batch, in the page cache).
+ * Reader thread. */
+static void spool_waiting(struct repro_reader *r, uint64_t now)
+{
+    const uint64_t after_ns = (uint64_t)SPOOL_AFTER_MS * 1000000u;
+    uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
+    struct repro_packet_batch **link, *b;
+
+    if (since == 0 || now - since < after_ns)
+        return;
+    reader_lock(r);
+    spool_restart_if_read(r);
+    for (link = &r->ready_head; r->spool_fd >= 0 && (b = *link) != NULL; link = &(*link)->next) {
+        struct repro_packet_batch *shell;
+        int rc;
+
+        if (now - b->queued_ns < (uint64_t)SPOOL_AFTER_MS * 1000000u)
+            break;
+        if (b->spool_off >= 0)
+            continue;
+        if ((shell = spool_append(r, b, &rc)) == NULL)
+            break; /* it stays in memory: nothing lost yet */
+        shell->queued_ns = b->queued_ns;
+        shell->next = b->next;
+        *link = shell;
+        if (r->ready_tail == b)
+            r->ready_tail = shell;
+        r->n_shells++;
+        atomic_fetch_sub(&r->queued_bytes, b->used);
+        b->next = r->free_list;
+        r->free_list = b;
+    }
+    if (r->spool_fd >= 0 && r->cur && r->cur->n > 0 && now - r->cur_since_ns >= after_ns) {
+        struct repro_packet_batch *shell;
+        int rc;
+
+        if ((shell = spool_append(r, r->cur, &rc)) != NULL) {
+            r->n_shells++;
+            append_ready(r, shell);
+            r->cur->n = 0; /* the reader fills it again */
+            r->cur->used = 0;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Whether b goes to the spool rather than the ready list: a spool exists
@@ -342,6 +417,8 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
             return;
         }
     }
+    if (b->n == 0)
+        r->cur_since_ns = repro_mono_ns();
     b->pkts[b->n].ts_us = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
     b->pkts[b->n].caplen = len;
     b->pkts[b->n].off = b->used;
@@ -405,6 +482,7 @@ static void *reader_main(void *arg)
         if (read_available(r) != 0)
             break;
         publish_if_idle(r);
+        spool_waiting(r, now);
         /* spool_end is this thread's own; the lock (spool_fd, n_shells)
          * only when a spool was written and all of it has been read */
         if (r->spool_end > 0 && atomic_load(&r->spooled_bytes) == 0) {

@@ -400,6 +400,54 @@ static void test_spool_full_drops_and_counts(void **state)
     close_lo(&f);
 }
 
+/* A batch the consumer leaves waiting in memory for half a second goes to
+ * the spool (a kill -9 must not lose a long backlog), though the queue has
+ * room; it still comes back in order, and later ones follow it there. */
+static void test_waiting_batches_go_to_spool(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX";
+    (void)state;
+
+    if (open_lo(&f) != 0)
+        tu_skip("needs root (live capture on lo)");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(repro_reader_start(f.src, 256u << 20, &r, &err), REPRO_OK);
+    assert_int_equal(repro_reader_spool(r, dir, SPOOL_NAME, 7, 64u << 20, &err), REPRO_OK);
+    send_n(&f, 20, 60000); /* 1.2 MB: a full batch and a partly filled one, far from the
+                              queue's 256 MiB */
+    wait_packets(r, 20, &st);
+    /* every packet in the spool (however the reader cut its batches),
+     * none left in memory */
+    for (int tries = 0; tries < 150 && (st.spooled_bytes < 20 * 60042 || st.queued_bytes > 0);
+         tries++) {
+        usleep(20000); /* polling the counters, bounded: 3 s */
+        repro_reader_stats(r, &st);
+    }
+    assert_true(st.spooled_bytes >= 20 * 60042);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_true(spool_file_size(dir) > 20 * 60042);
+    send_n(&f, 20, 60000); /* behind spooled batches: spooled at once */
+    wait_packets(r, 40, &st);
+    repro_reader_stop(r);
+    {
+        int next_no = 0;
+        uint64_t next_record_no = 1;
+        assert_int_equal(take_in_order(r, 20, &next_no, &next_record_no), 20);
+        next_no = 0; /* send_n numbers from #0 again */
+        assert_int_equal(take_in_order(r, 20, &next_no, &next_record_no), 20);
+    }
+    assert_int_equal(drain_all(r), 0);
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(st.queue_drops + st.spool_errors + st.spool_left_batches, 0);
+    assert_true(st.spooled_batches >= 2);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
 /* A consumer that ends with batches still in the spool (a run that failed,
  * or a kill -9: the file is the same, but for its lock) leaves the file,
  * and the recovery reader hands back exactly the unread packets, in order,
@@ -520,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_spool_keeps_everything_in_order),
         cmocka_unit_test(test_spool_full_drops_and_counts),
         cmocka_unit_test(test_spool_while_reading_starts_over),
+        cmocka_unit_test(test_waiting_batches_go_to_spool),
         cmocka_unit_test(test_spool_left_behind_is_recovered),
         cmocka_unit_test(test_spool_refused_names_directory),
         cmocka_unit_test(test_file_source_refused),
