@@ -310,6 +310,7 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);
+        repro_app_end_recovered(store, &res->recovery, ss.capture_id, o->log);
     } else {
         rc = finish(o, store, &ss, res, read_error, sink_rc, NULL, 0, err);
     }

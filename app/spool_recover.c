@@ -108,8 +108,9 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     out->read_batches += st.read_batches;
     out->skipped_batches += st.bad_batches;
     out->skipped_bytes += st.bad_bytes + st.torn_bytes;
-    if (out->n_capture_ids < sizeof out->capture_ids / sizeof *out->capture_ids)
-        out->capture_ids[out->n_capture_ids++] = info.capture_id;
+    if (out->n_recovered < sizeof out->recovered / sizeof *out->recovered)
+        out->recovered[out->n_recovered++] =
+            (struct repro_app_recovered_spool){info.capture_id, info.created_us, st.packets};
     if (log && (st.packets || st.read_batches || st.bad_batches || st.torn_bytes)) {
         fprintf(log,
                 "repro: recovered %" PRIu64 " packets (%.1f MiB) of capture %" PRId64
@@ -175,4 +176,44 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
     }
     closedir(d);
     return rc;
+}
+
+struct find_row {
+    int64_t id, created_us;
+    int running; /* a live capture, started before the spool, still "running" */
+};
+
+static int find_row(void *ctx, const struct repro_capture_row *row)
+{
+    struct find_row *f = ctx;
+
+    if (row->id == f->id)
+        f->running = strcmp(row->status, "running") == 0 &&
+                     strcmp(row->source_kind, "live") == 0 && row->started_us <= f->created_us;
+    return 0;
+}
+
+void repro_app_end_recovered(struct repro_store *store, const struct repro_app_recovery *rec,
+                             int64_t into_id, FILE *log)
+{
+    for (size_t i = 0; i < rec->n_recovered; i++) {
+        const struct repro_app_recovered_spool *sp = &rec->recovered[i];
+        struct find_row f = {sp->capture_id, sp->created_us, 0};
+        struct repro_error err = {0};
+        char why[256];
+        struct repro_store_capture_end end = {"failed", NULL, 0, why};
+
+        if (repro_store_captures(store, find_row, &f, &err) != REPRO_OK || !f.running) {
+            if (err.code && log)
+                fprintf(log, "repro: warning: %s\n", err.msg);
+            continue;
+        }
+        snprintf(why, sizeof why,
+                 "the agent ended without finishing (kill -9, a power cut or a crash); %" PRIu64
+                 " packets it had not parsed were recovered from its spool into capture %" PRId64,
+                 sp->packets, into_id);
+        if (repro_store_capture_end(store, sp->capture_id, &end, &err) != REPRO_OK && log)
+            fprintf(log, "repro: warning: cannot end capture %" PRId64 ": %s\n", sp->capture_id,
+                    err.msg);
+    }
 }

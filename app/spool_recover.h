@@ -9,6 +9,7 @@
 #define REPRO_APP_SPOOL_RECOVER_H
 
 #include "repro/capture.h"
+#include "repro/store.h"
 
 #include <stdio.h>
 
@@ -20,8 +21,12 @@ struct repro_app_recovery {
     uint64_t skipped_batches;           /* wrong checksum or records */
     uint64_t skipped_bytes;             /* theirs and an unreadable tail */
     uint64_t left;                      /* spools left in place (in use, other link type) */
-    int64_t capture_ids[16];            /* the captures whose spools were recovered */
-    size_t n_capture_ids;
+    struct repro_app_recovered_spool {
+        int64_t capture_id;             /* whose spool it was */
+        int64_t created_us;             /* when that agent made it */
+        uint64_t packets;               /* recovered from it */
+    } recovered[16];                    /* the first 16 spools recovered */
+    size_t n_recovered;
 };
 
 /* The spool's file name (no directory) of this process for database db. */
@@ -36,5 +41,14 @@ void repro_app_spool_name(const char *db, char *out, size_t out_len);
  * is kept). */
 int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt, FILE *log,
                              struct repro_app_recovery *out, struct repro_error *err);
+
+/* Ends the captures rows of the agents whose spools were recovered (out
+ * of repro_app_recover_spools) that still say "running" (killed, so they
+ * never ended): status "failed", and an error saying how they ended and
+ * into which capture (into_id) their spool went. A row that is not a live
+ * capture started before its spool, or is no longer running, is left
+ * alone. Problems go to log. */
+void repro_app_end_recovered(struct repro_store *store, const struct repro_app_recovery *rec,
+                             int64_t into_id, FILE *log);
 
 #endif

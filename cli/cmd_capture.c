@@ -346,6 +346,14 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
             fprintf(stderr,
                     "spool: %llu writes or reads failed (their packets are in the queue drops)\n",
                     (unsigned long long)res.reader.spool_errors);
+        if (res.recovery.spools)
+            fprintf(stderr,
+                    "recovered: %llu packets (%.1f MiB) from %llu spool(s) left by agents that "
+                    "did not finish; %.1f MiB of them damaged, skipped\n",
+                    (unsigned long long)res.recovery.packets,
+                    (double)res.recovery.bytes / (1024.0 * 1024.0),
+                    (unsigned long long)res.recovery.spools,
+                    (double)res.recovery.skipped_bytes / (1024.0 * 1024.0));
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

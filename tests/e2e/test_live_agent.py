@@ -50,6 +50,11 @@ uploads are real) with `repro capture -i lo`:
             more after the spinners stop; the summary's deferral
             line agrees with stats_json, no spool error, no drop;
             --defer-max 0 under the same load does not defer
+  spoolkill kill -9 while parsing is deferred (every core spinning, 200
+            small and 15 2-MiB requests): the spool is left behind, the
+            next capture -i on the database parses it first and stores
+            every exchange complete, bodies intact; the killed capture's
+            row ends failed, naming the capture that got its packets
   (every other part runs with --defer-max 0: its timing must not depend on
   other tests saturating the CPUs)
 
@@ -73,8 +78,8 @@ from e2e_common import (NGINX, Fail, kill_all, prometheus_parser, run_test,  # n
                         wait_for)
 
 REPRO = sys.argv[1]
-PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "metrics", "user", "retain",
-                          "locked", "busy", "defer"]
+PARTS = sys.argv[2:] or ["quiet", "visible", "traffic", "kill9", "spoolkill", "metrics", "user",
+                         "retain", "locked", "busy", "defer"]
 INCOMPLETE = 1 | 2 | 4 | 8 | 16 | 512  # REPRO_XF_INCOMPLETE (docs/schema.md)
 
 
@@ -715,6 +720,94 @@ def part_defer(tmp, procs):
     print("defer: %d cores spinning; %d exchanges readable %.2f s after the last response "
           "(--defer-max 6s); deferred %s time(s), %s s; spooled %s batch(es)" %
           (ncpu, n, took, m.group(1), m.group(2), m.group(3)))
+
+
+def part_spoolkill(tmp, procs):
+    """kill -9 while parsing is deferred: the spool stays behind (what
+    waited in memory for half a second went there too), and the next
+    capture -i on the database parses it before its live packets; every
+    exchange is stored complete with its bodies intact, and the killed
+    capture's row ends failed, saying where its packets went."""
+    import re
+    port, _, files = nginx_dav(tmp, procs)
+    ncpu = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(ncpu)]
+    procs.extend(spinners)
+    db = os.path.join(tmp, "spoolkill.db")
+    bpf = "tcp port %d" % port
+    cap, err = start_live_capture(REPRO, db, bpf, tmp, procs,
+                                  extra=["--defer-max", "60s", "--max-memory", "64M"])
+    status_line(cap, err, "parsing deferred", "a status line saying parsing is deferred")
+    n_small, n_big = 200, 15
+    n = n_small + n_big
+    urls = ["http://127.0.0.1:%d/small.txt?k=%d" % (port, i) for i in range(n_small)]
+    big = ["http://127.0.0.1:%d/big.bin?k=%d" % (port, i) for i in range(n_big)]
+    body = subprocess.run(["curl", "-sS"] + urls + big, stdout=subprocess.PIPE, check=True).stdout
+    t_done = time.monotonic()
+    if len(body) != n_small * len(files["small.txt"]) + n_big * len(files["big.bin"]):
+        raise Fail("spoolkill: curl got %d bytes" % len(body))
+
+    # The promise: what was answered more than a second before a kill -9
+    # survives it. Batches go to the spool after half a second in memory
+    # (the queue of --max-memory 64M would hold 16 MiB), so a second after
+    # the last response the status line shows the backlog spooled and
+    # nothing queued in memory.
+    def all_spooled():
+        line = status_line(cap, err, "parsing deferred", "a status line, still deferring")
+        m = re.search(r"; queue ([0-9.]+) MiB;.*; spool ([0-9.]+) MiB", line)
+        return (m is not None and float(m.group(1)) == 0 and
+                float(m.group(2)) * (1 << 20) >= n_big * len(files["big.bin"]) and
+                time.monotonic() - t_done >= 1.0)
+    wait_for(all_spooled, "the whole backlog in the spool", tries=100)
+    cap.send_signal(signal.SIGKILL)
+    cap.wait()
+    for p in spinners:
+        p.kill()
+        p.wait()
+    spool = "%s.spool.%d" % (db, cap.pid)
+    if not os.path.exists(spool):
+        raise Fail("spoolkill: no spool %s after kill -9: %s" % (spool, os.listdir(tmp)))
+    con = sqlite3.connect(db)
+    ok = con.execute("PRAGMA integrity_check").fetchone()[0]
+    before = con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
+    con.close()
+    if ok != "ok" or before != 0:
+        raise Fail("spoolkill: after kill -9: integrity %s, %d exchanges (deferred: none "
+                   "should be committed)" % (ok, before))
+    t0 = time.monotonic()
+    cap, err = start_live_capture(REPRO, db, bpf, tmp, procs)
+    try:
+        wait_for(lambda: len(db_exchanges(db)) >= n, "%d exchanges recovered from the spool" % n,
+                 tries=400)
+    except Fail:
+        err.seek(0)
+        raise Fail("spoolkill: %d of %d exchanges after the restart; its stderr: %s" %
+                   (len(db_exchanges(db)), n, err.read()[-2000:]))
+    took = time.monotonic() - t0
+    rc, summary = stop_live_capture(cap, err)
+    m = re.search(r"recovered: (\d+) packets \(([0-9.]+) MiB\) from 1 spool", summary)
+    if rc != 0 or not m or os.path.exists(spool):
+        raise Fail("spoolkill: restart exit %d, spool %s: %s" %
+                   (rc, "left" if os.path.exists(spool) else "removed", summary))
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT id, status, error, stats_json FROM captures ORDER BY id").fetchall()
+    got = con.execute("SELECT count(*), sum(complete), sum(uri LIKE '/big.bin%' AND"
+                      " response_body_sha256 = ?), count(DISTINCT uri) FROM exchanges",
+                      (hashlib.sha256(files["big.bin"]).digest(),)).fetchone()
+    con.close()
+    if got != (n, n, n_big, n):
+        raise Fail("spoolkill: (stored, complete, big files intact, distinct) = %s, want %s" %
+                   (got, (n, n, n_big, n)))
+    if (len(rows) != 2 or rows[0][1] != "failed" or
+            "recovered from its spool into capture %d" % rows[1][0] not in (rows[0][2] or "")):
+        raise Fail("spoolkill: the killed capture's row: %s" % (rows[0],))
+    st = json.loads(rows[1][3])
+    if st["recovered_packets"] != int(m.group(1)) or st["recovery_skipped_bytes"] != 0:
+        raise Fail("spoolkill: stats_json recovered_packets %s, skipped %s; summary %s" %
+                   (st["recovered_packets"], st["recovery_skipped_bytes"], m.group(1)))
+    print("spoolkill: kill -9 with %d exchanges deferred; the next capture recovered %s packets "
+          "(%s MiB) and stored all %d, %.2f s after it started" %
+          (n, m.group(1), m.group(2), n, took))
 
 
 def main(tmp, procs):
