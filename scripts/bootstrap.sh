@@ -30,7 +30,7 @@ PKGS=(build-essential cmake pkg-config python3 libpcap-dev libsqlite3-dev sqlite
       libcmocka-dev tshark tcpdump nginx wrk curl iproute2 time
       libunwind-dev libdw-dev libdeflate-dev libdebuginfod-dev elfutils gdb libiberty-dev libc6-dbg
       debuginfod binutils valgrind dwz zlib1g-dev nettle-dev libjansson-dev
-      python3-prometheus-client)
+      python3-prometheus-client strace)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
