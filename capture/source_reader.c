@@ -115,6 +115,7 @@ struct repro_reader {
     pthread_cond_t sync_cv;
     int sync_running, sync_stop;
     atomic_int spool_dirty;
+    atomic_int has_spool; /* spool_fd >= 0, readable without mu */
     /* since when the reader thread has waited for mu, 0 when it does not:
      * the consumer may hold it and be starved (it can run as SCHED_IDLE);
      * for repro_reader_blocked_ns() */
@@ -287,7 +288,7 @@ static void spool_waiting(struct repro_reader *r, uint64_t now)
     uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
     struct repro_packet_batch **link, *b;
 
-    if (since == 0 || now - since < after_ns)
+    if (since == 0 || now - since < after_ns || !atomic_load(&r->has_spool))
         return;
     reader_lock(r);
     spool_restart_if_read(r);
@@ -749,6 +750,7 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name
     r->spool_dir_fd = dfd;
     r->spool_max_bytes = max_bytes;
     r->spool_fd = fd;
+    atomic_store(&r->has_spool, 1);
     r->sync_running = pthread_create(&r->sync_thread, NULL, spool_sync_main, r) == 0;
     pthread_mutex_unlock(&r->mu);
     return REPRO_OK;
