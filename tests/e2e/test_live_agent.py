@@ -633,6 +633,23 @@ def status_line(cap, err, want, what):
     return found[-1]
 
 
+N_SMALL, N_BIG = 200, 15
+
+
+def small_and_big(port, files, tag, what):
+    """One keep-alive curl: N_SMALL small and N_BIG 2-MiB requests (more
+    than the 16 MiB packet queue of --max-memory 64M), URIs tagged with
+    tag; checks what curl got; returns the small URLs."""
+    urls = ["http://127.0.0.1:%d/small.txt?%s=%d" % (port, tag, i) for i in range(N_SMALL)]
+    big = ["http://127.0.0.1:%d/big.bin?%s=%d" % (port, tag, i) for i in range(N_BIG)]
+    body = subprocess.run(["curl", "-sS"] + urls + big, stdout=subprocess.PIPE, check=True).stdout
+    if body != files["small.txt"] * N_SMALL + files["big.bin"] * N_BIG:
+        raise Fail("%s: curl got %d bytes, want %d" %
+                   (what, len(body), N_SMALL * len(files["small.txt"]) +
+                    N_BIG * len(files["big.bin"])))
+    return urls
+
+
 def part_defer(tmp, procs):
     """Deferral: with every core spun at normal priority the host is
     saturated; the agent parses nothing (the status line says so) and the
@@ -655,15 +672,10 @@ def part_defer(tmp, procs):
             return len(db_exchanges(db))
         except sqlite3.Error:
             return -1
-    n_small, n_big = 200, 15
+    n_small, n_big = N_SMALL, N_BIG
     n = n_small + n_big
-    urls = ["http://127.0.0.1:%d/small.txt?d=%d" % (port, i) for i in range(n_small)]
-    big = ["http://127.0.0.1:%d/big.bin?d=%d" % (port, i) for i in range(n_big)]
-    body = subprocess.run(["curl", "-sS"] + urls + big, stdout=subprocess.PIPE, check=True).stdout
+    urls = small_and_big(port, files, "d", "defer")
     t0 = time.monotonic()
-    if body != files["small.txt"] * n_small + files["big.bin"] * n_big:
-        raise Fail("defer: curl got %d bytes, want %d" %
-                   (len(body), n_small * len(files["small.txt"]) + n_big * len(files["big.bin"])))
     # deferred: the loop takes no batch, so nothing can be committed; the
     # agent's own status line says both at once (one snapshot)
     line = status_line(cap, err, "parsing deferred", "a status line, still deferring")
@@ -742,14 +754,10 @@ def part_spoolkill(tmp, procs):
     cap, err = start_live_capture(REPRO, db, bpf, tmp, procs,
                                   extra=["--defer-max", "60s", "--max-memory", "64M"])
     status_line(cap, err, "parsing deferred", "a status line saying parsing is deferred")
-    n_small, n_big = 200, 15
+    n_small, n_big = N_SMALL, N_BIG
     n = n_small + n_big
-    urls = ["http://127.0.0.1:%d/small.txt?k=%d" % (port, i) for i in range(n_small)]
-    big = ["http://127.0.0.1:%d/big.bin?k=%d" % (port, i) for i in range(n_big)]
-    body = subprocess.run(["curl", "-sS"] + urls + big, stdout=subprocess.PIPE, check=True).stdout
+    small_and_big(port, files, "k", "spoolkill")
     t_done = time.monotonic()
-    if len(body) != n_small * len(files["small.txt"]) + n_big * len(files["big.bin"]):
-        raise Fail("spoolkill: curl got %d bytes" % len(body))
 
     # The promise: what was answered more than a second before a kill -9
     # survives it. Batches go to the spool after half a second in memory
