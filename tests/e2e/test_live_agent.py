@@ -764,13 +764,19 @@ def part_spoolkill(tmp, procs):
     # (the queue of --max-memory 64M would hold 16 MiB), so a second after
     # the last response the status line shows the backlog spooled and
     # nothing queued in memory.
+    last = [""]
+
     def all_spooled():
-        line = status_line(cap, err, "parsing deferred", "a status line, still deferring")
-        m = re.search(r"; queue ([0-9.]+) MiB;.*; spool ([0-9.]+) MiB", line)
+        last[0] = status_line(cap, err, "parsing deferred", "a status line, still deferring")
+        m = re.search(r"; queue ([0-9.]+) MiB;.*; spool ([0-9.]+) MiB", last[0])
         return (m is not None and float(m.group(1)) == 0 and
                 float(m.group(2)) * (1 << 20) >= n_big * len(files["big.bin"]) and
                 time.monotonic() - t_done >= 1.0)
-    wait_for(all_spooled, "the whole backlog in the spool", tries=100)
+    try:
+        wait_for(all_spooled, "the whole backlog in the spool", tries=100)
+    except Fail:
+        raise Fail("spoolkill: the backlog did not reach the spool; the last status line: %s" %
+                   last[0])
     cap.send_signal(signal.SIGKILL)
     cap.wait()
     for p in spinners:
@@ -836,10 +842,13 @@ def part_synced(tmp, procs):
     db = os.path.join(tmp, "synced.db")
     trace = os.path.join(tmp, "trace.txt")
     err = open(os.path.join(tmp, "capture.err"), "w+")
+    # LeakSanitizer cannot run under ptrace (the ASan build of the suite)
+    env = dict(os.environ, ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") +
+                                         ":detect_leaks=0").lstrip(":"))
     tracer = subprocess.Popen(["strace", "-f", "--seccomp-bpf", "-y", "-ttt", "-e",
                                "trace=fsync,fdatasync", "-o", trace, REPRO, "capture", "-i", "lo",
                                "-f", "tcp port %d" % port, "--db", db, "--defer-max", "0"],
-                              stderr=err)
+                              stderr=err, env=env)
     procs.append(tracer)
 
     def listening():
