@@ -41,6 +41,11 @@ static void on_stop(int sig)
     repro_store_writer_interrupt(active_writer); /* one atomic store */
 }
 
+int repro_app_live_stop_requested(void)
+{
+    return stop_requested != 0;
+}
+
 static void on_report(int sig)
 {
     (void)sig;

@@ -59,6 +59,10 @@ struct repro_app_live {
     size_t max_queue_bytes;
 };
 
+/* Whether SIGINT or SIGTERM came since repro_app_live_init() (for work
+ * done before repro_app_live_run(), such as a recovery). */
+int repro_app_live_stop_requested(void);
+
 /* Feeds the packets of b to cap (link type dlt) until *fed reaches max
  * (0: no limit), counting in *fed. Returns 0 or the session's sink error. */
 int repro_app_feed_batch(struct repro_capture *cap, int dlt, const struct repro_packet_batch *b,

@@ -70,7 +70,7 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     struct repro_error e = {0};
     const struct repro_packet_batch *b;
     uint64_t fed = 0;
-    int sink_rc = 0;
+    int sink_rc = 0, stopped;
 
     *removable = 0;
     if (repro_spool_recovery_open(fd, path, &rc, &info, &e) != REPRO_OK) {
@@ -99,9 +99,13 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
                 path, info.capture_id, info.pid, when);
         fflush(log);
     }
-    while (repro_spool_recovery_next(rc, &b) == 1)
+    /* each batch fed is marked read at once: a recovery cut short (a stop,
+     * another crash) goes on where it was, as the live agent does */
+    while (!(stopped = repro_app_live_stop_requested()) && repro_spool_recovery_next(rc, &b) == 1) {
         if ((sink_rc = repro_app_feed_batch(cap, dlt, b, 0, &fed, err)) != 0)
             break;
+        repro_spool_recovery_mark_read(rc); /* if it cannot: parsed again next time */
+    }
     repro_spool_recovery_stats(rc, &st);
     out->packets += st.packets;
     out->bytes += st.bytes;
@@ -122,8 +126,11 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
         fputc('\n', log);
         fflush(log);
     }
+    if (stopped && log)
+        fprintf(log, "repro: stopped while recovering; the rest of %s is recovered by the next "
+                     "capture -i on the database\n", path);
     repro_spool_recovery_free(rc);
-    *removable = sink_rc == 0;
+    *removable = sink_rc == 0 && !stopped;
     return sink_rc;
 }
 

@@ -97,6 +97,7 @@ struct repro_spool_recovery {
     int fd;
     char name[300];
     uint64_t off, file_bytes, rec_size;
+    int64_t last_at; /* the offset of the batch last handed back, -1: none */
     struct repro_spool_recovery_stats st;
     char problem[400];
     struct repro_packet_batch batch;
@@ -178,6 +179,7 @@ int repro_spool_recovery_open(int fd, const char *name, struct repro_spool_recov
     rc->batch.spool_off = -1;
     snprintf(rc->name, sizeof rc->name, "%s", name);
     rc->off = REPRO_SPOOL_FILE_HEADER;
+    rc->last_at = -1;
     rc->file_bytes = (uint64_t)sb.st_size;
     rc->rec_size = sizeof(struct repro_batch_pkt);
     if (info) {
@@ -267,10 +269,24 @@ int repro_spool_recovery_next(struct repro_spool_recovery *rc,
         rc->st.packets += n;
         for (uint32_t i = 0; i < n; i++)
             rc->st.bytes += b->pkts[i].caplen;
+        rc->last_at = (int64_t)at;
         *batch = b;
         return 1;
     }
     return 0;
+}
+
+int repro_spool_recovery_mark_read(struct repro_spool_recovery *rc)
+{
+    uint32_t state = REPRO_SPOOL_READ;
+
+    if (rc->last_at < 0)
+        return REPRO_OK;
+    if (pwrite(rc->fd, &state, sizeof state, (off_t)rc->last_at + REPRO_SPOOL_STATE_OFF) !=
+        (ssize_t)sizeof state)
+        return REPRO_E_IO;
+    rc->last_at = -1;
+    return REPRO_OK;
 }
 
 void repro_spool_recovery_stats(const struct repro_spool_recovery *rc,

@@ -506,6 +506,10 @@ int repro_spool_recovery_next(struct repro_spool_recovery *rc,
                               const struct repro_packet_batch **batch);
 void repro_spool_recovery_stats(const struct repro_spool_recovery *rc,
                                 struct repro_spool_recovery_stats *out);
+/* Marks the batch last handed back as read in the file (its state word),
+ * so that a recovery interrupted later (a stop, another crash) does not
+ * hand it back again. REPRO_E_IO when the file cannot be written. */
+int repro_spool_recovery_mark_read(struct repro_spool_recovery *rc);
 /* The first thing found wrong ("" when none), naming the offset. */
 const char *repro_spool_recovery_problem(const struct repro_spool_recovery *rc);
 void repro_spool_recovery_free(struct repro_spool_recovery *rc);

@@ -7,7 +7,8 @@
  *   either refuse it at open with a message or walk it, handing back only
  *   batches whose every packet lies within the batch's data (each byte is
  *   read, so ASan sees a read outside), within the writer's limits, and
- *   counters that add up.
+ *   counters that add up; each is marked read, and a second walk must
+ *   hand back none.
  * - odd: the rest is packet data, cut into packets by its own bytes; a
  *   spool is written from it with the writer's header functions, the
  *   second byte's bits choosing batches marked read, and the recovery
@@ -56,12 +57,23 @@ static void walk_raw(int fd)
         }
         packets += b->n;
         batches++;
+        CHECK(repro_spool_recovery_mark_read(rc) == REPRO_OK);
     }
     repro_spool_recovery_stats(rc, &st);
     CHECK(st.packets == packets && st.batches == batches);
     CHECK((st.bad_batches == 0 && st.torn_bytes == 0) || repro_spool_recovery_problem(rc)[0]);
     repro_spool_recovery_free(rc);
     (void)sum;
+    /* every batch handed back was marked read: a second walk hands back none */
+    rc = NULL;
+    CHECK(repro_spool_recovery_open(fd, "fuzz", &rc, NULL, &err) == REPRO_OK);
+    CHECK(repro_spool_recovery_next(rc, &b) == 0);
+    {
+        struct repro_spool_recovery_stats again;
+        repro_spool_recovery_stats(rc, &again);
+        CHECK(again.read_batches == st.read_batches + batches);
+    }
+    repro_spool_recovery_free(rc);
 }
 
 static void round_trip(int fd, const uint8_t *data, size_t size)

@@ -192,6 +192,32 @@ static void test_read_batches_are_skipped(void **state)
     close(fd);
 }
 
+/* A recovery that marks what it fed and is cut short: the next one goes
+ * on where it was. */
+static void test_marked_by_recovery_not_again(void **state)
+{
+    uint64_t offs[3], end, got[16];
+    struct repro_spool_recovery *rc = NULL;
+    struct repro_spool_recovery_stats st;
+    struct repro_error err = {0};
+    const struct repro_packet_batch *b;
+    char problem[400];
+    int fd = spool_with(3, offs, &end);
+    (void)state;
+
+    assert_int_equal(repro_spool_recovery_open(fd, "t.spool", &rc, NULL, &err), REPRO_OK);
+    assert_int_equal(repro_spool_recovery_mark_read(rc), REPRO_OK); /* nothing handed yet */
+    assert_int_equal(repro_spool_recovery_next(rc, &b), 1);
+    assert_int_equal(b->pkts[0].record_no, 1);
+    assert_int_equal(repro_spool_recovery_mark_read(rc), REPRO_OK);
+    assert_int_equal(repro_spool_recovery_next(rc, &b), 1); /* handed, not marked: cut short */
+    repro_spool_recovery_free(rc);
+    assert_int_equal(recover(fd, got, 16, &st, problem, sizeof problem), 6);
+    assert_int_equal(got[0], 4);
+    assert_int_equal(st.read_batches, 1);
+    close(fd);
+}
+
 /* A punched batch whose "read" mark was lost (a power cut), and a batch
  * whose payload never reached the disk: their checksums fail, they are
  * skipped and counted, the walk goes on. */
@@ -404,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_checksums_match_zlib),
         cmocka_unit_test(test_all_unread_come_back_in_order),
         cmocka_unit_test(test_read_batches_are_skipped),
+        cmocka_unit_test(test_marked_by_recovery_not_again),
         cmocka_unit_test(test_damaged_payload_is_skipped),
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_bad_header_ends_walk),
