@@ -64,7 +64,7 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
     /* the spool goes next to the database: a directory the agent checked
      * (not writable by others) on a disk sized for it */
     repro_app_dir_of(o->db, spool_dir, sizeof spool_dir);
-    repro_app_spool_name(o->db, spool_name, sizeof spool_name);
+    repro_app_spool_name(o->db, res->capture_id, spool_name, sizeof spool_name);
     if ((*sink_rc = repro_app_live_init(&lv, src, cap,
                                            (o->max_memory ? o->max_memory : (size_t)256 << 20) / 4,
                                            err)) != 0)
@@ -103,8 +103,8 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
         fflush(o->log);
     }
     /* what agents killed on this database left in their spools, first */
-    *sink_rc = repro_app_recover_spools(o->db, cap, repro_source_dlt(src), o->log, &res->recovery,
-                                        err);
+    *sink_rc = repro_app_recover_spools(o->db, cap, repro_source_dlt(src), res->capture_id, writer,
+                                        o->log, &res->recovery, err);
     if (*sink_rc == 0)
         *sink_rc = repro_app_live_run(&lv, writer, err);
     if (*sink_rc == REPRO_E_BUSY) /* stopped while another process held the lock */
@@ -310,7 +310,6 @@ int repro_app_capture_run(const struct repro_app_capture_opts *o,
         };
         rc = finish(o, store, &ss, res, read_error, sink_rc, extra, sizeof extra / sizeof *extra,
                     err);
-        repro_app_end_recovered(store, &res->recovery, ss.capture_id, o->log);
     } else {
         rc = finish(o, store, &ss, res, read_error, sink_rc, NULL, 0, err);
     }

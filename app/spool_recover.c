@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -31,23 +32,29 @@ static const char *base_of(const char *path)
     return slash ? slash + 1 : path;
 }
 
-void repro_app_spool_name(const char *db, char *out, size_t out_len)
+void repro_app_spool_name(const char *db, int64_t capture_id, char *out, size_t out_len)
 {
-    snprintf(out, out_len, "%s.spool.%ld", base_of(db), (long)getpid());
+    snprintf(out, out_len, "%s.spool.%" PRId64 ".%ld", base_of(db), capture_id, (long)getpid());
 }
 
-/* Whether name is "<base>.spool.<digits>". */
-static int is_spool_of(const char *name, const char *base)
+/* Whether name is "<base>.spool.<digits>.<digits>"; *capture_id gets the
+ * first digits (the order spools are recovered in). */
+static int is_spool_of(const char *name, const char *base, int64_t *capture_id)
 {
     size_t n = strlen(base);
     const char *p;
+    char *end;
 
     if (strncmp(name, base, n) != 0 || strncmp(name + n, ".spool.", 7) != 0)
         return 0;
     p = name + n + 7;
-    if (*p == '\0')
+    if (*p < '0' || *p > '9')
         return 0;
-    for (; *p; p++)
+    errno = 0;
+    *capture_id = (int64_t)strtoll(p, &end, 10);
+    if (errno || *end != '.' || end[1] == '\0')
+        return 0;
+    for (p = end + 1; *p; p++)
         if (*p < '0' || *p > '9')
             return 0;
     return 1;
@@ -61,8 +68,8 @@ static double mib(uint64_t b)
 /* Feeds one spool's unread batches to cap. Returns 0 (recovered, or left
  * with a warning: *removable says which) or the sink's error. */
 static int recover_one(int fd, const char *path, int announce, struct repro_capture *cap, int dlt,
-                       FILE *log, struct repro_app_recovery *out, int *removable,
-                       struct repro_error *err)
+                       FILE *log, struct repro_app_recovery *out, struct repro_spool_info *infop,
+                       int *removable, struct repro_error *err)
 {
     struct repro_spool_recovery *rc = NULL;
     struct repro_spool_info info;
@@ -73,6 +80,7 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     int sink_rc = 0, stopped;
 
     *removable = 0;
+    memset(infop, 0, sizeof *infop);
     if (repro_spool_recovery_open(fd, path, &rc, &info, &e) != REPRO_OK) {
         if (log)
             fprintf(log, "repro: warning: %s; left in place\n", e.msg);
@@ -112,9 +120,7 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     out->read_batches += st.read_batches;
     out->skipped_batches += st.bad_batches;
     out->skipped_bytes += st.bad_bytes + st.torn_bytes;
-    if (out->n_recovered < sizeof out->recovered / sizeof *out->recovered)
-        out->recovered[out->n_recovered++] =
-            (struct repro_app_recovered_spool){info.capture_id, info.created_us, st.packets};
+    *infop = info;
     if (log && (st.packets || st.read_batches || st.bad_batches || st.torn_bytes)) {
         fprintf(log,
                 "repro: recovered %" PRIu64 " packets (%.1f MiB) of capture %" PRId64
@@ -134,57 +140,6 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     return sink_rc;
 }
 
-int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt, FILE *log,
-                             struct repro_app_recovery *out, struct repro_error *err)
-{
-    char dir[4096], path[4096 + 256];
-    const char *base = base_of(db);
-    DIR *d;
-    struct dirent *de;
-    int rc = 0;
-
-    memset(out, 0, sizeof *out);
-    repro_app_dir_of(db, dir, sizeof dir);
-    d = opendir(dir);
-    if (d == NULL)
-        return 0; /* nothing to recover where nothing can be listed */
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        struct stat sb;
-        int fd, removable = 0;
-
-        if (!is_spool_of(de->d_name, base))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        fd = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) {
-            if (log)
-                fprintf(log, "repro: warning: cannot open spool %s: %s; left in place\n", path,
-                        strerror(errno));
-            out->left++;
-            continue;
-        }
-        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-            close(fd);
-            continue;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &sb) != 0 || sb.st_nlink == 0) {
-            /* a running agent's own, or just recovered by another */
-            close(fd);
-            continue;
-        }
-        rc = recover_one(fd, path, sb.st_size > 64, cap, dlt, log, out, &removable, err);
-        if (removable) {
-            unlinkat(dirfd(d), de->d_name, 0);
-            out->spools++;
-        } else {
-            out->left++;
-        }
-        close(fd);
-    }
-    closedir(d);
-    return rc;
-}
-
 struct find_row {
     int64_t id, created_us;
     int running; /* a live capture, started before the spool, still "running" */
@@ -200,27 +155,125 @@ static int find_row(void *ctx, const struct repro_capture_row *row)
     return 0;
 }
 
-void repro_app_end_recovered(struct repro_store *store, const struct repro_app_recovery *rec,
-                             int64_t into_id, FILE *log)
+/* Ends the killed agent's captures row, if it still says "running" (a
+ * live capture started before its spool): "failed", saying where its
+ * packets went. Its own handle on db, next to the writer's. */
+static void end_killed(const char *db, const struct repro_spool_info *info, uint64_t packets,
+                       int64_t into_id, FILE *log)
 {
-    for (size_t i = 0; i < rec->n_recovered; i++) {
-        const struct repro_app_recovered_spool *sp = &rec->recovered[i];
-        struct find_row f = {sp->capture_id, sp->created_us, 0};
-        struct repro_error err = {0};
-        char why[256];
-        struct repro_store_capture_end end = {"failed", NULL, 0, why};
+    struct repro_store *store = NULL;
+    struct find_row f = {info->capture_id, info->created_us, 0};
+    struct repro_error err = {0};
+    char why[256];
+    struct repro_store_capture_end end = {"failed", NULL, 0, why};
 
-        if (repro_store_captures(store, find_row, &f, &err) != REPRO_OK || !f.running) {
-            if (err.code && log)
-                fprintf(log, "repro: warning: %s\n", err.msg);
-            continue;
-        }
+    if (repro_store_open(db, 0, &store, &err) == REPRO_OK &&
+        repro_store_captures(store, find_row, &f, &err) == REPRO_OK && f.running) {
         snprintf(why, sizeof why,
                  "the agent ended without finishing (kill -9, a power cut or a crash); %" PRIu64
                  " packets it had not parsed were recovered from its spool into capture %" PRId64,
-                 sp->packets, into_id);
-        if (repro_store_capture_end(store, sp->capture_id, &end, &err) != REPRO_OK && log)
-            fprintf(log, "repro: warning: cannot end capture %" PRId64 ": %s\n", sp->capture_id,
-                    err.msg);
+                 packets, into_id);
+        repro_store_capture_end(store, info->capture_id, &end, &err);
     }
+    if (err.code && log)
+        fprintf(log, "repro: warning: cannot end capture %" PRId64 ": %s\n", info->capture_id,
+                err.msg);
+    repro_store_close(store);
+}
+
+struct candidate {
+    int64_t capture_id;
+    char name[256];
+};
+
+static int by_capture(const void *a, const void *b)
+{
+    const struct candidate *x = a, *y = b;
+
+    if (x->capture_id != y->capture_id)
+        return x->capture_id < y->capture_id ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The spools of db in directory d, oldest capture first; at most max. */
+static size_t find_spools(DIR *d, const char *base, struct candidate *out, size_t max,
+                          FILE *log, const char *dir)
+{
+    struct dirent *de;
+    size_t n = 0, more = 0;
+    int64_t id;
+
+    while ((de = readdir(d)) != NULL) {
+        if (!is_spool_of(de->d_name, base, &id) || strlen(de->d_name) >= sizeof out->name)
+            continue;
+        if (n == max) {
+            more++;
+            continue;
+        }
+        out[n].capture_id = id;
+        snprintf(out[n].name, sizeof out[n].name, "%s", de->d_name);
+        n++;
+    }
+    if (more && log)
+        fprintf(log, "repro: warning: %zu more spools in %s are left for the next capture\n", more,
+                dir);
+    qsort(out, n, sizeof *out, by_capture);
+    return n;
+}
+
+#define MAX_SPOOLS 64
+
+int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt, int64_t into_id,
+                             struct repro_store_writer *writer, FILE *log,
+                             struct repro_app_recovery *out, struct repro_error *err)
+{
+    char dir[4096], path[4096 + 256];
+    struct candidate found[MAX_SPOOLS];
+    DIR *d;
+    size_t n;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    repro_app_dir_of(db, dir, sizeof dir);
+    d = opendir(dir);
+    if (d == NULL)
+        return 0; /* nothing to recover where nothing can be listed */
+    n = find_spools(d, base_of(db), found, MAX_SPOOLS, log, dir);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct repro_spool_info info;
+        struct stat sb;
+        uint64_t before = out->packets;
+        int fd, removable = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, found[i].name);
+        fd = openat(dirfd(d), found[i].name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+            if (errno != ENOENT && log) /* ENOENT: recovered by another meanwhile */
+                fprintf(log, "repro: warning: cannot open spool %s: %s; left in place\n", path,
+                        strerror(errno));
+            out->left += errno != ENOENT;
+            continue;
+        }
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+            fstat(fd, &sb) != 0 || sb.st_nlink == 0) {
+            /* not a file, a running agent's own, or just recovered by another */
+            close(fd);
+            continue;
+        }
+        rc = recover_one(fd, path, sb.st_size > 64, cap, dlt, log, out, &info, &removable, err);
+        if (info.capture_id && (removable || out->packets > before))
+            end_killed(db, &info, out->packets - before, into_id, log);
+        /* what was parsed is committed before the file goes */
+        if (removable && (rc = repro_store_writer_flush(writer, err)) != 0)
+            removable = 0;
+        if (removable) {
+            unlinkat(dirfd(d), found[i].name, 0);
+            out->spools++;
+        } else {
+            out->left++;
+        }
+        close(fd);
+    }
+    closedir(d);
+    return rc;
 }

@@ -101,12 +101,12 @@ struct repro_reader {
      * (monotonic ns), 0 while the list is empty; for repro_reader_wait_ns() */
     atomic_uint_fast64_t ready_since_ns;
     /* the spool: fd -1 when none (set under mu); n_shells under mu;
-     * spool_end and spool_seq the reader thread's only (it writes at
+     * spool_end the reader thread's only (it writes at
      * spool_end, 0 meaning just after the file header, and starts over
      * when n_shells is 0) */
     int spool_fd, spool_dir_fd;
     char spool_name[256];
-    uint64_t spool_max_bytes, spool_end, spool_seq;
+    uint64_t spool_max_bytes, spool_end;
     size_t n_shells;
     atomic_uint_fast64_t spooled_bytes, spooled_batches, spool_errors, spool_peak_bytes;
     /* the spool's sync thread: wakes every SPOOL_SYNC_MS (sync_cv, under
@@ -197,12 +197,12 @@ static uint64_t caplen_sum(const struct repro_packet_batch *b)
  * Reader thread (the only writer of the file), with mu held. */
 static void spool_restart_if_read(struct repro_reader *r)
 {
-    if (r->spool_fd >= 0 && r->n_shells == 0 && r->spool_end > 0) {
+    if (r->spool_fd >= 0 && r->n_shells == 0 && r->spool_end > 0 &&
+        ftruncate(r->spool_fd, REPRO_SPOOL_FILE_HEADER) == 0) {
+        /* when it cannot, later batches go on at higher offsets (read
+         * parts are punched out: unspool) */
         r->spool_end = 0;
-        if (ftruncate(r->spool_fd, REPRO_SPOOL_FILE_HEADER) != 0) {
-            /* harmless: later batches go on at higher offsets, read
-             * parts are punched out (unspool) */
-        }
+        atomic_store_explicit(&r->spool_dirty, 1, memory_order_relaxed);
     }
 }
 
@@ -229,7 +229,7 @@ static struct repro_packet_batch *spool_append(struct repro_reader *r,
     shell = repro_calloc(1, sizeof *shell);
     if (shell == NULL)
         return NULL;
-    repro__spool_batch_header(head, b, ++r->spool_seq);
+    repro__spool_batch_header(head, b, b->pkts[0].record_no);
     w = pwritev(r->spool_fd, iov, 3, (off_t)off);
     atomic_store_explicit(&r->spool_dirty, 1, memory_order_relaxed);
     if (w < 0 || (uint64_t)w != size) {
@@ -282,13 +282,14 @@ static int spool_batch(struct repro_reader *r, struct repro_packet_batch *b)
  * never a long backlog. Under mu, so the consumer cannot take a batch
  * while it is written (about a millisecond per batch, in the page cache).
  * Reader thread. */
-static void spool_waiting(struct repro_reader *r, uint64_t now)
+static void spool_waiting(struct repro_reader *r)
 {
     const uint64_t after_ns = (uint64_t)SPOOL_AFTER_MS * 1000000u;
     uint64_t since = atomic_load_explicit(&r->ready_since_ns, memory_order_relaxed);
+    uint64_t now = repro_mono_ns(); /* after the poll: batches were queued during it */
     struct repro_packet_batch **link, *b;
 
-    if (since == 0 || now - since < after_ns || !atomic_load(&r->has_spool))
+    if (since == 0 || since > now || now - since < after_ns || !atomic_load(&r->has_spool))
         return;
     reader_lock(r);
     spool_restart_if_read(r);
@@ -296,7 +297,7 @@ static void spool_waiting(struct repro_reader *r, uint64_t now)
         struct repro_packet_batch *shell;
         int rc;
 
-        if (now - b->queued_ns < (uint64_t)SPOOL_AFTER_MS * 1000000u)
+        if (b->queued_ns > now || now - b->queued_ns < after_ns)
             break;
         if (b->spool_off >= 0)
             continue;
@@ -312,7 +313,8 @@ static void spool_waiting(struct repro_reader *r, uint64_t now)
         b->next = r->free_list;
         r->free_list = b;
     }
-    if (r->spool_fd >= 0 && r->cur && r->cur->n > 0 && now - r->cur_since_ns >= after_ns) {
+    if (r->spool_fd >= 0 && r->cur && r->cur->n > 0 && r->cur_since_ns <= now &&
+        now - r->cur_since_ns >= after_ns) {
         struct repro_packet_batch *shell;
         int rc;
 
@@ -483,7 +485,7 @@ static void *reader_main(void *arg)
         if (read_available(r) != 0)
             break;
         publish_if_idle(r);
-        spool_waiting(r, now);
+        spool_waiting(r);
         /* spool_end is this thread's own; the lock (spool_fd, n_shells)
          * only when a spool was written and all of it has been read */
         if (r->spool_end > 0 && atomic_load(&r->spooled_bytes) == 0) {
@@ -585,6 +587,7 @@ static int unspool(struct repro_reader *r, struct repro_packet_batch **shell)
                       (off_t)(size - REPRO_SPOOL_BATCH_HEADER)) != 0) {
             /* no hole punching here: freed when the file starts over */
         }
+        atomic_store_explicit(&r->spool_dirty, 1, memory_order_relaxed); /* the mark too */
         got = (ssize_t)size;
     }
     pthread_mutex_lock(&r->mu);
@@ -749,9 +752,16 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name
     snprintf(r->spool_name, sizeof r->spool_name, "%s", name);
     r->spool_dir_fd = dfd;
     r->spool_max_bytes = max_bytes;
+    if (pthread_create(&r->sync_thread, NULL, spool_sync_main, r) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        unlinkat(dfd, name, 0);
+        close(fd);
+        close(dfd);
+        return repro_error_set(err, REPRO_E_NOMEM, "cannot start the spool's sync thread");
+    }
+    r->sync_running = 1;
     r->spool_fd = fd;
     atomic_store(&r->has_spool, 1);
-    r->sync_running = pthread_create(&r->sync_thread, NULL, spool_sync_main, r) == 0;
     pthread_mutex_unlock(&r->mu);
     return REPRO_OK;
 }

@@ -28,6 +28,7 @@
 #include <libdeflate.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,10 +94,23 @@ void repro__spool_batch_header(uint8_t out[REPRO_SPOOL_BATCH_HEADER],
     put32(out + 28, batch_header_crc(out));
 }
 
+/* An unread batch found by the walk. */
+struct entry {
+    uint64_t seq, off;
+    uint32_t n, used, crc;
+};
+
+/* At most this many unread batches are indexed (16 bytes each, 64 MiB):
+ * the writer's batches are about 1 MiB, so a 1 GiB spool holds about a
+ * thousand; a file claiming more is not one of the writer's. */
+#define MAX_ENTRIES (1u << 22)
+
 struct repro_spool_recovery {
     int fd;
     char name[300];
     uint64_t off, file_bytes, rec_size;
+    struct entry *entries; /* unread batches, in packet order once walked */
+    size_t n_entries, cap_entries, next;
     int64_t last_at; /* the offset of the batch last handed back, -1: none */
     struct repro_spool_recovery_stats st;
     char problem[400];
@@ -136,12 +150,99 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Ends the walk at a header that cannot be trusted. */
+static void torn(struct repro_spool_recovery *rc, const char *why)
+{
+    note_problem(rc, "%s at offset %llu; the last %llu bytes are not read", why,
+                 (unsigned long long)rc->off, (unsigned long long)(rc->file_bytes - rc->off));
+    rc->st.torn_bytes += rc->file_bytes - rc->off;
+    rc->off = rc->file_bytes;
+}
+
+/* Reads the batch header at rc->off: 1 and the entry (or a read batch,
+ * counted: *e's n is then 0), or 0 when the walk ends there. */
+static int walk_one(struct repro_spool_recovery *rc, struct entry *e)
+{
+    uint8_t h[REPRO_SPOOL_BATCH_HEADER];
+    uint32_t state;
+    uint64_t payload;
+
+    if (rc->file_bytes - rc->off < sizeof h || read_at(rc->fd, h, sizeof h, rc->off) != 0)
+        return torn(rc, "a batch header cut short"), 0;
+    if (get32(h) == 0 && get64(h + 8) == 0 && get64(h + 16) == 0 && get64(h + 24) == 0)
+        return torn(rc, "zeros where a batch header should be"), 0; /* a torn or unwritten end */
+    if (get32(h) != REPRO_SPOOL_BATCH_MAGIC || get32(h + 28) != batch_header_crc(h))
+        return torn(rc, "a batch header with a wrong magic or checksum"), 0;
+    e->n = get32(h + 8);
+    e->used = get32(h + 12);
+    e->seq = get64(h + 16);
+    e->crc = get32(h + 24);
+    e->off = rc->off;
+    state = get32(h + REPRO_SPOOL_STATE_OFF);
+    if (e->n == 0 || e->n > REPRO_SPOOL_MAX_PKTS || e->used > REPRO_SPOOL_MAX_DATA ||
+        e->used % 8 != 0)
+        return torn(rc, "a batch header with impossible sizes"), 0;
+    if (state != REPRO_SPOOL_UNREAD && state != REPRO_SPOOL_READ)
+        return torn(rc, "a batch header with an unknown state"), 0;
+    payload = (uint64_t)e->n * rc->rec_size + e->used;
+    if (payload > rc->file_bytes - rc->off - sizeof h)
+        return torn(rc, "a batch cut short"), 0;
+    rc->off += sizeof h + payload;
+    if (state == REPRO_SPOOL_READ) {
+        rc->st.read_batches++;
+        e->n = 0;
+    }
+    return 1;
+}
+
+/* Orders unread batches by sequence number, then by offset. */
+static int by_seq(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Walks every header, indexing the unread batches, and puts them in
+ * packet order: the writer does not always write batches in that order
+ * (a batch the full queue sends to the spool at once can overtake older
+ * ones that wait in memory until they are half a second old). */
+static int walk(struct repro_spool_recovery *rc, struct repro_error *err)
+{
+    struct entry e;
+
+    while (rc->off < rc->file_bytes && walk_one(rc, &e)) {
+        if (e.n == 0)
+            continue;
+        if (rc->n_entries == MAX_ENTRIES) {
+            torn(rc, "more batches than a spool holds");
+            break;
+        }
+        if (rc->n_entries == rc->cap_entries) {
+            size_t cap = rc->cap_entries ? rc->cap_entries * 2 : 64;
+            struct entry *grown = repro_realloc(rc->entries, cap * sizeof *grown);
+            if (grown == NULL)
+                return repro_error_set(err, REPRO_E_NOMEM, "cannot recover spool %s: out of memory",
+                                       rc->name);
+            rc->entries = grown;
+            rc->cap_entries = cap;
+        }
+        rc->entries[rc->n_entries++] = e;
+    }
+    if (rc->n_entries > 1)
+        qsort(rc->entries, rc->n_entries, sizeof *rc->entries, by_seq);
+    return REPRO_OK;
+}
+
 int repro_spool_recovery_open(int fd, const char *name, struct repro_spool_recovery **out,
                               struct repro_spool_info *info, struct repro_error *err)
 {
     uint8_t h[REPRO_SPOOL_FILE_HEADER];
     struct repro_spool_recovery *rc;
     struct stat sb;
+    int ret;
 
     *out = NULL;
     if (fstat(fd, &sb) != 0)
@@ -156,7 +257,9 @@ int repro_spool_recovery_open(int fd, const char *name, struct repro_spool_recov
                                REPRO_SPOOL_MAGIC);
     if (get32(h + 60) != libdeflate_crc32(0, h, 60))
         return repro_error_set(err, REPRO_E_MALFORMED,
-                               "spool %s: the file header's checksum is wrong", name);
+                               "spool %s: the file header's checksum is wrong (a damaged file, "
+                               "or one written on a host of the other byte order)",
+                               name);
     if (get32(h + 8) != REPRO_SPOOL_VERSION)
         return repro_error_set(err, REPRO_E_UNSUPPORTED,
                                "spool %s: version %u, this program reads version %u", name,
@@ -182,6 +285,10 @@ int repro_spool_recovery_open(int fd, const char *name, struct repro_spool_recov
     rc->last_at = -1;
     rc->file_bytes = (uint64_t)sb.st_size;
     rc->rec_size = sizeof(struct repro_batch_pkt);
+    if ((ret = walk(rc, err)) != REPRO_OK) {
+        repro_spool_recovery_free(rc);
+        return ret;
+    }
     if (info) {
         info->dlt = (int)get32(h + 12);
         info->capture_id = (int64_t)get64(h + 24);
@@ -203,73 +310,42 @@ static int records_fit(const struct repro_packet_batch *b)
     return 1;
 }
 
-/* Ends the walk at a header that cannot be trusted. */
-static int torn(struct repro_spool_recovery *rc, const char *why)
-{
-    note_problem(rc, "%s at offset %llu; the last %llu bytes are not read", why,
-                 (unsigned long long)rc->off, (unsigned long long)(rc->file_bytes - rc->off));
-    rc->st.torn_bytes += rc->file_bytes - rc->off;
-    rc->off = rc->file_bytes;
-    return 0;
-}
-
 int repro_spool_recovery_next(struct repro_spool_recovery *rc,
                               const struct repro_packet_batch **batch)
 {
-    uint8_t h[REPRO_SPOOL_BATCH_HEADER];
-
     *batch = NULL;
-    while (rc->off < rc->file_bytes) {
-        uint32_t n, used, state;
-        uint64_t payload, at = rc->off;
+    while (rc->next < rc->n_entries) {
+        const struct entry *e = &rc->entries[rc->next++];
         struct repro_packet_batch *b = &rc->batch;
+        uint64_t records = (uint64_t)e->n * rc->rec_size, at = e->off + REPRO_SPOOL_BATCH_HEADER;
+        uint64_t size = REPRO_SPOOL_BATCH_HEADER + records + e->used;
         uint32_t crc;
 
-        if (rc->file_bytes - rc->off < sizeof h || read_at(rc->fd, h, sizeof h, rc->off) != 0)
-            return torn(rc, "a batch header cut short");
-        if (get32(h) == 0 && get64(h + 8) == 0 && get64(h + 16) == 0 && get64(h + 24) == 0)
-            return torn(rc, "zeros where a batch header should be"); /* a torn or unwritten end */
-        if (get32(h) != REPRO_SPOOL_BATCH_MAGIC || get32(h + 28) != batch_header_crc(h))
-            return torn(rc, "a batch header with a wrong magic or checksum");
-        n = get32(h + 8);
-        used = get32(h + 12);
-        state = get32(h + REPRO_SPOOL_STATE_OFF);
-        if (n == 0 || n > REPRO_SPOOL_MAX_PKTS || used > REPRO_SPOOL_MAX_DATA || used % 8 != 0)
-            return torn(rc, "a batch header with impossible sizes");
-        payload = (uint64_t)n * rc->rec_size + used;
-        if (state != REPRO_SPOOL_UNREAD && state != REPRO_SPOOL_READ)
-            return torn(rc, "a batch header with an unknown state");
-        if (payload > rc->file_bytes - rc->off - sizeof h)
-            return torn(rc, "a batch cut short");
-        rc->off += sizeof h + payload;
-        if (state == REPRO_SPOOL_READ) {
-            rc->st.read_batches++;
+        if (read_at(rc->fd, b->pkts, records, at) != 0 ||
+            read_at(rc->fd, b->data, e->used, at + records) != 0) {
+            note_problem(rc, "cannot read the batch at offset %llu", (unsigned long long)e->off);
+            rc->st.bad_batches++;
+            rc->st.bad_bytes += size;
             continue;
         }
-        if (read_at(rc->fd, b->pkts, (size_t)n * rc->rec_size, at + sizeof h) != 0 ||
-            read_at(rc->fd, b->data, used, at + sizeof h + (uint64_t)n * rc->rec_size) != 0) {
-            note_problem(rc, "cannot read the batch at offset %llu", (unsigned long long)at);
+        b->n = e->n;
+        b->used = e->used;
+        crc = libdeflate_crc32(0, b->pkts, records);
+        crc = libdeflate_crc32(crc, b->data, e->used);
+        if (crc != e->crc || !records_fit(b)) {
+            note_problem(rc, "the batch at offset %llu has %s; skipped",
+                         (unsigned long long)e->off,
+                         crc != e->crc ? "a wrong checksum (a torn write)"
+                                       : "a packet outside its data");
             rc->st.bad_batches++;
-            rc->st.bad_bytes += sizeof h + payload;
-            continue;
-        }
-        b->n = n;
-        b->used = used;
-        crc = libdeflate_crc32(0, b->pkts, (size_t)n * rc->rec_size);
-        crc = libdeflate_crc32(crc, b->data, used);
-        if (crc != get32(h + 24) || !records_fit(b)) {
-            note_problem(rc, "the batch at offset %llu has %s; skipped", (unsigned long long)at,
-                         crc != get32(h + 24) ? "a wrong checksum (a torn write)"
-                                              : "a packet outside its data");
-            rc->st.bad_batches++;
-            rc->st.bad_bytes += sizeof h + payload;
+            rc->st.bad_bytes += size;
             continue;
         }
         rc->st.batches++;
-        rc->st.packets += n;
-        for (uint32_t i = 0; i < n; i++)
+        rc->st.packets += e->n;
+        for (uint32_t i = 0; i < e->n; i++)
             rc->st.bytes += b->pkts[i].caplen;
-        rc->last_at = (int64_t)at;
+        rc->last_at = (int64_t)e->off;
         *batch = b;
         return 1;
     }
@@ -304,6 +380,7 @@ void repro_spool_recovery_free(struct repro_spool_recovery *rc)
 {
     if (rc == NULL)
         return;
+    repro_free(rc->entries);
     repro_free(rc->batch.pkts);
     repro_free(rc->batch.data);
     repro_free(rc);

@@ -28,8 +28,10 @@
 /* Fills the 64-byte file header. */
 void repro__spool_file_header(uint8_t out[REPRO_SPOOL_FILE_HEADER], int dlt, int64_t capture_id,
                               int64_t created_us, uint32_t pid);
-/* Fills the 32-byte header of batch b, the seq-th of the file (from 1),
- * state unread, with the checksum of its records and data. */
+/* Fills the 32-byte header of batch b, state unread, with the checksum
+ * of its records and data and seq, its place in packet order (the record
+ * number of its first packet: batches are not always written in that
+ * order, and the recovery sorts by it). */
 void repro__spool_batch_header(uint8_t out[REPRO_SPOOL_BATCH_HEADER],
                                const struct repro_packet_batch *b, uint64_t seq);
 

@@ -8,12 +8,13 @@
  * Durability: WAL mode with synchronous=NORMAL — a committed batch survives
  * a crash of the process. NORMAL syncs the WAL only at checkpoints, so on
  * a quiet database a power cut could lose commits of the last half
- * minute (the kernel's writeback). So a transaction that begins at least
- * SYNC_AHEAD_NS after the last synced commit commits with
- * synchronous=FULL (the WAL synced, and with it every earlier commit): a
- * writer that commits at least every 250 ms (the live agent) loses at most
- * about a second to a power cut, for one sync a second. Bulk imports
- * (synchronous=OFF) are re-runnable and never sync.
+ * minute (the kernel's writeback). So the WAL is synced (fdatasync, as
+ * synchronous=FULL would at every commit) after a commit once the last
+ * sync is SYNC_EVERY_NS old, and a commit that came sooner is synced by
+ * repro_store_sync() when that time is up (the store writer calls it when
+ * idle): a power cut loses about the last half second, for at most two
+ * syncs a second. Bulk imports (synchronous=OFF) are re-runnable and
+ * never sync.
  */
 #include "store_int.h"
 
@@ -29,8 +30,8 @@
 
 /* How long a connection waits for another's write lock. */
 #define BUSY_TIMEOUT_MS 5000
-/* A transaction begun this long after the last synced commit is synced. */
-#define SYNC_AHEAD_NS 750000000u
+/* Commits are synced to disk at most this long after they are made. */
+#define SYNC_EVERY_NS 500000000u
 
 /* Each entry migrates from version i to i+1. Never edit a released entry:
  * append a new one. */
@@ -496,26 +497,38 @@ int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_err
     return REPRO_OK;
 }
 
-/* Before a transaction begins: makes it a synced one when the last synced
- * commit is SYNC_AHEAD_NS old (the safety level cannot change inside a
- * transaction). A failure leaves the level as it was: the next one tries. */
+/* Syncs the WAL, with every commit in it, when a commit waits for it and
+ * the last sync is SYNC_EVERY_NS old. Its own descriptor: SQLite's is
+ * its own; the file stays the same while the database is open. */
 static void sync_if_due(struct sqlite_store *s)
 {
-    if (s->bulk || s->tx_synced || repro_mono_ns() - s->synced_ns < SYNC_AHEAD_NS)
+    char wal[sizeof s->path + 8];
+    uint64_t now = repro_mono_ns();
+    int fd;
+
+    if (s->bulk || !s->unsynced || now - s->synced_ns < SYNC_EVERY_NS)
         return;
-    if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK)
-        s->tx_synced = 1;
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fdatasync(fd) == 0)
+            s->unsynced = 0;
+        close(fd);
+    } else if (errno == ENOENT) {
+        s->unsynced = 0; /* checkpointed and gone: in the database, synced */
+    }
+    s->synced_ns = now; /* a failure is tried again in SYNC_EVERY_NS */
 }
 
-/* After a transaction ended: back to NORMAL. */
-static void synced(struct sqlite_store *s, int committed)
+static int sqlite_sync(void *impl, uint64_t *next_ns)
 {
-    if (!s->tx_synced)
-        return;
-    if (committed)
-        s->synced_ns = repro_mono_ns();
-    if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) == SQLITE_OK)
-        s->tx_synced = 0;
+    struct sqlite_store *s = impl;
+    uint64_t since;
+
+    sync_if_due(s);
+    since = repro_mono_ns() - s->synced_ns;
+    *next_ns = !s->unsynced ? 0 : since >= SYNC_EVERY_NS ? 1 : SYNC_EVERY_NS - since;
+    return REPRO_OK;
 }
 
 int repro__store_flush(void *impl, struct repro_error *err)
@@ -531,7 +544,8 @@ int repro__store_flush(void *impl, struct repro_error *err)
         s->in_tx = 0;
         s->pending = 0;
         repro__ranges_committed(s);
-        synced(s, 1);
+        s->unsynced = !s->bulk;
+        sync_if_due(s);
     }
     return rc;
 }
@@ -541,8 +555,6 @@ int repro__store_begin(void *impl, struct repro_error *err)
     struct sqlite_store *s = impl;
     int rc = repro__store_flush(s, err);
 
-    if (rc == REPRO_OK)
-        sync_if_due(s);
     if (rc == REPRO_OK && (rc = repro__store_exec(s, "BEGIN IMMEDIATE", err,
                                                   "cannot begin a transaction")) == REPRO_OK)
         s->in_tx = 1;
@@ -558,15 +570,12 @@ void repro__store_rollback(void *impl)
     s->in_tx = 0;
     s->pending = 0;
     repro__ranges_rolled_back(s);
-    synced(s, 0);
 }
 
 int repro__store_batch_open(struct sqlite_store *s, struct repro_error *err)
 {
     int rc = REPRO_OK;
 
-    if (!s->in_tx)
-        sync_if_due(s);
     if (!s->in_tx && (rc = repro__store_step(s, s->st[ST_BEGIN], err,
                                              "cannot begin a transaction")) == REPRO_OK)
         s->in_tx = 1;
@@ -584,9 +593,12 @@ static int sqlite_bulk_begin(void *impl, struct repro_error *err)
 {
     struct sqlite_store *s = impl;
     int rc = repro__store_flush(s, err);
-    if (rc == REPRO_OK)
+
+    if (rc == REPRO_OK &&
+        (rc = repro__store_exec(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import")) ==
+            REPRO_OK)
         s->bulk = 1;
-    return rc ? rc : repro__store_exec(s, "PRAGMA synchronous=OFF", err, "cannot start a bulk import");
+    return rc;
 }
 
 static int sqlite_bulk_end(void *impl, struct repro_error *err)
@@ -1076,6 +1088,7 @@ const struct repro_store_ops repro_store_sqlite_ops = {
     .close = sqlite_close,
     .set_batch = sqlite_set_batch,
     .flush = repro__store_flush,
+    .sync = sqlite_sync,
     .bulk_begin = sqlite_bulk_begin,
     .bulk_end = sqlite_bulk_end,
     .capture_begin = sqlite_capture_begin,

@@ -76,6 +76,15 @@ int repro_store_flush(struct repro_store *s, struct repro_error *err)
     return s->ops->flush ? s->ops->flush(s->impl, err) : REPRO_OK;
 }
 
+uint64_t repro_store_sync(struct repro_store *s)
+{
+    uint64_t next_ns = 0;
+
+    if (s->ops->sync)
+        s->ops->sync(s->impl, &next_ns);
+    return next_ns;
+}
+
 int repro_store_bulk_begin(struct repro_store *s, struct repro_error *err)
 {
     return s->ops->bulk_begin ? s->ops->bulk_begin(s->impl, err) : REPRO_OK;

@@ -27,9 +27,9 @@ struct sqlite_store {
     char path[512];
     sqlite3_stmt *st[ST__COUNT];
     int in_tx;
-    int bulk;         /* a bulk import (synchronous=OFF): no syncs */
-    int tx_synced;    /* the open transaction commits with synchronous=FULL */
-    uint64_t synced_ns; /* when a commit was last synced (monotonic), 0: never */
+    int bulk;           /* a bulk import (synchronous=OFF): no syncs */
+    int unsynced;       /* a commit not yet synced to disk waits */
+    uint64_t synced_ns; /* when the WAL was last synced (monotonic), 0: never */
     unsigned batch, pending;
     unsigned busy_timeout_ms;
     struct conn_ranges *ranges; /* open connections' exchange id ranges */

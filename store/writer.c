@@ -662,19 +662,40 @@ static void done_waiting(struct repro_store_writer *w)
 }
 
 /* Waits for work; with retention on, wakes at least once a second to
- * check the limits. Called and returns with mu held. */
+ * check the limits; while a commit waits to be synced to disk, wakes when
+ * its sync is due (repro_store_sync, without mu: a sync takes a few ms).
+ * Called and returns with mu held. */
 static void wait_for_work(struct repro_store_writer *w)
 {
-    struct timespec until;
+    uint64_t prune_at = repro_mono_ns() + 1000000000u;
 
     while (!w->have_queued && !w->stop && !(w->prune_due && retention_on(w))) {
-        if (!retention_on(w)) {
+        uint64_t sync_ns = 0, now, until_ns = 0;
+        struct timespec until;
+
+        if (!atomic_load(&w->failed)) {
+            pthread_mutex_unlock(&w->mu);
+            sync_ns = repro_store_sync(w->store);
+            pthread_mutex_lock(&w->mu);
+            if (w->have_queued || w->stop)
+                break;
+        }
+        now = repro_mono_ns();
+        if (retention_on(w)) {
+            if (now >= prune_at) {
+                w->prune_due = 1;
+                break;
+            }
+            until_ns = prune_at - now;
+        }
+        if (sync_ns > 0 && (until_ns == 0 || sync_ns < until_ns))
+            until_ns = sync_ns;
+        if (until_ns == 0) {
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
-        until = repro_deadline_ms(CLOCK_MONOTONIC, 1000);
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
-            w->prune_due = 1;
+        until = repro_deadline_ms(CLOCK_MONOTONIC, (int)(until_ns / 1000000u) + 1);
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
     }
 }
 

@@ -300,6 +300,9 @@ struct repro_store_ops {
     void (*close)(void *impl);
     void (*set_batch)(void *impl, unsigned rows);
     int (*flush)(void *impl, struct repro_error *err);
+    /* optional: syncs commits not yet on disk once due; *next_ns: when
+     * the next is due (0: none waits) */
+    int (*sync)(void *impl, uint64_t *next_ns);
     int (*bulk_begin)(void *impl, struct repro_error *err);
     int (*bulk_end)(void *impl, struct repro_error *err);
     int (*capture_begin)(void *impl, const struct repro_store_capture *row, int64_t *id,
@@ -376,6 +379,11 @@ void repro_store_close(struct repro_store *s);
 void repro_store_set_batch(struct repro_store *s, unsigned rows);
 /* Commits the open batch, if any. */
 int repro_store_flush(struct repro_store *s, struct repro_error *err);
+/* Syncs to disk the commits not yet synced, once the last sync is half a
+ * second old (commits are synced then on their own; this is for the last
+ * ones before a pause). Returns in how many ns to call it again, 0 when no
+ * commit waits. Same thread as the writes. docs/store.md, "Durability". */
+uint64_t repro_store_sync(struct repro_store *s);
 /*
  * Commits the open batch, then opens a write transaction at once, taking
  * the write lock (SQLite: BEGIN IMMEDIATE), for the single-row writers

@@ -57,8 +57,9 @@ uploads are real) with `repro capture -i lo`:
             row ends failed, naming the capture that got its packets
   synced    a power cut cannot be staged: while exchanges come in, the
             database's WAL is synced to disk at least every 1.5 s (strace
-            -y counts the fsyncs of the -wal file); the longest gap is
-            printed
+            -y counts the fsyncs of the -wal file), and the last commit is
+            synced within a second with no later traffic; the longest gap
+            is printed
   (every other part runs with --defer-max 0: its timing must not depend on
   other tests saturating the CPUs)
 
@@ -782,7 +783,7 @@ def part_spoolkill(tmp, procs):
     for p in spinners:
         p.kill()
         p.wait()
-    spool = "%s.spool.%d" % (db, cap.pid)
+    spool = "%s.spool.1.%d" % (db, cap.pid)  # capture 1, its pid
     if not os.path.exists(spool):
         raise Fail("spoolkill: no spool %s after kill -9: %s" % (spool, os.listdir(tmp)))
     con = sqlite3.connect(db)
@@ -802,6 +803,12 @@ def part_spoolkill(tmp, procs):
         raise Fail("spoolkill: %d of %d exchanges after the restart; its stderr: %s" %
                    (len(db_exchanges(db)), n, err.read()[-2000:]))
     took = time.monotonic() - t0
+    # the killed capture's row is ended at the recovery, not at this run's end
+    con = sqlite3.connect(db)
+    killed = con.execute("SELECT status, error FROM captures WHERE id = 1").fetchone()
+    con.close()
+    if killed[0] != "failed" or "into capture 2" not in (killed[1] or ""):
+        raise Fail("spoolkill: the killed capture's row while the next runs: %s" % (killed,))
     rc, summary = stop_live_capture(cap, err)
     m = re.search(r"recovered: (\d+) packets \(([0-9.]+) MiB\) from 1 spool", summary)
     if rc != 0 or not m or os.path.exists(spool):
@@ -832,7 +839,8 @@ def part_synced(tmp, procs):
     """A power cut cannot be staged here, so what makes it lose at most
     about a second is checked instead: while exchanges come in, the
     database's WAL is synced to disk at least every 1.5 s (strace -y sees
-    each fsync/fdatasync of the -wal file). SQLite's synchronous=NORMAL
+    each fsync/fdatasync of the -wal file), and the last commit is synced
+    within a second with no later traffic. SQLite's synchronous=NORMAL
     alone syncs only at checkpoints, which a quiet database may not reach
     for minutes."""
     import re
@@ -865,23 +873,33 @@ def part_synced(tmp, procs):
         if t_first is None:
             t_first = time.time()
     t_last = time.time()
+
+    def wal_syncs():
+        with open(trace) as f:
+            return [float(m.group(1)) for m in
+                    (re.match(r"\d+\s+([0-9.]+) f(?:data)?sync\(\d+<[^>]*-wal>\) = 0", ln)
+                     for ln in f) if m]
+    # the last commit is synced with no later traffic too (the writer
+    # wakes for it): a sync after the last exchange became visible
+    wait_for(lambda: any(t > t_last for t in wal_syncs()), "a WAL sync after the last commit")
+    after = min(t for t in wal_syncs() if t > t_last) - t_last
     os.kill(agent, signal.SIGINT)
     rc = tracer.wait(timeout=30)
     if rc != 0:
         err.seek(0)
         raise Fail("synced: capture exit %d: %s" % (rc, err.read()))
-    with open(trace) as f:
-        syncs = [float(m.group(1)) for m in
-                 (re.match(r"\d+\s+([0-9.]+) f(?:data)?sync\(\d+<[^>]*-wal>\) = 0", ln)
-                  for ln in f) if m]
+    syncs = wal_syncs()
+    if after > 1.0:
+        raise Fail("synced: the last commit was synced %.2f s after it was visible" % after)
     during = [t for t in syncs if t_first <= t <= t_last]
     marks = [t_first] + during + [t_last]
     gap = max(b - a for a, b in zip(marks, marks[1:]))
     if len(during) < 2 or gap > 1.5:
         raise Fail("synced: %d WAL syncs in the %.1f s of traffic, the longest gap %.2f s "
                    "(all syncs: %s)" % (len(during), t_last - t_first, gap, syncs))
-    print("synced: %d WAL syncs in %.1f s of traffic, the longest gap %.2f s" %
-          (len(during), t_last - t_first, gap))
+    print("synced: %d WAL syncs in %.1f s of traffic, the longest gap %.2f s; the last commit "
+          "synced %.2f s after it was visible, with no later traffic" %
+          (len(during), t_last - t_first, gap, after))
 
 
 def main(tmp, procs):

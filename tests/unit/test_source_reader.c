@@ -448,6 +448,55 @@ static void test_waiting_batches_go_to_spool(void **state)
     close_lo(&f);
 }
 
+/* The file while the reader runs, as a kill -9 would leave it: the queue
+ * full, later batches go to the spool at once, and the older ones waiting
+ * in memory follow half a second later, so the file holds batches out of
+ * packet order; the recovery hands them back in packet order. */
+static void test_spool_recovered_in_packet_order(void **state)
+{
+    struct fixture f;
+    struct repro_reader *r = NULL;
+    struct repro_reader_stats st;
+    struct repro_spool_recovery *rc = NULL;
+    const struct repro_packet_batch *cb;
+    struct repro_error err = {0};
+    char dir[] = "/tmp/repro-spool-test.XXXXXX", path[128];
+    int next_no = 0, fd;
+    uint64_t next_record_no = 1;
+    (void)state;
+
+    if (start_spooled(&f, dir, 64u << 20, &r) != 0)
+        tu_skip("needs root (live capture on lo)");
+    send_n(&f, 60, 60000); /* 3.6 MB: more than the two batches of the queue */
+    wait_packets(r, 60, &st);
+    for (int tries = 0; tries < 150 && (st.spooled_bytes < 60 * 60042 || st.queued_bytes > 0);
+         tries++) {
+        usleep(20000); /* polling the counters, bounded: 3 s */
+        repro_reader_stats(r, &st);
+    }
+    assert_int_equal(st.queued_bytes, 0);
+    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(repro_spool_recovery_open(fd, path, &rc, NULL, &err), REPRO_OK);
+    while (repro_spool_recovery_next(rc, &cb) == 1) {
+        for (uint32_t i = 0; i < cb->n; i++) {
+            assert_int_equal(payload_no(cb, i), next_no);
+            assert_int_equal(cb->pkts[i].record_no, next_record_no);
+            next_no++;
+            next_record_no++;
+        }
+    }
+    assert_int_equal(next_no, 60);
+    repro_spool_recovery_free(rc);
+    close(fd);
+    repro_reader_stop(r);
+    assert_int_equal(drain_in_order(r, 0, 1), 60);
+    assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
+    assert_int_equal(rmdir(dir), 0);
+    close_lo(&f);
+}
+
 /* A consumer that ends with batches still in the spool (a run that failed,
  * or a kill -9: the file is the same, but for its lock) leaves the file,
  * and the recovery reader hands back exactly the unread packets, in order,
@@ -569,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_spool_full_drops_and_counts),
         cmocka_unit_test(test_spool_while_reading_starts_over),
         cmocka_unit_test(test_waiting_batches_go_to_spool),
+        cmocka_unit_test(test_spool_recovered_in_packet_order),
         cmocka_unit_test(test_spool_left_behind_is_recovered),
         cmocka_unit_test(test_spool_refused_names_directory),
         cmocka_unit_test(test_file_source_refused),

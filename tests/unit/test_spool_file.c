@@ -81,7 +81,7 @@ static int spool_with(int batches, uint64_t *offs, uint64_t *end)
     for (int i = 0; i < batches; i++) {
         struct repro_packet_batch b;
         make_batch(&b, 3, 100, 1 + 3 * (uint64_t)i);
-        offs[i] = put_batch(fd, &off, &b, (uint64_t)i + 1);
+        offs[i] = put_batch(fd, &off, &b, 1 + 3 * (uint64_t)i);
         free_batch(&b);
     }
     *end = off;
@@ -189,6 +189,33 @@ static void test_read_batches_are_skipped(void **state)
     assert_int_equal(st.read_batches, 2);
     assert_int_equal(st.bad_batches, 0);
     assert_string_equal(problem, "");
+    close(fd);
+}
+
+/* Batches written out of packet order (a full queue spools a batch at
+ * once while older ones wait in memory) come back in packet order, by
+ * their sequence numbers. */
+static void test_out_of_order_sorted(void **state)
+{
+    uint8_t fh[REPRO_SPOOL_FILE_HEADER];
+    struct repro_spool_recovery_stats st;
+    uint64_t off = REPRO_SPOOL_FILE_HEADER, got[16];
+    char problem[400];
+    int fd = memfd_create("spool", 0);
+    const uint64_t firsts[] = {7, 1, 10, 4};
+    (void)state;
+
+    repro__spool_file_header(fh, DLT_EN10MB, 42, 1700000000000000, 1234);
+    assert_int_equal(pwrite(fd, fh, sizeof fh, 0), (ssize_t)sizeof fh);
+    for (int i = 0; i < 4; i++) {
+        struct repro_packet_batch b;
+        make_batch(&b, 3, 100, firsts[i]);
+        put_batch(fd, &off, &b, firsts[i]);
+        free_batch(&b);
+    }
+    assert_int_equal(recover(fd, got, 16, &st, problem, sizeof problem), 12);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(got[i], (uint64_t)i + 1);
     close(fd);
 }
 
@@ -430,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_checksums_match_zlib),
         cmocka_unit_test(test_all_unread_come_back_in_order),
         cmocka_unit_test(test_read_batches_are_skipped),
+        cmocka_unit_test(test_out_of_order_sorted),
         cmocka_unit_test(test_marked_by_recovery_not_again),
         cmocka_unit_test(test_damaged_payload_is_skipped),
         cmocka_unit_test(test_torn_tail),
