@@ -46,6 +46,13 @@ int repro_app_live_stop_requested(void)
     return stop_requested != 0;
 }
 
+void repro_app_live_set_writer(struct repro_store_writer *writer)
+{
+    active_writer = writer;
+    if (writer && stop_requested) /* a stop that came before */
+        repro_store_writer_interrupt(writer);
+}
+
 static void on_report(int sig)
 {
     (void)sig;
@@ -334,6 +341,7 @@ int repro_app_live_finish(struct repro_app_live *lv, struct repro_reader_stats *
     int rc;
 
     catch_signals(0); /* when repro_app_live_run() was not called */
+    active_writer = NULL;
 
     repro_metrics_server_stop(lv->metrics);
     lv->metrics = NULL;

@@ -62,6 +62,10 @@ struct repro_app_live {
 /* Whether SIGINT or SIGTERM came since repro_app_live_init() (for work
  * done before repro_app_live_run(), such as a recovery). */
 int repro_app_live_stop_requested(void);
+/* The writer SIGINT and SIGTERM interrupt while it waits for a lock
+ * another process holds (repro_store_writer_interrupt), from now on, for
+ * work before repro_app_live_run() (which sets it too); NULL: none. */
+void repro_app_live_set_writer(struct repro_store_writer *writer);
 
 /* Feeds the packets of b to cap (link type dlt) until *fed reaches max
  * (0: no limit), counting in *fed. Returns 0 or the session's sink error. */

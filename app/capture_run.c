@@ -102,7 +102,9 @@ static int read_live(struct repro_source *src, struct repro_capture *cap,
         }
         fflush(o->log);
     }
-    /* what agents killed on this database left in their spools, first */
+    /* what agents killed on this database left in their spools, first
+     * (a stop interrupts the writer's flush there too) */
+    repro_app_live_set_writer(writer);
     *sink_rc = repro_app_recover_spools(o->db, cap, repro_source_dlt(src), res->capture_id, writer,
                                         o->log, &res->recovery, err);
     if (*sink_rc == 0)

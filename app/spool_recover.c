@@ -195,32 +195,36 @@ static int by_capture(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* The spools of db in directory d, oldest capture first; at most max. */
-static size_t find_spools(DIR *d, const char *base, struct candidate *out, size_t max,
-                          FILE *log, const char *dir)
+/* The spools of db in directory d, oldest capture first, in *out (to
+ * free); their count, or 0 (also when out of memory: none recovered). */
+static size_t find_spools(DIR *d, const char *base, struct candidate **out)
 {
     struct dirent *de;
-    size_t n = 0, more = 0;
+    size_t n = 0, cap = 0;
     int64_t id;
 
+    *out = NULL;
     while ((de = readdir(d)) != NULL) {
-        if (!is_spool_of(de->d_name, base, &id) || strlen(de->d_name) >= sizeof out->name)
+        if (!is_spool_of(de->d_name, base, &id) || strlen(de->d_name) >= sizeof (*out)->name)
             continue;
-        if (n == max) {
-            more++;
-            continue;
+        if (n == cap) {
+            size_t more = cap ? cap * 2 : 16;
+            struct candidate *grown = repro_realloc(*out, more * sizeof *grown);
+            if (grown == NULL)
+                break;
+            *out = grown;
+            cap = more;
         }
-        out[n].capture_id = id;
-        snprintf(out[n].name, sizeof out[n].name, "%s", de->d_name);
+        (*out)[n].capture_id = id;
+        snprintf((*out)[n].name, sizeof (*out)[n].name, "%s", de->d_name);
         n++;
     }
-    if (more && log)
-        fprintf(log, "repro: warning: %zu more spools in %s are left for the next capture\n", more,
-                dir);
-    qsort(out, n, sizeof *out, by_capture);
+    if (n)
+        qsort(*out, n, sizeof **out, by_capture);
     return n;
 }
 
+/* At most this many spools are recovered per start (the oldest). */
 #define MAX_SPOOLS 64
 
 int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt, int64_t into_id,
@@ -228,7 +232,7 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
                              struct repro_app_recovery *out, struct repro_error *err)
 {
     char dir[4096], path[4096 + 256];
-    struct candidate found[MAX_SPOOLS];
+    struct candidate *found;
     DIR *d;
     size_t n;
     int rc = 0;
@@ -238,12 +242,16 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
     d = opendir(dir);
     if (d == NULL)
         return 0; /* nothing to recover where nothing can be listed */
-    n = find_spools(d, base_of(db), found, MAX_SPOOLS, log, dir);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    n = find_spools(d, base_of(db), &found);
+    if (n > MAX_SPOOLS && log)
+        fprintf(log, "repro: warning: %zu spools in %s; the %zu newest are left for the next "
+                     "capture\n", n, dir, n - MAX_SPOOLS);
+    for (size_t i = 0; rc == 0 && i < n && i < MAX_SPOOLS; i++) {
         struct repro_spool_info info;
         struct stat sb;
         uint64_t before = out->packets;
         int fd, removable = 0;
+
 
         snprintf(path, sizeof path, "%s/%s", dir, found[i].name);
         fd = openat(dirfd(d), found[i].name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -261,12 +269,13 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
             continue;
         }
         rc = recover_one(fd, path, sb.st_size > 64, cap, dlt, log, out, &info, &removable, err);
-        if (info.capture_id && (removable || out->packets > before))
-            end_killed(db, &info, out->packets - before, into_id, log);
-        /* what was parsed is committed before the file goes */
+        /* what was parsed is committed before the row says so and the
+         * file goes (a stop interrupts the wait for a locked database) */
         if (removable && (rc = repro_store_writer_flush(writer, err)) != 0)
             removable = 0;
         if (removable) {
+            if (info.capture_id)
+                end_killed(db, &info, out->packets - before, into_id, log);
             unlinkat(dirfd(d), found[i].name, 0);
             out->spools++;
         } else {
@@ -274,6 +283,7 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
         }
         close(fd);
     }
+    repro_free(found);
     closedir(d);
     return rc;
 }

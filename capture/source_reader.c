@@ -749,8 +749,6 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name
         close(dfd);
         return repro_error_set(err, REPRO_E_INVAL, "the reader has a spool already");
     }
-    snprintf(r->spool_name, sizeof r->spool_name, "%s", name);
-    r->spool_dir_fd = dfd;
     r->spool_max_bytes = max_bytes;
     if (pthread_create(&r->sync_thread, NULL, spool_sync_main, r) != 0) {
         pthread_mutex_unlock(&r->mu);
@@ -759,6 +757,8 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name
         close(dfd);
         return repro_error_set(err, REPRO_E_NOMEM, "cannot start the spool's sync thread");
     }
+    snprintf(r->spool_name, sizeof r->spool_name, "%s", name);
+    r->spool_dir_fd = dfd;
     r->sync_running = 1;
     r->spool_fd = fd;
     atomic_store(&r->has_spool, 1);

@@ -100,10 +100,11 @@ struct entry {
     uint32_t n, used, crc;
 };
 
-/* At most this many unread batches are indexed (16 bytes each, 64 MiB):
- * the writer's batches are about 1 MiB, so a 1 GiB spool holds about a
- * thousand; a file claiming more is not one of the writer's. */
-#define MAX_ENTRIES (1u << 22)
+/* At most this many unread batches are indexed (32 bytes each, 32 MiB):
+ * the writer's batches are up to about 1.4 MiB and one per half second
+ * at least, so a day of spool is under 200,000; a file claiming more is
+ * not one of the writer's. */
+#define MAX_ENTRIES (1u << 20)
 
 struct repro_spool_recovery {
     int fd;
@@ -217,6 +218,7 @@ static int walk(struct repro_spool_recovery *rc, struct repro_error *err)
         if (e.n == 0)
             continue;
         if (rc->n_entries == MAX_ENTRIES) {
+            rc->off = e.off; /* this one is not fed: counted from here */
             torn(rc, "more batches than a spool holds");
             break;
         }

@@ -33,6 +33,16 @@
 /* Commits are synced to disk at most this long after they are made. */
 #define SYNC_EVERY_NS 500000000u
 
+/* Every commit on the handle, batches, crash rows and single statements
+ * alike, waits for a sync (SQLite calls this just before it commits). */
+static int on_commit(void *arg)
+{
+    struct sqlite_store *s = arg;
+
+    s->unsynced = !s->bulk;
+    return 0;
+}
+
 /* Each entry migrates from version i to i+1. Never edit a released entry:
  * append a new one. */
 static const char *const migrations[] = {
@@ -429,6 +439,8 @@ static int sqlite_open(const char *path, int flags, void **out, struct repro_err
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
+    if (!readonly)
+        sqlite3_commit_hook(s->db, on_commit, s);
     if (readonly && (rc = readable(s, err)) != 0)
         goto fail;
     /* page_size only takes effect on a new file, before WAL is enabled.
@@ -502,13 +514,13 @@ int repro__store_step(struct sqlite_store *s, sqlite3_stmt *st, struct repro_err
  * its own; the file stays the same while the database is open. */
 static void sync_if_due(struct sqlite_store *s)
 {
-    char wal[sizeof s->path + 8];
+    const char *main_file = sqlite3_db_filename(s->db, "main");
+    const char *wal = main_file ? sqlite3_filename_wal(main_file) : NULL;
     uint64_t now = repro_mono_ns();
     int fd;
 
-    if (s->bulk || !s->unsynced || now - s->synced_ns < SYNC_EVERY_NS)
+    if (s->bulk || !s->unsynced || now - s->synced_ns < SYNC_EVERY_NS || wal == NULL)
         return;
-    snprintf(wal, sizeof wal, "%s-wal", s->path);
     fd = open(wal, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (fdatasync(fd) == 0)
@@ -527,9 +539,10 @@ static int sqlite_sync(void *impl, uint64_t *next_ns)
 
     sync_if_due(s);
     since = repro_mono_ns() - s->synced_ns;
-    *next_ns = !s->unsynced ? 0 : since >= SYNC_EVERY_NS ? 1 : SYNC_EVERY_NS - since;
+    *next_ns = !s->unsynced || s->bulk ? 0 : since >= SYNC_EVERY_NS ? 1 : SYNC_EVERY_NS - since;
     return REPRO_OK;
 }
+
 
 int repro__store_flush(void *impl, struct repro_error *err)
 {
@@ -544,7 +557,6 @@ int repro__store_flush(void *impl, struct repro_error *err)
         s->in_tx = 0;
         s->pending = 0;
         repro__ranges_committed(s);
-        s->unsynced = !s->bulk;
         sync_if_due(s);
     }
     return rc;

@@ -677,7 +677,7 @@ static void wait_for_work(struct repro_store_writer *w)
             pthread_mutex_unlock(&w->mu);
             sync_ns = repro_store_sync(w->store);
             pthread_mutex_lock(&w->mu);
-            if (w->have_queued || w->stop)
+            if (w->have_queued || w->stop || (w->prune_due && retention_on(w)))
                 break;
         }
         now = repro_mono_ns();
@@ -856,12 +856,12 @@ static int stop_waiting(struct repro_store_writer *w)
            (atomic_load(&w->interrupted) || (dl && repro_mono_ns() >= dl));
 }
 
-static int submit(struct repro_store_writer *w, struct repro_error *err)
+/* Waits (mu held) while the writer has a batch queued, or also one it
+ * is writing (busy_too), in steps of 100 ms; REPRO_E_BUSY (mu released,
+ * err set) when a stop came while another process holds the lock. */
+static int wait_locked(struct repro_store_writer *w, int busy_too, struct repro_error *err)
 {
-    int rc = REPRO_OK;
-
-    pthread_mutex_lock(&w->mu);
-    while (w->have_queued && !atomic_load(&w->failed)) {
+    while ((w->have_queued || (busy_too && w->writing)) && !atomic_load(&w->failed)) {
         struct timespec until = repro_deadline_ms(CLOCK_MONOTONIC, 100);
         if (stop_waiting(w)) {
             unsigned long long ms = (unsigned long long)(w->blocked_ns / 1000000u);
@@ -872,6 +872,16 @@ static int submit(struct repro_store_writer *w, struct repro_error *err)
         }
         pthread_cond_timedwait(&w->cv, &w->mu, &until);
     }
+    return REPRO_OK;
+}
+
+static int submit(struct repro_store_writer *w, struct repro_error *err)
+{
+    int rc = REPRO_OK;
+
+    pthread_mutex_lock(&w->mu);
+    if ((rc = wait_locked(w, 0, err)) != REPRO_OK)
+        return rc;
     if (atomic_load(&w->failed))
         rc = failure_locked(w, err);
     else if (w->fill.len > 0)
@@ -952,8 +962,8 @@ int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *e
     if (rc)
         return rc;
     pthread_mutex_lock(&w->mu);
-    while ((w->have_queued || w->writing) && !atomic_load(&w->failed))
-        pthread_cond_wait(&w->cv, &w->mu);
+    if ((rc = wait_locked(w, 1, err)) != REPRO_OK)
+        return rc;
     if (atomic_load(&w->failed))
         rc = failure_locked(w, err);
     pthread_mutex_unlock(&w->mu);

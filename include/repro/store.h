@@ -485,7 +485,9 @@ int repro_store_writer_start(struct repro_store *s, size_t max_row_bytes,
 int repro_store_writer_put(struct repro_store_writer *w, const struct repro_store_row *row,
                            struct repro_error *err);
 /* Waits until everything queued so far is committed. While another
- * process holds the write lock this waits with it (see below). */
+ * process holds the write lock this waits with it (see below), unless
+ * interrupted (repro_store_writer_interrupt) or past its deadline:
+ * REPRO_E_BUSY. */
 int repro_store_writer_flush(struct repro_store_writer *w, struct repro_error *err);
 /*
  * Hands the batch being filled to the writer thread without waiting for

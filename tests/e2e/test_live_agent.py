@@ -803,12 +803,18 @@ def part_spoolkill(tmp, procs):
         raise Fail("spoolkill: %d of %d exchanges after the restart; its stderr: %s" %
                    (len(db_exchanges(db)), n, err.read()[-2000:]))
     took = time.monotonic() - t0
-    # the killed capture's row is ended at the recovery, not at this run's end
-    con = sqlite3.connect(db)
-    killed = con.execute("SELECT status, error FROM captures WHERE id = 1").fetchone()
-    con.close()
-    if killed[0] != "failed" or "into capture 2" not in (killed[1] or ""):
-        raise Fail("spoolkill: the killed capture's row while the next runs: %s" % (killed,))
+    # the killed capture's row is ended at the recovery (once what it
+    # recovered is committed), not at this run's end
+    killed = []
+
+    def killed_row():
+        con = sqlite3.connect(db)
+        killed[:] = [con.execute("SELECT status, error FROM captures WHERE id = 1").fetchone()]
+        con.close()
+        return killed[0][0] != "running"
+    wait_for(killed_row, "the killed capture's row ended while the next runs")
+    if killed[0][0] != "failed" or "into capture 2" not in (killed[0][1] or ""):
+        raise Fail("spoolkill: the killed capture's row while the next runs: %s" % (killed[0],))
     rc, summary = stop_live_capture(cap, err)
     m = re.search(r"recovered: (\d+) packets \(([0-9.]+) MiB\) from 1 spool", summary)
     if rc != 0 or not m or os.path.exists(spool):

@@ -448,6 +448,45 @@ static void test_waiting_batches_go_to_spool(void **state)
     close_lo(&f);
 }
 
+/* Recovers the spool file in dir: checks every packet handed back is the
+ * next in order (payload #*next_no, record *next_record_no, send_n's
+ * bytes) and that nothing was damaged; returns how many, with the
+ * recovery's figures and the file's header. */
+static uint64_t recover_in_order(const char *dir, int *next_no, uint64_t *next_record_no,
+                                 struct repro_spool_recovery_stats *rs,
+                                 struct repro_spool_info *info)
+{
+    struct repro_spool_recovery *rc = NULL;
+    const struct repro_packet_batch *cb;
+    struct repro_error err = {0};
+    char path[128];
+    uint64_t n = 0;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(repro_spool_recovery_open(fd, path, &rc, info, &err), REPRO_OK);
+    while (repro_spool_recovery_next(rc, &cb) == 1) {
+        for (uint32_t i = 0; i < cb->n; i++) {
+            assert_int_equal(cb->pkts[i].caplen, 14 + 20 + 8 + 60000);
+            assert_int_equal(payload_no(cb, i), *next_no);
+            assert_int_equal(cb->pkts[i].record_no, *next_record_no);
+            assert_int_equal(cb->data[cb->pkts[i].off + 42 + 59999], 'a' + *next_no % 26);
+            ++*next_no;
+            ++*next_record_no;
+            n++;
+        }
+    }
+    repro_spool_recovery_stats(rc, rs);
+    assert_string_equal(repro_spool_recovery_problem(rc), "");
+    assert_int_equal(rs->packets, n);
+    assert_int_equal(rs->bad_batches + rs->torn_bytes, 0);
+    repro_spool_recovery_free(rc);
+    close(fd);
+    return n;
+}
+
 /* The file while the reader runs, as a kill -9 would leave it: the queue
  * full, later batches go to the spool at once, and the older ones waiting
  * in memory follow half a second later, so the file holds batches out of
@@ -457,11 +496,10 @@ static void test_spool_recovered_in_packet_order(void **state)
     struct fixture f;
     struct repro_reader *r = NULL;
     struct repro_reader_stats st;
-    struct repro_spool_recovery *rc = NULL;
-    const struct repro_packet_batch *cb;
+    struct repro_spool_recovery_stats rs;
     struct repro_error err = {0};
-    char dir[] = "/tmp/repro-spool-test.XXXXXX", path[128];
-    int next_no = 0, fd;
+    char dir[] = "/tmp/repro-spool-test.XXXXXX";
+    int next_no = 0;
     uint64_t next_record_no = 1;
     (void)state;
 
@@ -475,21 +513,7 @@ static void test_spool_recovered_in_packet_order(void **state)
         repro_reader_stats(r, &st);
     }
     assert_int_equal(st.queued_bytes, 0);
-    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
-    fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(repro_spool_recovery_open(fd, path, &rc, NULL, &err), REPRO_OK);
-    while (repro_spool_recovery_next(rc, &cb) == 1) {
-        for (uint32_t i = 0; i < cb->n; i++) {
-            assert_int_equal(payload_no(cb, i), next_no);
-            assert_int_equal(cb->pkts[i].record_no, next_record_no);
-            next_no++;
-            next_record_no++;
-        }
-    }
-    assert_int_equal(next_no, 60);
-    repro_spool_recovery_free(rc);
-    close(fd);
+    assert_int_equal(recover_in_order(dir, &next_no, &next_record_no, &rs, NULL), 60);
     repro_reader_stop(r);
     assert_int_equal(drain_in_order(r, 0, 1), 60);
     assert_int_equal(repro_reader_finish(r, &st, &err), REPRO_OK);
@@ -507,14 +531,12 @@ static void test_spool_left_behind_is_recovered(void **state)
     struct fixture f;
     struct repro_reader *r = NULL;
     struct repro_reader_stats st;
-    struct repro_spool_recovery *rc = NULL;
     struct repro_spool_recovery_stats rs;
     struct repro_spool_info info;
-    const struct repro_packet_batch *cb;
     struct repro_error err = {0};
     char dir[] = "/tmp/repro-spool-test.XXXXXX", path[128];
-    int next_no = 0, fd;
-    uint64_t next_record_no = 1, taken, recovered = 0;
+    int next_no = 0;
+    uint64_t next_record_no = 1, taken, recovered;
     (void)state;
 
     if (start_spooled(&f, dir, 64u << 20, &r) != 0)
@@ -530,33 +552,14 @@ static void test_spool_left_behind_is_recovered(void **state)
     assert_true(st.spool_left_batches > 0);
     assert_int_equal(dir_entries(dir), 1); /* kept for recovery */
 
-    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
-    fd = open(path, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(repro_spool_recovery_open(fd, path, &rc, &info, &err), REPRO_OK);
+    recovered = recover_in_order(dir, &next_no, &next_record_no, &rs, &info);
     assert_int_equal(info.dlt, DLT_EN10MB);
     assert_int_equal(info.capture_id, 7);
     assert_int_equal(info.pid, (uint32_t)getpid());
-    while (repro_spool_recovery_next(rc, &cb) == 1) {
-        for (uint32_t i = 0; i < cb->n; i++) {
-            assert_int_equal(cb->pkts[i].caplen, 14 + 20 + 8 + 60000);
-            assert_int_equal(payload_no(cb, i), next_no);
-            assert_int_equal(cb->pkts[i].record_no, next_record_no);
-            assert_int_equal(cb->data[cb->pkts[i].off + 42 + 59999], 'a' + next_no % 26);
-            next_no++;
-            next_record_no++;
-            recovered++;
-        }
-    }
-    repro_spool_recovery_stats(rc, &rs);
-    assert_string_equal(repro_spool_recovery_problem(rc), "");
-    assert_int_equal(rs.packets, recovered);
     assert_int_equal(taken + recovered, 200);
-    assert_int_equal(rs.bad_batches + rs.torn_bytes, 0);
     assert_int_equal(rs.batches, st.spool_left_batches);
     assert_true(rs.read_batches > 0); /* the spooled ones the consumer took */
-    repro_spool_recovery_free(rc);
-    close(fd);
+    snprintf(path, sizeof path, "%s/%s", dir, SPOOL_NAME);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(rmdir(dir), 0);
     close_lo(&f);

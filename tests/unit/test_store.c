@@ -368,6 +368,45 @@ static void test_writer(void **state)
     }
 }
 
+/* Durability (docs/store.md): every commit, single statements included,
+ * waits for a sync that repro_store_sync() does once the last one is half
+ * a second old; a bulk import never waits for one. Whether the fdatasync
+ * happens is checked with strace in e2e test_live_agent.py (synced). */
+static void test_commits_wait_for_sync(void **state)
+{
+    struct repro_store *s;
+    struct repro_error err = {0};
+    struct repro_store_capture crow = {"live", "lo", NULL, 1, 0, 0};
+    struct repro_store_capture_end end = {"complete", NULL, 0, NULL};
+    int64_t cap;
+    uint64_t next, t0;
+    int tries;
+    (void)state;
+
+    unlink(db_path);
+    assert_int_equal(repro_store_open(db_path, 0, &s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    for (tries = 0; tries < 100 && (next = repro_store_sync(s)) != 0; tries++)
+        usleep((useconds_t)(next / 1000u)); /* as long as it says, bounded */
+    assert_int_equal(next, 0); /* synced: nothing waits */
+    /* an autocommit statement right after a sync waits for the next one
+     * (unless this took half a second: then it was synced at once) */
+    t0 = repro_mono_ns();
+    assert_int_equal(repro_store_capture_end(s, cap, &end, &err), REPRO_OK);
+    next = repro_store_sync(s);
+    if (repro_mono_ns() - t0 < 400000000u)
+        assert_true(next > 0 && next <= 500000000u);
+    for (tries = 0; tries < 100 && (next = repro_store_sync(s)) != 0; tries++)
+        usleep((useconds_t)(next / 1000u));
+    assert_int_equal(next, 0);
+    /* bulk mode: commits do not wait */
+    assert_int_equal(repro_store_bulk_begin(s, &err), REPRO_OK);
+    assert_int_equal(repro_store_capture_begin(s, &crow, &cap, &err), REPRO_OK);
+    assert_int_equal(repro_store_sync(s), 0);
+    assert_int_equal(repro_store_bulk_end(s, &err), REPRO_OK);
+    repro_store_close(s);
+}
+
 static void test_bad_databases(void **state)
 {
     struct repro_store *s = NULL;
@@ -1101,6 +1140,7 @@ int main(void)
         cmocka_unit_test_setup(test_in_flight_uses_endpoint_index, setup),
         cmocka_unit_test_setup(test_body_digests, setup),
         cmocka_unit_test_setup(test_long_path_prefix, setup),
+        cmocka_unit_test_setup(test_commits_wait_for_sync, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
