@@ -39,7 +39,12 @@
  *   emptied), each batch carries checksums, and the file is removed only
  *   when nothing in it is left unread. After a kill -9 or a power cut the
  *   next agent on the database parses what was not read back
- *   (app/spool_recover.c).
+ *   (app/spool_recover.c). So that a crash loses about a second, not a
+ *   backlog, batches that wait half a second in memory go to the spool
+ *   too (spool_waiting), in their place in the ready list. The file's
+ *   order is then not always the packets' (a full pool spools a batch at
+ *   once while older ones still wait in memory): each batch header holds
+ *   its first packet's record number, and the recovery sorts by it.
  *
  * Threads: the reader thread owns the pcap handle while it runs. Everything
  * shared with the consumer (the ready and free lists, ended) is under mu;
