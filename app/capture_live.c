@@ -118,11 +118,6 @@ void repro_app_live_snapshot(struct repro_app_live *lv, struct repro_app_live_st
     pthread_mutex_unlock(&lv->mu);
 }
 
-static double mib(uint64_t b)
-{
-    return (double)b / (1024.0 * 1024.0);
-}
-
 /* Where idle-first threads run, for the status line ("" when off). */
 static const char *cpu_word(const struct repro_app_prio_stats *p)
 {
@@ -149,7 +144,7 @@ static void status_line(struct repro_app_live *lv, int tty)
     repro_app_live_snapshot(lv, &s);
     dt_ns = s.uptime_ns - lv->last_report.uptime_ns;
     if (s.reader.spooled_bytes > 0)
-        snprintf(spool, sizeof spool, "; spool %.1f MiB", mib(s.reader.spooled_bytes));
+        snprintf(spool, sizeof spool, "; spool %.1f MiB", repro_mib(s.reader.spooled_bytes));
     secs = dt_ns ? (double)dt_ns / 1e9 : 1.0;
     fprintf(lv->log,
             "%srepro: %s: %.0f pkt/s, %.0f exchanges/s, %" PRIu64 " stored; drops: kernel %" PRIu64
@@ -159,8 +154,8 @@ static void status_line(struct repro_app_live *lv, int tty)
             (double)(s.reader.packets - lv->last_report.reader.packets) / secs,
             (double)(s.capture.exchanges - lv->last_report.capture.exchanges) / secs,
             s.store.exchanges, s.reader.kernel_drops + s.reader.iface_drops,
-            s.reader.queue_drops, mib(s.reader.queued_bytes + s.store.queued_bytes),
-            s.open_streams, mib(s.session_bytes), mib(s.rss_bytes), spool, cpu_word(&s.prio),
+            s.reader.queue_drops, repro_mib(s.reader.queued_bytes + s.store.queued_bytes),
+            s.open_streams, repro_mib(s.session_bytes), repro_mib(s.rss_bytes), spool, cpu_word(&s.prio),
             s.store.busy_retries > lv->last_report.store.busy_retries
                 ? "; database locked by another process, retrying"
                 : "",

@@ -60,11 +60,6 @@ static int is_spool_of(const char *name, const char *base, int64_t *capture_id)
     return 1;
 }
 
-static double mib(uint64_t b)
-{
-    return (double)b / (1024.0 * 1024.0);
-}
-
 /* Feeds one spool's unread batches to cap. Returns 0 (recovered, or left
  * with a warning: *removable says which) or the sink's error. */
 static int recover_one(int fd, const char *path, int announce, struct repro_capture *cap, int dlt,
@@ -117,18 +112,16 @@ static int recover_one(int fd, const char *path, int announce, struct repro_capt
     repro_spool_recovery_stats(rc, &st);
     out->packets += st.packets;
     out->bytes += st.bytes;
-    out->read_batches += st.read_batches;
-    out->skipped_batches += st.bad_batches;
     out->skipped_bytes += st.bad_bytes + st.torn_bytes;
     *infop = info;
     if (log && (st.packets || st.read_batches || st.bad_batches || st.torn_bytes)) {
         fprintf(log,
                 "repro: recovered %" PRIu64 " packets (%.1f MiB) of capture %" PRId64
                 " from its spool; %" PRIu64 " batches had been parsed before it ended",
-                st.packets, mib(st.bytes), info.capture_id, st.read_batches);
+                st.packets, repro_mib(st.bytes), info.capture_id, st.read_batches);
         if (st.bad_batches || st.torn_bytes)
             fprintf(log, "; skipped %" PRIu64 " damaged batches and %.1f MiB: %s", st.bad_batches,
-                    mib(st.bad_bytes + st.torn_bytes), repro_spool_recovery_problem(rc));
+                    repro_mib(st.bad_bytes + st.torn_bytes), repro_spool_recovery_problem(rc));
         fputc('\n', log);
         fflush(log);
     }
@@ -259,7 +252,6 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
             if (errno != ENOENT && log) /* ENOENT: recovered by another meanwhile */
                 fprintf(log, "repro: warning: cannot open spool %s: %s; left in place\n", path,
                         strerror(errno));
-            out->left += errno != ENOENT;
             continue;
         }
         if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
@@ -278,8 +270,6 @@ int repro_app_recover_spools(const char *db, struct repro_capture *cap, int dlt,
                 end_killed(db, &info, out->packets - before, into_id, log);
             unlinkat(dirfd(d), found[i].name, 0);
             out->spools++;
-        } else {
-            out->left++;
         }
         close(fd);
     }

@@ -15,12 +15,9 @@
 
 /* What the recovery found, over every spool left behind. */
 struct repro_app_recovery {
-    uint64_t spools;          /* recovered and removed */
-    uint64_t packets, bytes;  /* fed to the session (bytes: caplen) */
-    uint64_t read_batches;    /* parsed before the agent ended */
-    uint64_t skipped_batches; /* wrong checksum or records */
-    uint64_t skipped_bytes;   /* theirs and an unreadable tail */
-    uint64_t left;            /* spools left in place (other link type, unreadable, stopped) */
+    uint64_t spools;         /* recovered and removed */
+    uint64_t packets, bytes; /* fed to the session (bytes: caplen) */
+    uint64_t skipped_bytes;  /* damaged batches and unreadable tails */
 };
 
 /* The spool's file name (no directory) of this process's capture

@@ -118,7 +118,7 @@ struct repro_reader {
      * mu) and syncs the file when spool_dirty */
     pthread_t sync_thread;
     pthread_cond_t sync_cv;
-    int sync_running, sync_stop;
+    int sync_stop;
     atomic_int spool_dirty;
     atomic_int has_spool; /* spool_fd >= 0, readable without mu */
     /* since when the reader thread has waited for mu, 0 when it does not:
@@ -764,7 +764,6 @@ int repro_reader_spool(struct repro_reader *r, const char *dir, const char *name
     }
     snprintf(r->spool_name, sizeof r->spool_name, "%s", name);
     r->spool_dir_fd = dfd;
-    r->sync_running = 1;
     r->spool_fd = fd;
     atomic_store(&r->has_spool, 1);
     pthread_mutex_unlock(&r->mu);
@@ -777,13 +776,12 @@ static void spool_close(struct repro_reader *r, uint64_t left)
 {
     if (r->spool_fd < 0)
         return;
-    if (r->sync_running) {
-        pthread_mutex_lock(&r->mu);
-        r->sync_stop = 1;
-        pthread_cond_signal(&r->sync_cv);
-        pthread_mutex_unlock(&r->mu);
-        pthread_join(r->sync_thread, NULL);
-    }
+    /* a spool always has its sync thread (repro_reader_spool) */
+    pthread_mutex_lock(&r->mu);
+    r->sync_stop = 1;
+    pthread_cond_signal(&r->sync_cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->sync_thread, NULL);
     if (left)
         fdatasync(r->spool_fd);
     else

@@ -341,7 +341,7 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                     "all; spooled %llu batches, %.1f MiB at most\n",
                     (unsigned long long)res.prio.deferrals, (double)res.prio.deferred_ns / 1e9,
                     (unsigned long long)res.reader.spooled_batches,
-                    (double)res.reader.spool_peak_bytes / (1024.0 * 1024.0));
+                    repro_mib(res.reader.spool_peak_bytes));
         if (res.reader.spool_errors)
             fprintf(stderr,
                     "spool: %llu writes or reads failed (their packets are in the queue drops)\n",
@@ -351,9 +351,9 @@ int cmd_capture(struct cli_global *g, int argc, char **argv)
                     "recovered: %llu packets (%.1f MiB) from %llu spool(s) left by agents that "
                     "did not finish; %.1f MiB of them damaged, skipped\n",
                     (unsigned long long)res.recovery.packets,
-                    (double)res.recovery.bytes / (1024.0 * 1024.0),
+                    repro_mib(res.recovery.bytes),
                     (unsigned long long)res.recovery.spools,
-                    (double)res.recovery.skipped_bytes / (1024.0 * 1024.0));
+                    repro_mib(res.recovery.skipped_bytes));
         fprintf(stderr, "stored in '%s' as capture %lld\n", g->db, (long long)res.capture_id);
     }
     if (rc)

@@ -278,3 +278,8 @@ int repro_json_time_us(struct repro_buf *b, int64_t us)
         return repro_buf_append(b, "null", 4);
     return repro_buf_printf(b, "%lld.%06lld", (long long)(us / 1000000), (long long)(us % 1000000));
 }
+
+double repro_mib(uint64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024.0);
+}

@@ -194,6 +194,8 @@ size_t repro_budget_take_upto(struct repro_budget *b, size_t n);
  * with the text quoted in err. Thread-safe.
  */
 int repro_size_parse(const char *text, uint64_t *out, struct repro_error *err);
+/* bytes in MiB, for messages ("%.1f MiB"). */
+double repro_mib(uint64_t bytes);
 
 /* ---- stored formats --------------------------------------------------- */
 

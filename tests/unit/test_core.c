@@ -189,6 +189,14 @@ static void test_size_parse(void **state)
             assert_non_null(strstr(err.msg, "cannot read size"));
         }
     }
+    /* and back to MiB for messages, parsed sizes exactly */
+    {
+        uint64_t v = 0;
+        assert_int_equal(repro_size_parse("3M", &v, NULL), REPRO_OK);
+        assert_true(repro_mib(v) == 3.0);
+        assert_true(repro_mib(512u * 1024u) == 0.5);
+        assert_true(repro_mib(0) == 0.0);
+    }
 }
 
 static void test_budget(void **state)

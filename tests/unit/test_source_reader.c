@@ -400,6 +400,20 @@ static void test_spool_full_drops_and_counts(void **state)
     close_lo(&f);
 }
 
+/* Waits (bounded: 3 s) until the spool holds all n packets of send_n(f,
+ * n, 60000) and none waits in memory; checks it came to that. */
+static void wait_all_spooled(struct repro_reader *r, uint64_t n, struct repro_reader_stats *st)
+{
+    repro_reader_stats(r, st);
+    for (int tries = 0; tries < 150 && (st->spooled_bytes < n * 60042 || st->queued_bytes > 0);
+         tries++) {
+        usleep(20000); /* polling the counters */
+        repro_reader_stats(r, st);
+    }
+    assert_true(st->spooled_bytes >= n * 60042);
+    assert_int_equal(st->queued_bytes, 0);
+}
+
 /* A batch the consumer leaves waiting in memory for half a second goes to
  * the spool (a kill -9 must not lose a long backlog), though the queue has
  * room; it still comes back in order, and later ones follow it there. */
@@ -422,13 +436,7 @@ static void test_waiting_batches_go_to_spool(void **state)
     wait_packets(r, 20, &st);
     /* every packet in the spool (however the reader cut its batches),
      * none left in memory */
-    for (int tries = 0; tries < 150 && (st.spooled_bytes < 20 * 60042 || st.queued_bytes > 0);
-         tries++) {
-        usleep(20000); /* polling the counters, bounded: 3 s */
-        repro_reader_stats(r, &st);
-    }
-    assert_true(st.spooled_bytes >= 20 * 60042);
-    assert_int_equal(st.queued_bytes, 0);
+    wait_all_spooled(r, 20, &st);
     assert_true(spool_file_size(dir) > 20 * 60042);
     send_n(&f, 20, 60000); /* behind spooled batches: spooled at once */
     wait_packets(r, 40, &st);
@@ -507,12 +515,7 @@ static void test_spool_recovered_in_packet_order(void **state)
         tu_skip("needs root (live capture on lo)");
     send_n(&f, 60, 60000); /* 3.6 MB: more than the two batches of the queue */
     wait_packets(r, 60, &st);
-    for (int tries = 0; tries < 150 && (st.spooled_bytes < 60 * 60042 || st.queued_bytes > 0);
-         tries++) {
-        usleep(20000); /* polling the counters, bounded: 3 s */
-        repro_reader_stats(r, &st);
-    }
-    assert_int_equal(st.queued_bytes, 0);
+    wait_all_spooled(r, 60, &st);
     assert_int_equal(recover_in_order(dir, &next_no, &next_record_no, &rs, NULL), 60);
     repro_reader_stop(r);
     assert_int_equal(drain_in_order(r, 0, 1), 60);

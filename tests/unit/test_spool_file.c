@@ -88,6 +88,16 @@ static int spool_with(int batches, uint64_t *offs, uint64_t *end)
     return fd;
 }
 
+/* Punches out batch i's records and data, as the consumer does once it
+ * has read it (batch i + 1 follows it at offs[i + 1]). */
+static void punch_payload(int fd, const uint64_t *offs, int i)
+{
+    assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                               (off_t)(offs[i] + REPRO_SPOOL_BATCH_HEADER),
+                               (off_t)(offs[i + 1] - offs[i] - REPRO_SPOOL_BATCH_HEADER)),
+                     0);
+}
+
 /* Recovers fd; returns the record numbers handed back, in order, into
  * got (at most max), checking each packet's bytes. */
 static size_t recover(int fd, uint64_t *got, size_t max, struct repro_spool_recovery_stats *st,
@@ -178,10 +188,7 @@ static void test_read_batches_are_skipped(void **state)
 
     for (int i = 0; i < 2; i++) {
         assert_int_equal(pwrite(fd, &read, 4, (off_t)(offs[i] + REPRO_SPOOL_STATE_OFF)), 4);
-        assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                   (off_t)(offs[i] + REPRO_SPOOL_BATCH_HEADER),
-                                   (off_t)(offs[i + 1] - offs[i] - REPRO_SPOOL_BATCH_HEADER)),
-                         0);
+        punch_payload(fd, offs, i);
     }
     assert_int_equal(recover(fd, got, 16, &st, problem, sizeof problem), 6);
     assert_int_equal(got[0], 7);
@@ -257,10 +264,7 @@ static void test_damaged_payload_is_skipped(void **state)
     int fd = spool_with(4, offs, &end);
     (void)state;
 
-    assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                               (off_t)(offs[0] + REPRO_SPOOL_BATCH_HEADER),
-                               (off_t)(offs[1] - offs[0] - REPRO_SPOOL_BATCH_HEADER)),
-                     0);
+    punch_payload(fd, offs, 0);
     assert_int_equal(pread(fd, &byte, 1, (off_t)(offs[2] + 200)), 1);
     byte ^= 0x40;
     assert_int_equal(pwrite(fd, &byte, 1, (off_t)(offs[2] + 200)), 1);
